@@ -36,6 +36,7 @@ setup(
         "snmp": ["pyasn1>=0.6"],
         "dev": [
             "mypy>=2",
+            "mypy-zope>=1",
             "ruff>=0.17",
         ],
     },

@@ -1,0 +1,384 @@
+"""RawTcpHandler timing rules, driven by a task.Clock and a FakeEndpoint."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from helpers import tcpHandler
+from twisted.internet.defer import Deferred
+
+from twisted_ch import LinkDown, RawTcpHandler
+
+
+def result(d: Deferred[Any]) -> Any:
+    out: list[Any] = []
+    d.addBoth(out.append)
+    assert out, "Deferred has not fired"
+    return out[0]
+
+
+def test_connect_fires_connected_once_and_polls_every_pollFrequency() -> None:
+    polls: list[Any] = []
+    clock, ep, h, rec = tcpHandler(lambda handler: polls.append(handler), pollFrequency=2)
+    assert isinstance(h, RawTcpHandler)
+    assert h.ConnectionStatus == "Unknown"
+    assert result(h.Connect()) == "Connected"
+    assert rec.calls == [("Connected", (h, "Connected"))]
+    assert h.ConnectionStatus == "Connected"
+    clock.advance(1.9)
+    assert polls == []
+    clock.advance(0.1)
+    assert polls == [h]
+    clock.pump([2, 2, 2])
+    assert len(polls) == 4
+    assert result(h.Connect()) == "ConnectedAlready"
+    assert rec.names() == ["Connected"]
+
+
+def test_unanswered_polls_beyond_the_limit_drop_the_link_and_reconnect() -> None:
+    clock, ep, h, rec = tcpHandler(DisconnectLimit=3, pollFrequency=1, connectRetryTime=5)
+    h.Connect()
+    first = ep.transport
+    for t in (1, 2, 3):
+        clock.advance(1)
+        assert ep.written() == b"P", t
+        assert h.missedPolls == t
+    assert h.ConnectionStatus == "Connected"
+    clock.advance(1)  # t=4: a 4th poll would exceed the limit of 3 unanswered
+    assert first is not None and first.aborted
+    clock.advance(0)
+    assert h.ConnectionStatus == "Disconnected"
+    assert rec.names() == ["Connected", "Disconnected"]
+    assert len(ep.attempts) == 1
+    clock.advance(4.9)
+    assert len(ep.attempts) == 1
+    clock.advance(0.1)  # connectRetryTime after the drop
+    assert len(ep.attempts) == 2
+    assert rec.names() == ["Connected", "Disconnected", "Connected"]
+    assert h.missedPolls <= 1  # the count restarted with the new link
+
+
+def test_ResponseAccepted_resets_the_count() -> None:
+    def keepAlive(handler: Any) -> None:
+        handler.Send("P")
+
+    clock, ep, h, rec = tcpHandler(keepAlive, DisconnectLimit=2)
+
+    def onData(handler: Any, data: bytes) -> None:
+        if data == b"Pwr1\r\n":
+            handler.ResponseAccepted()
+
+    h.ReceiveData = onData
+    h.Connect()
+    for _ in range(20):
+        clock.advance(1)
+        assert ep.written() == b"P"
+        ep.respond(b"Pwr1\r\n")
+        assert h.missedPolls == 0
+    assert rec.names() == ["Connected"]
+    clock.advance(1)
+    clock.advance(1)
+    clock.advance(1)
+    clock.advance(0)
+    assert rec.names() == ["Connected", "Disconnected"]
+
+
+def test_device_close_is_noticed_at_once_and_retried_every_connectRetryTime() -> None:
+    clock, ep, h, rec = tcpHandler(connectRetryTime=3)
+    h.Connect()
+    ep.refuse = True
+    assert ep.transport is not None
+    ep.transport.deviceResets()
+    clock.advance(0)
+    assert h.ConnectionStatus == "Disconnected"
+    assert rec.names() == ["Connected", "Disconnected"]
+    for n in range(2, 6):
+        clock.advance(3)
+        assert len(ep.attempts) == n
+    # each refused attempt reports ConnectFailed; Disconnected is not repeated
+    assert rec.names() == ["Connected", "Disconnected"] + ["ConnectFailed"] * 4
+    assert rec.calls[-1] == ("ConnectFailed", (h, "Connection refused"))
+    ep.refuse = False
+    clock.advance(3)
+    assert rec.names()[-1] == "Connected"
+    assert h.reconnects == 5
+
+
+def test_first_attempt_refused_reports_ConnectFailed_and_Disconnected_once() -> None:
+    clock, ep, h, rec = tcpHandler(connectRetryTime=5)
+    ep.refuse = True
+    assert result(h.Connect()) == "Connection refused"
+    assert rec.names() == ["ConnectFailed", "Disconnected"]
+    assert h.ConnectionStatus == "Disconnected"
+    clock.advance(5)
+    assert rec.names() == ["ConnectFailed", "Disconnected", "ConnectFailed"]
+
+
+def test_AutoReconnect_off_attempts_once() -> None:
+    clock, ep, h, rec = tcpHandler(connectRetryTime=1)
+    h.AutoReconnect = False
+    ep.refuse = True
+    h.Connect()
+    clock.pump([1] * 10)
+    assert len(ep.attempts) == 1
+    assert all(getattr(c.func, "__name__", "") != "_retryNow" for c in clock.getDelayedCalls())
+
+
+def test_AutoReconnect_off_after_connect_no_reconnect_and_no_polling() -> None:
+    polls: list[int] = []
+    clock, ep, h, rec = tcpHandler(lambda handler: polls.append(1), connectRetryTime=1)
+    h.Connect()
+    clock.advance(1)
+    assert polls == [1]
+    h.AutoReconnect = False
+    assert ep.transport is not None
+    ep.transport.deviceCloses()
+    clock.pump([1] * 10)
+    assert len(ep.attempts) == 1
+    assert polls == [1]
+    # enabling does not connect by itself; Connect does
+    h.AutoReconnect = True
+    clock.pump([1] * 3)
+    assert len(ep.attempts) == 1
+    h.Connect()
+    assert len(ep.attempts) == 2
+    assert rec.names() == ["Connected", "Disconnected", "Connected"]
+
+
+def test_connect_timeout() -> None:
+    clock, ep, h, rec = tcpHandler(connectRetryTime=5)
+    ep.hang = True
+    d = h.Connect(timeout=2)
+    clock.advance(1.9)
+    assert not d.called
+    clock.advance(0.1)
+    assert result(d) == "Timed out"
+    assert rec.calls[0] == ("ConnectFailed", (h, "Timed out"))
+    clock.advance(5)
+    assert len(ep.attempts) == 2  # retried, still with the 2 s timeout
+    clock.advance(2)
+    assert rec.names().count("ConnectFailed") == 2
+
+
+def test_PollTimer_pause_resume_restart() -> None:
+    polls: list[int] = []
+    clock, ep, h, rec = tcpHandler(lambda handler: polls.append(1))
+    h.Connect()
+    clock.pump([1, 1])
+    assert len(polls) == 2
+    h.PollTimer.Pause()
+    assert h.PollTimer.State == "Paused"
+    clock.pump([1] * 30)
+    assert len(polls) == 2
+    assert h.ConnectionStatus == "Connected"  # no polls, no misses
+    h.PollTimer.Resume()
+    clock.advance(1)
+    assert len(polls) == 3
+    count = h.PollTimer.Count
+    h.PollTimer.Restart()
+    assert h.PollTimer.Count == 0 < count
+    clock.advance(1)
+    assert len(polls) == 4
+
+
+def test_raising_callbacks_do_not_stop_polling_or_reconnection() -> None:
+    calls: list[int] = []
+
+    def badKeepAlive(handler: Any) -> None:
+        calls.append(1)
+        raise RuntimeError("user bug")
+
+    clock, ep, h, rec = tcpHandler(badKeepAlive, DisconnectLimit=2, connectRetryTime=1)
+
+    def badEvent(*args: Any) -> None:
+        rec.calls.append(("bad", args))
+        raise ValueError("another user bug")
+
+    h.Connected = badEvent
+    h.Disconnected = badEvent
+    h.Connect()
+    clock.pump([1] * 3)
+    clock.advance(0)
+    assert len(calls) == 2
+    assert h.ConnectionStatus == "Disconnected"
+    clock.advance(1)
+    assert h.ConnectionStatus == "Connected"
+    clock.pump([1] * 2)
+    assert len(calls) == 4
+    assert [a[1] for n, a in rec.calls if n == "bad"] == ["Connected", "Disconnected", "Connected"]
+
+
+def test_a_keepalive_deferred_that_never_fires_does_not_stall_polling() -> None:
+    pending: list[Deferred[None]] = []
+
+    def stuck(handler: Any) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        pending.append(d)
+        return d
+
+    clock, ep, h, rec = tcpHandler(stuck, DisconnectLimit=3)
+    h.Connect()
+    clock.pump([1] * 4)
+    clock.advance(0)
+    # one call in flight is never duplicated, and the misses still count to a disconnect
+    assert len(pending) == 1
+    assert rec.names() == ["Connected", "Disconnected"]
+
+
+def test_coroutine_keepalive_on_the_reactor() -> None:
+    async def keepAlive(handler: Any) -> None:
+        response = await handler.SendAndWait("P", 1, deliTag=b"\r\n")
+        if response == b"Pwr1\r\n":
+            handler.ResponseAccepted()
+
+    clock, ep, h, rec = tcpHandler(keepAlive, DisconnectLimit=1)
+    h.Connect()
+    for _ in range(5):
+        clock.advance(1)
+        assert ep.written() == b"P"
+        ep.respond(b"Pwr1\r\n")
+    assert h.ConnectionStatus == "Connected"
+    assert h.missedPolls == 0
+
+
+def test_Disconnect_leaves_no_timers() -> None:
+    clock, ep, h, rec = tcpHandler(connectRetryTime=1)
+    h.Connect()
+    clock.pump([1] * 3)
+    d = h.Disconnect()
+    clock.advance(0)
+    assert result(d) is None
+    assert h.ConnectionStatus == "Disconnected"
+    assert h.PollTimer.State == "Stopped"
+    assert clock.getDelayedCalls() == []
+    clock.pump([1] * 10)
+    assert len(ep.attempts) == 1
+
+
+def test_Disconnect_while_waiting_to_retry_leaves_no_timers() -> None:
+    clock, ep, h, rec = tcpHandler(connectRetryTime=10)
+    ep.refuse = True
+    h.Connect()
+    assert clock.getDelayedCalls() != []
+    h.Disconnect()
+    assert clock.getDelayedCalls() == []
+
+
+def test_Send_while_disconnected_is_an_IOError() -> None:
+    clock, ep, h, rec = tcpHandler()
+    with pytest.raises(IOError, match="not connected"):
+        h.Send("P")
+    with pytest.raises(LinkDown):
+        h.SendAndWait("P", 1)
+
+
+def test_SendAndWait_conditions_and_timeouts() -> None:
+    clock, ep, h, rec = tcpHandler()
+    h.Connect()
+    d = h.SendAndWait("Q", 3, deliTag=b"\r\n")
+    assert ep.written() == b"Q"
+    ep.respond(b"Vol")
+    assert not d.called
+    ep.respond(b"42\r\nnext")
+    assert result(d) == b"Vol42\r\n"
+    assert rec.calls[-1] == ("ReceiveData", (h, b"next"))
+
+    d = h.SendAndWait(b"Q", 2, deliLen=3)
+    ep.respond(b"abcd")
+    assert result(d) == b"abc"
+
+    d = h.SendAndWait(b"Q", 2, deliRex=re.compile(rb"\d+\r"))
+    ep.respond(b"x12\r")
+    assert result(d) == b"x12\r"
+
+    d = h.SendAndWait(b"Q", 2, deliTag=b"\r")
+    ep.respond(b"never ends")
+    clock.advance(2)
+    assert result(d) == b""
+    assert rec.calls[-1] == ("ReceiveData", (h, b"never ends"))
+
+    d = h.SendAndWait(b"Q", 1.5)
+    ep.respond(b"a")
+    ep.respond(b"b")
+    clock.advance(1.5)
+    assert result(d) == b"ab"
+
+
+def test_SendAndWait_calls_are_served_in_order() -> None:
+    clock, ep, h, rec = tcpHandler()
+    h.Connect()
+    d1 = h.SendAndWait("A", 2, deliTag=b"\r")
+    d2 = h.SendAndWait("B", 2, deliTag=b"\r")
+    assert ep.written() == b"A"  # B waits for A's answer
+    ep.respond(b"a\r")
+    assert result(d1) == b"a\r"
+    assert ep.written() == b"B"
+    ep.respond(b"b\r")
+    assert result(d2) == b"b\r"
+
+
+def test_SendAndWait_on_link_loss_returns_empty() -> None:
+    clock, ep, h, rec = tcpHandler()
+    h.Connect()
+    d = h.SendAndWait("A", 5, deliTag=b"\r")
+    assert ep.transport is not None
+    ep.transport.deviceResets()
+    clock.advance(0)
+    assert result(d) == b""
+
+
+def test_OnDisconnected_forces_disconnected_and_reconnects() -> None:
+    clock, ep, h, rec = tcpHandler(connectRetryTime=2)
+    h.Connect()
+    h.PollTimer.Pause()
+    h.OnDisconnected()
+    clock.advance(0)
+    assert h.ConnectionStatus == "Disconnected"
+    assert rec.names() == ["Connected", "Disconnected"]
+    clock.advance(2)
+    assert rec.names() == ["Connected", "Disconnected", "Connected"]
+
+
+def test_handler_exposes_the_interface_api() -> None:
+    clock, ep, h, rec = tcpHandler()
+    assert h.Hostname == "192.0.2.1"
+    assert h.IPPort == 23
+    assert h.Protocol == "TCP"
+    assert h.Interface.Hostname == "192.0.2.1"
+    assert h.DisconnectLimit == 15
+    with pytest.raises(AttributeError, match="nor has the wrapped 'EthernetClientInterface'"):
+        h.NoSuchThing  # noqa: B018
+
+
+def test_event_attributes_reject_non_callables() -> None:
+    clock, ep, h, rec = tcpHandler()
+    with pytest.raises(TypeError, match="Connected event handler must be callable"):
+        h.Connected = "not a function"
+
+
+def test_strict_alternation_under_random_flapping() -> None:
+    import random
+
+    rnd = random.Random(1234)
+    clock, ep, h, rec = tcpHandler(DisconnectLimit=2, connectRetryTime=1)
+    h.Connect()
+    for _ in range(2000):
+        action = rnd.choice(["tick", "close", "reset", "refuse", "accept", "answer", "force"])
+        if action == "tick":
+            clock.advance(rnd.choice([0, 0.5, 1]))
+        elif action in ("close", "reset") and ep.transport is not None:
+            getattr(ep.transport, "deviceCloses" if action == "close" else "deviceResets")()
+        elif action == "refuse":
+            ep.refuse = True
+        elif action == "accept":
+            ep.refuse = False
+        elif action == "answer":
+            h.ResponseAccepted()
+        elif action == "force":
+            h.OnDisconnected()
+    states = [n for n in rec.names() if n in ("Connected", "Disconnected")]
+    assert len(states) > 50
+    assert all(a != b for a, b in zip(states, states[1:], strict=False))
+    assert states[-1] == h.ConnectionStatus

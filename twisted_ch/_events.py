@@ -1,0 +1,62 @@
+"""ControlScript-style event attributes: one settable callback per event name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
+
+from twisted_ch._runtime import Runtime
+
+Callback = Callable[..., object]
+Owner = TypeVar("Owner")
+
+
+class Event(Generic[Owner]):
+    """
+    A class attribute naming an event: instances hold one callback (or None) under it.
+
+    Assigning anything but a callable or None raises L{TypeError} at once.
+    """
+
+    def __init__(self, doc: str = "") -> None:
+        self.__doc__ = doc
+        self.name = ""
+        self._slot = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self._slot = f"_event_{name}"
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> Event[Owner]: ...
+
+    @overload
+    def __get__(self, obj: Owner, objtype: type | None = None) -> Callback | None: ...
+
+    def __get__(
+        self, obj: Owner | None, objtype: type | None = None
+    ) -> Event[Owner] | Callback | None:
+        if obj is None:
+            return self
+        value: Callback | None = obj.__dict__.get(self._slot)
+        return value
+
+    def __set__(self, obj: Owner, value: Callback | None) -> None:
+        if value is not None and not callable(value):
+            raise TypeError(
+                f"the {self.name} event handler must be callable or None, "
+                f"not {type(value).__name__}"
+            )
+        obj.__dict__[self._slot] = value
+
+
+def eventNames(cls: type) -> list[str]:
+    """Names of the events a class declares."""
+    return [n for n in dir(cls) if isinstance(getattr(cls, n, None), Event)]
+
+
+def emit(runtime: Runtime, obj: Any, name: str, *args: object) -> None:
+    """Call C{obj}'s callback for event C{name}, if any, through the runtime's dispatcher."""
+    callback = obj.__dict__.get(f"_event_{name}")
+    if callback is not None:
+        runtime.call(callback, *args)

@@ -1,0 +1,187 @@
+"""L{GetConnectionHandler}: picks the handler class for an interface, per the manual's table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted_ch._handlers import (
+    ConnectionHandler,
+    RawSimplePipeHandler,
+    RawTcpHandler,
+    checkCount,
+    checkSeconds,
+)
+from twisted_ch._version import __version__
+
+
+def ModuleVersion() -> str:
+    """The ConnectionHandler module version this package implements."""
+    return __version__
+
+
+def _isModule(Interface: Any, keepAliveQuery: object) -> bool:
+    """A Global Scripter module: has C{Update<query>} and C{SubscribeStatus} callables."""
+    return (
+        isinstance(keepAliveQuery, str)
+        and callable(getattr(Interface, "Update" + keepAliveQuery, None))
+        and callable(getattr(Interface, "SubscribeStatus", None))
+    )
+
+
+def GetConnectionHandler(
+    Interface: Any,
+    keepAliveQuery: Any = None,
+    keepAliveQueryQualifier: dict[str, Any] | None = None,
+    DisconnectLimit: int = 15,
+    pollFrequency: float = 1,
+    connectRetryTime: float = 5,
+    serverTimeout: float = 300,
+    *,
+    reactor: Any = None,
+) -> Any:
+    """
+    Create the connection handler suited to C{Interface}.
+
+    @raise TypeError: C{Interface} is an EthernetServerInterface (non-Ex), a UDP
+        EthernetServerInterfaceEx, or no supported interface type; or an argument's type is
+        wrong.
+    @raise ValueError: an EthernetClientInterface's Protocol is not TCP, UDP or SSH; or
+        C{keepAliveQuery} is neither a callable nor the name of the module's Update command.
+    """
+    from twisted_ch.extronlib import interface as ifc
+
+    serverEx = getattr(ifc, "EthernetServerInterfaceEx", None)
+    server = getattr(ifc, "EthernetServerInterface", None)
+    if serverEx is not None and isinstance(Interface, serverEx):
+        if getattr(Interface, "Protocol", "TCP") == "UDP":
+            raise TypeError(
+                "UDP EthernetServerInterfaceEx is not supported: only TCP servers have clients "
+                "to time out; use the interface without a connection handler"
+            )
+        from twisted_ch._server import ServerExHandler
+
+        return ServerExHandler(
+            Interface,
+            checkSeconds(serverTimeout, "serverTimeout"),
+            checkSeconds(connectRetryTime, "connectRetryTime"),
+            reactor=reactor,
+        )
+    if server is not None and isinstance(Interface, server):
+        raise TypeError("EthernetServerInterface is not supported; use EthernetServerInterfaceEx")
+
+    checkCount(DisconnectLimit, "DisconnectLimit")
+    checkSeconds(pollFrequency, "pollFrequency")
+    checkSeconds(connectRetryTime, "connectRetryTime")
+    if keepAliveQueryQualifier is not None and not isinstance(keepAliveQueryQualifier, dict):
+        raise TypeError(
+            f"keepAliveQueryQualifier must be a dict, not {type(keepAliveQueryQualifier).__name__}"
+        )
+
+    if _isModule(Interface, keepAliveQuery):
+        return _moduleHandler(
+            Interface,
+            keepAliveQuery,
+            keepAliveQueryQualifier,
+            DisconnectLimit,
+            pollFrequency,
+            connectRetryTime,
+            reactor,
+        )
+    if isinstance(keepAliveQuery, str):
+        raise ValueError(
+            f"keepAliveQuery {keepAliveQuery!r} is not an Update command of "
+            f"{type(Interface).__name__} (a Global Scripter module needs Update{keepAliveQuery} "
+            f"and SubscribeStatus); pass a callable for a plain interface"
+        )
+    if keepAliveQuery is not None and not callable(keepAliveQuery):
+        raise ValueError(
+            "keepAliveQuery must be the name of an Update function in a Global Scripter Module "
+            f"or a callable, not {type(keepAliveQuery).__name__}"
+        )
+
+    ethernet = ifc.EthernetClientInterface
+    if isinstance(Interface, ethernet):
+        protocol = Interface.Protocol
+        if protocol in ("TCP", "SSH"):
+            return RawTcpHandler(
+                Interface,
+                DisconnectLimit,
+                pollFrequency,
+                keepAliveQuery,
+                connectRetryTime,
+                reactor=reactor,
+            )
+        if protocol == "UDP":
+            return RawSimplePipeHandler(
+                Interface,
+                DisconnectLimit,
+                pollFrequency,
+                keepAliveQuery,
+                connectRetryTime,
+                reactor=reactor,
+            )
+        raise ValueError(f"Unsupported Ethernet protocol type: {protocol!r} (use TCP, UDP or SSH)")
+
+    linkBase = ifc.LinkInterface
+    if isinstance(Interface, linkBase):
+        # Serial, SP and other pipes report no connection state; Dante and endpoint links do
+        cls: type[ConnectionHandler] = (
+            RawTcpHandler if Interface.connectionOriented else RawSimplePipeHandler
+        )
+        return cls(  # type: ignore[call-arg]
+            Interface,
+            DisconnectLimit,
+            pollFrequency,
+            keepAliveQuery,
+            connectRetryTime,
+            reactor=reactor,
+        )
+    raise TypeError(f"{type(Interface).__name__!r} is not a supported interface type")
+
+
+def _moduleHandler(
+    Interface: Any,
+    keepAliveQuery: str,
+    qualifier: dict[str, Any] | None,
+    DisconnectLimit: int,
+    pollFrequency: float,
+    connectRetryTime: float,
+    reactor: Any,
+) -> Any:
+    from twisted_ch._modules import ModuleSimplePipeHandler, ModuleTcpHandler
+
+    if _moduleIsConnectionOriented(Interface):
+        return ModuleTcpHandler(
+            Interface,
+            DisconnectLimit,
+            pollFrequency,
+            keepAliveQuery,
+            qualifier,
+            connectRetryTime,
+            reactor=reactor,
+        )
+    return ModuleSimplePipeHandler(
+        Interface,
+        DisconnectLimit,
+        pollFrequency,
+        keepAliveQuery,
+        qualifier,
+        connectRetryTime,
+        reactor=reactor,
+    )
+
+
+def _moduleIsConnectionOriented(Interface: Any) -> bool:
+    from twisted_ch.extronlib import interface as ifc
+
+    ethernet = ifc.EthernetClientInterface
+    if isinstance(Interface, ethernet):
+        protocol = Interface.Protocol
+        if protocol in ("TCP", "SSH"):
+            return True
+        if protocol == "UDP":
+            return False
+        raise ValueError(f"Unsupported Ethernet protocol type: {protocol!r} (use TCP, UDP or SSH)")
+    if getattr(Interface, "ConnectionType", None) == "HTTP":
+        return False
+    return bool(getattr(Interface, "connectionOriented", False))

@@ -1,0 +1,424 @@
+"""
+The connection handlers: keep-alive polling with a missed-response counter, and reconnection.
+
+A handler wraps an interface, watches its link, and offers the interface's API plus its own
+(C{Connected}/C{Disconnected} events, C{ConnectionStatus}, C{PollTimer}, ...).  Attributes it does
+not define are read from the wrapped interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+from twisted_ch._events import Event, emit
+from twisted_ch._link import DeviceLink
+from twisted_ch._runtime import ReactorDispatcher, Runtime, resolveRuntime
+from twisted_ch.extronlib.system import Timer
+
+Status = Literal["Connected", "Disconnected", "Unknown"]
+KeepAlive = Callable[[Any], object]
+
+_REACTOR_DISPATCH = ReactorDispatcher()
+
+
+def checkCount(value: object, what: str) -> int:
+    """Validate a positive int argument."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{what} must be at least 1, got {value}")
+    return value
+
+
+def checkSeconds(value: object, what: str) -> float:
+    """Validate a positive number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return float(value)
+
+
+class ConnectionHandler:
+    """
+    Base class for all client-type connection handlers (use L{GetConnectionHandler}).
+
+    Connected and Disconnected strictly alternate: each change of L{ConnectionStatus} is reported
+    once, through the event of that name.
+    """
+
+    log = Logger()
+
+    Connected = Event["ConnectionHandler"]("Called as C{(handler, 'Connected')}.")
+    Disconnected = Event["ConnectionHandler"]("Called as C{(handler, 'Disconnected')}.")
+
+    def __init__(self, Interface: Any, pollFrequency: float, *, reactor: Any = None) -> None:
+        checkSeconds(pollFrequency, "pollFrequency")
+        ifaceRuntime = getattr(Interface, "_rt", None)
+        self._rt: Runtime = (
+            ifaceRuntime
+            if reactor is None and isinstance(ifaceRuntime, Runtime)
+            else resolveRuntime(reactor)
+        )
+        self._WrappedInterface = Interface
+        self._status: Status = "Unknown"
+        self._DisconnectLimit = 15
+        self._missed = 0
+        self._keepAliveBusy = False
+        self.polls = 0
+        self.transitions = 0
+        self.since = self._rt.reactor.seconds()
+        self._PollTimer = Timer(
+            pollFrequency, self._pollTick, reactor=self._rt.reactor, _dispatcher=_REACTOR_DISPATCH
+        )
+        self._PollTimer.Pause()
+
+    # documented properties
+
+    @property
+    def ConnectionStatus(self) -> Status:
+        """'Connected', 'Disconnected' or 'Unknown'."""
+        return self._status
+
+    @property
+    def DisconnectLimit(self) -> int:
+        """The number of missed responses that indicates a disconnected device."""
+        return self._DisconnectLimit
+
+    @property
+    def Interface(self) -> Any:
+        """The wrapped interface or Global Scripter module."""
+        return self._WrappedInterface
+
+    @property
+    def PollTimer(self) -> Timer:
+        """The L{Timer} that schedules keep-alive polling."""
+        return self._PollTimer
+
+    @property
+    def missedPolls(self) -> int:
+        """Keep-alive polls sent since the last accepted response."""
+        return self._missed
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for names this class lacks: fall through to the wrapped interface
+        if name.startswith("__") or name == "_WrappedInterface":
+            raise AttributeError(name)
+        try:
+            return getattr(self._WrappedInterface, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}, nor has the "
+                f"wrapped {type(self._WrappedInterface).__name__!r}"
+            ) from None
+
+    # state
+
+    def _setStatus(self, value: Status, why: str = "") -> None:
+        if value == self._status:
+            return
+        previous, self._status = self._status, value
+        self.transitions += 1
+        self.since = self._rt.reactor.seconds()
+        self.log.info(
+            "{handler} {previous} -> {status}{why}",
+            handler=self,
+            previous=previous,
+            status=value,
+            why=f" ({why})" if why else "",
+            chStatus=value,
+        )
+        self._statusChanged(value)
+        emit(self._rt, self, value, self, value)
+
+    def _statusChanged(self, value: Status) -> None:
+        """Hook for subclasses, called before the event."""
+
+    def stats(self) -> dict[str, object]:
+        """Counters for operators: status, since, polls, misses, transitions, last error."""
+        link: DeviceLink | None = getattr(self._WrappedInterface, "link", None)
+        return {
+            "status": self._status,
+            "since": self.since,
+            "polls": self.polls,
+            "misses": self._missed,
+            "transitions": self.transitions,
+            "lastError": link.lastError if link is not None else None,
+        }
+
+    # polling
+
+    def _pollTick(self, timer: Timer, count: int) -> None:
+        """One PollTimer tick (reactor thread)."""
+        raise NotImplementedError
+
+    def _countPoll(self) -> bool:
+        """Count one poll; True when the limit of unanswered polls is exceeded."""
+        self.polls += 1
+        self._missed += 1
+        return self._missed > self._DisconnectLimit
+
+    def _runKeepAlive(self, query: KeepAlive | None, *args: object) -> None:
+        if query is None:
+            return
+        if self._keepAliveBusy:
+            self.log.debug("{handler}: keep-alive still running; poll not sent", handler=self)
+            return
+        self._keepAliveBusy = True
+        self._rt.call(query, *args).addBoth(self._keepAliveDone)
+
+    def _keepAliveDone(self, _: object) -> None:
+        self._keepAliveBusy = False
+
+    # shared API
+
+    def ResponseAccepted(self) -> None:
+        """Reset the missed-response count: call it when a good keep-alive response arrived."""
+        self._rt.twoFaced(self._responseAccepted)
+
+    def _responseAccepted(self) -> None:
+        self._missed = 0
+
+    def OnDisconnected(self) -> None:
+        """Force the Disconnected state (for example when the port's host went offline)."""
+        self._rt.twoFaced(self._forceDisconnected)
+
+    def _forceDisconnected(self) -> None:
+        self._missed = 0
+        self._setStatus("Disconnected", "forced")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._WrappedInterface!r} {self._status}>"
+
+
+class _LinkHandler(ConnectionHandler):
+    """A handler over an interface that has a L{DeviceLink} (every raw handler)."""
+
+    ReceiveData = Event["ConnectionHandler"]("Called as C{(handler, data)} for received bytes.")
+
+    def __init__(
+        self,
+        Interface: Any,
+        DisconnectLimit: int,
+        pollFrequency: float,
+        keepAliveQuery: KeepAlive | None,
+        *,
+        reactor: Any = None,
+    ) -> None:
+        super().__init__(Interface, pollFrequency, reactor=reactor)
+        self._DisconnectLimit = checkCount(DisconnectLimit, "DisconnectLimit")
+        if keepAliveQuery is not None and not callable(keepAliveQuery):
+            raise TypeError(f"keepAliveQuery must be callable, not {type(keepAliveQuery).__name__}")
+        self._keepAliveQuery = keepAliveQuery
+        link = getattr(Interface, "link", None)
+        if not isinstance(link, DeviceLink):
+            raise TypeError(f"{type(Interface).__name__} is not a twisted_ch device interface")
+        self._link = link
+        link.observers.append(self)
+
+    # link observer (reactor thread)
+
+    def linkMade(self) -> None:
+        self._missed = 0
+
+    def linkLost(self, reason: str) -> None:
+        self._setStatus("Disconnected", reason)
+
+    def linkData(self, data: bytes) -> None:
+        emit(self._rt, self, "ReceiveData", self, data)
+
+    def linkFailed(self, reason: str) -> None:
+        pass
+
+    # data API, through the interface (validation and both faces live there)
+
+    def Send(self, data: bytes | str) -> None:
+        """Send data without waiting; IOError when the link is down."""
+        self._WrappedInterface.Send(data)
+
+    def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
+        """Send and wait for the response (see the interface's SendAndWait)."""
+        return self._WrappedInterface.SendAndWait(data, timeout, **delimiter)
+
+    def Disconnect(self) -> Any:
+        """Stop polling and reconnecting, and close the link (a Deferred on the reactor)."""
+        return self._rt.twoFaced(self._disconnect)
+
+    def _disconnect(self) -> Deferred[None]:
+        self._PollTimer.Stop()
+        return self._link.close()
+
+
+class RawTcpHandler(_LinkHandler):
+    """
+    Keeps a TCP or SSH (or any connection-oriented) interface connected: polls while connected,
+    drops the link after DisconnectLimit unanswered polls, and reconnects every
+    C{connectRetryTime} seconds while L{AutoReconnect} is on.
+    """
+
+    ConnectFailed = Event["ConnectionHandler"]("Called as C{(handler, reason)} per failed attempt.")
+
+    def __init__(
+        self,
+        Interface: Any,
+        DisconnectLimit: int = 15,
+        pollFrequency: float = 1,
+        keepAliveQuery: KeepAlive | None = None,
+        connectRetryTime: float = 5,
+        *,
+        reactor: Any = None,
+    ) -> None:
+        super().__init__(Interface, DisconnectLimit, pollFrequency, keepAliveQuery, reactor=reactor)
+        self._retryTime = checkSeconds(connectRetryTime, "connectRetryTime")
+        self._autoReconnect = True
+        self._wanted = False
+        self._connectTimeout: float | None = None
+        self._retry: IDelayedCall | None = None
+        self.reconnects = 0
+
+    @property
+    def AutoReconnect(self) -> bool:
+        """Whether the handler reconnects after a disconnect or failed attempt."""
+        return self._autoReconnect
+
+    @AutoReconnect.setter
+    def AutoReconnect(self, value: bool) -> None:
+        self._rt.twoFaced(self._setAutoReconnect, bool(value))
+
+    @property
+    def connectRetryTime(self) -> float:
+        """Seconds between reconnection attempts."""
+        return self._retryTime
+
+    def _setAutoReconnect(self, value: bool) -> None:
+        self._autoReconnect = value
+        if not value:
+            self._cancelRetry()
+
+    def Connect(self, timeout: float | None = None) -> Any:
+        """
+        Connect and start polling; one attempt unless AutoReconnect is on.  Returns the first
+        attempt's result ('Connected', 'ConnectedAlready' or the failure reason); a Deferred of it
+        on the reactor thread.
+        """
+        if timeout is not None:
+            timeout = checkSeconds(timeout, "timeout")
+        return self._rt.twoFaced(self._connect, timeout)
+
+    #: The manual's "TCP Extras" example starts a handler with C{StartPolling()}.
+    StartPolling = Connect
+
+    def _connect(self, timeout: float | None) -> Deferred[str]:
+        self._wanted = True
+        self._connectTimeout = timeout
+        if self._PollTimer.State != "Running":
+            self._PollTimer.Restart()
+        self._cancelRetry()
+        return self._link.connect(timeout)
+
+    def _disconnect(self) -> Deferred[None]:
+        self._wanted = False
+        self._cancelRetry()
+        return super()._disconnect()
+
+    def _cancelRetry(self) -> None:
+        if self._retry is not None:
+            if self._retry.active():
+                self._retry.cancel()
+            self._retry = None
+
+    def _scheduleRetry(self) -> None:
+        if self._wanted and self._autoReconnect and self._retry is None:
+            self._retry = self._rt.reactor.callLater(self._retryTime, self._retryNow)
+
+    def _retryNow(self) -> None:
+        self._retry = None
+        if self._wanted and self._autoReconnect and self._link.state == "closed":
+            self.reconnects += 1
+            self._link.connect(self._connectTimeout)
+
+    def linkMade(self) -> None:
+        super().linkMade()
+        self._cancelRetry()
+        self._setStatus("Connected")
+
+    def linkLost(self, reason: str) -> None:
+        super().linkLost(reason)
+        self._scheduleRetry()
+
+    def linkFailed(self, reason: str) -> None:
+        emit(self._rt, self, "ConnectFailed", self, reason)
+        self._setStatus("Disconnected", reason)
+        self._scheduleRetry()
+
+    def _pollTick(self, timer: Timer, count: int) -> None:
+        if not self._link.connected:
+            return
+        if self._countPoll():
+            self.log.info(
+                "{handler}: {n} keep-alive polls unanswered; dropping the link",
+                handler=self,
+                n=self._missed - 1,
+            )
+            self._link.abort()
+            return
+        self._runKeepAlive(self._keepAliveQuery, self)
+
+    def _forceDisconnected(self) -> None:
+        super()._forceDisconnected()
+        self._link.abort()
+
+    def stats(self) -> dict[str, object]:
+        return {**super().stats(), "reconnects": self.reconnects}
+
+
+class RawSimplePipeHandler(_LinkHandler):
+    """
+    Watches a serial, UDP or SP interface, whose transport reports no connection state: the
+    keep-alive decides.  L{ResponseAccepted} means Connected; more than DisconnectLimit unanswered
+    polls mean Disconnected (polling goes on, so the device can come back).  A lost port is
+    reopened every C{connectRetryTime} seconds.
+    """
+
+    def __init__(
+        self,
+        Interface: Any,
+        DisconnectLimit: int = 15,
+        pollFrequency: float = 1,
+        keepAliveQuery: KeepAlive | None = None,
+        connectRetryTime: float = 5,
+        *,
+        reactor: Any = None,
+    ) -> None:
+        if keepAliveQuery is None:
+            raise ValueError(
+                "a serial, UDP or SP interface needs a keepAliveQuery: its state comes from it"
+            )
+        super().__init__(Interface, DisconnectLimit, pollFrequency, keepAliveQuery, reactor=reactor)
+        self._link.reopenDelay = checkSeconds(connectRetryTime, "connectRetryTime")
+
+    def Connect(self, timeout: float | None = None) -> None:
+        """Open the port (and keep it open) and start the polling loop."""
+        self._rt.twoFaced(self._connect)
+
+    StartPolling = Connect
+
+    def _connect(self) -> None:
+        self._link.open()
+        if self._PollTimer.State != "Running":
+            self._PollTimer.Restart()
+
+    def _responseAccepted(self) -> None:
+        super()._responseAccepted()
+        self._setStatus("Connected")
+
+    def _pollTick(self, timer: Timer, count: int) -> None:
+        if self._countPoll():
+            self._setStatus("Disconnected", f"{self._missed - 1} polls unanswered")
+        if self._link.connected:
+            self._runKeepAlive(self._keepAliveQuery, self)

@@ -1,0 +1,265 @@
+"""
+A device link: one endpoint, at most one live L{DeviceProtocol}, and the connect/close rules.
+
+Interfaces own a link; handlers watch it.  Everything here runs on the reactor thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+from twisted.internet import error
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher
+from twisted_ch.protocols.device import DeviceProtocol, LinkDown
+
+#: Seconds a connect attempt may take when the caller gives no timeout.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+LinkState = Literal["closed", "connecting", "connected", "closing"]
+
+
+class LinkObserver(Protocol):
+    """Told about a link's transitions, on the reactor thread."""
+
+    def linkMade(self) -> None:
+        """The link connected."""
+
+    def linkLost(self, reason: str) -> None:
+        """The link, once connected, is gone."""
+
+    def linkData(self, data: bytes) -> None:
+        """Unclaimed bytes arrived."""
+
+    def linkFailed(self, reason: str) -> None:
+        """A connect attempt failed."""
+
+
+def describeFailure(failure: Failure) -> str:
+    """A short, human-readable reason for a connect failure or a lost link."""
+    e = failure.value
+    if isinstance(e, error.ConnectionRefusedError):
+        return "Connection refused"
+    if isinstance(e, CancelledError | DeferredTimeout | error.TimeoutError | TimeoutError):
+        return "Timed out"
+    if isinstance(e, error.DNSLookupError):
+        return f"Host not found: {e.args[0] if e.args else e}"
+    if isinstance(e, error.ConnectionDone):
+        return "Connection closed"
+    if isinstance(e, error.ConnectionLost):
+        return "Connection lost"
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+class _LinkFactory(Factory):
+    def __init__(self, link: DeviceLink) -> None:
+        self.link = link
+
+    def buildProtocol(self, addr: IAddress) -> DeviceProtocol:
+        return DeviceProtocol(self.link, self.link.clock, self.link.maxResponse)
+
+
+class DeviceLink:
+    """
+    Connects an endpoint on request and reports what happens to its observers.
+
+    With C{reopenDelay} set, the link keeps itself open: it connects at L{open} and again that
+    many seconds after every failure or loss, until L{close} (serial ports and UDP sockets, whose
+    status the keep-alive decides, work this way).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint | Callable[[], IStreamClientEndpoint],
+        clock: IReactorTime,
+        description: str,
+        maxResponse: int = DEFAULT_MAX_RESPONSE,
+        reopenDelay: float | None = None,
+    ) -> None:
+        self._endpoint = endpoint
+        self.clock = clock
+        self.description = description
+        self.maxResponse = maxResponse
+        self.reopenDelay = reopenDelay
+        self.state: LinkState = "closed"
+        self.protocol: DeviceProtocol | None = None
+        self.observers: list[LinkObserver] = []
+        self.lastError: str | None = None
+        self._attempt: Deferred[DeviceProtocol] | None = None
+        self._attemptWaiters: list[Deferred[str]] = []
+        self._closeWaiters: list[Deferred[None]] = []
+        self._reopen: IDelayedCall | None = None
+        self._keepOpen = False
+
+    @property
+    def connected(self) -> bool:
+        """Whether a transport is connected now."""
+        return self.state == "connected"
+
+    def _makeEndpoint(self) -> IStreamClientEndpoint:
+        if callable(self._endpoint) and not IStreamClientEndpoint.providedBy(self._endpoint):
+            return self._endpoint()
+        return self._endpoint
+
+    def connect(self, timeout: float | None = None) -> Deferred[str]:
+        """
+        Connect once.
+
+        @return: Deferred firing with C{'Connected'}, C{'ConnectedAlready'}, or the failure reason
+            (it never fails).
+        """
+        if self.state == "connected":
+            return succeed("ConnectedAlready")
+        result: Deferred[str] = Deferred()
+        self._attemptWaiters.append(result)
+        if self.state == "connecting":
+            return result
+        self._cancelReopen()
+        self.state = "connecting"
+        try:
+            attempt = self._makeEndpoint().connect(_LinkFactory(self))
+        except Exception:
+            attempt = Deferred()
+            attempt.errback()
+        self._attempt = attempt
+        attempt.addTimeout(DEFAULT_CONNECT_TIMEOUT if timeout is None else timeout, self.clock)
+        attempt.addCallbacks(self._attemptSucceeded, self._attemptFailed)
+        return result
+
+    def _finishAttempt(self, outcome: str) -> None:
+        self._attempt = None
+        waiters, self._attemptWaiters = self._attemptWaiters, []
+        for d in waiters:
+            d.callback(outcome)
+
+    def _attemptSucceeded(self, protocol: DeviceProtocol) -> None:
+        # linkMade has already run (connectionMade comes before the endpoint's Deferred fires)
+        self._finishAttempt("Connected" if self.state == "connected" else "Connection lost")
+
+    def _attemptFailed(self, failure: Failure) -> None:
+        wanted = self.state == "connecting"
+        self.state = "closed"
+        if not wanted:  # close() cancelled it
+            self._finishAttempt("Cancelled")
+            self._notifyClosed()
+            return
+        reason = describeFailure(failure)
+        self.lastError = reason
+        self.log.info("{link}: connect failed: {reason}", link=self.description, reason=reason)
+        self._finishAttempt(reason)
+        for o in list(self.observers):
+            o.linkFailed(reason)
+        self._scheduleReopen()
+        self._notifyClosed()
+
+    # DeviceSink
+
+    def linkMade(self, protocol: DeviceProtocol) -> None:
+        if self.state == "closing":
+            protocol.abort()
+            return
+        self.protocol = protocol
+        self.state = "connected"
+        self.lastError = None
+        self.log.info("{link}: connected", link=self.description)
+        for o in list(self.observers):
+            o.linkMade()
+
+    def linkData(self, data: bytes) -> None:
+        for o in list(self.observers):
+            o.linkData(data)
+
+    def linkLost(self, reason: Failure) -> None:
+        wasWanted = self.state == "connected"
+        self.protocol = None
+        self.state = "closed"
+        why = describeFailure(reason)
+        if wasWanted:
+            self.lastError = why
+        self.log.info("{link}: disconnected ({reason})", link=self.description, reason=why)
+        for o in list(self.observers):
+            o.linkLost(why)
+        if wasWanted:
+            self._scheduleReopen()
+        self._notifyClosed()
+
+    # keeping a link open
+
+    def open(self) -> None:
+        """Connect now and keep reconnecting after losses (needs C{reopenDelay})."""
+        self._keepOpen = True
+        if self.state == "closed":
+            self.connect()
+
+    def _scheduleReopen(self) -> None:
+        if self._keepOpen and self.reopenDelay is not None and self._reopen is None:
+            self._reopen = self.clock.callLater(self.reopenDelay, self._doReopen)
+
+    def _doReopen(self) -> None:
+        self._reopen = None
+        if self._keepOpen and self.state == "closed":
+            self.connect()
+
+    def _cancelReopen(self) -> None:
+        if self._reopen is not None:
+            if self._reopen.active():
+                self._reopen.cancel()
+            self._reopen = None
+
+    # closing
+
+    def close(self) -> Deferred[None]:
+        """Stop keeping the link open and disconnect; fires once no transport is left."""
+        self._keepOpen = False
+        self._cancelReopen()
+        if self.state == "closed":
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._closeWaiters.append(d)
+        if self.state == "connecting":
+            self.state = "closing"
+            if self._attempt is not None:
+                self._attempt.cancel()
+        elif self.state == "connected":
+            self.state = "closing"
+            assert self.protocol is not None
+            transport = self.protocol.transport
+            if transport is not None:
+                transport.loseConnection()
+        return d
+
+    def abort(self) -> None:
+        """Drop the connected transport at once (a silent device); observers see the loss."""
+        if self.protocol is not None:
+            self.protocol.abort()
+
+    def _notifyClosed(self) -> None:
+        if self.state != "closed":
+            return
+        waiters, self._closeWaiters = self._closeWaiters, []
+        for d in waiters:
+            d.callback(None)
+
+    # data
+
+    def send(self, data: bytes) -> None:
+        """Write to the device; L{LinkDown} if not connected."""
+        if self.protocol is None or self.state != "connected":
+            raise LinkDown(f"{self.description} is not connected")
+        self.protocol.send(data)
+
+    def sendAndWait(self, data: bytes, timeout: float, matcher: ResponseMatcher) -> Deferred[bytes]:
+        """Send and collect a response (see L{DeviceProtocol.sendAndWait})."""
+        if self.protocol is None or self.state != "connected":
+            raise LinkDown(f"{self.description} is not connected")
+        return self.protocol.sendAndWait(data, timeout, matcher)

@@ -1,0 +1,238 @@
+"""
+Where user code runs: the two faces of twisted_ch.
+
+Twisted code runs on the reactor thread: its callbacks are called there, and waiting calls
+(C{Connect}, C{SendAndWait}, ...) return Deferreds.  ControlScript-style program code runs on a
+L{ProgramThread}: callbacks created from it are queued to that thread in order, and the same waiting
+calls block the program thread (never the reactor) and return plain values.
+
+The rule: a waiting call made on the reactor thread (or before any reactor ran) returns a Deferred;
+made from any other thread, it blocks until the reactor has the answer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.threads import blockingCallFromThread
+from twisted.logger import Logger
+from twisted.python import threadable
+from twisted.python.failure import Failure
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+log = Logger(namespace="twisted_ch")
+
+
+def describe(f: object) -> str:
+    """A short name for a callable, for log lines."""
+    return getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or repr(f)
+
+
+class Dispatcher(Protocol):
+    """Runs user callbacks somewhere; a raising callback is logged, never propagated."""
+
+    def call(self, f: Callable[..., object], *args: object) -> Deferred[None]:
+        """Run C{f(*args)}; the Deferred fires (with None) once it has finished."""
+
+
+class ReactorDispatcher:
+    """Calls user callbacks at once on the reactor thread (the Twisted face)."""
+
+    def call(self, f: Callable[..., object], *args: object) -> Deferred[None]:
+        try:
+            result = f(*args)
+        except Exception:
+            log.failure("callback {callback} raised", callback=describe(f))
+            return succeed(None)
+        if inspect.isawaitable(result):
+            result = ensureDeferred(result)  # type: ignore[arg-type]
+        if isinstance(result, Deferred):
+            d: Deferred[None] = Deferred()
+
+            def done(r: object) -> None:
+                if isinstance(r, Failure):
+                    log.failure("callback {callback} failed", r, callback=describe(f))
+                d.callback(None)
+
+            result.addBoth(done)
+            return d
+        return succeed(None)
+
+
+class ProgramThread:
+    """
+    A thread that runs ControlScript-style program code and, in order, the callbacks it registered.
+
+    Callbacks are queued from the reactor thread; at most C{maxQueue} may wait, beyond which new
+    ones are dropped with an error logged (a device flooding data cannot exhaust memory).
+    """
+
+    _ids = itertools.count(1)
+
+    def __init__(self, reactor: Any, name: str | None = None, maxQueue: int = 10_000) -> None:
+        self.reactor = reactor
+        self.name = name or f"twisted_ch-program-{next(self._ids)}"
+        self._queue: queue.Queue[tuple[Callable[..., object], tuple[object, ...], Deferred[Any]]]
+        self._queue = queue.Queue(maxQueue)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self.runtime = Runtime(reactor, self)
+        self.dropped = 0
+        self._stopping = False
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    @property
+    def isCurrent(self) -> bool:
+        """Whether the calling thread is this program thread."""
+        return threading.current_thread() is self._thread
+
+    def call(self, f: Callable[..., object], *args: object) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        self._put(f, args, d, lambda r: None)
+        return d
+
+    def run(self, f: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Deferred[T]:
+        """Run C{f} on the program thread; the Deferred fires with its result or failure."""
+        d: Deferred[T] = Deferred()
+
+        def call() -> T:
+            return f(*args, **kwargs)
+
+        self._put(call, (), d, None)
+        return d
+
+    def _put(
+        self,
+        f: Callable[..., object],
+        args: tuple[object, ...],
+        d: Deferred[Any],
+        onError: Callable[[object], None] | None,
+    ) -> None:
+        if self._stopping:
+            d.callback(None)
+            return
+        entry = (f, args, d) if onError is None else (self._logged(f), args, d)
+        try:
+            self._queue.put_nowait(entry)
+        except queue.Full:
+            self.dropped += 1
+            log.error(
+                "program thread {name} is {n} callbacks behind; dropped {callback}",
+                name=self.name,
+                n=self._queue.qsize(),
+                callback=describe(f),
+            )
+            d.callback(None)
+
+    @staticmethod
+    def _logged(f: Callable[..., object]) -> Callable[..., None]:
+        def call(*args: object) -> None:
+            try:
+                f(*args)
+            except Exception:
+                log.failure("callback {callback} raised", callback=describe(f))
+
+        return call
+
+    def _run(self) -> None:
+        _local.runtime = self.runtime
+        while True:
+            f, args, d = self._queue.get()
+            if f is _STOP:
+                self.reactor.callFromThread(d.callback, None)
+                return
+            try:
+                result = f(*args)
+            except BaseException:
+                failure = Failure()
+                self.reactor.callFromThread(d.errback, failure)
+            else:
+                self.reactor.callFromThread(d.callback, result)
+
+    def stop(self) -> Deferred[None]:
+        """Let queued work finish, then end the thread; fires when it has ended."""
+        d: Deferred[None] = Deferred()
+        if not self._thread.is_alive():
+            self._stopping = True
+            return succeed(None)
+        self._stopping = True
+        self._queue.put((_STOP, (), d))
+        return d
+
+
+def _STOP() -> None:  # noqa: N802 - sentinel
+    """Sentinel that ends a program thread."""
+
+
+@dataclass
+class Runtime:
+    """The reactor objects use, and the dispatcher their user callbacks go through."""
+
+    reactor: Any
+    dispatcher: Dispatcher = field(default_factory=ReactorDispatcher)
+
+    def call(self, f: Callable[..., object], *args: object) -> Deferred[None]:
+        """Run a user callback through the dispatcher."""
+        return self.dispatcher.call(f, *args)
+
+    def twoFaced(self, f: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
+        """
+        Call C{f} (which may return a Deferred) the way the calling thread expects.
+
+        On the reactor thread, return what C{f} returns; from another thread, run C{f} on the
+        reactor and block until its result, raising its exception.
+        """
+        if threadable.ioThread is None or threadable.isInIOThread():
+            return f(*args, **kwargs)
+        return blockingCallFromThread(self.reactor, f, *args, **kwargs)
+
+
+class _Local(threading.local):
+    runtime: Runtime | None = None
+
+
+_local = _Local()
+_default: Runtime | None = None
+
+
+def currentRuntime() -> Runtime:
+    """The runtime of the calling thread: its program's, else the global reactor's."""
+    rt = _local.runtime
+    if rt is not None:
+        return rt
+    global _default
+    if _default is None:
+        from twisted.internet import reactor
+
+        _default = Runtime(reactor)
+    return _default
+
+
+def resolveRuntime(reactor: Any = None) -> Runtime:
+    """The runtime for an object created now: an explicit reactor wins over the thread's runtime."""
+    if reactor is not None:
+        return Runtime(reactor)
+    return currentRuntime()
+
+
+@contextmanager
+def useRuntime(runtime: Runtime) -> Iterator[Runtime]:
+    """Objects created inside the block (on this thread) use C{runtime}."""
+    previous = _local.runtime
+    _local.runtime = runtime
+    try:
+        yield runtime
+    finally:
+        _local.runtime = previous

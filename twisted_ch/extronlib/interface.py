@@ -1,0 +1,317 @@
+"""
+ControlScript's C{extronlib.interface} device interfaces, each a Twisted endpoint plus one
+L{twisted_ch.protocols.DeviceProtocol}.
+
+Methods may be called from the reactor thread (waiting calls return Deferreds) or from a program
+thread (they block and return values), see L{twisted_ch._runtime}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.task import LoopingCall
+
+from twisted_ch._events import Event, emit
+from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher, toBytes
+from twisted_ch._link import DeviceLink
+from twisted_ch._runtime import Runtime, resolveRuntime
+
+__all__ = ["EndpointInterface", "EthernetClientInterface", "LinkInterface"]
+
+ETHERNET_PROTOCOLS = ("TCP", "UDP", "SSH")
+
+
+def _checkTimeout(timeout: object, what: str = "timeout") -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"{what} must be a number of seconds, not {type(timeout).__name__}")
+    if timeout < 0:
+        raise ValueError(f"{what} must not be negative, got {timeout!r}")
+    return float(timeout)
+
+
+def _checkPort(port: object, what: str) -> int:
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"{what} must be an int, not {type(port).__name__}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{what} must be 0-65535, got {port}")
+    return port
+
+
+class LinkInterface:
+    """
+    Common base of every device interface: a L{DeviceLink} with ControlScript's data API and
+    events.  Subclasses say how to build the endpoint.
+    """
+
+    Connected = Event["LinkInterface"]("Called as C{(interface, 'Connected')} when the link is up.")
+    Disconnected = Event["LinkInterface"](
+        "Called as C{(interface, 'Disconnected')} when the link is lost."
+    )
+    ReceiveData = Event["LinkInterface"]("Called as C{(interface, data)} for unclaimed bytes.")
+
+    #: Whether the transport itself reports connection state (TCP, SSH) or not (serial, UDP).
+    connectionOriented = True
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        reactor: Any = None,
+        endpoint: IStreamClientEndpoint | None = None,
+        maxResponse: int = DEFAULT_MAX_RESPONSE,
+        reopenDelay: float | None = None,
+    ) -> None:
+        self._rt: Runtime = resolveRuntime(reactor)
+        self._link = DeviceLink(
+            endpoint if endpoint is not None else self._makeEndpoint,
+            self._rt.reactor,
+            description,
+            maxResponse,
+            reopenDelay,
+        )
+        self._link.observers.append(self)
+        self._keepAlive: LoopingCall | None = None
+
+    def _makeEndpoint(self) -> IStreamClientEndpoint:
+        raise NotImplementedError
+
+    @property
+    def link(self) -> DeviceLink:
+        """The underlying link (for Twisted code and handlers)."""
+        return self._link
+
+    # link observer: reactor thread
+
+    def linkMade(self) -> None:
+        emit(self._rt, self, "Connected", self, "Connected")
+
+    def linkLost(self, reason: str) -> None:
+        self._stopKeepAlive()
+        emit(self._rt, self, "Disconnected", self, "Disconnected")
+
+    def linkData(self, data: bytes) -> None:
+        emit(self._rt, self, "ReceiveData", self, data)
+
+    def linkFailed(self, reason: str) -> None:
+        pass
+
+    # ControlScript API
+
+    def Connect(self, timeout: float | None = None) -> Any:
+        """
+        Connect once: returns 'Connected', 'ConnectedAlready' or the failure reason (a Deferred of
+        it on the reactor thread).  C{timeout} bounds the attempt (default 10 s).
+        """
+        if timeout is not None:
+            timeout = _checkTimeout(timeout)
+        return self._rt.twoFaced(self._link.connect, timeout)
+
+    def Disconnect(self) -> Any:
+        """Close the link (on the reactor thread, a Deferred firing once it is closed)."""
+        return self._rt.twoFaced(self._link.close)
+
+    def Send(self, data: bytes | str) -> None:
+        """Send bytes (str is encoded as ISO-8859-1); IOError (L{LinkDown}) when not connected."""
+        self._rt.twoFaced(self._link.send, toBytes(data))
+
+    def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
+        """
+        Send and wait up to C{timeout} seconds for the response, or until the one condition given
+        as C{deliLen=}, C{deliTag=} or C{deliRex=} is met.  Returns the response bytes (C{b''} on
+        timeout or unmet condition); a Deferred of them on the reactor thread.
+        """
+        payload = toBytes(data)
+        wait = _checkTimeout(timeout)
+        matcher = ResponseMatcher.fromKeywords(delimiter, self._link.maxResponse)
+        return self._rt.twoFaced(self._link.sendAndWait, payload, wait, matcher)
+
+    def StartKeepAlive(self, interval: float, data: bytes | str) -> None:
+        """Send C{data} every C{interval} seconds while connected (ControlScript's keep-alive)."""
+        seconds = _checkTimeout(interval, "interval")
+        if seconds == 0:
+            raise ValueError("interval must be positive")
+        payload = toBytes(data)
+        self._rt.twoFaced(self._startKeepAlive, seconds, payload)
+
+    def StopKeepAlive(self) -> None:
+        """Stop L{StartKeepAlive}'s sending."""
+        self._rt.twoFaced(self._stopKeepAlive)
+
+    def _startKeepAlive(self, interval: float, payload: bytes) -> None:
+        self._stopKeepAlive()
+
+        def send() -> None:
+            if self._link.connected:
+                self._link.send(payload)
+
+        loop = LoopingCall(send)
+        loop.clock = self._rt.reactor
+        self._keepAlive = loop
+        loop.start(interval, now=False)
+
+    def _stopKeepAlive(self) -> None:
+        if self._keepAlive is not None and self._keepAlive.running:
+            self._keepAlive.stop()
+        self._keepAlive = None
+
+
+class EthernetClientInterface(LinkInterface):
+    """
+    A TCP, UDP or SSH client link to C{Hostname}:C{IPPort}.
+
+    C{Credentials} is C{(username, password)} for SSH.  Keyword-only extras for Twisted code and
+    tests: C{reactor}, an explicit C{endpoint} to connect through, and for SSH C{knownHosts} and
+    C{hostKeyPolicy}.
+    """
+
+    def __init__(
+        self,
+        Hostname: str,
+        IPPort: int,
+        Protocol: str = "TCP",
+        ServicePort: int = 0,
+        Credentials: tuple[str, str] | None = None,
+        *,
+        reactor: Any = None,
+        endpoint: IStreamClientEndpoint | None = None,
+        knownHosts: str | None = None,
+        hostKeyPolicy: str = "reject",
+        maxResponse: int = DEFAULT_MAX_RESPONSE,
+    ) -> None:
+        if not isinstance(Hostname, str) or not Hostname:
+            raise TypeError(f"Hostname must be a non-empty str, not {Hostname!r}")
+        _checkPort(IPPort, "IPPort")
+        _checkPort(ServicePort, "ServicePort")
+        if not isinstance(Protocol, str):
+            raise TypeError(f"Protocol must be a str, not {type(Protocol).__name__}")
+        if Protocol not in ETHERNET_PROTOCOLS:
+            raise ValueError(f"Protocol must be one of TCP, UDP or SSH, got {Protocol!r}")
+        if Credentials is not None and (
+            not isinstance(Credentials, tuple | list)
+            or len(Credentials) != 2
+            or not all(isinstance(c, str) for c in Credentials)
+        ):
+            raise TypeError("Credentials must be a (username, password) tuple of str")
+        if Protocol == "SSH" and Credentials is None and endpoint is None:
+            raise ValueError("SSH needs Credentials=(username, password)")
+        self._hostname = Hostname
+        self._port = IPPort
+        self._protocol = Protocol
+        self._servicePort = ServicePort
+        self._credentials = tuple(Credentials) if Credentials is not None else None
+        self._knownHosts = knownHosts
+        self._hostKeyPolicy = hostKeyPolicy
+        self.connectionOriented = Protocol != "UDP"
+        super().__init__(
+            f"{Protocol.lower()}:{Hostname}:{IPPort}",
+            reactor=reactor,
+            endpoint=endpoint,
+            maxResponse=maxResponse,
+            reopenDelay=None if self.connectionOriented else 5.0,
+        )
+        if not self.connectionOriented:
+            self._rt.twoFaced(self._link.open)
+
+    def _makeEndpoint(self) -> IStreamClientEndpoint:
+        reactor = self._rt.reactor
+        bind = ("", self._servicePort) if self._servicePort else None
+        if self._protocol == "TCP":
+            from twisted.internet.endpoints import HostnameEndpoint
+
+            return HostnameEndpoint(reactor, self._hostname, self._port, bindAddress=bind)
+        if self._protocol == "UDP":
+            from twisted_ch.endpoints.udp import UDPClientEndpoint
+
+            return UDPClientEndpoint(  # type: ignore[no-any-return]
+                reactor, self._hostname, self._port, bindAddress=bind
+            )
+        from twisted_ch.endpoints.ssh import SSHShellEndpoint
+
+        assert self._credentials is not None
+        username, password = self._credentials
+        return SSHShellEndpoint(  # type: ignore[no-any-return]
+            reactor,
+            self._hostname,
+            self._port,
+            username=username,
+            password=password,
+            knownHosts=self._knownHosts,
+            hostKeyPolicy=self._hostKeyPolicy,
+        )
+
+    @property
+    def Hostname(self) -> str:
+        """The host name or address given."""
+        return self._hostname
+
+    @property
+    def IPAddress(self) -> str:
+        """The peer's address once connected, else the host name given."""
+        protocol = self._link.protocol
+        if protocol is not None and protocol.transport is not None:
+            peer = getattr(protocol.transport, "getPeer", lambda: None)()
+            host = getattr(peer, "host", None)
+            if isinstance(host, str):
+                return host
+        return self._hostname
+
+    @property
+    def IPPort(self) -> int:
+        """The device's port."""
+        return self._port
+
+    @property
+    def Protocol(self) -> str:
+        """'TCP', 'UDP' or 'SSH'."""
+        return self._protocol
+
+    @property
+    def ServicePort(self) -> int:
+        """The local port to bind (0: any)."""
+        return self._servicePort
+
+    @property
+    def Credentials(self) -> tuple[str, str] | None:
+        """The SSH (username, password), if any."""
+        return self._credentials  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"<EthernetClientInterface {self._protocol} {self._hostname}:{self._port}>"
+
+
+class EndpointInterface(LinkInterface):
+    """
+    A device link over any Twisted client endpoint, with the interface API (for Twisted code).
+
+    C{connectionOriented=False} makes it behave like a serial port or UDP socket: it opens at
+    once, reopens C{reopenDelay} seconds after a loss, and a handler's keep-alive decides whether
+    the device is connected.
+    """
+
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        *,
+        reactor: Any = None,
+        connectionOriented: bool = True,
+        description: str | None = None,
+        maxResponse: int = DEFAULT_MAX_RESPONSE,
+        reopenDelay: float = 5.0,
+    ) -> None:
+        if not IStreamClientEndpoint.providedBy(endpoint):
+            raise TypeError(f"endpoint must provide IStreamClientEndpoint, not {endpoint!r}")
+        self.connectionOriented = connectionOriented
+        super().__init__(
+            description or repr(endpoint),
+            reactor=reactor,
+            endpoint=endpoint,
+            maxResponse=maxResponse,
+            reopenDelay=None if connectionOriented else reopenDelay,
+        )
+        if not connectionOriented:
+            self._rt.twoFaced(self._link.open)
+
+    def __repr__(self) -> str:
+        return f"<EndpointInterface {self._link.description}>"

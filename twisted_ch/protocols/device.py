@@ -1,0 +1,156 @@
+"""
+The one protocol every device transport (TCP, SSH, serial, UDP) speaks to twisted_ch.
+
+It only moves bytes: received bytes go to the current L{sendAndWait} if one is waiting, else to
+the sink; the framing rules live in L{twisted_ch._framing}.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol as TypingProtocol
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher
+
+
+class LinkDown(OSError):
+    """Data was sent to a device whose link is not connected."""
+
+
+class DeviceSink(TypingProtocol):
+    """What a L{DeviceProtocol} reports to: its link."""
+
+    def linkMade(self, protocol: DeviceProtocol) -> None:
+        """The transport is connected."""
+
+    def linkData(self, data: bytes) -> None:
+        """Bytes arrived that no SendAndWait claimed."""
+
+    def linkLost(self, reason: Failure) -> None:
+        """The transport is gone (called once)."""
+
+
+class _Wait:
+    """One queued or active SendAndWait."""
+
+    __slots__ = ("data", "timeout", "matcher", "result", "timer")
+
+    def __init__(self, data: bytes, timeout: float, matcher: ResponseMatcher) -> None:
+        self.data = data
+        self.timeout = timeout
+        self.matcher = matcher
+        self.result: Deferred[bytes] = Deferred()
+        self.timer: IDelayedCall | None = None
+
+
+class DeviceProtocol(Protocol):
+    """
+    Moves bytes between a device transport and a L{DeviceSink}.
+
+    SendAndWait calls are served one at a time in call order; each sends its data only when the
+    previous one has finished, so responses never interleave.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self, sink: DeviceSink, clock: IReactorTime, maxResponse: int = DEFAULT_MAX_RESPONSE
+    ) -> None:
+        self.sink = sink
+        self.clock = clock
+        self.maxResponse = maxResponse
+        self.connected = False
+        self._waits: deque[_Wait] = deque()
+        self.bytesReceived = 0
+        self.bytesSent = 0
+
+    def connectionMade(self) -> None:
+        self.connected = True
+        self.sink.linkMade(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.bytesReceived += len(data)
+        if self._waits:
+            found = self._waits[0].matcher.feed(data)
+            if found is None:
+                return
+            response, data = found
+            # bytes after a response arrived before the next command was sent: not its answer
+            self._finish(self._waits[0], response)
+        if data:
+            self.sink.linkData(data)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
+        self.connected = False
+        while self._waits:
+            wait = self._waits.popleft()
+            if wait.timer is not None and wait.timer.active():
+                wait.timer.cancel()
+            wait.result.callback(wait.matcher.timedOut()[0])
+        self.sink.linkLost(reason)
+
+    def send(self, data: bytes) -> None:
+        """Write bytes to the device."""
+        if not self.connected or self.transport is None:
+            raise LinkDown("not connected")
+        self.bytesSent += len(data)
+        self.transport.write(data)
+
+    def sendAndWait(self, data: bytes, timeout: float, matcher: ResponseMatcher) -> Deferred[bytes]:
+        """
+        Send C{data} (after any earlier SendAndWait has finished) and collect the response.
+
+        The Deferred fires with the response, or C{b''} when the timeout passes with the
+        condition unmet; bytes that were not part of a response go to the sink.
+        """
+        if not self.connected:
+            raise LinkDown("not connected")
+        wait = _Wait(data, timeout, matcher)
+        self._waits.append(wait)
+        if len(self._waits) == 1:
+            self._begin(wait)
+        return wait.result
+
+    def _begin(self, wait: _Wait) -> None:
+        wait.timer = self.clock.callLater(wait.timeout, self._timedOut, wait)
+        self.send(wait.data)
+
+    def _timedOut(self, wait: _Wait) -> None:
+        wait.timer = None
+        response, unclaimed = wait.matcher.timedOut()
+        self._finish(wait, response)
+        if unclaimed:
+            self.sink.linkData(unclaimed)
+
+    def _finish(self, wait: _Wait, response: bytes) -> None:
+        if wait.timer is not None and wait.timer.active():
+            wait.timer.cancel()
+        wait.timer = None
+        if wait.matcher.dropped:
+            self.log.warn(
+                "response exceeded {limit} bytes without meeting its condition; "
+                "{n} oldest bytes dropped",
+                limit=wait.matcher.maxResponse,
+                n=wait.matcher.dropped,
+            )
+        self._waits.popleft()
+        if self._waits and self.connected:
+            self._begin(self._waits[0])
+        wait.result.callback(response)
+
+    def abort(self) -> None:
+        """Close the transport now, without waiting for buffered writes."""
+        transport = self.transport
+        if transport is None:
+            return
+        abort = getattr(transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:
+            transport.loseConnection()

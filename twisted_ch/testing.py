@@ -1,0 +1,213 @@
+"""
+Test helpers for twisted_ch users: fake endpoints driven by a Clock, and device simulators that
+listen on real loopback sockets.  Usable from trial or pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.internet import error
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import (
+    IAddress,
+    IListeningPort,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+__all__ = [
+    "DeviceServer",
+    "FakeEndpoint",
+    "FakeTransport",
+    "SimulatedDevice",
+    "listenDevice",
+]
+
+
+class FakeTransport(StringTransport):
+    """A StringTransport whose close reaches the protocol on the next clock turn, like a reactor."""
+
+    def __init__(self, clock: IReactorTime, peer: IAddress | None = None) -> None:
+        super().__init__(peerAddress=peer or IPv4Address("TCP", "192.0.2.1", 23))
+        self.clock = clock
+        self.protocol: Protocol | None = None
+        self.closed = False
+        self.aborted = False
+
+    def _lose(self, reason: Failure) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.disconnecting = True
+        protocol = self.protocol
+        if protocol is not None:
+            self.clock.callLater(0, protocol.connectionLost, reason)
+
+    def loseConnection(self) -> None:
+        self._lose(Failure(error.ConnectionDone()))
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        self._lose(Failure(error.ConnectionAborted()))
+
+    def deviceCloses(self) -> None:
+        """The device closed its end."""
+        self._lose(Failure(error.ConnectionDone()))
+
+    def deviceResets(self) -> None:
+        """The link broke (reset, cable pulled)."""
+        self._lose(Failure(error.ConnectionLost()))
+
+
+@implementer(IStreamClientEndpoint)
+class FakeEndpoint:
+    """
+    A client endpoint for Clock-driven tests.
+
+    Each C{connect} is recorded in L{attempts}; by default it succeeds at once with a
+    L{FakeTransport}.  Set C{refuse = True} to fail attempts with ConnectionRefusedError, or
+    C{hang = True} to leave them pending (the caller's timeout or cancel ends them).
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self.refuse = False
+        self.hang = False
+        self.attempts: list[Deferred[Any]] = []
+        self.protocol: Protocol | None = None
+        self.transport: FakeTransport | None = None
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
+        if self.refuse:
+            d: Deferred[Any] = fail(error.ConnectionRefusedError("refused by FakeEndpoint"))
+            self.attempts.append(d)
+            return d
+        if self.hang:
+            d = Deferred(lambda d: None)
+            self.attempts.append(d)
+            return d
+        transport = FakeTransport(self.clock)
+        protocol = protocolFactory.buildProtocol(transport.getPeer())
+        assert protocol is not None
+        transport.protocol = protocol
+        self.protocol, self.transport = protocol, transport
+        protocol.makeConnection(transport)
+        d = Deferred()
+        self.attempts.append(d)
+        d.callback(protocol)
+        return d
+
+    def written(self) -> bytes:
+        """Bytes written on the current transport, clearing them."""
+        assert self.transport is not None
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+    def respond(self, data: bytes) -> None:
+        """Deliver bytes from the device."""
+        assert self.protocol is not None
+        self.protocol.dataReceived(data)
+
+
+Responder = Callable[[bytes], bytes | None]
+
+
+class SimulatedDevice(Protocol):
+    """
+    A device that answers known requests: C{responses} maps each request (bytes) to its reply.
+
+    Bytes that start no known request are skipped one at a time.  While the server is
+    C{silent}, requests are read and not answered.
+    """
+
+    def __init__(self, server: DeviceServer) -> None:
+        self.server = server
+        self.buffer = b""
+
+    def connectionMade(self) -> None:
+        self.server.clients.append(self)
+
+    def connectionLost(self, reason: Failure = Failure(error.ConnectionDone())) -> None:  # noqa: B008
+        if self in self.server.clients:
+            self.server.clients.remove(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.server.received.append(data)
+        self.buffer += data
+        responses = self.server.responses
+        while self.buffer:
+            for request in sorted(responses, key=len, reverse=True):
+                if self.buffer.startswith(request):
+                    self.buffer = self.buffer[len(request) :]
+                    self.server.requests += 1
+                    if not self.server.silent and self.transport is not None:
+                        self.transport.write(responses[request])
+                    break
+            else:
+                if any(r.startswith(self.buffer) for r in responses):
+                    return  # a request may still be arriving
+                self.buffer = self.buffer[1:]
+
+
+class DeviceServer(Factory):
+    """A loopback TCP device simulator that tests can silence, stop, restart and reset."""
+
+    protocol = SimulatedDevice  # type: ignore[assignment]
+
+    def __init__(self, reactor: Any, responses: Mapping[bytes, bytes]) -> None:
+        self.reactor = reactor
+        self.responses = dict(responses)
+        self.silent = False
+        self.clients: list[SimulatedDevice] = []
+        self.received: list[bytes] = []
+        self.requests = 0
+        self.port = 0
+        self.listening: IListeningPort | None = None
+
+    def buildProtocol(self, addr: IAddress) -> SimulatedDevice:
+        return SimulatedDevice(self)
+
+    def start(self) -> int:
+        """Listen on 127.0.0.1 (the same port again after a stop); returns the port."""
+        self.listening = self.reactor.listenTCP(self.port, self, interface="127.0.0.1")
+        self.port = self.listening.getHost().port
+        return self.port
+
+    def stop(self) -> Deferred[None]:
+        """Stop listening (new connections are refused); existing clients stay."""
+        listening, self.listening = self.listening, None
+        if listening is None:
+            d: Deferred[None] = Deferred()
+            d.callback(None)
+            return d
+        return listening.stopListening()  # type: ignore[no-any-return]
+
+    def dropClients(self, abort: bool = True) -> None:
+        """Close every client connection (RST with C{abort}, else FIN)."""
+        for client in list(self.clients):
+            if client.transport is not None:
+                if abort:
+                    client.transport.abortConnection()  # type: ignore[attr-defined]
+                else:
+                    client.transport.loseConnection()
+
+    def shutdown(self) -> Deferred[None]:
+        """Stop listening and drop every client."""
+        self.dropClients()
+        return self.stop()
+
+
+def listenDevice(reactor: Any, responses: Mapping[bytes, bytes]) -> DeviceServer:
+    """Start a L{DeviceServer} on a free loopback port."""
+    server = DeviceServer(reactor, responses)
+    server.start()
+    return server
