@@ -93,6 +93,11 @@ class ProgramThread:
         """Start the thread."""
         self._thread.start()
 
+    def ensureStarted(self) -> None:
+        """Start the thread unless it runs already."""
+        if not self._thread.is_alive() and not self._stopping:
+            self._thread.start()
+
     @property
     def isCurrent(self) -> bool:
         """Whether the calling thread is this program thread."""

@@ -315,3 +315,19 @@ class EndpointInterface(LinkInterface):
 
     def __repr__(self) -> str:
         return f"<EndpointInterface {self._link.description}>"
+
+
+# the other interface families live in their own modules; import them from here, as ControlScript
+from twisted_ch.extronlib._ports import DanteInterface, SerialInterface, SPInterface  # noqa: E402
+from twisted_ch.extronlib._servers import (  # noqa: E402
+    EthernetServerInterface,
+    EthernetServerInterfaceEx,
+)
+
+__all__ += [
+    "DanteInterface",
+    "EthernetServerInterface",
+    "EthernetServerInterfaceEx",
+    "SPInterface",
+    "SerialInterface",
+]

@@ -1,0 +1,196 @@
+"""Serial, Secure Platform and Dante interfaces: pipes and links whose endpoint is configured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IStreamClientEndpoint
+
+from twisted_ch._framing import DEFAULT_MAX_RESPONSE
+from twisted_ch.extronlib.device import SPDevice, _Host
+from twisted_ch.extronlib.interface import LinkInterface
+
+__all__ = ["DanteInterface", "SPInterface", "SerialInterface"]
+
+_PARITY = {"None": "N", "Even": "E", "Odd": "O", "Mark": "M", "Space": "S"}
+_FLOW = ("Off", "HW", "SW")
+_MODES = ("RS232", "RS422", "RS485", "RS485-HD")
+
+
+class SerialInterface(LinkInterface):
+    """
+    A serial port of C{Host} (a L{ProcessorDevice} or L{SPDevice}) by alias (C{'COM1'}).
+
+    The port opens when the interface is created and reopens after it vanishes; like
+    ControlScript's, it has no Connect: its keep-alive handler decides the device's state.
+    """
+
+    connectionOriented = False
+
+    def __init__(
+        self,
+        Host: _Host,
+        Port: str,
+        Baud: int = 9600,
+        Data: int = 8,
+        Parity: str = "None",
+        Stop: int = 1,
+        FlowControl: str = "Off",
+        CharDelay: float = 0,
+        Mode: str = "RS232",
+        *,
+        reactor: Any = None,
+        endpoint: IStreamClientEndpoint | None = None,
+        maxResponse: int = DEFAULT_MAX_RESPONSE,
+        reopenDelay: float = 5.0,
+    ) -> None:
+        if not isinstance(Host, _Host):
+            raise TypeError(
+                f"Host must be a ProcessorDevice or SPDevice, not {type(Host).__name__}"
+            )
+        if not isinstance(Port, str):
+            raise TypeError(f"Port must be a port alias such as 'COM1', not {Port!r}")
+        if isinstance(Baud, bool) or not isinstance(Baud, int) or Baud <= 0:
+            raise ValueError(f"Baud must be a positive int, got {Baud!r}")
+        if Data not in (5, 6, 7, 8):
+            raise ValueError(f"Data must be 5, 6, 7 or 8, got {Data!r}")
+        if Parity not in _PARITY:
+            raise ValueError(f"Parity must be one of {', '.join(_PARITY)}, got {Parity!r}")
+        if Stop not in (1, 1.5, 2):
+            raise ValueError(f"Stop must be 1, 1.5 or 2, got {Stop!r}")
+        if FlowControl not in _FLOW:
+            raise ValueError(f"FlowControl must be one of {', '.join(_FLOW)}, got {FlowControl!r}")
+        if Mode not in _MODES:
+            raise ValueError(f"Mode must be one of {', '.join(_MODES)}, got {Mode!r}")
+        self.Host = Host
+        self.Port = Port
+        self.Baud = Baud
+        self.Data = Data
+        self.Parity = Parity
+        self.Stop = Stop
+        self.FlowControl = FlowControl
+        self.CharDelay = CharDelay
+        self.Mode = Mode
+        self.devicePath = Host.portPath(Port) if endpoint is None else Port
+        super().__init__(
+            f"serial:{Host.DeviceAlias}:{Port}",
+            reactor=reactor,
+            endpoint=endpoint,
+            maxResponse=maxResponse,
+            reopenDelay=reopenDelay,
+        )
+        self._rt.twoFaced(self._link.open)
+
+    def _makeEndpoint(self) -> IStreamClientEndpoint:
+        from twisted_ch.endpoints.serial import SerialEndpoint
+
+        return SerialEndpoint(  # type: ignore[no-any-return]
+            self._rt.reactor,
+            self.devicePath,
+            baudrate=self.Baud,
+            bytesize=self.Data,
+            parity=_PARITY[self.Parity],
+            stopbits=self.Stop,
+            xonxoff=self.FlowControl == "SW",
+            rtscts=self.FlowControl == "HW",
+        )
+
+    def Initialize(self, **settings: Any) -> None:
+        """Change port settings (Baud, Data, Parity, Stop, FlowControl, CharDelay, Mode)."""
+        for key, value in settings.items():
+            if key not in ("Baud", "Data", "Parity", "Stop", "FlowControl", "CharDelay", "Mode"):
+                raise TypeError(f"Initialize() got an unexpected setting {key!r}")
+            setattr(self, key, value)
+
+        def reopen() -> None:
+            self._link.close().addCallback(lambda _: self._link.open())
+
+        self._rt.twoFaced(reopen)
+
+    def __repr__(self) -> str:
+        return f"<SerialInterface {self.Host.DeviceAlias}:{self.Port} ({self.devicePath})>"
+
+
+class SPInterface(LinkInterface):
+    """
+    The Secure Platform link of an L{SPDevice}: a pipe over the device's configured endpoint
+    (C{SPDevice(spEndpoint='tcp:host:port')}).  Like serial, its handler's keep-alive decides.
+    """
+
+    connectionOriented = False
+
+    def __init__(
+        self,
+        Host: SPDevice,
+        *,
+        reactor: Any = None,
+        endpoint: IStreamClientEndpoint | None = None,
+        maxResponse: int = DEFAULT_MAX_RESPONSE,
+        reopenDelay: float = 5.0,
+    ) -> None:
+        if not isinstance(Host, SPDevice):
+            raise TypeError(f"Host must be an SPDevice, not {type(Host).__name__}")
+        if endpoint is None and not Host.spEndpoint:
+            raise ValueError(f"{Host.DeviceAlias} has no spEndpoint configured")
+        self.Host = Host
+        super().__init__(
+            f"sp:{Host.DeviceAlias}",
+            reactor=reactor,
+            endpoint=endpoint,
+            maxResponse=maxResponse,
+            reopenDelay=reopenDelay,
+        )
+        self._rt.twoFaced(self._link.open)
+
+    def _makeEndpoint(self) -> IStreamClientEndpoint:
+        from twisted.internet.endpoints import clientFromString
+
+        assert self.Host.spEndpoint is not None
+        return clientFromString(self._rt.reactor, self.Host.spEndpoint)  # type: ignore[no-any-return]
+
+    def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
+        """SPInterface has no SendAndWait in ControlScript either."""
+        raise AttributeError("'SPInterface' object has no attribute 'SendAndWait'")
+
+
+class DanteInterface(LinkInterface):
+    """
+    A Dante-domain device link (ControlScript Pro xi).  Off a processor there is no Dante control
+    domain, so the device is reached over TCP: C{DanteInterface(DeviceName, Protocol='Extron',
+    endpoint=...)} or with C{host=}/C{port=}.  It has no SendAndWait (as documented).
+    """
+
+    def __init__(
+        self,
+        DeviceName: str,
+        Protocol: str = "Extron",
+        *,
+        host: str | None = None,
+        port: int = 23,
+        reactor: Any = None,
+        endpoint: IStreamClientEndpoint | None = None,
+        maxResponse: int = DEFAULT_MAX_RESPONSE,
+    ) -> None:
+        if not isinstance(DeviceName, str) or not DeviceName:
+            raise TypeError(f"DeviceName must be a non-empty str, not {DeviceName!r}")
+        if Protocol != "Extron":
+            raise ValueError(f"DanteInterface supports Protocol 'Extron' only, got {Protocol!r}")
+        if endpoint is None and host is None:
+            raise ValueError("DanteInterface needs host= (or endpoint=) to reach the device")
+        self.DeviceName = DeviceName
+        self.Protocol = Protocol
+        self._host = host
+        self._port = port
+        super().__init__(
+            f"dante:{DeviceName}", reactor=reactor, endpoint=endpoint, maxResponse=maxResponse
+        )
+
+    def _makeEndpoint(self) -> IStreamClientEndpoint:
+        from twisted.internet.endpoints import HostnameEndpoint
+
+        assert self._host is not None
+        return HostnameEndpoint(self._rt.reactor, self._host, self._port)
+
+    def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
+        """DanteInterface has no SendAndWait (as documented)."""
+        raise AttributeError("'DanteInterface' object has no attribute 'SendAndWait'")
