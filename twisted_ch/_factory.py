@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from twisted_ch._handlers import (
-    ConnectionHandler,
     RawSimplePipeHandler,
     RawTcpHandler,
     checkCount,
@@ -125,10 +124,10 @@ def GetConnectionHandler(
     linkBase = ifc.LinkInterface
     if isinstance(Interface, linkBase):
         # Serial, SP and other pipes report no connection state; Dante and endpoint links do
-        cls: type[ConnectionHandler] = (
+        cls: type[RawTcpHandler | RawSimplePipeHandler] = (
             RawTcpHandler if Interface.connectionOriented else RawSimplePipeHandler
         )
-        return cls(  # type: ignore[call-arg]
+        return cls(
             Interface,
             DisconnectLimit,
             pollFrequency,

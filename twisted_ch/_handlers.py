@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
@@ -73,6 +73,7 @@ class ConnectionHandler:
         self.polls = 0
         self.transitions = 0
         self.since = self._rt.reactor.seconds()
+        self._statusObservers: list[Callable[[Status], object]] = []
         self._PollTimer = Timer(
             pollFrequency, self._pollTick, reactor=self._rt.reactor, _dispatcher=_REACTOR_DISPATCH
         )
@@ -135,6 +136,30 @@ class ConnectionHandler:
         )
         self._statusChanged(value)
         emit(self._rt, self, value, self, value)
+        for observer in list(self._statusObservers):
+            _REACTOR_DISPATCH.call(observer, value)
+
+    def addStatusObserver(self, observer: Callable[[Status], object]) -> None:
+        """Call C{observer(status)} on the reactor thread at every transition (Twisted face)."""
+        self._statusObservers.append(observer)
+
+    def removeStatusObserver(self, observer: Callable[[Status], object]) -> None:
+        """Stop calling C{observer}."""
+        self._statusObservers.remove(observer)
+
+    def whenStatus(self, status: Status) -> Deferred[Status]:
+        """A Deferred that fires once L{ConnectionStatus} is C{status} (at once if it is now)."""
+        if self._status == status:
+            return succeed(status)
+        d: Deferred[Status] = Deferred(lambda d: self.removeStatusObserver(check))
+
+        def check(value: Status) -> None:
+            if value == status and not d.called:
+                self.removeStatusObserver(check)
+                d.callback(value)
+
+        self.addStatusObserver(check)
+        return d
 
     def _statusChanged(self, value: Status) -> None:
         """Hook for subclasses, called before the event."""

@@ -7,7 +7,7 @@ Interfaces own a link; handlers watch it.  Everything here runs on the reactor t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from twisted.internet import error
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -63,7 +63,7 @@ class _LinkFactory(Factory):
     def __init__(self, link: DeviceLink) -> None:
         self.link = link
 
-    def buildProtocol(self, addr: IAddress) -> DeviceProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> DeviceProtocol:
         return DeviceProtocol(self.link, self.link.clock, self.link.maxResponse)
 
 
@@ -95,7 +95,7 @@ class DeviceLink:
         self.protocol: DeviceProtocol | None = None
         self.observers: list[LinkObserver] = []
         self.lastError: str | None = None
-        self._attempt: Deferred[DeviceProtocol] | None = None
+        self._attempt: Deferred[Any] | None = None
         self._attemptWaiters: list[Deferred[str]] = []
         self._closeWaiters: list[Deferred[None]] = []
         self._reopen: IDelayedCall | None = None
@@ -142,7 +142,7 @@ class DeviceLink:
         for d in waiters:
             d.callback(outcome)
 
-    def _attemptSucceeded(self, protocol: DeviceProtocol) -> None:
+    def _attemptSucceeded(self, protocol: object) -> None:
         # linkMade has already run (connectionMade comes before the endpoint's Deferred fires)
         self._finishAttempt("Connected" if self.state == "connected" else "Connection lost")
 
@@ -156,9 +156,9 @@ class DeviceLink:
         reason = describeFailure(failure)
         self.lastError = reason
         self.log.info("{link}: connect failed: {reason}", link=self.description, reason=reason)
-        self._finishAttempt(reason)
         for o in list(self.observers):
             o.linkFailed(reason)
+        self._finishAttempt(reason)
         self._scheduleReopen()
         self._notifyClosed()
 

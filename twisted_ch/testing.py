@@ -10,7 +10,7 @@ from typing import Any
 
 from twisted.internet import error
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import (
     IAddress,
     IListeningPort,
@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 __all__ = [
+    "waitUntil",
     "DeviceServer",
     "FakeEndpoint",
     "FakeTransport",
@@ -36,7 +37,9 @@ class FakeTransport(StringTransport):
     """A StringTransport whose close reaches the protocol on the next clock turn, like a reactor."""
 
     def __init__(self, clock: IReactorTime, peer: IAddress | None = None) -> None:
-        super().__init__(peerAddress=peer or IPv4Address("TCP", "192.0.2.1", 23))
+        super().__init__(  # type: ignore[no-untyped-call]
+            peerAddress=peer or IPv4Address("TCP", "192.0.2.1", 23)
+        )
         self.clock = clock
         self.protocol: Protocol | None = None
         self.closed = False
@@ -95,8 +98,8 @@ class FakeEndpoint:
             self.attempts.append(d)
             return d
         transport = FakeTransport(self.clock)
-        protocol = protocolFactory.buildProtocol(transport.getPeer())
-        assert protocol is not None
+        protocol = protocolFactory.buildProtocol(transport.getPeer())  # type: ignore[no-untyped-call]
+        assert isinstance(protocol, Protocol)
         transport.protocol = protocol
         self.protocol, self.transport = protocol, transport
         protocol.makeConnection(transport)
@@ -108,8 +111,8 @@ class FakeEndpoint:
     def written(self) -> bytes:
         """Bytes written on the current transport, clearing them."""
         assert self.transport is not None
-        data = self.transport.value()
-        self.transport.clear()
+        data: bytes = self.transport.value()  # type: ignore[no-untyped-call]
+        self.transport.clear()  # type: ignore[no-untyped-call]
         return data
 
     def respond(self, data: bytes) -> None:
@@ -161,7 +164,7 @@ class SimulatedDevice(Protocol):
 class DeviceServer(Factory):
     """A loopback TCP device simulator that tests can silence, stop, restart and reset."""
 
-    protocol = SimulatedDevice  # type: ignore[assignment]
+    protocol = SimulatedDevice
 
     def __init__(self, reactor: Any, responses: Mapping[bytes, bytes]) -> None:
         self.reactor = reactor
@@ -173,23 +176,22 @@ class DeviceServer(Factory):
         self.port = 0
         self.listening: IListeningPort | None = None
 
-    def buildProtocol(self, addr: IAddress) -> SimulatedDevice:
+    def buildProtocol(self, addr: IAddress | None) -> SimulatedDevice:
         return SimulatedDevice(self)
 
     def start(self) -> int:
         """Listen on 127.0.0.1 (the same port again after a stop); returns the port."""
         self.listening = self.reactor.listenTCP(self.port, self, interface="127.0.0.1")
-        self.port = self.listening.getHost().port
+        self.port = self.listening.getHost().port  # type: ignore[union-attr]
         return self.port
 
     def stop(self) -> Deferred[None]:
         """Stop listening (new connections are refused); existing clients stay."""
         listening, self.listening = self.listening, None
         if listening is None:
-            d: Deferred[None] = Deferred()
-            d.callback(None)
-            return d
-        return listening.stopListening()  # type: ignore[no-any-return]
+            return succeed(None)
+        d = listening.stopListening()
+        return d if d is not None else succeed(None)
 
     def dropClients(self, abort: bool = True) -> None:
         """Close every client connection (RST with C{abort}, else FIN)."""
@@ -211,3 +213,26 @@ def listenDevice(reactor: Any, responses: Mapping[bytes, bytes]) -> DeviceServer
     server = DeviceServer(reactor, responses)
     server.start()
     return server
+
+
+
+def waitUntil(
+    reactor: Any, predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01
+) -> Deferred[None]:
+    """
+    Fire once C{predicate()} is true, checking every C{interval} seconds of C{reactor} time; fail
+    with L{TimeoutError} after C{timeout} seconds.  Leaves no timer behind.
+    """
+    d: Deferred[None] = Deferred()
+    deadline = reactor.seconds() + timeout
+
+    def check() -> None:
+        if predicate():
+            d.callback(None)
+        elif reactor.seconds() >= deadline:
+            d.errback(TimeoutError(f"condition not met within {timeout} s"))
+        else:
+            reactor.callLater(interval, check)
+
+    check()
+    return d
