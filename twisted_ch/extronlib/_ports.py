@@ -84,7 +84,7 @@ class SerialInterface(LinkInterface):
     def _makeEndpoint(self) -> IStreamClientEndpoint:
         from twisted_ch.endpoints.serial import SerialEndpoint
 
-        return SerialEndpoint(  # type: ignore[no-any-return]
+        return SerialEndpoint(
             self._rt.reactor,
             self.devicePath,
             baudrate=self.Baud,

@@ -224,7 +224,7 @@ class EthernetClientInterface(LinkInterface):
         if self._protocol == "UDP":
             from twisted_ch.endpoints.udp import UDPClientEndpoint
 
-            return UDPClientEndpoint(  # type: ignore[no-any-return]
+            return UDPClientEndpoint(
                 reactor, self._hostname, self._port, bindAddress=bind
             )
         from twisted_ch.endpoints.ssh import SSHShellEndpoint
