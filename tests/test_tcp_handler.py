@@ -9,7 +9,7 @@ import pytest
 from helpers import tcpHandler
 from twisted.internet.defer import Deferred
 
-from twisted_ch import LinkDown, RawTcpHandler
+from twisted_ch import GetConnectionHandler, LinkDown, RawTcpHandler
 
 
 def result(d: Deferred[Any]) -> Any:
@@ -382,3 +382,70 @@ def test_strict_alternation_under_random_flapping() -> None:
     assert len(states) > 50
     assert all(a != b for a, b in zip(states, states[1:], strict=False))
     assert states[-1] == h.ConnectionStatus
+
+
+def test_Connect_while_the_old_link_is_closing_waits_for_it() -> None:
+    clock, ep, h, rec = tcpHandler()
+    h.Connect()
+    old = ep.transport
+    h.Disconnect()  # the close reaches the protocol on the next clock turn
+    d = h.Connect()
+    assert len(ep.attempts) == 1  # no second transport while the first is still open
+    clock.advance(0)
+    assert result(d) == "Connected"
+    assert len(ep.attempts) == 2 and ep.transport is not old
+    assert h.ConnectionStatus == "Connected"
+    assert rec.names() == ["Connected", "Disconnected", "Connected"]
+
+
+def test_pipe_handler_keepalive_decides_and_a_lost_port_reopens() -> None:
+    from twisted.internet.task import Clock
+
+    from twisted_ch import EndpointInterface, RawSimplePipeHandler
+    from twisted_ch.testing import FakeEndpoint
+
+    clock = Clock()
+    ep = FakeEndpoint(clock)
+    iface = EndpointInterface(ep, reactor=clock, connectionOriented=False)
+    h = GetConnectionHandler(iface, lambda h: h.Send("P"), DisconnectLimit=2, connectRetryTime=3)
+    assert isinstance(h, RawSimplePipeHandler)
+    events: list[str] = []
+    h.Connected = lambda hh, s: events.append(s)
+    h.Disconnected = lambda hh, s: events.append(s)
+    h.Connect()
+    assert h.ConnectionStatus == "Unknown"  # an open port says nothing about the device
+    clock.advance(1)
+    assert ep.written() == b"P"
+    h.ResponseAccepted()
+    assert events == ["Connected"]
+    clock.pump([1, 1, 1])  # three polls unanswered, the third exceeds the limit of 2
+    assert events == ["Connected", "Disconnected"]
+    clock.pump([1, 1])
+    assert ep.written() == b"PPPPP"  # polling goes on while Disconnected
+    h.ResponseAccepted()
+    assert events == ["Connected", "Disconnected", "Connected"]
+    ep.refuse = True
+    assert ep.transport is not None
+    ep.transport.deviceResets()  # the port vanishes
+    clock.advance(0)
+    assert events[-1] == "Disconnected"
+    clock.pump([3, 3])
+    assert len(ep.attempts) == 3  # reopened every connectRetryTime
+    ep.refuse = False
+    clock.advance(3)
+    assert len(ep.attempts) == 4 and iface.link.connected
+    h.Disconnect()
+    clock.advance(0)
+    assert clock.getDelayedCalls() == []
+
+
+def test_pipe_handler_needs_a_keepalive() -> None:
+    from twisted.internet.task import Clock
+
+    from twisted_ch import EndpointInterface
+    from twisted_ch.testing import FakeEndpoint
+
+    clock = Clock()
+    iface = EndpointInterface(FakeEndpoint(clock), reactor=clock, connectionOriented=False)
+    with pytest.raises(ValueError, match="needs a keepAliveQuery"):
+        GetConnectionHandler(iface)

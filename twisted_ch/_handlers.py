@@ -442,6 +442,10 @@ class RawSimplePipeHandler(_LinkHandler):
         super()._responseAccepted()
         self._setStatus("Connected")
 
+    def linkFailed(self, reason: str) -> None:
+        # the port could not be opened (missing device, DNS failure): the device is unreachable
+        self._setStatus("Disconnected", reason)
+
     def _pollTick(self, timer: Timer, count: int) -> None:
         if self._countPoll():
             self._setStatus("Disconnected", f"{self._missed - 1} polls unanswered")

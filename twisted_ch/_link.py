@@ -120,6 +120,11 @@ class DeviceLink:
         """
         if self.state == "connected":
             return succeed("ConnectedAlready")
+        if self.state == "closing":
+            # the old transport must be gone before a new one starts
+            closed: Deferred[None] = Deferred()
+            self._closeWaiters.append(closed)
+            return closed.addCallback(lambda _: self.connect(timeout))
         result: Deferred[str] = Deferred()
         self._attemptWaiters.append(result)
         if self.state == "connecting":
@@ -200,6 +205,10 @@ class DeviceLink:
         self._keepOpen = True
         if self.state == "closed":
             self.connect()
+        elif self.state == "closing":
+            closed: Deferred[None] = Deferred()
+            self._closeWaiters.append(closed)
+            closed.addCallback(lambda _: self._reopenNow())
 
     def _scheduleReopen(self) -> None:
         if self._keepOpen and self.reopenDelay is not None and self._reopen is None:
@@ -207,6 +216,9 @@ class DeviceLink:
 
     def _doReopen(self) -> None:
         self._reopen = None
+        self._reopenNow()
+
+    def _reopenNow(self) -> None:
         if self._keepOpen and self.state == "closed":
             self.connect()
 
