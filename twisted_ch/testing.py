@@ -18,13 +18,15 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 __all__ = [
     "waitUntil",
+    "UDPDeviceServer",
+    "listenUDPDevice",
     "DeviceServer",
     "FakeEndpoint",
     "FakeTransport",
@@ -214,6 +216,51 @@ def listenDevice(reactor: Any, responses: Mapping[bytes, bytes]) -> DeviceServer
     server.start()
     return server
 
+
+class UDPDeviceServer(DatagramProtocol):
+    """
+    A loopback UDP device: each datagram that is a known request gets its reply, sent back to
+    the sender.  Tests can silence it, stop it (its port then answers ICMP unreachable) and restart
+    it on the same port.
+    """
+
+    def __init__(self, reactor: Any, responses: Mapping[bytes, bytes]) -> None:
+        self.reactor = reactor
+        self.responses = dict(responses)
+        self.silent = False
+        self.requests = 0
+        self.received: list[bytes] = []
+        self.port = 0
+        self.listening: Any = None
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        self.received.append(datagram)
+        reply = self.responses.get(datagram)
+        if reply is not None:
+            self.requests += 1
+            if not self.silent and self.transport is not None:
+                self.transport.write(reply, addr)
+
+    def start(self) -> int:
+        """Listen on 127.0.0.1 (the same port again after a stop); returns the port."""
+        self.listening = self.reactor.listenUDP(self.port, self, interface="127.0.0.1")
+        self.port = self.listening.getHost().port
+        return self.port
+
+    def stop(self) -> Deferred[None]:
+        """Close the socket."""
+        listening, self.listening = self.listening, None
+        if listening is None:
+            return succeed(None)
+        d = listening.stopListening()
+        return d if isinstance(d, Deferred) else succeed(None)
+
+
+def listenUDPDevice(reactor: Any, responses: Mapping[bytes, bytes]) -> UDPDeviceServer:
+    """Start a L{UDPDeviceServer} on a free loopback port."""
+    server = UDPDeviceServer(reactor, responses)
+    server.start()
+    return server
 
 
 def waitUntil(
