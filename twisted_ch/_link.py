@@ -51,9 +51,10 @@ def describeFailure(failure: Failure) -> str:
         return "Timed out"
     if isinstance(e, error.DNSLookupError):
         return f"Host not found: {e.args[0] if e.args else e}"
-    if isinstance(e, error.ConnectionDone):
+    # the bare Twisted reasons have wordy texts; subclasses (a lost serial device) say more
+    if type(e) is error.ConnectionDone:
         return "Connection closed"
-    if isinstance(e, error.ConnectionLost):
+    if type(e) in (error.ConnectionLost, error.ConnectionAborted):
         return "Connection lost"
     text = str(e).strip()
     return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -18,12 +18,13 @@ from twisted.internet.interfaces import (
     IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.internet.protocol import DatagramProtocol, Factory, ProcessProtocol, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 __all__ = [
+    "PtyPair",
     "waitUntil",
     "UDPDeviceServer",
     "listenUDPDevice",
@@ -32,6 +33,7 @@ __all__ = [
     "FakeTransport",
     "SimulatedDevice",
     "listenDevice",
+    "serveSerialDevice",
 ]
 
 
@@ -261,6 +263,72 @@ def listenUDPDevice(reactor: Any, responses: Mapping[bytes, bytes]) -> UDPDevice
     server = UDPDeviceServer(reactor, responses)
     server.start()
     return server
+
+
+class _Socat(ProcessProtocol):
+    def __init__(self) -> None:
+        self.stderr = b""
+        self.ready: Deferred[None] = Deferred()
+        self.ended: Deferred[None] = Deferred()
+
+    def errReceived(self, data: bytes) -> None:
+        self.stderr += data
+        if b"starting data transfer loop" in self.stderr and not self.ready.called:
+            self.ready.callback(None)
+
+    def processEnded(self, reason: Failure) -> None:
+        if not self.ready.called:
+            self.ready.errback(RuntimeError(f"socat ended early: {self.stderr.decode()}"))
+        self.ended.callback(None)
+
+
+class PtyPair:
+    """
+    Two linked pseudo-terminals made by socat, at the stable paths C{devA} and C{devB}: a serial
+    cable for tests.  L{unplug} kills socat (both ends vanish); L{plug} brings them back.
+    """
+
+    def __init__(self, reactor: Any, directory: str) -> None:
+        import os
+        import shutil
+
+        socat = shutil.which("socat")
+        if socat is None:
+            raise RuntimeError("socat is needed for serial tests: apt-get install socat")
+        self.reactor = reactor
+        self._socat = socat
+        self.devA = os.path.join(directory, "devA")
+        self.devB = os.path.join(directory, "devB")
+        self._process: _Socat | None = None
+
+    def plug(self, timeout: float = 10.0) -> Deferred[None]:
+        """Start socat; fires once both paths exist."""
+        import os
+
+        process = _Socat()
+        args = [self._socat, "-d", "-d"]
+        args += [f"pty,raw,echo=0,link={dev}" for dev in (self.devA, self.devB)]
+        self.reactor.spawnProcess(process, self._socat, args, env=dict(os.environ))
+        self._process = process
+        return process.ready.addTimeout(timeout, self.reactor)
+
+    def unplug(self, timeout: float = 10.0) -> Deferred[None]:
+        """Kill socat; fires once it has ended."""
+        process, self._process = self._process, None
+        if process is None or process.ended.called:
+            return succeed(None)
+        try:
+            process.transport.signalProcess("KILL")  # type: ignore[union-attr]
+        except error.ProcessExitedAlready:
+            pass
+        return process.ended.addTimeout(timeout, self.reactor)
+
+
+def serveSerialDevice(reactor: Any, path: str, server: DeviceServer) -> Deferred[Any]:
+    """Attach a simulated device (a L{DeviceServer}'s protocol) to the serial port at C{path}."""
+    from twisted_ch.endpoints.serial import SerialEndpoint
+
+    return SerialEndpoint(reactor, path).connect(server)
 
 
 def waitUntil(

@@ -1,0 +1,128 @@
+"""Serial handlers through real ptys (socat): the manual's serial examples, unplug and replug."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from twisted_ch import GetConnectionHandler, RawSimplePipeHandler
+from twisted_ch.extronlib.device import ProcessorDevice
+from twisted_ch.extronlib.interface import SerialInterface
+from twisted_ch.program import Program
+from twisted_ch.testing import DeviceServer, PtyPair, serveSerialDevice, waitUntil
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "manual"
+TCP_LINE = (
+    "EthernetClientInterface('192.168.1.1',\n"
+    "                                       5000, Protocol='TCP')"
+)
+
+
+@pytest_twisted.async_yield_fixture
+async def cable(tmp_path: Path) -> AsyncIterator[PtyPair]:
+    pair = PtyPair(reactor, str(tmp_path))
+    await pair.plug()
+    try:
+        yield pair
+    finally:
+        await pair.unplug()
+
+
+@pytest_twisted.ensureDeferred
+async def test_synchronous_example_serial(
+    cable: PtyPair, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    device = DeviceServer(reactor, {b"P": b"Pwr1\r\n"})
+    deviceEnd = await serveSerialDevice(reactor, cable.devB, device)
+    text = (EXAMPLES / "synchronous_tcp.py").read_text()
+    text = text.replace(TCP_LINE, "SerialInterface(MainProcessor, 'COM2')")
+    text = text.replace(
+        "    Command = msg[:3]",
+        "    msg = res.decode().partition('\\r\\n')[0]\n    Command = msg[:3]",
+    )
+    preamble = (
+        "from twisted_ch.extronlib.interface import SerialInterface\n"
+        "from twisted_ch.extronlib.device import ProcessorDevice\n"
+        f"MainProcessor = ProcessorDevice('Main', ports={{'COM2': {cable.devA!r}}})\n"
+    )
+    path = tmp_path / "main.py"
+    path.write_text(preamble + text)
+    program = Program(reactor)
+    try:
+        ns = await program.runFile(path)
+        handler = ns["DeviceInterface"]
+        assert isinstance(handler, RawSimplePipeHandler)
+        await waitUntil(reactor, lambda: "Device is Connected." in capsys.readouterr().out)
+    finally:
+        await handler.Disconnect()
+        await program.stop()
+        deviceEnd.transport.loseConnection()
+
+
+@pytest_twisted.ensureDeferred
+async def test_serial_unplug_and_replug(cable: PtyPair) -> None:
+    device = DeviceServer(reactor, {b"P": b"Pwr1\r\n"})
+    deviceEnd = await serveSerialDevice(reactor, cable.devB, device)
+    host = ProcessorDevice("Main", ports={"COM1": cable.devA})
+    events: list[str] = []
+
+    async def keepAlive(h: Any) -> None:
+        if await h.SendAndWait("P", 0.2, deliTag=b"\r\n") == b"Pwr1\r\n":
+            h.ResponseAccepted()
+
+    handler = GetConnectionHandler(
+        SerialInterface(host, "COM1", Baud=19200),
+        keepAlive,
+        pollFrequency=0.05,
+        connectRetryTime=0.1,
+        DisconnectLimit=3,
+    )
+    handler.Connected = lambda h, s: events.append(s)
+    handler.Disconnected = lambda h, s: events.append(s)
+    try:
+        handler.Connect()
+        await handler.whenStatus("Connected")
+        await cable.unplug()  # both ends vanish: noticed at once, not after the poll limit
+        await handler.whenStatus("Disconnected")
+        assert "devA" in str(handler.stats()["lastError"])
+        await cable.plug()
+        deviceEnd = await serveSerialDevice(reactor, cable.devB, device)
+        await handler.whenStatus("Connected")  # the port was reopened
+        assert events == ["Connected", "Disconnected", "Connected"]
+    finally:
+        await handler.Disconnect()
+        if deviceEnd.transport is not None:
+            deviceEnd.transport.loseConnection()
+
+
+@pytest_twisted.ensureDeferred
+async def test_missing_serial_port_is_a_disconnected_device_not_a_crash(tmp_path: Path) -> None:
+    host = ProcessorDevice("Main", ports={"COM3": str(tmp_path / "no-such-tty")})
+    handler = GetConnectionHandler(
+        SerialInterface(host, "COM3"), lambda h: h.Send("P"), connectRetryTime=0.05
+    )
+    try:
+        handler.Connect()
+        await handler.whenStatus("Disconnected")
+        assert "no-such-tty" in str(handler.stats()["lastError"])
+        attempts = handler.Interface.link
+        await waitUntil(reactor, lambda: attempts.lastError is not None)
+    finally:
+        await handler.Disconnect()
+
+
+def test_serial_interface_rejects_bad_settings() -> None:
+    host = ProcessorDevice("Main", ports={"COM1": "/dev/null"})
+    with pytest.raises(ValueError, match="Parity must be one of"):
+        SerialInterface(host, "COM1", Parity="Weird")
+    with pytest.raises(ValueError, match="Baud must be a positive int"):
+        SerialInterface(host, "COM1", Baud=0)
+    with pytest.raises(TypeError, match="Host must be a ProcessorDevice"):
+        SerialInterface("Main", "COM1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="has no port 'IR1'"):
+        SerialInterface(host, "IR1")
