@@ -70,7 +70,9 @@ async def test_synchronous_example_with_its_bug_fixed_blocks_on_SendAndWait(
     )
     fixed = text.replace(
         "    Command = msg[:3]",
-        "    RESULTS.append(res)\n    msg = res.decode().partition('\\r\\n')[0]\n    Command = msg[:3]",
+        "    RESULTS.append(res)\n"
+        "    msg = res.decode().partition('\\r\\n')[0]\n"
+        "    Command = msg[:3]",
     )
     program = Program(reactor)
     try:

@@ -1,0 +1,285 @@
+"""
+L{ServerExHandler}: an C{EthernetServerInterfaceEx} that drops idle clients and keeps trying to
+listen.
+
+The interface accepts clients through its own L{ClientsFactory}; the handler wraps that factory in
+an L{IdleClientsFactory} (L{EthernetServerInterfaceEx.listenThrough}), whose per-client
+L{IdleClientProtocol} adds the idle policy and forwards everything else.  Idle means no data
+I{from} the client: what the server writes to it does not count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol, IReactorTime
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin, WrappingFactory
+from twisted.python.failure import Failure
+
+from twisted_ch._events import Event, emit
+from twisted_ch._handlers import checkSeconds
+from twisted_ch._runtime import Runtime, resolveRuntime
+from twisted_ch.extronlib._servers import (
+    ClientObject,
+    EthernetServerInterfaceEx,
+    ServerClientProtocol,
+    checkListenTimeout,
+)
+
+__all__ = ["IdleClientProtocol", "IdleClientsFactory", "ServerExHandler"]
+
+
+class IdleClientProtocol(TimeoutMixin, ProtocolWrapper):
+    """
+    Wraps one client's protocol and aborts the connection once the client has sent nothing for
+    the factory's C{idleTimeout} seconds.
+
+    Aborting (not closing) matters: a client that stopped reading would keep a graceful close
+    waiting for its full buffer forever.
+    """
+
+    factory: IdleClientsFactory
+
+    def __init__(self, factory: IdleClientsFactory, wrappedProtocol: IProtocol) -> None:
+        ProtocolWrapper.__init__(self, factory, wrappedProtocol)
+        self.callLater = factory.clock.callLater  # type: ignore[method-assign,assignment]
+
+    def connectionMade(self) -> None:
+        TimeoutMixin.setTimeout(self, self.factory.idleTimeout)
+
+    def dataReceived(self, data: bytes) -> None:
+        TimeoutMixin.resetTimeout(self)
+        ProtocolWrapper.dataReceived(self, data)
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        TimeoutMixin.setTimeout(self, None)
+        ProtocolWrapper.connectionLost(self, reason)
+
+    def timeoutConnection(self) -> None:
+        self.factory.clientTimedOut(self)
+        transport: Any = self.transport
+        abort = getattr(transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:
+            transport.loseConnection()
+
+
+class IdleClientsFactory(WrappingFactory[IdleClientProtocol]):
+    """
+    Wraps a server interface's factory: each client it accepts gets an L{IdleClientProtocol}.
+    Clients the wrapped factory refuses stay refused.
+    """
+
+    protocol = IdleClientProtocol
+    noisy = False
+
+    def __init__(
+        self,
+        wrappedFactory: Any,
+        idleTimeout: float,
+        clock: IReactorTime,
+        onIdle: Callable[[ClientObject | None], None],
+    ) -> None:
+        super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]
+        self.idleTimeout = idleTimeout
+        self.clock = clock
+        self._onIdle = onIdle
+
+    def buildProtocol(self, addr: IAddress | None) -> IdleClientProtocol | None:  # type: ignore[override]
+        inner = self.wrappedFactory.buildProtocol(addr)
+        if inner is None:
+            return None
+        return IdleClientProtocol(self, inner)
+
+    def clientTimedOut(self, protocol: IdleClientProtocol) -> None:
+        """C{protocol}'s client was idle too long (it is being dropped)."""
+        inner = protocol.wrappedProtocol
+        self._onIdle(inner.client if isinstance(inner, ServerClientProtocol) else None)
+
+
+class ServerExHandler:
+    """
+    Wraps an L{EthernetServerInterfaceEx} (use L{GetConnectionHandler}): clients idle for
+    C{clientIdleTimeout} seconds are disconnected, and a failed L{StartListen} is reported through
+    L{ListenFailed} and retried every C{listenRetryTime} seconds until the port listens.
+
+    Attributes it does not define are read from the wrapped interface.
+    """
+
+    log = Logger()
+
+    Connected = Event["ServerExHandler"]("Called as C{(client, 'Connected')}.")
+    Disconnected = Event["ServerExHandler"]("Called as C{(client, 'Disconnected')}.")
+    ReceiveData = Event["ServerExHandler"]("Called as C{(client, data)}.")
+    ListenFailed = Event["ServerExHandler"]("Called as C{(handler, reason)} per failed attempt.")
+
+    def __init__(
+        self,
+        Interface: Any,
+        clientIdleTimeout: float,
+        listenRetryTime: float,
+        *,
+        reactor: Any = None,
+    ) -> None:
+        if not isinstance(Interface, EthernetServerInterfaceEx):
+            raise TypeError(
+                "ServerExHandler wraps an EthernetServerInterfaceEx, "
+                f"not {type(Interface).__name__}"
+            )
+        if Interface.Protocol != "TCP":
+            raise TypeError("ServerExHandler needs a TCP EthernetServerInterfaceEx")
+        self._idleTimeout = checkSeconds(clientIdleTimeout, "clientIdleTimeout")
+        self._retryTime = checkSeconds(listenRetryTime, "listenRetryTime")
+        ifaceRuntime = getattr(Interface, "_rt", None)
+        self._rt: Runtime = (
+            ifaceRuntime
+            if reactor is None and isinstance(ifaceRuntime, Runtime)
+            else resolveRuntime(reactor)
+        )
+        self._WrappedInterface: EthernetServerInterfaceEx = Interface
+        self.factory = IdleClientsFactory(
+            Interface.factory, self._idleTimeout, self._rt.reactor, self._clientIdle
+        )
+        Interface.listenThrough(self.factory)
+        Interface.observers.append(self)
+        self._wanted = False
+        self._window = 0.0
+        self._retry: IDelayedCall | None = None
+        self.droppedIdle = 0
+        self.listenFailures = 0
+        self.lastFailure: str | None = None
+
+    # documented properties
+
+    @property
+    def Interface(self) -> EthernetServerInterfaceEx:
+        """The wrapped interface."""
+        return self._WrappedInterface
+
+    @property
+    def Clients(self) -> list[ClientObject]:
+        """The connected clients."""
+        return self._WrappedInterface.Clients
+
+    @property
+    def clientIdleTimeout(self) -> float:
+        """Seconds a client may send nothing before it is disconnected."""
+        return self._idleTimeout
+
+    @property
+    def listenRetryTime(self) -> float:
+        """Seconds between attempts to listen after a failure."""
+        return self._retryTime
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for names this class lacks: fall through to the wrapped interface
+        if name.startswith("__") or name == "_WrappedInterface":
+            raise AttributeError(name)
+        try:
+            return getattr(self._WrappedInterface, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}, nor has the "
+                f"wrapped {type(self._WrappedInterface).__name__!r}"
+            ) from None
+
+    # listening
+
+    def StartListen(self, timeout: float = 0) -> Any:
+        """
+        Listen, for C{timeout} seconds if given (0: until L{StopListen}).  Returns the first
+        attempt's result ('Listening', 'ListeningAlready' or the failure reason; a Deferred of it
+        on the reactor); after a failure, L{ListenFailed} fires and the handler retries every
+        C{listenRetryTime} seconds until listening or L{StopListen}.
+        """
+        seconds = checkListenTimeout(timeout)
+        return self._rt.twoFaced(self._startListen, seconds)
+
+    def _startListen(self, timeout: float) -> Deferred[str]:
+        self._wanted = True
+        self._window = timeout
+        self._cancelRetry()
+        return self._attempt()
+
+    def _attempt(self) -> Deferred[str]:
+        return self._WrappedInterface.startListening(self._window).addCallback(self._attempted)
+
+    def _attempted(self, result: str) -> str:
+        if "Listening" in result or result == "Cancelled" or not self._wanted:
+            return result  # listening, or a StopListen came first
+        self.listenFailures += 1
+        self.lastFailure = result
+        self.log.warn(
+            "{handler}: cannot listen ({reason}: {detail}); retrying in {delay} s",
+            handler=self,
+            reason=result,
+            detail=self._WrappedInterface.lastError,
+            delay=self._retryTime,
+        )
+        emit(self._rt, self, "ListenFailed", self, result)
+        if self._wanted and self._retry is None:
+            self._retry = self._rt.reactor.callLater(self._retryTime, self._retryNow)
+        return result
+
+    def _retryNow(self) -> None:
+        self._retry = None
+        if self._wanted and not self._WrappedInterface.listening:
+            self._attempt()
+
+    def _cancelRetry(self) -> None:
+        if self._retry is not None:
+            if self._retry.active():
+                self._retry.cancel()
+            self._retry = None
+
+    def StopListen(self) -> Any:
+        """
+        Stop listening and retrying (connected clients stay, still subject to the idle timeout);
+        on the reactor, a Deferred of the port closing.
+        """
+        return self._rt.twoFaced(self._stopListen)
+
+    def _stopListen(self) -> Deferred[None]:
+        self._wanted = False
+        self._cancelRetry()
+        return self._WrappedInterface.stopListening()
+
+    # interface observer (reactor thread)
+
+    def clientConnected(self, client: ClientObject) -> None:
+        emit(self._rt, self, "Connected", client, "Connected")
+
+    def clientLost(self, client: ClientObject, reason: str) -> None:
+        emit(self._rt, self, "Disconnected", client, "Disconnected")
+
+    def clientData(self, client: ClientObject, data: bytes) -> None:
+        emit(self._rt, self, "ReceiveData", client, data)
+
+    def _clientIdle(self, client: ClientObject | None) -> None:
+        self.droppedIdle += 1
+        self.log.info(
+            "{handler}: {client} sent nothing for {timeout} s; dropping it",
+            handler=self,
+            client=client,
+            timeout=self._idleTimeout,
+        )
+
+    def stats(self) -> dict[str, object]:
+        """Counters for operators."""
+        iface = self._WrappedInterface
+        return {
+            "listening": iface.listening,
+            "port": iface.IPPort,
+            "clients": len(iface.Clients),
+            "droppedIdle": self.droppedIdle,
+            "refused": iface.refused,
+            "listenFailures": self.listenFailures,
+            "lastFailure": self.lastFailure,
+        }
+
+    def __repr__(self) -> str:
+        return f"<ServerExHandler {self._WrappedInterface!r}>"
