@@ -196,6 +196,10 @@ class EthernetClientInterface(LinkInterface):
             raise TypeError("Credentials must be a (username, password) tuple of str")
         if Protocol == "SSH" and Credentials is None and endpoint is None:
             raise ValueError("SSH needs Credentials=(username, password)")
+        if hostKeyPolicy not in ("reject", "accept-new"):
+            raise ValueError(
+                f"hostKeyPolicy must be 'reject' or 'accept-new', got {hostKeyPolicy!r}"
+            )
         self._hostname = Hostname
         self._port = IPPort
         self._protocol = Protocol
@@ -224,21 +228,19 @@ class EthernetClientInterface(LinkInterface):
         if self._protocol == "UDP":
             from twisted_ch.endpoints.udp import UDPClientEndpoint
 
-            return UDPClientEndpoint(
-                reactor, self._hostname, self._port, bindAddress=bind
-            )
+            return UDPClientEndpoint(reactor, self._hostname, self._port, bindAddress=bind)
         from twisted_ch.endpoints.ssh import SSHShellEndpoint
 
         assert self._credentials is not None
         username, password = self._credentials
-        return SSHShellEndpoint(  # type: ignore[no-any-return]
+        return SSHShellEndpoint(
             reactor,
             self._hostname,
             self._port,
             username=username,
             password=password,
             knownHosts=self._knownHosts,
-            hostKeyPolicy=self._hostKeyPolicy,
+            hostKeyPolicy="accept-new" if self._hostKeyPolicy == "accept-new" else "reject",
         )
 
     @property
