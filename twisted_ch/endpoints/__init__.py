@@ -6,3 +6,29 @@ C{connect(factory)} returns a Deferred that fires with the protocol once the lin
 the protocol sees a stream-like transport (C{write}, C{loseConnection}, C{getPeer}, C{getHost}) and
 exactly one C{connectionLost}.  TCP uses Twisted's own endpoints.
 """
+
+from typing import Any
+
+_EXPORTS = {
+    "SerialEndpoint": "serial",
+    "SerialAddress": "serial",
+    "SerialPortUnavailable": "serial",
+    "SerialDeviceLost": "serial",
+    "UDPClientEndpoint": "udp",
+    "SSHShellEndpoint": "ssh",
+    "UnknownHostKey": "ssh",
+    "HostKeyChanged": "ssh",
+    "AuthenticationFailed": "ssh",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use: pyserial and Conch stay unloaded for code that needs neither
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'twisted_ch.endpoints' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"twisted_ch.endpoints.{module}"), name)
