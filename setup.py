@@ -18,6 +18,7 @@ setup(
         "twisted_ch.protocols",
         "twisted_ch.endpoints",
         "twisted_ch.extronlib",
+        "twisted_ch.devices",
         "twisted.plugins",
     ],
     package_data={"twisted_ch": ["py.typed"], "twisted.plugins": ["*.py"]},

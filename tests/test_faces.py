@@ -111,7 +111,8 @@ async def test_a_blocked_program_thread_never_blocks_the_reactor() -> None:
 def test_callbacks_dropped_when_a_program_thread_is_far_behind() -> None:
     thread = ProgramThread(reactor, maxQueue=3)  # never started: nothing drains the queue
     for _ in range(5):
-        thread.call(lambda: None)
+        thread.call(lambda: None, droppable=True)
+    thread.call(lambda: None)  # state events are never dropped
     assert thread.dropped == 2
 
 

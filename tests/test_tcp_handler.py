@@ -110,10 +110,10 @@ def test_first_attempt_refused_reports_ConnectFailed_and_Disconnected_once() -> 
     clock, ep, h, rec = tcpHandler(connectRetryTime=5)
     ep.refuse = True
     assert result(h.Connect()) == "Connection refused"
-    assert rec.names() == ["ConnectFailed", "Disconnected"]
+    assert rec.names() == ["Disconnected", "ConnectFailed"]
     assert h.ConnectionStatus == "Disconnected"
     clock.advance(5)
-    assert rec.names() == ["ConnectFailed", "Disconnected", "ConnectFailed"]
+    assert rec.names() == ["Disconnected", "ConnectFailed", "ConnectFailed"]
 
 
 def test_AutoReconnect_off_attempts_once() -> None:
@@ -155,7 +155,10 @@ def test_connect_timeout() -> None:
     assert not d.called
     clock.advance(0.1)
     assert result(d) == "Timed out"
-    assert rec.calls[0] == ("ConnectFailed", (h, "Timed out"))
+    assert rec.calls[:2] == [
+        ("Disconnected", (h, "Disconnected")),
+        ("ConnectFailed", (h, "Timed out")),
+    ]
     clock.advance(5)
     assert len(ep.attempts) == 2  # retried, still with the 2 s timeout
     clock.advance(2)

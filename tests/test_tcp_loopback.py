@@ -90,7 +90,7 @@ async def test_first_connect_refused_then_device_appears() -> None:
         await device.stop()
         device.start()
         await handler.whenStatus("Connected")
-        assert events[:2] == ["failed: Connection refused", "Disconnected"]
+        assert events[:2] == ["Disconnected", "failed: Connection refused"]
         assert events[-1] == "Connected"
     finally:
         await handler.Disconnect()

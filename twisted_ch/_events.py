@@ -59,4 +59,4 @@ def emit(runtime: Runtime, obj: Any, name: str, *args: object) -> None:
     """Call C{obj}'s callback for event C{name}, if any, through the runtime's dispatcher."""
     callback = obj.__dict__.get(f"_event_{name}")
     if callback is not None:
-        runtime.call(callback, *args)
+        runtime.call(callback, *args, droppable=name == "ReceiveData")

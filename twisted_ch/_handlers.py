@@ -12,8 +12,10 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from twisted_ch._events import Event, emit
 from twisted_ch._link import DeviceLink
@@ -70,6 +72,7 @@ class ConnectionHandler:
         self._DisconnectLimit = 15
         self._missed = 0
         self._keepAliveBusy = False
+        self._linkGeneration = 0
         self.polls = 0
         self.transitions = 0
         self.since = self._rt.reactor.seconds()
@@ -195,10 +198,25 @@ class ConnectionHandler:
             self.log.debug("{handler}: keep-alive still running; poll not sent", handler=self)
             return
         self._keepAliveBusy = True
-        self._rt.call(query, *args).addBoth(self._keepAliveDone)
+        generation = self._linkGeneration
+        done = self._rt.call(query, *args)
+        # a keep-alive Deferred that never fires must not silence polling for good
+        done.addTimeout(
+            self._PollTimer.Interval * (self._DisconnectLimit + 1), self._rt.reactor
+        )
+        done.addBoth(self._keepAliveDone, generation)
 
-    def _keepAliveDone(self, _: object) -> None:
+    def _keepAliveDone(self, result: object, generation: int) -> None:
+        if isinstance(result, Failure) and not result.check(DeferredTimeout):
+            self.log.failure("{handler}: keep-alive failed", result, handler=self)
+        if generation == self._linkGeneration:
+            self._keepAliveBusy = False
+
+    def _newLink(self) -> None:
+        """A new link starts with a fresh count and no keep-alive in flight."""
+        self._linkGeneration += 1
         self._keepAliveBusy = False
+        self._missed = 0
 
     # shared API
 
@@ -249,7 +267,7 @@ class _LinkHandler(ConnectionHandler):
     # link observer (reactor thread)
 
     def linkMade(self) -> None:
-        self._missed = 0
+        self._newLink()
 
     def linkLost(self, reason: str) -> None:
         self._setStatus("Disconnected", reason)
@@ -377,13 +395,13 @@ class RawTcpHandler(_LinkHandler):
         self._scheduleRetry()
 
     def linkFailed(self, reason: str) -> None:
-        emit(self._rt, self, "ConnectFailed", self, reason)
         self._setStatus("Disconnected", reason)
+        emit(self._rt, self, "ConnectFailed", self, reason)
         self._scheduleRetry()
 
     def _pollTick(self, timer: Timer, count: int) -> None:
-        if not self._link.connected:
-            return
+        if not self._link.connected or self._keepAliveQuery is None:
+            return  # without a keep-alive nothing is sent, so nothing can go unanswered
         if self._countPoll():
             self.log.info(
                 "{handler}: {n} keep-alive polls unanswered; dropping the link",

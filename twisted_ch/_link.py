@@ -23,6 +23,9 @@ from twisted_ch.protocols.device import DeviceProtocol, LinkDown
 #: Seconds a connect attempt may take when the caller gives no timeout.
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
+#: Seconds a closing transport may spend flushing writes before it is aborted.
+CLOSE_GRACE = 2.0
+
 LinkState = Literal["closed", "connecting", "connected", "closing"]
 
 
@@ -61,6 +64,8 @@ def describeFailure(failure: Failure) -> str:
 
 
 class _LinkFactory(Factory):
+    noisy = False
+
     def __init__(self, link: DeviceLink) -> None:
         self.link = link
 
@@ -100,6 +105,7 @@ class DeviceLink:
         self._attemptWaiters: list[Deferred[str]] = []
         self._closeWaiters: list[Deferred[None]] = []
         self._reopen: IDelayedCall | None = None
+        self._grace: IDelayedCall | None = None
         self._keepOpen = False
 
     @property
@@ -142,31 +148,43 @@ class DeviceLink:
         attempt.addCallbacks(self._attemptSucceeded, self._attemptFailed)
         return result
 
-    def _finishAttempt(self, outcome: str) -> None:
+    def _takeWaiters(self) -> tuple[list[Deferred[str]], list[Deferred[None]]]:
+        """Detach the current attempt's and close's waiters, before observers may start anew."""
         self._attempt = None
-        waiters, self._attemptWaiters = self._attemptWaiters, []
-        for d in waiters:
+        attempts, self._attemptWaiters = self._attemptWaiters, []
+        closes, self._closeWaiters = self._closeWaiters, []
+        return attempts, closes
+
+    @staticmethod
+    def _fire(attempts: list[Deferred[str]], outcome: str, closes: list[Deferred[None]]) -> None:
+        for d in attempts:
             d.callback(outcome)
+        for c in closes:
+            c.callback(None)
 
     def _attemptSucceeded(self, protocol: object) -> None:
-        # linkMade has already run (connectionMade comes before the endpoint's Deferred fires)
-        self._finishAttempt("Connected" if self.state == "connected" else "Connection lost")
+        # linkMade has already run (connectionMade comes before the endpoint's Deferred fires);
+        # a close requested meanwhile keeps its waiters until the transport is gone
+        self._attempt = None
+        attempts, self._attemptWaiters = self._attemptWaiters, []
+        outcome = "Connected" if protocol is self.protocol else "Connection lost"
+        self._fire(attempts, outcome, [])
 
     def _attemptFailed(self, failure: Failure) -> None:
         wanted = self.state == "connecting"
         self.state = "closed"
+        attempts, closes = self._takeWaiters()
         if not wanted:  # close() cancelled it
-            self._finishAttempt("Cancelled")
-            self._notifyClosed()
+            self._fire(attempts, "Cancelled", closes)
             return
         reason = describeFailure(failure)
         self.lastError = reason
         self.log.info("{link}: connect failed: {reason}", link=self.description, reason=reason)
         for o in list(self.observers):
-            o.linkFailed(reason)
-        self._finishAttempt(reason)
-        self._scheduleReopen()
-        self._notifyClosed()
+            o.linkFailed(reason)  # may connect again: the waiters above are this attempt's
+        if self.state == "closed":
+            self._scheduleReopen()
+        self._fire(attempts, reason, closes)
 
     # DeviceSink
 
@@ -185,19 +203,23 @@ class DeviceLink:
         for o in list(self.observers):
             o.linkData(data)
 
-    def linkLost(self, reason: Failure) -> None:
+    def linkLost(self, protocol: DeviceProtocol, reason: Failure) -> None:
+        if self.protocol is not None and protocol is not self.protocol:
+            return  # a transport this link already gave up on
+        self._cancelGrace()
         wasWanted = self.state == "connected"
         self.protocol = None
         self.state = "closed"
+        closes, self._closeWaiters = self._closeWaiters, []
         why = describeFailure(reason)
         if wasWanted:
             self.lastError = why
         self.log.info("{link}: disconnected ({reason})", link=self.description, reason=why)
         for o in list(self.observers):
-            o.linkLost(why)
-        if wasWanted:
+            o.linkLost(why)  # may connect again
+        if wasWanted and self.state == "closed":
             self._scheduleReopen()
-        self._notifyClosed()
+        self._fire([], "", closes)
 
     # keeping a link open
 
@@ -249,19 +271,21 @@ class DeviceLink:
             transport = self.protocol.transport
             if transport is not None:
                 transport.loseConnection()
+                # a peer that stops reading would hold buffered writes (and us) forever
+                self._grace = self.clock.callLater(CLOSE_GRACE, self.abort)
         return d
 
     def abort(self) -> None:
         """Drop the connected transport at once (a silent device); observers see the loss."""
+        self._grace = None
         if self.protocol is not None:
             self.protocol.abort()
 
-    def _notifyClosed(self) -> None:
-        if self.state != "closed":
-            return
-        waiters, self._closeWaiters = self._closeWaiters, []
-        for d in waiters:
-            d.callback(None)
+    def _cancelGrace(self) -> None:
+        if self._grace is not None:
+            if self._grace.active():
+                self._grace.cancel()
+            self._grace = None
 
     # data
 

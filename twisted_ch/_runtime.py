@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred, succeed
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from twisted.python import threadable
@@ -41,14 +41,21 @@ def describe(f: object) -> str:
 class Dispatcher(Protocol):
     """Runs user callbacks somewhere; a raising callback is logged, never propagated."""
 
-    def call(self, f: Callable[..., object], *args: object) -> Deferred[None]:
-        """Run C{f(*args)}; the Deferred fires (with None) once it has finished."""
+    def call(
+        self, f: Callable[..., object], *args: object, droppable: bool = False
+    ) -> Deferred[None]:
+        """
+        Run C{f(*args)}; the Deferred fires (with None) once it has finished.  A C{droppable}
+        call (received data) may be dropped when the dispatcher is too far behind.
+        """
 
 
 class ReactorDispatcher:
     """Calls user callbacks at once on the reactor thread (the Twisted face)."""
 
-    def call(self, f: Callable[..., object], *args: object) -> Deferred[None]:
+    def call(
+        self, f: Callable[..., object], *args: object, droppable: bool = False
+    ) -> Deferred[None]:
         try:
             result = f(*args)
         except Exception:
@@ -73,8 +80,9 @@ class ProgramThread:
     """
     A thread that runs ControlScript-style program code and, in order, the callbacks it registered.
 
-    Callbacks are queued from the reactor thread; at most C{maxQueue} may wait, beyond which new
-    ones are dropped with an error logged (a device flooding data cannot exhaust memory).
+    Callbacks are queued from the reactor thread.  When C{maxQueue} are waiting, further received
+    data callbacks are dropped with an error logged (a device flooding data cannot exhaust
+    memory); state events (Connected, Disconnected, ...) are never dropped.
     """
 
     _ids = itertools.count(1)
@@ -83,7 +91,8 @@ class ProgramThread:
         self.reactor = reactor
         self.name = name or f"twisted_ch-program-{next(self._ids)}"
         self._queue: queue.Queue[tuple[Callable[..., object], tuple[object, ...], Deferred[Any]]]
-        self._queue = queue.Queue(maxQueue)
+        self._queue = queue.Queue()  # bounded by _put, so the reactor never blocks on it
+        self.maxQueue = maxQueue
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self.runtime = Runtime(reactor, self)
         self.dropped = 0
@@ -103,8 +112,20 @@ class ProgramThread:
         """Whether the calling thread is this program thread."""
         return threading.current_thread() is self._thread
 
-    def call(self, f: Callable[..., object], *args: object) -> Deferred[None]:
+    def call(
+        self, f: Callable[..., object], *args: object, droppable: bool = False
+    ) -> Deferred[None]:
         d: Deferred[None] = Deferred()
+        if droppable and self._queue.qsize() >= self.maxQueue:
+            self.dropped += 1
+            log.error(
+                "program thread {name} is {n} callbacks behind; dropped {callback}",
+                name=self.name,
+                n=self._queue.qsize(),
+                callback=describe(f),
+            )
+            d.callback(None)
+            return d
         self._put(f, args, d, lambda r: None)
         return d
 
@@ -129,17 +150,7 @@ class ProgramThread:
             d.callback(None)
             return
         entry = (f, args, d) if onError is None else (self._logged(f), args, d)
-        try:
-            self._queue.put_nowait(entry)
-        except queue.Full:
-            self.dropped += 1
-            log.error(
-                "program thread {name} is {n} callbacks behind; dropped {callback}",
-                name=self.name,
-                n=self._queue.qsize(),
-                callback=describe(f),
-            )
-            d.callback(None)
+        self._queue.put_nowait(entry)
 
     @staticmethod
     def _logged(f: Callable[..., object]) -> Callable[..., None]:
@@ -166,15 +177,22 @@ class ProgramThread:
             else:
                 self.reactor.callFromThread(d.callback, result)
 
-    def stop(self) -> Deferred[None]:
-        """Let queued work finish, then end the thread; fires when it has ended."""
-        d: Deferred[None] = Deferred()
-        if not self._thread.is_alive():
-            self._stopping = True
-            return succeed(None)
+    def stop(self, timeout: float = 5.0) -> Deferred[None]:
+        """
+        Let queued work finish, then end the thread; fires when it has ended, or after
+        C{timeout} seconds with a warning (a program stuck in its own code is left behind).
+        """
         self._stopping = True
-        self._queue.put((_STOP, (), d))
-        return d
+        if not self._thread.is_alive():
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._queue.put_nowait((_STOP, (), d))
+
+        def stuck(failure: Failure) -> None:
+            failure.trap(TimeoutError, CancelledError)
+            log.warn("program thread {name} did not finish within {t} s", name=self.name, t=timeout)
+
+        return d.addTimeout(timeout, self.reactor).addErrback(stuck)
 
 
 def _STOP() -> None:  # noqa: N802 - sentinel
@@ -188,9 +206,11 @@ class Runtime:
     reactor: Any
     dispatcher: Dispatcher = field(default_factory=ReactorDispatcher)
 
-    def call(self, f: Callable[..., object], *args: object) -> Deferred[None]:
+    def call(
+        self, f: Callable[..., object], *args: object, droppable: bool = False
+    ) -> Deferred[None]:
         """Run a user callback through the dispatcher."""
-        return self.dispatcher.call(f, *args)
+        return self.dispatcher.call(f, *args, droppable=droppable)
 
     def twoFaced(self, f: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
         """
@@ -199,9 +219,9 @@ class Runtime:
         On the reactor thread, return what C{f} returns; from another thread, run C{f} on the
         reactor and block until its result, raising its exception.
         """
-        if threadable.ioThread is None or threadable.isInIOThread():
-            return f(*args, **kwargs)
-        return blockingCallFromThread(self.reactor, f, *args, **kwargs)
+        if onProgramThread() or not (threadable.ioThread is None or threadable.isInIOThread()):
+            return blockingCallFromThread(self.reactor, f, *args, **kwargs)
+        return f(*args, **kwargs)
 
 
 class _Local(threading.local):
@@ -210,6 +230,12 @@ class _Local(threading.local):
 
 _local = _Local()
 _default: Runtime | None = None
+
+
+def onProgramThread() -> bool:
+    """Whether the calling thread is a L{ProgramThread} (even before the reactor runs)."""
+    rt = _local.runtime
+    return rt is not None and isinstance(rt.dispatcher, ProgramThread) and rt.dispatcher.isCurrent
 
 
 def currentRuntime() -> Runtime:

@@ -44,7 +44,8 @@ class Program:
         folder = str(target.parent)
         if folder not in sys.path:
             sys.path.insert(0, folder)
-        self.thread.start()
+        # program code may call the blocking face at once: let it start with the reactor
+        self.reactor.callWhenRunning(self.thread.ensureStarted)
 
         def run() -> dict[str, Any]:
             self.namespace = runpy.run_path(str(target), run_name="__main__")

@@ -169,6 +169,7 @@ class DeviceServer(Factory):
     """A loopback TCP device simulator that tests can silence, stop, restart and reset."""
 
     protocol = SimulatedDevice
+    noisy = False
 
     def __init__(self, reactor: Any, responses: Mapping[bytes, bytes]) -> None:
         self.reactor = reactor
@@ -351,3 +352,33 @@ def waitUntil(
 
     check()
     return d
+
+
+# simulators of the stock probes' devices and of the example SIS module's device
+from twisted_ch._probe_simulators import (  # noqa: E402
+    SIS_RESPONSES,
+    PJLinkServer,
+    SNMPAgent,
+    listenPJLink,
+    listenSNMP,
+)
+from twisted_ch._sis_simulator import (  # noqa: E402
+    SISDevice,
+    SISPump,
+    SISServer,
+    SISSession,
+    listenSIS,
+)
+
+__all__ += [
+    "PJLinkServer",
+    "SIS_RESPONSES",
+    "SISDevice",
+    "SISPump",
+    "SISServer",
+    "SISSession",
+    "SNMPAgent",
+    "listenPJLink",
+    "listenSIS",
+    "listenSNMP",
+]

@@ -17,6 +17,34 @@ _FLOW = ("Off", "HW", "SW")
 _MODES = ("RS232", "RS422", "RS485", "RS485-HD")
 
 
+def _checkSerialSettings(**settings: Any) -> None:
+    """Validate serial port settings (the ControlScript names), raising a clear error."""
+    for key, value in settings.items():
+        if key == "Baud":
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"Baud must be a positive int, got {value!r}")
+        elif key == "Data":
+            if value not in (5, 6, 7, 8):
+                raise ValueError(f"Data must be 5, 6, 7 or 8, got {value!r}")
+        elif key == "Parity":
+            if value not in _PARITY:
+                raise ValueError(f"Parity must be one of {', '.join(_PARITY)}, got {value!r}")
+        elif key == "Stop":
+            if value not in (1, 1.5, 2):
+                raise ValueError(f"Stop must be 1, 1.5 or 2, got {value!r}")
+        elif key == "FlowControl":
+            if value not in _FLOW:
+                raise ValueError(f"FlowControl must be one of {', '.join(_FLOW)}, got {value!r}")
+        elif key == "CharDelay":
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"CharDelay must be a non-negative number, got {value!r}")
+        elif key == "Mode":
+            if value not in _MODES:
+                raise ValueError(f"Mode must be one of {', '.join(_MODES)}, got {value!r}")
+        else:
+            raise TypeError(f"unexpected serial setting {key!r}")
+
+
 class SerialInterface(LinkInterface):
     """
     A serial port of C{Host} (a L{ProcessorDevice} or L{SPDevice}) by alias (C{'COM1'}).
@@ -50,18 +78,15 @@ class SerialInterface(LinkInterface):
             )
         if not isinstance(Port, str):
             raise TypeError(f"Port must be a port alias such as 'COM1', not {Port!r}")
-        if isinstance(Baud, bool) or not isinstance(Baud, int) or Baud <= 0:
-            raise ValueError(f"Baud must be a positive int, got {Baud!r}")
-        if Data not in (5, 6, 7, 8):
-            raise ValueError(f"Data must be 5, 6, 7 or 8, got {Data!r}")
-        if Parity not in _PARITY:
-            raise ValueError(f"Parity must be one of {', '.join(_PARITY)}, got {Parity!r}")
-        if Stop not in (1, 1.5, 2):
-            raise ValueError(f"Stop must be 1, 1.5 or 2, got {Stop!r}")
-        if FlowControl not in _FLOW:
-            raise ValueError(f"FlowControl must be one of {', '.join(_FLOW)}, got {FlowControl!r}")
-        if Mode not in _MODES:
-            raise ValueError(f"Mode must be one of {', '.join(_MODES)}, got {Mode!r}")
+        _checkSerialSettings(
+            Baud=Baud,
+            Data=Data,
+            Parity=Parity,
+            Stop=Stop,
+            FlowControl=FlowControl,
+            CharDelay=CharDelay,
+            Mode=Mode,
+        )
         self.Host = Host
         self.Port = Port
         self.Baud = Baud
@@ -97,9 +122,8 @@ class SerialInterface(LinkInterface):
 
     def Initialize(self, **settings: Any) -> None:
         """Change port settings (Baud, Data, Parity, Stop, FlowControl, CharDelay, Mode)."""
+        _checkSerialSettings(**settings)
         for key, value in settings.items():
-            if key not in ("Baud", "Data", "Parity", "Stop", "FlowControl", "CharDelay", "Mode"):
-                raise TypeError(f"Initialize() got an unexpected setting {key!r}")
             setattr(self, key, value)
 
         def reopen() -> None:

@@ -50,6 +50,9 @@ class LinkInterface:
         "Called as C{(interface, 'Disconnected')} when the link is lost."
     )
     ReceiveData = Event["LinkInterface"]("Called as C{(interface, data)} for unclaimed bytes.")
+    ConnectFailed = Event["LinkInterface"](
+        "Called as C{(interface, reason)} when a connect attempt fails (the handler's extra)."
+    )
 
     #: Whether the transport itself reports connection state (TCP, SSH) or not (serial, UDP).
     connectionOriented = True
@@ -73,6 +76,8 @@ class LinkInterface:
         )
         self._link.observers.append(self)
         self._keepAlive: LoopingCall | None = None
+        self._keepAliveSetting: tuple[float, bytes] | None = None
+        self._announced = False
 
     def _makeEndpoint(self) -> IStreamClientEndpoint:
         raise NotImplementedError
@@ -85,17 +90,22 @@ class LinkInterface:
     # link observer: reactor thread
 
     def linkMade(self) -> None:
+        self._announced = True
+        if self._keepAliveSetting is not None:
+            self._startKeepAlive(*self._keepAliveSetting)
         emit(self._rt, self, "Connected", self, "Connected")
 
     def linkLost(self, reason: str) -> None:
-        self._stopKeepAlive()
-        emit(self._rt, self, "Disconnected", self, "Disconnected")
+        self._stopLoop()
+        if self._announced:  # Connected and Disconnected alternate
+            self._announced = False
+            emit(self._rt, self, "Disconnected", self, "Disconnected")
 
     def linkData(self, data: bytes) -> None:
         emit(self._rt, self, "ReceiveData", self, data)
 
     def linkFailed(self, reason: str) -> None:
-        pass
+        emit(self._rt, self, "ConnectFailed", self, reason)
 
     # ControlScript API
 
@@ -140,7 +150,10 @@ class LinkInterface:
         self._rt.twoFaced(self._stopKeepAlive)
 
     def _startKeepAlive(self, interval: float, payload: bytes) -> None:
-        self._stopKeepAlive()
+        self._keepAliveSetting = (interval, payload)  # kept across reconnections
+        self._stopLoop()
+        if not self._link.connected:
+            return
 
         def send() -> None:
             if self._link.connected:
@@ -152,6 +165,10 @@ class LinkInterface:
         loop.start(interval, now=False)
 
     def _stopKeepAlive(self) -> None:
+        self._keepAliveSetting = None
+        self._stopLoop()
+
+    def _stopLoop(self) -> None:
         if self._keepAlive is not None and self._keepAlive.running:
             self._keepAlive.stop()
         self._keepAlive = None

@@ -32,8 +32,8 @@ class DeviceSink(TypingProtocol):
     def linkData(self, data: bytes) -> None:
         """Bytes arrived that no SendAndWait claimed."""
 
-    def linkLost(self, reason: Failure) -> None:
-        """The transport is gone (called once)."""
+    def linkLost(self, protocol: DeviceProtocol, reason: Failure) -> None:
+        """The transport of C{protocol} is gone (called once per protocol)."""
 
 
 class _Wait:
@@ -93,7 +93,7 @@ class DeviceProtocol(Protocol):
             if wait.timer is not None and wait.timer.active():
                 wait.timer.cancel()
             wait.result.callback(wait.matcher.timedOut()[0])
-        self.sink.linkLost(reason)
+        self.sink.linkLost(self, reason)
 
     def send(self, data: bytes) -> None:
         """Write bytes to the device."""

@@ -1,0 +1,462 @@
+"""
+Connection handlers for Global Scripter device modules: L{ModuleTcpHandler} (TCP, SSH, Dante and
+Serial-over-Ethernet modules) and L{ModuleSimplePipeHandler} (serial, UDP, SP and HTTP modules).
+
+A Global Scripter module decides by itself whether its device is there.  Every C{pollFrequency}
+the handler calls C{module.Update(keepAliveQuery, keepAliveQualifiers)}; the module counts
+updates in C{counter} (set to 0 by every parsed answer), calls its C{OnDisconnected()} once
+C{counter} exceeds C{connectionCounter} (which the handler sets from DisconnectLimit) and its
+C{OnConnected()} on the next good answer, and reports both through its C{ConnectionStatus}
+status.  The handler subscribes to that status and turns each change into its Connected or
+Disconnected event.  A user's C{SubscribeStatus('ConnectionStatus', ...)} is kept by the handler
+and called as well.
+
+ModuleTcpHandler also keeps the transport up with L{RawTcpHandler}'s machinery (Connect,
+AutoReconnect, ConnectFailed, a retry every C{reconnectTime} - GetConnectionHandler's
+C{connectRetryTime}): it tells the module C{OnDisconnected()} when the link drops or a connect
+attempt fails, and drops the link itself when DisconnectLimit polls in a row went out without the
+module reporting Connected (a device that accepts TCP and never answers).  So DisconnectLimit x
+pollFrequency must leave room for the module's session start (banner, login).
+
+Where module code runs
+======================
+Module code (Update, Set, the module's own ReceiveData parser and the status callbacks it calls)
+is ControlScript code: it may block in SendAndWait, so it runs on a L{ProgramThread}:
+
+  - a module created by program code (on a program thread, as under
+    L{twisted_ch.program.Program}) stays on that thread;
+  - a module created on the reactor thread (the Twisted face) runs on L{moduleThread}: one shared
+    program thread per reactor, created and started with the first such handler, stopped before
+    reactor shutdown.  The module's interface delivers its events there.  The handler's own
+    events (Connected, Disconnected, ConnectFailed) keep the face of the code that created it;
+  - with a reactor that has no threads (a L{twisted.internet.task.Clock} in tests), module code
+    runs inline on the reactor thread, with the module's clock current: deterministic, but a
+    SendAndWait inside module code returns a Deferred there.
+
+Called on the reactor thread, the handler's C{Set...}/C{Update...} methods run the module's on its
+thread and return a Deferred of the result; called from a program thread they run right there.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.logger import Logger
+from twisted.python import threadable
+
+from twisted_ch._events import emit
+from twisted_ch._handlers import ConnectionHandler, RawTcpHandler, checkCount, checkSeconds
+from twisted_ch._link import DeviceLink
+from twisted_ch._runtime import (
+    ProgramThread,
+    ReactorDispatcher,
+    Runtime,
+    currentRuntime,
+    describe,
+    useRuntime,
+)
+from twisted_ch.extronlib.system import Timer
+
+__all__ = ["ModuleSimplePipeHandler", "ModuleTcpHandler", "moduleThread"]
+
+log = Logger(namespace="twisted_ch.modules")
+
+#: Module methods that may block: through a handler on the reactor thread they run on the
+#: module's thread.
+_MODULE_COMMAND = re.compile(r"(?:Set|Update)(?:[A-Z]|$)")
+
+_REACTOR = ReactorDispatcher()
+_moduleThreads: weakref.WeakKeyDictionary[Any, ProgramThread] = weakref.WeakKeyDictionary()
+
+
+def moduleThread(reactor: Any) -> ProgramThread:
+    """
+    The program thread running Global Scripter modules created on C{reactor}'s thread: one per
+    reactor, started on first use, stopped before the reactor shuts down.  Its modules share it,
+    so one module blocked in a long SendAndWait delays the others.
+    """
+    thread = _moduleThreads.get(reactor)
+    if thread is None:
+        thread = ProgramThread(reactor, name="twisted_ch-modules")
+        _moduleThreads[reactor] = thread
+        reactor.addSystemEventTrigger("before", "shutdown", thread.stop)
+    thread.ensureStarted()
+    return thread
+
+
+def _onReactorThread() -> bool:
+    return threadable.ioThread is None or threadable.isInIOThread()
+
+
+class _InlineDispatcher:
+    """Runs module code at once on the reactor thread, with the module's runtime current."""
+
+    def __init__(self, reactor: Any) -> None:
+        self.runtime = Runtime(reactor, self)
+
+    def call(
+        self, f: Callable[..., object], *args: object, droppable: bool = False
+    ) -> Deferred[None]:
+        with useRuntime(self.runtime):
+            return _REACTOR.call(f, *args)
+
+
+def _placeModule(module: Any, reactor: Any) -> tuple[Runtime, ProgramThread | None]:
+    """Choose where C{module}'s code runs (see the module docstring); route its events there."""
+    own = getattr(module, "_rt", None)
+    if isinstance(own, Runtime):
+        if isinstance(own.dispatcher, ProgramThread):
+            return own, own.dispatcher
+        reactor = own.reactor
+    else:
+        current = currentRuntime()
+        if isinstance(current.dispatcher, ProgramThread):
+            return current, current.dispatcher
+        if reactor is None:
+            reactor = current.reactor
+    thread: ProgramThread | None = None
+    if IReactorFromThreads.providedBy(reactor):
+        thread = moduleThread(reactor)
+        runtime = thread.runtime
+    else:
+        runtime = _InlineDispatcher(reactor).runtime
+    if isinstance(own, Runtime):
+        # the interface's events (the module's ReceiveData parser) now reach the module's thread
+        module._rt = runtime
+    return runtime, thread
+
+
+class _ModuleDriver:
+    """
+    Runs a module's code where it belongs and relays its C{ConnectionStatus} to a handler.
+
+    L{poll} and L{linkDown} are called on the reactor thread; L{_connectionStatus} and
+    L{_tellDisconnected} run wherever module code runs.
+    """
+
+    def __init__(
+        self,
+        module: Any,
+        keepAliveQuery: object,
+        qualifier: object,
+        disconnectLimit: int,
+        reactor: Any,
+        report: Callable[[str], None],
+    ) -> None:
+        if not isinstance(keepAliveQuery, str) or not callable(
+            getattr(module, "Update" + keepAliveQuery, None)
+        ):
+            raise ValueError(
+                f"keepAliveQuery must name an Update command of {type(module).__name__} "
+                f"(Update{keepAliveQuery} not found)"
+                if isinstance(keepAliveQuery, str)
+                else "keepAliveQuery must be the name of the module's Update command, "
+                f"not {type(keepAliveQuery).__name__}"
+            )
+        if qualifier is not None and not isinstance(qualifier, dict):
+            raise TypeError(f"keepAliveQualifiers must be a dict, not {type(qualifier).__name__}")
+        subscribe = getattr(module, "SubscribeStatus", None)
+        if not callable(subscribe):
+            raise TypeError(f"{type(module).__name__} is not a Global Scripter module")
+        self.module = module
+        self.query = keepAliveQuery
+        self.qualifier = qualifier
+        self.report = report
+        self.runtime, self.thread = _placeModule(module, reactor)
+        self.reactor = self.runtime.reactor
+        #: The module's last ConnectionStatus (only touched where module code runs).
+        self.reported: object = None
+        #: The user's ConnectionStatus callback, kept here since the handler holds the module's.
+        self.subscriber: Callable[..., object] | None = None
+        self._busy = False
+        module.connectionCounter = disconnectLimit
+        subscribe("ConnectionStatus", None, self._connectionStatus)
+
+    # reactor thread
+
+    def poll(self) -> None:
+        """Call the keep-alive Update on the module's thread unless the last one still runs."""
+        if self._busy:
+            log.debug(
+                "{module}: Update{query} still running; poll skipped",
+                module=self.module,
+                query=self.query,
+            )
+            return
+        self._busy = True
+        self.runtime.call(self.module.Update, self.query, self.qualifier).addBoth(self._polled)
+
+    def _polled(self, _: object) -> None:
+        self._busy = False
+
+    def linkDown(self) -> None:
+        """The transport is gone or cannot open: the module's device is disconnected."""
+        self.runtime.call(self._tellDisconnected)
+
+    # either thread
+
+    def forceDisconnected(self) -> Any:
+        """The user's OnDisconnected: right here on a program thread, else on the module's."""
+        if _onReactorThread():
+            return self.runtime.call(self._tellDisconnected)
+        self._tellDisconnected()
+        return None
+
+    def twoFaced(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        """C{method} (module code) made callable from the reactor: a Deferred of its result."""
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not _onReactorThread():
+                return method(*args, **kwargs)
+            if self.thread is not None:
+                return self.thread.run(method, *args, **kwargs)
+            with useRuntime(self.runtime):
+                return maybeDeferred(method, *args, **kwargs)
+
+        call.__name__ = call.__qualname__ = describe(method)
+        call.__doc__ = method.__doc__
+        return call
+
+    # where module code runs
+
+    def _tellDisconnected(self) -> None:
+        # a module already Disconnected is not told again: in many Global Scripter modules a
+        # repeated OnDisconnected briefly reports Connected (WriteStatus calls OnConnected first)
+        if self.reported == "Disconnected":
+            return
+        onDisconnected = getattr(self.module, "OnDisconnected", None)
+        if callable(onDisconnected):
+            onDisconnected()
+        else:
+            self._connectionStatus("ConnectionStatus", "Disconnected", None)
+
+    def _connectionStatus(self, command: str, value: object, qualifier: object) -> None:
+        self.reported = value
+        if value in ("Connected", "Disconnected"):
+            if _onReactorThread():
+                self.report(str(value))
+            else:
+                self.reactor.callFromThread(self.report, str(value))
+        subscriber = self.subscriber
+        if subscriber is not None:
+            try:
+                subscriber(command, value, qualifier)
+            except Exception:
+                log.failure(
+                    "ConnectionStatus callback {callback} raised", callback=describe(subscriber)
+                )
+
+
+class _ModuleHandler(ConnectionHandler):
+    """What both module handlers add: the module's API, its ConnectionStatus, OnDisconnected."""
+
+    _driver: _ModuleDriver
+
+    def _startDriving(
+        self, keepAliveQuery: object, keepAliveQualifiers: object, reactor: Any
+    ) -> None:
+        self._driver = _ModuleDriver(
+            self._WrappedInterface,
+            keepAliveQuery,
+            keepAliveQualifiers,
+            self._DisconnectLimit,
+            reactor,
+            self._moduleReported,
+        )
+
+    @property
+    def keepAliveQuery(self) -> str:
+        """The module's Update command used as keep-alive."""
+        return self._driver.query
+
+    @property
+    def moduleThread(self) -> ProgramThread | None:
+        """The program thread module code runs on (None: inline on a thread-less reactor)."""
+        return self._driver.thread
+
+    def _moduleReported(self, value: str) -> None:
+        """The module's ConnectionStatus changed (reactor thread)."""
+        if value == "Connected":
+            self._missed = 0
+            self._setStatus("Connected")
+        else:
+            self._setStatus("Disconnected", "reported by the module")
+
+    def SubscribeStatus(self, command: str, qualifier: Any, callback: Any) -> None:
+        """The module's SubscribeStatus; C{'ConnectionStatus'} is kept by the handler."""
+        if command == "ConnectionStatus":
+            if callback is not None and not callable(callback):
+                raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+            self._driver.subscriber = callback
+            return
+        self._WrappedInterface.SubscribeStatus(command, qualifier, callback)
+
+    def OnDisconnected(self) -> Any:
+        """
+        Have the module report Disconnected (it is not told twice in a row), for example when the
+        host of its port went offline.
+        """
+        return self._driver.forceDisconnected()
+
+    def __getattr__(self, name: str) -> Any:
+        value = super().__getattr__(name)
+        if callable(value) and _MODULE_COMMAND.match(name):
+            return self._driver.twoFaced(value)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # handler.devicePassword = ... sets the module's attribute, as Interface.devicePassword
+        if self.__dict__.get("_forwarding") and not name.startswith("_"):
+            wrapped = self.__dict__["_WrappedInterface"]
+            if (
+                name not in self.__dict__
+                and not hasattr(type(self), name)
+                and name in getattr(wrapped, "__dict__", {})
+            ):
+                setattr(wrapped, name, value)
+                return
+        super().__setattr__(name, value)
+
+
+class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
+    """
+    Wraps a Global Scripter module derived from a connection-oriented interface (TCP, SSH,
+    Dante, Serial-over-Ethernet): the module says Connected/Disconnected, the handler keeps the
+    transport up (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        Interface: Any,
+        DisconnectLimit: int = 15,
+        pollFrequency: float = 1,
+        keepAliveQuery: str | None = None,
+        keepAliveQualifiers: dict[str, Any] | None = None,
+        reconnectTime: float = 5,
+        *,
+        reactor: Any = None,
+    ) -> None:
+        RawTcpHandler.__init__(
+            self, Interface, DisconnectLimit, pollFrequency, None, reconnectTime, reactor=reactor
+        )
+        self._startDriving(keepAliveQuery, keepAliveQualifiers, reactor)
+        self._forwarding = True
+
+    # link observer (reactor thread); the module, not the transport, says Connected
+
+    def linkMade(self) -> None:
+        self._missed = 0
+        self._cancelRetry()
+
+    def linkLost(self, reason: str) -> None:
+        self._driver.linkDown()
+        self._scheduleRetry()
+
+    def linkFailed(self, reason: str) -> None:
+        emit(self._rt, self, "ConnectFailed", self, reason)
+        self._driver.linkDown()
+        self._scheduleRetry()
+
+    def _pollTick(self, timer: Timer, count: int) -> None:
+        if not self._link.connected:
+            return
+        self.polls += 1
+        if self._status != "Connected":
+            self._missed += 1
+            if self._missed > self._DisconnectLimit:
+                self.log.info(
+                    "{handler}: module not connected after {n} polls; dropping the link",
+                    handler=self,
+                    n=self._missed - 1,
+                )
+                self._link.abort()
+                return
+        self._driver.poll()
+
+    def OnDisconnected(self) -> Any:
+        """Have the module report Disconnected and drop the link (retried after reconnectTime)."""
+        result = super().OnDisconnected()
+        self._rt.twoFaced(self._link.abort)
+        return result
+
+
+class ModuleSimplePipeHandler(_ModuleHandler):
+    """
+    Wraps a Global Scripter module derived from a serial, UDP or SP interface, or an HTTP module
+    (no interface at all): polls its keep-alive Update and reports what the module decides.  A
+    port that closes or fails to open is reopened every C{connectRetryTime} seconds; meanwhile the
+    module is told it is disconnected and no Update is sent.
+    """
+
+    def __init__(
+        self,
+        Interface: Any,
+        DisconnectLimit: int = 15,
+        pollFrequency: float = 1,
+        keepAliveQuery: str | None = None,
+        keepAliveQualifiers: dict[str, Any] | None = None,
+        connectRetryTime: float = 5,
+        *,
+        reactor: Any = None,
+    ) -> None:
+        super().__init__(Interface, pollFrequency, reactor=reactor)
+        self._DisconnectLimit = checkCount(DisconnectLimit, "DisconnectLimit")
+        retry = checkSeconds(connectRetryTime, "connectRetryTime")
+        self._startDriving(keepAliveQuery, keepAliveQualifiers, reactor)
+        link = getattr(Interface, "link", None)
+        self._link: DeviceLink | None = link if isinstance(link, DeviceLink) else None
+        if self._link is not None:
+            self._link.reopenDelay = retry
+            self._link.observers.append(self)
+        self._forwarding = True
+
+    def Connect(self, timeout: float | None = None) -> None:
+        """Open the port (and keep it open) and start the polling loop."""
+        self._rt.twoFaced(self._connect)
+
+    StartPolling = Connect
+
+    def _connect(self) -> None:
+        if self._link is not None:
+            self._link.open()
+        if self._PollTimer.State != "Running":
+            self._PollTimer.Restart()
+
+    def Disconnect(self) -> Any:
+        """Stop polling and close the port (a Deferred on the reactor thread)."""
+        return self._rt.twoFaced(self._disconnect)
+
+    def _disconnect(self) -> Deferred[None]:
+        self._PollTimer.Stop()
+        if self._link is None:
+            self._driver.linkDown()
+            return succeed(None)
+        return self._link.close()
+
+    def _pollTick(self, timer: Timer, count: int) -> None:
+        self.polls += 1
+        if self._link is not None and not self._link.connected:
+            if self._status != "Disconnected":
+                self._driver.linkDown()
+            return
+        self._driver.poll()
+
+    # link observer (reactor thread)
+
+    def linkMade(self) -> None:
+        pass
+
+    def linkLost(self, reason: str) -> None:
+        self._driver.linkDown()
+
+    def linkData(self, data: bytes) -> None:
+        pass
+
+    def linkFailed(self, reason: str) -> None:
+        # the port could not be opened: the module's device is unreachable
+        self._driver.linkDown()

@@ -1,0 +1,383 @@
+"""
+The operators' view: C{/status} (JSON per device), C{/metrics} (Prometheus text) and JSON log
+lines.
+
+The page reads the handlers' counters when asked (L{Registry}); it keeps no state of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
+from twisted.web.http import Request as HTTPRequest
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+from zope.interface import implementer
+
+from twisted_ch._config import redactEndpoint
+from twisted_ch._version import __version__
+
+__all__ = [
+    "Entry",
+    "Registry",
+    "StatusService",
+    "eventAsLine",
+    "jsonLogObserver",
+    "statusResource",
+]
+
+log = Logger(namespace="twisted_ch.status")
+
+
+def isoTime(seconds: float | None) -> str | None:
+    """Seconds since the epoch as ISO 8601 UTC (millisecond precision)."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Entry:
+    """One watched handler: its name, what kind of thing it is, where it connects."""
+
+    name: str
+    handler: Any
+    endpoint: str = ""
+    kind: str = "device"
+    probe: Any = None
+
+    def row(self) -> dict[str, object]:
+        """The status JSON object for this entry."""
+        stats: dict[str, Any] = {}
+        statsOf = getattr(self.handler, "stats", None)
+        if callable(statsOf):
+            stats = dict(statsOf())
+        if self.kind == "server":
+            state = "Listening" if stats.get("listening") else "Not listening"
+        else:
+            state = stats.pop("status", getattr(self.handler, "ConnectionStatus", "Unknown"))
+        since = stats.pop("since", None)
+        lastError = stats.pop("lastError", None)
+        row: dict[str, object] = {
+            "name": self.name,
+            "kind": self.kind,
+            "handler": type(self.handler).__name__,
+            "endpoint": redactEndpoint(self.endpoint),
+            "state": state,
+            "since": isoTime(since) if isinstance(since, int | float) else since,
+        }
+        if self.kind == "device":
+            row.update(
+                polls=stats.pop("polls", 0),
+                misses=stats.pop("misses", 0),
+                transitions=stats.pop("transitions", 0),
+                reconnects=stats.pop("reconnects", 0),
+            )
+        probe = self.probe
+        probeProblem = getattr(probe, "lastProblem", None)
+        row["lastError"] = lastError if lastError is not None else probeProblem
+        if probe is not None:
+            describe = getattr(probe, "describe", None)
+            row["probe"] = {
+                **(describe() if callable(describe) else {"type": type(probe).__name__}),
+                "lastProblem": probeProblem,
+            }
+        row.update({k: v for k, v in stats.items() if _isJSONScalar(v)})
+        return row
+
+
+def _isJSONScalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+class Registry:
+    """The handlers the status page and the metrics show, in the order they were added."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = {}
+
+    def add(self, entry: Entry) -> None:
+        """Show an entry (replacing one of the same name)."""
+        self._entries[entry.name] = entry
+
+    def remove(self, name: str) -> None:
+        """Stop showing an entry."""
+        self._entries.pop(name, None)
+
+    def entries(self) -> list[Entry]:
+        """The entries, in order."""
+        return list(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def snapshot(self) -> dict[str, object]:
+        """The whole C{/status} document."""
+        rows = [e.row() for e in self.entries()]
+        return {
+            "service": "chandler",
+            "version": __version__,
+            "time": isoTime(datetime.now(UTC).timestamp()),
+            "devices": [r for r in rows if r["kind"] == "device"],
+            "servers": [r for r in rows if r["kind"] == "server"],
+        }
+
+
+# metrics
+
+
+class _HandlerCollector:
+    """Reads the registry's counters at scrape time."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["device"]
+        up = GaugeMetricFamily(
+            "chandler_device_up", "1 if the device is Connected, else 0", labels=labels
+        )
+        polls = CounterMetricFamily("chandler_device_polls", "Keep-alive polls sent", labels=labels)
+        misses = GaugeMetricFamily(
+            "chandler_device_misses",
+            "Keep-alive polls sent since the last good answer",
+            labels=labels,
+        )
+        transitions = CounterMetricFamily(
+            "chandler_device_transitions", "Changes of connection status", labels=labels
+        )
+        reconnects = CounterMetricFamily(
+            "chandler_device_reconnects", "Reconnection attempts", labels=labels
+        )
+        for entry in self.registry.entries():
+            if entry.kind != "device":
+                continue
+            row = entry.row()
+            name = [entry.name]
+            up.add_metric(name, 1.0 if row["state"] == "Connected" else 0.0)
+            polls.add_metric(name, _number(row.get("polls")))
+            misses.add_metric(name, _number(row.get("misses")))
+            transitions.add_metric(name, _number(row.get("transitions")))
+            reconnects.add_metric(name, _number(row.get("reconnects")))
+        yield from (up, polls, misses, transitions, reconnects)
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def metricsRegistry(registry: Registry) -> CollectorRegistry:
+    """A dedicated Prometheus registry (not the global one) exposing C{registry}'s handlers."""
+    prometheus = CollectorRegistry(auto_describe=False)
+    prometheus.register(_HandlerCollector(registry))
+    return prometheus
+
+
+# web resources
+
+
+class _JSONStatus(Resource):
+    isLeaf = True
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.registry = registry
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps(self.registry.snapshot(), indent=2).encode("utf-8") + b"\n"
+
+
+class _Metrics(Resource):
+    isLeaf = True
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.prometheus = metricsRegistry(registry)
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return generate_latest(self.prometheus)
+
+
+class _Index(Resource):
+    def __init__(self, registry: Registry) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.registry = registry
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if path == b"":
+            return self
+        child: Resource = super().getChild(path, request)  # type: ignore[no-untyped-call]
+        return child
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        lines = [f"chandler {__version__}: {len(self.registry)} watched", ""]
+        for row in (e.row() for e in self.registry.entries()):
+            lines.append(f"{row['name']:<24} {row['state']:<13} since {row['since']}")
+        lines += ["", "/status   JSON per device", "/metrics  Prometheus text", ""]
+        return "\n".join(lines).encode("utf-8")
+
+
+def statusResource(registry: Registry) -> Resource:
+    """C{/} (a text summary), C{/status} and C{/metrics} for C{registry}."""
+    root = _Index(registry)
+    root.putChild(b"status", _JSONStatus(registry))
+    root.putChild(b"metrics", _Metrics(registry))
+    return root
+
+
+class _QuietSite(Site):
+    """A Site that does not log every request (scrapers poll often)."""
+
+    noisy = False
+
+    def log(self, request: HTTPRequest) -> None:
+        pass
+
+
+class StatusService(Service):
+    """
+    Serves the status page on a server endpoint description (bound when the service starts).
+
+    A port that cannot be bound raises at start: twistd then exits with the error.
+    """
+
+    def __init__(self, reactor: Any, description: str, registry: Registry) -> None:
+        self.reactor = reactor
+        self.description = description
+        self.registry = registry
+        self.site = _QuietSite(statusResource(registry))  # type: ignore[no-untyped-call]
+        self.port: IListeningPort | None = None
+        self.url: str | None = None
+
+    def startService(self) -> None:
+        from twisted.internet.endpoints import serverFromString
+
+        endpoint = serverFromString(self.reactor, self.description)
+        result: list[Any] = []
+        endpoint.listen(self.site).addBoth(result.append)
+        if not result:
+            raise RuntimeError(f"status endpoint {self.description!r} did not listen at once")
+        outcome = result[0]
+        if not IListeningPort.providedBy(outcome):
+            outcome.raiseException()
+        self.port = outcome
+        super().startService()  # type: ignore[no-untyped-call]
+        address = outcome.getHost()
+        host = getattr(address, "host", None)
+        if host is not None:
+            shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+            shown = f"[{shown}]" if ":" in shown else shown
+            self.url = f"http://{shown}:{address.port}/"
+        else:
+            self.url = str(address)
+        log.info(
+            "status page at {url}status (metrics at {url}metrics)",
+            url=self.url,
+            statusURL=f"{self.url}status",
+        )
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()  # type: ignore[no-untyped-call]
+        port, self.port = self.port, None
+        d = port.stopListening() if port is not None else None
+        return d if isinstance(d, Deferred) else succeed(None)
+
+
+# JSON log lines
+
+_LEVELS = {
+    LogLevel.debug: "debug",
+    LogLevel.info: "info",
+    LogLevel.warn: "warning",
+    LogLevel.error: "error",
+    LogLevel.critical: "critical",
+}
+
+
+def _jsonable(value: object) -> object:
+    if _isJSONScalar(value):
+        if isinstance(value, float) and value != value:  # NaN
+            return None
+        return value
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, list | tuple) and all(_isJSONScalar(v) for v in value):
+        return list(value)
+    return str(value)
+
+
+def eventAsLine(event: dict[str, Any]) -> str:
+    """One log event as one line of JSON: time, level, namespace, text, then its fields."""
+    level = event.get("log_level")
+    record: dict[str, object] = {
+        "time": isoTime(event.get("log_time")),
+        "level": _LEVELS.get(level, str(level)) if level is not None else None,
+        "namespace": event.get("log_namespace"),
+        "text": formatEvent(event),
+    }
+    for key, value in event.items():
+        if key.startswith("log_") or key in record or key in ("format", "message", "isError"):
+            continue
+        record[key] = _jsonable(value)
+    if "device" not in record:
+        device = _deviceOf(event)
+        if device is not None:
+            record["device"] = device
+    failure = event.get("log_failure")
+    if failure is not None:
+        record["failure"] = failure.getTraceback()
+    return json.dumps(record, ensure_ascii=False, default=str)
+
+
+def _deviceOf(event: dict[str, Any]) -> str | None:
+    """The device a handler's or link's log line is about (its link description)."""
+    link = event.get("link")
+    if isinstance(link, str):
+        return link
+    handler = event.get("handler")
+    if handler is None:
+        return None
+    try:
+        description = handler.Interface.link.description
+    except Exception:
+        return None
+    return description if isinstance(description, str) else None
+
+
+@implementer(ILogObserver)
+class _JSONLineObserver:
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        try:
+            line = eventAsLine(event)
+        except Exception as e:  # a log line must never break the program
+            line = json.dumps({"level": "error", "text": f"unloggable event: {e!r}"})
+        self.out.write(line + "\n")
+        self.out.flush()
+
+
+def jsonLogObserver(out: IO[str] | None = None) -> ILogObserver:
+    """
+    An observer writing one JSON object per line to C{out} (standard output by default).
+
+    Also usable as C{twistd --logger twisted_ch._status.jsonLogObserver}.
+    """
+    return _JSONLineObserver(out if out is not None else sys.stdout)

@@ -1,0 +1,689 @@
+"""
+Stock keep-alive probes, so most devices need no code.
+
+Each probe is a callable C{probe(handler)} to pass as C{keepAliveQuery}: it sends one query, calls
+C{handler.ResponseAccepted()} on a good answer, and returns a Deferred firing with whether the
+answer was good (called from a program thread, it blocks and returns the bool).  Probes that watch
+unsolicited data (PJLink's greeting, SNMP datagrams) must see the link from its start: call
+L{Probe.attach} before C{Connect()}.
+
+    probe = PJLinkProbe(password="...")
+    projector = GetConnectionHandler(EndpointInterface(endpoint), probe, pollFrequency=5)
+    probe.attach(projector)
+    projector.Connect()
+
+Problems are logged once per change (not every poll) and kept in L{Probe.lastProblem}; no probe
+logs a password or anything derived from one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from types import SimpleNamespace
+from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from twisted_ch._framing import toBytes
+from twisted_ch._link import DeviceLink
+from twisted_ch._runtime import Runtime
+from twisted_ch.protocols.device import LinkDown
+
+__all__ = [
+    "PJLinkProbe",
+    "Probe",
+    "ProbeUnavailable",
+    "SISProbe",
+    "SNMPProbe",
+    "STOCK_PROBES",
+    "SYS_UPTIME",
+    "SendExpectProbe",
+    "makeProbe",
+    "pjlinkDigest",
+]
+
+log = Logger(namespace="twisted_ch.probes")
+
+#: sysUpTime.0, the SNMP object the SNMP probe reads.
+SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+
+
+class ProbeUnavailable(RuntimeError):
+    """A probe's optional dependency is not installed."""
+
+
+def _label(handler: Any) -> str:
+    """The name log lines use for a handler's device: its link's description."""
+    link = _linkOf(handler)
+    return link.description if link is not None else repr(handler)
+
+
+def _linkOf(handler: Any) -> DeviceLink | None:
+    interface = getattr(handler, "Interface", handler)
+    link = getattr(interface, "link", None)
+    return link if isinstance(link, DeviceLink) else None
+
+
+def _requireLink(handler: Any, probe: str) -> DeviceLink:
+    link = _linkOf(handler)
+    if link is None:
+        raise TypeError(f"the {probe} probe needs a twisted_ch device interface, not {handler!r}")
+    return link
+
+
+class Probe:
+    """
+    Base of the stock probes: runs L{query} on the reactor thread and accepts good answers.
+
+    @ivar lastProblem: why the last probe failed, or None after a good answer.
+    @ivar accepted: good answers so far.
+    """
+
+    kind = "probe"
+
+    def __init__(self, timeout: float = 2.0) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.timeout = float(timeout)
+        self.lastProblem: str | None = None
+        self.accepted = 0
+
+    def attach(self, handler: Any) -> None:
+        """Start watching C{handler}'s link (before it connects); idempotent."""
+
+    def __call__(self, handler: Any) -> Any:
+        rt = getattr(handler, "_rt", None)
+        if isinstance(rt, Runtime):
+            return rt.twoFaced(self._once, handler)
+        return self._once(handler)
+
+    def _once(self, handler: Any) -> Deferred[bool]:
+        self.attach(handler)
+        d = ensureDeferred(self.query(handler))
+
+        def judged(good: bool) -> bool:
+            if good:
+                self.accepted += 1
+                if self.lastProblem is not None:
+                    log.info(
+                        "{device}: {probe} probe answered again",
+                        device=_label(handler),
+                        probe=self.kind,
+                    )
+                self.lastProblem = None
+                handler.ResponseAccepted()
+            return good
+
+        def failed(f: Failure) -> bool:
+            if f.check(LinkDown):
+                return False
+            self.problem(handler, f"{type(f.value).__name__}: {f.getErrorMessage()}", failure=f)
+            return False
+
+        return d.addCallbacks(judged, failed)
+
+    async def query(self, handler: Any) -> bool:
+        """Send the query and judge the answer (reactor thread)."""
+        raise NotImplementedError
+
+    def problem(self, handler: Any, text: str, failure: Failure | None = None) -> None:
+        """Record why a probe failed; log it when it differs from the last one."""
+        if text == self.lastProblem:
+            return
+        self.lastProblem = text
+        if failure is not None:
+            log.failure(
+                "{device}: {probe} probe failed: {problem}",
+                failure,
+                device=_label(handler),
+                probe=self.kind,
+                problem=text,
+            )
+        else:
+            log.warn(
+                "{device}: {probe} probe: {problem}",
+                device=_label(handler),
+                probe=self.kind,
+                problem=text,
+            )
+
+    def describe(self) -> dict[str, object]:
+        """Settings worth showing operators (never secrets)."""
+        return {"type": self.kind, "timeout": self.timeout}
+
+
+# Extron SIS
+
+#: Regular expressions for the answer line of well-known SIS queries (without the CR LF).
+SIS_ANSWERS: Mapping[bytes, bytes] = {
+    b"Q": rb"(?:Ver\d+\*)?\d+\.\d+[\w.\-]*",
+    b"*Q": rb"\d+\.\d+[^\r\n]*",
+    b"N": rb"(?:Pno)?\d{2}-\d{3,4}-\d{2}[^\r\n]*",
+    b"I": rb"[^\r\n]+",
+}
+
+
+class SISProbe(Probe):
+    """
+    An Extron SIS query: C{Q} (firmware version, the default), C{N} (part number), C{I}
+    (information) or any other query with an C{expect} pattern for its answer line.
+
+    SIS error answers (C{E10}, ...) and lines that do not match (such as the copyright banner a
+    device prints on connect) are not accepted.
+    """
+
+    kind = "sis"
+
+    def __init__(
+        self, query: bytes | str = b"Q", expect: bytes | str | None = None, timeout: float = 2.0
+    ) -> None:
+        super().__init__(timeout)
+        self.request = toBytes(query, "query")
+        if not self.request:
+            raise ValueError("query must not be empty")
+        answer = toBytes(expect, "expect") if expect is not None else None
+        if answer is None:
+            answer = SIS_ANSWERS.get(self.request.strip().upper(), rb"[^\r\n]+")
+        self.answer = re.compile(
+            rb"(?m)^(?:(?P<sisError>E\d\d)|(?P<sisAnswer>" + answer + rb"))\r?\n"
+        )
+
+    async def query(self, handler: Any) -> bool:
+        response = await handler.SendAndWait(self.request, self.timeout, deliRex=self.answer)
+        if not response:
+            self.problem(handler, f"no answer to {self.request!r} within {self.timeout:g} s")
+            return False
+        m = self.answer.search(response)
+        if m is None:  # pragma: no cover - the matcher only returns matching responses
+            return False
+        if m.group("sisError"):
+            code = m.group("sisError").decode("ascii")
+            self.problem(handler, f"device answered {self.request!r} with SIS error {code}")
+            return False
+        return True
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "query": self.request.decode("latin-1")}
+
+
+# generic send / expect
+
+
+class SendExpectProbe(Probe):
+    """Send fixed bytes; a response matching the C{expect} regular expression is good."""
+
+    kind = "send"
+
+    def __init__(self, send: bytes | str, expect: bytes | str, timeout: float = 2.0) -> None:
+        super().__init__(timeout)
+        self.send = toBytes(send, "send")
+        if not self.send:
+            raise ValueError("send must not be empty")
+        self.expect = re.compile(toBytes(expect, "expect"))
+
+    async def query(self, handler: Any) -> bool:
+        response = await handler.SendAndWait(self.send, self.timeout, deliRex=self.expect)
+        if not response:
+            self.problem(handler, f"no answer matching {self.expect.pattern!r}")
+            return False
+        return True
+
+    def describe(self) -> dict[str, object]:
+        return {
+            **super().describe(),
+            "send": self.send.decode("latin-1"),
+            "expect": self.expect.pattern.decode("latin-1"),
+        }
+
+
+# PJLink
+
+
+def pjlinkDigest(random: bytes, password: str) -> bytes:
+    """PJLink class 1 authentication: MD5 of the greeting's random and the password, as hex."""
+    return (
+        hashlib.md5(random + password.encode("utf-8"), usedforsecurity=False).hexdigest().encode()
+    )
+
+
+_PJLINK_GREETING = re.compile(rb"PJLINK (?:(?P<none>0)|1 (?P<random>[^\r\s]+)|(?P<erra>ERRA))\r")
+_PJLINK_ANSWER = re.compile(rb"(?:%1POWR=(?P<power>[^\r]*)|PJLINK (?P<erra>ERRA))\r")
+_PJLINK_POWER = {"0": "off", "1": "on", "2": "cooling", "3": "warming"}
+
+
+@dataclass
+class _Greeting:
+    random: bytes | None  # None: no authentication
+
+
+class _PJLinkSession:
+    """Watches one link for the greeting a PJLink projector sends on every connection."""
+
+    def __init__(self, link: DeviceLink) -> None:
+        self.link = link
+        self._reset()
+
+    def _reset(self) -> None:
+        self.buffer = b""
+        self.greeting: _Greeting | None = None
+        self.authenticated = False
+        self.waiters: list[Deferred[_Greeting | None]] = []
+
+    def _wake(self, value: _Greeting | None) -> None:
+        waiters, self.waiters = self.waiters, []
+        for d in waiters:
+            d.callback(value)
+
+    def waitGreeting(self, timeout: float) -> Deferred[_Greeting | None]:
+        if self.greeting is not None:
+            d: Deferred[_Greeting | None] = Deferred()
+            d.callback(self.greeting)
+            return d
+        d = Deferred()
+        self.waiters.append(d)
+        d.addTimeout(timeout, self.link.clock, onTimeoutCancel=lambda result, t: None)
+        return d
+
+    # link observer
+
+    def linkMade(self) -> None:
+        self._wake(None)
+        self._reset()
+
+    def linkLost(self, reason: str) -> None:
+        self._wake(None)
+        self._reset()
+
+    def linkFailed(self, reason: str) -> None:
+        pass
+
+    def linkData(self, data: bytes) -> None:
+        if self.greeting is not None:
+            return
+        self.buffer = (self.buffer + data)[-256:]
+        m = _PJLINK_GREETING.search(self.buffer)
+        if m is None:
+            return
+        self.buffer = b""
+        if m.group("erra"):
+            return  # an authentication error, not a greeting
+        self.greeting = _Greeting(m.group("random"))
+        self._wake(self.greeting)
+
+
+class PJLinkProbe(Probe):
+    """
+    PJLink class 1 power query (C{%1POWR ?}), authenticating when the projector asks for it.
+
+    A projector greets each connection with C{PJLINK 0} (no authentication) or C{PJLINK 1
+    <random>}: the first command is then prefixed with MD5(random + password) in hex.  A
+    C{PJLINK ERRA} answer is logged as an authentication error (without the password).
+    """
+
+    kind = "pjlink"
+
+    def __init__(self, password: str | None = None, timeout: float = 2.0) -> None:
+        super().__init__(timeout)
+        if password is not None and not isinstance(password, str):
+            raise TypeError("password must be a str")
+        self._password = password
+        self._sessions: dict[int, _PJLinkSession] = {}
+        self.authFailures = 0
+        self.power: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<PJLinkProbe password={'set' if self._password else 'none'}>"
+
+    def attach(self, handler: Any) -> None:
+        self._session(handler)
+
+    def _session(self, handler: Any) -> _PJLinkSession:
+        link = _requireLink(handler, "pjlink")
+        session = self._sessions.get(id(link))
+        if session is None or session.link is not link:
+            session = _PJLinkSession(link)
+            self._sessions[id(link)] = session
+            link.observers.append(session)
+        return session
+
+    async def query(self, handler: Any) -> bool:
+        session = self._session(handler)
+        greeting = await session.waitGreeting(self.timeout)
+        prefix = b""
+        if greeting is not None and greeting.random is not None and not session.authenticated:
+            if self._password is None:
+                self.problem(
+                    handler, "the projector requires authentication and no password is configured"
+                )
+                return False
+            prefix = pjlinkDigest(greeting.random, self._password)
+        response = await handler.SendAndWait(
+            prefix + b"%1POWR ?\r", self.timeout, deliRex=_PJLINK_ANSWER
+        )
+        m = _PJLINK_ANSWER.search(response) if response else None
+        if m is None:
+            self.problem(handler, f"no answer to the power query within {self.timeout:g} s")
+            return False
+        if m.group("erra"):
+            self.authFailures += 1
+            session.authenticated = False
+            self.problem(handler, "authentication failed (PJLINK ERRA): check the password")
+            return False
+        session.authenticated = True
+        value = m.group("power").decode("latin-1")
+        self.power = _PJLINK_POWER.get(value, value)
+        return True
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "power": self.power, "authFailures": self.authFailures}
+
+
+# SNMP
+
+
+@cache
+def _asn1() -> SimpleNamespace:
+    """The SNMP message types, built with pyasn1 on first use."""
+    try:
+        from pyasn1.codec.ber import decoder, encoder  # type: ignore[import-untyped]
+        from pyasn1.type import namedtype, tag, univ  # type: ignore[import-untyped]
+    except ImportError as e:
+        raise ProbeUnavailable(
+            f"the SNMP probe needs pyasn1 ({e}); install it with: pip install 'twisted_ch[snmp]'"
+        ) from None
+
+    def implicit(base: Any, cls: int, fmt: int, number: int) -> Any:
+        return base.tagSet.tagImplicitly(tag.Tag(cls, fmt, number))
+
+    class TimeTicks(univ.Integer):  # type: ignore[misc]
+        tagSet = implicit(univ.Integer, tag.tagClassApplication, tag.tagFormatSimple, 3)
+
+    class VarBind(univ.Sequence):  # type: ignore[misc]
+        componentType = namedtype.NamedTypes(
+            namedtype.NamedType("name", univ.ObjectIdentifier()),
+            namedtype.NamedType("value", univ.Any()),
+        )
+
+    class VarBindList(univ.SequenceOf):  # type: ignore[misc]
+        componentType = VarBind()
+
+    fields = namedtype.NamedTypes(
+        namedtype.NamedType("request-id", univ.Integer()),
+        namedtype.NamedType("error-status", univ.Integer()),
+        namedtype.NamedType("error-index", univ.Integer()),
+        namedtype.NamedType("variable-bindings", VarBindList()),
+    )
+    constructed = tag.tagClassContext, tag.tagFormatConstructed
+
+    class GetRequestPDU(univ.Sequence):  # type: ignore[misc]
+        tagSet = implicit(univ.Sequence, *constructed, 0)
+        componentType = fields
+
+    class ResponsePDU(univ.Sequence):  # type: ignore[misc]
+        tagSet = implicit(univ.Sequence, *constructed, 2)
+        componentType = fields
+
+    class PDUs(univ.Choice):  # type: ignore[misc]
+        componentType = namedtype.NamedTypes(
+            namedtype.NamedType("get-request", GetRequestPDU()),
+            namedtype.NamedType("response", ResponsePDU()),
+        )
+
+    class Message(univ.Sequence):  # type: ignore[misc]
+        componentType = namedtype.NamedTypes(
+            namedtype.NamedType("version", univ.Integer()),
+            namedtype.NamedType("community", univ.OctetString()),
+            namedtype.NamedType("data", PDUs()),
+        )
+
+    return SimpleNamespace(
+        univ=univ,
+        encode=encoder.encode,
+        decode=decoder.decode,
+        TimeTicks=TimeTicks,
+        VarBind=VarBind,
+        GetRequestPDU=GetRequestPDU,
+        ResponsePDU=ResponsePDU,
+        Message=Message,
+        NULL=encoder.encode(univ.Null("")),
+    )
+
+
+SNMP_VERSIONS = {"1": 0, "2c": 1}
+
+
+def encodeMessage(
+    version: int, community: bytes, pduKind: str, requestId: int, binds: list[tuple[str, Any]]
+) -> bytes:
+    """BER-encode an SNMP message; each bind's value is BER bytes or a pyasn1 value."""
+    a = _asn1()
+    pdu = (a.GetRequestPDU if pduKind == "get-request" else a.ResponsePDU)()
+    pdu["request-id"] = requestId
+    pdu["error-status"] = 0
+    pdu["error-index"] = 0
+    binds_ = pdu["variable-bindings"]
+    for i, (oid, value) in enumerate(binds):
+        vb = a.VarBind()
+        vb["name"] = a.univ.ObjectIdentifier(oid)
+        vb["value"] = a.univ.Any(value if isinstance(value, bytes) else a.encode(value))
+        binds_[i] = vb
+    message = a.Message()
+    message["version"] = version
+    message["community"] = community
+    message["data"][pduKind] = pdu
+    return a.encode(message)  # type: ignore[no-any-return]
+
+
+@dataclass
+class SNMPMessage:
+    """A decoded SNMP v1/v2c message."""
+
+    version: int
+    community: bytes
+    pduKind: str
+    requestId: int
+    errorStatus: int
+    binds: list[tuple[str, bytes]]  # (oid, BER-encoded value)
+
+
+def decodeMessage(datagram: bytes) -> SNMPMessage:
+    """
+    Decode an SNMP GetRequest or Response.
+
+    @raise ValueError: the datagram is not one.
+    """
+    a = _asn1()
+    try:
+        message, rest = a.decode(datagram, asn1Spec=a.Message())
+        data = message["data"]
+        kind = data.getName()
+        pdu = data.getComponent()
+        binds = [
+            (str(vb["name"]), bytes(vb["value"].asOctets())) for vb in pdu["variable-bindings"]
+        ]
+        return SNMPMessage(
+            int(message["version"]),
+            bytes(message["community"]),
+            kind,
+            int(pdu["request-id"]),
+            int(pdu["error-status"]),
+            binds,
+        )
+    except Exception as e:
+        raise ValueError(f"not an SNMP message: {e}") from None
+
+
+def decodeTimeTicks(value: bytes) -> int:
+    """The hundredths of a second in a BER TimeTicks value; ValueError if it is not one."""
+    a = _asn1()
+    try:
+        ticks, _ = a.decode(value, asn1Spec=a.TimeTicks())
+        return int(ticks)
+    except Exception as e:
+        raise ValueError(f"not TimeTicks: {e}") from None
+
+
+class _SNMPSession:
+    """Matches the datagrams arriving on one link to outstanding requests by request-id."""
+
+    def __init__(self, link: DeviceLink, probe: SNMPProbe) -> None:
+        self.link = link
+        self.probe = probe
+        self.pending: dict[int, Deferred[SNMPMessage | None]] = {}
+
+    def expect(self, requestId: int, timeout: float) -> Deferred[SNMPMessage | None]:
+        d: Deferred[SNMPMessage | None] = Deferred()
+        self.pending[requestId] = d
+        d.addTimeout(timeout, self.link.clock, onTimeoutCancel=lambda result, t: None)
+        d.addBoth(self._forget, requestId)
+        return d
+
+    def _forget(self, result: object, requestId: int) -> object:
+        self.pending.pop(requestId, None)
+        return result
+
+    def linkMade(self) -> None:
+        pass
+
+    def linkFailed(self, reason: str) -> None:
+        pass
+
+    def linkLost(self, reason: str) -> None:
+        for d in list(self.pending.values()):
+            d.callback(None)
+
+    def linkData(self, data: bytes) -> None:
+        try:
+            message = decodeMessage(data)
+        except ValueError as e:
+            log.debug("{link}: ignored a datagram: {why}", link=self.link.description, why=e)
+            return
+        waiter = self.pending.get(message.requestId)
+        if message.pduKind != "response" or waiter is None:
+            self.probe.ignored += 1
+            log.debug(
+                "{link}: ignored an SNMP {kind} with request-id {rid} (no such request pending)",
+                link=self.link.description,
+                kind=message.pduKind,
+                rid=message.requestId,
+            )
+            return
+        waiter.callback(message)
+
+
+class SNMPProbe(Probe):
+    """
+    SNMP GET of sysUpTime.0 (v1 or v2c, with a community string) over a UDP device link.
+
+    Only a response carrying the request's request-id counts; others are ignored (counted in
+    L{ignored}).  Needs pyasn1 (the C{snmp} extra).
+    """
+
+    kind = "snmp"
+
+    def __init__(
+        self, community: str = "public", version: str = "2c", timeout: float = 2.0
+    ) -> None:
+        super().__init__(timeout)
+        _asn1()  # fail now, clearly, when pyasn1 is missing
+        if version not in SNMP_VERSIONS:
+            raise ValueError(f"version must be '1' or '2c', not {version!r}")
+        self.community = community.encode("utf-8")
+        self.version = version
+        self._sessions: dict[int, _SNMPSession] = {}
+        self._nextId = secrets.randbelow(2**30) + 1
+        self.ignored = 0
+        self.uptime: float | None = None
+
+    def __repr__(self) -> str:
+        return f"<SNMPProbe v{self.version}>"
+
+    def attach(self, handler: Any) -> None:
+        self._session(handler)
+
+    def _session(self, handler: Any) -> _SNMPSession:
+        link = _requireLink(handler, "snmp")
+        session = self._sessions.get(id(link))
+        if session is None or session.link is not link:
+            session = _SNMPSession(link, self)
+            self._sessions[id(link)] = session
+            link.observers.append(session)
+        return session
+
+    def requestId(self) -> int:
+        """A fresh request-id (31 bits, wrapping)."""
+        rid = self._nextId
+        self._nextId = rid % (2**31 - 1) + 1
+        return rid
+
+    async def query(self, handler: Any) -> bool:
+        session = self._session(handler)
+        rid = self.requestId()
+        request = encodeMessage(
+            SNMP_VERSIONS[self.version],
+            self.community,
+            "get-request",
+            rid,
+            [(SYS_UPTIME, _asn1().NULL)],
+        )
+        answer = session.expect(rid, self.timeout)
+        try:
+            handler.Send(request)
+        except LinkDown:
+            answer.addErrback(lambda f: None)
+            answer.cancel()
+            raise
+        message = await answer
+        if message is None:
+            self.problem(handler, f"no response within {self.timeout:g} s")
+            return False
+        if message.errorStatus != 0:
+            self.problem(handler, f"agent answered with error-status {message.errorStatus}")
+            return False
+        for oid, value in message.binds:
+            if oid == SYS_UPTIME:
+                try:
+                    self.uptime = decodeTimeTicks(value) / 100
+                except ValueError:
+                    break
+                return True
+        self.problem(handler, "response carries no sysUpTime (noSuchObject?)")
+        return False
+
+    def describe(self) -> dict[str, object]:
+        return {
+            **super().describe(),
+            "version": self.version,
+            "uptime": self.uptime,
+            "ignored": self.ignored,
+        }
+
+
+# by name
+
+STOCK_PROBES: Mapping[str, Callable[..., Probe]] = {
+    "sis": SISProbe,
+    "pjlink": PJLinkProbe,
+    "snmp": SNMPProbe,
+    "send": SendExpectProbe,
+}
+
+
+def makeProbe(kind: str, options: Mapping[str, Any] | None = None) -> Probe:
+    """
+    A stock probe by name (C{sis}, C{pjlink}, C{snmp}, C{send}) with its constructor's options.
+
+    @raise ValueError: no such probe.
+    @raise ProbeUnavailable: its optional dependency is missing.
+    """
+    factory = STOCK_PROBES.get(kind)
+    if factory is None:
+        raise ValueError(f"no stock probe {kind!r} (known: {', '.join(STOCK_PROBES)})")
+    return factory(**dict(options or {}))
