@@ -126,3 +126,19 @@ def test_serial_interface_rejects_bad_settings() -> None:
         SerialInterface("Main", "COM1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="has no port 'IR1'"):
         SerialInterface(host, "IR1")
+
+
+def test_serial_initialize_validates_like_the_constructor() -> None:
+    from twisted.internet.task import Clock
+
+    from twisted_ch.testing import FakeEndpoint
+
+    clock = Clock()
+    host = ProcessorDevice("Main", ports={"COM1": "/dev/null"})
+    iface = SerialInterface(host, "COM1", endpoint=FakeEndpoint(clock), reactor=clock)
+    with pytest.raises(ValueError, match="Stop must be 1, 1.5 or 2"):
+        iface.Initialize(Stop=3)
+    with pytest.raises(TypeError, match="unexpected serial setting 'Speed'"):
+        iface.Initialize(Speed=9600)
+    iface.Initialize(Baud=115200, Parity="Even")
+    assert (iface.Baud, iface.Parity) == (115200, "Even")

@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from helpers import tcpHandler
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 
 from twisted_ch import GetConnectionHandler, LinkDown, RawTcpHandler
+from twisted_ch.extronlib.interface import EthernetClientInterface
+from twisted_ch.testing import FakeEndpoint
 
 
 def result(d: Deferred[Any]) -> Any:
@@ -452,3 +455,114 @@ def test_pipe_handler_needs_a_keepalive() -> None:
     iface = EndpointInterface(FakeEndpoint(clock), reactor=clock, connectionOriented=False)
     with pytest.raises(ValueError, match="needs a keepAliveQuery"):
         GetConnectionHandler(iface)
+
+
+def test_Connect_from_inside_ConnectFailed_then_Disconnect_completes() -> None:
+    clock, ep, h, rec = tcpHandler()
+    h.AutoReconnect = False
+    ep.refuse = True
+    inner: list[Deferred[str]] = []
+
+    def retryByHand(handler: Any, reason: str) -> None:
+        ep.refuse, ep.hang = False, True
+        if not inner:
+            inner.append(handler.Connect())
+
+    h.ConnectFailed = retryByHand
+    assert result(h.Connect()) == "Connection refused"
+    assert not inner[0].called  # the new attempt is still in flight, not given the old reason
+    d = h.Disconnect()
+    assert result(d) is None  # cancels the in-flight attempt at once
+    assert result(inner[0]) == "Cancelled"
+    assert clock.getDelayedCalls() == []
+
+
+def test_Connect_from_inside_Disconnected_then_Disconnect_completes() -> None:
+    clock, ep, h, rec = tcpHandler()
+    h.Connect()
+    h.Disconnected = lambda handler, state: handler.Connect()
+    d = h.Disconnect()
+    clock.advance(0)
+    assert result(d) is None
+    assert h.Interface.link.state in ("connected", "closed")
+
+
+def test_a_synchronous_reconnect_inside_ConnectFailed_keeps_states_in_order() -> None:
+    clock, ep, h, rec = tcpHandler()
+    ep.refuse = True
+
+    def reconnect(handler: Any, reason: str) -> None:
+        rec.calls.append(("ConnectFailed", (handler, reason)))
+        ep.refuse = False
+        handler.Connect()
+
+    h.ConnectFailed = reconnect
+    h.Connect()
+    assert rec.names() == ["Disconnected", "ConnectFailed", "Connected"]
+    assert h.ConnectionStatus == "Connected"
+
+
+def test_a_stuck_keepalive_does_not_silence_polling_after_a_reconnect() -> None:
+    calls: list[int] = []
+
+    def stuck(handler: Any) -> Deferred[None]:
+        calls.append(1)
+        return Deferred()
+
+    clock, ep, h, rec = tcpHandler(stuck, DisconnectLimit=2, connectRetryTime=1)
+    h.Connect()
+    clock.pump([1] * 40)
+    # each new link (or the keep-alive timeout) gives the keep-alive a fresh chance
+    assert len(calls) >= 10
+
+
+def test_no_keepalive_never_drops_a_healthy_link() -> None:
+    clock = Clock()
+    ep = FakeEndpoint(clock)
+    h = GetConnectionHandler(
+        EthernetClientInterface("192.0.2.1", 23, reactor=clock, endpoint=ep), DisconnectLimit=3
+    )
+    h.Connect()
+    clock.pump([1] * 100)
+    assert len(ep.attempts) == 1 and h.ConnectionStatus == "Connected"
+
+
+def test_Disconnect_aborts_a_peer_that_stopped_reading() -> None:
+    from twisted_ch._link import CLOSE_GRACE
+
+    clock, ep, h, rec = tcpHandler()
+    h.Connect()
+    assert ep.transport is not None
+    ep.transport.peerStopsReading = True
+    d = h.Disconnect()
+    clock.advance(CLOSE_GRACE - 0.1)
+    assert not d.called
+    clock.advance(0.1)
+    clock.advance(0)
+    assert ep.transport.aborted
+    assert result(d) is None
+    assert clock.getDelayedCalls() == []
+
+
+def test_interface_keepalive_and_events_across_reconnections() -> None:
+    clock = Clock()
+    ep = FakeEndpoint(clock)
+    iface = EthernetClientInterface("192.0.2.1", 23, reactor=clock, endpoint=ep)
+    events: list[str] = []
+    iface.Connected = lambda i, s: events.append(s)
+    iface.Disconnected = lambda i, s: events.append(s)
+    iface.ConnectFailed = lambda i, r: events.append(f"failed: {r}")
+    iface.Connect()
+    iface.StartKeepAlive(2, "ka")
+    clock.pump([2])
+    assert ep.written() == b"ka"
+    assert ep.transport is not None
+    ep.transport.deviceCloses()
+    clock.advance(0)
+    ep.refuse = True
+    iface.Connect()
+    ep.refuse = False
+    iface.Connect()
+    clock.pump([2])
+    assert ep.written() == b"ka"  # the keep-alive setting survived the reconnection
+    assert events == ["Connected", "Disconnected", "failed: Connection refused", "Connected"]

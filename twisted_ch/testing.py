@@ -48,6 +48,8 @@ class FakeTransport(StringTransport):
         self.protocol: Protocol | None = None
         self.closed = False
         self.aborted = False
+        #: set to make loseConnection hang, as with a peer that stopped reading
+        self.peerStopsReading = False
 
     def _lose(self, reason: Failure) -> None:
         if self.closed:
@@ -59,6 +61,9 @@ class FakeTransport(StringTransport):
             self.clock.callLater(0, protocol.connectionLost, reason)
 
     def loseConnection(self) -> None:
+        if self.peerStopsReading:  # buffered writes never drain: only an abort closes it
+            self.disconnecting = True
+            return
         self._lose(Failure(error.ConnectionDone()))
 
     def abortConnection(self) -> None:
