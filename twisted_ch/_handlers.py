@@ -130,7 +130,8 @@ class ConnectionHandler:
         self.transitions += 1
         self.since = self._rt.reactor.seconds()
         self.log.info(
-            "{handler} {previous} -> {status}{why}",
+            "{device}: {previous} -> {status}{why}",
+            device=self.logName,
             handler=self,
             previous=previous,
             status=value,
@@ -201,9 +202,7 @@ class ConnectionHandler:
         generation = self._linkGeneration
         done = self._rt.call(query, *args)
         # a keep-alive Deferred that never fires must not silence polling for good
-        done.addTimeout(
-            self._PollTimer.Interval * (self._DisconnectLimit + 1), self._rt.reactor
-        )
+        done.addTimeout(self._PollTimer.Interval * (self._DisconnectLimit + 1), self._rt.reactor)
         done.addBoth(self._keepAliveDone, generation)
 
     def _keepAliveDone(self, result: object, generation: int) -> None:
@@ -234,6 +233,13 @@ class ConnectionHandler:
     def _forceDisconnected(self) -> None:
         self._missed = 0
         self._setStatus("Disconnected", "forced")
+
+    @property
+    def logName(self) -> str:
+        """How log lines name the device: its link's description, else the interface's repr."""
+        link = self._WrappedInterface.__dict__.get("_link")
+        description = getattr(link, "description", None)
+        return description if isinstance(description, str) else repr(self._WrappedInterface)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._WrappedInterface!r} {self._status}>"
