@@ -16,6 +16,7 @@ import inspect
 import itertools
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -205,6 +206,8 @@ class Runtime:
 
     reactor: Any
     dispatcher: Dispatcher = field(default_factory=ReactorDispatcher)
+    #: the connection handlers created with this runtime (a program's, for its clean stop)
+    handlers: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet, repr=False)
 
     def call(
         self, f: Callable[..., object], *args: object, droppable: bool = False
