@@ -8,6 +8,10 @@ leaves no port, connection, process or DelayedCall behind.
 
 from __future__ import annotations
 
+import base64
+import builtins
+import errno
+import hmac
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +22,7 @@ import pytest
 import pytest_twisted
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sshd_fixture import PASSPHRASE, OpenSSHServer, startAgent, startOpenSSH
+from twisted.conch.client.knownhosts import KnownHostsFile
 from twisted.conch.ssh.agent import SSHAgentServer
 from twisted.conch.ssh.keys import Key
 from twisted.internet.defer import CancelledError, Deferred
@@ -40,10 +45,12 @@ from twisted.internet.task import deferLater
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 from twisted.plugin import getPlugins
 from twisted.python.failure import Failure
+from twisted.python.filepath import FilePath
 
 from twisted_ch.endpoints.ssh import (
     AuthenticationFailed,
     HostKeyChanged,
+    HostKeyError,
     SessionRefused,
     SSHShellEndpoint,
     UnknownHostKey,
@@ -647,6 +654,351 @@ async def test_string_parser(reactor: Any, start_server: Any, known_hosts: Path)
         assert "hunter2" not in str(raised.value)
     with pytest.raises(ValueError, match="cannot read key file /nonexistent/key"):
         parseSSHShellEndpoint(reactor, "h", username="u", keys="/nonexistent/key")
+
+
+# -- known_hosts read/write failures and the parse cache -----------------------------------------
+
+
+def failOpening(
+    monkeypatch: pytest.MonkeyPatch, path: Path, code: int, only: str | None = None
+) -> None:
+    """
+    Make opening C{path} (by C{open} or C{os.open}) fail with C{code}, as EMFILE or a full disk
+    would: only to read it or only to write it if C{only} is C{"read"} or C{"write"}.  Other
+    files open normally.  Undone by C{monkeypatch.undo()}.
+    """
+    target = os.fspath(path)
+    realOpen, realOsOpen = builtins.open, os.open
+
+    def isTarget(file: object) -> bool:
+        return isinstance(file, (str, bytes, os.PathLike)) and os.fsdecode(file) == target
+
+    def refuse() -> OSError:
+        return OSError(code, os.strerror(code), target)
+
+    def fails(writing: bool) -> bool:
+        return only is None or only == ("write" if writing else "read")
+
+    def fakeOpen(file: Any, mode: str = "r", *args: Any, **kw: Any) -> Any:
+        if isTarget(file) and fails(any(c in mode for c in "wax+")):
+            raise refuse()
+        return realOpen(file, mode, *args, **kw)
+
+    def fakeOsOpen(file: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        if isTarget(file) and fails(bool(flags & (os.O_WRONLY | os.O_RDWR))):
+            raise refuse()
+        return realOsOpen(file, flags, mode, **kw)
+
+    monkeypatch.setattr(builtins, "open", fakeOpen)
+    monkeypatch.setattr(os, "open", fakeOsOpen)
+
+
+def countOpens(monkeypatch: pytest.MonkeyPatch, path: Path) -> list[object]:
+    """Every opening of C{path} (by C{open} or C{os.open}) is appended to the returned list."""
+    target = os.fspath(path)
+    opened: list[object] = []
+    realOpen, realOsOpen = builtins.open, os.open
+
+    def spyOpen(file: Any, *args: Any, **kw: Any) -> Any:
+        if isinstance(file, (str, os.PathLike)) and os.fspath(file) == target:
+            opened.append(file)
+        return realOpen(file, *args, **kw)
+
+    def spyOsOpen(file: Any, *args: Any, **kw: Any) -> int:
+        if isinstance(file, (str, os.PathLike)) and os.fspath(file) == target:
+            opened.append(file)
+        return realOsOpen(file, *args, **kw)
+
+    monkeypatch.setattr(builtins, "open", spyOpen)
+    monkeypatch.setattr(os, "open", spyOsOpen)
+    return opened
+
+
+def countParses(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every known_hosts parse by the host-key verifier is appended to the returned list."""
+    from twisted_ch.endpoints import _ssh_hostkeys
+
+    parses: list[object] = []
+    realParse = getattr(_ssh_hostkeys, "_parse", None)
+
+    def spyParse(*args: Any) -> Any:
+        parses.append(args)
+        assert realParse is not None
+        return realParse(*args)
+
+    # raising=False: callers check the opens first, so that code without the cache fails there
+    monkeypatch.setattr(_ssh_hostkeys, "_parse", spyParse, raising=False)
+    return parses
+
+
+def hostLine(name: str, key: Key, hashed: bool = False) -> str:
+    """A known_hosts line for C{name}; hashed as C{ssh-keygen -H} writes it."""
+    public = key.public().toString("openssh").decode()
+    if hashed:
+        salt = os.urandom(20)
+        digest = hmac.digest(salt, name.encode(), "sha1")
+        name = f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
+    return f"{name} {public}\n"
+
+
+def verifierFor(path: Path, policy: str) -> Any:
+    """A host-key verifier as the endpoint builds one."""
+    from twisted_ch.endpoints._ssh_hostkeys import HostKeyVerifier
+
+    return HostKeyVerifier(KnownHostsFile.fromPath(FilePath(str(path))), policy)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("policy", ["accept-new", "reject"])
+@pytest.mark.parametrize("hashed", [False, True])
+@pytest_twisted.ensureDeferred
+async def test_known_hosts_read_failure_fails_closed(
+    reactor: Any,
+    start_server: Any,
+    known_hosts: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: str,
+    hashed: bool,
+):
+    """
+    The review's repro: the device's real key is on record, one read of known_hosts fails
+    (EMFILE) and an attacker offers another key.  The connection is refused with an error that
+    names the file and the OS error, nothing is written, and once reads work again the
+    attacker's key is still refused, under either policy.
+    """
+    server = start_server()  # the attacker: its host key is not the recorded one
+    real = generateKey()
+    content = hostLine(f"[127.0.0.1]:{server.port}", real, hashed)
+    known_hosts.write_text(content)
+    ep = endpoint(reactor, server, known_hosts, hostKeyPolicy=policy)
+
+    failOpening(monkeypatch, known_hosts, errno.EMFILE, only="read")
+    error = await failure(ep.connect(Factory()), reactor)
+    monkeypatch.undo()
+    assert known_hosts.read_text() == content
+    assert server.sessions == []
+    assert isinstance(error, HostKeyError) and isinstance(error, ConnectError)
+    assert not isinstance(error, (UnknownHostKey, HostKeyChanged))
+    assert str(known_hosts) in str(error) and "Too many open files" in str(error)
+    assert "refused" in str(error)
+    from twisted_ch.endpoints._ssh_hostkeys import KnownHostsFileError
+
+    assert isinstance(error, KnownHostsFileError)
+    assert (error.path, error.error.errno, error.saving) == (str(known_hosts), errno.EMFILE, False)
+
+    # the failure has cleared: the same endpoint, and a strict one, refuse the attacker's key
+    for again in (ep, endpoint(reactor, server, known_hosts, hostKeyPolicy="reject")):
+        changed = await failure(again.connect(Factory()), reactor)
+        assert isinstance(changed, HostKeyChanged)
+        assert changed.knownFingerprints == (fingerprint(real),)
+        assert f"{known_hosts}:1" in str(changed)
+    assert known_hosts.read_text() == content
+    assert server.sessions == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_host_read_failure_is_not_first_use(
+    reactor: Any, start_server: Any, known_hosts: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """An unreadable file is not an empty one: no trust on first use while it cannot be read."""
+    server = start_server()
+    content = hostLine("other.example", generateKey())
+    known_hosts.write_text(content)
+    ep = endpoint(reactor, server, known_hosts, hostKeyPolicy="accept-new")
+    failOpening(monkeypatch, known_hosts, errno.EACCES, only="read")
+    error = await failure(ep.connect(Factory()), reactor)
+    monkeypatch.undo()
+    assert isinstance(error, HostKeyError) and "Permission denied" in str(error)
+    assert known_hosts.read_text() == content
+
+
+@pytest_twisted.ensureDeferred
+async def test_host_key_save_failure_refuses_and_forgets(
+    reactor: Any, start_server: Any, known_hosts: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """
+    accept-new, and the new key cannot be saved: the connection is refused, and the key is not
+    trusted from memory by the next attempt of the same endpoint (nor by a strict one).
+    """
+    server = start_server()
+    ep = endpoint(reactor, server, known_hosts, hostKeyPolicy="accept-new")
+    failOpening(monkeypatch, known_hosts, errno.ENOSPC, only="write")
+    errors = []
+    for _attempt in range(2):
+        errors.append(await failure(ep.connect(Factory()), reactor))
+        assert not known_hosts.exists()
+    assert all(isinstance(error, HostKeyError) for error in errors), errors  # both refused
+    for error in errors:
+        assert not isinstance(error, (UnknownHostKey, HostKeyChanged))
+        assert str(known_hosts) in str(error) and "No space left on device" in str(error)
+        assert fingerprint(server.hostKey) in str(error) and "not trusted" in str(error)
+    assert server.sessions == []
+    monkeypatch.undo()
+
+    strict = await failure(
+        endpoint(reactor, server, known_hosts, hostKeyPolicy="reject").connect(Factory()), reactor
+    )
+    assert isinstance(strict, UnknownHostKey)
+    # once the file can be written, first use records the key as usual
+    client = await connect(ep, reactor)
+    await close(client, reactor)
+    assert len(known_hosts.read_bytes().splitlines()) == 1
+
+
+def test_partial_write_is_rolled_back(known_hosts: Path, monkeypatch: pytest.MonkeyPatch):
+    """A write that fails half-way (disk full) leaves the file as it was, and refuses the key."""
+    content = hostLine("other.example", generateKey()).rstrip("\n")  # no final newline
+    known_hosts.write_text(content)
+    realWrite = os.write
+
+    def halfWrite(fd: int, data: Any) -> int:
+        if bytes(data[:1]) == b"\n":  # our line: write some of it, then fail
+            realWrite(fd, bytes(data[:10]))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return realWrite(fd, data)
+
+    monkeypatch.setattr(os, "write", halfWrite)
+    verifier = verifierFor(known_hosts, "accept-new")
+    with pytest.raises(HostKeyError, match="No space left on device"):
+        verifier.verify("dev", 2222, generateKey())
+    monkeypatch.undo()
+    assert known_hosts.read_text() == content
+    with pytest.raises(UnknownHostKey):
+        verifierFor(known_hosts, "reject").verify("dev", 2222, generateKey())
+
+
+def test_accept_new_appends_after_rereading(known_hosts: Path, monkeypatch: pytest.MonkeyPatch):
+    """
+    The file is re-read just before appending: a key recorded meanwhile (by another process)
+    is compared, and the new line goes on a line of its own after a file without final newline.
+    """
+    name = "[dev]:2222"
+    real, evil = generateKey(), generateKey()
+    known_hosts.write_text(hostLine("other.example", generateKey()).rstrip("\n"))
+    before = known_hosts.read_text()
+    verifier = verifierFor(known_hosts, "accept-new")
+    assert verifier.preferredAlgorithms("dev", 2222, [b"ssh-ed25519"]) == [b"ssh-ed25519"]
+
+    # another process records the real key just as this one opens the file to append
+    target = os.fspath(known_hosts)
+    realOpen, realOsOpen = builtins.open, os.open
+    meanwhile = "\n" + hostLine(name, real, hashed=True)
+
+    def recordMeanwhile(file: Any) -> None:
+        nonlocal meanwhile
+        if meanwhile and isinstance(file, (str, os.PathLike)) and os.fspath(file) == target:
+            with realOpen(target, "a") as f:
+                f.write(meanwhile)
+            meanwhile = ""
+
+    def spyOpen(file: Any, mode: str = "r", *args: Any, **kw: Any) -> Any:
+        if any(c in mode for c in "wax+"):
+            recordMeanwhile(file)
+        return realOpen(file, mode, *args, **kw)
+
+    def spyOsOpen(file: Any, flags: int, *args: Any, **kw: Any) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR):
+            recordMeanwhile(file)
+        return realOsOpen(file, flags, *args, **kw)
+
+    monkeypatch.setattr(builtins, "open", spyOpen)
+    monkeypatch.setattr(os, "open", spyOsOpen)
+    with pytest.raises(HostKeyChanged) as changed:
+        verifier.verify("dev", 2222, evil)
+    monkeypatch.undo()
+    after = known_hosts.read_text()
+    assert meanwhile == ""
+    assert after.count("\n") == 2 and after.startswith(before)
+    assert changed.value.knownFingerprints == (fingerprint(real),)
+    assert f"{known_hosts}:2" in str(changed.value)
+
+    # a new host on a file without final newline: appended, hashed, on a line of its own
+    known_hosts.write_text(after.rstrip("\n"))
+    newKey = generateKey()
+    verifier.verify("Other.Device", 22, newKey)
+    lines = known_hosts.read_text().splitlines()
+    assert len(lines) == 3 and lines[2].startswith("|1|")
+    verifierFor(known_hosts, "reject").verify("other.device", 22, newKey)
+
+
+def test_accept_new_creates_the_directory(tmp_path: Path):
+    path = tmp_path / "ssh" / "known_hosts"
+    key = generateKey()
+    verifierFor(path, "accept-new").verify("dev", 22, key)
+    verifierFor(path, "reject").verify("dev", 22, key)
+    assert len(path.read_bytes().splitlines()) == 1
+
+
+def test_known_hosts_parsed_once_until_it_changes(
+    known_hosts: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """
+    Repeated checks of an unchanged file (by one endpoint or several) neither open nor parse
+    it again; a change of content, modification time, size or inode is noticed.
+    """
+    real, other = generateKey(), generateKey()
+    lines = [hostLine(f"host{i}.example", generateKey(), hashed=True) for i in range(40)]
+    lines.insert(20, hostLine("[dev]:2222", real, hashed=True))
+    known_hosts.write_text("".join(lines))
+    opened = countOpens(monkeypatch, known_hosts)
+    parses = countParses(monkeypatch)
+
+    verifiers = [verifierFor(known_hosts, "reject") for _ in range(3)]
+    for verifier in verifiers:
+        for _attempt in range(3):
+            verifier.preferredAlgorithms("dev", 2222, [b"ssh-rsa", b"ssh-ed25519"])
+            verifier.verify("dev", 2222, real)
+    assert (len(opened), len(parses)) == (1, 1)
+    with pytest.raises(HostKeyChanged) as changed:
+        verifiers[0].verify("dev", 2222, other)
+    assert f"{known_hosts}:21" in str(changed.value)
+    assert len(parses) == 1
+
+    # appended to (size and mtime change)
+    with open(known_hosts, "a") as f:
+        f.write(hostLine("late.example", generateKey()))
+    verifiers[0].verify("dev", 2222, real)
+    verifiers[1].verify("dev", 2222, real)
+    assert len(parses) == 2
+
+    # rewritten in place with the same size: the modification time tells
+    stat = known_hosts.stat()
+    text = known_hosts.read_text()
+    old, new = (
+        real.public().toString("openssh").decode(),
+        other.public().toString("openssh").decode(),
+    )
+    assert len(old) == len(new)
+    with open(known_hosts, "r+") as f:
+        f.write(text.replace(old, new))
+    os.utime(known_hosts, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert known_hosts.stat().st_size == stat.st_size
+    verifiers[0].verify("dev", 2222, other)
+    assert len(parses) == 3
+
+    # replaced by another file (new inode) with the same size and modification time
+    stat = known_hosts.stat()
+    replacement = tmp_path / "known_hosts.new"
+    replacement.write_text(text)
+    os.utime(replacement, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(replacement, known_hosts)
+    verifiers[0].verify("dev", 2222, real)
+    assert len(parses) == 4
+
+
+@pytest_twisted.ensureDeferred
+async def test_known_hosts_parsed_once_per_connect(
+    reactor: Any, start_server: Any, known_hosts: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A connection attempt reads known_hosts once; the next one, file unchanged, not at all."""
+    server = start_server()
+    trust(known_hosts, server)
+    opened = countOpens(monkeypatch, known_hosts)
+    parses = countParses(monkeypatch)
+    ep = endpoint(reactor, server, known_hosts)
+    for _attempt in range(3):
+        client = await connect(ep, reactor)
+        await close(client, reactor)
+    assert (len(opened), len(parses)) == (1, 1)
 
 
 # -- against a real OpenSSH sshd ------------------------------------------------------------------

@@ -630,11 +630,17 @@ class ClientTransport(SSHClientTransport):
 
     def connectionMade(self) -> None:
         c = self._session.config
-        self.supportedPublicKeys = c.verifier.preferredAlgorithms(
-            c.host, c.port, SSHClientTransport.supportedPublicKeys
-        )
+        unreadable: HostKeyError | None = None
+        try:
+            self.supportedPublicKeys = c.verifier.preferredAlgorithms(
+                c.host, c.port, SSHClientTransport.supportedPublicKeys
+            )
+        except HostKeyError as e:  # the known-hosts file cannot be read: no key can be checked
+            unreadable = e
         super().connectionMade()  # type: ignore[no-untyped-call]
         self._session.transportConnected(self)
+        if unreadable is not None:
+            self._session.abandon(unreadable)
 
     def verifyHostKey(self, hostKey: bytes, fingerprint: bytes) -> Deferred[bool]:
         try:

@@ -12,25 +12,58 @@ Policies:
     (hashed, as C{ssh-keygen -H} would) and the file saved.
 A host that has entries, none of which matches the offered key (a different key, or only keys of
 other types), is refused with L{HostKeyChanged} under either policy.
+
+The file is the only source of trust.  It is read and parsed here, not by Conch's
+L{KnownHostsFile} (whose C{iterentries} takes an unreadable file for an empty one, which would
+turn a failed read into trust on first use of an attacker's key): a missing file has no entries,
+but any other error reading it refuses the connection with L{KnownHostsFileError}.  A new key is
+appended with a fresh write, under an advisory lock, after re-reading the file (so that a key
+recorded meanwhile by another process is compared first), and is trusted only once it is on
+disk: if it cannot be saved the connection is refused and nothing is remembered in memory.
+
+Parsed files are cached by path and (device, inode, size, modification and change times), so
+repeated connection attempts do not re-parse an unchanged file; only the host-name part of each
+line is parsed up front, a host's keys are decoded when it is first looked up.  Lines that cannot
+be parsed (comments, C{@cert-authority}/C{@revoked} marker lines, malformed keys) are ignored.
 """
 
 from __future__ import annotations
 
+import binascii
+import errno
+import hmac
+import os
 from collections.abc import Iterable
-from typing import Literal, get_args
+from typing import Final, Literal, get_args
 
-from twisted.conch.client.knownhosts import KnownHostsFile
+from twisted.conch.client.knownhosts import HashedEntry, KnownHostsFile
 from twisted.conch.ssh.keys import Key
 from twisted.logger import Logger
+from twisted.python.filepath import FilePath
 
 from ._ssh_errors import HostKeyChanged, HostKeyError, UnknownHostKey, fingerprint
 
-__all__ = ["HOST_KEY_POLICIES", "HostKeyPolicy", "HostKeyVerifier", "knownHostsName"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover (not POSIX)
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "HOST_KEY_POLICIES",
+    "HostKeyPolicy",
+    "HostKeyVerifier",
+    "KnownHostsFileError",
+    "knownHostsName",
+]
 
 HostKeyPolicy = Literal["reject", "accept-new"]
 HOST_KEY_POLICIES: tuple[str, ...] = get_args(HostKeyPolicy)
 
 _RSA_ALGORITHMS = [b"rsa-sha2-512", b"rsa-sha2-256", b"ssh-rsa"]
+_HASH_MAGIC: Final = b"|1|"
+_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+log = Logger()
 
 
 def knownHostsName(host: str, port: int) -> str:
@@ -39,52 +72,242 @@ def knownHostsName(host: str, port: int) -> str:
     return name if port == 22 else f"[{name}]:{port}"
 
 
-def _entryKey(entry: object) -> Key | None:
-    key = getattr(entry, "publicKey", None)
-    return key if isinstance(key, Key) else None
+def _describe(error: OSError) -> str:
+    if error.strerror:
+        code = errno.errorcode.get(error.errno or 0)
+        return f"{error.strerror} ({code})" if code else error.strerror
+    return str(error) or type(error).__name__
+
+
+class KnownHostsFileError(HostKeyError):
+    """
+    The known-hosts file could not be read, or a new key could not be saved to it: the host key
+    is refused (fail closed).
+
+    @ivar path: the known-hosts file.
+    @ivar error: the L{OSError} raised.
+    @ivar saving: C{True} if saving a new key failed, C{False} if reading the file failed.
+    """
+
+    def __init__(self, message: str, path: str, error: OSError, saving: bool) -> None:
+        super().__init__(message)
+        self.path = path
+        self.error = error
+        self.saving = saving
+
+    @classmethod
+    def forRead(cls, path: str, error: OSError, host: str, port: int) -> KnownHostsFileError:
+        return cls(
+            f"cannot check the host key for {host} port {port}: reading the known-hosts file "
+            f"{path} failed: {_describe(error)}; the connection is refused until it can be read",
+            path,
+            error,
+            saving=False,
+        )
+
+    @classmethod
+    def forSave(
+        cls, path: str, error: OSError, host: str, port: int, key: Key
+    ) -> KnownHostsFileError:
+        return cls(
+            f"new host key {fingerprint(key)} for {host} port {port} not trusted: it could not "
+            f"be saved to the known-hosts file {path}: {_describe(error)}; the connection is "
+            "refused",
+            path,
+            error,
+            saving=True,
+        )
+
+
+StatKey = tuple[int, int, int, int, int]
+
+
+def _statKey(st: os.stat_result) -> StatKey:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class _Parsed:
+    """
+    One version of a known_hosts file: its host fields, parsed; the keys of a host are decoded
+    (and remembered) when it is first looked up.
+    """
+
+    def __init__(self, data: bytes, statKey: StatKey | None) -> None:
+        self.statKey = statKey
+        self._plain: dict[bytes, list[tuple[int, bytes]]] = {}
+        self._hashed: list[tuple[bytes, bytes, int, bytes]] = []
+        self._found: dict[str, list[tuple[Key, int]]] = {}
+        for number, raw in enumerate(data.split(b"\n"), 1):
+            fields = raw.split(None, 3)
+            if len(fields) < 3 or fields[0].startswith((b"#", b"@")):
+                continue
+            hosts, _keyType, keyData = fields[:3]
+            if hosts.startswith(_HASH_MAGIC):
+                saltAndHash = hosts[len(_HASH_MAGIC) :].split(b"|")
+                if len(saltAndHash) != 2:
+                    continue
+                try:
+                    salt, digest = (binascii.a2b_base64(part) for part in saltAndHash)
+                except binascii.Error:
+                    continue
+                self._hashed.append((salt, digest, number, keyData))
+            else:
+                for name in hosts.split(b","):
+                    self._plain.setdefault(name, []).append((number, keyData))
+
+    def recorded(self, name: str) -> list[tuple[Key, int]]:
+        """The keys recorded for C{name}, with their (1-based) line numbers, in file order."""
+        found = self._found.get(name)
+        if found is None:
+            encoded = name.encode("utf-8")
+            lines = list(self._plain.get(encoded, ()))
+            lines.extend(
+                (number, keyData)
+                for salt, digest, number, keyData in self._hashed
+                if hmac.compare_digest(hmac.digest(salt, encoded, "sha1"), digest)
+            )
+            found = []
+            for number, keyData in sorted(lines, key=lambda line: line[0]):
+                try:
+                    found.append((Key.fromString(binascii.a2b_base64(keyData)), number))
+                except Exception:  # malformed: ignored, as OpenSSH and Conch do
+                    continue
+            self._found[name] = found
+        return found
+
+
+_EMPTY: Final = _Parsed(b"", None)
+
+# path -> the last version parsed (invalidated by any change of its stat key)
+_cache: dict[str, _Parsed] = {}
+
+
+def _parse(data: bytes, statKey: StatKey) -> _Parsed:
+    return _Parsed(data, statKey)
+
+
+def _openForReading(path: str) -> int:
+    return os.open(path, os.O_RDONLY | _CLOEXEC)
+
+
+def _openForAppending(path: str) -> int:
+    return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _CLOEXEC, 0o666)
+
+
+def _readAll(fd: int, size: int) -> bytes:
+    chunks: list[bytes] = []
+    offset = 0
+    while True:
+        chunk = os.pread(fd, max(size - offset, 0) + 65536, offset)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        offset += len(chunk)
+
+
+def _parsedFrom(path: str, fd: int) -> _Parsed:
+    """The file open as C{fd}, from the cache if it has not changed."""
+    st = os.fstat(fd)
+    key = _statKey(st)
+    cached = _cache.get(path)
+    if cached is not None and cached.statKey == key:
+        return cached
+    parsed = _parse(_readAll(fd, st.st_size), key)
+    _cache[path] = parsed
+    return parsed
+
+
+def _load(path: str) -> _Parsed:
+    """
+    The current entries of the file at C{path}: none if it does not exist.
+
+    @raise OSError: for any other failure to read it.
+    """
+    try:
+        key = _statKey(os.stat(path))
+    except FileNotFoundError:
+        _cache.pop(path, None)
+        return _EMPTY
+    cached = _cache.get(path)
+    if cached is not None and cached.statKey == key:
+        return cached
+    try:
+        fd = _openForReading(path)
+    except FileNotFoundError:
+        _cache.pop(path, None)
+        return _EMPTY
+    try:
+        return _parsedFrom(path, fd)
+    finally:
+        os.close(fd)
+
+
+def _lock(fd: int) -> None:
+    """Serialize appenders (best effort: a file system without locks still gets the re-read)."""
+    if fcntl is None:  # pragma: no cover
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as e:
+        log.warn("cannot lock the known-hosts file: {error}", error=_describe(e))
+
+
+def _writeAll(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _pathOf(knownHosts: KnownHostsFile | FilePath[str] | str | os.PathLike[str]) -> str:
+    if isinstance(knownHosts, KnownHostsFile):
+        return knownHosts.savePath.path
+    if isinstance(knownHosts, FilePath):
+        return knownHosts.path
+    return os.fspath(knownHosts)
 
 
 class HostKeyVerifier:
-    """Decides, without prompting, whether a server's host key is acceptable."""
+    """
+    Decides, without prompting, whether a server's host key is acceptable.
+
+    Only the file is consulted: given a L{KnownHostsFile}, its C{savePath} is read, and keys
+    added to that object but not saved are not trusted.
+    """
 
     log = Logger()
 
-    def __init__(self, knownHosts: KnownHostsFile, policy: HostKeyPolicy) -> None:
+    def __init__(
+        self,
+        knownHosts: KnownHostsFile | FilePath[str] | str | os.PathLike[str],
+        policy: HostKeyPolicy,
+    ) -> None:
         if policy not in HOST_KEY_POLICIES:
             raise ValueError(f"hostKeyPolicy must be one of {HOST_KEY_POLICIES}, not {policy!r}")
-        self.knownHosts = knownHosts
+        self._path = _pathOf(knownHosts)
         self.policy: HostKeyPolicy = policy
 
     @property
     def path(self) -> str:
         """The known_hosts file's path."""
-        return self.knownHosts.savePath.path
+        return self._path
 
-    def _recorded(self, name: str) -> list[Key]:
-        encoded = name.encode("utf-8")
-        keys: list[Key] = []
-        for entry in self.knownHosts.iterentries():
-            key = _entryKey(entry)
-            if key is not None and entry.matchesHost(encoded):
-                keys.append(key)
-        return keys
-
-    def _lineNumbers(self, name: str) -> dict[bytes, int]:
-        """Line numbers of the saved entries for C{name}, by key blob (for messages)."""
-        encoded = name.encode("utf-8")
-        saved = KnownHostsFile.fromPath(self.knownHosts.savePath)
-        lines: dict[bytes, int] = {}
-        for number, entry in enumerate(saved.iterentries(), 1):
-            key = _entryKey(entry)
-            if key is not None and entry.matchesHost(encoded):
-                lines.setdefault(key.blob(), number)
-        return lines
+    def _recorded(self, host: str, port: int) -> list[tuple[Key, int]]:
+        try:
+            parsed = _load(self._path)
+        except OSError as e:
+            raise KnownHostsFileError.forRead(self._path, e, host, port) from e
+        return parsed.recorded(knownHostsName(host, port))
 
     def preferredAlgorithms(self, host: str, port: int, supported: Iterable[bytes]) -> list[bytes]:
-        """C{supported} host key algorithms, those of the keys recorded for the host first."""
+        """
+        C{supported} host key algorithms, those of the keys recorded for the host first.
+
+        @raise KnownHostsFileError: the file cannot be read.
+        """
         supported = list(supported)
         known: list[bytes] = []
-        for key in self._recorded(knownHostsName(host, port)):
+        for key, _line in self._recorded(host, port):
             sshType = key.sshType()
             for algorithm in _RSA_ALGORITHMS if sshType == b"ssh-rsa" else [sshType]:
                 if algorithm in supported and algorithm not in known:
@@ -97,28 +320,69 @@ class HostKeyVerifier:
 
         @raise UnknownHostKey: no entry for the host and the policy is C{"reject"}.
         @raise HostKeyChanged: the host has entries but none for this key.
+        @raise KnownHostsFileError: the file cannot be read, or (C{"accept-new"}) the new key
+            cannot be saved.
         """
-        name = knownHostsName(host, port)
-        recorded = self._recorded(name)
-        if any(known.public() == key.public() for known in recorded):
+        if self._check(host, port, key, self._recorded(host, port)):
             return
-        if recorded:
-            lines = self._lineNumbers(name)
-            raise HostKeyChanged(
-                host, port, key, [(k, lines.get(k.blob())) for k in recorded], self.path
-            )
         if self.policy == "reject":
-            raise UnknownHostKey(host, port, key, self.path)
-        self.knownHosts.addHostKey(name.encode("utf-8"), key)
+            raise UnknownHostKey(host, port, key, self._path)
+        self._record(host, port, key)
+
+    def _check(self, host: str, port: int, key: Key, recorded: list[tuple[Key, int]]) -> bool:
+        """C{True} if C{key} is recorded, C{False} if the host has no entry; else raise."""
+        blob = key.public().blob()
+        if any(known.blob() == blob for known, _line in recorded):
+            return True
+        if recorded:
+            raise HostKeyChanged(host, port, key, recorded, self._path)
+        return False
+
+    def _record(self, host: str, port: int, key: Key) -> None:
+        """Append C{key} for the host unless the file, re-read under the lock, has entries."""
+        path = self._path
+        name = knownHostsName(host, port)
+        salt = os.urandom(20)
+        entry = HashedEntry(
+            salt, hmac.digest(salt, name.encode("utf-8"), "sha1"), key.sshType(), key, None
+        )
         try:
-            self.knownHosts.save()
+            parent = os.path.dirname(path)
+            if parent:
+                os.makedirs(parent, mode=0o700, exist_ok=True)
+            fd = _openForAppending(path)
         except OSError as e:
-            raise HostKeyError(
-                f"could not record the new host key for {host} port {port} in {self.path}: {e}"
-            ) from e
+            raise KnownHostsFileError.forSave(path, e, host, port, key) from e
+        saved = False
+        try:
+            _lock(fd)
+            try:
+                parsed = _parsedFrom(path, fd)
+                size = os.fstat(fd).st_size
+            except OSError as e:
+                raise KnownHostsFileError.forRead(path, e, host, port) from e
+            if self._check(host, port, key, parsed.recorded(name)):
+                return  # recorded meanwhile by someone else
+            try:
+                separator = b"\n" if size and os.pread(fd, 1, size - 1) != b"\n" else b""
+                _writeAll(fd, separator + entry.toString() + b"\n")
+                os.fsync(fd)
+                saved = True
+            except OSError as e:
+                try:  # do not leave a partial line behind
+                    os.ftruncate(fd, size)
+                except OSError:
+                    pass
+                raise KnownHostsFileError.forSave(path, e, host, port, key) from e
+        finally:
+            try:
+                os.close(fd)
+            except OSError as e:
+                if saved:  # (nothing else is being raised)
+                    raise KnownHostsFileError.forSave(path, e, host, port, key) from e
         self.log.info(
             "trusted new host key {fingerprint} for {name} (saved to {path})",
             fingerprint=fingerprint(key),
             name=name,
-            path=self.path,
+            path=path,
         )
