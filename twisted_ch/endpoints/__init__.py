@@ -19,6 +19,7 @@ _EXPORTS = {
     "UnknownHostKey": "ssh",
     "HostKeyChanged": "ssh",
     "AuthenticationFailed": "ssh",
+    "KnownHostsFileError": "ssh",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -63,13 +63,20 @@ from ._ssh_errors import (
     UnknownHostKey,
     fingerprint,
 )
-from ._ssh_hostkeys import HOST_KEY_POLICIES, HostKeyPolicy, HostKeyVerifier, knownHostsName
+from ._ssh_hostkeys import (
+    HOST_KEY_POLICIES,
+    HostKeyPolicy,
+    HostKeyVerifier,
+    KnownHostsFileError,
+    knownHostsName,
+)
 
 __all__ = [
     "AuthenticationFailed",
     "HostKeyChanged",
     "HostKeyError",
     "HostKeyPolicy",
+    "KnownHostsFileError",
     "SSHConnectError",
     "SSHDisconnected",
     "SSHShellEndpoint",
