@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 from twisted.internet import reactor
 
 from twisted_ch._config import (
@@ -16,6 +17,7 @@ from twisted_ch._config import (
     ServerConfig,
     decodeEscapes,
     loadConfig,
+    parseConfig,
     statusEndpoint,
 )
 
@@ -64,7 +66,7 @@ MaxClients = 4
 [[server]]
 name = "panel-server"
 port = 9001
-interface = "Any"
+interface = "0.0.0.0"
 """
 
 
@@ -105,8 +107,8 @@ def test_example_file(tmp_path: Path) -> None:
     )
     assert codec.probe is None and codec.connection == "stream"
     assert config.servers == (
-        ServerConfig("server:9000", 9000, "127.0.0.1", 30.0, 4),
-        ServerConfig("panel-server", 9001, "Any", 300.0, None),
+        ServerConfig("127.0.0.1:9000", 9000, "127.0.0.1", 30.0, 4),
+        ServerConfig("panel-server", 9001, "0.0.0.0", 300.0, None),
     )
     assert config.status.listen == "tcp:9100:interface=127.0.0.1"
     assert config.source == str(tmp_path / "site.toml")
@@ -315,10 +317,252 @@ def test_bad_escapes(text: str) -> None:
         ("tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1"),
         ("unix:/run/chandler.sock", "unix:/run/chandler.sock"),
         ("off", None),
+        # an endpoint description that names no interface binds loopback, not every interface
+        ("tcp:8790", "tcp:8790:interface=127.0.0.1"),
+        ("tcp:port=8790", "tcp:port=8790:interface=127.0.0.1"),
+        ("tcp:8790:backlog=5", "tcp:8790:backlog=5:interface=127.0.0.1"),
+        ("tcp6:8790", "tcp6:8790:interface=\\:\\:1"),
+        ("tcp6:8790:50", "tcp6:8790:50:interface=\\:\\:1"),  # tcp6's 2nd part is the backlog
+        ("TCP:8790", "TCP:8790:interface=127.0.0.1"),
+        # an explicit wildcard is deliberate: kept (the status service warns)
+        ("0:8790", "tcp:8790:interface=0.0.0.0"),
+        ("tcp:8790:interface=0.0.0.0", "tcp:8790:interface=0.0.0.0"),
+        ("tcp:8790:0.0.0.0", "tcp:8790:0.0.0.0"),
+        ("tcp6:8790:interface=\\:\\:", "tcp6:8790:interface=\\:\\:"),
+        ("tcp6:8790:50:\\:\\:", "tcp6:8790:50:\\:\\:"),
     ],
 )
 def test_status_addresses(text: str, expected: str | None) -> None:
     assert statusEndpoint(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "bound"),
+    [
+        ("tcp:0", "127.0.0.1"),
+        ("tcp:port=0", "127.0.0.1"),
+        ("0:0", "0.0.0.0"),
+        ("tcp:0:interface=0.0.0.0", "0.0.0.0"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_status_addresses_bind_what_they_say(text: str, bound: str) -> None:
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.protocol import Factory
+
+    description = statusEndpoint(text)
+    assert description is not None
+    port = await serverFromString(reactor, description).listen(Factory()).addTimeout(5, reactor)
+    try:
+        assert port.getHost().host == bound  # type: ignore[attr-defined]
+    finally:
+        await port.stopListening()
+
+
+# servers: an IP address literal, never an interface name that binds every interface
+
+
+@pytest.mark.parametrize("interface", ["Any", "LAN", "AVLAN", "0", "eth0", "localhost", ""])
+def test_server_interface_must_be_an_ip_address(interface: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parseConfig({"server": [{"port": 9000, "interface": interface}]}, "s.toml")
+    assert info.value.key == "server[0].interface"
+    assert "IP address" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("interface", "expected"),
+    [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("::", "::"), ("0:0::1", "::1")],
+)
+def test_server_interface_addresses(interface: str, expected: str) -> None:
+    config = parseConfig({"server": [{"port": 9000, "interface": interface}]})
+    assert config.servers[0].interface == expected
+
+
+def test_server_interface_defaults_to_loopback() -> None:
+    (server,) = parseConfig({"server": [{"port": 9000}]}).servers
+    assert server.interface == "127.0.0.1"
+
+
+def test_a_wildcard_server_clashes_with_any_address_on_its_port() -> None:
+    servers = [{"port": 9000}, {"port": 9000, "interface": "0.0.0.0"}]
+    with pytest.raises(ConfigError, match="also server\\[0\\]") as info:
+        parseConfig({"server": servers})
+    assert info.value.key == "server[1].port"
+    servers[1]["interface"] = "127.0.0.2"
+    parseConfig({"server": servers})
+
+
+# names: one namespace for devices and servers
+
+
+def test_two_servers_named_alike_are_an_error_naming_both() -> None:
+    servers = [{"name": "panel", "port": 9000}, {"name": "panel", "port": 9001}]
+    with pytest.raises(ConfigError) as info:
+        parseConfig({"server": servers}, "s.toml")
+    assert info.value.key == "server[1].name"
+    assert "also server[0]" in str(info.value)
+
+
+def test_a_server_named_like_a_device_is_an_error_naming_both() -> None:
+    data = {
+        "device": [{"name": "panel", "endpoint": "tcp:host=192.0.2.1:port=23"}],
+        "server": [{"name": "panel", "port": 9000}],
+    }
+    with pytest.raises(ConfigError) as info:
+        parseConfig(data, "s.toml")
+    assert info.value.key == "server[0].name"
+    assert "also device[0]" in str(info.value)
+
+
+def test_default_server_names_are_unique() -> None:
+    servers = [{"port": 0}, {"port": 0}, {"port": 9000}, {"port": 9000, "interface": "::1"}]
+    config = parseConfig({"server": servers})
+    assert [s.name for s in config.servers] == [
+        "server[0]",
+        "server[1]",
+        "127.0.0.1:9000",
+        "[::1]:9000",
+    ]
+
+
+def test_a_default_server_name_taken_by_a_device_says_so() -> None:
+    data = {
+        "device": [{"name": "server[0]", "endpoint": "tcp:host=192.0.2.1:port=23"}],
+        "server": [{"port": 0}],
+    }
+    with pytest.raises(ConfigError, match="default name of server\\[0\\]") as info:
+        parseConfig(data)
+    assert info.value.key == "server[0].name"
+
+
+# secrets never show in an error message
+
+SECRET = "Hunter2-xyzzy"
+
+SECRET_ENDPOINTS = [
+    # misspelt, spaced or capitalised option names: not parsed as password=, so not redacted
+    f"ssh:127.0.0.1:22:username=admin:pasword={SECRET}",
+    f"ssh:127.0.0.1:22:username=admin: password={SECRET}",
+    f"ssh:127.0.0.1:22:username=admin:Password={SECRET}",
+    f"ssh:127.0.0.1:22:username=admin:password ={SECRET}",
+    # a right password in a description wrong elsewhere
+    f"ssh:127.0.0.1:notaport:username=admin:password={SECRET}",
+    f"ssh:127.0.0.1:22:username=admin:password={SECRET}:hostKeyPolicy=never",
+    f"ssh:127.0.0.1:22:username=admin:passphrase={SECRET}:keys=/nonexistent/{SECRET}",
+    # the secret where the parser echoes a value
+    f"tcp:host=192.0.2.1:port={SECRET}",
+    f"udp:host=192.0.2.1:port={SECRET}",
+    f"serial:/dev/null:baudrate={SECRET}",
+    f"tcp:host=192.0.2.1:port=23:password={SECRET}",
+]
+
+
+@pytest.mark.parametrize("endpoint", SECRET_ENDPOINTS)
+def test_endpoint_errors_show_no_value(endpoint: str) -> None:
+    data = {"device": [{"name": "d", "endpoint": endpoint, "probe": "sis"}]}
+    with pytest.raises(ConfigError) as info:
+        parseConfig(data, "s.toml", reactor)
+    message = str(info.value)
+    assert info.value.key == "device[0].endpoint"
+    assert SECRET not in message, message
+    assert SECRET.lower() not in message.lower(), message
+    # what is shown instead: the type and the option names
+    kind = endpoint.split(":", 1)[0]
+    assert f"{kind!r} endpoint" in message, message
+    assert "'username'" in message or kind != "ssh", message
+
+
+def test_an_unescaped_colon_in_a_password_shows_neither_half() -> None:
+    endpoint = "ssh:127.0.0.1:22:username=admin:password=Hunter2:Xyzzy99"
+    data = {"device": [{"name": "d", "endpoint": endpoint, "probe": "sis"}]}
+    with pytest.raises(ConfigError) as info:
+        parseConfig(data, "s.toml", reactor)
+    message = str(info.value)
+    assert "Hunter2" not in message and "Xyzzy99" not in message, message
+    assert "3 positional parts" in message and "'password'" in message, message
+
+
+def test_an_endpoint_without_a_type_is_not_echoed_unless_plain() -> None:
+    data = {"device": [{"name": "d", "endpoint": f"password={SECRET}"}]}
+    with pytest.raises(ConfigError) as info:
+        parseConfig(data, "s.toml")
+    assert SECRET not in str(info.value)
+    data = {"device": [{"name": "d", "endpoint": "10.0.0.5"}]}
+    with pytest.raises(ConfigError, match="'10.0.0.5'"):
+        parseConfig(data, "s.toml")
+
+
+@pytest.mark.parametrize(
+    ("probe", "key"),
+    [
+        ({"type": "pjlink", "password": 73217321}, "password"),
+        ({"type": "pjlink", "password": 7321.7321}, "password"),
+        ({"type": "pjlink", "password": True}, "password"),
+        ({"type": "snmp", "community": 73217321}, "community"),
+    ],
+)
+def test_secret_probe_values_of_the_wrong_type_are_not_shown(
+    probe: dict[str, Any], key: str
+) -> None:
+    data = {"device": [{"name": "d", "endpoint": "tcp:host=192.0.2.1:port=23", "probe": probe}]}
+    with pytest.raises(ConfigError) as info:
+        parseConfig(data, "s.toml")
+    message = str(info.value)
+    assert info.value.key == f"device[0].probe.{key}"
+    assert "7321" not in message and "True" not in message, message
+    assert "expected text, got a" in message, message
+
+
+def test_redacted_status_endpoints_hide_secret_looking_options() -> None:
+    from twisted_ch._config import redactEndpoint
+
+    assert redactEndpoint("ssh:h:22:username=a:Password=x\\:y:port=2") == (
+        "ssh:h:22:username=a:Password=***:port=2"
+    )
+    assert redactEndpoint("snmp:h:community=c") == "snmp:h:community=***"
+    assert redactEndpoint("tcp:host=h:port=23") == "tcp:host=h:port=23"
+
+
+# timing values have a floor
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ({"pollFrequency": 0.01}, "device[0].pollFrequency"),
+        ({"connectRetryTime": 0.001}, "device[0].connectRetryTime"),
+        ({"connectTimeout": 0.049}, "device[0].connectTimeout"),
+        ({"probe": {"type": "sis", "timeout": 1e-9}}, "device[0].probe.timeout"),
+    ],
+)
+def test_device_timing_values_have_a_minimum(table: dict[str, Any], key: str) -> None:
+    device = {"name": "d", "endpoint": "tcp:host=192.0.2.1:port=23", **table}
+    with pytest.raises(ConfigError) as info:
+        parseConfig({"device": [device]}, "s.toml")
+    assert info.value.key == key
+    assert "at least 0.05 seconds" in str(info.value)
+
+
+def test_server_timeout_has_a_minimum() -> None:
+    with pytest.raises(ConfigError) as info:
+        parseConfig({"server": [{"port": 9000, "serverTimeout": 0.01}]}, "s.toml")
+    assert info.value.key == "server[0].serverTimeout"
+    assert "at least 0.05 seconds" in str(info.value)
+
+
+def test_the_minimum_itself_is_accepted() -> None:
+    device = {
+        "name": "d",
+        "endpoint": "tcp:host=192.0.2.1:port=23",
+        "pollFrequency": 0.05,
+        "connectRetryTime": 0.05,
+        "connectTimeout": 0.05,
+        "probe": {"type": "sis", "timeout": 0.05},
+    }
+    config = parseConfig({"device": [device], "server": [{"port": 0, "serverTimeout": 0.05}]})
+    assert config.devices[0].pollFrequency == 0.05
+    assert config.servers[0].serverTimeout == 0.05
 
 
 def test_config_error_fields() -> None:

@@ -359,14 +359,17 @@ async def test_program_runs_and_its_handlers_show_on_the_status_page(tmp_path: P
     process = chandler(tmp_path, "--program", str(program))
     try:
         base = (await process.waitFor(URL.pattern)).group(1).decode("ascii")
+        # named as its log lines name it; the global it is bound to shows as "variable"
         document = await pollStatus(
             base,
             lambda doc: any(
-                d["name"] == "Projector" and d["state"] == "Connected" and d["polls"] > 1
+                d.get("variable") == "Projector" and d["state"] == "Connected" and d["polls"] > 1
                 for d in doc["devices"]
             ),
         )
-        assert [d["name"] for d in document["devices"]] == ["Projector"]
+        assert [(d["name"], d["variable"]) for d in document["devices"]] == [
+            (f"tcp:127.0.0.1:{device.port}", "Projector")
+        ]
         await process.waitFor(rb"Projector is Connected")
         assert await stop(process) == 0
     finally:
@@ -530,3 +533,321 @@ def test_status_rows_hide_endpoint_secrets() -> None:
     assert row["endpoint"] == "ssh:10.0.0.9:username=admin:password=***"
     assert (row["state"], row["polls"], row["misses"], row["reconnects"]) == ("Connected", 3, 1, 0)
     assert row["since"] == "1970-01-01T00:00:00.000+00:00"
+
+
+# the services, in-process: what they bind, log and leave behind
+
+
+class LogEvents(list[dict[str, Any]]):
+    """Log events seen while it is installed (a context manager)."""
+
+    def __enter__(self) -> LogEvents:
+        from twisted.logger import globalLogPublisher
+
+        globalLogPublisher.addObserver(self.append)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from twisted.logger import globalLogPublisher
+
+        globalLogPublisher.removeObserver(self.append)
+
+    def texts(self, level: Any = None) -> list[str]:
+        from twisted.logger import formatEvent
+
+        return [formatEvent(e) for e in self if level is None or e.get("log_level") == level]
+
+
+def _ipv6Loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+STATUS_BINDS = [
+    ("tcp:0", "127.0.0.1", False),
+    ("tcp:port=0", "127.0.0.1", False),
+    ("0:0", "0.0.0.0", True),
+    ("tcp:0:interface=0.0.0.0", "0.0.0.0", True),
+    pytest.param(
+        "tcp6:0",
+        "::1",
+        False,
+        marks=pytest.mark.skipif(not _ipv6Loopback(), reason="no IPv6 loopback"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("listen", "host", "wildcard"), STATUS_BINDS)
+@pytest_twisted.ensureDeferred
+async def test_status_page_binds_loopback_unless_told_and_logs_what_it_bound(
+    listen: str, host: str, wildcard: bool
+) -> None:
+    from twisted.logger import LogLevel
+
+    from twisted_ch._config import statusEndpoint
+    from twisted_ch._status import Registry, StatusService
+
+    description = statusEndpoint(listen)
+    assert description is not None
+    service = StatusService(reactor, description, Registry())
+    with LogEvents() as events:
+        service.startService()
+    try:
+        assert service.port is not None
+        address: Any = service.port.getHost()
+        assert address.host == host
+        shown = f"[{host}]" if ":" in host else host
+        assert service.url == f"http://{shown}:{address.port}/"
+        assert any(
+            f"status page at http://{shown}:{address.port}/status" in t for t in events.texts()
+        )
+        warnings = [t for t in events.texts(LogLevel.warn) if "reachable from the network" in t]
+        assert bool(warnings) == wildcard, events.texts()
+    finally:
+        await service.stopService()
+
+
+def test_a_server_must_bind_an_ip_address_literal() -> None:
+    from twisted_ch._config import ServerConfig
+    from twisted_ch.tap import buildServer
+
+    for name in ("LAN", "Any", "AVLAN"):
+        with pytest.raises(ValueError, match="IP address literal"):
+            buildServer(reactor, ServerConfig("panel", 0, name))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_on_every_interface_warns() -> None:
+    from twisted.logger import LogLevel
+
+    from twisted_ch._config import ServerConfig
+    from twisted_ch._status import Registry
+    from twisted_ch.tap import DevicesService
+
+    service = DevicesService(reactor, Registry(), servers=[ServerConfig("panel", 0, "0.0.0.0")])
+    with LogEvents() as events:
+        service.startService()
+    try:
+        warnings = [t for t in events.texts(LogLevel.warn) if "reachable from the network" in t]
+        assert len(warnings) == 1 and "panel" in warnings[0], events.texts()
+    finally:
+        await service.stopService()
+
+
+class RecordingReactor:
+    """The global reactor, remembering every port it was asked to listen on."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.ports: list[Any] = []
+
+    def listenTCP(self, *args: Any, **kwargs: Any) -> Any:
+        port = self.real.listenTCP(*args, **kwargs)
+        self.ports.append(port)
+        return port
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_name_taken_is_refused_and_stopping_leaves_nothing_listening() -> None:
+    from twisted_ch._config import DeviceConfig, ServerConfig
+    from twisted_ch._status import Registry
+    from twisted_ch.tap import DevicesService
+
+    recording = RecordingReactor(reactor)
+    with pytest.raises(ValueError, match="'twin'"):
+        DevicesService(
+            recording, Registry(), servers=[ServerConfig("twin", 0), ServerConfig("twin", 0)]
+        )
+    service = DevicesService(recording, Registry(), servers=[ServerConfig("panel", 0)])
+    service.startService()
+    try:
+        with pytest.raises(ValueError, match="'panel'"):
+            service.addServer(ServerConfig("panel", 0))
+        with pytest.raises(ValueError, match="'panel'"):
+            service.add(DeviceConfig("panel", "tcp:host=127.0.0.1:port=9"))
+    finally:
+        await service.stopService().addTimeout(10, reactor)
+    assert len(recording.ports) == 1
+    assert not any(port.connected for port in recording.ports)
+
+
+class _Peer(Protocol):
+    """A client of a server under test; one that does not read keeps a graceful close waiting."""
+
+    def __init__(self, reads: bool) -> None:
+        self.reads = reads
+        self.lost: Deferred[BaseException] = Deferred()
+
+    def connectionMade(self) -> None:
+        if not self.reads:
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = Failure(ResponseDone())) -> None:  # noqa: B008
+        self.lost.callback(reason.value)  # the exception: a Failure would errback
+
+
+class _WhenClients:
+    """A server observer firing once the server has C{n} clients."""
+
+    def __init__(self, iface: Any, n: int) -> None:
+        self.iface = iface
+        self.n = n
+        self.reached: Deferred[None] = Deferred()
+
+    def clientConnected(self, client: Any) -> None:
+        if len(self.iface.Clients) >= self.n and not self.reached.called:
+            self.reached.callback(None)
+
+    def clientLost(self, client: Any, reason: str) -> None:
+        pass
+
+    def clientData(self, client: Any, data: bytes) -> None:
+        pass
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_a_server_waits_for_its_clients_and_aborts_the_stuck_one() -> None:
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+    from twisted.internet.error import ConnectionDone
+
+    from twisted_ch._config import ServerConfig
+    from twisted_ch._server import IdleClientProtocol
+    from twisted_ch._status import Registry
+    from twisted_ch.tap import DevicesService
+
+    grace = 0.3
+    service = DevicesService(
+        reactor,
+        Registry(),
+        servers=[ServerConfig("panel", 0, serverTimeout=60)],
+        clientCloseGrace=grace,
+    )
+    service.startService()
+    handler = service.handlers["panel"]
+    reading, stuck = _Peer(reads=True), _Peer(reads=False)
+    try:
+        assert handler.Interface.listening
+        whenTwo = _WhenClients(handler.Interface, 2)
+        handler.Interface.observers.append(whenTwo)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", handler.Interface.IPPort)
+        await connectProtocol(endpoint, reading).addTimeout(5, reactor)
+        await connectProtocol(endpoint, stuck).addTimeout(5, reactor)
+        await whenTwo.reached.addTimeout(5, reactor)
+        stuckPort = stuck.transport.getHost().port  # type: ignore[union-attr]
+        (toStuck,) = [c for c in handler.Clients if c.ServicePort == stuckPort]
+        toStuck.Send(b"x" * (64 << 20))  # more than the socket buffers hold: the close must wait
+
+        started = reactor.seconds()
+        await service.stopService().addTimeout(10, reactor)
+        # fired only once every client was gone: the stuck one after the grace period
+        assert handler.Clients == []
+        assert reactor.seconds() - started >= grace * 0.9
+        assert not handler.Interface.listening
+        reason = await reading.lost.addTimeout(5, reactor)
+        assert isinstance(reason, ConnectionDone), reason  # closed gracefully, not aborted
+        stuck.transport.resumeProducing()  # type: ignore[union-attr]
+        await stuck.lost.addTimeout(5, reactor)
+        leftover = [
+            c
+            for c in reactor.getDelayedCalls()
+            if isinstance(getattr(c.func, "__self__", None), IdleClientProtocol)
+            or "closeClients" in getattr(c.func, "__qualname__", "")
+        ]
+        assert leftover == []
+    finally:
+        for peer in (reading, stuck):
+            if peer.transport is not None and not peer.lost.called:
+                peer.transport.abortConnection()  # type: ignore[attr-defined]
+
+
+# a program's handlers, wherever it keeps them
+
+LIST_PROGRAM = """
+import chandler_test_hooks as hooks
+from extronlib.interface import EthernetClientInterface
+from twisted_ch import GetConnectionHandler
+
+links = [
+    GetConnectionHandler(
+        EthernetClientInterface('127.0.0.1', {port}), pollFrequency=0.1, connectRetryTime=0.1
+    )
+]
+links[0].Connect()
+hooks.ready(links[0])
+if hooks.wait:
+    hooks.gate.wait(10)
+"""
+
+
+class _HalfBuilt:
+    """A handler as the reactor thread may see it while its constructor runs."""
+
+    stopped = 0
+
+    def stats(self) -> dict[str, object]:
+        raise AttributeError("'RawTcpHandler' object has no attribute 'reconnects'")
+
+    def Disconnect(self) -> None:
+        self.stopped += 1
+
+
+@pytest.mark.parametrize("when", ["ran", "running", "stuck"])
+@pytest_twisted.ensureDeferred
+async def test_program_handlers_in_a_list_are_shown_and_stopped(tmp_path: Path, when: str) -> None:
+    """
+    ran: the top level had finished; running: it finishes while the service stops; stuck: it
+    does not finish within the stop timeout.  Every time the handler is stopped for good.
+    """
+    import threading
+    import types
+
+    from twisted_ch._status import Registry
+    from twisted_ch.tap import ProgramService
+
+    device = DeviceServer(reactor, {b"P": b"Pwr1\r\n"})
+    device.start()
+    ready: Deferred[Any] = Deferred()
+    hooks: Any = types.ModuleType("chandler_test_hooks")
+    hooks.ready = lambda handler: reactor.callFromThread(ready.callback, handler)
+    hooks.gate = threading.Event()
+    hooks.wait = when != "ran"
+    sys.modules["chandler_test_hooks"] = hooks
+    program = tmp_path / "main.py"
+    program.write_text(LIST_PROGRAM.format(port=device.port))
+    registry = Registry()
+    service = ProgramService(reactor, str(program), registry, stopTimeout=0.5)
+    try:
+        service.startService()
+        handler = await ready.addTimeout(10, reactor)
+        assert handler.ConnectionStatus == "Connected"
+        # a handler still in its constructor (on the program thread) is neither shown nor stopped
+        halfBuilt = _HalfBuilt()
+        service.program.thread.runtime.handlers.add(halfBuilt)
+        (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
+        assert (row["name"], row["state"]) == (f"tcp:127.0.0.1:{device.port}", "Connected")
+
+        stopping = service.stopService()
+        if when == "running":
+            hooks.gate.set()
+        await stopping.addTimeout(10, reactor)
+
+        assert handler.ConnectionStatus == "Disconnected"
+        assert handler.PollTimer.State == "Stopped"
+        assert not [
+            c for c in reactor.getDelayedCalls() if getattr(c.func, "__self__", None) is handler
+        ]
+        assert registry.snapshot()["devices"] == []
+        assert halfBuilt.stopped == 0
+    finally:
+        hooks.gate.set()
+        sys.modules.pop("chandler_test_hooks", None)
+        await device.shutdown()

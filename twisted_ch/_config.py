@@ -12,11 +12,13 @@ The C{twistd chandler --config} file: TOML, checked completely before anything s
     DisconnectLimit = 3
 
     [[server]]
-    port = 9000                         # interface defaults to 127.0.0.1
+    port = 9000                         # interface: an IP address, default 127.0.0.1
     serverTimeout = 30
 
 Every mistake raises one L{ConfigError} naming the file, the key (C{device[1].pollFrequency},
-counting tables from 0) and what was expected.
+counting tables from 0) and what was expected.  Messages never show a secret: a probe's
+C{password}, C{community} or C{passphrase} is described only by its type, and an endpoint
+description that does not parse only by its type and option names.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ __all__ = [
     "ServerConfig",
     "StatusConfig",
     "DEFAULT_STATUS_LISTEN",
+    "MIN_SECONDS",
     "decodeEscapes",
+    "describeEndpoint",
+    "isWildcardAddress",
     "loadConfig",
     "redactEndpoint",
     "parseConfig",
@@ -46,6 +51,12 @@ __all__ = [
 
 #: Where the status page listens unless told otherwise: loopback only.
 DEFAULT_STATUS_LISTEN = "tcp:8790:interface=127.0.0.1"
+
+#: The shortest time a configuration may give (a poll period, a timeout, a retry delay).
+MIN_SECONDS = 0.05
+
+#: Option names whose values are secrets: error messages describe them only by their type.
+SECRET_KEYS = frozenset({"password", "community", "passphrase"})
 
 Connection = Literal["stream", "pipe"]
 
@@ -100,6 +111,7 @@ class ServerConfig:
 
     name: str
     port: int
+    #: an IP address literal (0.0.0.0 or :: listen on every interface)
     interface: str = "127.0.0.1"
     serverTimeout: float = 300.0
     MaxClients: int | None = None
@@ -127,20 +139,126 @@ def endpointType(description: str) -> str:
     return description.split(":", 1)[0].strip().lower()
 
 
-_SECRET_OPTIONS = re.compile(r"(?i)(?<![^:])((?:password|passphrase)=)(?:\\.|[^:\\])*")
+# an option whose name (spaces, case and a few typos aside) says it holds a secret
+_SECRET_OPTIONS = re.compile(
+    r"(?i)(?<![^:])(\s*[a-z_]*(?:pass|secret|community|token)[a-z_]*\s*=)(?:\\.|[^:\\])*"
+)
 
 
 def redactEndpoint(description: str) -> str:
-    """An endpoint description with its secrets (C{password=}, C{passphrase=}) replaced by ***."""
+    """
+    An endpoint description with the values of its secret-looking options (C{password=},
+    C{passphrase=}, C{community=}, ...) replaced by ***, for a description already parsed.
+
+    It cannot tell the half of a password after an unescaped colon from a positional part: a
+    description that did not parse is shown with L{describeEndpoint} instead.
+    """
     return _SECRET_OPTIONS.sub(r"\1***", description)
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """An endpoint description split as Twisted's parsers split it."""
+
+    kind: str
+    args: tuple[str, ...]
+    options: tuple[tuple[str, str], ...]
+
+    def values(self) -> list[str]:
+        """Every value given (positional parts and option values), as written and unescaped."""
+        found = [*self.args, *(value for _, value in self.options)]
+        return found + [_unescape(v) for v in found]
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text, flags=re.S)
+
+
+def _splitDescription(description: str) -> _Parts:
+    """Split on unescaped colons; a part with an unescaped C{=} is an option (C{name=value})."""
+    parts: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(description):
+        c = description[i]
+        if c == "\\" and i + 1 < len(description):
+            current.append(description[i : i + 2])
+            i += 2
+            continue
+        if c == ":":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+        i += 1
+    parts.append("".join(current))
+    args: list[str] = []
+    options: list[tuple[str, str]] = []
+    for part in parts[1:]:
+        m = re.match(r"((?:\\.|[^=\\])*)=(.*)", part, re.S)
+        if m is None:
+            args.append(part)
+        else:
+            options.append((_unescape(m.group(1)), m.group(2)))
+    return _Parts(parts[0].strip().lower(), tuple(args), tuple(options))
+
+
+def describeEndpoint(description: str) -> str:
+    """
+    What an endpoint description holds, without any value: its type, how many positional parts
+    and its option names (C{'ssh' endpoint (2 positional parts; options 'username', 'password')}).
+    """
+    parts = _splitDescription(description)
+    kind = repr(parts.kind) if re.fullmatch(r"[a-z0-9_+.\-]+", parts.kind) else "unreadable"
+    shown = []
+    if parts.args:
+        n = len(parts.args)
+        shown.append(f"{n} positional part{'s' if n != 1 else ''}")
+    if parts.options:
+        shown.append("options " + ", ".join(repr(name) for name, _ in parts.options))
+    else:
+        shown.append("no options")
+    return f"{kind} endpoint ({'; '.join(shown)})"
+
+
+def _scrub(text: str, values: list[str]) -> str:
+    """
+    C{text} (a parser's error message) with each of C{values} replaced by ***: as a whole word,
+    and for values of 4 characters or more wherever they occur.
+    """
+    for value in sorted({v for v in values if v.strip()}, key=len, reverse=True):
+        pattern = r"(?<![A-Za-z0-9])" + re.escape(value) + r"(?![A-Za-z0-9])"
+        text = re.sub(pattern, "***", text)
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def isWildcardAddress(host: str) -> bool:
+    """Whether binding C{host} listens on every interface (C{0.0.0.0}, C{::}, C{0}, C{""})."""
+    host = host.strip().strip("[]")
+    if host in ("", "0", "*"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+#: Where each listening endpoint type takes its interface as a positional part (after the port).
+_INTERFACE_POSITION = {"tcp": 1, "tcp6": 2, "ssl": 4}
+_LOOPBACK = {"tcp": "127.0.0.1", "tcp6": "\\:\\:1", "ssl": "127.0.0.1"}
 
 
 def statusEndpoint(text: str) -> str | None:
     """
     Turn a status address into a server endpoint description.
 
-    C{8790} and C{HOST:8790} become C{tcp:...} descriptions (C{8790} alone binds 127.0.0.1);
-    C{off}/C{none} disable the page; anything else is taken as an endpoint description.
+    C{8790} and C{HOST:8790} become C{tcp:...} descriptions (C{8790} alone binds 127.0.0.1, and
+    C{0:8790} means C{0.0.0.0:8790}); C{off}/C{none} disable the page; anything else is taken as
+    an endpoint description, and a C{tcp}, C{tcp6} or C{ssl} one that names no interface binds
+    loopback (C{interface=127.0.0.1}, C{::1} for tcp6), never every interface by default.  An
+    explicit wildcard (C{0.0.0.0}, C{::}) is kept: the status service warns about it.
 
     @raise ValueError: the text is empty.
     """
@@ -155,8 +273,23 @@ def statusEndpoint(text: str) -> str | None:
     if m and endpointType(text) not in _KNOWN_SERVER_TYPES:
         host, port = m.groups()
         host = host or "127.0.0.1"
+        if host == "0":
+            host = "0.0.0.0"
         return f"tcp:{int(port)}:interface={host.replace(':', chr(92) + ':')}"
-    return text
+    return _withInterface(text)
+
+
+def _withInterface(description: str) -> str:
+    """C{description}, bound to loopback if it is a tcp/tcp6/ssl one that names no interface."""
+    parts = _splitDescription(description)
+    position = _INTERFACE_POSITION.get(parts.kind)
+    if position is None:
+        return description
+    if any(name.strip() == "interface" for name, _ in parts.options):
+        return description
+    if len(parts.args) > position:
+        return description
+    return f"{description}:interface={_LOOPBACK[parts.kind]}"
 
 
 _KNOWN_SERVER_TYPES = frozenset({"tcp", "tcp6", "ssl", "unix", "systemd", "tls"})
@@ -176,7 +309,7 @@ _DEVICE_KEYS = (
     "AutoReconnect",
     "connectTimeout",
 )
-_INTERFACE = "an IP address to listen on (or 'Any')"
+_INTERFACE = "an IP address to listen on, such as 127.0.0.1 (0.0.0.0: every interface)"
 _SERVER_KEYS = ("name", "port", "interface", "serverTimeout", "MaxClients")
 _STATUS_KEYS = ("listen",)
 
@@ -221,23 +354,24 @@ def parseConfig(data: Mapping[str, Any], source: str = "<config>", reactor: Any 
         _device(r, table, f"device[{i}]")
         for i, table in enumerate(r.tables(data, "device", "device"))
     )
-    names: dict[str, int] = {}
-    for i, d in enumerate(devices):
-        if d.name in names:
-            r.fail(
-                f"device[{i}].name", f"a unique name; {d.name!r} is also device[{names[d.name]}]"
-            )
-        names[d.name] = i
-    servers = tuple(
-        _server(r, table, f"server[{i}]")
-        for i, table in enumerate(r.tables(data, "server", "server"))
-    )
-    ports: dict[tuple[str, int], int] = {}
+    serverTables = r.tables(data, "server", "server")
+    servers = tuple(_server(r, table, f"server[{i}]", i) for i, table in enumerate(serverTables))
     for i, s in enumerate(servers):
-        key = (s.interface, s.port)
-        if s.port and key in ports:
-            r.fail(f"server[{i}].port", f"a free port; {s.port} is also server[{ports[key]}]")
-        ports[key] = i
+        for j, other in enumerate(servers[:i]):
+            if s.port and s.port == other.port and _overlap(s.interface, other.interface):
+                r.fail(f"server[{i}].port", f"a free port; {s.port} is also server[{j}]")
+    # one namespace for devices and servers: the status page, the metrics and the service's
+    # handlers are all keyed by name
+    names: dict[str, str] = {}
+    named = [(f"device[{i}]", d.name, True) for i, d in enumerate(devices)] + [
+        (f"server[{i}]", s.name, "name" in t)
+        for i, (s, t) in enumerate(zip(servers, serverTables, strict=True))
+    ]
+    for where, name, given in named:
+        if name in names:
+            hint = "" if given else f" (the default name of {where}: give it a name)"
+            r.fail(f"{where}.name", f"a unique name; {name!r} is also {names[name]}{hint}")
+        names[name] = where
     status = StatusConfig()
     if "status" in data:
         table = r.table(data["status"], "status")
@@ -254,18 +388,30 @@ def parseConfig(data: Mapping[str, Any], source: str = "<config>", reactor: Any 
     return Config(source, devices, servers, status)
 
 
+def _overlap(a: str, b: str) -> bool:
+    """Whether listening on addresses C{a} and C{b} (same port) would clash."""
+    if a == b:
+        return True
+    x, y = ipaddress.ip_address(a), ipaddress.ip_address(b)
+    return x.version == y.version and (x.is_unspecified or y.is_unspecified)
+
+
 def checkEndpoint(r: _Reader, description: str, key: str, reactor: Any) -> None:
-    """Parse an endpoint description with the installed string parsers."""
+    """
+    Parse an endpoint description with the installed string parsers.  On failure the message
+    shows the type and option names only: no value, not even with the secret options hidden
+    (a mistyped C{pasword=} or an unescaped colon inside a password would otherwise show).
+    """
     from twisted.internet.endpoints import clientFromString
 
     try:
         clientFromString(reactor, description)
     except Exception as e:
-        text = str(e) or type(e).__name__
+        text = _scrub(str(e) or type(e).__name__, _splitDescription(description).values())
         if text.startswith("Unknown endpoint type"):
             text += " (no endpoint parser plugin for it is installed)"
-        shown = redactEndpoint(description)
-        r.fail(key, f"a client endpoint description; {shown!r} is not one: {text}")
+        shown = describeEndpoint(description)
+        r.fail(key, f"a client endpoint description; the {shown} is not one: {text}")
 
 
 def _device(r: _Reader, table: Mapping[str, Any], key: str) -> DeviceConfig:
@@ -281,10 +427,11 @@ def _device(r: _Reader, table: Mapping[str, Any], key: str) -> DeviceConfig:
         "a client endpoint description such as 'tcp:host=192.0.2.10:port=23'",
     )
     if ":" not in endpoint:
+        plain = re.fullmatch(r"[A-Za-z0-9._\-]{1,64}", endpoint) is not None
         r.fail(
             f"{key}.endpoint",
-            f"a client endpoint description such as 'tcp:host=192.0.2.10:port=23', "
-            f"got {redactEndpoint(endpoint)!r}",
+            "a client endpoint description such as 'tcp:host=192.0.2.10:port=23', got "
+            + (f"{endpoint!r} (no type)" if plain else "text with no type (no ':')"),
         )
     kind = endpointType(endpoint)
     default: Connection = "pipe" if kind in PIPE_ENDPOINT_TYPES else "stream"
@@ -297,7 +444,7 @@ def _device(r: _Reader, table: Mapping[str, Any], key: str) -> DeviceConfig:
             connection = "pipe"
         else:
             r.fail(f"{key}.connection", f'"stream" or "pipe", got {text!r}')
-    pollFrequency = r.optional(table, key, "pollFrequency", r.seconds, "seconds (> 0)", 1.0)
+    pollFrequency = r.optional(table, key, "pollFrequency", r.seconds, "seconds", 1.0)
     probe = (
         _probe(r, table.get("probe"), f"{key}.probe", pollFrequency) if "probe" in table else None
     )
@@ -306,7 +453,7 @@ def _device(r: _Reader, table: Mapping[str, Any], key: str) -> DeviceConfig:
             f"{key}.probe",
             "a keep-alive probe: a pipe (udp, serial) connection's state comes only from it",
         )
-    timeout = r.optional(table, key, "connectTimeout", r.seconds, "seconds (> 0)", None)
+    timeout = r.optional(table, key, "connectTimeout", r.seconds, "seconds", None)
     return DeviceConfig(
         name=name,
         endpoint=endpoint,
@@ -341,7 +488,7 @@ def _probe(r: _Reader, value: Any, key: str, pollFrequency: float) -> ProbeConfi
     r.known(table, key, ("type", *_PROBE_OPTIONS[kind]))
     options: dict[str, Any] = {}
     options["timeout"] = r.optional(
-        table, key, "timeout", r.seconds, "seconds (> 0)", min(2.0, pollFrequency)
+        table, key, "timeout", r.seconds, "seconds", min(2.0, pollFrequency)
     )
     if kind == "sis":
         options["query"] = decodeEscapesAt(
@@ -378,15 +525,21 @@ def _probe(r: _Reader, value: Any, key: str, pollFrequency: float) -> ProbeConfi
     return ProbeConfig(kind, options)
 
 
-def _server(r: _Reader, table: Mapping[str, Any], key: str) -> ServerConfig:
+def _server(r: _Reader, table: Mapping[str, Any], key: str, index: int) -> ServerConfig:
     r.known(table, key, _SERVER_KEYS)
     port = r.required(table, key, "port", r.port, "a TCP port number (0-65535)")
-    name = r.optional(table, key, "name", r.string, "text", f"server:{port}")
+    interface = r.optional(table, key, "interface", r.interface, _INTERFACE, "127.0.0.1")
+    # unique whenever the ports are (port 0 picks a free port, so it names no one server)
+    shown = f"[{interface}]" if ":" in interface else interface
+    default = f"{shown}:{port}" if port else f"server[{index}]"
+    name = r.optional(table, key, "name", r.string, "text", default)
+    if not name.strip():
+        r.fail(f"{key}.name", "a non-empty server name")
     return ServerConfig(
         name=name,
         port=port,
-        interface=r.optional(table, key, "interface", r.interface, _INTERFACE, "127.0.0.1"),
-        serverTimeout=r.optional(table, key, "serverTimeout", r.seconds, "seconds (> 0)", 300.0),
+        interface=interface,
+        serverTimeout=r.optional(table, key, "serverTimeout", r.seconds, "seconds", 300.0),
         MaxClients=r.optional(
             table, key, "MaxClients", r.count, "a whole number of clients (>= 1)", None
         ),
@@ -446,7 +599,8 @@ def decodeEscapesAt(r: _Reader, text: str, key: str) -> bytes:
 # checking values
 
 
-def _describe(value: object) -> str:
+def _describe(value: object, secret: bool = False) -> str:
+    """What a value is (its TOML type, and the value itself unless it is a C{secret})."""
     kinds = {
         bool: "a boolean",
         int: "an integer",
@@ -456,8 +610,13 @@ def _describe(value: object) -> str:
         list: "an array",
     }
     kind = kinds.get(type(value), type(value).__name__)
-    shown = repr(value) if not isinstance(value, dict | list) else ""
+    shown = repr(value) if not isinstance(value, dict | list) and not secret else ""
     return f"{kind} {shown}".strip()
+
+
+def _isSecretKey(key: str) -> bool:
+    """Whether the value at C{key} (C{device[0].probe.password}) is a secret."""
+    return key.rsplit(".", 1)[-1].strip().lower() in SECRET_KEYS
 
 
 class _Reader:
@@ -519,41 +678,61 @@ class _Reader:
             return default
         return check(table[name], f"{key}.{name}", expected)
 
+    def got(self, value: Any, key: str) -> str:
+        """How a wrong value is shown: never the value of a secret key, only its type."""
+        return _describe(value, secret=_isSecretKey(key))
+
     def string(self, value: Any, key: str, expected: str) -> str:
         if not isinstance(value, str):
-            self.fail(key, f"{expected}, got {_describe(value)}")
+            self.fail(key, f"{expected}, got {self.got(value, key)}")
         return value
 
     def boolean(self, value: Any, key: str, expected: str) -> bool:
         if not isinstance(value, bool):
-            self.fail(key, f"{expected}, got {_describe(value)}")
+            self.fail(key, f"{expected}, got {self.got(value, key)}")
         return value
 
     def seconds(self, value: Any, key: str, expected: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            self.fail(key, f"a positive number of seconds, got {_describe(value)}")
+            self.fail(
+                key,
+                f"a positive number of seconds (at least {MIN_SECONDS:g}), "
+                f"got {self.got(value, key)}",
+            )
         if value == float("inf"):
             self.fail(key, "a finite number of seconds, got inf")
+        if value < MIN_SECONDS:
+            self.fail(key, f"at least {MIN_SECONDS:g} seconds, got {self.got(value, key)}")
         return float(value)
 
     def count(self, value: Any, key: str, expected: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            self.fail(key, f"{expected}, got {_describe(value)}")
+            self.fail(key, f"{expected}, got {self.got(value, key)}")
         return value
 
     def port(self, value: Any, key: str, expected: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
-            self.fail(key, f"{expected}, got {_describe(value)}")
+            self.fail(key, f"{expected}, got {self.got(value, key)}")
         return value
 
     def interface(self, value: Any, key: str, expected: str) -> str:
+        """
+        An IP address literal, normalised.  ControlScript's names (C{Any}, C{LAN}, C{AVLAN}) are
+        refused: they bind whatever the deployment maps them to (every interface, by default),
+        where a configuration file must say which address it means.
+        """
         text = self.string(value, key, expected)
-        if text not in ("Any", "LAN", "AVLAN"):
-            try:
-                ipaddress.ip_address(text)
-            except ValueError:
-                self.fail(key, f"{expected}, got {text!r}")
-        return text
+        try:
+            return str(ipaddress.ip_address(text.strip()))
+        except ValueError:
+            pass
+        if text in ("Any", "LAN", "AVLAN"):
+            self.fail(
+                key,
+                f"an IP address to listen on, got the interface name {text!r}: write "
+                "127.0.0.1 (this host only) or 0.0.0.0 (every interface)",
+            )
+        self.fail(key, f"{expected}, got {text!r}")
 
     def regex(self, value: Any, key: str) -> bytes:
         text = self.string(value, key, "a regular expression")

@@ -47,6 +47,32 @@ def GetConnectionHandler(
     @raise ValueError: an EthernetClientInterface's Protocol is not TCP, UDP or SSH; or
         C{keepAliveQuery} is neither a callable nor the name of the module's Update command.
     """
+    handler = _build(
+        Interface,
+        keepAliveQuery,
+        keepAliveQueryQualifier,
+        DisconnectLimit,
+        pollFrequency,
+        connectRetryTime,
+        serverTimeout,
+        reactor,
+    )
+    # recorded once complete, on the reactor thread (a program's clean stop finds it there)
+    runtime = handler._rt
+    runtime.twoFaced(runtime.handlers.add, handler)
+    return handler
+
+
+def _build(
+    Interface: Any,
+    keepAliveQuery: Any,
+    keepAliveQueryQualifier: dict[str, Any] | None,
+    DisconnectLimit: int,
+    pollFrequency: float,
+    connectRetryTime: float,
+    serverTimeout: float,
+    reactor: Any,
+) -> Any:
     from twisted_ch.extronlib import interface as ifc
 
     serverEx = getattr(ifc, "EthernetServerInterfaceEx", None)

@@ -68,7 +68,6 @@ class ConnectionHandler:
             else resolveRuntime(reactor)
         )
         self._WrappedInterface = Interface
-        self._rt.handlers.add(self)
         self._status: Status = "Unknown"
         self._DisconnectLimit = 15
         self._missed = 0

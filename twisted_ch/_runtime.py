@@ -206,7 +206,8 @@ class Runtime:
 
     reactor: Any
     dispatcher: Dispatcher = field(default_factory=ReactorDispatcher)
-    #: the connection handlers created with this runtime (a program's, for its clean stop)
+    #: the handlers GetConnectionHandler made with this runtime (a program's, for its clean
+    #: stop); changed and read on the reactor thread only
     handlers: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet, repr=False)
 
     def call(

@@ -140,7 +140,6 @@ class ServerExHandler:
             if reactor is None and isinstance(ifaceRuntime, Runtime)
             else resolveRuntime(reactor)
         )
-        self._rt.handlers.add(self)
         self._WrappedInterface: EthernetServerInterfaceEx = Interface
         self.factory = IdleClientsFactory(
             Interface.factory, self._idleTimeout, self._rt.reactor, self._clientIdle

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -26,7 +26,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from zope.interface import implementer
 
-from twisted_ch._config import redactEndpoint
+from twisted_ch._config import isWildcardAddress, redactEndpoint
 from twisted_ch._version import __version__
 
 __all__ = [
@@ -57,6 +57,8 @@ class Entry:
     endpoint: str = ""
     kind: str = "device"
     probe: Any = None
+    #: more fields for its status row (JSON scalars)
+    extra: dict[str, object] = field(default_factory=dict)
 
     def row(self) -> dict[str, object]:
         """The status JSON object for this entry."""
@@ -95,6 +97,7 @@ class Entry:
                 "lastProblem": probeProblem,
             }
         row.update({k: v for k, v in stats.items() if _isJSONScalar(v)})
+        row.update({k: v for k, v in self.extra.items() if _isJSONScalar(v) and k not in row})
         return row
 
 
@@ -103,10 +106,15 @@ def _isJSONScalar(value: object) -> bool:
 
 
 class Registry:
-    """The handlers the status page and the metrics show, in the order they were added."""
+    """
+    The handlers the status page and the metrics show: entries added by name, in the order they
+    were added, then those of each source (a callable asked at every read, for handlers that
+    come and go, such as a program's).
+    """
 
     def __init__(self) -> None:
         self._entries: dict[str, Entry] = {}
+        self._sources: dict[object, Callable[[], Iterable[Entry]]] = {}
 
     def add(self, entry: Entry) -> None:
         """Show an entry (replacing one of the same name)."""
@@ -116,12 +124,42 @@ class Registry:
         """Stop showing an entry."""
         self._entries.pop(name, None)
 
+    def addSource(self, key: object, source: Callable[[], Iterable[Entry]]) -> None:
+        """Also show the entries C{source()} returns at each read, until L{removeSource}."""
+        self._sources[key] = source
+
+    def removeSource(self, key: object) -> None:
+        """Stop asking a source."""
+        self._sources.pop(key, None)
+
     def entries(self) -> list[Entry]:
-        """The entries, in order."""
-        return list(self._entries.values())
+        """
+        The entries, in order; a source's entry whose name is taken already is shown as
+        C{name #2} (#3, ...), so that no row hides another.
+        """
+        found = list(self._entries.values())
+        taken = set(self._entries)
+        for source in list(self._sources.values()):
+            try:
+                more = list(source())
+            except Exception:
+                log.failure("status source {source!r} failed", source=source)
+                continue
+            for entry in more:
+                name, n = entry.name, 1
+                while name in taken:
+                    n += 1
+                    name = f"{entry.name} #{n}"
+                if name != entry.name:
+                    entry = Entry(
+                        name, entry.handler, entry.endpoint, entry.kind, entry.probe, entry.extra
+                    )
+                taken.add(name)
+                found.append(entry)
+        return found
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries())
 
     def snapshot(self) -> dict[str, object]:
         """The whole C{/status} document."""
@@ -254,7 +292,9 @@ class StatusService(Service):
     """
     Serves the status page on a server endpoint description (bound when the service starts).
 
-    A port that cannot be bound raises at start: twistd then exits with the error.
+    A port that cannot be bound raises at start: twistd then exits with the error.  The log
+    names the address actually bound, and warns when it is every interface (C{0.0.0.0}, C{::}):
+    the page is then reachable from the network.
     """
 
     def __init__(self, reactor: Any, description: str, registry: Registry) -> None:
@@ -280,17 +320,26 @@ class StatusService(Service):
         super().startService()  # type: ignore[no-untyped-call]
         address = outcome.getHost()
         host = getattr(address, "host", None)
-        if host is not None:
-            shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-            shown = f"[{shown}]" if ":" in shown else shown
+        if isinstance(host, str):
+            bound = host or "0.0.0.0"
+            shown = f"[{bound}]" if ":" in bound else bound
             self.url = f"http://{shown}:{address.port}/"
         else:
-            self.url = str(address)
+            bound = str(address)
+            self.url = bound
         log.info(
             "status page at {url}status (metrics at {url}metrics)",
             url=self.url,
             statusURL=f"{self.url}status",
+            boundAddress=bound,
         )
+        if isinstance(host, str) and isWildcardAddress(host):
+            log.warn(
+                "the status page is reachable from the network: it listens on {address} (every "
+                "interface) port {port}; give an interface such as 127.0.0.1 to keep it local",
+                address=bound,
+                port=address.port,
+            )
 
     def stopService(self) -> Deferred[None]:
         super().stopService()  # type: ignore[no-untyped-call]
