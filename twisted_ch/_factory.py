@@ -97,6 +97,7 @@ def _build(
     checkCount(DisconnectLimit, "DisconnectLimit")
     checkSeconds(pollFrequency, "pollFrequency")
     checkSeconds(connectRetryTime, "connectRetryTime")
+    checkSeconds(serverTimeout, "serverTimeout")
     if keepAliveQueryQualifier is not None and not isinstance(keepAliveQueryQualifier, dict):
         raise TypeError(
             f"keepAliveQueryQualifier must be a dict, not {type(keepAliveQueryQualifier).__name__}"

@@ -91,7 +91,10 @@ class ResponseMatcher:
                 raise ValueError("deliTag must not be empty")
         if deliRex is not None:
             if isinstance(deliRex, str | bytes):
-                deliRex = re.compile(toBytes(deliRex, "deliRex"))
+                try:
+                    deliRex = re.compile(toBytes(deliRex, "deliRex"))
+                except re.error as e:
+                    raise ValueError(f"deliRex is not a valid regular expression: {e}") from None
             elif not isinstance(deliRex, re.Pattern):
                 raise TypeError(
                     f"deliRex must be a compiled regular expression, not {type(deliRex).__name__}"

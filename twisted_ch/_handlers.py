@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from twisted_ch import _checks
 from twisted_ch._events import Event, emit
 from twisted_ch._link import DeviceLink
 from twisted_ch._runtime import ReactorDispatcher, Runtime, resolveRuntime
@@ -28,22 +29,8 @@ KeepAlive = Callable[[Any], object]
 _REACTOR_DISPATCH = ReactorDispatcher()
 
 
-def checkCount(value: object, what: str) -> int:
-    """Validate a positive int argument."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{what} must be at least 1, got {value}")
-    return value
-
-
-def checkSeconds(value: object, what: str) -> float:
-    """Validate a positive number of seconds."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{what} must be positive, got {value!r}")
-    return float(value)
+checkCount = _checks.count
+checkSeconds = _checks.seconds
 
 
 class ConnectionHandler:
@@ -145,6 +132,7 @@ class ConnectionHandler:
 
     def addStatusObserver(self, observer: Callable[[Status], object]) -> None:
         """Call C{observer(status)} on the reactor thread at every transition (Twisted face)."""
+        _checks.callback(observer, "observer")
         self._statusObservers.append(observer)
 
     def removeStatusObserver(self, observer: Callable[[Status], object]) -> None:
@@ -153,6 +141,10 @@ class ConnectionHandler:
 
     def whenStatus(self, status: Status) -> Deferred[Status]:
         """A Deferred that fires once L{ConnectionStatus} is C{status} (at once if it is now)."""
+        if status not in ("Connected", "Disconnected", "Unknown"):
+            raise ValueError(
+                f"status must be 'Connected', 'Disconnected' or 'Unknown', not {status!r}"
+            )
         if self._status == status:
             return succeed(status)
         d: Deferred[Status] = Deferred(lambda d: self.removeStatusObserver(check))

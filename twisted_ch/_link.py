@@ -50,7 +50,14 @@ def describeFailure(failure: Failure) -> str:
     e = failure.value
     if isinstance(e, error.ConnectionRefusedError):
         return "Connection refused"
-    if isinstance(e, CancelledError | DeferredTimeout | error.TimeoutError | TimeoutError):
+    if isinstance(
+        e,
+        CancelledError
+        | DeferredTimeout
+        | error.TimeoutError
+        | error.ConnectingCancelledError
+        | TimeoutError,
+    ):
         return "Timed out"
     if isinstance(e, error.DNSLookupError):
         return f"Host not found: {e.args[0] if e.args else e}"

@@ -14,6 +14,7 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
 
+from twisted_ch import _checks
 from twisted_ch._events import Event, emit
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher, toBytes
 from twisted_ch._link import DeviceLink
@@ -25,19 +26,11 @@ ETHERNET_PROTOCOLS = ("TCP", "UDP", "SSH")
 
 
 def _checkTimeout(timeout: object, what: str = "timeout") -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise TypeError(f"{what} must be a number of seconds, not {type(timeout).__name__}")
-    if timeout < 0:
-        raise ValueError(f"{what} must not be negative, got {timeout!r}")
-    return float(timeout)
+    return _checks.seconds(timeout, what, zero=True)
 
 
-def _checkPort(port: object, what: str) -> int:
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"{what} must be an int, not {type(port).__name__}")
-    if not 0 <= port <= 65535:
-        raise ValueError(f"{what} must be 0-65535, got {port}")
-    return port
+def _checkPort(port: object, what: str, zero: bool = False) -> int:
+    return _checks.port(port, what, zero=zero)
 
 
 class LinkInterface:
@@ -67,6 +60,7 @@ class LinkInterface:
         maxResponse: int = DEFAULT_MAX_RESPONSE,
         reopenDelay: float | None = None,
     ) -> None:
+        _checks.count(maxResponse, "maxResponse")
         self._rt: Runtime = resolveRuntime(reactor)
         self._link = DeviceLink(
             endpoint if endpoint is not None else self._makeEndpoint,
@@ -140,9 +134,7 @@ class LinkInterface:
 
     def StartKeepAlive(self, interval: float, data: bytes | str) -> None:
         """Send C{data} every C{interval} seconds while connected (ControlScript's keep-alive)."""
-        seconds = _checkTimeout(interval, "interval")
-        if seconds == 0:
-            raise ValueError("interval must be positive")
+        seconds = _checks.seconds(interval, "interval")
         payload = toBytes(data)
         self._rt.twoFaced(self._startKeepAlive, seconds, payload)
 
@@ -201,7 +193,7 @@ class EthernetClientInterface(LinkInterface):
         if not isinstance(Hostname, str) or not Hostname:
             raise TypeError(f"Hostname must be a non-empty str, not {Hostname!r}")
         _checkPort(IPPort, "IPPort")
-        _checkPort(ServicePort, "ServicePort")
+        _checkPort(ServicePort, "ServicePort", zero=True)
         if not isinstance(Protocol, str):
             raise TypeError(f"Protocol must be a str, not {type(Protocol).__name__}")
         if Protocol not in ETHERNET_PROTOCOLS:

@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 
+from twisted_ch._checks import seconds
 from twisted_ch._runtime import Dispatcher, Runtime, describe, resolveRuntime
 
 __all__ = ["Clock", "ProgramLog", "Timer", "Wait"]
@@ -26,11 +27,7 @@ _programLog = Logger(namespace="twisted_ch.program")
 
 
 def _checkInterval(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{what} must be positive, got {value!r}")
-    return float(value)
+    return seconds(value, what)
 
 
 def _checkFunction(value: object, what: str = "Function") -> None:
@@ -185,11 +182,7 @@ class Wait:
 
     @staticmethod
     def _checkTime(value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"Time must be a number of seconds, not {type(value).__name__}")
-        if value < 0:
-            raise ValueError(f"Time must not be negative, got {value!r}")
-        return float(value)
+        return seconds(value, "Time", zero=True)
 
     def __call__(self, function: Callable[[], object]) -> Callable[[], object]:
         _checkFunction(function, "decorated object")
@@ -280,6 +273,8 @@ class Clock:
     def _parseTimes(times: Iterable[str]) -> list[_dt.time]:
         if isinstance(times, str):
             raise TypeError("Times must be a list of 'HH:MM:SS' strings, not a single string")
+        if not isinstance(times, Iterable):
+            raise TypeError(f"Times must be a list of 'HH:MM:SS' strings, not {times!r}")
         parsed = []
         for t in times:
             try:
