@@ -129,7 +129,7 @@ def test_interface_argument_errors() -> None:
     clock = Clock()
     with pytest.raises(TypeError, match="IPPort must be an int"):
         EthernetClientInterface("h", "23", reactor=clock)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="IPPort must be 0-65535"):
+    with pytest.raises(ValueError, match="IPPort must be 1-65535"):
         EthernetClientInterface("h", 70000, reactor=clock)
     with pytest.raises(ValueError, match="SSH needs Credentials"):
         EthernetClientInterface("h", 22, "SSH", reactor=clock)
