@@ -193,6 +193,9 @@ class ConnectionHandler:
         self._keepAliveBusy = True
         generation = self._linkGeneration
         done = self._rt.call(query, *args)
+        if done.called:  # finished synchronously: no timer needed
+            self._keepAliveDone(None, generation)
+            return
         # a keep-alive Deferred that never fires must not silence polling for good
         done.addTimeout(self._PollTimer.Interval * (self._DisconnectLimit + 1), self._rt.reactor)
         done.addBoth(self._keepAliveDone, generation)

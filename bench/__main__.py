@@ -1,0 +1,284 @@
+"""
+Command line: C{python -m bench {poll,latency,soak,all}} (or C{./dev bench ...}).
+
+See C{bench/README.md} for what each measures and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench._util import machine, sourceState
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def cmdPoll(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import poll
+
+    result = poll.run(
+        args.devices,
+        args.seconds,
+        memorySizes=args.memory_devices,
+        impls=tuple(args.impls.split(",")),
+        fastpathSizes=args.devices if args.fastpath else [],
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    result["machine"] = machine()
+    report.writeJSON("poll-latest.json", result)
+    print(poll.table(result))
+    return result
+
+
+def cmdLatency(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import latency
+
+    result = latency.run(quick=args.quick)
+    result["machine"] = machine()
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result))
+    else:
+        report.writeJSON("latency-latest.json", result)
+        print(latency.table(result))
+    return result
+
+
+def cmdSoak(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import soak
+
+    result = soak.run(
+        args.devices,
+        args.minutes,
+        pollFrequency=args.poll,
+        disconnectLimit=args.limit,
+        connectRetryTime=args.retry,
+        seed=args.seed,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
+    result["machine"] = machine()
+    report.writeJSON("soak-latest.json", result)
+    print(soak.table(result))
+    if result["handlersWithProblems"] or result["twistedChDelayedCallsAfter"]:
+        sys.exit(1)
+    return result
+
+
+def targets(pollResult: dict[str, Any], lat: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """Each target of the brief: (target, met, the measured evidence)."""
+    rows = {(r["impl"], r["devices"]): r for r in pollResult["rows"]}
+    sizes = sorted({r["devices"] for r in pollResult["rows"]})
+    out = []
+    for n in sizes:
+        ch, raw, aio = (
+            rows.get(("twisted_ch", n)),
+            rows.get(("twisted", n)),
+            rows.get(("asyncio", n)),
+        )
+        if ch and raw:
+            ratio = ch["cpuMicrosPerPoll"] / raw["cpuMicrosPerPoll"]
+            out.append(
+                (
+                    f"N={n}: twisted_ch CPU/poll within 1.25x of raw Twisted",
+                    ratio <= 1.25,
+                    f"{ch['cpuMicrosPerPoll']:.1f} vs {raw['cpuMicrosPerPoll']:.1f} µs "
+                    f"= {ratio:.2f}x",
+                )
+            )
+        if ch and aio:
+            out.append(
+                (
+                    f"N={n}: twisted_ch CPU/poll below asyncio",
+                    ch["cpuMicrosPerPoll"] < aio["cpuMicrosPerPoll"],
+                    f"{ch['cpuMicrosPerPoll']:.1f} vs {aio['cpuMicrosPerPoll']:.1f} µs "
+                    f"= {ch['cpuMicrosPerPoll'] / aio['cpuMicrosPerPoll']:.2f}x",
+                )
+            )
+    big = rows.get(("twisted_ch", 10000))
+    if big:
+        ok = big["pollsPerSecond"] >= 0.98 * 10000 and big["cpuFraction"] < 1.0
+        out.append(
+            (
+                "10,000 devices at 1 Hz on one core",
+                ok,
+                f"{big['pollsPerSecond']:.0f} polls/s answered using "
+                f"{100 * big['cpuFraction']:.0f}% of one core, {big['lostInWindow']} drops",
+            )
+        )
+    for m in pollResult.get("memory", []):
+        if m["impl"] == "twisted_ch":
+            out.append(
+                (
+                    f"under 20 KiB per idle handler (tracemalloc, N={m['devices']})",
+                    m["tracedKiBPerHandler"] < 20,
+                    f"{m['tracedKiBPerHandler']:.2f} KiB connected and polling, "
+                    f"{m['tracedKiBPerUnconnectedHandler']:.2f} KiB before Connect",
+                )
+            )
+    for n in sizes:
+        ch = rows.get(("twisted_ch", n))
+        if ch:
+            out.append(
+                (
+                    f"under 20 KiB per handler (RSS delta, N={n})",
+                    ch["rssKiBPerHandler"] < 20,
+                    f"{ch['rssKiBPerHandler']:.2f} KiB",
+                )
+            )
+    for s in lat["silence"]:
+        out.append(
+            (
+                f"silence -> Disconnected within [L, L+1] polls "
+                f"(L={s['DisconnectLimit']}, p={s['pollFrequency']:g})",
+                s["withinWindow"],
+                f"measured {', '.join(f'{m:.3f}' for m in s['measured'])} s, "
+                f"window {s['expectedMin']:g}-{s['expectedMax']:g} s",
+            )
+        )
+    for kind, s in lat["close"].items():
+        out.append(
+            (
+                f"device closes ({kind}) -> Disconnected < 10 ms",
+                s["max"] < 10,
+                f"median {s['median']:.2f} ms, max {s['max']:.2f} ms",
+            )
+        )
+    for b in lat["back"]:
+        s = b["backToConnectedMs"]
+        out.append(
+            (
+                f"device back -> Connected < connectRetryTime + 50 ms "
+                f"(r={b['connectRetryTime']:g}, {b['endpoint']})",
+                b["met"],
+                f"median {s['median']:.0f} ms, max {s['max']:.0f} ms",
+            )
+        )
+    return out
+
+
+def cmdAll(args: argparse.Namespace) -> None:
+    from bench import latency, poll
+
+    started = time.time()
+    sizes = [100, 1000] if args.quick else [100, 1000, 10000]
+    seconds = 5.0 if args.quick else 10.0
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    pollResult = poll.run(
+        sizes,
+        seconds,
+        memorySizes=[1000],
+        fastpathSizes=[sizes[-1]],
+        log=log,
+    )
+    log("latency ...")
+    tmp = report.RESULTS / "latency.tmp"
+    report.RESULTS.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "bench", "latency", "--json-out", str(tmp)]
+    if args.quick:
+        cmd.append("--quick")
+    subprocess.run(cmd, check=True, timeout=900)
+    lat = json.loads(tmp.read_text())
+    tmp.unlink()
+    checks = targets(pollResult, lat)
+    facts = machine()
+    result = {
+        "command": "python -m bench all" + (" --quick" if args.quick else ""),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "durationSeconds": round(time.time() - started, 1),
+        "machine": facts,
+        "source": sourceState(),
+        "poll": pollResult,
+        "latency": lat,
+        "targets": [{"target": t, "met": ok, "measured": m} for t, ok, m in checks],
+    }
+    report.writeJSON("latest.json", result)
+    report.writeText(
+        "latest.svg",
+        report.cpuChart(
+            pollResult["rows"], f"Keep-alive polling cost ({facts['nproc']} cores, 1 Hz)"
+        ),
+    )
+    md = [
+        "# twisted_ch benchmarks: latest run",
+        "",
+        f"`{result['command']}` on {result['when']}, {result['durationSeconds']} s.",
+        "",
+        f"Machine: {facts['nproc']} CPUs ({facts['cpu'] or 'unknown model'}), "
+        f"{facts['implementation']} {facts['python']}, Twisted {facts['twisted']}, "
+        f"Linux {facts['kernel']}.  Source: commit {result['source']['commit']}"
+        f" with {result['source']['twisted_chFilesChanged']} uncommitted twisted_ch file(s).",
+        "",
+        "## Keep-alive polling (`python -m bench poll`)",
+        "",
+        f"{seconds:g} s steady-state window per row; simulator in its own process; "
+        "CPU is user+sys of the poller process (getrusage) over the window divided by the polls "
+        "answered in it.  KiB/handler (RSS) is the resident-set growth from before the handlers "
+        "were created to steady state, divided by N; tracemalloc counts live Python allocations "
+        "(N=1000 run, separate, since tracing slows everything).",
+        "",
+        poll.table(pollResult),
+        "",
+        "![CPU per poll](latest.svg)",
+        "",
+        "## Latency (`python -m bench latency`)",
+        "",
+        latency.table(lat),
+        "",
+        "## Targets",
+        "",
+        "| target | met | measured |",
+        "|---|---|---|",
+        *[f"| {t} | {'yes' if ok else '**no**'} | {m} |" for t, ok, m in checks],
+        "",
+    ]
+    report.writeText("latest.md", "\n".join(md))
+    print("\n".join(md))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("poll", help="CPU and memory per keep-alive poll vs raw Twisted and asyncio")
+    p.add_argument("--devices", type=_ints, default=[100, 1000, 10000])
+    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--impls", default="twisted_ch,twisted,asyncio")
+    p.add_argument("--memory-devices", type=_ints, default=[1000])
+    p.add_argument("--fastpath", action="store_true", help="also twisted_ch with bench/fastpath.py")
+    p.set_defaults(func=cmdPoll)
+
+    p = sub.add_parser("latency", help="round trips and reaction times")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--json-out", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmdLatency)
+
+    p = sub.add_parser("soak", help="long run against flapping devices")
+    p.add_argument("--devices", type=int, default=300)
+    p.add_argument("--minutes", type=float, default=10)
+    p.add_argument("--poll", type=float, default=0.5, help="pollFrequency")
+    p.add_argument("--limit", type=int, default=3, help="DisconnectLimit")
+    p.add_argument("--retry", type=float, default=1.0, help="connectRetryTime")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmdSoak)
+
+    p = sub.add_parser("all", help="poll + latency at sizes that finish in a few minutes")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, shorter windows")
+    p.set_defaults(func=cmdAll)
+
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

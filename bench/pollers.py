@@ -1,0 +1,348 @@
+"""
+The three keep-alive pollers compared by C{python -m bench poll}, each run in its own child process:
+
+twisted_ch   N handlers from C{GetConnectionHandler(EthernetClientInterface(...), keepAlive,
+             pollFrequency=1)}; the keep-alive sends C{P}, a ReceiveData callback calls
+             ResponseAccepted on C{Pwr}.
+twisted      raw Twisted: N plain Protocols, each with a LoopingCall writing C{P} and parsing
+             the answer lines in dataReceived.
+asyncio      plain asyncio Protocols rescheduling their own poll with C{loop.call_at}.
+
+Run as C{python -m bench.pollers --impl NAME --devices N --ports P1,P2 --seconds S}; prints one
+JSON line with what it measured.  Connections are opened evenly over C{--ramp} seconds so the
+polls are spread over each second, as they would be for devices started at different times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench._util import cpuSeconds, now, openFds, raiseFileLimit, rssBytes
+
+INTERVAL = 1.0
+REQUEST = b"P"
+
+
+@dataclass
+class Counters:
+    connected: int = 0
+    lost: int = 0
+    sent: int = 0
+    answered: int = 0
+
+
+@dataclass
+class Result:
+    impl: str
+    devices: int
+    seconds: float
+    connected: int
+    pollsPerSecond: float
+    cpuMicrosPerPoll: float
+    cpuFraction: float
+    sentPerSecond: float
+    lostInWindow: int
+    rssKiBPerHandler: float
+    fds: int
+    fdsBaseline: int
+    tracedKiBPerHandler: float | None = None
+    tracedKiBPerUnconnectedHandler: float | None = None
+    gcMillisPerSecond: float | None = None
+    gcCollections: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class GCTimer:
+    """Time spent in cyclic garbage collection, per generation (via C{gc.callbacks})."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.counts = {"gen0": 0, "gen1": 0, "gen2": 0}
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = now()
+        else:
+            self.seconds += now() - self._started
+            self.counts[f"gen{info['generation']}"] += 1
+
+
+class Lines:
+    """Splits a byte stream into CRLF lines and counts the C{Pwr} answers."""
+
+    __slots__ = ("buffer", "counters")
+
+    def __init__(self, counters: Counters) -> None:
+        self.buffer = b""
+        self.counters = counters
+
+    def feed(self, data: bytes) -> None:
+        buffer = self.buffer + data
+        while True:
+            end = buffer.find(b"\r\n")
+            if end < 0:
+                break
+            if buffer.startswith(b"Pwr"):
+                self.counters.answered += 1
+            buffer = buffer[end + 2 :]
+        self.buffer = buffer
+
+
+# -- the three implementations: each returns a function that opens connection i
+
+
+def setupTwistedCh(reactor: Any, ports: list[int], n: int, c: Counters) -> Callable[[int], None]:
+    from twisted_ch import GetConnectionHandler
+    from twisted_ch.extronlib.interface import EthernetClientInterface
+
+    def keepAlive(h: Any) -> None:
+        c.sent += 1
+        h.Send(REQUEST)
+
+    def onData(h: Any, data: bytes) -> None:
+        k = data.count(b"Pwr")
+        if k:
+            c.answered += k
+            h.ResponseAccepted()
+
+    def onConnected(h: Any, state: str) -> None:
+        c.connected += 1
+
+    def onDisconnected(h: Any, state: str) -> None:
+        c.lost += 1
+
+    handlers = []
+    for i in range(n):
+        iface = EthernetClientInterface("127.0.0.1", ports[i % len(ports)])
+        h = GetConnectionHandler(iface, keepAlive, pollFrequency=INTERVAL)
+        h.ReceiveData = onData
+        h.Connected = onConnected
+        h.Disconnected = onDisconnected
+        handlers.append(h)
+    setupTwistedCh.handlers = handlers  # type: ignore[attr-defined]
+
+    def start(i: int) -> None:
+        handlers[i].Connect()
+
+    return start
+
+
+def setupTwisted(reactor: Any, ports: list[int], n: int, c: Counters) -> Callable[[int], None]:
+    from twisted.internet.protocol import ClientFactory, Protocol
+    from twisted.internet.task import LoopingCall
+
+    class Poller(Protocol):
+        def connectionMade(self) -> None:
+            c.connected += 1
+            self.lines = Lines(c)
+            self.loop = LoopingCall(self.poll)
+            self.loop.clock = reactor
+            self.loop.start(INTERVAL, now=False)
+
+        def poll(self) -> None:
+            c.sent += 1
+            self.transport.write(REQUEST)  # type: ignore[union-attr]
+
+        def dataReceived(self, data: bytes) -> None:
+            self.lines.feed(data)
+
+        def connectionLost(self, reason: object = None) -> None:
+            c.lost += 1
+            if self.loop.running:
+                self.loop.stop()
+
+    factory = ClientFactory.forProtocol(Poller)
+
+    def start(i: int) -> None:
+        reactor.connectTCP("127.0.0.1", ports[i % len(ports)], factory)
+
+    return start
+
+
+def runTwisted(impl: str, args: argparse.Namespace) -> Result:
+    import twisted.internet.endpoints  # noqa: F401 - loaded before the memory baseline
+    from twisted.internet import reactor
+    from twisted.internet.defer import ensureDeferred
+    from twisted.internet.task import deferLater
+
+    if impl == "twisted_ch":
+        import twisted_ch.extronlib.interface  # noqa: F401
+
+        if args.fastpath:
+            from bench import fastpath
+
+            fastpath.apply()
+
+    c = Counters()
+    setup = setupTwistedCh if impl == "twisted_ch" else setupTwisted
+    out: list[Result] = []
+
+    async def main() -> None:
+        async def sleep(s: float) -> None:
+            await deferLater(reactor, s)
+
+        out.append(await measure(impl, args, c, setup, reactor.callLater, sleep, reactor))
+
+    d = ensureDeferred(main())
+    d.addErrback(lambda f: f.printTraceback())
+    d.addBoth(lambda _: reactor.stop())
+    reactor.run()  # type: ignore[attr-defined]
+    return out[0]
+
+
+def runAsyncio(args: argparse.Namespace) -> Result:
+    import asyncio
+
+    c = Counters()
+
+    async def main() -> Result:
+        loop = asyncio.get_running_loop()
+
+        class Poller(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                c.connected += 1
+                self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+                self.lines = Lines(c)
+                self.next = loop.time() + INTERVAL
+                self.handle = loop.call_at(self.next, self.poll)
+
+            def poll(self) -> None:
+                c.sent += 1
+                self.transport.write(REQUEST)
+                self.next += INTERVAL
+                self.handle = loop.call_at(self.next, self.poll)
+
+            def data_received(self, data: bytes) -> None:
+                self.lines.feed(data)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                c.lost += 1
+                self.handle.cancel()
+
+        tasks: set[asyncio.Task[Any]] = set()
+
+        def setup(
+            reactor: Any, ports: list[int], n: int, counters: Counters
+        ) -> Callable[[int], None]:
+            def start(i: int) -> None:
+                coro = loop.create_connection(Poller, "127.0.0.1", ports[i % len(ports)])
+                task = loop.create_task(coro)
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+            return start
+
+        return await measure("asyncio", args, c, setup, loop.call_later, asyncio.sleep, None)
+
+    return asyncio.run(main())
+
+
+async def measure(
+    impl: str,
+    args: argparse.Namespace,
+    c: Counters,
+    setup: Callable[[Any, list[int], int, Counters], Callable[[int], None]],
+    callLater: Callable[..., Any],
+    sleep: Callable[[float], Any],
+    reactor: Any,
+) -> Result:
+    """The common protocol: connect all over the ramp, settle, then measure a window."""
+    n, ports = args.devices, args.ports
+    notes: list[str] = []
+    gc.collect()
+    if args.memory:
+        tracemalloc.start()
+    rss0, fds0 = rssBytes(), openFds()
+    traced0 = tracemalloc.get_traced_memory()[0] if args.memory else 0
+    start = setup(reactor, ports, n, c)
+    tracedUnconnected = None
+    if args.memory and impl == "twisted_ch":
+        gc.collect()
+        tracedUnconnected = (tracemalloc.get_traced_memory()[0] - traced0) / n / 1024
+    for i in range(n):
+        callLater(args.ramp * i / n, start, i)
+    deadline = now() + args.ramp + 60
+    while c.connected < n and now() < deadline:
+        await sleep(0.1)
+    if c.connected < n:
+        notes.append(f"only {c.connected} of {n} connected")
+    await sleep(INTERVAL + args.settle)
+
+    gc.collect()
+    rss1, fds1 = rssBytes(), openFds()
+    traced1 = tracemalloc.get_traced_memory()[0] if args.memory else 0
+    # a full collection of N handlers stalls the reactor; let the polls due meanwhile run first
+    await sleep(1.5)
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    gcTimer = GCTimer()
+    gc.callbacks.append(gcTimer)
+    cpu0, t0, answered0, sent0, lost0 = cpuSeconds(), now(), c.answered, c.sent, c.lost
+    await sleep(args.seconds)
+    cpu1, t1, answered1, sent1, lost1 = cpuSeconds(), now(), c.answered, c.sent, c.lost
+    gc.callbacks.remove(gcTimer)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+        notes.append(f"cProfile of the window in {args.profile} (CPU figures include its cost)")
+    wall = t1 - t0
+    answered = answered1 - answered0
+    return Result(
+        impl=impl + ("+fastpath" if getattr(args, "fastpath", False) else ""),
+        devices=n,
+        seconds=round(wall, 3),
+        connected=c.connected,
+        pollsPerSecond=round(answered / wall, 1),
+        cpuMicrosPerPoll=round((cpu1 - cpu0) / max(answered, 1) * 1e6, 2),
+        cpuFraction=round((cpu1 - cpu0) / wall, 3),
+        sentPerSecond=round((sent1 - sent0) / wall, 1),
+        lostInWindow=lost1 - lost0,
+        rssKiBPerHandler=round((rss1 - rss0) / n / 1024, 2),
+        fds=fds1,
+        fdsBaseline=fds0,
+        tracedKiBPerHandler=round((traced1 - traced0) / n / 1024, 2) if args.memory else None,
+        tracedKiBPerUnconnectedHandler=(
+            round(tracedUnconnected, 2) if tracedUnconnected is not None else None
+        ),
+        gcMillisPerSecond=round(gcTimer.seconds / wall * 1e3, 2),
+        gcCollections=gcTimer.counts,
+        notes=notes,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.pollers")
+    parser.add_argument("--impl", choices=("twisted_ch", "twisted", "asyncio"), required=True)
+    parser.add_argument("--devices", type=int, required=True)
+    parser.add_argument("--ports", type=lambda s: [int(p) for p in s.split(",")], required=True)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--ramp", type=float, default=1.0, help="seconds to open all connections")
+    parser.add_argument("--settle", type=float, default=2.0)
+    parser.add_argument("--memory", action="store_true", help="trace allocations (slower)")
+    parser.add_argument(
+        "--fastpath", action="store_true", help="twisted_ch with bench/fastpath.py's patches"
+    )
+    parser.add_argument("--profile", help="write a cProfile of the measured window to this file")
+    args = parser.parse_args(argv)
+    raiseFileLimit(args.devices + 256)
+    result = runAsyncio(args) if args.impl == "asyncio" else runTwisted(args.impl, args)
+    sys.stdout.write(json.dumps(asdict(result)) + "\n")
+    sys.stdout.flush()
+    os._exit(0)  # skip closing thousands of sockets one by one
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""
+The device simulator process: answers C{P} with C{Pwr1\\r\\n} on a few loopback ports.
+
+Run as C{python -m bench.sim --ports K}.  It prints one JSON line C{{"ports": [...]}} once
+listening, then obeys line commands on stdin, answering each with a JSON line that carries the
+CLOCK_MONOTONIC time the action took effect (comparable with the client's C{time.monotonic()}):
+
+    silent | answer      stop / resume answering (connections stay open: a silent device)
+    close | reset        close every client connection with FIN / with RST
+    stop | start         stop listening (new connections are refused) / listen again, same ports
+    stats                counters
+    quit                 exit (so does end of stdin)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+
+from bench._util import listenStable, now, raiseFileLimit
+
+ANSWER = b"Pwr1\r\n"
+
+
+class Device(Protocol):
+    """One client connection: every C{P} received is answered unless the device is silent."""
+
+    factory: Devices
+
+    def connectionMade(self) -> None:
+        self.factory.clients.add(self)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.factory.clients.discard(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        n = data.count(b"P")
+        if n:
+            factory = self.factory
+            factory.requests += n
+            if not factory.silent:
+                self.transport.write(ANSWER * n)  # type: ignore[union-attr]
+
+
+class Devices(Factory):
+    protocol = Device  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        self.clients: set[Device] = set()
+        self.requests = 0
+        self.silent = False
+
+
+class Control(LineReceiver):
+    """stdin commands; one JSON answer line per command on stdout."""
+
+    delimiter = b"\n"
+
+    def __init__(self, reactor: Any, devices: Devices, ports: list[int]) -> None:
+        self.reactor = reactor
+        self.devices = devices
+        self.ports = ports
+        self.listening: list[Any] = []
+
+    def listen(self) -> None:
+        for i, port in enumerate(self.ports):
+            if port:
+                p = self.reactor.listenTCP(port, self.devices, backlog=4096, interface="127.0.0.1")
+            else:  # below the ephemeral range, so that "start" after "stop" finds it free
+                p = listenStable(self.reactor, self.devices)
+            self.listening.append(p)
+            self.ports[i] = p.getHost().port
+
+    def reply(self, **fields: object) -> None:
+        assert self.transport is not None
+        self.transport.write(json.dumps(fields).encode() + b"\n")
+
+    def lineReceived(self, line: bytes) -> None:
+        cmd = line.decode().strip()
+        d = self.devices
+        if cmd == "silent":
+            d.silent = True
+        elif cmd == "answer":
+            d.silent = False
+        elif cmd in ("close", "reset"):
+            for c in list(d.clients):
+                if c.transport is not None:
+                    if cmd == "reset":
+                        c.transport.abortConnection()  # type: ignore[attr-defined]
+                    else:
+                        c.transport.loseConnection()
+        elif cmd == "stop":
+            for p in self.listening:
+                p.stopListening()
+            self.listening = []
+        elif cmd == "start":
+            if not self.listening:
+                self.listen()
+        elif cmd == "stats":
+            pass
+        elif cmd == "quit":
+            self.reply(cmd=cmd, t=now())
+            self.reactor.stop()
+            return
+        else:
+            self.reply(cmd=cmd, error="unknown command")
+            return
+        self.reply(cmd=cmd, t=now(), clients=len(d.clients), requests=d.requests)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if self.reactor.running:
+            self.reactor.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.sim")
+    parser.add_argument("--ports", type=int, default=1, help="loopback ports to listen on")
+    parser.add_argument("--max-clients", type=int, default=1000)
+    args = parser.parse_args(argv)
+    raiseFileLimit(args.max_clients + 256)
+
+    from twisted.internet import reactor
+    from twisted.internet.stdio import StandardIO
+
+    devices = Devices()
+    control = Control(reactor, devices, [0] * args.ports)
+    control.listen()
+    sys.stdout.write(json.dumps({"ports": control.ports}) + "\n")
+    sys.stdout.flush()
+    StandardIO(control, reactor=reactor)
+    reactor.run()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1224 @@
+"""
+Faults and bad input, on real loopback sockets: black-holed peers, resets, refusals, DNS failures,
+slow, garbled and endless answers, user callbacks that raise, sends on a dead link, and a table of
+invalid arguments to every public call.
+
+Every real-I/O test runs on the global reactor through pytest-twisted and is bounded by a safety
+timeout (L{bounded}); times are read from the reactor.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tracemalloc
+from collections.abc import Awaitable, Callable, Iterator
+from random import Random
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IHostnameResolver, IHostResolution, IPullProducer
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.task import Clock, deferLater
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from twisted_ch import GetConnectionHandler, LinkDown, RawSimplePipeHandler, RawTcpHandler
+from twisted_ch.extronlib.interface import EndpointInterface, EthernetClientInterface
+from twisted_ch.extronlib.system import Clock as ScheduleClock
+from twisted_ch.extronlib.system import Timer, Wait
+from twisted_ch.testing import DeviceServer, FakeEndpoint, listenDevice, waitUntil
+
+ANSWER = b"Pwr1\r\n"
+
+
+# -- helpers
+
+
+def bounded(seconds: float) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
+    """Cancel the test (and so run its cleanup) if it takes longer than C{seconds}."""
+
+    def decorate(test: Callable[..., Awaitable[Any]]) -> Any:
+        @functools.wraps(test)
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            d = ensureDeferred(test(*args, **kwargs))
+            d.addTimeout(seconds, reactor)
+            return await d
+
+        return run
+
+    return decorate
+
+
+async def sleep(seconds: float) -> None:
+    await deferLater(reactor, seconds)
+
+
+def restartableDevice(responses: dict[bytes, bytes]) -> DeviceServer:
+    """
+    A listening L{DeviceServer} on a port below the kernel's ephemeral range, so that it can
+    listen again after L{DeviceServer.stop}: a port from that range (what port 0 gives) may
+    meanwhile have become some outgoing connection's source port.
+    """
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    candidates = list(range(max(1024, low - 20000), low))
+    Random().shuffle(candidates)
+    device = DeviceServer(reactor, responses)
+    for port in candidates[:200]:
+        device.port = port
+        try:
+            device.start()
+        except CannotListenError:
+            continue
+        return device
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Watch:
+    """
+    A handler with every event, poll and accepted answer recorded with the reactor's time.
+
+    The keep-alive sends C{P}; ReceiveData calls ResponseAccepted for each complete C{Pwr1}
+    line (lines are assembled across chunks, so a slow drip still counts).
+    """
+
+    def __init__(
+        self, port: int, keepAlive: Any = "send", host: str = "127.0.0.1", **kw: Any
+    ) -> None:
+        self.events: list[tuple[str, Any, float]] = []
+        self.sends: list[float] = []
+        self.accepts: list[float] = []
+        self.chunks: list[bytes] = []
+        self.lines: list[bytes] = []
+        self._partial = b""
+        iface = EthernetClientInterface(host, port, maxResponse=kw.pop("maxResponse", 4096))
+        query = self.keepAlive if keepAlive == "send" else keepAlive
+        self.handler = GetConnectionHandler(iface, query, **kw)
+        h = self.handler
+        h.Connected = lambda _, s: self.record("Connected", s)
+        h.Disconnected = lambda _, s: self.record("Disconnected", s)
+        h.ConnectFailed = lambda _, reason: self.record("ConnectFailed", reason)
+        h.ReceiveData = self.onData
+
+    def record(self, name: str, arg: Any) -> None:
+        self.events.append((name, arg, reactor.seconds()))
+
+    def keepAlive(self, h: Any) -> None:
+        self.sends.append(reactor.seconds())
+        h.Send("P")
+
+    def onData(self, h: Any, data: bytes) -> None:
+        self.chunks.append(data)
+        self._partial += data
+        while b"\r\n" in self._partial:
+            line, self._partial = self._partial.split(b"\r\n", 1)
+            self.lines.append(line + b"\r\n")
+            if line == b"Pwr1":
+                self.accepts.append(reactor.seconds())
+                h.ResponseAccepted()
+
+    def names(self, *which: str) -> list[str]:
+        return [n for n, _, _ in self.events if not which or n in which]
+
+    def states(self) -> list[str]:
+        return self.names("Connected", "Disconnected")
+
+    def last(self, name: str) -> float:
+        return max(t for n, _, t in self.events if n == name)
+
+    def assertAlternates(self) -> None:
+        states = self.states()
+        assert all(a != b for a, b in zip(states, states[1:], strict=False)), states
+
+
+@pytest.fixture
+def loggedFailures() -> Iterator[list[Failure]]:
+    """Failures logged while the test runs."""
+    failures: list[Failure] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if "log_failure" in event:
+            failures.append(event["log_failure"])
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        yield failures
+    finally:
+        globalLogPublisher.removeObserver(observe)
+
+
+# -- a black-holed peer: a proxy that keeps both sockets open but drops every byte
+
+
+class _ProxySide(Protocol):
+    def __init__(self, proxy: BlackHoleProxy) -> None:
+        self.proxy = proxy
+        self.peer: _ProxySide | None = None
+        self.pending: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self.proxy.forwarding:
+            self.proxy.swallowed += len(data)
+        elif self.peer is None or self.peer.transport is None:
+            self.pending.append(data)
+        else:
+            self.peer.transport.write(data)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.proxy.sidesLost += 1
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.loseConnection()
+
+
+class _Inbound(_ProxySide):
+    def connectionMade(self) -> None:
+        outbound = _ProxySide(self.proxy)
+        outbound.peer, self.peer = self, outbound
+
+        def connected(_: object) -> None:
+            assert outbound.transport is not None
+            for data in self.pending:
+                outbound.transport.write(data)
+            self.pending = []
+
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.proxy.target)
+        connectProtocol(endpoint, outbound).addCallbacks(
+            connected, lambda f: self.transport and self.transport.loseConnection()
+        )
+
+
+class BlackHoleProxy(Factory):
+    """A loopback TCP proxy; with C{forwarding = False} it swallows bytes, never closing."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.forwarding = True
+        self.swallowed = 0
+        self.sidesLost = 0
+        self.listening = reactor.listenTCP(0, self, interface="127.0.0.1")
+        self.port: int = self.listening.getHost().port
+
+    def buildProtocol(self, addr: Any) -> _Inbound:
+        return _Inbound(self)
+
+
+@pytest_twisted.ensureDeferred
+@bounded(20)
+async def test_black_holed_peer_is_dropped_after_DisconnectLimit_polls_and_reconnected() -> None:
+    limit, interval = 3, 0.1
+    device = listenDevice(reactor, {b"P": ANSWER})
+    proxy = BlackHoleProxy(device.port)
+    w = Watch(proxy.port, DisconnectLimit=limit, pollFrequency=interval, connectRetryTime=0.2)
+    h = w.handler
+    peerClosedBeforeDisconnect: list[int] = []
+    h.Disconnected = lambda _, s: (
+        peerClosedBeforeDisconnect.append(proxy.sidesLost),
+        w.record("Disconnected", s),
+    )
+    try:
+        assert await h.Connect() == "Connected"
+        await waitUntil(reactor, lambda: len(w.accepts) >= 3)
+
+        t0 = reactor.seconds()
+        proxy.forwarding = False
+        await h.whenStatus("Disconnected")
+        t1 = w.last("Disconnected")
+        # the peer sent no FIN and no RST: the proxy had closed nothing when the handler gave up
+        assert peerClosedBeforeDisconnect[0] == 0
+        # exactly DisconnectLimit polls went unanswered, then the next tick dropped the link
+        lastAnswer = max(w.accepts)
+        assert len([s for s in w.sends if lastAnswer < s <= t1]) == limit
+        assert limit * interval - 0.02 <= t1 - t0 <= (limit + 1) * interval + 0.2, t1 - t0
+        assert proxy.swallowed > 0
+
+        proxy.forwarding = True
+        resumed = reactor.seconds()
+        await waitUntil(
+            reactor,
+            lambda: h.ConnectionStatus == "Connected" and any(a > resumed for a in w.accepts),
+        )
+        assert h.missedPolls <= 1
+        w.assertAlternates()
+    finally:
+        await h.Disconnect()
+        await proxy.listening.stopListening()
+        await device.shutdown()
+
+
+# -- the same with a real cut link: a device in a network namespace behind a veth pair
+
+_NETNS_SERVER = r"""
+import asyncio, sys
+async def handle(reader, writer):
+    while data := await reader.read(4096):
+        n = data.count(b"P")
+        if n:
+            writer.write(b"Pwr1\r\n" * n)
+    writer.close()
+async def main():
+    await asyncio.start_server(handle, sys.argv[1], int(sys.argv[2]))
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+class NetnsLink:
+    """A namespace holding C{deviceAddress}, joined to ours by a veth pair that can be cut."""
+
+    def __init__(self) -> None:
+        tag = os.getpid() % 200 + 20
+        self.ns = f"chfault{os.getpid()}"
+        self.host, self.inner = f"vch{os.getpid() % 100000}", f"vdv{os.getpid() % 100000}"
+        self.subnet = f"10.213.{tag}"
+        self.deviceAddress = f"{self.subnet}.2"
+
+    def _ip(self, *args: str, check: bool = True) -> None:
+        subprocess.run(["ip", *args], check=check, capture_output=True, timeout=10)
+
+    def setUp(self) -> None:
+        taken = subprocess.run(
+            ["ip", "route", "show", "to", "match", f"{self.subnet}.0/24"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+        if f"{self.subnet}." in taken:
+            pytest.skip(f"{self.subnet}.0/24 is in use here")
+        self._ip("netns", "add", self.ns)
+        self._ip("link", "add", self.host, "type", "veth", "peer", "name", self.inner)
+        self._ip("link", "set", self.inner, "netns", self.ns)
+        self._ip("addr", "add", f"{self.subnet}.1/30", "dev", self.host)
+        self._ip("link", "set", self.host, "up")
+        inside = ("netns", "exec", self.ns, "ip")
+        self._ip(*inside, "addr", "add", f"{self.deviceAddress}/30", "dev", self.inner)
+        self._ip(*inside, "link", "set", self.inner, "up")
+        self._ip(*inside, "link", "set", "lo", "up")
+        # should the veth's own route ever vanish, drop the packets rather than route them away
+        self._ip("route", "add", "blackhole", f"{self.subnet}.0/24")
+
+    async def setCarrier(self, up: bool) -> None:
+        """Cut (or restore) the link on the device's side; our end keeps its route."""
+        args = ["netns", "exec", self.ns, "ip", "link", "set", self.inner, "up" if up else "down"]
+        out, err, code = await getProcessOutputAndValue("ip", args, env=os.environ)
+        assert code == 0, err
+
+    def tearDown(self) -> None:
+        self._ip("link", "del", self.host, check=False)
+        self._ip("netns", "del", self.ns, check=False)
+        self._ip("route", "del", "blackhole", f"{self.subnet}.0/24", check=False)
+
+
+class _Server(ProcessProtocol):
+    def __init__(self) -> None:
+        self.ready: Deferred[None] = Deferred()
+        self.ended: Deferred[None] = Deferred()
+        self.output = b""
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+        if b"ready" in self.output and not self.ready.called:
+            self.ready.callback(None)
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        if not self.ready.called:
+            self.ready.errback(RuntimeError(f"device server ended: {self.output!r}"))
+        self.ended.callback(None)
+
+
+def _namespacesAvailable() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root for network namespaces"
+    if shutil.which("ip") is None:
+        return "needs iproute2 (ip)"
+    probe = f"chprobe{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, timeout=10)
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=10)
+    return None if made.returncode == 0 else "ip netns add is not permitted here"
+
+
+@pytest.fixture
+def netns() -> Iterator[NetnsLink]:
+    why = _namespacesAvailable()
+    if why:
+        pytest.skip(why)
+    link = NetnsLink()
+    try:
+        link.setUp()
+        yield link
+    finally:
+        link.tearDown()
+
+
+@pytest_twisted.ensureDeferred
+@bounded(30)
+async def test_cut_veth_link_is_detected_by_polls_and_the_handler_reconnects(
+    netns: NetnsLink,
+) -> None:
+    port = 4999
+    server = _Server()
+    argv = ["ip", "netns", "exec", netns.ns, sys.executable, "-c", _NETNS_SERVER]
+    reactor.spawnProcess(server, "ip", [*argv, netns.deviceAddress, str(port)], env=os.environ)
+    limit, interval = 3, 0.1
+    w = Watch(
+        port,
+        host=netns.deviceAddress,
+        DisconnectLimit=limit,
+        pollFrequency=interval,
+        connectRetryTime=0.2,
+    )
+    h = w.handler
+    try:
+        await server.ready
+        assert await h.Connect(timeout=0.5) == "Connected"
+        await waitUntil(reactor, lambda: len(w.accepts) >= 3)
+
+        t0 = reactor.seconds()
+        await netns.setCarrier(False)
+        await h.whenStatus("Disconnected")
+        t1 = w.last("Disconnected")
+        lastAnswer = max(w.accepts)
+        assert len([s for s in w.sends if lastAnswer < s <= t1]) == limit
+        assert t1 - t0 <= (limit + 1) * interval + 0.3, t1 - t0
+        # while the link is cut, attempts time out (SYNs vanish) and are retried
+        await waitUntil(reactor, lambda: len(w.names("ConnectFailed")) >= 2)
+        assert {r for n, r, _ in w.events if n == "ConnectFailed"} == {"Timed out"}
+
+        await netns.setCarrier(True)
+        restored = reactor.seconds()
+        await waitUntil(
+            reactor,
+            lambda: h.ConnectionStatus == "Connected" and any(a > restored for a in w.accepts),
+        )
+        w.assertAlternates()
+    finally:
+        await h.Disconnect()
+        if not server.ended.called:
+            server.transport.signalProcess("KILL")  # type: ignore[union-attr]
+        await server.ended
+
+
+# -- resets, refusals, DNS
+
+
+class _ResetOnR(Protocol):
+    """Answers C{P}; resets the connection when it receives C{R}."""
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.transport is not None
+        if b"R" in data:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+        elif b"P" in data:
+            self.transport.write(ANSWER)
+
+
+@pytest_twisted.ensureDeferred
+@bounded(15)
+async def test_reset_during_SendAndWait_ends_it_and_the_queue_at_once_then_reconnects() -> None:
+    listening = reactor.listenTCP(0, Factory.forProtocol(_ResetOnR), interface="127.0.0.1")
+    w = Watch(listening.getHost().port, keepAlive=None, pollFrequency=60, connectRetryTime=0.1)
+    h = w.handler
+    try:
+        await h.Connect()
+        started = reactor.seconds()
+        first = h.SendAndWait("R", 5, deliTag=b"\r\n")
+        queued = h.SendAndWait("P", 5, deliTag=b"\r\n")  # sent only after the first finishes
+        assert await first == b""
+        assert await queued == b""
+        assert reactor.seconds() - started < 2, "the reset must end the waits, not their timeout"
+        await h.whenStatus("Disconnected")
+        await waitUntil(reactor, lambda: w.states()[-1:] == ["Connected"])
+        assert await h.SendAndWait("P", 2, deliTag=b"\r\n") == ANSWER
+        assert w.states() == ["Connected", "Disconnected", "Connected"]
+    finally:
+        await h.Disconnect()
+        await listening.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+@bounded(15)
+async def test_refused_connection_reports_each_attempt_and_retries_until_told_not_to() -> None:
+    retry = 0.1
+    w = Watch(freePort(), connectRetryTime=retry)
+    h = w.handler
+    try:
+        assert await h.Connect() == "Connection refused"
+        await waitUntil(reactor, lambda: len(w.names("ConnectFailed")) >= 3)
+        failures = [t for n, _, t in w.events if n == "ConnectFailed"]
+        gaps = [b - a for a, b in zip(failures, failures[1:], strict=False)]
+        assert all(g >= retry - 0.01 for g in gaps), gaps  # paced by connectRetryTime, no spin
+        assert {r for n, r, _ in w.events if n == "ConnectFailed"} == {"Connection refused"}
+        # one transition to Disconnected, not one per attempt
+        assert w.states() == ["Disconnected"]
+        assert h.stats()["lastError"] == "Connection refused"
+
+        h.AutoReconnect = False
+        # an attempt already in flight still reports; then nothing more
+        await waitUntil(reactor, lambda: h.Interface.link.state == "closed")
+        count = len(w.names("ConnectFailed"))
+        await sleep(3 * (retry + 0.3))
+        assert len(w.names("ConnectFailed")) == count
+    finally:
+        await h.Disconnect()
+
+
+@pytest.fixture
+def unanswered() -> Iterator[int]:
+    """A loopback port whose SYNs go unanswered: its accept queue is full (nobody accepts)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.socket()
+    filler.connect(("127.0.0.1", port))  # takes the only slot
+    probe = socket.socket()
+    probe.settimeout(0.2)
+    try:
+        probe.connect(("127.0.0.1", port))
+    except TimeoutError:
+        pass
+    else:
+        pytest.skip("this kernel answers SYNs beyond a full accept queue")
+    finally:
+        probe.close()
+    try:
+        yield port
+    finally:
+        filler.close()
+        listener.close()
+
+
+async def _timedOutAttempts(port: int) -> tuple[str, Watch]:
+    w = Watch(port, connectRetryTime=0.1)
+    first = await w.handler.Connect(timeout=0.2)
+    await waitUntil(reactor, lambda: len(w.names("ConnectFailed")) >= 3)
+    return first, w
+
+
+@pytest_twisted.ensureDeferred
+@bounded(15)
+async def test_connect_timeout_fails_the_attempt_and_retries(unanswered: int) -> None:
+    started = reactor.seconds()
+    first, w = await _timedOutAttempts(unanswered)
+    try:
+        assert first == "Timed out"
+        failures = [t for n, _, t in w.events if n == "ConnectFailed"]
+        assert failures[0] - started >= 0.19  # the attempt ran for its timeout
+        gaps = [b - a for a, b in zip(failures, failures[1:], strict=False)]
+        assert all(0.29 <= g < 1.5 for g in gaps), gaps  # timeout + connectRetryTime
+        assert w.states() == ["Disconnected"]
+        assert {r for n, r, _ in w.events if n == "ConnectFailed"} == {first}
+    finally:
+        await w.handler.Disconnect()
+
+
+@implementer(IHostResolution)
+class _Resolution:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def cancel(self) -> None:
+        pass
+
+
+@implementer(IHostnameResolver)
+class _InvalidNames:
+    """Answers NXDOMAIN for C{.invalid} names (RFC 6761) without any network; else delegates."""
+
+    def __init__(self, fallback: IHostnameResolver) -> None:
+        self.fallback = fallback
+        self.asked: list[str] = []
+
+    def resolveHostName(
+        self,
+        resolutionReceiver: Any,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Any = None,
+        transportSemantics: str = "TCP",
+    ) -> IHostResolution:
+        if hostName.rstrip(".").endswith(".invalid"):
+            self.asked.append(hostName)
+            resolution = _Resolution(hostName)
+            resolutionReceiver.resolutionBegan(resolution)
+            resolutionReceiver.resolutionComplete()
+            return resolution
+        return self.fallback.resolveHostName(  # type: ignore[no-any-return]
+            resolutionReceiver, hostName, portNumber, addressTypes, transportSemantics
+        )
+
+
+@pytest_twisted.ensureDeferred
+@bounded(15)
+async def test_unknown_host_fails_each_attempt_with_a_clear_reason_and_retries() -> None:
+    resolver = _InvalidNames(reactor.nameResolver)
+    previous = reactor.installNameResolver(resolver)
+    iface = EthernetClientInterface("projector.invalid", 23)
+    h = GetConnectionHandler(iface, lambda h: h.Send("P"), connectRetryTime=0.1)
+    reasons: list[str] = []
+    states: list[str] = []
+    h.ConnectFailed = lambda _, reason: reasons.append(reason)
+    h.addStatusObserver(states.append)
+    try:
+        first = await h.Connect()
+        assert "projector.invalid" in first and "not found" in first.lower(), first
+        await waitUntil(reactor, lambda: len(reasons) >= 3)
+        assert set(reasons) == {first}
+        assert states == ["Disconnected"]
+        assert resolver.asked.count("projector.invalid") >= 3
+    finally:
+        await h.Disconnect()
+        reactor.installNameResolver(previous)
+
+
+# -- slow, garbled and endless answers
+
+
+class _Drip(Protocol):
+    """Answers a C{P} (when not already answering) one byte every C{factory.interval} seconds."""
+
+    factory: _DripFactory
+
+    def connectionMade(self) -> None:
+        self.queue = b""
+        self.call: Any = None
+
+    def dataReceived(self, data: bytes) -> None:
+        if b"P" in data and not self.queue:
+            self.queue = ANSWER
+            self.call = reactor.callLater(self.factory.interval, self.drip)
+
+    def drip(self) -> None:
+        assert self.transport is not None
+        byte, self.queue = self.queue[:1], self.queue[1:]
+        self.transport.write(byte)
+        self.factory.sent += 1
+        self.call = reactor.callLater(self.factory.interval, self.drip) if self.queue else None
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+
+
+class _DripFactory(Factory):
+    protocol = _Drip
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.sent = 0
+
+
+@pytest.mark.parametrize(("limit", "stays"), [(10, True), (3, False)])
+@pytest_twisted.ensureDeferred
+@bounded(15)
+async def test_slow_drip_answer_one_byte_per_poll(limit: int, stays: bool) -> None:
+    """
+    Six bytes at one per poll interval: every byte reaches ReceiveData once, in order; a
+    DisconnectLimit above the drip time keeps the device Connected, one below it does not.
+    """
+    interval = 0.05
+    factory = _DripFactory(interval)
+    listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    w = Watch(
+        listening.getHost().port, DisconnectLimit=limit, pollFrequency=interval, connectRetryTime=5
+    )
+    h = w.handler
+    try:
+        await h.Connect()
+        if stays:
+            await waitUntil(reactor, lambda: len(w.accepts) >= 3)
+            assert w.states() == ["Connected"]
+            assert set(w.lines) == {ANSWER}
+            assert len(w.chunks) > len(w.lines)  # it really came in pieces
+            assert h.missedPolls <= limit
+            # nothing lost: what the device sent has arrived (between two drips)
+            await waitUntil(reactor, lambda: len(b"".join(w.chunks)) == factory.sent)
+        else:
+            await h.whenStatus("Disconnected")
+            assert w.accepts == []
+        stream = b"".join(w.chunks)
+        # in order, nothing doubled or skipped
+        assert stream == (ANSWER * (len(stream) // len(ANSWER) + 1))[: len(stream)]
+        assert stream
+    finally:
+        await h.Disconnect()
+        await listening.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+@bounded(15)
+async def test_SendAndWait_over_a_drip_collects_or_passes_every_byte_on() -> None:
+    interval = 0.03
+    factory = _DripFactory(interval)
+    listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    w = Watch(listening.getHost().port, keepAlive=None, pollFrequency=60)
+    h = w.handler
+    try:
+        await h.Connect()
+        started = reactor.seconds()
+        assert await h.SendAndWait("P", 3, deliTag=b"\r\n") == ANSWER
+        assert reactor.seconds() - started >= 5 * interval
+        assert w.chunks == []
+        # a wait shorter than the drip: nothing claimed, and the bytes go on to ReceiveData
+        assert await h.SendAndWait("P", 2.5 * interval, deliTag=b"\r\n") == b""
+        await waitUntil(reactor, lambda: factory.sent == 2 * len(ANSWER))
+        await waitUntil(reactor, lambda: b"".join(w.chunks) == ANSWER)
+    finally:
+        await h.Disconnect()
+        await listening.stopListening()
+
+
+class _Garbage(Protocol):
+    """Answers each C{P} with seeded random bytes, with the real answer inside if C{mixed}."""
+
+    factory: _GarbageFactory
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.transport is not None
+        rng = self.factory.rng
+        for _ in range(data.count(b"P")):
+            noise = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 48)))
+            noise = noise.replace(b"Pwr", b"pwr")
+            tail = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 16)))
+            tail = tail.replace(b"Pwr", b"pwr").replace(b"P", b"p")
+            self.transport.write(noise + (ANSWER + tail if self.factory.mixed else b""))
+
+
+class _GarbageFactory(Factory):
+    protocol = _Garbage
+
+    def __init__(self, mixed: bool) -> None:
+        self.mixed = mixed
+        self.rng = Random(1234)
+
+
+@pytest.mark.parametrize("mixed", [True, False], ids=["garbage-around-answers", "only-garbage"])
+@pytest_twisted.ensureDeferred
+@bounded(15)
+async def test_garbage_bytes(mixed: bool, loggedFailures: list[Failure]) -> None:
+    listening = reactor.listenTCP(0, _GarbageFactory(mixed), interface="127.0.0.1")
+    accepted: list[bytes] = []
+    unclaimed: list[bytes] = []
+
+    async def keepAlive(h: Any) -> None:
+        response = await h.SendAndWait("P", 0.08, deliRex=re.compile(rb"Pwr\d\r\n"))
+        if response.endswith(ANSWER):
+            accepted.append(response)
+            h.ResponseAccepted()
+
+    w = Watch(
+        listening.getHost().port,
+        keepAlive=keepAlive,
+        DisconnectLimit=3,
+        pollFrequency=0.05,
+        connectRetryTime=0.1,
+    )
+    h = w.handler
+    h.ReceiveData = lambda _, data: unclaimed.append(data)
+    try:
+        await h.Connect()
+        if mixed:
+            await waitUntil(reactor, lambda: len(accepted) >= 10)
+            assert w.states() == ["Connected"]
+            assert h.missedPolls <= 2
+        else:
+            await waitUntil(reactor, lambda: w.states().count("Disconnected") >= 2)
+            assert accepted == []
+            w.assertAlternates()
+        assert unclaimed, "bytes around the answers must reach ReceiveData"
+        assert loggedFailures == []
+    finally:
+        await h.Disconnect()
+        await listening.stopListening()
+
+
+@implementer(IPullProducer)
+class _Flood(Protocol):
+    """Sends C{LIMIT} bytes of C{x} as fast as the client reads them; never a delimiter."""
+
+    LIMIT = 16 * 2**20
+    CHUNK = b"x" * 2**16
+
+    def connectionMade(self) -> None:
+        self.sent = 0
+        assert self.transport is not None
+        self.transport.registerProducer(self, False)  # type: ignore[attr-defined]
+
+    def resumeProducing(self) -> None:
+        assert self.transport is not None
+        if self.sent >= self.LIMIT:
+            self.transport.unregisterProducer()  # type: ignore[attr-defined]
+            return
+        self.transport.write(self.CHUNK)
+        self.sent += len(self.CHUNK)
+
+    def stopProducing(self) -> None:
+        pass
+
+
+def _heldByWaits(h: Any) -> int:
+    """Bytes the link holds for pending SendAndWait calls."""
+    protocol = h.Interface.link.protocol
+    waits = getattr(protocol, "_waits", ())
+    return max((len(wait.matcher.pending()) for wait in waits), default=0)
+
+
+@pytest_twisted.ensureDeferred
+@bounded(30)
+async def test_endless_bytes_without_delimiter_keep_memory_bounded() -> None:
+    maxResponse = 4096
+    listening = reactor.listenTCP(0, Factory.forProtocol(_Flood), interface="127.0.0.1")
+    w = Watch(listening.getHost().port, maxResponse=maxResponse, pollFrequency=60)
+    h = w.handler
+    received = [0]
+    h.ReceiveData = lambda _, data: received.__setitem__(0, received[0] + len(data))
+    held: list[int] = []
+    wasTracing = tracemalloc.is_tracing()
+    try:
+        await h.Connect()
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        pending = h.SendAndWait("go", 1.0, deliTag=b"\r")
+        while not pending.called:
+            held.append(_heldByWaits(h))
+            await sleep(0.01)
+        assert await pending == b""
+        link = h.Interface.link
+        await waitUntil(reactor, lambda: link.protocol.bytesReceived >= _Flood.LIMIT, timeout=20)
+        peak = tracemalloc.get_traced_memory()[1]
+        assert max(held) <= maxResponse
+        assert max(held) > 0, "the wait saw the flood"
+        assert peak < 4 * 2**20, f"{peak} bytes traced at peak while 16 MiB flowed"
+        assert 0 < received[0] <= _Flood.LIMIT
+        assert h.ConnectionStatus == "Connected"
+    finally:
+        if not wasTracing:
+            tracemalloc.stop()
+        await h.Disconnect()
+        await listening.stopListening()
+
+
+# -- user code that raises everywhere
+
+
+class Boom(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("style", ["plain", "coroutine"])
+@pytest_twisted.ensureDeferred
+@bounded(25)
+async def test_callbacks_raising_in_every_event_do_not_stop_polling_or_reconnection(
+    style: str, loggedFailures: list[Failure]
+) -> None:
+    device = restartableDevice({b"P": ANSWER})
+    calls: dict[str, int] = {}
+
+    def raiser(name: str) -> Callable[..., None]:
+        def callback(*args: Any) -> None:
+            calls[name] = calls.get(name, 0) + 1
+            if name == "ReceiveData" and ANSWER in args[1]:
+                args[0].ResponseAccepted()
+            raise Boom(f"boom-{name}")
+
+        return callback
+
+    plainKeepAlive = raiser("keepAlive")
+
+    def keepAlive(h: Any) -> Any:
+        h.Send("P")
+        if style == "plain":
+            plainKeepAlive(h)
+
+        async def later() -> None:
+            await deferLater(reactor, 0)
+            plainKeepAlive(h)
+
+        return later()
+
+    h = GetConnectionHandler(
+        EthernetClientInterface("127.0.0.1", device.port),
+        keepAlive,
+        DisconnectLimit=2,
+        pollFrequency=0.05,
+        connectRetryTime=0.1,
+    )
+    for name in ("Connected", "Disconnected", "ReceiveData", "ConnectFailed"):
+        setattr(h, name, raiser(name))
+    states: list[str] = []
+    h.addStatusObserver(states.append)
+    try:
+        await h.Connect()
+        await waitUntil(reactor, lambda: calls.get("ReceiveData", 0) >= 3)
+        assert h.missedPolls <= 1 and states == ["Connected"]
+
+        device.silent = True  # dropped after the limit, then reconnected
+        await waitUntil(reactor, lambda: states.count("Connected") >= 2)
+        device.silent = False
+        answers = calls["ReceiveData"]
+        await waitUntil(reactor, lambda: calls["ReceiveData"] >= answers + 3)
+
+        await device.stop()  # refused from now on
+        device.dropClients()
+        await waitUntil(reactor, lambda: calls.get("ConnectFailed", 0) >= 2)
+        device.start()
+        await waitUntil(reactor, lambda: states[-1] == "Connected")
+        answers = calls["ReceiveData"]
+        await waitUntil(reactor, lambda: calls["ReceiveData"] >= answers + 3)
+        assert all(a != b for a, b in zip(states, states[1:], strict=False)), states
+    finally:
+        await h.Disconnect()
+        await device.shutdown()
+    logged = {str(f.value) for f in loggedFailures if isinstance(f.value, Boom)}
+    expected = {"Connected", "Disconnected", "ReceiveData", "ConnectFailed", "keepAlive"}
+    assert logged == {f"boom-{name}" for name in expected}
+
+
+# -- sending on a dead link
+
+
+def _assertLinkDown(call: Callable[[], object], port: int) -> None:
+    with pytest.raises(IOError) as info:
+        call()
+    assert isinstance(info.value, LinkDown)
+    message = str(info.value)
+    assert "not connected" in message and f"127.0.0.1:{port}" in message, message
+
+
+@pytest_twisted.ensureDeferred
+@bounded(15)
+async def test_Send_and_SendAndWait_on_a_dead_link_raise_LinkDown() -> None:
+    device = restartableDevice({b"P": ANSWER})
+    port = device.port
+    w = Watch(port, pollFrequency=60, connectRetryTime=0.1)
+    h = w.handler
+    try:
+        _assertLinkDown(lambda: h.Send("P"), port)  # never connected
+        _assertLinkDown(lambda: h.SendAndWait("P", 1, deliTag=b"\r\n"), port)
+        await h.Connect()
+        h.Send("P")
+        await device.stop()  # away, and retrying
+        device.dropClients()
+        await h.whenStatus("Disconnected")
+        _assertLinkDown(lambda: h.Send(b"P"), port)
+        _assertLinkDown(lambda: h.SendAndWait(b"P", 1), port)
+        device.start()
+        await h.whenStatus("Connected")
+        await sleep(0)  # leave the Connected callback chain first (see the test below)
+        await h.Disconnect()  # told to stop
+        _assertLinkDown(lambda: h.Send("P"), port)
+        _assertLinkDown(lambda: h.Interface.Send("P"), port)
+    finally:
+        await h.Disconnect()
+        await device.shutdown()
+
+
+@pytest_twisted.ensureDeferred
+@bounded(10)
+async def test_Disconnect_called_from_a_Connected_callback_completes() -> None:
+    """User code may give up in its Connected callback; that Disconnect must still finish."""
+    device = listenDevice(reactor, {b"P": ANSWER})
+    h = GetConnectionHandler(EthernetClientInterface("127.0.0.1", device.port), None)
+    closed: list[Deferred[None]] = []
+    h.Connected = lambda handler, state: closed.append(handler.Disconnect())
+    try:
+        assert await h.Connect() in ("Connected", "Connection lost")
+        assert len(closed) == 1
+        await closed[0]
+        assert h.ConnectionStatus == "Disconnected"
+        assert h.Interface.link.state == "closed"
+    finally:
+        await h.Disconnect()
+        await device.shutdown()
+
+
+# -- the same faults on serial and SSH links (their endpoints have their own tests)
+
+
+@pytest_twisted.ensureDeferred
+@bounded(30)
+async def test_serial_device_silent_then_unplugged_mid_SendAndWait(tmp_path: Any) -> None:
+    """
+    RawSimplePipeHandler over a socat pty: a silent device is Disconnected by the keep-alive
+    and Connected again when it answers (the port stays open); pulling the cable ends a pending
+    SendAndWait at once, and the port is reopened when the cable is back.
+    """
+    from twisted_ch.extronlib.device import ProcessorDevice
+    from twisted_ch.extronlib.interface import SerialInterface
+    from twisted_ch.testing import PtyPair, serveSerialDevice
+
+    cable = PtyPair(reactor, str(tmp_path))
+    await cable.plug()
+    device = DeviceServer(reactor, {b"P": ANSWER})
+    deviceEnd = await serveSerialDevice(reactor, cable.devB, device)
+    host = ProcessorDevice("Main", ports={"COM1": cable.devA})
+    states: list[str] = []
+
+    def keepAlive(h: Any) -> None:
+        h.Send("P")
+
+    def onData(h: Any, data: bytes) -> None:
+        if ANSWER in data:
+            h.ResponseAccepted()
+
+    h = GetConnectionHandler(
+        SerialInterface(host, "COM1"),
+        keepAlive,
+        DisconnectLimit=3,
+        pollFrequency=0.05,
+        connectRetryTime=0.1,
+    )
+    assert isinstance(h, RawSimplePipeHandler)
+    h.ReceiveData = onData
+    h.addStatusObserver(states.append)
+    try:
+        h.Connect()
+        await h.whenStatus("Connected")
+        device.silent = True
+        await h.whenStatus("Disconnected")
+        requests = device.requests
+        await waitUntil(reactor, lambda: device.requests >= requests + 3)  # polling goes on
+        device.silent = False
+        await h.whenStatus("Connected")
+        assert states == ["Connected", "Disconnected", "Connected"]
+
+        pending = h.SendAndWait("Q", 5, deliTag=b"\r\n")  # the device never answers Q
+        started = reactor.seconds()
+        await cable.unplug()
+        assert await pending == b""
+        assert reactor.seconds() - started < 2
+        await h.whenStatus("Disconnected")
+        _assertSerialDown(h)
+
+        await cable.plug()
+        deviceEnd = await serveSerialDevice(reactor, cable.devB, device)
+        await h.whenStatus("Connected")
+        assert all(a != b for a, b in zip(states, states[1:], strict=False)), states
+    finally:
+        await h.Disconnect()
+        if deviceEnd.transport is not None:
+            deviceEnd.transport.loseConnection()
+        await cable.unplug()
+
+
+def _assertSerialDown(h: Any) -> None:
+    with pytest.raises(LinkDown, match="not connected"):
+        h.Send("P")
+
+
+@pytest_twisted.ensureDeferred
+@bounded(30)
+async def test_ssh_wrong_password_fails_every_retry_without_revealing_it(tmp_path: Any) -> None:
+    from twisted.logger import formatEvent
+
+    from twisted_ch.testing_ssh import SSHTestServer
+
+    secret = "Wr0ng-Secret-9"
+    server = SSHTestServer(reactor, DeviceServer(reactor, {b"P": ANSWER}), users={"admin": "ok"})
+    server.start()
+    knownHosts = tmp_path / "known_hosts"
+    knownHosts.write_text(server.knownHostsLine())
+    iface = EthernetClientInterface(
+        "127.0.0.1",
+        server.port,
+        Protocol="SSH",
+        Credentials=("admin", secret),
+        knownHosts=str(knownHosts),
+    )
+    h = GetConnectionHandler(iface, lambda h: h.Send("P"), connectRetryTime=0.1)
+    reasons: list[str] = []
+    states: list[str] = []
+    logged: list[dict[str, Any]] = []
+    h.ConnectFailed = lambda _, reason: reasons.append(reason)
+    h.addStatusObserver(states.append)
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        await h.Connect()
+        await waitUntil(reactor, lambda: len(reasons) >= 3)
+        assert all("uthentication" in r for r in reasons), reasons
+        assert states == ["Disconnected"]
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+        await h.Disconnect()
+        await server.stop()
+    seen = [*reasons, str(h.stats()), repr(h), repr(iface)]
+    seen += [formatEvent(e) + repr(e) for e in logged]
+    assert not [text for text in seen if secret in text]
+
+
+# -- invalid arguments, everywhere
+
+_clock = Clock()
+
+
+def _iface() -> EthernetClientInterface:
+    return EthernetClientInterface("192.0.2.1", 23, reactor=_clock, endpoint=FakeEndpoint(_clock))
+
+
+def _handler() -> Any:
+    return GetConnectionHandler(_iface(), lambda h: None, reactor=_clock)
+
+
+def _timer() -> Timer:
+    return Timer(1, None, reactor=_clock)
+
+
+def _gch(**kw: Any) -> Any:
+    return GetConnectionHandler(_iface(), None, **kw)
+
+
+NAN, INF = float("nan"), float("inf")
+
+# (id, call, exception, the message must match)
+BAD_CALLS: list[Any] = [
+    # GetConnectionHandler
+    ("GCH-limit-0", lambda: _gch(DisconnectLimit=0), ValueError, "DisconnectLimit.*at least 1"),
+    ("GCH-limit-str", lambda: _gch(DisconnectLimit="3"), TypeError, "DisconnectLimit.*int.*str"),
+    ("GCH-limit-bool", lambda: _gch(DisconnectLimit=True), TypeError, "DisconnectLimit.*bool"),
+    ("GCH-limit-float", lambda: _gch(DisconnectLimit=2.5), TypeError, "DisconnectLimit.*float"),
+    ("GCH-poll-0", lambda: _gch(pollFrequency=0), ValueError, "pollFrequency.*positive"),
+    ("GCH-poll-neg", lambda: _gch(pollFrequency=-1), ValueError, "pollFrequency.*positive"),
+    ("GCH-poll-nan", lambda: _gch(pollFrequency=NAN), ValueError, "pollFrequency"),
+    ("GCH-poll-str", lambda: _gch(pollFrequency="1"), TypeError, "pollFrequency.*seconds"),
+    ("GCH-retry-0", lambda: _gch(connectRetryTime=0), ValueError, "connectRetryTime.*positive"),
+    ("GCH-retry-None", lambda: _gch(connectRetryTime=None), TypeError, "connectRetryTime"),
+    ("GCH-qualifier", lambda: _gch(keepAliveQueryQualifier=[1]), TypeError, "must be a dict"),
+    ("GCH-query-int", lambda: GetConnectionHandler(_iface(), 5), ValueError, "callable"),
+    ("GCH-query-name", lambda: GetConnectionHandler(_iface(), "Power"), ValueError, "Update"),
+    ("GCH-iface-object", lambda: GetConnectionHandler(object()), TypeError, "'object'.*supported"),
+    ("GCH-iface-None", lambda: GetConnectionHandler(None), TypeError, "NoneType.*supported"),
+    # handler classes used directly
+    ("RawTcp-iface", lambda: RawTcpHandler(object()), TypeError, "not a twisted_ch device"),
+    ("RawTcp-query", lambda: RawTcpHandler(_iface(), 15, 1, 5), TypeError, "keepAliveQuery"),
+    ("RawPipe-noquery", lambda: RawSimplePipeHandler(_iface(), 15, 1, None), ValueError, "needs"),
+    # handler calls
+    ("Connect-0", lambda: _handler().Connect(0), ValueError, "timeout.*positive"),
+    ("Connect-neg", lambda: _handler().Connect(-1), ValueError, "timeout.*positive"),
+    ("Connect-nan", lambda: _handler().Connect(NAN), ValueError, "timeout"),
+    ("Connect-str", lambda: _handler().Connect("5"), TypeError, "timeout.*seconds"),
+    ("Send-int", lambda: _handler().Send(123), TypeError, "data must be bytes or str"),
+    ("Send-None", lambda: _handler().Send(None), TypeError, "data must be bytes or str"),
+    ("Send-wide", lambda: _handler().Send("€"), ValueError, "not single bytes"),
+    ("event-int", lambda: setattr(_handler(), "Connected", 5), TypeError, "Connected.*callable"),
+    ("event-str", lambda: setattr(_handler(), "ReceiveData", "f"), TypeError, "ReceiveData"),
+    ("PollTimer-0", lambda: _handler().PollTimer.Change(0), ValueError, "Interval.*positive"),
+    # SendAndWait and its conditions
+    ("SAW-timeout-str", lambda: _handler().SendAndWait("P", "x"), TypeError, "timeout"),
+    ("SAW-timeout-neg", lambda: _handler().SendAndWait("P", -1), ValueError, "negative"),
+    ("SAW-data-int", lambda: _handler().SendAndWait(5, 1), TypeError, "data"),
+    ("SAW-len-0", lambda: _handler().SendAndWait("P", 1, deliLen=0), ValueError, "deliLen"),
+    ("SAW-len-str", lambda: _handler().SendAndWait("P", 1, deliLen="3"), TypeError, "deliLen"),
+    ("SAW-len-huge", lambda: _handler().SendAndWait("P", 1, deliLen=10**9), ValueError, "limit"),
+    ("SAW-tag-empty", lambda: _handler().SendAndWait("P", 1, deliTag=b""), ValueError, "deliTag"),
+    ("SAW-tag-int", lambda: _handler().SendAndWait("P", 1, deliTag=5), TypeError, "deliTag"),
+    ("SAW-rex-int", lambda: _handler().SendAndWait("P", 1, deliRex=5), TypeError, "deliRex"),
+    (
+        "SAW-two-conditions",
+        lambda: _handler().SendAndWait("P", 1, deliLen=3, deliTag=b"\r"),
+        ValueError,
+        "at most one condition",
+    ),
+    (
+        "SAW-unknown-keyword",
+        lambda: _handler().SendAndWait("P", 1, delim=b"\r"),
+        TypeError,
+        "unknown SendAndWait condition delim",
+    ),
+    # EthernetClientInterface / EndpointInterface
+    ("ECI-host-empty", lambda: EthernetClientInterface("", 23), TypeError, "Hostname"),
+    ("ECI-host-int", lambda: EthernetClientInterface(5, 23), TypeError, "Hostname"),
+    ("ECI-port-neg", lambda: EthernetClientInterface("h", -1), ValueError, "IPPort.*65535"),
+    ("ECI-port-big", lambda: EthernetClientInterface("h", 70000), ValueError, "IPPort"),
+    ("ECI-port-str", lambda: EthernetClientInterface("h", "23"), TypeError, "IPPort.*int"),
+    ("ECI-proto", lambda: EthernetClientInterface("h", 23, "HTTP"), ValueError, "TCP, UDP or SSH"),
+    ("ECI-proto-int", lambda: EthernetClientInterface("h", 23, 5), TypeError, "Protocol"),
+    ("ECI-service", lambda: EthernetClientInterface("h", 23, "TCP", -1), ValueError, "ServicePort"),
+    (
+        "ECI-credentials",
+        lambda: EthernetClientInterface("h", 22, "SSH", Credentials="admin"),
+        TypeError,
+        "Credentials",
+    ),
+    ("ECI-ssh-nocreds", lambda: EthernetClientInterface("h", 22, "SSH"), ValueError, "Credentials"),
+    ("EPI-endpoint", lambda: EndpointInterface(object()), TypeError, "IStreamClientEndpoint"),
+    # Timer / Wait / Clock
+    ("Timer-0", lambda: Timer(0, None, reactor=_clock), ValueError, "Interval.*positive"),
+    ("Timer-str", lambda: Timer("1", None, reactor=_clock), TypeError, "Interval.*seconds"),
+    ("Timer-nan", lambda: Timer(NAN, None, reactor=_clock), ValueError, "Interval"),
+    ("Timer-func", lambda: Timer(1, 5, reactor=_clock), TypeError, "Function.*callable"),
+    ("Timer-Change", lambda: _timer().Change(-1), ValueError, "Interval"),
+    ("Timer-Function=", lambda: setattr(_timer(), "Function", 5), TypeError, "callable"),
+    ("Wait-neg", lambda: Wait(-1, None, reactor=_clock), ValueError, "Time.*negative"),
+    ("Wait-str", lambda: Wait("x", None, reactor=_clock), TypeError, "Time.*seconds"),
+    ("Wait-func", lambda: Wait(1, 5, reactor=_clock), TypeError, "Function.*callable"),
+    ("Wait-Add", lambda: Wait(1, None, reactor=_clock).Add(-1), ValueError, "negative"),
+    ("Wait-decorate", lambda: Wait(1, reactor=_clock)(5), TypeError, "callable"),
+    ("Clock-str", lambda: ScheduleClock("12:00:00", reactor=_clock), TypeError, "list"),
+    ("Clock-time", lambda: ScheduleClock(["25:00:00"], reactor=_clock), ValueError, "HH:MM:SS"),
+    (
+        "Clock-day",
+        lambda: ScheduleClock(["12:00:00"], ["Funday"], reactor=_clock),
+        ValueError,
+        "Funday.*Monday",
+    ),
+    ("Clock-func", lambda: ScheduleClock(["12:00:00"], None, 5, reactor=_clock), TypeError, "call"),
+    (
+        "Clock-SetDays",
+        lambda: ScheduleClock(["12:00:00"], reactor=_clock).SetDays(["x"]),
+        ValueError,
+        "day",
+    ),
+    # non-finite numbers, unusable ports and limits, observers and statuses
+    ("GCH-poll-inf", lambda: _gch(pollFrequency=INF), ValueError, "pollFrequency"),
+    ("GCH-retry-inf", lambda: _gch(connectRetryTime=INF), ValueError, "connectRetryTime"),
+    ("GCH-serverTimeout", lambda: _gch(serverTimeout="x"), TypeError, "serverTimeout"),
+    ("SAW-timeout-nan", lambda: _handler().SendAndWait("P", NAN), ValueError, "timeout"),
+    ("SAW-rex-syntax", lambda: _handler().SendAndWait("P", 1, deliRex="("), ValueError, "deliRex"),
+    ("observer-int", lambda: _handler().addStatusObserver(5), TypeError, "callable"),
+    ("whenStatus-bogus", lambda: _handler().whenStatus("Bogus"), ValueError, "Connected"),
+    ("ECI-port-0", lambda: EthernetClientInterface("h", 0), ValueError, "IPPort"),
+    ("ECI-maxResponse", lambda: EthernetClientInterface("h", 23, maxResponse=0), ValueError, "max"),
+    ("Timer-inf", lambda: Timer(INF, None, reactor=_clock), ValueError, "Interval"),
+    ("Wait-nan", lambda: Wait(NAN, lambda: None, reactor=_clock), ValueError, "Time"),
+    ("KeepAlive-nan", lambda: _iface().StartKeepAlive(NAN, "x"), ValueError, "interval"),
+    ("Clock-None", lambda: ScheduleClock(None, reactor=_clock), TypeError, "Times"),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "exception", "message"), [pytest.param(c, e, m, id=i) for i, c, e, m in BAD_CALLS]
+)
+def test_invalid_arguments_raise_clear_errors(
+    call: Callable[[], object], exception: type[Exception], message: str
+) -> None:
+    try:
+        with pytest.raises(exception) as info:
+            call()
+        assert re.search(message, str(info.value)), str(info.value)
+    finally:
+        for pending in _clock.getDelayedCalls():  # Timers made by the calls run on this clock
+            pending.cancel()
