@@ -125,44 +125,34 @@ def _build(
             f"or a callable, not {type(keepAliveQuery).__name__}"
         )
 
-    ethernet = ifc.EthernetClientInterface
-    if isinstance(Interface, ethernet):
-        protocol = Interface.Protocol
-        if protocol in ("TCP", "SSH"):
-            return RawTcpHandler(
-                Interface,
-                DisconnectLimit,
-                pollFrequency,
-                keepAliveQuery,
-                connectRetryTime,
-                reactor=reactor,
-            )
-        if protocol == "UDP":
-            return RawSimplePipeHandler(
-                Interface,
-                DisconnectLimit,
-                pollFrequency,
-                keepAliveQuery,
-                connectRetryTime,
-                reactor=reactor,
-            )
-        raise ValueError(f"Unsupported Ethernet protocol type: {protocol!r} (use TCP, UDP or SSH)")
-
-    linkBase = ifc.LinkInterface
-    if isinstance(Interface, linkBase):
+    if isinstance(Interface, ifc.EthernetClientInterface):
+        stream = _ethernetIsStream(Interface)
+    elif isinstance(Interface, ifc.LinkInterface):
         # Serial, SP and other pipes report no connection state; Dante and endpoint links do
-        cls: type[RawTcpHandler | RawSimplePipeHandler] = (
-            RawTcpHandler if Interface.connectionOriented else RawSimplePipeHandler
-        )
-        return cls(
-            Interface,
-            DisconnectLimit,
-            pollFrequency,
-            keepAliveQuery,
-            connectRetryTime,
-            reactor=reactor,
-        )
-    raise TypeError(f"{type(Interface).__name__!r} is not a supported interface type")
+        stream = Interface.connectionOriented
+    else:
+        raise TypeError(f"{type(Interface).__name__!r} is not a supported interface type")
+    cls: type[RawTcpHandler | RawSimplePipeHandler] = (
+        RawTcpHandler if stream else RawSimplePipeHandler
+    )
+    return cls(
+        Interface,
+        DisconnectLimit,
+        pollFrequency,
+        keepAliveQuery,
+        connectRetryTime,
+        reactor=reactor,
+    )
+
+
+def _ethernetIsStream(Interface: Any) -> bool:
+    """TCP and SSH are connection-oriented, UDP is a pipe; other protocols are ValueErrors."""
+    protocol = Interface.Protocol
+    if protocol in ("TCP", "SSH"):
+        return True
+    if protocol == "UDP":
+        return False
+    raise ValueError(f"Unsupported Ethernet protocol type: {protocol!r} (use TCP, UDP or SSH)")
 
 
 def _moduleHandler(
@@ -176,17 +166,10 @@ def _moduleHandler(
 ) -> Any:
     from twisted_ch._modules import ModuleSimplePipeHandler, ModuleTcpHandler
 
-    if _moduleIsConnectionOriented(Interface):
-        return ModuleTcpHandler(
-            Interface,
-            DisconnectLimit,
-            pollFrequency,
-            keepAliveQuery,
-            qualifier,
-            connectRetryTime,
-            reactor=reactor,
-        )
-    return ModuleSimplePipeHandler(
+    cls: type[ModuleTcpHandler | ModuleSimplePipeHandler] = (
+        ModuleTcpHandler if _moduleIsConnectionOriented(Interface) else ModuleSimplePipeHandler
+    )
+    return cls(
         Interface,
         DisconnectLimit,
         pollFrequency,
@@ -200,14 +183,8 @@ def _moduleHandler(
 def _moduleIsConnectionOriented(Interface: Any) -> bool:
     from twisted_ch.extronlib import interface as ifc
 
-    ethernet = ifc.EthernetClientInterface
-    if isinstance(Interface, ethernet):
-        protocol = Interface.Protocol
-        if protocol in ("TCP", "SSH"):
-            return True
-        if protocol == "UDP":
-            return False
-        raise ValueError(f"Unsupported Ethernet protocol type: {protocol!r} (use TCP, UDP or SSH)")
+    if isinstance(Interface, ifc.EthernetClientInterface):
+        return _ethernetIsStream(Interface)
     if getattr(Interface, "ConnectionType", None) == "HTTP":
         return False
     return bool(getattr(Interface, "connectionOriented", False))

@@ -33,7 +33,25 @@ checkCount = _checks.count
 checkSeconds = _checks.seconds
 
 
-class ConnectionHandler:
+class FallThrough:
+    """A wrapper offering its C{_WrappedInterface}'s API for names it does not define."""
+
+    _WrappedInterface: Any
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for names this class lacks: fall through to the wrapped interface
+        if name.startswith("__") or name == "_WrappedInterface":
+            raise AttributeError(name)
+        try:
+            return getattr(self._WrappedInterface, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}, nor has the "
+                f"wrapped {type(self._WrappedInterface).__name__!r}"
+            ) from None
+
+
+class ConnectionHandler(FallThrough):
     """
     Base class for all client-type connection handlers (use L{GetConnectionHandler}).
 
@@ -95,18 +113,6 @@ class ConnectionHandler:
     def missedPolls(self) -> int:
         """Keep-alive polls sent since the last accepted response."""
         return self._missed
-
-    def __getattr__(self, name: str) -> Any:
-        # only called for names this class lacks: fall through to the wrapped interface
-        if name.startswith("__") or name == "_WrappedInterface":
-            raise AttributeError(name)
-        try:
-            return getattr(self._WrappedInterface, name)
-        except AttributeError:
-            raise AttributeError(
-                f"{type(self).__name__!r} object has no attribute {name!r}, nor has the "
-                f"wrapped {type(self._WrappedInterface).__name__!r}"
-            ) from None
 
     # state
 

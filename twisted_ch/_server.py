@@ -20,7 +20,7 @@ from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin, WrappingFa
 from twisted.python.failure import Failure
 
 from twisted_ch._events import Event, emit
-from twisted_ch._handlers import checkSeconds
+from twisted_ch._handlers import FallThrough, checkSeconds
 from twisted_ch._runtime import Runtime, resolveRuntime
 from twisted_ch.extronlib._servers import (
     ClientObject,
@@ -101,7 +101,7 @@ class IdleClientsFactory(WrappingFactory[IdleClientProtocol]):
         self._onIdle(inner.client if isinstance(inner, ServerClientProtocol) else None)
 
 
-class ServerExHandler:
+class ServerExHandler(FallThrough):
     """
     Wraps an L{EthernetServerInterfaceEx} (use L{GetConnectionHandler}): clients idle for
     C{clientIdleTimeout} seconds are disconnected, and a failed L{StartListen} is reported through
@@ -174,18 +174,6 @@ class ServerExHandler:
     def listenRetryTime(self) -> float:
         """Seconds between attempts to listen after a failure."""
         return self._retryTime
-
-    def __getattr__(self, name: str) -> Any:
-        # only called for names this class lacks: fall through to the wrapped interface
-        if name.startswith("__") or name == "_WrappedInterface":
-            raise AttributeError(name)
-        try:
-            return getattr(self._WrappedInterface, name)
-        except AttributeError:
-            raise AttributeError(
-                f"{type(self).__name__!r} object has no attribute {name!r}, nor has the "
-                f"wrapped {type(self._WrappedInterface).__name__!r}"
-            ) from None
 
     # listening
 
