@@ -8,7 +8,6 @@ device and starting it again with the same link names "replugs" it.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import termios
@@ -26,7 +25,7 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
     IStreamClientEndpointStringParserWithReactor,
 )
-from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
 from twisted.plugin import getPlugins
@@ -38,6 +37,7 @@ from twisted_ch.endpoints.serial import (
     SerialEndpoint,
     SerialPortUnavailable,
 )
+from twisted_ch.testing import PtyPair
 
 TIMEOUT = 10
 
@@ -90,58 +90,9 @@ class BadStart(Recorder):
         raise RuntimeError("connectionMade exploded")
 
 
-class _Socat(ProcessProtocol):
-    def __init__(self) -> None:
-        self.stderr = b""
-        self.ready: Deferred[None] = Deferred()
-        self.ended: Deferred[None] = Deferred()
-
-    def errReceived(self, data: bytes) -> None:
-        self.stderr += data
-        if b"starting data transfer loop" in self.stderr and not self.ready.called:
-            self.ready.callback(None)
-
-    def processEnded(self, reason: Failure) -> None:
-        if not self.ready.called:
-            self.ready.errback(RuntimeError(f"socat ended early: {self.stderr.decode()}"))
-        self.ended.callback(None)
-
-
-class PtyPair:
-    """Two linked ptys made by socat, reachable as C{devA} and C{devB}."""
-
-    def __init__(self, directory: Path) -> None:
-        socat = shutil.which("socat")
-        if socat is None:
-            pytest.fail("socat is required by the serial tests: apt-get install socat")
-        self._socat = socat
-        self.devA = str(directory / "devA")
-        self.devB = str(directory / "devB")
-        self._process: _Socat | None = None
-
-    async def plug(self) -> None:
-        process = _Socat()
-        args = [self._socat, "-d", "-d"]
-        args += [f"pty,raw,echo=0,link={dev}" for dev in (self.devA, self.devB)]
-        _reactor().spawnProcess(process, self._socat, args, env=dict(os.environ))
-        self._process = process
-        await process.ready.addTimeout(TIMEOUT, _reactor())
-        for dev in (self.devA, self.devB):
-            assert os.path.exists(dev), f"socat is ready but {dev} is missing"
-
-    async def unplug(self) -> None:
-        process, self._process = self._process, None
-        if process is not None and not process.ended.called:
-            try:
-                process.transport.signalProcess("KILL")  # type: ignore[union-attr]
-            except error.ProcessExitedAlready:
-                pass
-            await process.ended.addTimeout(TIMEOUT, _reactor())
-
-
 @pytest_twisted.async_yield_fixture
 async def ptys(tmp_path: Path) -> AsyncIterator[PtyPair]:
-    pair = PtyPair(tmp_path)
+    pair = PtyPair(_reactor(), str(tmp_path))
     try:
         await pair.plug()
         yield pair

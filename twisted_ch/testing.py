@@ -316,7 +316,13 @@ class PtyPair:
         args += [f"pty,raw,echo=0,link={dev}" for dev in (self.devA, self.devB)]
         self.reactor.spawnProcess(process, self._socat, args, env=dict(os.environ))
         self._process = process
-        return process.ready.addTimeout(timeout, self.reactor)
+
+        def linked(_: None) -> None:
+            for dev in (self.devA, self.devB):
+                if not os.path.exists(dev):
+                    raise RuntimeError(f"socat is ready but {dev} is missing")
+
+        return process.ready.addTimeout(timeout, self.reactor).addCallback(linked)
 
     def unplug(self, timeout: float = 10.0) -> Deferred[None]:
         """Kill socat; fires once it has ended."""
