@@ -30,7 +30,7 @@ def cmdPoll(args: argparse.Namespace) -> dict[str, Any]:
         args.seconds,
         memorySizes=args.memory_devices,
         impls=tuple(args.impls.split(",")),
-        fastpathSizes=args.devices if args.fastpath else [],
+        repeats=args.repeat,
         log=lambda m: print(m, file=sys.stderr, flush=True),
     )
     result["machine"] = machine()
@@ -169,7 +169,7 @@ def cmdAll(args: argparse.Namespace) -> None:
 
     started = time.time()
     sizes = [100, 1000] if args.quick else [100, 1000, 10000]
-    seconds = 5.0 if args.quick else 10.0
+    seconds = 5.0 if args.quick else 8.0
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -178,7 +178,7 @@ def cmdAll(args: argparse.Namespace) -> None:
         sizes,
         seconds,
         memorySizes=[1000],
-        fastpathSizes=[sizes[-1]],
+        repeats=1 if args.quick else 3,
         log=log,
     )
     log("latency ...")
@@ -221,9 +221,13 @@ def cmdAll(args: argparse.Namespace) -> None:
         "",
         "## Keep-alive polling (`python -m bench poll`)",
         "",
-        f"{seconds:g} s steady-state window per row; simulator in its own process; "
-        "CPU is user+sys of the poller process (getrusage) over the window divided by the polls "
-        "answered in it.  KiB/handler (RSS) is the resident-set growth from before the handlers "
+        f"{seconds:g} s steady-state window per run, {pollResult['repeats']} round(s) in which "
+        "the implementations take turns; a row is the run with the median CPU per poll (every "
+        "run's figure is listed).  The simulator runs in its own process.  CPU is user+sys of the "
+        "poller process (getrusage) over the window divided by the polls answered in it.  "
+        "twisted-direct is raw Twisted writing with socket.send as twisted_ch does: the floor "
+        "for any LoopingCall poller on the reactor.  "
+        "KiB/handler (RSS) is the resident-set growth from before the handlers "
         "were created to steady state, divided by N; tracemalloc counts live Python allocations "
         "(N=1000 run, separate, since tracing slows everything).",
         "",
@@ -253,9 +257,9 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("poll", help="CPU and memory per keep-alive poll vs raw Twisted and asyncio")
     p.add_argument("--devices", type=_ints, default=[100, 1000, 10000])
     p.add_argument("--seconds", type=float, default=20)
-    p.add_argument("--impls", default="twisted_ch,twisted,asyncio")
+    p.add_argument("--impls", default="twisted_ch,twisted,twisted-direct,asyncio")
     p.add_argument("--memory-devices", type=_ints, default=[1000])
-    p.add_argument("--fastpath", action="store_true", help="also twisted_ch with bench/fastpath.py")
+    p.add_argument("--repeat", type=int, default=1, help="rounds; rows show the median run")
     p.set_defaults(func=cmdPoll)
 
     p = sub.add_parser("latency", help="round trips and reaction times")

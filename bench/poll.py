@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-IMPLS = ("twisted_ch", "twisted", "asyncio")
+from bench.pollers import IMPLS
 
 
 @contextmanager
@@ -53,8 +53,6 @@ def simulator(maxDevices: int) -> Iterator[tuple[subprocess.Popen[bytes], list[i
 
 
 def runChild(impl: str, devices: int, ports: list[int], seconds: float, *extra: str) -> Any:
-    if impl.endswith("+fastpath"):
-        impl, extra = impl.removesuffix("+fastpath"), (*extra, "--fastpath")
     cmd = [
         sys.executable, "-m", "bench.pollers", "--impl", impl, "--devices", str(devices),
         "--ports", ",".join(map(str, ports)), "--seconds", str(seconds), *extra,
@@ -72,52 +70,70 @@ def run(
     seconds: float,
     memorySizes: list[int] | None = None,
     impls: tuple[str, ...] = IMPLS,
-    fastpathSizes: list[int] | None = None,
+    repeats: int = 1,
     log: Any = print,
 ) -> dict[str, Any]:
     """
-    Run every implementation at every size (and twisted_ch with L{bench.fastpath} at
-    C{fastpathSizes}); returns the rows plus the tracemalloc runs at C{memorySizes}.
+    Run every implementation at every size, C{repeats} rounds (the implementations take turns
+    within a round, so slow drifts of the machine hit them alike); each row is the run with the
+    median CPU per poll, with every run's figure in C{cpuRuns}.  Also returns the tracemalloc
+    runs at C{memorySizes}.
     """
     rows: list[dict[str, Any]] = []
     memory: list[dict[str, Any]] = []
     with simulator(max(sizes + (memorySizes or []))) as (_, ports):
         for n in sizes:
-            extra = ("twisted_ch+fastpath",) if n in (fastpathSizes or []) else ()
-            for impl in (*impls[:1], *extra, *impls[1:]):
-                log(f"poll: {impl} N={n} ({seconds:g} s window)")
-                rows.append(runChild(impl, n, ports, seconds))
+            runs: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
+            for r in range(repeats):
+                for impl in impls:
+                    log(f"poll: {impl} N={n} round {r + 1}/{repeats} ({seconds:g} s window)")
+                    runs[impl].append(runChild(impl, n, ports, seconds))
+            for impl in impls:
+                ordered = sorted(runs[impl], key=lambda x: x["cpuMicrosPerPoll"])
+                row = ordered[(len(ordered) - 1) // 2]
+                row["cpuRuns"] = [x["cpuMicrosPerPoll"] for x in runs[impl]]
+                rows.append(row)
         for n in memorySizes or []:
             for impl in impls:
                 log(f"poll: {impl} N={n} tracemalloc")
                 memory.append(runChild(impl, n, ports, 2, "--memory"))
     byKey = {(r["impl"], r["devices"]): r for r in rows}
     for r in rows:
-        raw = byKey.get(("twisted", r["devices"]))
-        r["ratioToRawTwisted"] = (
-            round(r["cpuMicrosPerPoll"] / raw["cpuMicrosPerPoll"], 3) if raw else None
-        )
+        for key, other in (
+            ("ratioToRawTwisted", "twisted"),
+            ("ratioToTwistedDirect", "twisted-direct"),
+            ("ratioToAsyncio", "asyncio"),
+        ):
+            base = byKey.get((other, r["devices"]))
+            r[key] = round(r["cpuMicrosPerPoll"] / base["cpuMicrosPerPoll"], 3) if base else None
     traced = {(m["impl"], m["devices"]): m for m in memory}
     for r in rows:
         m = traced.get((r["impl"], r["devices"]))
         if m is not None:
             r["tracedKiBPerHandler"] = m["tracedKiBPerHandler"]
             r["tracedKiBPerUnconnectedHandler"] = m["tracedKiBPerUnconnectedHandler"]
-    return {"rows": rows, "memory": memory, "seconds": seconds}
+    return {"rows": rows, "memory": memory, "seconds": seconds, "repeats": repeats}
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def table(result: dict[str, Any]) -> str:
     """The markdown table of a L{run} result."""
     out = [
-        "| implementation | N | polls/s | CPU µs/poll | ratio to raw Twisted | CPU of one core "
-        "| KiB/handler (RSS) | KiB/handler (tracemalloc) | fds | drops |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| implementation | N | polls/s | CPU µs/poll (median) | every run | ratio to raw Twisted "
+        "| to twisted-direct | to asyncio | CPU of one core | KiB/handler (RSS) "
+        "| KiB/handler (tracemalloc) | fds | drops |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         traced = r.get("tracedKiBPerHandler")
+        every = ", ".join(f"{v:.1f}" for v in r.get("cpuRuns", [r["cpuMicrosPerPoll"]]))
         out.append(
             f"| {r['impl']} | {r['devices']} | {r['pollsPerSecond']:.0f} "
-            f"| {r['cpuMicrosPerPoll']:.1f} | {r['ratioToRawTwisted']:.2f} "
+            f"| {r['cpuMicrosPerPoll']:.1f} | {every} | {_ratio(r.get('ratioToRawTwisted'))} "
+            f"| {_ratio(r.get('ratioToTwistedDirect'))} | {_ratio(r.get('ratioToAsyncio'))} "
             f"| {100 * r['cpuFraction']:.0f}% | {r['rssKiBPerHandler']:.2f} "
             f"| {'-' if traced is None else f'{traced:.2f}'} | {r['fds']} | {r['lostInWindow']} |"
         )

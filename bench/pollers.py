@@ -6,6 +6,8 @@ twisted_ch   N handlers from C{GetConnectionHandler(EthernetClientInterface(...)
              ResponseAccepted on C{Pwr}.
 twisted      raw Twisted: N plain Protocols, each with a LoopingCall writing C{P} and parsing
              the answer lines in dataReceived.
+twisted-direct  the same, but writing with C{socket.send} as twisted_ch's DeviceProtocol does
+             when nothing is queued: the least a LoopingCall poller on the reactor can cost.
 asyncio      plain asyncio Protocols rescheduling their own poll with C{loop.call_at}.
 
 Run as C{python -m bench.pollers --impl NAME --devices N --ports P1,P2 --seconds S}; prints one
@@ -27,6 +29,7 @@ from typing import Any
 
 from bench._util import cpuSeconds, now, openFds, raiseFileLimit, rssBytes
 
+IMPLS = ("twisted_ch", "twisted", "twisted-direct", "asyncio")
 INTERVAL = 1.0
 REQUEST = b"P"
 
@@ -136,7 +139,15 @@ def setupTwistedCh(reactor: Any, ports: list[int], n: int, c: Counters) -> Calla
     return start
 
 
-def setupTwisted(reactor: Any, ports: list[int], n: int, c: Counters) -> Callable[[int], None]:
+def setupTwistedDirect(
+    reactor: Any, ports: list[int], n: int, c: Counters
+) -> Callable[[int], None]:
+    return setupTwisted(reactor, ports, n, c, direct=True)
+
+
+def setupTwisted(
+    reactor: Any, ports: list[int], n: int, c: Counters, direct: bool = False
+) -> Callable[[int], None]:
     from twisted.internet.protocol import ClientFactory, Protocol
     from twisted.internet.task import LoopingCall
 
@@ -150,7 +161,12 @@ def setupTwisted(reactor: Any, ports: list[int], n: int, c: Counters) -> Callabl
 
         def poll(self) -> None:
             c.sent += 1
-            self.transport.write(REQUEST)  # type: ignore[union-attr]
+            if direct:
+                # the floor: what a Twisted poller costs when it skips the write queue, as
+                # twisted_ch does (its queue is always empty here: one byte a second)
+                self.transport.socket.send(REQUEST)  # type: ignore[union-attr]
+            else:
+                self.transport.write(REQUEST)  # type: ignore[union-attr]
 
         def dataReceived(self, data: bytes) -> None:
             self.lines.feed(data)
@@ -177,13 +193,12 @@ def runTwisted(impl: str, args: argparse.Namespace) -> Result:
     if impl == "twisted_ch":
         import twisted_ch.extronlib.interface  # noqa: F401
 
-        if args.fastpath:
-            from bench import fastpath
-
-            fastpath.apply()
-
     c = Counters()
-    setup = setupTwistedCh if impl == "twisted_ch" else setupTwisted
+    setup = {
+        "twisted_ch": setupTwistedCh,
+        "twisted": setupTwisted,
+        "twisted-direct": setupTwistedDirect,
+    }[impl]
     out: list[Result] = []
 
     async def main() -> None:
@@ -301,7 +316,7 @@ async def measure(
     wall = t1 - t0
     answered = answered1 - answered0
     return Result(
-        impl=impl + ("+fastpath" if getattr(args, "fastpath", False) else ""),
+        impl=impl,
         devices=n,
         seconds=round(wall, 3),
         connected=c.connected,
@@ -325,16 +340,13 @@ async def measure(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.pollers")
-    parser.add_argument("--impl", choices=("twisted_ch", "twisted", "asyncio"), required=True)
+    parser.add_argument("--impl", choices=IMPLS, required=True)
     parser.add_argument("--devices", type=int, required=True)
     parser.add_argument("--ports", type=lambda s: [int(p) for p in s.split(",")], required=True)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--ramp", type=float, default=1.0, help="seconds to open all connections")
     parser.add_argument("--settle", type=float, default=2.0)
     parser.add_argument("--memory", action="store_true", help="trace allocations (slower)")
-    parser.add_argument(
-        "--fastpath", action="store_true", help="twisted_ch with bench/fastpath.py's patches"
-    )
     parser.add_argument("--profile", help="write a cProfile of the measured window to this file")
     args = parser.parse_args(argv)
     raiseFileLimit(args.devices + 256)

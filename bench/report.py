@@ -12,8 +12,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 COLOURS = {
     "twisted_ch": "#c0392b",
-    "twisted_ch+fastpath": "#e67e22",
     "twisted": "#2c3e50",
+    "twisted-direct": "#7f8c8d",
     "asyncio": "#2980b9",
 }
 

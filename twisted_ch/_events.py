@@ -56,7 +56,13 @@ def eventNames(cls: type) -> list[str]:
 
 
 def emit(runtime: Runtime, obj: Any, name: str, *args: object) -> None:
-    """Call C{obj}'s callback for event C{name}, if any, through the runtime's dispatcher."""
-    callback = obj.__dict__.get(f"_event_{name}")
+    """
+    Call C{obj}'s callback for event C{name}, if any, through the runtime's dispatcher.
+    ReceiveData calls may be dropped by a program thread that is far behind.
+    """
+    callback = obj.__dict__.get("_event_" + name)
     if callback is not None:
-        runtime.call(callback, *args, droppable=name == "ReceiveData")
+        if name == "ReceiveData":
+            runtime.dispatcher.call(callback, *args, droppable=True)
+        else:
+            runtime.dispatcher.call(callback, *args)

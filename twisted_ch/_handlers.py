@@ -198,8 +198,11 @@ class ConnectionHandler(FallThrough):
             return
         self._keepAliveBusy = True
         generation = self._linkGeneration
-        done = self._rt.call(query, *args)
-        if done.called:  # finished synchronously: no timer needed
+        done = self._rt.dispatcher.call(query, *args)
+        if done is None:  # finished synchronously (the usual case): no timer needed
+            self._keepAliveBusy = False
+            return
+        if done.called:
             self._keepAliveDone(None, generation)
             return
         # a keep-alive Deferred that never fires must not silence polling for good
@@ -280,7 +283,9 @@ class _LinkHandler(ConnectionHandler):
         self._setStatus("Disconnected", reason)
 
     def linkData(self, data: bytes) -> None:
-        emit(self._rt, self, "ReceiveData", self, data)
+        callback = self.__dict__.get("_event_ReceiveData")  # emit(), inlined: every answer
+        if callback is not None:
+            self._rt.dispatcher.call(callback, self, data, droppable=True)
 
     def linkFailed(self, reason: str) -> None:
         pass

@@ -56,6 +56,7 @@ from twisted_ch._runtime import (
     ProgramThread,
     ReactorDispatcher,
     Runtime,
+    afterCall,
     currentRuntime,
     describe,
     useRuntime,
@@ -101,7 +102,7 @@ class _InlineDispatcher:
 
     def call(
         self, f: Callable[..., object], *args: object, droppable: bool = False
-    ) -> Deferred[None]:
+    ) -> Deferred[None] | None:
         with useRuntime(self.runtime):
             return _REACTOR.call(f, *args)
 
@@ -189,7 +190,7 @@ class _ModuleDriver:
             )
             return
         self._busy = True
-        self.runtime.call(self.module.Update, self.query, self.qualifier).addBoth(self._polled)
+        afterCall(self.runtime.call(self.module.Update, self.query, self.qualifier), self._polled)
 
     def _polled(self, _: object) -> None:
         self._busy = False
@@ -203,7 +204,8 @@ class _ModuleDriver:
     def forceDisconnected(self) -> Any:
         """The user's OnDisconnected: right here on a program thread, else on the module's."""
         if _onReactorThread():
-            return self.runtime.call(self._tellDisconnected)
+            done = self.runtime.call(self._tellDisconnected)
+            return succeed(None) if done is None else done
         self._tellDisconnected()
         return None
 

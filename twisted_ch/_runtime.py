@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from threading import get_ident
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred, succeed
@@ -44,37 +45,53 @@ class Dispatcher(Protocol):
 
     def call(
         self, f: Callable[..., object], *args: object, droppable: bool = False
-    ) -> Deferred[None]:
+    ) -> Deferred[None] | None:
         """
-        Run C{f(*args)}; the Deferred fires (with None) once it has finished.  A C{droppable}
-        call (received data) may be dropped when the dispatcher is too far behind.
+        Run C{f(*args)}.  Returns None when it has already finished, else a Deferred that fires
+        (with None) once it has (see L{afterCall}).  A C{droppable} call (received data) may be
+        dropped when the dispatcher is too far behind.
         """
+
+
+def afterCall(done: Deferred[None] | None, then: Callable[..., object], *args: object) -> None:
+    """Call C{then(None, *args)} once a dispatched call (L{Dispatcher.call}'s result) finished."""
+    if done is None:
+        then(None, *args)
+    else:
+        done.addBoth(then, *args)
 
 
 class ReactorDispatcher:
-    """Calls user callbacks at once on the reactor thread (the Twisted face)."""
+    """
+    Calls user callbacks at once on the reactor thread (the Twisted face).
+
+    This is on every poll's path, so a callback that returns None (nearly all) costs one call and
+    no Deferred.
+    """
 
     def call(
         self, f: Callable[..., object], *args: object, droppable: bool = False
-    ) -> Deferred[None]:
+    ) -> Deferred[None] | None:
         try:
             result = f(*args)
         except Exception:
             log.failure("callback {callback} raised", callback=describe(f))
-            return succeed(None)
-        if inspect.isawaitable(result):
+            return None
+        if result is None:
+            return None
+        if not isinstance(result, Deferred):
+            if not inspect.isawaitable(result):
+                return None
             result = ensureDeferred(result)  # type: ignore[arg-type]
-        if isinstance(result, Deferred):
-            d: Deferred[None] = Deferred()
+        d: Deferred[None] = Deferred()
 
-            def done(r: object) -> None:
-                if isinstance(r, Failure):
-                    log.failure("callback {callback} failed", r, callback=describe(f))
-                d.callback(None)
+        def done(r: object) -> None:
+            if isinstance(r, Failure):
+                log.failure("callback {callback} failed", r, callback=describe(f))
+            d.callback(None)
 
-            result.addBoth(done)
-            return d
-        return succeed(None)
+        result.addBoth(done)
+        return d
 
 
 class ProgramThread:
@@ -212,8 +229,8 @@ class Runtime:
 
     def call(
         self, f: Callable[..., object], *args: object, droppable: bool = False
-    ) -> Deferred[None]:
-        """Run a user callback through the dispatcher."""
+    ) -> Deferred[None] | None:
+        """Run a user callback through the dispatcher (None when it has already finished)."""
         return self.dispatcher.call(f, *args, droppable=droppable)
 
     def twoFaced(self, f: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -223,9 +240,12 @@ class Runtime:
         On the reactor thread, return what C{f} returns; from another thread, run C{f} on the
         reactor and block until its result, raising its exception.
         """
-        if onProgramThread() or not (threadable.ioThread is None or threadable.isInIOThread()):
+        ioThread = threadable.ioThread
+        if ioThread is not None and ioThread == get_ident():  # the reactor thread: most calls
+            return f(*args, **kwargs)
+        if ioThread is not None or onProgramThread():
             return blockingCallFromThread(self.reactor, f, *args, **kwargs)
-        return f(*args, **kwargs)
+        return f(*args, **kwargs)  # before any reactor ran
 
 
 class _Local(threading.local):

@@ -17,7 +17,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 
 from twisted_ch._checks import seconds
-from twisted_ch._runtime import Dispatcher, Runtime, describe, resolveRuntime
+from twisted_ch._runtime import Dispatcher, Runtime, afterCall, describe, resolveRuntime
 
 __all__ = ["Clock", "ProgramLog", "Timer", "Wait"]
 
@@ -153,7 +153,7 @@ class Timer:
             )
             return
         self._busy = True
-        self._dispatcher.call(function, self, self._count).addBoth(self._done)
+        afterCall(self._dispatcher.call(function, self, self._count), self._done)
 
     def _done(self, _: object) -> None:
         self._busy = False

@@ -8,8 +8,10 @@ the sink; the framing rules live in L{twisted_ch._framing}.
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 from typing import Protocol as TypingProtocol
 
+from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol
@@ -49,6 +51,21 @@ class _Wait:
         self.timer: IDelayedCall | None = None
 
 
+#: what L{_sendsDirectly} reads of a C{twisted.internet.tcp.Connection}; all in Twisted since 11.1
+_TCP_STATE = ("socket", "connected", "disconnecting", "dataBuffer", "_tempDataLen")
+_TCP_FLAGS = ("_writeDisconnected", "_aborting", "TLS")
+
+
+def _sendsDirectly(transport: object) -> bool:
+    """
+    Whether C{transport} is a plain (non-TLS) Twisted TCP connection whose write queue
+    L{DeviceProtocol.send} can bypass while it is empty.
+    """
+    return isinstance(transport, tcp.Connection) and all(
+        hasattr(transport, name) for name in _TCP_STATE + _TCP_FLAGS
+    )
+
+
 class DeviceProtocol(Protocol):
     """
     Moves bytes between a device transport and a L{DeviceSink}.
@@ -66,12 +83,14 @@ class DeviceProtocol(Protocol):
         self.clock = clock
         self.maxResponse = maxResponse
         self.connected = False
+        self._tcp: Any = None
         self._waits: deque[_Wait] = deque()
         self.bytesReceived = 0
         self.bytesSent = 0
 
     def connectionMade(self) -> None:
         self.connected = True
+        self._tcp = self.transport if _sendsDirectly(self.transport) else None
         self.sink.linkMade(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -88,6 +107,7 @@ class DeviceProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
         self.connected = False
+        self._tcp = None
         while self._waits:
             wait = self._waits.popleft()
             if wait.timer is not None and wait.timer.active():
@@ -100,7 +120,31 @@ class DeviceProtocol(Protocol):
         if not self.connected or self.transport is None:
             raise LinkDown("not connected")
         self.bytesSent += len(data)
-        self.transport.write(data)
+        tcp = self._tcp
+        if tcp is None or (
+            tcp.dataBuffer
+            or tcp._tempDataLen
+            or tcp.disconnecting
+            or tcp._writeDisconnected
+            or tcp._aborting
+            or tcp.TLS
+            or not tcp.connected
+        ):
+            self.transport.write(data)
+            return
+        # Nothing is queued: send now.  transport.write would queue the bytes and register the
+        # socket for writability, costing two epoll_ctl calls and a reactor round on every poll.
+        # Whatever is not sent at once (full socket buffer, error) goes through transport.write,
+        # so order, flow control and error reporting stay Twisted's.
+        try:
+            sent = tcp.socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.transport.write(data)  # Twisted's write path reports the lost connection
+            return
+        if sent < len(data):
+            self.transport.write(data[sent:])
 
     def sendAndWait(self, data: bytes, timeout: float, matcher: ResponseMatcher) -> Deferred[bytes]:
         """
