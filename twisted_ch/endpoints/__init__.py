@@ -4,7 +4,8 @@ Client endpoints for device transports that Twisted lacks.
 Every endpoint here provides L{twisted.internet.interfaces.IStreamClientEndpoint}:
 C{connect(factory)} returns a Deferred that fires with the protocol once the link is usable, and
 the protocol sees a stream-like transport (C{write}, C{loseConnection}, C{getPeer}, C{getHost}) and
-exactly one C{connectionLost}.  TCP uses Twisted's own endpoints.
+exactly one C{connectionLost}.  TCP to a host name uses L{TCPHostnameEndpoint}, which reports a
+failed attempt at once (Twisted's HostnameEndpoint reports it one attempt delay late).
 """
 
 from typing import Any
@@ -15,6 +16,7 @@ _EXPORTS = {
     "SerialPortUnavailable": "serial",
     "SerialDeviceLost": "serial",
     "UDPClientEndpoint": "udp",
+    "TCPHostnameEndpoint": "tcp",
     "SSHShellEndpoint": "ssh",
     "UnknownHostKey": "ssh",
     "HostKeyChanged": "ssh",

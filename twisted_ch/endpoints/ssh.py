@@ -40,7 +40,7 @@ from typing import Final
 from twisted.conch.client.knownhosts import KnownHostsFile
 from twisted.conch.ssh.keys import BadKeyError, EncryptedKeyError, Key
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
@@ -70,6 +70,7 @@ from ._ssh_hostkeys import (
     KnownHostsFileError,
     knownHostsName,
 )
+from .tcp import TCPHostnameEndpoint
 
 __all__ = [
     "AuthenticationFailed",
@@ -260,7 +261,7 @@ class SSHShellEndpoint:
         Connect, verify the host key, authenticate, open the session, then connect a protocol
         built by C{protocolFactory} (with the server's TCP address).
         """
-        tcp = HostnameEndpoint(
+        tcp = TCPHostnameEndpoint(
             self._reactor,
             self._host,
             self._port,

@@ -210,10 +210,10 @@ class DanteInterface(LinkInterface):
         )
 
     def _makeEndpoint(self) -> IStreamClientEndpoint:
-        from twisted.internet.endpoints import HostnameEndpoint
+        from twisted_ch.endpoints.tcp import TCPHostnameEndpoint
 
         assert self._host is not None
-        return HostnameEndpoint(self._rt.reactor, self._host, self._port)
+        return TCPHostnameEndpoint(self._rt.reactor, self._host, self._port)
 
     def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
         """DanteInterface has no SendAndWait (as documented)."""

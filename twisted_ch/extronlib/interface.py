@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
 
@@ -232,18 +231,10 @@ class EthernetClientInterface(LinkInterface):
         reactor = self._rt.reactor
         bind = ("", self._servicePort) if self._servicePort else None
         if self._protocol == "TCP":
-            from twisted.internet import endpoints
+            from twisted_ch.endpoints.tcp import TCPHostnameEndpoint
 
-            # an address needs no resolution nor HostnameEndpoint's staggered attempts
-            if isIPAddress(self._hostname):
-                return endpoints.TCP4ClientEndpoint(
-                    reactor, self._hostname, self._port, bindAddress=bind
-                )
-            if isIPv6Address(self._hostname):
-                return endpoints.TCP6ClientEndpoint(
-                    reactor, self._hostname, self._port, bindAddress=bind
-                )
-            return endpoints.HostnameEndpoint(reactor, self._hostname, self._port, bindAddress=bind)
+            # an address is connected to as it is; a name is resolved on every attempt
+            return TCPHostnameEndpoint(reactor, self._hostname, self._port, bindAddress=bind)
         if self._protocol == "UDP":
             from twisted_ch.endpoints.udp import UDPClientEndpoint
 
