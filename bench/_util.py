@@ -91,38 +91,6 @@ def sourceState() -> dict[str, Any]:
     return {"commit": git("rev-parse", "--short", "HEAD"), "twisted_chFilesChanged": len(changed)}
 
 
-def stablePorts(count: int = 200) -> list[int]:
-    """
-    Candidate listening ports below the kernel's ephemeral range, in random order.
-
-    A device that stops listening and later listens again must own a port that no outgoing
-    connection can take meanwhile as its source port; ports from the ephemeral range (what
-    port 0 gives) can be taken.
-    """
-    import random
-
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    candidates = list(range(max(1024, low - 20000), low))
-    random.SystemRandom().shuffle(candidates)
-    return candidates[:count]
-
-
-def listenStable(reactor: Any, factory: Any, interface: str = "127.0.0.1") -> Any:
-    """Listen on a free port from L{stablePorts}; returns the listening port."""
-    from twisted.internet.error import CannotListenError
-
-    for port in stablePorts():
-        try:
-            return reactor.listenTCP(port, factory, backlog=4096, interface=interface)
-        except CannotListenError:
-            continue
-    raise RuntimeError("no free port below the ephemeral range")
-
-
 def percentile(values: list[float], q: float) -> float:
     """The C{q} quantile (0..1) of C{values}, nearest-rank."""
     if not values:

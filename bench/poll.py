@@ -14,9 +14,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from statistics import median
 from typing import Any
 
 from bench.pollers import IMPLS
+
+PAIRS = (
+    ("ratioToRawTwisted", "twisted"),
+    ("ratioToTwistedDirect", "twisted-direct"),
+    ("ratioToAsyncio", "asyncio"),
+)
 
 
 @contextmanager
@@ -92,6 +99,18 @@ def run(
                 ordered = sorted(runs[impl], key=lambda x: x["cpuMicrosPerPoll"])
                 row = ordered[(len(ordered) - 1) // 2]
                 row["cpuRuns"] = [x["cpuMicrosPerPoll"] for x in runs[impl]]
+                # the ratio within each round (same machine state), then the median of those
+                for key, other in PAIRS:
+                    if other in runs:
+                        row[key + "Paired"] = round(
+                            median(
+                                [
+                                    a["cpuMicrosPerPoll"] / b["cpuMicrosPerPoll"]
+                                    for a, b in zip(runs[impl], runs[other], strict=True)
+                                ]
+                            ),
+                            3,
+                        )
                 rows.append(row)
         for n in memorySizes or []:
             for impl in impls:
@@ -99,11 +118,7 @@ def run(
                 memory.append(runChild(impl, n, ports, 2, "--memory"))
     byKey = {(r["impl"], r["devices"]): r for r in rows}
     for r in rows:
-        for key, other in (
-            ("ratioToRawTwisted", "twisted"),
-            ("ratioToTwistedDirect", "twisted-direct"),
-            ("ratioToAsyncio", "asyncio"),
-        ):
+        for key, other in PAIRS:
             base = byKey.get((other, r["devices"]))
             r[key] = round(r["cpuMicrosPerPoll"] / base["cpuMicrosPerPoll"], 3) if base else None
     traced = {(m["impl"], m["devices"]): m for m in memory}
@@ -115,16 +130,20 @@ def run(
     return {"rows": rows, "memory": memory, "seconds": seconds, "repeats": repeats}
 
 
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _ratios(row: dict[str, Any], key: str) -> str:
+    """The ratio of medians, and in brackets the median of the per-round ratios."""
+    value, paired = row.get(key), row.get(key + "Paired")
+    if value is None:
+        return "-"
+    return f"{value:.2f}" + ("" if paired is None else f" ({paired:.2f})")
 
 
 def table(result: dict[str, Any]) -> str:
     """The markdown table of a L{run} result."""
     out = [
-        "| implementation | N | polls/s | CPU µs/poll (median) | every run | ratio to raw Twisted "
-        "| to twisted-direct | to asyncio | CPU of one core | KiB/handler (RSS) "
-        "| KiB/handler (tracemalloc) | fds | drops |",
+        "| implementation | N | polls/s | CPU µs/poll (median) | every run "
+        "| ratio to raw Twisted | to twisted-direct | to asyncio "
+        "| CPU of one core | KiB/handler (RSS) | KiB/handler (tracemalloc) | fds | drops |",
         "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
@@ -132,8 +151,8 @@ def table(result: dict[str, Any]) -> str:
         every = ", ".join(f"{v:.1f}" for v in r.get("cpuRuns", [r["cpuMicrosPerPoll"]]))
         out.append(
             f"| {r['impl']} | {r['devices']} | {r['pollsPerSecond']:.0f} "
-            f"| {r['cpuMicrosPerPoll']:.1f} | {every} | {_ratio(r.get('ratioToRawTwisted'))} "
-            f"| {_ratio(r.get('ratioToTwistedDirect'))} | {_ratio(r.get('ratioToAsyncio'))} "
+            f"| {r['cpuMicrosPerPoll']:.1f} | {every} | {_ratios(r, 'ratioToRawTwisted')} "
+            f"| {_ratios(r, 'ratioToTwistedDirect')} | {_ratios(r, 'ratioToAsyncio')} "
             f"| {100 * r['cpuFraction']:.0f}% | {r['rssKiBPerHandler']:.2f} "
             f"| {'-' if traced is None else f'{traced:.2f}'} | {r['fds']} | {r['lostInWindow']} |"
         )

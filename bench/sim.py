@@ -23,7 +23,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
-from bench._util import listenStable, now, raiseFileLimit
+from bench._util import now, raiseFileLimit
+from twisted_ch.testing import listenStable
 
 ANSWER = b"Pwr1\r\n"
 
@@ -73,7 +74,7 @@ class Control(LineReceiver):
             if port:
                 p = self.reactor.listenTCP(port, self.devices, backlog=4096, interface="127.0.0.1")
             else:  # below the ephemeral range, so that "start" after "stop" finds it free
-                p = listenStable(self.reactor, self.devices)
+                p = listenStable(self.reactor, self.devices, backlog=4096)
             self.listening.append(p)
             self.ports[i] = p.getHost().port
 

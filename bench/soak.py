@@ -14,7 +14,7 @@ from typing import Any
 from twisted.internet.task import deferLater
 
 from bench._util import now, openFds, rssBytes
-from bench.flap import EventLog, FlappingDevice, keepAlive, twistedChDelayedCalls
+from twisted_ch.testing import EventLog, FlappingDevice, twistedChDelayedCalls
 
 
 async def soak(
@@ -46,12 +46,14 @@ async def soak(
         FlappingDevice(reactor, seed + i, meanUp=8.0, meanDown=3.0)
         for i in range(math.ceil(devices / perDevice))
     ]
-    ports = [s.start() for s in servers]
+    ports = [s.listen() for s in servers]
+    for s in servers:
+        s.flap()
     logs = []
     for i in range(devices):
         h = GetConnectionHandler(
             EthernetClientInterface("127.0.0.1", ports[i // perDevice]),
-            keepAlive,
+            lambda h: h.Send(b"P"),
             DisconnectLimit=disconnectLimit,
             pollFrequency=pollFrequency,
             connectRetryTime=connectRetryTime,

@@ -101,6 +101,7 @@ class OpenSSHServer:
     log: bytearray = field(repr=False)
     username: str = USERNAME
     host: str = "127.0.0.1"
+    createdUser: bool = False
 
     def knownHostsLine(self) -> str:
         """A known_hosts line trusting this sshd's host key."""
@@ -108,11 +109,17 @@ class OpenSSHServer:
         return f"{knownHostsName(self.host, self.port)} {key}\n"
 
     async def stop(self) -> None:
-        """Stop sshd, lock the test account's password, remove the directory."""
+        """
+        Stop sshd and remove its directory; remove the test account if this server created it,
+        else lock its password.
+        """
         try:
             _terminate(self.process, self.ended)
             await self.ended
-            await run(self.reactor, ["/usr/sbin/usermod", "-L", self.username])
+            if self.createdUser:
+                await run(self.reactor, ["/usr/sbin/userdel", "-r", self.username])
+            else:
+                await run(self.reactor, ["/usr/sbin/usermod", "-L", self.username])
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -168,12 +175,16 @@ async def _sshdVersion(reactor: IReactorProcess) -> tuple[int, int]:
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
-async def _ensureUser(reactor: IReactorProcess, password: str) -> None:
+async def _ensureUser(reactor: IReactorProcess, password: str) -> bool:
+    """Give the test account a fresh password, creating it first if needed; whether created."""
+    created = False
     try:
         pwd.getpwnam(USERNAME)
     except KeyError:
         await run(reactor, ["/usr/sbin/useradd", "-m", "-s", "/bin/sh", USERNAME])
+        created = True
     await run(reactor, ["/usr/sbin/chpasswd"], f"{USERNAME}:{password}\n".encode())
+    return created
 
 
 async def _waitForBanner(
@@ -215,7 +226,7 @@ async def startOpenSSH(reactor: IReactorProcess) -> OpenSSHServer:
             f"{USERNAME!r} for password logins and start sshd (run them in CI or a container)"
         )
     password = secrets.token_urlsafe(18)
-    await _ensureUser(reactor, password)
+    createdUser = await _ensureUser(reactor, password)
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
     directory = tempfile.mkdtemp(prefix="twisted_ch-sshd-")
     os.chmod(directory, 0o755)  # sshd reads authorized_keys as the test user
@@ -261,9 +272,12 @@ async def startOpenSSH(reactor: IReactorProcess) -> OpenSSHServer:
             process=process,
             ended=sshd.ended,
             log=log,
+            createdUser=createdUser,
         )
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
+        if createdUser:
+            await run(reactor, ["/usr/sbin/userdel", "-r", USERNAME])
         raise
     try:
         await _waitForBanner(reactor, port, sshd.ended, log)

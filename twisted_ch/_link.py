@@ -207,7 +207,7 @@ class DeviceLink:
             o.linkMade()
 
     def linkData(self, data: bytes) -> None:
-        for o in list(self.observers):
+        for o in tuple(self.observers):
             o.linkData(data)
 
     def linkLost(self, protocol: DeviceProtocol, reason: Failure) -> None:

@@ -23,7 +23,22 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from twisted_ch._flapping import (
+    EventLog,
+    FlappingDevice,
+    StateSequence,
+    listenStable,
+    stablePorts,
+    twistedChDelayedCalls,
+)
+
 __all__ = [
+    "EventLog",
+    "FlappingDevice",
+    "StateSequence",
+    "listenStable",
+    "stablePorts",
+    "twistedChDelayedCalls",
     "PtyPair",
     "waitUntil",
     "UDPDeviceServer",
@@ -190,8 +205,14 @@ class DeviceServer(Factory):
         return SimulatedDevice(self)
 
     def start(self) -> int:
-        """Listen on 127.0.0.1 (the same port again after a stop); returns the port."""
-        self.listening = self.reactor.listenTCP(self.port, self, interface="127.0.0.1")
+        """
+        Listen on 127.0.0.1, the first time on a port below the ephemeral range (see
+        L{stablePorts}), then on the same port again after a stop; returns the port.
+        """
+        if self.port == 0:
+            self.listening = listenStable(self.reactor, self)
+        else:
+            self.listening = self.reactor.listenTCP(self.port, self, interface="127.0.0.1")
         self.port = self.listening.getHost().port  # type: ignore[union-attr]
         return self.port
 

@@ -17,7 +17,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 
 from twisted_ch._checks import seconds
-from twisted_ch._runtime import Dispatcher, Runtime, afterCall, describe, resolveRuntime
+from twisted_ch._runtime import Dispatcher, Runtime, describe, resolveRuntime
 
 __all__ = ["Clock", "ProgramLog", "Timer", "Wait"]
 
@@ -153,7 +153,11 @@ class Timer:
             )
             return
         self._busy = True
-        afterCall(self._dispatcher.call(function, self, self._count), self._done)
+        done = self._dispatcher.call(function, self, self._count)
+        if done is None:  # finished already (every tick of a handler's PollTimer)
+            self._busy = False
+        else:
+            done.addBoth(self._done)
 
     def _done(self, _: object) -> None:
         self._busy = False
