@@ -176,7 +176,7 @@ def cmdAll(args: argparse.Namespace) -> None:
         sizes,
         seconds,
         memorySizes=[1000],
-        repeats=1 if args.quick else 3,
+        repeats=1 if args.quick else 5,
         log=log,
     )
     log("latency ...")
