@@ -26,7 +26,6 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IHostnameResolver, IHostResolution, IPullProducer
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.task import Clock, deferLater
@@ -64,30 +63,6 @@ def bounded(seconds: float) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
 
 async def sleep(seconds: float) -> None:
     await deferLater(reactor, seconds)
-
-
-def restartableDevice(responses: dict[bytes, bytes]) -> DeviceServer:
-    """
-    A listening L{DeviceServer} on a port below the kernel's ephemeral range, so that it can
-    listen again after L{DeviceServer.stop}: a port from that range (what port 0 gives) may
-    meanwhile have become some outgoing connection's source port.
-    """
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    candidates = list(range(max(1024, low - 20000), low))
-    Random().shuffle(candidates)
-    device = DeviceServer(reactor, responses)
-    for port in candidates[:200]:
-        device.port = port
-        try:
-            device.start()
-        except CannotListenError:
-            continue
-        return device
-    raise RuntimeError("no free port below the ephemeral range")
 
 
 def freePort() -> int:
@@ -835,7 +810,7 @@ class Boom(RuntimeError):
 async def test_callbacks_raising_in_every_event_do_not_stop_polling_or_reconnection(
     style: str, loggedFailures: list[Failure]
 ) -> None:
-    device = restartableDevice({b"P": ANSWER})
+    device = listenDevice(reactor, {b"P": ANSWER})  # restartable: see DeviceServer.start
     calls: dict[str, int] = {}
 
     def raiser(name: str) -> Callable[..., None]:
@@ -912,7 +887,7 @@ def _assertLinkDown(call: Callable[[], object], port: int) -> None:
 @pytest_twisted.ensureDeferred
 @bounded(15)
 async def test_Send_and_SendAndWait_on_a_dead_link_raise_LinkDown() -> None:
-    device = restartableDevice({b"P": ANSWER})
+    device = listenDevice(reactor, {b"P": ANSWER})  # restartable: see DeviceServer.start
     port = device.port
     w = Watch(port, pollFrequency=60, connectRetryTime=0.1)
     h = w.handler
