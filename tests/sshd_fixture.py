@@ -117,7 +117,7 @@ class OpenSSHServer:
             _terminate(self.process, self.ended)
             await self.ended
             if self.createdUser:
-                await run(self.reactor, ["/usr/sbin/userdel", "-r", self.username])
+                await _removeUser(self.reactor)
             else:
                 await run(self.reactor, ["/usr/sbin/usermod", "-L", self.username])
         finally:
@@ -175,16 +175,22 @@ async def _sshdVersion(reactor: IReactorProcess) -> tuple[int, int]:
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
-async def _ensureUser(reactor: IReactorProcess, password: str) -> bool:
-    """Give the test account a fresh password, creating it first if needed; whether created."""
-    created = False
+async def _ensureUser(reactor: IReactorProcess) -> bool:
+    """Create the test account unless it exists; whether it was created."""
     try:
         pwd.getpwnam(USERNAME)
     except KeyError:
         await run(reactor, ["/usr/sbin/useradd", "-m", "-s", "/bin/sh", USERNAME])
-        created = True
-    await run(reactor, ["/usr/sbin/chpasswd"], f"{USERNAME}:{password}\n".encode())
-    return created
+        return True
+    return False
+
+
+async def _removeUser(reactor: IReactorProcess) -> None:
+    """Remove the test account (forcibly: sshd session processes may linger); best effort."""
+    collect = _Collect()
+    argv = ["/usr/sbin/userdel", "-f", "-r", USERNAME]
+    reactor.spawnProcess(collect, argv[0], argv, env=_ENV)
+    await collect.ended
 
 
 async def _waitForBanner(
@@ -226,11 +232,12 @@ async def startOpenSSH(reactor: IReactorProcess) -> OpenSSHServer:
             f"{USERNAME!r} for password logins and start sshd (run them in CI or a container)"
         )
     password = secrets.token_urlsafe(18)
-    createdUser = await _ensureUser(reactor, password)
+    createdUser = await _ensureUser(reactor)
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
     directory = tempfile.mkdtemp(prefix="twisted_ch-sshd-")
     os.chmod(directory, 0o755)  # sshd reads authorized_keys as the test user
     try:
+        await run(reactor, ["/usr/sbin/chpasswd"], f"{USERNAME}:{password}\n".encode())
         hostKey = f"{directory}/ssh_host_ed25519_key"
         await run(reactor, [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-f", hostKey])
         userKeys = {}
@@ -277,7 +284,7 @@ async def startOpenSSH(reactor: IReactorProcess) -> OpenSSHServer:
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         if createdUser:
-            await run(reactor, ["/usr/sbin/userdel", "-r", USERNAME])
+            await _removeUser(reactor)
         raise
     try:
         await _waitForBanner(reactor, port, sshd.ended, log)

@@ -9,6 +9,7 @@ import hashlib
 import socket
 from typing import Any
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -160,3 +161,55 @@ async def test_a_send_error_is_reported_by_twisted_as_a_lost_link() -> None:
     finally:
         await handler.Disconnect()
         await port.stopListening()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "reset"),
+    [
+        ("dataBuffer", b"x", b""),
+        ("_tempDataLen", 1, 0),
+        ("disconnecting", 1, 0),
+        ("_writeDisconnected", True, False),
+        ("_aborting", True, False),
+        ("TLS", True, False),
+        ("connected", 0, 1),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_each_busy_state_sends_through_twisted(
+    flag: str, value: object, reset: object
+) -> None:
+    iface, proto, sinks, port = await connected()
+    transport = proto.transport
+    written: list[bytes] = []
+    transport.write = written.append  # a spy: nothing reaches the socket through it
+    try:
+        setattr(transport, flag, value)
+        try:
+            iface.Send(b"Q")
+        finally:
+            setattr(transport, flag, reset)
+        assert written == [b"Q"]
+        assert sinks.clients[0].received == 0
+    finally:
+        del transport.write
+        await closeAll(iface, port)
+
+
+@pytest_twisted.ensureDeferred
+async def test_unix_sockets_use_twisted_writes(tmp_path: Any) -> None:
+    from twisted.internet.endpoints import UNIXClientEndpoint
+
+    from twisted_ch.extronlib.interface import EndpointInterface
+
+    path = str(tmp_path / "device.sock")
+    sinks = Sinks()
+    port = reactor.listenUNIX(path, sinks)  # type: ignore[attr-defined]
+    iface = EndpointInterface(UNIXClientEndpoint(reactor, path))
+    try:
+        assert await iface.Connect(2) == "Connected"
+        assert iface.link.protocol._tcp is None
+        iface.Send(b"U")
+        await waitUntil(reactor, lambda: sinks.clients and sinks.clients[0].received == 1)
+    finally:
+        await closeAll(iface, port)

@@ -185,3 +185,56 @@ async def test_localhost_connects() -> None:
         protocol.transport.loseConnection()
     finally:
         await port.stopListening()
+
+
+def test_a_bare_bind_host_binds_any_port() -> None:
+    clock = MemoryReactorClock()
+    clock.installNameResolver(Resolver("192.0.2.7"))
+    TCPHostnameEndpoint(clock, "device.example", 23, bindAddress="192.0.2.1").connect(
+        Factory.forProtocol(Protocol)
+    )
+    assert clock.tcpClients[0][4] == ("192.0.2.1", 0)
+
+
+def test_attempts_failing_in_the_call_leave_no_timer() -> None:
+    clock, _, endpoint = setUp("2001:db8::1", "2001:db8::2", "192.0.2.7")
+    started: list[str] = []
+    real = endpoint._endpoint
+
+    def attempt(host: str, v6: bool) -> Any:
+        started.append(host)
+        if host != "192.0.2.7":
+            return _FailsAtOnce()
+        return real(host, v6)
+
+    endpoint._endpoint = attempt
+    result = outcome(endpoint.connect(Factory.forProtocol(Protocol)))
+    assert started == ["2001:db8::1", "192.0.2.7"]  # the first failed in its connect call
+    refuse(clock, 0)
+    assert started == ["2001:db8::1", "192.0.2.7", "2001:db8::2"]
+    assert result and result[0].check(ValueError)  # the last attempt's error
+    assert not clock.getDelayedCalls()
+
+
+class _FailsAtOnce:
+    def connect(self, factory: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        d.errback(ValueError("no route"))
+        return d
+
+
+def test_a_name_needs_a_reactor_that_resolves() -> None:
+    from twisted.internet.task import Clock
+
+    with pytest.raises(TypeError, match="name resolver"):
+        TCPHostnameEndpoint(Clock(), "device.example", 23)
+    TCPHostnameEndpoint(Clock(), "192.0.2.7", 23)  # an address needs none
+
+
+def test_cancel_works_for_a_name_idna_cannot_encode() -> None:
+    clock, _, _ = setUp("192.0.2.7", hold=True)
+    endpoint = TCPHostnameEndpoint(clock, "x" * 64 + ".example", 23)
+    d = endpoint.connect(Factory.forProtocol(Protocol))
+    result = outcome(d)
+    d.cancel()
+    assert result[0].check(error.ConnectingCancelledError)

@@ -190,7 +190,10 @@ class _ModuleDriver:
             )
             return
         self._busy = True
-        afterCall(self.runtime.call(self.module.Update, self.query, self.qualifier), self._polled)
+        afterCall(
+            self.runtime.dispatcher.call(self.module.Update, self.query, self.qualifier),
+            self._polled,
+        )
 
     def _polled(self, _: object) -> None:
         self._busy = False
@@ -204,8 +207,7 @@ class _ModuleDriver:
     def forceDisconnected(self) -> Any:
         """The user's OnDisconnected: right here on a program thread, else on the module's."""
         if _onReactorThread():
-            done = self.runtime.call(self._tellDisconnected)
-            return succeed(None) if done is None else done
+            return self.runtime.call(self._tellDisconnected)
         self._tellDisconnected()
         return None
 

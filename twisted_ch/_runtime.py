@@ -229,9 +229,13 @@ class Runtime:
 
     def call(
         self, f: Callable[..., object], *args: object, droppable: bool = False
-    ) -> Deferred[None] | None:
-        """Run a user callback through the dispatcher (None when it has already finished)."""
-        return self.dispatcher.call(f, *args, droppable=droppable)
+    ) -> Deferred[None]:
+        """
+        Run a user callback through the dispatcher; the Deferred fires (with None) once it has
+        finished.  (Hot paths call C{dispatcher.call}, which returns None for that instead.)
+        """
+        done = self.dispatcher.call(f, *args, droppable=droppable)
+        return succeed(None) if done is None else done
 
     def twoFaced(self, f: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
         """

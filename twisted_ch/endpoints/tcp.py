@@ -57,22 +57,35 @@ class TCPHostnameEndpoint:
         bindAddress: str | tuple[str, int] | None = None,
         attemptDelay: float = 0.25,
     ) -> None:
+        self._literal = isIPAddress(host) or isIPv6Address(host)
+        if not self._literal and not IReactorPluggableNameResolver.providedBy(reactor):
+            raise TypeError(
+                f"resolving {host!r} needs a reactor with a pluggable name resolver "
+                f"(IReactorPluggableNameResolver); {type(reactor).__name__} has none"
+            )
         self._reactor = reactor
         self._host = host
         self._port = port
         self._timeout = timeout
-        self._bindAddress = bindAddress
+        # like HostnameEndpoint: a bare host binds to that host, any port
+        self._bindAddress = (bindAddress, 0) if isinstance(bindAddress, str) else bindAddress
         self._attemptDelay = attemptDelay
+        try:
+            hostBytes = host.encode("idna")
+        except UnicodeError:
+            hostBytes = host.encode("utf-8")
+        #: what a cancelled connect names
+        self._address = HostnameAddress(hostBytes, port)
 
     def __repr__(self) -> str:
         return f"<TCPHostnameEndpoint {self._host}:{self._port}>"
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
         """Resolve, then race the addresses; fires with the first connected protocol."""
-        if isIPAddress(self._host) or isIPv6Address(self._host):
+        if self._literal:
             return self._endpoint(self._host, isIPv6Address(self._host)).connect(protocolFactory)
         race = _Race(self, protocolFactory)
-        resolver = IReactorPluggableNameResolver(self._reactor).nameResolver
+        resolver = self._reactor.nameResolver
         resolver.resolveHostName(race, self._host, portNumber=self._port)
         return race.result
 
@@ -140,12 +153,15 @@ class _Race:
 
     def _startNext(self) -> None:
         self._cancelTimer()
+        if self.finished or not self.queue:
+            return
         address = self.queue.pop(0)
         attempt = self.endpoint._endpoint(address.host, isinstance(address, IPv6Address))
         d = attempt.connect(self.factory)
         self.pending.append(d)
+        # an attempt can fail (or succeed) right here, which starts the next one or finishes
         d.addCallbacks(self._connected, self._failed, callbackArgs=(d,), errbackArgs=(d,))
-        if self.queue and not self.finished:
+        if self.queue and not self.finished and d in self.pending and self.timer is None:
             self.timer = self.endpoint._reactor.callLater(
                 self.endpoint._attemptDelay, self._startNext
             )
@@ -185,7 +201,5 @@ class _Race:
         self.timer = None
 
     def _cancel(self, result: Deferred[IProtocol]) -> None:
-        if self.finished:
-            return
-        address = HostnameAddress(self.endpoint._host.encode("idna"), self.endpoint._port)
-        self._finish(Failure(error.ConnectingCancelledError(address)))
+        if not self.finished:
+            self._finish(Failure(error.ConnectingCancelledError(self.endpoint._address)))

@@ -61,7 +61,8 @@ def _sendsDirectly(transport: object) -> bool:
     Whether C{transport} is a plain (non-TLS) Twisted TCP connection whose write queue
     L{DeviceProtocol.send} can bypass while it is empty.
     """
-    return isinstance(transport, tcp.Connection) and all(
+    # exactly these classes: UNIX sockets (tcp.Connection's subclasses) queue file descriptors too
+    return type(transport) in (tcp.Client, tcp.Server) and all(
         hasattr(transport, name) for name in _TCP_STATE + _TCP_FLAGS
     )
 
