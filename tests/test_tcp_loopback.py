@@ -138,3 +138,21 @@ async def test_endless_bytes_without_delimiter_are_bounded() -> None:
     finally:
         await handler.Disconnect()
         await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_connection_that_meets_itself_is_refused_not_connected() -> None:
+    # binding the client to the port it connects to makes the kernel connect the socket to
+    # itself (TCP simultaneous open): what happens, rarely, to a local port nobody listens on
+    port = freePort()
+    iface = EthernetClientInterface("127.0.0.1", port, ServicePort=port)
+    handler = GetConnectionHandler(iface, lambda h: h.Send(b"P"), connectRetryTime=3600)
+    events: list[str] = []
+    handler.Connected = lambda h, s: events.append(s)
+    handler.ConnectFailed = lambda h, r: events.append(f"failed: {r}")
+    try:
+        assert await handler.Connect(2) == "Connection refused"
+        assert events == ["failed: Connection refused"]
+        assert handler.ConnectionStatus == "Disconnected"
+    finally:
+        await handler.Disconnect()

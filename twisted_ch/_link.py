@@ -172,6 +172,10 @@ class DeviceLink:
     def _attemptSucceeded(self, protocol: object) -> None:
         # linkMade has already run (connectionMade comes before the endpoint's Deferred fires);
         # a close requested meanwhile keeps its waiters until the transport is gone
+        selfConnected = getattr(protocol, "selfConnected", None)
+        if selfConnected is not None:  # never a link: the attempt failed, as refused
+            self._attemptFailed(Failure(selfConnected))
+            return
         self._attempt = None
         attempts, self._attemptWaiters = self._attemptWaiters, []
         outcome = "Connected" if protocol is self.protocol else "Connection lost"

@@ -11,7 +11,7 @@ from collections import deque
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from twisted.internet import tcp
+from twisted.internet import error, tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol
@@ -23,6 +23,17 @@ from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher
 
 class LinkDown(OSError):
     """Data was sent to a device whose link is not connected."""
+
+
+class SelfConnection(error.ConnectionRefusedError):
+    """
+    A TCP connection to a local port nobody listens on met itself (TCP simultaneous open: the
+    kernel picked the destination port as the source port); it is dropped, as refused.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(string=f"connected to itself at {host}:{port}")  # type: ignore[no-untyped-call]
+        self.host, self.port = host, port
 
 
 class DeviceSink(TypingProtocol):
@@ -84,14 +95,28 @@ class DeviceProtocol(Protocol):
         self.clock = clock
         self.maxResponse = maxResponse
         self.connected = False
+        #: set instead of reporting linkMade when the connection met itself
+        self.selfConnected: SelfConnection | None = None
         self._tcp: Any = None
         self._waits: deque[_Wait] = deque()
         self.bytesReceived = 0
         self.bytesSent = 0
 
     def connectionMade(self) -> None:
-        self.connected = True
         self._tcp = self.transport if _sendsDirectly(self.transport) else None
+        if self._tcp is not None and self._tcp.getHost() == self._tcp.getPeer():
+            # never reported to the sink: the link fails the attempt (see L{selfConnected})
+            peer = self._tcp.getPeer()
+            self.selfConnected = SelfConnection(peer.host, peer.port)
+            self.log.info(
+                "the connection to {host}:{port} met itself (nothing listens there); "
+                "dropped, as refused",
+                host=peer.host,
+                port=peer.port,
+            )
+            self._tcp.abortConnection()
+            return
+        self.connected = True
         self.sink.linkMade(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -107,8 +132,10 @@ class DeviceProtocol(Protocol):
             self.sink.linkData(data)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
-        self.connected = False
         self._tcp = None
+        if self.selfConnected is not None:
+            return  # never made, so never lost
+        self.connected = False
         while self._waits:
             wait = self._waits.popleft()
             if wait.timer is not None and wait.timer.active():
