@@ -51,6 +51,7 @@ from twisted_ch.endpoints.ssh import (
     AuthenticationFailed,
     HostKeyChanged,
     HostKeyError,
+    HostKeyRevoked,
     SessionRefused,
     SSHShellEndpoint,
     UnknownHostKey,
@@ -347,6 +348,20 @@ async def test_unknown_host_key_rejected(
         assert not known_hosts.exists()
     else:
         assert known_hosts.read_bytes() == content
+
+
+@pytest_twisted.ensureDeferred
+async def test_revoked_host_key_refused(reactor: Any, start_server: Any, known_hosts: Path):
+    server = start_server()
+    content = trust(known_hosts, server) + b"@revoked " + server.knownHostsLine().encode()
+    known_hosts.write_bytes(content)
+    error = await failure(
+        endpoint(reactor, server, known_hosts, hostKeyPolicy="accept-new").connect(Factory()),
+        reactor,
+    )
+    assert isinstance(error, HostKeyRevoked)
+    assert server.sessions == []
+    assert known_hosts.read_bytes() == content
 
 
 @pytest_twisted.ensureDeferred
@@ -918,6 +933,23 @@ def test_accept_new_appends_after_rereading(known_hosts: Path, monkeypatch: pyte
     lines = known_hosts.read_text().splitlines()
     assert len(lines) == 3 and lines[2].startswith("|1|")
     verifierFor(known_hosts, "reject").verify("other.device", 22, newKey)
+
+
+@pytest.mark.parametrize("policy", ["reject", "accept-new"])
+@pytest.mark.parametrize("hosts", ["[dev]:2222", "*", "other.example"])
+def test_a_revoked_key_is_never_accepted(known_hosts: Path, policy: str, hosts: str):
+    """A key on an @revoked line is refused (whatever host the line names) and never recorded."""
+    key = generateKey()
+    content = hostLine("[dev]:2222", key) + "@revoked " + hostLine(hosts, key)
+    known_hosts.write_text(content)
+    with pytest.raises(HostKeyRevoked) as revoked:
+        verifierFor(known_hosts, policy).verify("dev", 2222, key)
+    assert revoked.value.fingerprint == fingerprint(key)
+    assert f"{known_hosts} line 2" in str(revoked.value)
+    assert known_hosts.read_text() == content
+    # another, unrevoked key for a host the file does not know is still just unknown
+    with pytest.raises(UnknownHostKey):
+        verifierFor(known_hosts, "reject").verify("new.example", 22, generateKey())
 
 
 def test_accept_new_creates_the_directory(tmp_path: Path):

@@ -20,6 +20,7 @@ _EXPORTS = {
     "SSHShellEndpoint": "ssh",
     "UnknownHostKey": "ssh",
     "HostKeyChanged": "ssh",
+    "HostKeyRevoked": "ssh",
     "AuthenticationFailed": "ssh",
     "KnownHostsFileError": "ssh",
 }

@@ -94,6 +94,23 @@ class HostKeyChanged(HostKeyError):
         )
 
 
+class HostKeyRevoked(HostKeyError):
+    """The server offered a key that the known-hosts file marks C{@revoked}: always refused."""
+
+    def __init__(self, host: str, port: int, key: Key, line: int, knownHostsPath: str) -> None:
+        self.host = host
+        self.port = port
+        self.key = key
+        self.fingerprint = fingerprint(key)
+        self.line = line
+        self.knownHostsPath = knownHostsPath
+        super().__init__(
+            f"host key for {host} port {port} is revoked: the server offered the "
+            f"{keyTypeName(key)} key {self.fingerprint}, which {knownHostsPath} line {line} "
+            f"marks @revoked. The device may be an impostor, or holds a key that was retired."
+        )
+
+
 class AuthenticationFailed(SSHConnectError):
     """The server accepted none of the credentials offered."""
 

@@ -23,8 +23,10 @@ disk: if it cannot be saved the connection is refused and nothing is remembered 
 
 Parsed files are cached by path and (device, inode, size, modification and change times), so
 repeated connection attempts do not re-parse an unchanged file; only the host-name part of each
-line is parsed up front, a host's keys are decoded when it is first looked up.  Lines that cannot
-be parsed (comments, C{@cert-authority}/C{@revoked} marker lines, malformed keys) are ignored.
+line is parsed up front, a host's keys are decoded when it is first looked up.  A key on a
+C{@revoked} line is refused for every host (L{HostKeyRevoked}), as OpenSSH says it "must not ever
+be accepted", and is never recorded.  Lines that cannot be parsed (comments, C{@cert-authority}
+lines, malformed keys) are ignored.
 """
 
 from __future__ import annotations
@@ -41,7 +43,13 @@ from twisted.conch.ssh.keys import Key
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
-from ._ssh_errors import HostKeyChanged, HostKeyError, UnknownHostKey, fingerprint
+from ._ssh_errors import (
+    HostKeyChanged,
+    HostKeyError,
+    HostKeyRevoked,
+    UnknownHostKey,
+    fingerprint,
+)
 
 try:
     import fcntl
@@ -137,8 +145,17 @@ class _Parsed:
         self._plain: dict[bytes, list[tuple[int, bytes]]] = {}
         self._hashed: list[tuple[bytes, bytes, int, bytes]] = []
         self._found: dict[str, list[tuple[Key, int]]] = {}
+        #: key blob -> line number, for every @revoked line
+        self.revoked: dict[bytes, int] = {}
         for number, raw in enumerate(data.split(b"\n"), 1):
             fields = raw.split(None, 3)
+            if len(fields) == 4 and fields[0] == b"@revoked":
+                try:
+                    blob = binascii.a2b_base64(fields[3].split(None, 1)[0])
+                except (binascii.Error, IndexError):
+                    continue
+                self.revoked.setdefault(blob, number)
+                continue
             if len(fields) < 3 or fields[0].startswith((b"#", b"@")):
                 continue
             hosts, _keyType, keyData = fields[:3]
@@ -292,12 +309,14 @@ class HostKeyVerifier:
         """The known_hosts file's path."""
         return self._path
 
-    def _recorded(self, host: str, port: int) -> list[tuple[Key, int]]:
+    def _parsed(self, host: str, port: int) -> _Parsed:
         try:
-            parsed = _load(self._path)
+            return _load(self._path)
         except OSError as e:
             raise KnownHostsFileError.forRead(self._path, e, host, port) from e
-        return parsed.recorded(knownHostsName(host, port))
+
+    def _recorded(self, host: str, port: int) -> list[tuple[Key, int]]:
+        return self._parsed(host, port).recorded(knownHostsName(host, port))
 
     def preferredAlgorithms(self, host: str, port: int, supported: Iterable[bytes]) -> list[bytes]:
         """
@@ -318,12 +337,17 @@ class HostKeyVerifier:
         """
         Accept C{key} for C{host}:C{port} or raise a L{HostKeyError}.
 
+        @raise HostKeyRevoked: the key is on an C{@revoked} line.
         @raise UnknownHostKey: no entry for the host and the policy is C{"reject"}.
         @raise HostKeyChanged: the host has entries but none for this key.
         @raise KnownHostsFileError: the file cannot be read, or (C{"accept-new"}) the new key
             cannot be saved.
         """
-        if self._check(host, port, key, self._recorded(host, port)):
+        parsed = self._parsed(host, port)
+        line = parsed.revoked.get(key.public().blob())
+        if line is not None:
+            raise HostKeyRevoked(host, port, key, line, self._path)
+        if self._check(host, port, key, parsed.recorded(knownHostsName(host, port))):
             return
         if self.policy == "reject":
             raise UnknownHostKey(host, port, key, self._path)

@@ -57,6 +57,7 @@ from ._ssh_errors import (
     AuthenticationFailed,
     HostKeyChanged,
     HostKeyError,
+    HostKeyRevoked,
     SessionRefused,
     SSHConnectError,
     SSHDisconnected,
@@ -75,6 +76,7 @@ from .tcp import TCPHostnameEndpoint
 __all__ = [
     "AuthenticationFailed",
     "HostKeyChanged",
+    "HostKeyRevoked",
     "HostKeyError",
     "HostKeyPolicy",
     "KnownHostsFileError",
