@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.protocol import Factory
 from twisted.internet.task import deferLater
 
@@ -131,3 +131,24 @@ async def _soak() -> None:
     await waitUntil(reactor, lambda: openFds() <= fds0, timeout=10)
     assert openFds() == fds0
     assert set(twistedChCalls()) - callsBefore == set()
+
+
+@pytest_twisted.ensureDeferred
+async def test_leak_check_sees_twisted_ch_timeouts_and_not_simulators() -> None:
+    from twisted_ch._runtime import describe
+
+    d: Deferred[None] = Deferred()
+    d.addTimeout(60, reactor)
+    d.addBoth(describe)  # a twisted_ch callback: this timeout is twisted_ch's
+    other: Deferred[None] = Deferred()
+    other.addTimeout(60, reactor)  # nobody's
+    device = FlappingDevice(reactor, 1)
+    device.listen()
+    device.flap()  # the simulator's own timer
+    try:
+        assert len(twistedChCalls()) == 1
+    finally:
+        d.callback(None)
+        other.callback(None)
+        await device.shutdown()
+    assert twistedChCalls() == []
