@@ -52,6 +52,17 @@ def listenStable(
     raise RuntimeError("no free port below the ephemeral range")
 
 
+def listenLoopback(reactor: Any, factory: Factory, port: int = 0) -> IListeningPort:
+    """
+    Listen on 127.0.0.1: on C{port}, or with 0 on a free port from L{stablePorts}, so that a
+    simulated device can stop and listen on the same port again.
+    """
+    if port == 0:
+        return listenStable(reactor, factory)
+    listening: IListeningPort = reactor.listenTCP(port, factory, interface="127.0.0.1")
+    return listening
+
+
 class _FlappingClient(Protocol):
     factory: FlappingDevice
 
@@ -106,7 +117,7 @@ class FlappingDevice(Factory):
     def listen(self) -> int:
         """Listen (on a port below the ephemeral range, the same one every time); the port."""
         if self.port == 0:
-            self.listening = listenStable(self.reactor, self)
+            self.listening = listenLoopback(self.reactor, self)
             self.port = self.listening.getHost().port  # type: ignore[attr-defined]
         else:
             self._listen()
@@ -326,6 +337,7 @@ __all__ = [
     "EventLog",
     "FlappingDevice",
     "StateSequence",
+    "listenLoopback",
     "listenStable",
     "stablePorts",
     "twistedChDelayedCalls",

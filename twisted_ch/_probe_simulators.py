@@ -15,6 +15,7 @@ from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
+from twisted_ch._flapping import listenLoopback
 from twisted_ch.probes import SYS_UPTIME, decodeMessage, encodeMessage, pjlinkDigest
 
 __all__ = [
@@ -110,8 +111,11 @@ class PJLinkServer(Factory):
         return _Projector(self)
 
     def start(self) -> int:
-        """Listen on 127.0.0.1 (the same port again after a stop); returns the port."""
-        self.listening = self.reactor.listenTCP(self.port, self, interface="127.0.0.1")
+        """
+        Listen on 127.0.0.1, first on a port below the ephemeral range, then on the same port
+        again after a stop (L{twisted_ch.testing.listenLoopback}); returns the port.
+        """
+        self.listening = listenLoopback(self.reactor, self, self.port)
         address: Any = self.listening.getHost()
         self.port = int(address.port)
         return self.port

@@ -25,6 +25,8 @@ from twisted.internet.interfaces import IAddress, IListeningPort
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
+from twisted_ch._flapping import listenLoopback
+
 __all__ = ["SISDevice", "SISProtocol", "SISPump", "SISServer", "SISSession", "listenSIS"]
 
 _COMMAND = re.compile(rb"\x1b(\d)CV|(\d*)([!BF])")
@@ -194,8 +196,11 @@ class SISServer(Factory):
         return SISProtocol(self)
 
     def start(self) -> int:
-        """Listen on 127.0.0.1 (the same port again after a stop); returns the port."""
-        listening = self.reactor.listenTCP(self.port, self, interface="127.0.0.1")
+        """
+        Listen on 127.0.0.1, first on a port below the ephemeral range, then on the same port
+        again after a stop (L{twisted_ch.testing.listenLoopback}); returns the port.
+        """
+        listening: Any = listenLoopback(self.reactor, self, self.port)
         self.listening = listening
         self.port = listening.getHost().port
         return self.port

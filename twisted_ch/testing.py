@@ -27,6 +27,7 @@ from twisted_ch._flapping import (
     EventLog,
     FlappingDevice,
     StateSequence,
+    listenLoopback,
     listenStable,
     stablePorts,
     twistedChDelayedCalls,
@@ -36,6 +37,7 @@ __all__ = [
     "EventLog",
     "FlappingDevice",
     "StateSequence",
+    "listenLoopback",
     "listenStable",
     "stablePorts",
     "twistedChDelayedCalls",
@@ -209,11 +211,8 @@ class DeviceServer(Factory):
         Listen on 127.0.0.1, the first time on a port below the ephemeral range (see
         L{stablePorts}), then on the same port again after a stop; returns the port.
         """
-        if self.port == 0:
-            self.listening = listenStable(self.reactor, self)
-        else:
-            self.listening = self.reactor.listenTCP(self.port, self, interface="127.0.0.1")
-        self.port = self.listening.getHost().port  # type: ignore[union-attr]
+        self.listening = listenLoopback(self.reactor, self, self.port)
+        self.port = self.listening.getHost().port  # type: ignore[attr-defined]
         return self.port
 
     def stop(self) -> Deferred[None]:
