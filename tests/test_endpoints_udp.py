@@ -130,34 +130,6 @@ class Echo(DatagramProtocol):
 
 
 @pytest.fixture
-def quiet_reactor() -> Iterator[list[Any]]:
-    """Fail a test that logs a failure or leaves new readers, writers or DelayedCalls."""
-    reactor = _reactor()
-    readers, writers = set(reactor.getReaders()), set(reactor.getWriters())
-    calls = set(reactor.getDelayedCalls())
-    failures: list[Any] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if "log_failure" in event:
-            failures.append(event["log_failure"])
-
-    globalLogPublisher.addObserver(observe)
-    try:
-        yield failures
-    finally:
-        globalLogPublisher.removeObserver(observe)
-    assert failures == []
-    assert _ours(set(reactor.getReaders()) - readers) == []
-    assert _ours(set(reactor.getWriters()) - writers) == []
-    assert [c for c in reactor.getDelayedCalls() if c not in calls and c.active()] == []
-
-
-def _ours(selectables: set[Any]) -> list[Any]:
-    """Leave out the reactor's own signal wakers (added when it first runs)."""
-    return [s for s in selectables if type(s).__module__ != "twisted.internet._signals"]
-
-
-@pytest.fixture
 def link_events() -> Iterator[list[dict[str, Any]]]:
     """Log events emitted by the UDP link."""
     events: list[dict[str, Any]] = []

@@ -128,22 +128,6 @@ class Watch:
         assert all(a != b for a, b in zip(states, states[1:], strict=False)), states
 
 
-@pytest.fixture
-def loggedFailures() -> Iterator[list[Failure]]:
-    """Failures logged while the test runs."""
-    failures: list[Failure] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if "log_failure" in event:
-            failures.append(event["log_failure"])
-
-    globalLogPublisher.addObserver(observe)
-    try:
-        yield failures
-    finally:
-        globalLogPublisher.removeObserver(observe)
-
-
 # -- a black-holed peer: a proxy that keeps both sockets open but drops every byte
 
 
