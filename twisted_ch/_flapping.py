@@ -18,49 +18,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-
-def stablePorts(count: int = 200) -> list[int]:
-    """
-    Candidate listening ports below the kernel's ephemeral range, in random order.
-
-    A device that stops listening and later listens again must own a port that no outgoing
-    connection can take meanwhile as its source port (or, on loopback, connect to itself through);
-    ports from the ephemeral range, which port 0 gives, can be taken.
-    """
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    candidates = list(range(max(1024, low - 20000), low))
-    random.SystemRandom().shuffle(candidates)
-    return candidates[:count]
-
-
-def listenStable(
-    reactor: Any, factory: Factory, interface: str = "127.0.0.1", backlog: int = 50
-) -> IListeningPort:
-    """Listen on a free port from L{stablePorts}; returns the listening port."""
-    for port in stablePorts():
-        try:
-            listening: IListeningPort = reactor.listenTCP(
-                port, factory, backlog=backlog, interface=interface
-            )
-        except CannotListenError:
-            continue
-        return listening
-    raise RuntimeError("no free port below the ephemeral range")
-
-
-def listenLoopback(reactor: Any, factory: Factory, port: int = 0) -> IListeningPort:
-    """
-    Listen on 127.0.0.1: on C{port}, or with 0 on a free port from L{stablePorts}, so that a
-    simulated device can stop and listen on the same port again.
-    """
-    if port == 0:
-        return listenStable(reactor, factory)
-    listening: IListeningPort = reactor.listenTCP(port, factory, interface="127.0.0.1")
-    return listening
+from twisted_ch._loopback import dropConnections, listenLoopback
 
 
 class _FlappingClient(Protocol):
@@ -136,12 +94,7 @@ class FlappingDevice(Factory):
 
     def drop(self, abort: bool) -> None:
         """Close every client connection (RST with C{abort}, else FIN)."""
-        for c in list(self.clients):
-            if c.transport is not None:
-                if abort:
-                    c.transport.abortConnection()  # type: ignore[attr-defined]
-                else:
-                    c.transport.loseConnection()
+        dropConnections(self.clients, abort)
 
     async def shutdown(self) -> None:
         """Stop flapping, reset every client and stop listening."""
@@ -337,8 +290,5 @@ __all__ = [
     "EventLog",
     "FlappingDevice",
     "StateSequence",
-    "listenLoopback",
-    "listenStable",
-    "stablePorts",
     "twistedChDelayedCalls",
 ]

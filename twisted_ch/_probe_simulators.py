@@ -11,11 +11,11 @@ from typing import Any
 from twisted.internet import error
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, IListeningPort
-from twisted.internet.protocol import DatagramProtocol, Factory
+from twisted.internet.protocol import DatagramProtocol
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
-from twisted_ch._flapping import listenLoopback
+from twisted_ch._loopback import LoopbackServer
 from twisted_ch.probes import SYS_UPTIME, decodeMessage, encodeMessage, pjlinkDigest
 
 __all__ = [
@@ -85,50 +85,26 @@ class _Projector(LineOnlyReceiver):
             self._send(line[:6] + b"=ERR1")
 
 
-class PJLinkServer(Factory):
+class PJLinkServer(LoopbackServer):
     """
     A PJLink class 1 projector on loopback TCP.
 
     With a C{password} it greets with C{PJLINK 1 <random>} and answers a wrong digest with
     C{PJLINK ERRA}; without one it greets with C{PJLINK 0}.  C{power} is the state it reports
-    (0 off, 1 on, 2 cooling, 3 warming up); while C{silent} it answers nothing.
+    (0 off, 1 on, 2 cooling, 3 warming up); while C{silent} it answers nothing.  It can be
+    stopped, started again and shut down as a L{LoopbackServer}.
     """
 
-    noisy = False
-
     def __init__(self, reactor: Any, password: str | None = None, power: int = 1) -> None:
-        self.reactor = reactor
+        super().__init__(reactor)
         self.password = password
         self.power = power
         self.silent = False
         self.authFailures = 0
         self.commands: list[bytes] = []
-        self.clients: list[_Projector] = []
-        self.port = 0
-        self.listening: IListeningPort | None = None
 
     def buildProtocol(self, addr: IAddress | None) -> _Projector:
         return _Projector(self)
-
-    def start(self) -> int:
-        """
-        Listen on 127.0.0.1, first on a port below the ephemeral range, then on the same port
-        again after a stop (L{twisted_ch.testing.listenLoopback}); returns the port.
-        """
-        self.listening = listenLoopback(self.reactor, self, self.port)
-        address: Any = self.listening.getHost()
-        self.port = int(address.port)
-        return self.port
-
-    def shutdown(self) -> Deferred[None]:
-        """Stop listening and drop every connection."""
-        for client in list(self.clients):
-            if client.transport is not None:
-                client.transport.abortConnection()  # type: ignore[attr-defined]
-        listening, self.listening = self.listening, None
-        if listening is None:
-            return succeed(None)
-        return _stopped(listening)
 
 
 def _stopped(port: IListeningPort) -> Deferred[None]:

@@ -20,12 +20,11 @@ from typing import Any
 from typing import Protocol as TypingProtocol
 
 from twisted.internet import error
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IAddress, IListeningPort
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
-from twisted_ch._flapping import listenLoopback
+from twisted_ch._loopback import LoopbackServer
 
 __all__ = ["SISDevice", "SISProtocol", "SISPump", "SISServer", "SISSession", "listenSIS"]
 
@@ -175,7 +174,7 @@ class SISProtocol(Protocol):
             self.server.clients.remove(self)
 
 
-class SISServer(Factory):
+class SISServer(LoopbackServer):
     """
     A loopback TCP server speaking the SIS subset, with test controls: L{silent} (accept and
     read, never answer), L{dropClients}, L{stop} (refuse new connections) and L{start} (listen
@@ -183,49 +182,14 @@ class SISServer(Factory):
     """
 
     def __init__(self, reactor: Any, device: SISDevice | None = None, verbose: int = 0) -> None:
-        self.reactor = reactor
+        super().__init__(reactor)
         self.device = device if device is not None else SISDevice()
         self.verbose = verbose
         self.silent = False
-        self.clients: list[SISProtocol] = []
         self.received: list[bytes] = []
-        self.port = 0
-        self.listening: IListeningPort | None = None
 
     def buildProtocol(self, addr: IAddress | None) -> SISProtocol:
         return SISProtocol(self)
-
-    def start(self) -> int:
-        """
-        Listen on 127.0.0.1, first on a port below the ephemeral range, then on the same port
-        again after a stop (L{twisted_ch.testing.listenLoopback}); returns the port.
-        """
-        listening: Any = listenLoopback(self.reactor, self, self.port)
-        self.listening = listening
-        self.port = listening.getHost().port
-        return self.port
-
-    def stop(self) -> Deferred[None]:
-        """Stop listening (new connections are refused); connected clients stay."""
-        listening, self.listening = self.listening, None
-        stopped = listening.stopListening() if listening is not None else None
-        return stopped if stopped is not None else succeed(None)
-
-    def dropClients(self, abort: bool = True) -> None:
-        """Close every client connection (RST with C{abort}, else FIN)."""
-        for client in list(self.clients):
-            transport = client.transport
-            if transport is None:
-                continue
-            if abort:
-                transport.abortConnection()  # type: ignore[attr-defined]
-            else:
-                transport.loseConnection()
-
-    def shutdown(self) -> Deferred[None]:
-        """Stop listening and drop every client."""
-        self.dropClients()
-        return self.stop()
 
 
 def listenSIS(reactor: Any, device: SISDevice | None = None, verbose: int = 0) -> SISServer:

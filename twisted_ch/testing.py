@@ -13,30 +13,30 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import (
     IAddress,
-    IListeningPort,
     IProtocolFactory,
     IReactorTime,
     IStreamClientEndpoint,
 )
-from twisted.internet.protocol import DatagramProtocol, Factory, ProcessProtocol, Protocol
+from twisted.internet.protocol import DatagramProtocol, ProcessProtocol, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_ch._flapping import (
-    EventLog,
-    FlappingDevice,
-    StateSequence,
+from twisted_ch._flapping import EventLog, FlappingDevice, StateSequence, twistedChDelayedCalls
+from twisted_ch._loopback import (
+    LoopbackServer,
+    dropConnections,
     listenLoopback,
     listenStable,
     stablePorts,
-    twistedChDelayedCalls,
 )
 
 __all__ = [
     "EventLog",
     "FlappingDevice",
     "StateSequence",
+    "LoopbackServer",
+    "dropConnections",
     "listenLoopback",
     "listenStable",
     "stablePorts",
@@ -187,55 +187,23 @@ class SimulatedDevice(Protocol):
                 self.buffer = self.buffer[1:]
 
 
-class DeviceServer(Factory):
-    """A loopback TCP device simulator that tests can silence, stop, restart and reset."""
+class DeviceServer(LoopbackServer):
+    """
+    A loopback TCP device simulator that tests can silence, stop, restart and reset (see
+    L{LoopbackServer}).
+    """
 
     protocol = SimulatedDevice
-    noisy = False
 
     def __init__(self, reactor: Any, responses: Mapping[bytes, bytes]) -> None:
-        self.reactor = reactor
+        super().__init__(reactor)
         self.responses = dict(responses)
         self.silent = False
-        self.clients: list[SimulatedDevice] = []
         self.received: list[bytes] = []
         self.requests = 0
-        self.port = 0
-        self.listening: IListeningPort | None = None
 
     def buildProtocol(self, addr: IAddress | None) -> SimulatedDevice:
         return SimulatedDevice(self)
-
-    def start(self) -> int:
-        """
-        Listen on 127.0.0.1, the first time on a port below the ephemeral range (see
-        L{stablePorts}), then on the same port again after a stop; returns the port.
-        """
-        self.listening = listenLoopback(self.reactor, self, self.port)
-        self.port = self.listening.getHost().port  # type: ignore[attr-defined]
-        return self.port
-
-    def stop(self) -> Deferred[None]:
-        """Stop listening (new connections are refused); existing clients stay."""
-        listening, self.listening = self.listening, None
-        if listening is None:
-            return succeed(None)
-        d = listening.stopListening()
-        return d if d is not None else succeed(None)
-
-    def dropClients(self, abort: bool = True) -> None:
-        """Close every client connection (RST with C{abort}, else FIN)."""
-        for client in list(self.clients):
-            if client.transport is not None:
-                if abort:
-                    client.transport.abortConnection()  # type: ignore[attr-defined]
-                else:
-                    client.transport.loseConnection()
-
-    def shutdown(self) -> Deferred[None]:
-        """Stop listening and drop every client."""
-        self.dropClients()
-        return self.stop()
 
 
 def listenDevice(reactor: Any, responses: Mapping[bytes, bytes]) -> DeviceServer:
