@@ -6,6 +6,8 @@ program runner (blocking face, real loopback device), Clock-driven ones on a tas
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,14 @@ from twisted_ch.testing import FakeEndpoint, listenDevice, waitUntil
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "manual"
 
 
-def example(name: str, host: str = "'192.168.1.1'", **replace: str) -> str:
+#: how the manual's TCP examples name their device
+MANUAL_DEVICE = "'192.168.1.1',\n                                       5000"
+
+
+def example(name: str, replace: dict[str, str] | None = None) -> str:
+    """The example's text, with each C{replace} key (which must occur) replaced by its value."""
     text = (EXAMPLES / name).read_text()
-    for old, new in replace.items():
+    for old, new in (replace or {}).items():
         assert old in text, old
         text = text.replace(old, new)
     return text
@@ -36,26 +43,33 @@ def writeProgram(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+@asynccontextmanager
+async def running(tmp_path: Path, text: str) -> AsyncIterator[tuple[Any, dict[str, Any]]]:
+    """Run C{text} as main.py on a program thread; yields its DeviceInterface and namespace."""
+    program = Program(reactor)
+    ns: dict[str, Any] = {}
+    try:
+        ns = await program.runFile(writeProgram(tmp_path, "main.py", text))
+        yield ns["DeviceInterface"], ns
+    finally:
+        if "DeviceInterface" in ns:
+            await ns["DeviceInterface"].Disconnect()
+        await program.stop()
+
+
 @pytest_twisted.ensureDeferred
 async def test_synchronous_example_as_printed_keeps_polling_through_its_NameError(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     device = listenDevice(reactor, {b"P": b"Pwr1\r\n"})
-    text = example("synchronous_tcp.py").replace(
-        "'192.168.1.1',\n                                       5000",
-        f"'127.0.0.1', {device.port}",
-    )
-    program = Program(reactor)
+    text = example("synchronous_tcp.py", {MANUAL_DEVICE: f"'127.0.0.1', {device.port}"})
     try:
-        ns = await program.runFile(writeProgram(tmp_path, "main.py", text))
-        handler = ns["DeviceInterface"]
-        await waitUntil(reactor, lambda: device.requests >= 2)
-        assert handler.ConnectionStatus == "Connected"  # TCP: the link itself says so
-        assert handler.missedPolls >= 1  # the NameError means no response is ever accepted
-        await waitUntil(reactor, lambda: "Device is Connected." in capsys.readouterr().out)
+        async with running(tmp_path, text) as (handler, _):
+            await waitUntil(reactor, lambda: device.requests >= 2)
+            assert handler.ConnectionStatus == "Connected"  # TCP: the link itself says so
+            assert handler.missedPolls >= 1  # the NameError means no response is ever accepted
+            await waitUntil(reactor, lambda: "Device is Connected." in capsys.readouterr().out)
     finally:
-        await handler.Disconnect()
-        await program.stop()
         await device.shutdown()
 
 
@@ -64,51 +78,39 @@ async def test_synchronous_example_with_its_bug_fixed_blocks_on_SendAndWait(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     device = listenDevice(reactor, {b"P": b"Pwr1\r\n"})
-    text = example("synchronous_tcp.py").replace(
-        "'192.168.1.1',\n                                       5000",
-        f"'127.0.0.1', {device.port}",
+    fixed = example(
+        "synchronous_tcp.py",
+        {
+            MANUAL_DEVICE: f"'127.0.0.1', {device.port}",
+            "    Command = msg[:3]": "    RESULTS.append(res)\n"
+            "    msg = res.decode().partition('\\r\\n')[0]\n"
+            "    Command = msg[:3]",
+        },
     )
-    fixed = text.replace(
-        "    Command = msg[:3]",
-        "    RESULTS.append(res)\n"
-        "    msg = res.decode().partition('\\r\\n')[0]\n"
-        "    Command = msg[:3]",
-    )
-    program = Program(reactor)
     try:
-        ns = await program.runFile(writeProgram(tmp_path, "main.py", "RESULTS = []\n" + fixed))
-        handler = ns["DeviceInterface"]
-        await waitUntil(reactor, lambda: len(ns["RESULTS"]) >= 3)
-        # on the program thread SendAndWait blocked and returned bytes, not a Deferred
-        assert ns["RESULTS"][:3] == [b"Pwr1\r\n"] * 3
-        assert handler.missedPolls <= 1
-        assert "Device is Connected." in capsys.readouterr().out
+        async with running(tmp_path, "RESULTS = []\n" + fixed) as (handler, ns):
+            await waitUntil(reactor, lambda: len(ns["RESULTS"]) >= 3)
+            # on the program thread SendAndWait blocked and returned bytes, not a Deferred
+            assert ns["RESULTS"][:3] == [b"Pwr1\r\n"] * 3
+            assert handler.missedPolls <= 1
+            assert "Device is Connected." in capsys.readouterr().out
     finally:
-        await handler.Disconnect()
-        await program.stop()
         await device.shutdown()
 
 
 @pytest_twisted.ensureDeferred
 async def test_asynchronous_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     device = listenDevice(reactor, {b"P": b"Pwr2\r\n"})
-    text = example("asynchronous_tcp.py").replace(
-        "'192.168.1.1',\n                                       5000",
-        f"'127.0.0.1', {device.port}",
-    )
-    program = Program(reactor)
+    text = example("asynchronous_tcp.py", {MANUAL_DEVICE: f"'127.0.0.1', {device.port}"})
     try:
-        ns = await program.runFile(writeProgram(tmp_path, "main.py", text))
-        handler = ns["DeviceInterface"]
-        await waitUntil(reactor, lambda: device.requests >= 3)
-        await waitUntil(reactor, lambda: handler.missedPolls == 0)
-        out = capsys.readouterr().out
-        assert out.count("Device is Connected.") == 1
-        device.dropClients()
-        await waitUntil(reactor, lambda: "Device is Disconnected." in capsys.readouterr().out)
+        async with running(tmp_path, text) as (handler, _):
+            await waitUntil(reactor, lambda: device.requests >= 3)
+            await waitUntil(reactor, lambda: handler.missedPolls == 0)
+            out = capsys.readouterr().out
+            assert out.count("Device is Connected.") == 1
+            device.dropClients()
+            await waitUntil(reactor, lambda: "Device is Disconnected." in capsys.readouterr().out)
     finally:
-        await handler.Disconnect()
-        await program.stop()
         await device.shutdown()
 
 
@@ -121,19 +123,13 @@ async def test_tcp_extras_example_reports_ConnectFailed(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    text = example("tcp_extras.py").replace("'192.168.1.1', 5000", f"'127.0.0.1', {port}")
-    program = Program(reactor)
-    try:
-        ns = await program.runFile(writeProgram(tmp_path, "main.py", text))
-        handler = ns["DeviceInterface"]
+    text = example("tcp_extras.py", {"'192.168.1.1', 5000": f"'127.0.0.1', {port}"})
+    async with running(tmp_path, text) as (handler, _):
         await waitUntil(
             reactor,
             lambda: "Failed to connect to Device: Connection refused" in capsys.readouterr().out,
         )
         assert handler.ConnectionStatus == "Disconnected"
-    finally:
-        await handler.Disconnect()
-        await program.stop()
 
 
 def clockAt(hour: int, minute: int = 0) -> Clock:
@@ -144,7 +140,7 @@ def clockAt(hour: int, minute: int = 0) -> Clock:
 
 def runClockExample(name: str, clock: Clock, namespace: dict[str, Any]) -> dict[str, Any]:
     with useRuntime(Runtime(clock)):
-        exec(compile((EXAMPLES / name).read_text(), name, "exec"), namespace)
+        exec(compile(example(name), name, "exec"), namespace)
     return namespace
 
 
