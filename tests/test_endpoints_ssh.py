@@ -669,6 +669,12 @@ async def test_string_parser(reactor: Any, start_server: Any, known_hosts: Path)
         assert "hunter2" not in str(raised.value)
     with pytest.raises(ValueError, match="cannot read key file /nonexistent/key"):
         parseSSHShellEndpoint(reactor, "h", username="u", keys="/nonexistent/key")
+    # a part that is not text is named with its type, never its value
+    with pytest.raises(ValueError, match="password must be text, not bytes") as raised:
+        parseSSHShellEndpoint(reactor, "h", username="u", password=b"hunter2")
+    assert "hunter2" not in str(raised.value)
+    with pytest.raises(ValueError, match="part 2 must be text, not int"):
+        parseSSHShellEndpoint(reactor, "h", 22, username="u")
 
 
 # -- known_hosts read/write failures and the parse cache -----------------------------------------

@@ -30,7 +30,8 @@ def stringParts(
     """
     Check the parts of an endpoint string: all text, every option in C{allowed}.
 
-    @raise ValueError: an option is unknown or a part is not text.
+    @raise ValueError: an option is unknown or a part is not text (the message names the part
+        and the type, never the value: it may be a password).
     """
     for name in kwargs:
         if name not in allowed:
@@ -38,9 +39,12 @@ def stringParts(
                 f"{endpointType} endpoint: unknown option {name!r}"
                 f" (known: {', '.join(sorted(allowed))})"
             )
-    for value in (*args, *kwargs.values()):
+    parts = [(f"part {i + 1}", a) for i, a in enumerate(args)] + list(kwargs.items())
+    for name, value in parts:
         if not isinstance(value, str):
-            raise ValueError(f"{endpointType} endpoint: expected text, not {value!r}")
+            raise ValueError(
+                f"{endpointType} endpoint: {name} must be text, not {type(value).__name__}"
+            )
     return [str(a) for a in args], {k: str(v) for k, v in kwargs.items()}
 
 

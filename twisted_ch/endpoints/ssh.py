@@ -52,6 +52,7 @@ from twisted.internet.interfaces import (
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
+from ._common import parseInt, stringParts
 from ._ssh_client import Secret, SessionConfig, ShellSession, ShellTransport
 from ._ssh_errors import (
     AuthenticationFailed,
@@ -303,16 +304,7 @@ def parseSSHShellEndpoint(reactor: object, *parts: object, **options: object) ->
     @raise ValueError: a part is missing, unknown, repeated or invalid.  Messages never include
         the password or passphrase.
     """
-    for name in options:
-        if name not in _OPTIONS:
-            raise ValueError(
-                f"ssh endpoint: unknown option {name!r} (known: {', '.join(sorted(_OPTIONS))})"
-            )
-    texts = [*parts, *options.values()]
-    if not all(isinstance(t, str) for t in texts):
-        raise ValueError("ssh endpoint: every part must be text")
-    args = [str(p) for p in parts]
-    kwargs = {k: str(v) for k, v in options.items()}
+    args, kwargs = stringParts("ssh", parts, options, _OPTIONS)
     if len(args) > 2:
         raise ValueError(
             "ssh endpoint: expected at most HOST and PORT as positional parts"
@@ -328,12 +320,7 @@ def parseSSHShellEndpoint(reactor: object, *parts: object, **options: object) ->
         raise ValueError("ssh endpoint: no host given, e.g. ssh:192.0.2.10:username=admin")
     if not kwargs.get("username"):
         raise ValueError("ssh endpoint: username= is required")
-    port = 22
-    if "port" in kwargs:
-        try:
-            port = int(kwargs.pop("port"))
-        except ValueError:
-            raise ValueError("ssh endpoint: port must be an integer") from None
+    port = parseInt("ssh", "port", kwargs.pop("port")) if "port" in kwargs else 22
     timeout = 30.0
     if "timeout" in kwargs:
         try:
