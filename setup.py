@@ -19,6 +19,8 @@ setup(
         "twisted_ch.endpoints",
         "twisted_ch.extronlib",
         "twisted_ch.devices",
+        "twisted_ch.service",
+        "twisted_ch.testing",
         "twisted.plugins",
     ],
     package_data={"twisted_ch": ["py.typed"], "twisted.plugins": ["*.py"]},

@@ -9,7 +9,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from twisted_ch._config import (
+from twisted_ch.service._config import (
     DEFAULT_STATUS_LISTEN,
     ConfigError,
     DeviceConfig,
@@ -515,7 +515,7 @@ def test_secret_probe_values_of_the_wrong_type_are_not_shown(
 
 
 def test_redacted_status_endpoints_hide_secret_looking_options() -> None:
-    from twisted_ch._config import redactEndpoint
+    from twisted_ch.service._config import redactEndpoint
 
     assert redactEndpoint("ssh:h:22:username=a:Password=x\\:y:port=2") == (
         "ssh:h:22:username=a:Password=***:port=2"

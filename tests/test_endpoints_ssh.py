@@ -1,7 +1,7 @@
 """
 L{twisted_ch.endpoints.ssh.SSHShellEndpoint} over real loopback sockets.
 
-First against the in-process Conch server of L{twisted_ch.testing_ssh}, then against a real
+First against the in-process Conch server of L{twisted_ch.testing._ssh}, then against a real
 OpenSSH sshd started by L{tests.sshd_fixture}.  Every wait is bounded by C{addTimeout}; every test
 leaves no port, connection, process or DelayedCall behind.
 """
@@ -58,7 +58,7 @@ from twisted_ch.endpoints.ssh import (
     fingerprint,
     parseSSHShellEndpoint,
 )
-from twisted_ch.testing_ssh import EchoProtocol, SSHTestServer, generateKey
+from twisted_ch.testing._ssh import EchoProtocol, SSHTestServer, generateKey
 
 SAFETY = 15  # seconds; no wait in this module should come near it
 PASSWORD = "s3cr3t-Pa55-xyzzy"

@@ -994,7 +994,7 @@ def _assertSerialDown(h: Any) -> None:
 async def test_ssh_wrong_password_fails_every_retry_without_revealing_it(tmp_path: Any) -> None:
     from twisted.logger import formatEvent
 
-    from twisted_ch.testing_ssh import SSHTestServer
+    from twisted_ch.testing._ssh import SSHTestServer
 
     secret = "Wr0ng-Secret-9"
     server = SSHTestServer(reactor, DeviceServer(reactor, {b"P": ANSWER}), users={"admin": "ok"})

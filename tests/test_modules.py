@@ -27,10 +27,10 @@ from twisted.internet.task import Clock, deferLater
 import twisted_ch.devices.extr_sis_generic as sis
 from twisted_ch import GetConnectionHandler, Runtime, useRuntime
 from twisted_ch._modules import ModuleSimplePipeHandler, ModuleTcpHandler, moduleThread
-from twisted_ch._sis_simulator import SISDevice, SISPump, SISServer, listenSIS
 from twisted_ch.extronlib.device import ProcessorDevice, SPDevice
 from twisted_ch.program import Program
 from twisted_ch.testing import FakeEndpoint, waitUntil
+from twisted_ch.testing._sis import SISDevice, SISPump, SISServer, listenSIS
 
 F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, None]])
 

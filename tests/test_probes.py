@@ -15,8 +15,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 
 from twisted_ch import EndpointInterface, GetConnectionHandler
-from twisted_ch._probe_simulators import SIS_RESPONSES, PJLinkServer, SNMPAgent
-from twisted_ch.probes import (
+from twisted_ch.service.probes import (
     PJLinkProbe,
     Probe,
     ProbeUnavailable,
@@ -27,6 +26,7 @@ from twisted_ch.probes import (
     pjlinkDigest,
 )
 from twisted_ch.testing import DeviceServer
+from twisted_ch.testing._probes import SIS_RESPONSES, PJLinkServer, SNMPAgent
 
 SAFETY = 10.0
 
@@ -381,7 +381,7 @@ def test_make_probe_by_name() -> None:
 
 
 def test_snmp_probe_without_pyasn1_says_how_to_install_it(monkeypatch: Any) -> None:
-    from twisted_ch import probes
+    from twisted_ch.service import probes
 
     probes._asn1.cache_clear()
     for name in [m for m in sys.modules if m == "pyasn1" or m.startswith("pyasn1.")]:

@@ -12,7 +12,7 @@ from twisted.logger import globalLogPublisher
 from twisted_ch import GetConnectionHandler, RawTcpHandler
 from twisted_ch.extronlib.interface import EthernetClientInterface
 from twisted_ch.testing import DeviceServer, waitUntil
-from twisted_ch.testing_ssh import SSHTestServer
+from twisted_ch.testing._ssh import SSHTestServer
 
 SECRET = "s3cret-Pa55"
 

@@ -26,8 +26,8 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, ResponseDone
 
-from twisted_ch._probe_simulators import SIS_RESPONSES
 from twisted_ch.testing import DeviceServer
+from twisted_ch.testing._probes import SIS_RESPONSES
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 LOOPBACK_ANY_PORT = "tcp:0:interface=127.0.0.1"
@@ -385,7 +385,8 @@ STOP_CHECK = """
 import json, os, sys
 from twisted.internet import task
 from twisted.internet.defer import ensureDeferred
-from twisted_ch.tap import DevicesService, Options, startedService
+from twisted_ch.service._services import DevicesService
+from twisted_ch.tap import Options, startedService
 
 def devices(service):
     if isinstance(service, DevicesService):
@@ -491,7 +492,7 @@ async def test_stop_closes_everything_and_leaves_no_timers(tmp_path: Path, what:
 def test_json_log_lines_are_flat_and_name_the_device() -> None:
     from twisted.logger import LogLevel
 
-    from twisted_ch._status import eventAsLine
+    from twisted_ch.service._status import eventAsLine
 
     try:
         raise ValueError("boom")
@@ -519,7 +520,7 @@ def test_json_log_lines_are_flat_and_name_the_device() -> None:
 
 
 def test_status_rows_hide_endpoint_secrets() -> None:
-    from twisted_ch._status import Entry, Registry
+    from twisted_ch.service._status import Entry, Registry
 
     class Handler:
         ConnectionStatus = "Connected"
@@ -590,8 +591,8 @@ async def test_status_page_binds_loopback_unless_told_and_logs_what_it_bound(
 ) -> None:
     from twisted.logger import LogLevel
 
-    from twisted_ch._config import statusEndpoint
-    from twisted_ch._status import Registry, StatusService
+    from twisted_ch.service._config import statusEndpoint
+    from twisted_ch.service._status import Registry, StatusService
 
     description = statusEndpoint(listen)
     assert description is not None
@@ -614,8 +615,8 @@ async def test_status_page_binds_loopback_unless_told_and_logs_what_it_bound(
 
 
 def test_a_server_must_bind_an_ip_address_literal() -> None:
-    from twisted_ch._config import ServerConfig
-    from twisted_ch.tap import buildServer
+    from twisted_ch.service._config import ServerConfig
+    from twisted_ch.service._services import buildServer
 
     for name in ("LAN", "Any", "AVLAN"):
         with pytest.raises(ValueError, match="IP address literal"):
@@ -626,9 +627,9 @@ def test_a_server_must_bind_an_ip_address_literal() -> None:
 async def test_a_server_on_every_interface_warns() -> None:
     from twisted.logger import LogLevel
 
-    from twisted_ch._config import ServerConfig
-    from twisted_ch._status import Registry
-    from twisted_ch.tap import DevicesService
+    from twisted_ch.service._config import ServerConfig
+    from twisted_ch.service._services import DevicesService
+    from twisted_ch.service._status import Registry
 
     service = DevicesService(reactor, Registry(), servers=[ServerConfig("panel", 0, "0.0.0.0")])
     with LogEvents() as events:
@@ -658,9 +659,9 @@ class RecordingReactor:
 
 @pytest_twisted.ensureDeferred
 async def test_a_name_taken_is_refused_and_stopping_leaves_nothing_listening() -> None:
-    from twisted_ch._config import DeviceConfig, ServerConfig
-    from twisted_ch._status import Registry
-    from twisted_ch.tap import DevicesService
+    from twisted_ch.service._config import DeviceConfig, ServerConfig
+    from twisted_ch.service._services import DevicesService
+    from twisted_ch.service._status import Registry
 
     recording = RecordingReactor(reactor)
     with pytest.raises(ValueError, match="'twin'"):
@@ -719,10 +720,10 @@ async def test_stopping_a_server_waits_for_its_clients_and_aborts_the_stuck_one(
     from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
     from twisted.internet.error import ConnectionDone
 
-    from twisted_ch._config import ServerConfig
     from twisted_ch._server import IdleClientProtocol
-    from twisted_ch._status import Registry
-    from twisted_ch.tap import DevicesService
+    from twisted_ch.service._config import ServerConfig
+    from twisted_ch.service._services import DevicesService
+    from twisted_ch.service._status import Registry
 
     grace = 0.3
     service = DevicesService(
@@ -810,8 +811,8 @@ async def test_program_handlers_in_a_list_are_shown_and_stopped(tmp_path: Path, 
     import threading
     import types
 
-    from twisted_ch._status import Registry
-    from twisted_ch.tap import ProgramService
+    from twisted_ch.service._services import ProgramService
+    from twisted_ch.service._status import Registry
 
     device = DeviceServer(reactor, {b"P": b"Pwr1\r\n"})
     device.start()

@@ -7,8 +7,8 @@ from typing import Any
 from twisted.internet.interfaces import IStreamClientEndpoint
 
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE
+from twisted_ch.extronlib._base import LinkInterface
 from twisted_ch.extronlib.device import SPDevice, _Host
-from twisted_ch.extronlib.interface import LinkInterface
 
 __all__ = ["DanteInterface", "SPInterface", "SerialInterface"]
 

@@ -11,159 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.internet.task import LoopingCall
 
-from twisted_ch import _checks
-from twisted_ch._events import Event, emit
-from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher, toBytes
-from twisted_ch._link import DeviceLink
-from twisted_ch._runtime import Runtime, resolveRuntime
+from twisted_ch._framing import DEFAULT_MAX_RESPONSE
+from twisted_ch.extronlib._base import ETHERNET_PROTOCOLS, LinkInterface, _checkPort
+
+# the other interface families live in their own modules; import them from here, as ControlScript
+from twisted_ch.extronlib._ports import DanteInterface, SerialInterface, SPInterface
+from twisted_ch.extronlib._servers import EthernetServerInterface, EthernetServerInterfaceEx
 
 __all__ = ["EndpointInterface", "EthernetClientInterface", "LinkInterface"]
-
-ETHERNET_PROTOCOLS = ("TCP", "UDP", "SSH")
-
-
-def _checkTimeout(timeout: object, what: str = "timeout") -> float:
-    return _checks.seconds(timeout, what, zero=True)
-
-
-def _checkPort(port: object, what: str, zero: bool = False) -> int:
-    return _checks.port(port, what, zero=zero)
-
-
-class LinkInterface:
-    """
-    Common base of every device interface: a L{DeviceLink} with ControlScript's data API and
-    events.  Subclasses say how to build the endpoint.
-    """
-
-    Connected = Event["LinkInterface"]("Called as C{(interface, 'Connected')} when the link is up.")
-    Disconnected = Event["LinkInterface"](
-        "Called as C{(interface, 'Disconnected')} when the link is lost."
-    )
-    ReceiveData = Event["LinkInterface"]("Called as C{(interface, data)} for unclaimed bytes.")
-    ConnectFailed = Event["LinkInterface"](
-        "Called as C{(interface, reason)} when a connect attempt fails (the handler's extra)."
-    )
-
-    #: Whether the transport itself reports connection state (TCP, SSH) or not (serial, UDP).
-    connectionOriented = True
-
-    def __init__(
-        self,
-        description: str,
-        *,
-        reactor: Any = None,
-        endpoint: IStreamClientEndpoint | None = None,
-        maxResponse: int = DEFAULT_MAX_RESPONSE,
-        reopenDelay: float | None = None,
-    ) -> None:
-        _checks.count(maxResponse, "maxResponse")
-        self._rt: Runtime = resolveRuntime(reactor)
-        self._link = DeviceLink(
-            endpoint if endpoint is not None else self._makeEndpoint,
-            self._rt.reactor,
-            description,
-            maxResponse,
-            reopenDelay,
-        )
-        self._link.observers.append(self)
-        self._keepAlive: LoopingCall | None = None
-        self._keepAliveSetting: tuple[float, bytes] | None = None
-        self._announced = False
-
-    def _makeEndpoint(self) -> IStreamClientEndpoint:
-        raise NotImplementedError
-
-    @property
-    def link(self) -> DeviceLink:
-        """The underlying link (for Twisted code and handlers)."""
-        return self._link
-
-    # link observer: reactor thread
-
-    def linkMade(self) -> None:
-        self._announced = True
-        if self._keepAliveSetting is not None:
-            self._startKeepAlive(*self._keepAliveSetting)
-        emit(self._rt, self, "Connected", self, "Connected")
-
-    def linkLost(self, reason: str) -> None:
-        self._stopLoop()
-        if self._announced:  # Connected and Disconnected alternate
-            self._announced = False
-            emit(self._rt, self, "Disconnected", self, "Disconnected")
-
-    def linkData(self, data: bytes) -> None:
-        emit(self._rt, self, "ReceiveData", self, data)
-
-    def linkFailed(self, reason: str) -> None:
-        emit(self._rt, self, "ConnectFailed", self, reason)
-
-    # ControlScript API
-
-    def Connect(self, timeout: float | None = None) -> Any:
-        """
-        Connect once: returns 'Connected', 'ConnectedAlready' or the failure reason (a Deferred of
-        it on the reactor thread).  C{timeout} bounds the attempt (default 10 s).
-        """
-        if timeout is not None:
-            timeout = _checkTimeout(timeout)
-        return self._rt.twoFaced(self._link.connect, timeout)
-
-    def Disconnect(self) -> Any:
-        """Close the link (on the reactor thread, a Deferred firing once it is closed)."""
-        return self._rt.twoFaced(self._link.close)
-
-    def Send(self, data: bytes | str) -> None:
-        """Send bytes (str is encoded as ISO-8859-1); IOError (L{LinkDown}) when not connected."""
-        self._rt.twoFaced(self._link.send, toBytes(data))
-
-    def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
-        """
-        Send and wait up to C{timeout} seconds for the response, or until the one condition given
-        as C{deliLen=}, C{deliTag=} or C{deliRex=} is met.  Returns the response bytes (C{b''} on
-        timeout or unmet condition); a Deferred of them on the reactor thread.
-        """
-        payload = toBytes(data)
-        wait = _checkTimeout(timeout)
-        matcher = ResponseMatcher.fromKeywords(delimiter, self._link.maxResponse)
-        return self._rt.twoFaced(self._link.sendAndWait, payload, wait, matcher)
-
-    def StartKeepAlive(self, interval: float, data: bytes | str) -> None:
-        """Send C{data} every C{interval} seconds while connected (ControlScript's keep-alive)."""
-        seconds = _checks.seconds(interval, "interval")
-        payload = toBytes(data)
-        self._rt.twoFaced(self._startKeepAlive, seconds, payload)
-
-    def StopKeepAlive(self) -> None:
-        """Stop L{StartKeepAlive}'s sending."""
-        self._rt.twoFaced(self._stopKeepAlive)
-
-    def _startKeepAlive(self, interval: float, payload: bytes) -> None:
-        self._keepAliveSetting = (interval, payload)  # kept across reconnections
-        self._stopLoop()
-        if not self._link.connected:
-            return
-
-        def send() -> None:
-            if self._link.connected:
-                self._link.send(payload)
-
-        loop = LoopingCall(send)
-        loop.clock = self._rt.reactor
-        self._keepAlive = loop
-        loop.start(interval, now=False)
-
-    def _stopKeepAlive(self) -> None:
-        self._keepAliveSetting = None
-        self._stopLoop()
-
-    def _stopLoop(self) -> None:
-        if self._keepAlive is not None and self._keepAlive.running:
-            self._keepAlive.stop()
-        self._keepAlive = None
 
 
 class EthernetClientInterface(LinkInterface):
@@ -328,13 +184,6 @@ class EndpointInterface(LinkInterface):
     def __repr__(self) -> str:
         return f"<EndpointInterface {self._link.description}>"
 
-
-# the other interface families live in their own modules; import them from here, as ControlScript
-from twisted_ch.extronlib._ports import DanteInterface, SerialInterface, SPInterface  # noqa: E402
-from twisted_ch.extronlib._servers import (  # noqa: E402
-    EthernetServerInterface,
-    EthernetServerInterfaceEx,
-)
 
 __all__ += [
     "DanteInterface",

@@ -49,7 +49,7 @@ __all__ = [
     "pjlinkDigest",
 ]
 
-log = Logger(namespace="twisted_ch.probes")
+log = Logger(namespace="twisted_ch.service.probes")
 
 #: sysUpTime.0, the SNMP object the SNMP probe reads.
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"

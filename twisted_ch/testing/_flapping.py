@@ -18,7 +18,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from twisted_ch._loopback import dropConnections, listenLoopback
+from twisted_ch.testing._loopback import dropConnections, listenLoopback
 
 
 class _FlappingClient(Protocol):
@@ -241,10 +241,10 @@ class EventLog:
 
 #: modules whose timers are the test's own, not twisted_ch's
 _TEST_HELPERS = (
-    "twisted_ch._flapping",
+    "twisted_ch.testing._flapping",
     "twisted_ch.testing",
-    "twisted_ch._sis_simulator",
-    "twisted_ch._probe_simulators",
+    "twisted_ch.testing._sis",
+    "twisted_ch.testing._probes",
 )
 
 

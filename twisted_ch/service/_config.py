@@ -79,7 +79,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """A stock keep-alive probe (see L{twisted_ch.probes}) and its constructor's options."""
+    """A stock keep-alive probe (see L{twisted_ch.service.probes}) and its constructor's options."""
 
     kind: str
     options: Mapping[str, Any] = field(default_factory=dict)

@@ -24,7 +24,7 @@ from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
-from twisted_ch._loopback import LoopbackServer
+from twisted_ch.testing._loopback import LoopbackServer
 
 __all__ = ["SISDevice", "SISProtocol", "SISPump", "SISServer", "SISSession", "listenSIS"]
 

@@ -22,35 +22,19 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_ch._flapping import EventLog, FlappingDevice, StateSequence, twistedChDelayedCalls
-from twisted_ch._loopback import (
-    LoopbackServer,
-    dropConnections,
-    listenLoopback,
-    listenStable,
-    stablePorts,
-)
+from twisted_ch.testing._loopback import LoopbackServer
 
 __all__ = [
-    "EventLog",
-    "FlappingDevice",
-    "StateSequence",
-    "LoopbackServer",
-    "dropConnections",
-    "listenLoopback",
-    "listenStable",
-    "stablePorts",
-    "twistedChDelayedCalls",
-    "PtyPair",
-    "waitUntil",
-    "UDPDeviceServer",
-    "listenUDPDevice",
     "DeviceServer",
     "FakeEndpoint",
     "FakeTransport",
+    "PtyPair",
     "SimulatedDevice",
+    "UDPDeviceServer",
     "listenDevice",
+    "listenUDPDevice",
     "serveSerialDevice",
+    "waitUntil",
 ]
 
 
@@ -351,33 +335,3 @@ def waitUntil(
 
     check()
     return d
-
-
-# simulators of the stock probes' devices and of the example SIS module's device
-from twisted_ch._probe_simulators import (  # noqa: E402
-    SIS_RESPONSES,
-    PJLinkServer,
-    SNMPAgent,
-    listenPJLink,
-    listenSNMP,
-)
-from twisted_ch._sis_simulator import (  # noqa: E402
-    SISDevice,
-    SISPump,
-    SISServer,
-    SISSession,
-    listenSIS,
-)
-
-__all__ += [
-    "PJLinkServer",
-    "SIS_RESPONSES",
-    "SISDevice",
-    "SISPump",
-    "SISServer",
-    "SISSession",
-    "SNMPAgent",
-    "listenPJLink",
-    "listenSIS",
-    "listenSNMP",
-]

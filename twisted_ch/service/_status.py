@@ -26,8 +26,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from zope.interface import implementer
 
-from twisted_ch._config import isWildcardAddress, redactEndpoint
 from twisted_ch._version import __version__
+from twisted_ch.service._config import isWildcardAddress, redactEndpoint
 
 __all__ = [
     "Entry",
@@ -427,6 +427,6 @@ def jsonLogObserver(out: IO[str] | None = None) -> ILogObserver:
     """
     An observer writing one JSON object per line to C{out} (standard output by default).
 
-    Also usable as C{twistd --logger twisted_ch._status.jsonLogObserver}.
+    Also usable as C{twistd --logger twisted_ch.service._status.jsonLogObserver}.
     """
     return _JSONLineObserver(out if out is not None else sys.stdout)

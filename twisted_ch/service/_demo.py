@@ -30,9 +30,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from twisted_ch._config import DeviceConfig, ProbeConfig, ServerConfig
-from twisted_ch._status import Registry
-from twisted_ch.tap import DevicesService
+from twisted_ch.service._config import DeviceConfig, ProbeConfig, ServerConfig
+from twisted_ch.service._services import DevicesService
+from twisted_ch.service._status import Registry
 
 __all__ = ["DemoService", "TRANSPORTS"]
 
@@ -85,7 +85,7 @@ def _needParser(reactor: Any, description: str) -> None:
 
 
 def _sisResponses() -> dict[bytes, bytes]:
-    from twisted_ch._probe_simulators import SIS_RESPONSES
+    from twisted_ch.testing._probes import SIS_RESPONSES
 
     return dict(SIS_RESPONSES)
 
@@ -116,7 +116,7 @@ def tcpSwitcher(demo: _Demo) -> str:
 
 def tcpProjector(demo: _Demo) -> str:
     """A PJLink projector that requires authentication."""
-    from twisted_ch._probe_simulators import PJLinkServer
+    from twisted_ch.testing._probes import PJLinkServer
 
     server = PJLinkServer(demo.reactor, password=DEMO_PJLINK_PASSWORD)
     port = server.start()
@@ -185,7 +185,7 @@ def udpSNMP(demo: _Demo) -> str:
     _need("twisted_ch.endpoints.udp", "the UDP endpoint")
     _need("pyasn1", "pyasn1 (the snmp extra)")
     _needParser(demo.reactor, "udp:host=127.0.0.1:port=9")
-    from twisted_ch._probe_simulators import SNMPAgent
+    from twisted_ch.testing._probes import SNMPAgent
 
     agent = SNMPAgent(demo.reactor, community="public")
     port = agent.start()
@@ -272,13 +272,13 @@ def serialDisplay(demo: _Demo) -> str:
 def sshCodec(demo: _Demo) -> str:
     """A SIS device behind an SSH shell (password login, pinned host key), served in-process."""
     _need("twisted_ch.endpoints.ssh", "the SSH endpoint")
-    _need("twisted_ch.testing_ssh", "the in-process SSH server")
+    _need("twisted_ch.testing._ssh", "the in-process SSH server")
     _needParser(demo.reactor, "ssh:127.0.0.1:22:username=demo")
     import shutil
     import tempfile
 
     from twisted_ch.testing import DeviceServer
-    from twisted_ch.testing_ssh import SSHTestServer
+    from twisted_ch.testing._ssh import SSHTestServer
 
     password = secrets.token_urlsafe(12)
     device = DeviceServer(demo.reactor, _sisResponses())

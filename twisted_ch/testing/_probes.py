@@ -15,8 +15,8 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
-from twisted_ch._loopback import LoopbackServer
-from twisted_ch.probes import SYS_UPTIME, decodeMessage, encodeMessage, pjlinkDigest
+from twisted_ch.service.probes import SYS_UPTIME, decodeMessage, encodeMessage, pjlinkDigest
+from twisted_ch.testing._loopback import LoopbackServer
 
 __all__ = [
     "PJLinkServer",
@@ -168,7 +168,7 @@ class SNMPAgent(DatagramProtocol):
         self.requests += 1
         if self.silent or self.transport is None:
             return
-        from twisted_ch.probes import _asn1
+        from twisted_ch.service.probes import _asn1
 
         a = _asn1()
         ticks = int((self.reactor.seconds() - self.started) * 100) % 2**32
@@ -196,7 +196,7 @@ class SNMPAgent(DatagramProtocol):
 
 
 def _withErrorStatus(request: Any, binds: list[tuple[str, Any]], status: int) -> bytes:
-    from twisted_ch.probes import _asn1
+    from twisted_ch.service.probes import _asn1
 
     a = _asn1()
     message, _ = a.decode(

@@ -1,0 +1,524 @@
+# mypy: disable-error-code="no-untyped-call"
+# (twisted.application.service is unannotated)
+"""
+The services of C{twistd chandler}: the top service (SIGTERM, log observer), the configured
+devices and servers, and a ControlScript-style program.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import threading
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
+from twisted.logger import ILogObserver, Logger
+from twisted.python.failure import Failure
+
+from twisted_ch.service._config import DeviceConfig, ServerConfig, isWildcardAddress, redactEndpoint
+from twisted_ch.service._status import Entry, Registry
+
+__all__ = [
+    "CLIENT_CLOSE_GRACE",
+    "PROGRAM_STOP_TIMEOUT",
+    "ChandlerService",
+    "DevicesService",
+    "ProgramService",
+    "buildHandler",
+    "buildServer",
+    "closeClients",
+    "stopHandler",
+]
+
+log = Logger(namespace="twisted_ch.tap")
+
+#: Seconds a server's client gets to close gracefully at stop before its connection is aborted.
+CLIENT_CLOSE_GRACE = 2.0
+#: Seconds a program's thread gets to finish (its top level, its queued callbacks) at stop.
+PROGRAM_STOP_TIMEOUT = 5.0
+
+
+class ChandlerService(MultiService):
+    """
+    The top service.  Stopping it stops every child (the program first, the status page last);
+    SIGTERM stops it and then the reactor, and twistd exits with status 0.
+    """
+
+    def __init__(self, reactor: Any, registry: Registry) -> None:
+        super().__init__()
+        self.reactor = reactor
+        self.registry = registry
+        self.logObserver: ILogObserver | None = None
+        self.handleSIGTERM = True
+        self._previousSIGTERM: Any = None
+
+    def setServiceParent(self, parent: Any) -> None:
+        # twistd asks the application for an ILogObserver component before it starts logging
+        super().setServiceParent(parent)
+        if self.logObserver is not None and hasattr(parent, "setComponent"):
+            parent.setComponent(ILogObserver, self.logObserver)
+
+    def startService(self) -> None:
+        log.info("chandler starting")
+        super().startService()
+        if self.handleSIGTERM:
+            self.reactor.callWhenRunning(self._takeSIGTERM)
+
+    def _takeSIGTERM(self) -> None:
+        # twistd re-raises SIGTERM after shutdown (exit status -15); stopping the reactor
+        # ourselves makes a SIGTERM an ordinary clean stop with exit status 0
+        if threading.current_thread() is not threading.main_thread() or not self.running:
+            return
+
+        def onSIGTERM(number: int, frame: Any) -> None:
+            log.info("received SIGTERM; stopping")
+            self.reactor.callFromThread(self.reactor.stop)
+
+        self._previousSIGTERM = signal.signal(signal.SIGTERM, onSIGTERM)
+
+    def stopService(self) -> Deferred[None]:
+        log.info("chandler stopping")
+        if self._previousSIGTERM is not None:
+            signal.signal(signal.SIGTERM, self._previousSIGTERM)
+            self._previousSIGTERM = None
+        d: Deferred[None] = super().stopService()
+
+        def stopped(result: object) -> None:
+            log.info("chandler stopped: every link closed, nothing listening")
+
+        return d.addCallback(stopped)
+
+
+def _gather(ds: Iterable[Deferred[Any]], what: str) -> Deferred[None]:
+    def logged(results: list[tuple[bool, Any]]) -> None:
+        for ok, value in results:
+            if not ok:
+                log.failure("while stopping {what}", value, what=what)
+
+    return DeferredList(list(ds), consumeErrors=True).addCallback(logged)
+
+
+class DevicesService(Service):
+    """
+    Connection handlers built from L{DeviceConfig}s (and ServerExHandlers from
+    L{ServerConfig}s), shown in the registry.  Devices added while running start at once.
+
+    Names are unique across devices and servers: the registry and L{handlers} are keyed by
+    name, and a handler replaced under its name would never be stopped.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        registry: Registry,
+        devices: Iterable[DeviceConfig] = (),
+        servers: Iterable[ServerConfig] = (),
+        clientCloseGrace: float = CLIENT_CLOSE_GRACE,
+    ) -> None:
+        self.reactor = reactor
+        self.registry = registry
+        self.clientCloseGrace = clientCloseGrace
+        self._devices: list[DeviceConfig] = []
+        self._servers: list[ServerConfig] = []
+        self._names: dict[str, str] = {}
+        self.handlers: dict[str, Any] = {}
+        for device in devices:
+            self.add(device)
+        for server in servers:
+            self.addServer(server)
+
+    def _claim(self, name: str, what: str) -> None:
+        taken = self._names.get(name)
+        if taken is not None:
+            raise ValueError(f"{what} name {name!r} is already the name of a {taken}")
+        self._names[name] = what
+
+    def add(self, device: DeviceConfig) -> None:
+        """
+        Watch one more device (now if running, else from the start).
+
+        @raise ValueError: a device or server of that name exists already.
+        """
+        self._claim(device.name, "device")
+        self._devices.append(device)
+        if self.running:
+            self._startDevice(device)
+
+    def addServer(self, server: ServerConfig) -> None:
+        """
+        Serve one more port (now if running, else from the start).
+
+        @raise ValueError: a device or server of that name exists already.
+        """
+        self._claim(server.name, "server")
+        self._servers.append(server)
+        if self.running:
+            self._startServer(server)
+
+    def _refuse(self, name: str) -> bool:
+        """Whether a handler of this name runs already (then it is not replaced: logged)."""
+        if name not in self.handlers:
+            return False
+        log.error("{name}: not started: a handler of that name is running already", name=name)
+        return True
+
+    def startService(self) -> None:
+        super().startService()
+        for device in self._devices:
+            self._startDevice(device)
+        for server in self._servers:
+            self._startServer(server)
+
+    def _startDevice(self, cfg: DeviceConfig) -> None:
+        if self._refuse(cfg.name):
+            return
+        try:
+            handler, probe = buildHandler(self.reactor, cfg)
+        except Exception:
+            log.failure("{device}: cannot start", device=cfg.name)
+            return
+        self.handlers[cfg.name] = handler
+        self.registry.add(Entry(cfg.name, handler, cfg.endpoint, "device", probe))
+        log.info(
+            "{device}: watching {endpoint} ({connection}; probe {probe}; poll every {poll} s; "
+            "disconnected after {limit} misses)",
+            device=cfg.name,
+            endpoint=redactEndpoint(cfg.endpoint),
+            connection=cfg.connection,
+            probe=cfg.probe.kind if cfg.probe is not None else "none",
+            poll=cfg.pollFrequency,
+            limit=cfg.DisconnectLimit,
+        )
+        if cfg.connection == "stream":
+            handler.AutoReconnect = cfg.AutoReconnect
+            handler.Connect(cfg.connectTimeout)
+        else:
+            handler.Connect()
+
+    def _startServer(self, cfg: ServerConfig) -> None:
+        if self._refuse(cfg.name):
+            return
+        try:
+            handler = buildServer(self.reactor, cfg)
+        except Exception:
+            log.failure("{server}: cannot start", server=cfg.name)
+            return
+        self.handlers[cfg.name] = handler
+        where = cfg.interface.replace(":", "\\:")
+        self.registry.add(Entry(cfg.name, handler, f"tcp:{cfg.port}:interface={where}", "server"))
+        if isWildcardAddress(cfg.interface):
+            log.warn(
+                "{server}: reachable from the network: it listens on {interface} (every "
+                "interface); give an address such as 127.0.0.1 to keep it local",
+                server=cfg.name,
+                interface=cfg.interface,
+            )
+
+        def listening(result: str) -> None:
+            log.info(
+                "{server}: {result} on {interface} port {port} (idle clients dropped after "
+                "{timeout} s)",
+                server=cfg.name,
+                result=result,
+                interface=cfg.interface,
+                port=handler.Interface.IPPort,
+                timeout=cfg.serverTimeout,
+            )
+
+        handler.StartListen().addCallback(listening)
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        handlers, self.handlers = self.handlers, {}
+        stops: list[Deferred[Any]] = []
+        for name, handler in handlers.items():
+            self.registry.remove(name)
+            stops.append(stopHandler(handler, self.reactor, self.clientCloseGrace))
+        return _gather(stops, "devices")
+
+
+def buildHandler(reactor: Any, cfg: DeviceConfig) -> tuple[Any, Any]:
+    """A connection handler (not yet connected) and its probe for one device."""
+    from twisted.internet.endpoints import clientFromString
+
+    from twisted_ch._factory import GetConnectionHandler
+    from twisted_ch.extronlib.interface import EndpointInterface
+    from twisted_ch.service.probes import makeProbe
+
+    probe = makeProbe(cfg.probe.kind, cfg.probe.options) if cfg.probe is not None else None
+    endpoint = clientFromString(reactor, cfg.endpoint)
+    interface = EndpointInterface(
+        endpoint,
+        reactor=reactor,
+        connectionOriented=cfg.connection == "stream",
+        description=cfg.name,
+        reopenDelay=cfg.connectRetryTime,
+    )
+    handler = GetConnectionHandler(
+        interface,
+        probe,
+        DisconnectLimit=cfg.DisconnectLimit,
+        pollFrequency=cfg.pollFrequency,
+        connectRetryTime=cfg.connectRetryTime,
+        reactor=reactor,
+    )
+    if probe is not None:
+        probe.attach(handler)
+    return handler, probe
+
+
+def buildServer(reactor: Any, cfg: ServerConfig) -> Any:
+    """
+    A ServerExHandler (not yet listening) for one server table.  It binds exactly
+    C{cfg.interface}, which must be an IP address literal: ControlScript's interface names
+    (C{Any}, C{LAN}) would bind what L{INTERFACE_ADDRESSES} maps them to, every interface.
+    """
+    from twisted_ch._factory import GetConnectionHandler
+    from twisted_ch.extronlib.interface import EthernetServerInterfaceEx
+
+    try:
+        address = str(ipaddress.ip_address(cfg.interface))
+    except ValueError:
+        raise ValueError(
+            f"server {cfg.name!r}: interface must be an IP address literal, not {cfg.interface!r}"
+        ) from None
+    interface = EthernetServerInterfaceEx(
+        cfg.port, "TCP", address, cfg.MaxClients, reactor=reactor, bindAddress=address
+    )
+    return GetConnectionHandler(interface, serverTimeout=cfg.serverTimeout, reactor=reactor)
+
+
+def stopHandler(
+    handler: Any, reactor: Any = None, grace: float = CLIENT_CLOSE_GRACE
+) -> Deferred[Any]:
+    """
+    Stop a client handler (Disconnect) or a server handler (StopListen, then close each client:
+    gracefully, aborted after C{grace} seconds).  Fires once the link is closed, or the port is
+    closed and every client gone.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    try:
+        if hasattr(type(handler), "StopListen"):
+            # the port first (no client arrives once it is closed), then the clients
+            def clients(result: object) -> Deferred[None]:
+                if isinstance(result, Failure):
+                    log.failure("{server}: stopping listening failed", result, server=handler)
+                return closeClients(handler, reactor, grace)
+
+            return maybeDeferred(handler.StopListen).addBoth(clients)
+        result = handler.Disconnect()
+    except Exception:
+        return fail()
+    return result if isinstance(result, Deferred) else succeed(result)
+
+
+class _ClientsGone:
+    """A server observer firing a Deferred per client as it goes (see L{closeClients})."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[int, tuple[Any, Any, Deferred[None]]] = {}
+
+    def clientConnected(self, client: Any) -> None:
+        pass
+
+    def clientData(self, client: Any, data: bytes) -> None:
+        pass
+
+    def clientLost(self, client: Any, reason: str) -> None:
+        entry = self.waiting.pop(id(client), None)
+        if entry is not None:
+            entry[2].callback(None)
+
+
+def closeClients(handler: Any, reactor: Any, grace: float = CLIENT_CLOSE_GRACE) -> Deferred[None]:
+    """
+    Close every client of a server handler: gracefully first (what was sent is written), and
+    those still connected after C{grace} seconds are aborted (a client that stopped reading would
+    keep a graceful close waiting forever).  Fires when every client is gone; no timer is left.
+    """
+    iface = handler.Interface
+    # the connection wrappers (IdleClientProtocol) hold the transports, for the abort
+    wrappers: dict[int, Any] = {}
+    factory = getattr(handler, "factory", None)
+    for wrapper in list(getattr(factory, "protocols", {})):
+        client = getattr(wrapper.wrappedProtocol, "client", None)
+        if client is not None:
+            wrappers[id(client)] = wrapper
+    clients = [c for c in handler.Clients if getattr(c, "connected", True)]
+    if not clients:
+        return succeed(None)
+    gone = _ClientsGone()
+    for client in clients:
+        gone.waiting[id(client)] = (client, wrappers.get(id(client)), Deferred())
+    everyone = [d for _, _, d in gone.waiting.values()]
+    iface.observers.append(gone)
+    timers: list[Any] = []
+
+    def abortTheRest() -> None:
+        rest = list(gone.waiting.values())
+        log.warn(
+            "{server}: {n} clients did not close within {grace} s; aborting them",
+            server=handler,
+            n=len(rest),
+            grace=grace,
+        )
+        for _client, wrapper, _ in rest:
+            transport = getattr(wrapper, "transport", None)
+            abort = getattr(transport, "abortConnection", None)
+            if callable(abort):
+                abort()
+        # an aborted connection is lost at the next reactor iteration; never wait forever
+        timers.append(reactor.callLater(1.0, giveUp))
+
+    def giveUp() -> None:
+        rest = list(gone.waiting.values())
+        gone.waiting.clear()
+        log.error("{server}: {n} clients never reported lost", server=handler, n=len(rest))
+        for _, _, d in rest:
+            d.callback(None)
+
+    timers.append(reactor.callLater(grace, abortTheRest))
+    for client in clients:
+        try:
+            client.Disconnect()
+        except Exception:
+            log.failure("{server}: closing {client} failed", server=handler, client=client)
+
+    def allGone(result: object) -> None:
+        for timer in timers:
+            if timer.active():
+                timer.cancel()
+        if gone in iface.observers:
+            iface.observers.remove(gone)
+
+    return DeferredList(everyone).addBoth(allGone)
+
+
+def _isBuilt(handler: Any) -> bool:
+    """
+    Whether a handler is fully constructed.  A handler joins its runtime's set at the start of
+    its constructor, on the program thread: the reactor thread may see it half-built.
+    """
+    try:
+        handler.stats()
+    except Exception:
+        return False
+    return True
+
+
+def _snapshot(handlers: weakref.WeakSet[Any]) -> list[Any]:
+    """The members of a WeakSet another thread may be adding to."""
+    for _ in range(100):
+        try:
+            return list(handlers)
+        except RuntimeError:  # changed size during iteration
+            continue
+    return list(handlers)
+
+
+class ProgramService(Service):
+    """
+    Runs a ControlScript-style program.  Every connection handler it creates (the runtime
+    records them, wherever the program keeps them) shows on the status page and is stopped
+    with the service, also when the program's top level has not finished by then.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        path: str,
+        registry: Registry,
+        stopTimeout: float = PROGRAM_STOP_TIMEOUT,
+        clientCloseGrace: float = CLIENT_CLOSE_GRACE,
+    ) -> None:
+        self.reactor = reactor
+        self.path = path
+        self.registry = registry
+        self.stopTimeout = stopTimeout
+        self.clientCloseGrace = clientCloseGrace
+        self.program: Any = None
+        #: the global name of each handler bound to one, once the top level has run
+        self._variables: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+    @property
+    def handlers(self) -> list[Any]:
+        """The connection handlers the program has created (and that still exist)."""
+        if self.program is None:
+            return []
+        return _snapshot(self.program.thread.runtime.handlers)
+
+    def startService(self) -> None:
+        from twisted_ch.program import Program
+
+        super().startService()
+        self.program = Program(self.reactor, name=Path(self.path).stem)
+        self.registry.addSource(self, self._entries)
+        log.info("running program {path}", path=self.path)
+        self.program.runFile(self.path).addCallbacks(self._ran, self._failed)
+
+    def _entries(self) -> list[Entry]:
+        """The status rows: one per handler, named by its logName (a server: its variable)."""
+        entries = []
+        for handler in self.handlers:
+            if not _isBuilt(handler):
+                continue
+            kind = "server" if hasattr(type(handler), "StartListen") else "device"
+            variable = self._variables.get(handler)
+            name = getattr(handler, "logName", None)
+            if not isinstance(name, str) or not name:
+                name = variable or repr(handler.Interface)
+            extra: dict[str, object] = {"variable": variable} if variable else {}
+            entries.append(Entry(name, handler, repr(handler.Interface), kind, None, extra))
+        return sorted(entries, key=lambda e: e.name)
+
+    def _ran(self, namespace: dict[str, Any]) -> None:
+        if not self.running:
+            return
+        handlers = self.handlers
+        for name, value in namespace.items():
+            if any(value is h for h in handlers):
+                self._variables.setdefault(value, name)
+        log.info(
+            "program {path} ran its top level; {n} handlers on the status page",
+            path=self.path,
+            n=len(handlers),
+        )
+
+    def _failed(self, failure: Failure) -> None:
+        log.failure("program {path} failed", failure, path=self.path)
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        self.registry.removeSource(self)
+        program = self.program
+        if program is None:
+            return succeed(None)
+
+        def stopEvery(final: bool) -> Deferred[None]:
+            # the first pass runs while the top level may still run: a handler being built is
+            # left for the final pass, made once the thread has ended (when it did in time),
+            # which stops every handler again (the top level may have reconnected one)
+            handlers = [h for h in self.handlers if _isBuilt(h)]
+            if not final:
+                log.info("program {path}: stopping {n} handlers", path=self.path, n=len(handlers))
+            return _gather(
+                [stopHandler(h, self.reactor, self.clientCloseGrace) for h in handlers],
+                "program handlers",
+            )
+
+        def stopThread(_: object) -> Deferred[None]:
+            # lets a top level still running finish (bounded by stopTimeout); events the handlers
+            # stopped above report are no longer run
+            d: Deferred[None] = maybeDeferred(program.thread.stop, self.stopTimeout)
+            return d.addErrback(
+                lambda f: log.failure("program {path}: stopping its thread", f, path=self.path)
+            )
+
+        # every handler that exists now, the program thread, then any handler created meanwhile
+        return stopEvery(False).addCallback(stopThread).addCallback(lambda _: stopEvery(True))
