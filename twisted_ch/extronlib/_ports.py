@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IProtocol, IStreamClientEndpoint
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE
 from twisted_ch.extronlib._base import LinkInterface
-from twisted_ch.extronlib.device import SPDevice, _Host
+from twisted_ch.extronlib._host import _Host
+from twisted_ch.extronlib.device import SPDevice
 
-__all__ = ["DanteInterface", "SPInterface", "SerialInterface"]
+__all__ = ["DANTE_HOSTS", "DanteInterface", "SPInterface", "SerialInterface"]
 
 _PARITY = {"None": "N", "Even": "E", "Odd": "O", "Mark": "M", "Space": "S"}
 _FLOW = ("Off", "HW", "SW")
@@ -45,12 +51,80 @@ def _checkSerialSettings(**settings: Any) -> None:
             raise TypeError(f"unexpected serial setting {key!r}")
 
 
+class _PacedProtocol(ProtocolWrapper):
+    """Writes to its transport one byte at a time, C{CharDelay} seconds apart (when not 0)."""
+
+    factory: _PacedFactory
+
+    def __init__(self, factory: _PacedFactory, wrappedProtocol: IProtocol) -> None:
+        super().__init__(factory, wrappedProtocol)
+        self._queue: deque[int] = deque()
+        self._call: IDelayedCall | None = None
+        self._lost = False
+
+    def write(self, data: bytes) -> None:
+        if not self._queue and self.factory.interface.CharDelay <= 0:
+            self.transport.write(data)
+            return
+        self._queue.extend(data)
+        if self._call is None:
+            self._next()
+
+    def writeSequence(self, data: Any) -> None:
+        self.write(b"".join(data))
+
+    def _next(self) -> None:
+        self._call = None
+        if self._lost or not self._queue:
+            return
+        self.transport.write(bytes((self._queue.popleft(),)))
+        if self._queue:
+            delay = self.factory.interface.CharDelay
+            if delay <= 0:  # CharDelay set to 0 meanwhile: the rest at once
+                rest, self._queue = bytes(self._queue), deque()
+                self.transport.write(rest)
+                return
+            self._call = self.factory.interface.pacingClock.callLater(delay, self._next)
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._lost = True
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        self._queue.clear()
+        super().connectionLost(reason)
+
+
+class _PacedFactory(WrappingFactory):
+    protocol = _PacedProtocol  # type: ignore[assignment]
+    noisy = False
+
+    def __init__(self, wrappedFactory: Any, interface: SerialInterface) -> None:
+        super().__init__(wrappedFactory)
+        self.interface = interface
+
+
+@implementer(IStreamClientEndpoint)
+class _PacedEndpoint:
+    """An endpoint whose protocols' writes are paced by the interface's CharDelay."""
+
+    def __init__(self, endpoint: IStreamClientEndpoint, interface: SerialInterface) -> None:
+        self._endpoint = endpoint
+        self._interface = interface
+
+    def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        d = self._endpoint.connect(_PacedFactory(protocolFactory, self._interface))
+        return d.addCallback(lambda wrapper: getattr(wrapper, "wrappedProtocol", wrapper))
+
+
 class SerialInterface(LinkInterface):
     """
     A serial port of C{Host} (a L{ProcessorDevice} or L{SPDevice}) by alias (C{'COM1'}).
 
     The port opens when the interface is created and reopens after it vanishes; like
     ControlScript's, it has no Connect: its keep-alive handler decides the device's state.
+    With C{CharDelay} (seconds) the bytes of each Send go out one at a time that far apart
+    (timed by C{pacingClock}, the reactor unless a test sets a Clock).
     """
 
     connectionOriented = False
@@ -100,13 +174,19 @@ class SerialInterface(LinkInterface):
         super().__init__(
             f"serial:{Host.DeviceAlias}:{Port}",
             reactor=reactor,
-            endpoint=endpoint,
+            endpoint=_PacedEndpoint(endpoint, self) if endpoint is not None else None,
             maxResponse=maxResponse,
             reopenDelay=reopenDelay,
         )
+        self.pacingClock: Any = self._rt.reactor
         self._rt.twoFaced(self._link.open)
 
     def _makeEndpoint(self) -> IStreamClientEndpoint:
+        from twisted_ch.endpoints.serial import SerialEndpoint
+
+        return _PacedEndpoint(self._serialEndpoint(), self)
+
+    def _serialEndpoint(self) -> IStreamClientEndpoint:
         from twisted_ch.endpoints.serial import SerialEndpoint
 
         return SerialEndpoint(
@@ -120,11 +200,36 @@ class SerialInterface(LinkInterface):
             rtscts=self.FlowControl == "HW",
         )
 
-    def Initialize(self, **settings: Any) -> None:
-        """Change port settings (Baud, Data, Parity, Stop, FlowControl, CharDelay, Mode)."""
+    def Initialize(
+        self,
+        Baud: int | None = None,
+        Data: int | None = None,
+        Parity: str | None = None,
+        Stop: int | None = None,
+        FlowControl: str | None = None,
+        CharDelay: float | None = None,
+        Mode: str | None = None,
+    ) -> None:
+        """
+        Change port settings; None leaves a setting as it is.  The port is reopened when a line
+        setting (Baud, Data, Parity, Stop, FlowControl) changed; CharDelay and Mode apply at once.
+        """
+        given = {
+            "Baud": Baud,
+            "Data": Data,
+            "Parity": Parity,
+            "Stop": Stop,
+            "FlowControl": FlowControl,
+            "CharDelay": CharDelay,
+            "Mode": Mode,
+        }
+        settings = {k: v for k, v in given.items() if v is not None}
         _checkSerialSettings(**settings)
+        changed = {k for k, v in settings.items() if getattr(self, k) != v}
         for key, value in settings.items():
             setattr(self, key, value)
+        if not changed - {"CharDelay", "Mode"}:
+            return
 
         def reopen() -> None:
             self._link.close().addCallback(lambda _: self._link.open())
@@ -177,20 +282,33 @@ class SPInterface(LinkInterface):
         raise AttributeError("'SPInterface' object has no attribute 'SendAndWait'")
 
 
+#: Where each Dante device name is reached: name -> "host" or "host:port" (a program's config
+#: fills it); a name not listed is reached as C{<name>.local} (its mDNS name) on port 23.
+DANTE_HOSTS: dict[str, str] = {}
+
+_DANTE_INTERFACES = ("LAN", "AVLAN")
+
+
 class DanteInterface(LinkInterface):
     """
-    A Dante-domain device link (ControlScript Pro xi).  Off a processor there is no Dante control
-    domain, so the device is reached over TCP: C{DanteInterface(DeviceName, Protocol='Extron',
-    endpoint=...)} or with C{host=}/C{port=}.  It has no SendAndWait (as documented).
+    A Dante-domain device link (ControlScript Pro xi), with the vendor's positional signature
+    C{(DeviceName, Protocol, DanteDomainManager, Domain)}.  Off a processor there is no Dante
+    control domain, so the device is reached over TCP: at C{host=}/C{port=}, at
+    L{DANTE_HOSTS}C{[DeviceName]}, else at C{<DeviceName>.local} port 23.  It has no SendAndWait
+    (as documented).
     """
+
+    _serviceInterface: str | None = None
 
     def __init__(
         self,
         DeviceName: str,
         Protocol: str = "Extron",
+        DanteDomainManager: Any = None,
+        Domain: str | None = None,
         *,
         host: str | None = None,
-        port: int = 23,
+        port: int | None = None,
         reactor: Any = None,
         endpoint: IStreamClientEndpoint | None = None,
         maxResponse: int = DEFAULT_MAX_RESPONSE,
@@ -199,12 +317,21 @@ class DanteInterface(LinkInterface):
             raise TypeError(f"DeviceName must be a non-empty str, not {DeviceName!r}")
         if Protocol != "Extron":
             raise ValueError(f"DanteInterface supports Protocol 'Extron' only, got {Protocol!r}")
-        if endpoint is None and host is None:
-            raise ValueError("DanteInterface needs host= (or endpoint=) to reach the device")
+        if Domain is not None and not isinstance(Domain, str):
+            raise TypeError(f"Domain must be a str or None, not {type(Domain).__name__}")
         self.DeviceName = DeviceName
+        self.Hostname = DeviceName
         self.Protocol = Protocol
+        self.DanteDomainManager = DanteDomainManager
+        self.Domain = Domain
+        if host is None:
+            configured = DANTE_HOSTS.get(DeviceName, f"{DeviceName}.local")
+            name, _, number = configured.rpartition(":") if ":" in configured else (configured, "", "")
+            host = name or configured
+            if port is None and number:
+                port = int(number)
         self._host = host
-        self._port = port
+        self._port = 23 if port is None else port
         super().__init__(
             f"dante:{DeviceName}", reactor=reactor, endpoint=endpoint, maxResponse=maxResponse
         )
@@ -212,8 +339,18 @@ class DanteInterface(LinkInterface):
     def _makeEndpoint(self) -> IStreamClientEndpoint:
         from twisted_ch.endpoints.tcp import TCPHostnameEndpoint
 
-        assert self._host is not None
         return TCPHostnameEndpoint(self._rt.reactor, self._host, self._port)
+
+    @classmethod
+    def StartService(cls, interface: str = "LAN") -> str:
+        """
+        Start the Dante service on C{'LAN'} or C{'AVLAN'}: returns C{'ServiceStarted'} (here the
+        devices are reached over TCP, so there is nothing more to start).
+        """
+        if interface not in _DANTE_INTERFACES:
+            raise ValueError(f"interface must be 'LAN' or 'AVLAN', got {interface!r}")
+        cls._serviceInterface = interface
+        return "ServiceStarted"
 
     def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
         """DanteInterface has no SendAndWait (as documented)."""

@@ -1,0 +1,113 @@
+"""ControlScript's C{SSLWrap} arguments, turned into Twisted TLS (pyOpenSSL) for clients and servers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
+
+__all__ = ["CERT_REQS", "SSL_VERSIONS", "TLSSettings"]
+
+CERT_REQS = ("CERT_NONE", "CERT_OPTIONAL", "CERT_REQUIRED")
+#: ControlScript says 'TLSv2' for TLS 1.2; newer versions are negotiated when both sides can
+SSL_VERSIONS = ("TLSv2", "TLSv1.2", "TLSv1.3")
+
+
+def _pem(alias: str) -> bytes:
+    from twisted_ch.extronlib._net import certificatePath
+
+    return certificatePath(alias).read_bytes()
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    """What an SSLWrap call asked for (certificate aliases, verification, the least version)."""
+
+    certificate: str | None
+    cert_reqs: str
+    ssl_version: str
+    ca_certs: str | None
+
+    @classmethod
+    def make(
+        cls, certificate: object, cert_reqs: object, ssl_version: object, ca_certs: object
+    ) -> TLSSettings:
+        """Validated settings (the certificate files are read when a connection starts)."""
+        for value, what in ((certificate, "certificate"), (ca_certs, "ca_certs")):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise TypeError(f"{what} must be a certificate alias or None, not {value!r}")
+        if cert_reqs not in CERT_REQS:
+            raise ValueError(f"cert_reqs must be one of {', '.join(CERT_REQS)}, got {cert_reqs!r}")
+        if ssl_version not in SSL_VERSIONS:
+            raise ValueError(
+                f"ssl_version must be one of {', '.join(SSL_VERSIONS)}, got {ssl_version!r}"
+            )
+        assert isinstance(cert_reqs, str) and isinstance(ssl_version, str)
+        return cls(certificate, cert_reqs, ssl_version, ca_certs)  # type: ignore[arg-type]
+
+    @property
+    def verify(self) -> bool:
+        """Whether the peer's certificate is verified."""
+        return self.cert_reqs != "CERT_NONE"
+
+    def _least(self) -> Any:
+        from twisted.internet.ssl import TLSVersion
+
+        return TLSVersion.TLSv1_3 if self.ssl_version == "TLSv1.3" else TLSVersion.TLSv1_2
+
+    def _trust(self) -> Any:
+        from twisted.internet.ssl import Certificate, platformTrust, trustRootFromCertificates
+
+        if self.ca_certs is None:
+            return platformTrust()
+        return trustRootFromCertificates([Certificate.loadPEM(_pem(self.ca_certs))])
+
+    def _own(self) -> Any:
+        from twisted.internet.ssl import PrivateCertificate
+
+        return None if self.certificate is None else PrivateCertificate.loadPEM(_pem(self.certificate))
+
+    def clientEndpoint(
+        self, hostname: str, endpoint: IStreamClientEndpoint
+    ) -> IStreamClientEndpoint:
+        """C{endpoint} with TLS on top, verifying C{hostname} if asked to."""
+        from twisted.internet.endpoints import wrapClientTLS
+        from twisted.internet.ssl import CertificateOptions, optionsForClientTLS
+
+        own = self._own()
+        creator: Any
+        if self.verify:
+            creator = optionsForClientTLS(
+                hostname,
+                trustRoot=self._trust(),
+                clientCertificate=own,
+                extraCertificateOptions={"raiseMinimumTo": self._least()},
+            )
+        else:
+            creator = CertificateOptions(
+                privateKey=own.privateKey.original if own is not None else None,
+                certificate=own.original if own is not None else None,
+                verify=False,
+                raiseMinimumTo=self._least(),
+            )
+        return wrapClientTLS(creator, endpoint)  # type: ignore[no-any-return]
+
+    def serverFactory(self, factory: IProtocolFactory) -> IProtocolFactory:
+        """C{factory} behind TLS, presenting C{certificate} (required for a server)."""
+        from twisted.internet.ssl import Certificate, CertificateOptions
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        own = self._own()
+        if own is None:
+            raise ValueError("a TLS server needs certificate= (its certificate and key)")
+        cas = [] if self.ca_certs is None else [Certificate.loadPEM(_pem(self.ca_certs)).original]
+        options = CertificateOptions(
+            privateKey=own.privateKey.original,
+            certificate=own.original,
+            verify=self.verify,
+            caCerts=cas if self.verify else None,
+            requireCertificate=self.cert_reqs == "CERT_REQUIRED",
+            raiseMinimumTo=self._least(),
+        )
+        return TLSMemoryBIOFactory(options, False, factory)  # type: ignore[no-any-return]
