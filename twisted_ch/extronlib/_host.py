@@ -28,11 +28,21 @@ class _Host:
     ) -> None:
         if not isinstance(DeviceAlias, str) or not DeviceAlias:
             raise TypeError(f"DeviceAlias must be a non-empty str, not {DeviceAlias!r}")
-        self.DeviceAlias = DeviceAlias
-        self.PartNumber = PartNumber
+        self._alias = DeviceAlias
+        self._partNumber = PartNumber
         self._ports = dict(ports or {})
         self._rt: Runtime = resolveRuntime(reactor)
         self._online = True
+
+    @property
+    def DeviceAlias(self) -> str:
+        """The device's alias."""
+        return self._alias
+
+    @property
+    def PartNumber(self) -> str | None:
+        """The part number given, if any."""
+        return self._partNumber
 
     def portPath(self, alias: str) -> str:
         """The device path behind a port alias such as C{'COM1'}."""
