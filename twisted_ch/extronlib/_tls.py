@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import (
+    IHandshakeListener,
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+)
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 __all__ = ["CERT_REQS", "SSL_VERSIONS", "TLSSettings"]
 
@@ -91,7 +100,7 @@ class TLSSettings:
                 verify=False,
                 raiseMinimumTo=self._least(),
             )
-        return wrapClientTLS(creator, endpoint)  # type: ignore[no-any-return]
+        return _HandshakenEndpoint(wrapClientTLS(creator, endpoint))
 
     def serverFactory(self, factory: IProtocolFactory) -> IProtocolFactory:
         """C{factory} behind TLS, presenting C{certificate} (required for a server)."""
@@ -111,3 +120,84 @@ class TLSSettings:
             raiseMinimumTo=self._least(),
         )
         return TLSMemoryBIOFactory(options, False, factory)  # type: ignore[no-any-return]
+
+
+@implementer(IHandshakeListener)
+class _AfterHandshake(ProtocolWrapper):
+    """Connects its protocol only once the TLS handshake (and the verification) succeeded."""
+
+    factory: _AfterHandshakeFactory
+
+    def __init__(self, factory: _AfterHandshakeFactory, wrappedProtocol: IProtocol) -> None:
+        super().__init__(factory, wrappedProtocol)
+        self._handshaken = False
+
+    def makeConnection(self, transport: Any) -> None:
+        self.connected = 1
+        self.transport = transport
+        self.factory.protocolMade(self)
+
+    def handshakeCompleted(self) -> None:
+        self._handshaken = True
+        ProtocolWrapper.makeConnection(self, self.transport)
+        self.factory.handshaken(self.wrappedProtocol)
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        if self._handshaken:
+            super().connectionLost(reason)
+        else:
+            self.connected = 0
+            self.factory.failed(reason)
+
+
+class _AfterHandshakeFactory(WrappingFactory):
+    protocol = _AfterHandshake  # type: ignore[assignment]
+    noisy = False
+
+    def __init__(self, wrappedFactory: Any) -> None:
+        super().__init__(wrappedFactory)
+        self.wrapper: _AfterHandshake | None = None
+        self.result: Deferred[Any] = Deferred(self._cancel)
+
+    def protocolMade(self, wrapper: _AfterHandshake) -> None:
+        self.wrapper = wrapper
+
+    def handshaken(self, protocol: Any) -> None:
+        if not self.result.called:
+            self.result.callback(protocol)
+
+    def failed(self, reason: Failure) -> None:
+        if not self.result.called:
+            self.result.errback(reason)
+
+    def _cancel(self, _: Deferred[Any]) -> None:
+        transport = getattr(self.wrapper, "transport", None)
+        if transport is not None:
+            transport.abortConnection()
+
+
+@implementer(IStreamClientEndpoint)
+class _HandshakenEndpoint:
+    """
+    A TLS client endpoint whose connect fires once the handshake succeeded, so that a server
+    failing verification is a failed connect attempt, never a Connected device.
+    """
+
+    def __init__(self, tlsEndpoint: IStreamClientEndpoint) -> None:
+        self._endpoint = tlsEndpoint
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
+        factory = _AfterHandshakeFactory(protocolFactory)
+        tcp = self._endpoint.connect(factory)
+
+        def tcpFailed(reason: Failure) -> None:
+            factory.failed(reason)
+
+        tcp.addErrback(tcpFailed)
+
+        def cancelled(reason: Failure) -> Failure:
+            if not tcp.called:
+                tcp.cancel()
+            return reason
+
+        return factory.result.addErrback(cancelled)
