@@ -63,9 +63,7 @@ def waitFor(
     """Poll C{condition(browser)} until it is truthy (selenium's WebDriverWait); return it."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    result: T = WebDriverWait(browser, timeout, poll_frequency=0.05).until(
-        condition, message
-    )
+    result: T = WebDriverWait(browser, timeout, poll_frequency=0.05).until(condition, message)
     return result
 
 

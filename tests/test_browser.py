@@ -10,17 +10,25 @@ from browser import waitFor
 from twisted.internet import threads
 from twisted.web.resource import Resource
 from twisted.web.server import Site
-from twisted.web.static import Data
+
+
+class Page(Resource):
+    isLeaf = True
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self.body = body
+
+    def render_GET(self, request: Any) -> bytes:
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return self.body
 
 
 @pytest_twisted.inlineCallbacks
 def test_chromium_loads_a_loopback_page(browser: Any, tmp_path: Path) -> Any:
     from twisted.internet import reactor
 
-    root = Resource()
-    page = b"<!doctype html><title>t</title><h1 id='x'>twisted_ch</h1>"
-    root.putChild(b"", Data(page, "text/html; charset=utf-8"))
-    root.putChild(b"favicon.ico", Data(b"", "image/x-icon"))
+    root = Page(b"<!doctype html><title>t</title><h1 id='x'>twisted_ch</h1>")
     port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")  # type: ignore[attr-defined]
     try:
         url = f"http://127.0.0.1:{port.getHost().port}/"
