@@ -65,6 +65,13 @@ class Options(usage.Options):
         ["log-format", None, "text", "'text' or 'json' (one JSON object per line)."],
         ["log-level", None, "info", "Least level logged: debug, info, warn, error or critical."],
         [
+            "ssh-host-key-policy",
+            None,
+            "reject",
+            "SSH host-key policy of program interfaces that pass none (Global Scripter modules): "
+            "'reject' unknown hosts or 'accept-new' (trust on first use).",
+        ],
+        [
             "demo-schedule",
             None,
             "40:20",
@@ -88,6 +95,11 @@ class Options(usage.Options):
         if self["log-level"] not in _LEVELS:
             raise usage.UsageError(
                 f"--log-level must be one of {', '.join(_LEVELS)}, not {self['log-level']!r}"
+            )
+        if self["ssh-host-key-policy"] not in ("reject", "accept-new"):
+            raise usage.UsageError(
+                "--ssh-host-key-policy must be 'reject' or 'accept-new', "
+                f"not {self['ssh-host-key-policy']!r}"
             )
         m = re.fullmatch(r"(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)", self["demo-schedule"])
         if m is None or not all(float(g) > 0 for g in m.groups()):
@@ -145,6 +157,9 @@ def makeService(options: Options) -> MultiService:
         up, down = options.get("demoSchedule", (40.0, 20.0))
         DemoService(reactor, registry, up=up, down=down).setServiceParent(top)
     if options["program"] is not None:
+        from twisted_ch.extronlib.interface import setDefaultHostKeyPolicy
+
+        setDefaultHostKeyPolicy(options.get("ssh-host-key-policy", "reject"))
         ProgramService(reactor, options["program"], registry).setServiceParent(top)
     return top
 
