@@ -98,8 +98,12 @@ async def test_program_wide_host_key_policy(tmp_path: Path, defaultPolicy: None)
     try:
         # reject stays the default: an unknown host fails
         strict = EthernetClientInterface(
-            "127.0.0.1", server.port, "SSH", Credentials=("admin", "pw"),
-            knownHosts=str(knownHosts), reactor=reactor,
+            "127.0.0.1",
+            server.port,
+            "SSH",
+            Credentials=("admin", "pw"),
+            knownHosts=str(knownHosts),
+            reactor=reactor,
         )
         reason = await strict.Connect(5)
         assert "UnknownHostKey" in reason, reason
@@ -112,8 +116,13 @@ async def test_program_wide_host_key_policy(tmp_path: Path, defaultPolicy: None)
         # an interface that says reject keeps rejecting a host it does not know
         other = tmp_path / "other_known_hosts"
         explicit = EthernetClientInterface(
-            "127.0.0.1", server.port, "SSH", Credentials=("admin", "pw"),
-            knownHosts=str(other), hostKeyPolicy="reject", reactor=reactor,
+            "127.0.0.1",
+            server.port,
+            "SSH",
+            Credentials=("admin", "pw"),
+            knownHosts=str(other),
+            hostKeyPolicy="reject",
+            reactor=reactor,
         )
         assert "UnknownHostKey" in await explicit.Connect(5)
     finally:

@@ -136,9 +136,7 @@ async def test_sslwrap_client_speaks_tls_to_a_stdlib_https_server(httpsServer: i
     client.SSLWrap(cert_reqs="CERT_REQUIRED", ca_certs="server-ca")
     try:
         assert await client.Connect(5) == "Connected"
-        answer = await client.SendAndWait(
-            b"GET / HTTP/1.0\r\n\r\n", 5, deliTag=b"hello over TLS"
-        )
+        answer = await client.SendAndWait(b"GET / HTTP/1.0\r\n\r\n", 5, deliTag=b"hello over TLS")
         assert answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"hello over TLS")
     finally:
         await client.Disconnect()

@@ -48,7 +48,9 @@ async def run(path: Path) -> dict[str, Any]:
 
 
 @pytest_twisted.ensureDeferred
-async def test_import_connection_handler_gives_twisted_chs(tmp_path: Path, freshImports: None) -> None:
+async def test_import_connection_handler_gives_twisted_chs(
+    tmp_path: Path, freshImports: None
+) -> None:
     import twisted_ch
 
     main = tmp_path / "main.py"
@@ -84,7 +86,7 @@ async def test_a_program_bringing_its_own_connection_handler_runs_it(
     assert namespace["EthernetClientInterface"].__module__ == "twisted_ch.extronlib.interface"
 
 
-GS_PROGRAM = '''
+GS_PROGRAM = """
 ## Begin ControlScript Import --------------------------------------------------
 from extronlib import event, Version
 from extronlib.device import eBUSDevice, ProcessorDevice, UIDevice
@@ -150,7 +152,7 @@ def SourcePressed(button, state):
     StatusLabel.SetText('Source {}'.format(button.ID))
 
 Initialize()
-'''
+"""
 
 
 async def post(url: str, action: dict[str, Any]) -> dict[str, Any]:
@@ -185,13 +187,16 @@ async def test_a_gs_program_with_ui_objects_under_twistd(tmp_path: Path) -> None
         panel = base + "panel/"
         await process.waitFor(rb"panel ready")
         controls = await pollPanel(
-            panel, lambda c: c.get(100, {}).get("text") == "Ready" and c.get(102, {}).get("level") == 35
+            panel,
+            lambda c: c.get(100, {}).get("text") == "Ready" and c.get(102, {}).get("level") == 35,
         )
         assert controls[8000]["kind"] == "Button"
         # the decorated Timer ticks on the program thread and sets its label
         await pollPanel(panel, lambda c: c[101]["text"] not in ("", "tick 1"))
         for action in ("press", "release"):
-            assert await post(panel + "action", {"device": "TLP Pro 720T", "id": 8000, "action": action}) == {"ok": True}
+            assert await post(
+                panel + "action", {"device": "TLP Pro 720T", "id": 8000, "action": action}
+            ) == {"ok": True}
         await pollPanel(panel, lambda c: c[100]["text"] == "System On")
         await process.waitFor(rb"power pressed; relay Close")
         assert (tmp_path / "data" / "user" / "state.txt").read_text() == "on"

@@ -371,8 +371,12 @@ def positional(f: Any) -> str:
 ENTRIES = [(m, n, s) for m, names in SURFACE.items() for n, s in names.items()]
 
 
-@pytest.mark.parametrize(("module", "name", "expected"), ENTRIES, ids=[f"{m}.{n}" for m, n, _ in ENTRIES])
-def test_every_documented_name_exists_with_its_signature(module: str, name: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("module", "name", "expected"), ENTRIES, ids=[f"{m}.{n}" for m, n, _ in ENTRIES]
+)
+def test_every_documented_name_exists_with_its_signature(
+    module: str, name: str, expected: str
+) -> None:
     import importlib
 
     from twisted_ch._events import Event

@@ -135,7 +135,11 @@ def test_label_level_slider_knob() -> None:
     slider.press(12)
     slider.slide(48.9)
     slider.release(200)
-    assert calls == [("Pressed", "Pressed", 10), ("Changed", "Changed", 50), ("Released", "Released", 100)]
+    assert calls == [
+        ("Pressed", "Pressed", 10),
+        ("Changed", "Changed", 50),
+        ("Released", "Released", 100),
+    ]
     assert slider.Fill == 100
     slider.SetFill(30)
     assert slider.Fill == 30
@@ -190,8 +194,13 @@ def test_pages_popups_with_duration_leds_volume() -> None:
 def test_sleep_inactivity_and_sensor_reports() -> None:
     clock, tlp = panel()
     calls = recorder(
-        tlp, "SleepChanged", "InactivityChanged", "LidChanged", "BrightnessChanged",
-        "InputPresenceChanged", "MotionDetected",
+        tlp,
+        "SleepChanged",
+        "InactivityChanged",
+        "LidChanged",
+        "BrightnessChanged",
+        "InputPresenceChanged",
+        "MotionDetected",
     )
     tlp.SetInactivityTime([30, 60])
     tlp.SetSleepTimer("On", 90)

@@ -31,7 +31,10 @@ async def serve(resource: Any) -> Any:
 
 
 async def request(
-    url: str, body: object = None, contentType: bytes = b"application/json", host: bytes | None = None
+    url: str,
+    body: object = None,
+    contentType: bytes = b"application/json",
+    host: bytes | None = None,
 ) -> tuple[int, Any]:
     agent = Agent(reactor)
     headers = Headers({b"content-type": [contentType]})
@@ -70,7 +73,11 @@ async def test_state_and_actions_over_http() -> None:
         assert mine["page"] == "Main"
         byId = {c["id"]: c for c in mine["controls"]}
         assert byId[300] == {
-            "id": 300, "kind": "Label", "name": "Label300", "visible": True, "enabled": True,
+            "id": 300,
+            "kind": "Label",
+            "name": "Label300",
+            "visible": True,
+            "enabled": True,
             "text": "Projector off",
         }
         assert byId[301]["level"] == 40 and byId["Volume"]["kind"] == "Slider"
@@ -86,16 +93,20 @@ async def test_state_and_actions_over_http() -> None:
 
         # guards: a JSON content type, a Host naming this machine, known devices and controls
         code, answer = await request(
-            base + "action", {"device": "TLP-http", "id": 8001, "action": "press"},
+            base + "action",
+            {"device": "TLP-http", "id": 8001, "action": "press"},
             contentType=b"text/plain",
         )
         assert code == 415
         code, answer = await request(
-            base + "action", {"device": "TLP-http", "id": 8001, "action": "press"},
+            base + "action",
+            {"device": "TLP-http", "id": 8001, "action": "press"},
             host=b"evil.example:80",
         )
         assert code == 403
-        code, answer = await request(base + "action", {"device": "nope", "id": 1, "action": "press"})
+        code, answer = await request(
+            base + "action", {"device": "nope", "id": 1, "action": "press"}
+        )
         assert (code, answer["error"]) == (400, "no UIDevice 'nope'")
         code, answer = await request(
             base + "action", {"device": "TLP-http", "id": 300, "action": "press"}
@@ -165,9 +176,7 @@ async def test_a_browser_presses_a_program_button(browser: Any, tmp_path: Path) 
         )
         assert await threads.deferToThread(meter.get_attribute, "value") == "60"
         await threads.deferToThread(button.click)  # press and release: Pressed, then Tapped
-        await threads.deferToThread(
-            waitFor, browser, lambda b: labelText(b) == "Power Tapped (2)"
-        )
+        await threads.deferToThread(waitFor, browser, lambda b: labelText(b) == "Power Tapped (2)")
         assert namespace["presses"] == ["Pressed", "Tapped"]
         await threads.deferToThread(
             waitFor, browser, lambda b: "state1" in (button.get_attribute("class") or "")

@@ -96,7 +96,9 @@ class IOPort:
         try:
             self.backend.apply(self, setting, value)
         except Exception:
-            log.failure("{port}: the I/O backend failed to apply {setting}", port=self, setting=setting)
+            log.failure(
+                "{port}: the I/O backend failed to apply {setting}", port=self, setting=setting
+            )
 
     def _fire(self, name: str, *args: object) -> None:
         self._rt.twoFaced(emit, self._rt, self, name, self, *args)

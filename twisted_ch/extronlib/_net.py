@@ -102,7 +102,7 @@ def GetSSLContext(alias: str | None = None) -> ssl.SSLContext:
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     total = (total >> 16) + (total & 0xFFFF)
     total += total >> 16
     return ~total & 0xFFFF
@@ -183,7 +183,9 @@ def WakeOnLan(macAddress: str, port: int = 9, *, address: str | None = None) -> 
     L{WAKE_ON_LAN_ADDRESS}).
     """
     if not isinstance(macAddress, str) or _MAC.match(macAddress) is None:
-        raise ValueError(f"macAddress must be six hex byte pairs like '01-23-45-67-ab-cd', got {macAddress!r}")
+        raise ValueError(
+            f"macAddress must be six hex byte pairs like '01-23-45-67-ab-cd', got {macAddress!r}"
+        )
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be 0-65535, got {port!r}")
     mac = bytes.fromhex(re.sub(r"[-:]", "", macAddress))

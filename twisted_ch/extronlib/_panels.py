@@ -2,8 +2,9 @@
 ControlScript's user-interface devices, kept in memory: L{UIDevice} (a touch panel or button
 panel), L{eBUSDevice} and L{AdapterDevice}.
 
-What the program sets (page, popups, LEDs, volumes, sleep, the controls of L{twisted_ch.extronlib.ui})
-is state that the virtual panel (L{twisted_ch.service._panel}) and tests read; what a person does
+What the program sets (page, popups, LEDs, volumes, sleep, the controls of
+L{twisted_ch.extronlib.ui}) is state that the virtual panel (L{twisted_ch.service._panel}) and
+tests read; what a person does
 on a panel (touching it, pressing a button, a lid, motion, an input appearing) is driven by the
 lowercase methods (L{UIDevice.touch}, L{UIDevice.report}, the controls' C{press}/C{release}...),
 which fire the program's events as the panel would.
@@ -254,7 +255,8 @@ class UIDevice(_Panel):
     def _addControl(self, control: Any) -> None:
         if control.ID in self.controls:
             _log.warn(
-                "{device}: a second control with ID {id!r} replaces the first", device=self,
+                "{device}: a second control with ID {id!r} replaces the first",
+                device=self,
                 id=control.ID,
             )
         self.controls[control.ID] = control
@@ -522,7 +524,7 @@ class UIDevice(_Panel):
             raise ValueError(f"unknown report {what!r}")
 
 
-class eBUSDevice(_Panel):
+class eBUSDevice(_Panel):  # noqa: N801 - ControlScript's name
     """An eBUS button panel or sensor on a processor's eBUS (C{Host}), in memory."""
 
     ReceiveData = Event["eBUSDevice"]("Called as C{(device, data)} for a custom command's answer.")

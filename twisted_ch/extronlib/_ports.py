@@ -6,6 +6,7 @@ from collections import deque
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IDelayedCall, IProtocol, IStreamClientEndpoint
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
@@ -51,6 +52,9 @@ def _checkSerialSettings(**settings: Any) -> None:
             raise TypeError(f"unexpected serial setting {key!r}")
 
 
+_DONE = Failure(ConnectionDone())
+
+
 class _PacedProtocol(ProtocolWrapper):
     """Writes to its transport one byte at a time, C{CharDelay} seconds apart (when not 0)."""
 
@@ -59,12 +63,13 @@ class _PacedProtocol(ProtocolWrapper):
     def __init__(self, factory: _PacedFactory, wrappedProtocol: IProtocol) -> None:
         super().__init__(factory, wrappedProtocol)
         self._queue: deque[int] = deque()
+        self._out: Any = None
         self._call: IDelayedCall | None = None
         self._lost = False
 
     def write(self, data: bytes) -> None:
         if not self._queue and self.factory.interface.CharDelay <= 0:
-            self.transport.write(data)
+            self._transport().write(data)
             return
         self._queue.extend(data)
         if self._call is None:
@@ -77,30 +82,33 @@ class _PacedProtocol(ProtocolWrapper):
         self._call = None
         if self._lost or not self._queue:
             return
-        self.transport.write(bytes((self._queue.popleft(),)))
+        self._transport().write(bytes((self._queue.popleft(),)))
         if self._queue:
             delay = self.factory.interface.CharDelay
             if delay <= 0:  # CharDelay set to 0 meanwhile: the rest at once
                 rest, self._queue = bytes(self._queue), deque()
-                self.transport.write(rest)
+                self._transport().write(rest)
                 return
             self._call = self.factory.interface.pacingClock.callLater(delay, self._next)
 
-    def connectionLost(self, reason: Failure) -> None:
+    def _transport(self) -> Any:
+        return self.transport
+
+    def connectionLost(self, reason: Failure = _DONE) -> None:
         self._lost = True
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
         self._queue.clear()
-        super().connectionLost(reason)
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
 
 
-class _PacedFactory(WrappingFactory):
-    protocol = _PacedProtocol  # type: ignore[assignment]
+class _PacedFactory(WrappingFactory[_PacedProtocol]):
+    protocol = _PacedProtocol
     noisy = False
 
     def __init__(self, wrappedFactory: Any, interface: SerialInterface) -> None:
-        super().__init__(wrappedFactory)
+        super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]
         self.interface = interface
 
 
@@ -182,8 +190,6 @@ class SerialInterface(LinkInterface):
         self._rt.twoFaced(self._link.open)
 
     def _makeEndpoint(self) -> IStreamClientEndpoint:
-        from twisted_ch.endpoints.serial import SerialEndpoint
-
         return _PacedEndpoint(self._serialEndpoint(), self)
 
     def _serialEndpoint(self) -> IStreamClientEndpoint:
@@ -326,7 +332,9 @@ class DanteInterface(LinkInterface):
         self.Domain = Domain
         if host is None:
             configured = DANTE_HOSTS.get(DeviceName, f"{DeviceName}.local")
-            name, _, number = configured.rpartition(":") if ":" in configured else (configured, "", "")
+            name, _, number = (
+                configured.rpartition(":") if ":" in configured else (configured, "", "")
+            )
             host = name or configured
             if port is None and number:
                 port = int(number)

@@ -1,4 +1,4 @@
-"""ControlScript's C{SSLWrap} arguments, turned into Twisted TLS (pyOpenSSL) for clients and servers."""
+"""ControlScript's C{SSLWrap} arguments as Twisted TLS (pyOpenSSL), for clients and servers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import (
     IHandshakeListener,
     IProtocol,
@@ -75,7 +76,9 @@ class TLSSettings:
     def _own(self) -> Any:
         from twisted.internet.ssl import PrivateCertificate
 
-        return None if self.certificate is None else PrivateCertificate.loadPEM(_pem(self.certificate))
+        return (
+            None if self.certificate is None else PrivateCertificate.loadPEM(_pem(self.certificate))
+        )
 
     def clientEndpoint(
         self, hostname: str, endpoint: IStreamClientEndpoint
@@ -119,7 +122,10 @@ class TLSSettings:
             requireCertificate=self.cert_reqs == "CERT_REQUIRED",
             raiseMinimumTo=self._least(),
         )
-        return TLSMemoryBIOFactory(options, False, factory)  # type: ignore[no-any-return]
+        return TLSMemoryBIOFactory(options, False, factory)
+
+
+_DONE = Failure(ConnectionDone())
 
 
 @implementer(IHandshakeListener)
@@ -142,20 +148,20 @@ class _AfterHandshake(ProtocolWrapper):
         ProtocolWrapper.makeConnection(self, self.transport)
         self.factory.handshaken(self.wrappedProtocol)
 
-    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+    def connectionLost(self, reason: Failure = _DONE) -> None:
         if self._handshaken:
-            super().connectionLost(reason)
+            super().connectionLost(reason)  # type: ignore[no-untyped-call]
         else:
             self.connected = 0
             self.factory.failed(reason)
 
 
-class _AfterHandshakeFactory(WrappingFactory):
-    protocol = _AfterHandshake  # type: ignore[assignment]
+class _AfterHandshakeFactory(WrappingFactory[_AfterHandshake]):
+    protocol = _AfterHandshake
     noisy = False
 
     def __init__(self, wrappedFactory: Any) -> None:
-        super().__init__(wrappedFactory)
+        super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]
         self.wrapper: _AfterHandshake | None = None
         self.result: Deferred[Any] = Deferred(self._cancel)
 

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from twisted.internet.interfaces import IStreamClientEndpoint
 
-from twisted_ch._checks import port as _checkPort
+from twisted_ch import _checks
 from twisted_ch._events import Event, emit
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE
 from twisted_ch._runtime import Runtime, resolveRuntime
@@ -42,7 +42,7 @@ class SummitConnect(LinkInterface):
     ) -> None:
         if not isinstance(Hostname, str) or not Hostname:
             raise TypeError(f"Hostname must be a non-empty str, not {Hostname!r}")
-        self._port = 5000 if IPPort is None else _checkPort(IPPort, "IPPort")
+        self._port = 5000 if IPPort is None else _checks.port(IPPort, "IPPort")
         self._hostname = Hostname
         super().__init__(
             f"summit:{Hostname}:{self._port}",
@@ -93,7 +93,7 @@ class SummitConnect(LinkInterface):
         if not 1 <= len(ports) <= 15:
             raise ValueError(f"portList holds 1 to 15 ports, got {len(ports)}")
         for p in ports:
-            _checkPort(p, "port")
+            _checks.port(p, "port")
         cls._listeningPorts = ports
         return "Listening"
 
