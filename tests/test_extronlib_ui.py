@@ -179,6 +179,12 @@ def test_pages_popups_with_duration_leds_volume() -> None:
     assert "Volume" in tlp.popups
     clock.advance(1)
     assert tlp.popups == ["Help"]
+    tlp.popupGroups[1] = {"Help", "Sources"}
+    tlp.ShowPopup("Sources")  # hides Help, its group's other popup
+    assert tlp.popups == ["Sources"]
+    tlp.ShowPopup("Lights")
+    tlp.HidePopupGroup(1)
+    assert tlp.popups == ["Lights"]
     tlp.HideAllPopups()
     assert tlp.popups == [] and clock.getDelayedCalls() == []
     tlp.SetLEDState(65533, "Red")

@@ -229,6 +229,9 @@ class UIDevice(_Panel):
         #: the popups shown, in the order shown
         self.popups: list[int | str] = []
         self._popupCalls: dict[int | str, IDelayedCall] = {}
+        #: popup group number -> its popups (the GUI file's groups; a program or a test may
+        #: describe them): showing a popup hides the others of its group
+        self.popupGroups: dict[int, set[int | str]] = {}
         #: LED id -> 'Red', 'Green' or 'Off'; blinking LEDs: id -> (rate, states)
         self.leds: dict[int, str] = {}
         self.ledBlinking: dict[int, tuple[str, list[str]]] = {}
@@ -357,6 +360,10 @@ class UIDevice(_Panel):
         self._rt.twoFaced(self._showPopup, popup, float(duration))
 
     def _showPopup(self, popup: int | str, duration: float) -> None:
+        for members in self.popupGroups.values():
+            if popup in members:
+                for other in members - {popup}:
+                    self._hidePopup(other)
         self._cancelPopup(popup)
         if popup not in self.popups:
             self.popups.append(popup)
@@ -379,8 +386,15 @@ class UIDevice(_Panel):
             call.cancel()
 
     def HidePopupGroup(self, group: int) -> None:
-        """Hide the popups of a group: every popup, as groups live in the GUI file."""
-        self.HideAllPopups()
+        """Hide the popups of a group (of L{popupGroups}; a group not described: every popup)."""
+        if isinstance(group, bool) or not isinstance(group, int):
+            raise TypeError(f"group must be a group number, not {group!r}")
+        members = self.popupGroups.get(group)
+        if members is None:
+            self.HideAllPopups()
+            return
+        for popup in list(members):
+            self._rt.twoFaced(self._hidePopup, popup)
 
     def HideAllPopups(self) -> None:
         """Hide every popup."""
