@@ -197,6 +197,24 @@ async def test_char_delay_paces_bytes_on_a_real_pty_and_initialize_none_keeps_se
         os.close(slave)
 
 
+def test_with_char_delay_send_and_wait_times_out_after_the_last_byte() -> None:
+    clock = Clock()
+    endpoint = FakeEndpoint(clock)
+    host = ProcessorDevice("Main", reactor=clock)
+    port = SerialInterface(host, "COM1", CharDelay=0.1, endpoint=endpoint, reactor=clock)
+    answer = port.SendAndWait(b"POWR?\r", 0.5, deliTag=b"\r")
+    assert endpoint.written() == b"P"
+    clock.pump([0.1] * 5)  # the last byte goes out at 0.5 s
+    assert endpoint.written() == b"OWR?\r"
+    clock.advance(0.4)  # 0.9 s after the call, 0.4 s after the last byte: still waiting
+    endpoint.respond(b"PWR1\r")
+    assert value(answer) == b"PWR1\r"
+    late = port.SendAndWait(b"AB", 0.5, deliTag=b"\r")
+    clock.pump([0.1, 0.5])
+    assert value(late) == b""
+    assert clock.getDelayedCalls() == []
+
+
 # Dante
 
 

@@ -12,7 +12,8 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from twisted_ch._framing import DEFAULT_MAX_RESPONSE
+from twisted_ch import _checks
+from twisted_ch._framing import DEFAULT_MAX_RESPONSE, toBytes
 from twisted_ch.extronlib._base import LinkInterface
 from twisted_ch.extronlib._host import _Host
 from twisted_ch.extronlib.device import SPDevice
@@ -205,6 +206,17 @@ class SerialInterface(LinkInterface):
             xonxoff=self.FlowControl == "SW",
             rtscts=self.FlowControl == "HW",
         )
+
+    def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
+        """
+        Send and wait (see L{LinkInterface.SendAndWait}); with C{CharDelay} the C{timeout}
+        counts from the last byte sent, so pacing a long command does not eat its answer's time.
+        """
+        payload = toBytes(data)
+        wait = _checks.seconds(timeout, "timeout", zero=True)
+        if self.CharDelay > 0 and len(payload) > 1:
+            wait += (len(payload) - 1) * self.CharDelay
+        return super().SendAndWait(payload, wait, **delimiter)
 
     def Initialize(
         self,
