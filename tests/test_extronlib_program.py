@@ -86,6 +86,33 @@ async def test_a_program_bringing_its_own_connection_handler_runs_it(
     assert namespace["EthernetClientInterface"].__module__ == "twisted_ch.extronlib.interface"
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_raising_event_handler_is_in_the_saved_program_log(
+    tmp_path: Path, freshImports: None
+) -> None:
+    main = tmp_path / "main.py"
+    main.write_text(
+        "from extronlib.device import UIDevice\n"
+        "from extronlib.ui import Button\n"
+        "from extronlib.system import SaveProgramLog\n"
+        "tlp = UIDevice('LogPanel')\n"
+        "b = Button(tlp, 1)\n"
+        "def broken(button, state):\n"
+        "    raise ZeroDivisionError('handler bug')\n"
+        "b.Pressed = broken\n"
+    )
+    program = Program(reactor, name="log-test")
+    try:
+        namespace = await program.runFile(main)
+        namespace["b"].press()
+        await program.runCallable(lambda: None)  # the handler ran before this
+        await program.runCallable(namespace["SaveProgramLog"], "log.txt")
+    finally:
+        await program.stop()
+    saved = (tmp_path / "data" / "user" / "log.txt").read_text()
+    assert "ZeroDivisionError: handler bug" in saved and "broken" in saved
+
+
 GS_PROGRAM = """
 ## Begin ControlScript Import --------------------------------------------------
 from extronlib import event, Version

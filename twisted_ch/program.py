@@ -71,6 +71,21 @@ class _ConnectionHandlerFinder(importlib.abc.MetaPathFinder):
 _finder = _ConnectionHandlerFinder()
 
 
+_errorsObserved = False
+
+
+def _observeProgramErrors() -> None:
+    """Keep twisted_ch's error log lines in the program log (L{SaveProgramLog}), once."""
+    global _errorsObserved
+    if not _errorsObserved:
+        from twisted.logger import globalLogPublisher
+
+        from twisted_ch.extronlib.system import programErrors
+
+        globalLogPublisher.addObserver(programErrors)
+        _errorsObserved = True
+
+
 def installConnectionHandler() -> None:
     """Make C{import ConnectionHandler} find twisted_ch's handlers when nothing else is found."""
     if not any(isinstance(f, _ConnectionHandlerFinder) for f in sys.meta_path):
@@ -92,6 +107,7 @@ class Program:
         """
         extronlib.install()
         installConnectionHandler()
+        _observeProgramErrors()
         target = Path(path).resolve()
         if not target.is_file():
             raise FileNotFoundError(f"no program file {str(target)!r}")

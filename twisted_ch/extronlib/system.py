@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger, LogLevel
+from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
+from zope.interface import implementer
 
 from twisted_ch._checks import seconds
 from twisted_ch._events import Event, emit
@@ -462,10 +463,33 @@ def ProgramLog(Entry: str, Severity: str = "error") -> None:
     if level is None:
         raise ValueError(f"Severity must be one of {', '.join(_SEVERITIES)}, got {Severity!r}")
     entry = str(Entry)
+    _keepLine(Severity, entry)
+    _programLog.emit(level, "{entry}", entry=entry)
+
+
+def _keepLine(severity: str, text: str) -> None:
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     with _programLogLock:
-        _programLogLines.append(f"{stamp} {Severity}: {entry}")
-    _programLog.emit(level, "{entry}", entry=entry)
+        _programLogLines.append(f"{stamp} {severity}: {text}")
+
+
+@implementer(ILogObserver)
+def programErrors(event: dict[str, Any]) -> None:
+    """
+    A log observer keeping twisted_ch's errors (a program's callback that raised, with its
+    traceback) in the program log, as a processor's program log shows them.
+    """
+    namespace = event.get("log_namespace") or ""
+    if not namespace.startswith("twisted_ch") or "entry" in event:
+        return
+    level = event.get("log_level")
+    if level not in (LogLevel.error, LogLevel.critical):
+        return
+    text = formatEvent(event)
+    failure = event.get("log_failure")
+    if failure is not None:
+        text += "\n" + failure.getTraceback().rstrip()
+    _keepLine("error", text)
 
 
 def SaveProgramLog(path: Any) -> None:
