@@ -18,7 +18,7 @@ from twisted.logger import Logger
 
 from twisted_ch._checks import seconds
 from twisted_ch._events import Event, emit
-from twisted_ch._runtime import Runtime, resolveRuntime
+from twisted_ch._runtime import Runtime
 from twisted_ch.extronlib._host import _Host
 
 __all__ = [
@@ -84,7 +84,7 @@ class IOPort:
         self.Host = Host
         self.Port = Port
         self.backend = backend if backend is not None else _defaultBackend
-        self._rt: Runtime = resolveRuntime(None) if Host is None else Host._rt
+        self._rt: Runtime = Host._rt
         self._pulse: IDelayedCall | None = None
 
     def _apply(self, setting: str, value: object) -> None:
@@ -164,7 +164,7 @@ class _Switch(IOPort):
             if self._stateEvent:
                 self._fire("StateChanged", state)
 
-    def _pulse_(self, duration: float) -> None:
+    def _startPulse(self, duration: float) -> None:
         self._cancelPulse()
         self._set(self._on)
         self._pulse = self._rt.reactor.callLater(duration, self._endPulse)
@@ -181,7 +181,7 @@ class _Switch(IOPort):
     def _doPulse(self, duration: float) -> None:
         self._checkOutput()
         wait = max(MIN_PULSE, seconds(duration, "duration"))
-        self._rt.twoFaced(self._pulse_, wait)
+        self._rt.twoFaced(self._startPulse, wait)
 
 
 class RelayInterface(_Switch):
