@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted_ch._checks import seconds
 from twisted_ch._events import Event, emit
 from twisted_ch._runtime import Runtime
-from twisted_ch.extronlib._host import _Host
+from twisted_ch.extronlib.device import _Host
 
 __all__ = [
     "CircuitBreakerInterface",

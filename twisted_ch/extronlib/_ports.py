@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IDelayedCall, IProtocol, IStreamClientEndpoint
-from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
-from twisted.python.failure import Failure
-from zope.interface import implementer
+from twisted.internet.interfaces import IStreamClientEndpoint
 
-from twisted_ch import _checks
-from twisted_ch._framing import DEFAULT_MAX_RESPONSE, toBytes
+from twisted_ch._framing import DEFAULT_MAX_RESPONSE
 from twisted_ch.extronlib._base import LinkInterface
-from twisted_ch.extronlib._host import _Host
-from twisted_ch.extronlib.device import SPDevice
+from twisted_ch.extronlib._pacing import PacedEndpoint, pacedSendAndWait
+from twisted_ch.extronlib.device import SPDevice, _Host
 
 __all__ = ["DANTE_HOSTS", "DanteInterface", "SPInterface", "SerialInterface"]
 
@@ -51,79 +44,6 @@ def _checkSerialSettings(**settings: Any) -> None:
                 raise ValueError(f"Mode must be one of {', '.join(_MODES)}, got {value!r}")
         else:
             raise TypeError(f"unexpected serial setting {key!r}")
-
-
-_DONE = Failure(ConnectionDone())
-
-
-class _PacedProtocol(ProtocolWrapper):
-    """Writes to its transport one byte at a time, C{CharDelay} seconds apart (when not 0)."""
-
-    factory: _PacedFactory
-
-    def __init__(self, factory: _PacedFactory, wrappedProtocol: IProtocol) -> None:
-        super().__init__(factory, wrappedProtocol)
-        self._queue: deque[int] = deque()
-        self._out: Any = None
-        self._call: IDelayedCall | None = None
-        self._lost = False
-
-    def write(self, data: bytes) -> None:
-        if not self._queue and self.factory.interface.CharDelay <= 0:
-            self._transport().write(data)
-            return
-        self._queue.extend(data)
-        if self._call is None:
-            self._next()
-
-    def writeSequence(self, data: Any) -> None:
-        self.write(b"".join(data))
-
-    def _next(self) -> None:
-        self._call = None
-        if self._lost or not self._queue:
-            return
-        self._transport().write(bytes((self._queue.popleft(),)))
-        if self._queue:
-            delay = self.factory.interface.CharDelay
-            if delay <= 0:  # CharDelay set to 0 meanwhile: the rest at once
-                rest, self._queue = bytes(self._queue), deque()
-                self._transport().write(rest)
-                return
-            self._call = self.factory.interface.pacingClock.callLater(delay, self._next)
-
-    def _transport(self) -> Any:
-        return self.transport
-
-    def connectionLost(self, reason: Failure = _DONE) -> None:
-        self._lost = True
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
-        self._queue.clear()
-        super().connectionLost(reason)  # type: ignore[no-untyped-call]
-
-
-class _PacedFactory(WrappingFactory[_PacedProtocol]):
-    protocol = _PacedProtocol
-    noisy = False
-
-    def __init__(self, wrappedFactory: Any, interface: SerialInterface) -> None:
-        super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]
-        self.interface = interface
-
-
-@implementer(IStreamClientEndpoint)
-class _PacedEndpoint:
-    """An endpoint whose protocols' writes are paced by the interface's CharDelay."""
-
-    def __init__(self, endpoint: IStreamClientEndpoint, interface: SerialInterface) -> None:
-        self._endpoint = endpoint
-        self._interface = interface
-
-    def connect(self, protocolFactory: Any) -> Deferred[Any]:
-        d = self._endpoint.connect(_PacedFactory(protocolFactory, self._interface))
-        return d.addCallback(lambda wrapper: getattr(wrapper, "wrappedProtocol", wrapper))
 
 
 class SerialInterface(LinkInterface):
@@ -183,7 +103,8 @@ class SerialInterface(LinkInterface):
         super().__init__(
             f"serial:{Host.DeviceAlias}:{Port}",
             reactor=reactor,
-            endpoint=_PacedEndpoint(endpoint, self) if endpoint is not None else None,
+            # every byte written goes through the CharDelay pacing (a new endpoint per attempt)
+            endpoint=PacedEndpoint(endpoint if endpoint is not None else self._makeEndpoint, self),
             maxResponse=maxResponse,
             reopenDelay=reopenDelay,
         )
@@ -191,9 +112,6 @@ class SerialInterface(LinkInterface):
         self._rt.twoFaced(self._link.open)
 
     def _makeEndpoint(self) -> IStreamClientEndpoint:
-        return _PacedEndpoint(self._serialEndpoint(), self)
-
-    def _serialEndpoint(self) -> IStreamClientEndpoint:
         from twisted_ch.endpoints.serial import SerialEndpoint
 
         return SerialEndpoint(
@@ -212,10 +130,7 @@ class SerialInterface(LinkInterface):
         Send and wait (see L{LinkInterface.SendAndWait}); with C{CharDelay} the C{timeout}
         counts from the last byte sent, so pacing a long command does not eat its answer's time.
         """
-        payload = toBytes(data)
-        wait = _checks.seconds(timeout, "timeout", zero=True)
-        if self.CharDelay > 0 and len(payload) > 1:
-            wait += (len(payload) - 1) * self.CharDelay
+        payload, wait = pacedSendAndWait(data, timeout, self.CharDelay)
         return super().SendAndWait(payload, wait, **delimiter)
 
     def Initialize(

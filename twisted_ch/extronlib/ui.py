@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted_ch._checks import seconds
 from twisted_ch._events import Event, emit
 from twisted_ch._runtime import Runtime
-from twisted_ch.extronlib._panels import UIDevice
+from twisted_ch.extronlib.device import UIDevice
 
 __all__ = ["Button", "Knob", "Label", "Level", "Slider"]
 

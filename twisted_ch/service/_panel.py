@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from twisted_ch.extronlib._panels import UIDevice, uiDevices
+from twisted_ch.extronlib.device import UIDevice, uiDevices
 
 __all__ = ["panelResource", "panelState"]
 
