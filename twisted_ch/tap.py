@@ -101,6 +101,9 @@ class Options(usage.Options):
                 "--ssh-host-key-policy must be 'reject' or 'accept-new', "
                 f"not {self['ssh-host-key-policy']!r}"
             )
+        from twisted_ch.extronlib.interface import setDefaultHostKeyPolicy
+
+        setDefaultHostKeyPolicy(self["ssh-host-key-policy"])  # the process's program-wide default
         m = re.fullmatch(r"(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)", self["demo-schedule"])
         if m is None or not all(float(g) > 0 for g in m.groups()):
             raise usage.UsageError(
@@ -157,9 +160,6 @@ def makeService(options: Options) -> MultiService:
         up, down = options.get("demoSchedule", (40.0, 20.0))
         DemoService(reactor, registry, up=up, down=down).setServiceParent(top)
     if options["program"] is not None:
-        from twisted_ch.extronlib.interface import setDefaultHostKeyPolicy
-
-        setDefaultHostKeyPolicy(options.get("ssh-host-key-policy", "reject"))
         ProgramService(reactor, options["program"], registry).setServiceParent(top)
     return top
 

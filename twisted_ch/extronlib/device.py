@@ -274,26 +274,6 @@ class ProcessorDevice(_Host):
         )
 
 
-class SPDevice(_Host):
-    """
-    A Secure Platform device: hosts serial ports (by alias, like a processor) and an SP link,
-    whose endpoint description C{spEndpoint} (a Twisted client string such as C{tcp:host:port} or
-    C{serial:/dev/ttyUSB0}) L{SPInterface<twisted_ch.extronlib.interface.SPInterface>} uses.
-    """
-
-    def __init__(
-        self,
-        DeviceAlias: str,
-        PartNumber: str | None = None,
-        *,
-        ports: Mapping[str, str] | None = None,
-        spEndpoint: str | None = None,
-        reactor: Any = None,
-    ) -> None:
-        super().__init__(DeviceAlias, PartNumber, ports=ports, reactor=reactor)
-        self.spEndpoint = spEndpoint
-
-
 # user-interface devices, kept in memory: what the program sets (page, popups, LEDs, volumes,
 # sleep, the controls of extronlib.ui) is state the virtual panel (twisted_ch.service._panel) and
 # tests read; what a person does on a panel (a touch, a button, the lid, motion, an input
@@ -865,3 +845,23 @@ class AdapterDevice(_Host):
     def ModelName(self) -> str:
         """The part number given, else 'Adapter'."""
         return self.PartNumber or "Adapter"
+
+
+class SPDevice(_Host):
+    """
+    A Secure Platform device: hosts serial ports (by alias, like a processor) and an SP link,
+    whose endpoint description C{spEndpoint} (a Twisted client string such as C{tcp:host:port} or
+    C{serial:/dev/ttyUSB0}) L{SPInterface<twisted_ch.extronlib.interface.SPInterface>} uses.
+    """
+
+    def __init__(
+        self,
+        DeviceAlias: str,
+        PartNumber: str | None = None,
+        *,
+        ports: Mapping[str, str] | None = None,
+        spEndpoint: str | None = None,
+        reactor: Any = None,
+    ) -> None:
+        super().__init__(DeviceAlias, PartNumber, ports=ports, reactor=reactor)
+        self.spEndpoint = spEndpoint

@@ -267,13 +267,12 @@ class _Index(Resource):
         lines = [f"chandler {__version__}: {len(self.registry)} watched", ""]
         for row in (e.row() for e in self.registry.entries()):
             lines.append(f"{row['name']:<24} {row['state']:<13} since {row['since']}")
-        lines += ["", "/status   JSON per device", "/metrics  Prometheus text"]
-        lines += ["/panel/   the program's touch panels (virtual panel)", ""]
+        lines += ["", "/status   JSON per device", "/metrics  Prometheus text", ""]
         return "\n".join(lines).encode("utf-8")
 
 
 def statusResource(registry: Registry) -> Resource:
-    """C{/} (a text summary), C{/status}, C{/metrics} and C{/panel/} for C{registry}."""
+    """C{/} (a text summary), C{/status} and C{/metrics} for C{registry}."""
     from twisted_ch.service._panel import panelResource
 
     root = _Index(registry)
