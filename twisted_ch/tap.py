@@ -56,6 +56,13 @@ class Options(usage.Options):
         ["config", "c", None, "TOML file of the devices and servers to keep alive."],
         ["program", "p", None, "A ControlScript-style program (main.py) to run."],
         [
+            "ssh-host-key-policy",
+            None,
+            "reject",
+            "SSH host-key policy of program interfaces that pass none (Global Scripter modules): "
+            "'reject' unknown hosts or 'accept-new' (trust on first use).",
+        ],
+        [
             "status-port",
             "s",
             None,
@@ -64,13 +71,6 @@ class Options(usage.Options):
         ],
         ["log-format", None, "text", "'text' or 'json' (one JSON object per line)."],
         ["log-level", None, "info", "Least level logged: debug, info, warn, error or critical."],
-        [
-            "ssh-host-key-policy",
-            None,
-            "reject",
-            "SSH host-key policy of program interfaces that pass none (Global Scripter modules): "
-            "'reject' unknown hosts or 'accept-new' (trust on first use).",
-        ],
         [
             "demo-schedule",
             None,

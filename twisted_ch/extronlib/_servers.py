@@ -35,7 +35,6 @@ from twisted.python.failure import Failure
 from twisted_ch._events import Event, emit
 from twisted_ch._framing import toBytes
 from twisted_ch._runtime import Runtime, resolveRuntime
-from twisted_ch.extronlib._tls import TLSSettings
 from twisted_ch.protocols.device import LinkDown
 
 __all__ = [
@@ -280,7 +279,7 @@ class _ServerInterface:
         self._window: IDelayedCall | None = None
         self._generation = 0
         self.lastError: str | None = None
-        self._tls: TLSSettings | None = None
+        self._tls: Any = None  # the SSLWrap settings (extronlib._tls.TLSSettings)
 
     def SSLWrap(
         self,
@@ -301,6 +300,8 @@ class _ServerInterface:
             raise ValueError("a TLS server needs certificate= (its certificate and key)")
         if cert_reqs != "CERT_NONE" and ca_certs is None:
             raise ValueError(f"cert_reqs={cert_reqs!r} needs ca_certs= to verify clients against")
+        from twisted_ch.extronlib._tls import TLSSettings
+
         self._tls = TLSSettings.make(certificate, cert_reqs, ssl_version, ca_certs)
 
     # configuration
