@@ -248,3 +248,21 @@ async def test_twistd_rejects_an_unknown_host_key_policy(tmp_path: Path) -> None
     code = await ended(process)
     assert code not in (0, None)
     assert "--ssh-host-key-policy must be 'reject' or 'accept-new'" in process.text
+
+
+def test_the_host_key_option_sets_the_program_wide_default(tmp_path: Path) -> None:
+    from twisted_ch.extronlib.interface import defaultHostKeyPolicy, setDefaultHostKeyPolicy
+    from twisted_ch.tap import Options
+
+    (tmp_path / "main.py").write_text("pass\n")
+    try:
+        options = Options()
+        options.parseOptions(["--program", str(tmp_path / "main.py")])
+        assert defaultHostKeyPolicy() == "reject"  # the default stays reject
+        options = Options()
+        options.parseOptions(
+            ["--program", str(tmp_path / "main.py"), "--ssh-host-key-policy", "accept-new"]
+        )
+        assert defaultHostKeyPolicy() == "accept-new"
+    finally:
+        setDefaultHostKeyPolicy("reject")
