@@ -266,3 +266,35 @@ def test_the_host_key_option_sets_the_program_wide_default(tmp_path: Path) -> No
         assert defaultHostKeyPolicy() == "accept-new"
     finally:
         setDefaultHostKeyPolicy("reject")
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "panel" / "main.py"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_panel_example_runs_and_its_buttons_drive_the_simulated_projector(
+    tmp_path: Path, freshImports: None
+) -> None:
+    from twisted_ch.testing import waitUntil
+
+    program = Program(reactor, name="panel-example")
+    ns: dict[str, Any] = {}
+    try:
+        # (a copy, so that its data directory is the test's)
+        copy = tmp_path / "main.py"
+        copy.write_text(EXAMPLE.read_text().replace("(4999,", "(0,"))
+        ns = await program.runFile(copy)
+        status = ns["Status"]
+        await waitUntil(reactor, lambda: status.Text == "Projector Connected")
+        ns["Sources"][1].press()
+        ns["Sources"][1].release()
+        await waitUntil(reactor, lambda: status.Text == "Input 2")
+        assert [b.State for b in ns["Sources"]] == [0, 1, 0]
+        await waitUntil(reactor, lambda: ns["SimulatorState"]["input"] == "2")
+    finally:
+        if ns:
+            await ns["Projector"].Disconnect()
+            await ns["Simulator"].StopListen()
+            for timer in (ns["WarmupTimer"], ns["ShowTime"]):
+                timer.Stop()
+        await program.stop()

@@ -37,7 +37,33 @@ def test_timer_as_a_decorator() -> None:
 
     clock.pump([5, 5])
     assert ticks == [1, 2]
-    assert callable(poll)
+    # the name stands for the timer, as programs use it; calling it calls the function
+    assert isinstance(poll, Timer) and poll.Count == 2
+    poll(poll, 99)
+    assert ticks == [1, 2, 99]
+    poll.Stop()
+    assert clock.getDelayedCalls() == []
+
+
+def test_wait_as_a_decorator_names_the_wait() -> None:
+    from twisted_ch.extronlib.system import Wait
+
+    clock = TaskClock()
+    calls: list[str] = []
+
+    @Wait(300, reactor=clock)
+    def Shutdown() -> None:
+        calls.append("shutdown")
+
+    clock.advance(100)
+    Shutdown.Restart()
+    clock.advance(299)
+    assert calls == []
+    Shutdown.Cancel()
+    clock.advance(10)
+    assert calls == [] and clock.getDelayedCalls() == []
+    Shutdown()
+    assert calls == ["shutdown"]
 
 
 def test_timer_state_changed_event() -> None:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from twisted.internet.interfaces import IDelayedCall
@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 TimerState = Literal["Running", "Paused", "Stopped"]
-F = TypeVar("F", bound=Callable[..., Any])
 
 _programLog = Logger(namespace="twisted_ch.program")
 
@@ -71,7 +70,8 @@ MIN_TIMER_INTERVAL = 0.1
 class Timer:
     """
     Calls C{Function(timer, count)} every C{Interval} seconds (at least 0.1 s); starts running
-    when created.  Also a decorator: C{@Timer(5)} makes the decorated function the timer's.
+    when created.  Also a decorator: C{@Timer(5)} makes the decorated function the timer's, its
+    name standing for the timer.
 
     A tick that comes while the previous call is still running (a slow function on a program
     thread) is counted but not queued, so a slow function cannot pile up calls.  C{StateChanged}
@@ -111,12 +111,17 @@ class Timer:
             return self._minimum
         return interval
 
-    def __call__(self, function: F) -> F:
-        """C{@Timer(Interval)}: the decorated function becomes the timer's C{Function}."""
-        if not callable(function):
-            raise TypeError(f"@Timer decorates a callable, not {type(function).__name__}")
-        self._function = function
-        return function
+    def __call__(self, *args: Any) -> Any:
+        """
+        C{@Timer(Interval)} on a function makes it the timer's C{Function} and binds its name
+        to the timer (so C{Tick.Stop()} works); calling the timer afterwards calls its function.
+        """
+        if self._function is None and len(args) == 1 and callable(args[0]):
+            self._function = args[0]
+            return self
+        if self._function is None:
+            raise TypeError("@Timer decorates a callable; this timer has no function to call")
+        return self._function(*args)
 
     @property
     def Count(self) -> int:
@@ -231,7 +236,8 @@ class Wait:
     """
     Calls C{Function()} once, C{Time} seconds from creation.
 
-    Also usable as a decorator: C{@Wait(2)} schedules the decorated function.
+    Also usable as a decorator: C{@Wait(2)} schedules the decorated function, whose name then
+    stands for the Wait (C{Cancel}, C{Restart}...).
     """
 
     def __init__(
@@ -249,11 +255,19 @@ class Wait:
     def _checkTime(value: object) -> float:
         return seconds(value, "Time", zero=True)
 
-    def __call__(self, function: Callable[[], object]) -> Callable[[], object]:
-        _checkFunction(function, "decorated object")
-        self._function = function
-        self._rt.twoFaced(self._schedule, self._time)
-        return function
+    def __call__(self, *args: Any) -> Any:
+        """
+        C{@Wait(Time)} on a function schedules it and binds its name to the Wait (so
+        C{Shutdown.Cancel()} works); calling the Wait afterwards calls its function at once.
+        """
+        if self._function is None and len(args) == 1:
+            _checkFunction(args[0], "decorated object")
+            self._function = args[0]
+            self._rt.twoFaced(self._schedule, self._time)
+            return self
+        if self._function is None:
+            raise TypeError("@Wait decorates a callable; this Wait has no function to call")
+        return self._function(*args)
 
     @property
     def Function(self) -> Callable[[], object] | None:
