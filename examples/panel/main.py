@@ -9,39 +9,38 @@ needed; set PROJECTOR to a real one's address to drive it instead.
 """
 
 ## Begin ControlScript Import --------------------------------------------------
-from extronlib import event, Version
+## End ControlScript Import ----------------------------------------------------
+from ConnectionHandler import GetConnectionHandler
+from extronlib import Version, event
 from extronlib.device import ProcessorDevice, UIDevice
 from extronlib.interface import EthernetClientInterface, EthernetServerInterfaceEx
+from extronlib.system import MESet, ProgramLog, Timer
 from extronlib.ui import Button, Label, Level
-from extronlib.system import MESet, Timer, ProgramLog
 
 print(Version())  ## Sanity check ControlScript Import
-## End ControlScript Import ----------------------------------------------------
-
-from ConnectionHandler import GetConnectionHandler
 
 ## A projector simulator (remove it, and set PROJECTOR, to drive a real one) ----
-Simulator = EthernetServerInterfaceEx(4999, Interface='127.0.0.1')
-SimulatorState = {'power': '0', 'input': '1'}
+Simulator = EthernetServerInterfaceEx(4999, Interface="127.0.0.1")
+SimulatorState = {"power": "0", "input": "1"}
 
 
-@event(Simulator, 'ReceiveData')
+@event(Simulator, "ReceiveData")
 def SimulatorAnswers(client, data):
-    for command in data.decode('ascii', 'replace').split('\r'):
-        if command.startswith('PWR '):
-            SimulatorState['power'] = command[4:]
-        elif command.startswith('INP '):
-            SimulatorState['input'] = command[4:]
+    for command in data.decode("ascii", "replace").split("\r"):
+        if command.startswith("PWR "):
+            SimulatorState["power"] = command[4:]
+        elif command.startswith("INP "):
+            SimulatorState["input"] = command[4:]
         if command:
-            client.Send('PWR={power} INP={input}\r'.format(**SimulatorState))
+            client.Send("PWR={power} INP={input}\r".format(**SimulatorState))
 
 
 Simulator.StartListen()
-PROJECTOR = ('127.0.0.1', Simulator.IPPort)
+PROJECTOR = ("127.0.0.1", Simulator.IPPort)
 ## -----------------------------------------------------------------------------
 
-Processor = ProcessorDevice('Main')
-Panel = UIDevice('Room 101 TLP')
+Processor = ProcessorDevice("Main")
+Panel = UIDevice("Room 101 TLP")
 
 PowerOn = Button(Panel, 1, holdTime=2)
 PowerOff = Button(Panel, 2)
@@ -52,14 +51,14 @@ Clock = Label(Panel, 101)
 Warmup = Level(Panel, 200)
 
 for number, button in enumerate(Sources, 1):
-    button.SetText('Input {}'.format(number))
-PowerOn.SetText('Power on (hold)')
-PowerOff.SetText('Power off')
+    button.SetText(f"Input {number}")
+PowerOn.SetText("Power on (hold)")
+PowerOff.SetText("Power off")
 
 
 def KeepAlive(interface):
-    answer = interface.SendAndWait('PWR?\r', 1, deliTag=b'\r')
-    if answer.startswith(b'PWR='):
+    answer = interface.SendAndWait("PWR?\r", 1, deliTag=b"\r")
+    if answer.startswith(b"PWR="):
         interface.ResponseAccepted()
 
 
@@ -68,36 +67,36 @@ Projector = GetConnectionHandler(
 )
 
 
-@event(Projector, ['Connected', 'Disconnected'])
+@event(Projector, ["Connected", "Disconnected"])
 def ProjectorState(interface, state):
-    Status.SetText('Projector {}'.format(state))
-    ProgramLog('projector {}'.format(state), 'info')
+    Status.SetText(f"Projector {state}")
+    ProgramLog(f"projector {state}", "info")
 
 
-@event(PowerOn, 'Held')
+@event(PowerOn, "Held")
 def PowerOnHeld(button, state):
-    Projector.Send('PWR 1\r')
-    Status.SetText('Warming up')
+    Projector.Send("PWR 1\r")
+    Status.SetText("Warming up")
     Warmup.SetLevel(0)
     WarmupTimer.Restart()
 
 
-@event(PowerOn, 'Tapped')
+@event(PowerOn, "Tapped")
 def PowerOnTapped(button, state):
-    Status.SetText('Hold the button to power on')
+    Status.SetText("Hold the button to power on")
 
 
-@event(PowerOff, 'Pressed')
+@event(PowerOff, "Pressed")
 def PowerOffPressed(button, state):
-    Projector.Send('PWR 0\r')
+    Projector.Send("PWR 0\r")
     SourceGroup.SetCurrent(None)
-    Status.SetText('Off')
+    Status.SetText("Off")
 
 
-@event(Sources, 'Pressed')
+@event(Sources, "Pressed")
 def SourcePressed(button, state):
     SourceGroup.SetCurrent(button)
-    Projector.Send('INP {}\r'.format(Sources.index(button) + 1))
+    Projector.Send(f"INP {Sources.index(button) + 1}\r")
     Status.SetText(button.Text)
 
 
@@ -114,9 +113,9 @@ WarmupTimer.Stop()  # started by PowerOnHeld
 def ShowTime(timer, count):
     import time
 
-    Clock.SetText(time.strftime('%H:%M:%S'))
+    Clock.SetText(time.strftime("%H:%M:%S"))
 
 
-Panel.ShowPage('Main')
-Status.SetText('Ready')
+Panel.ShowPage("Main")
+Status.SetText("Ready")
 Projector.Connect()
