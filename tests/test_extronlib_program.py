@@ -285,7 +285,7 @@ async def test_the_panel_example_runs_and_its_buttons_drive_the_simulated_projec
         copy.write_text(EXAMPLE.read_text().replace("(4999,", "(0,"))
         ns = await program.runFile(copy)
         status = ns["Status"]
-        await waitUntil(reactor, lambda: status.Text == "Projector Connected")
+        await waitUntil(reactor, lambda: ns["Projector"].Interface.link.connected)
         ns["Sources"][1].press()
         ns["Sources"][1].release()
         await waitUntil(reactor, lambda: status.Text == "Input 2")

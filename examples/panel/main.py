@@ -63,7 +63,7 @@ def KeepAlive(interface):
 
 
 Projector = GetConnectionHandler(
-    EthernetClientInterface(*PROJECTOR), KeepAlive, pollFrequency=5, DisconnectLimit=2
+    EthernetClientInterface(*PROJECTOR), KeepAlive, pollFrequency=2, DisconnectLimit=2
 )
 
 
