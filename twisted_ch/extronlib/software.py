@@ -25,11 +25,10 @@ class SummitConnect(LinkInterface):
     """
     A TCP link to Extron software (a SummitConnect-licensed application) at
     C{Hostname}:C{IPPort} (default 5000): Connect, Disconnect, Send, and the Connected,
-    Disconnected and ReceiveData events.  One object per host, as on a processor.
+    Disconnected and ReceiveData events.
     """
 
     _listeningPorts: ClassVar[list[int]] = list(_SUMMIT_DEFAULT_PORTS)
-    _hosts: ClassVar[set[str]] = set()
 
     def __init__(
         self,
