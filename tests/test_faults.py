@@ -25,7 +25,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import TCP4ClientEndpoint, clientFromString, connectProtocol
 from twisted.internet.interfaces import IHostnameResolver, IHostResolution, IPullProducer
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.task import Clock, deferLater
@@ -1181,3 +1181,181 @@ def test_invalid_arguments_raise_clear_errors(
     finally:
         for pending in _clock.getDelayedCalls():  # Timers made by the calls run on this clock
             pending.cancel()
+
+
+# -- hardening (issue 11): no single device can stall the reactor
+
+
+def _hostileSIS(answer: bytes) -> Factory:
+    """A device that answers every line it receives with C{answer}."""
+
+    class Hostile(Protocol):
+        def dataReceived(self, data: bytes) -> None:
+            assert self.transport is not None
+            self.transport.write(answer)
+            factory.answered += 1
+
+    factory = Factory.forProtocol(Hostile)
+    factory.answered = 0  # type: ignore[attr-defined]
+    return factory
+
+
+#: worst cases for the stock probes' answer patterns, each up to maxResponse (64 KiB)
+ADVERSARIAL = {
+    "sis Q digits": ("sis", {"query": "Q"}, b"1." + b"9" * 65000),
+    "sis *Q digits": ("sis", {"query": "*Q"}, b"1." + b"9" * 65000),
+    "sis N": ("sis", {"query": "N"}, b"60-1234-01" + b"x" * 65000),
+    "pjlink POWR": ("pjlink", {}, b"%1POWR=" * 9000),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ADVERSARIAL))
+@pytest_twisted.ensureDeferred
+@bounded(60)
+async def test_a_device_answering_the_worst_case_for_its_probe_costs_the_others_nothing(
+    case: str,
+) -> None:
+    """
+    The hostile device answers every probe with maxResponse bytes built to make the probe's
+    pattern backtrack (the SIS Q pattern took 42 s on 60,000 digits).  A witness polled every
+    0.2 s on the same reactor misses no poll; were any pattern super-linear, the reactor would
+    stall for seconds per probe and the witness would be Disconnected (or the test time out).
+    """
+    from twisted_ch.service.probes import makeProbe
+
+    kind, options, answer = ADVERSARIAL[case]
+    answering = _hostileSIS(answer)
+    hostile = reactor.listenTCP(0, answering, interface="127.0.0.1")
+    witness = listenDevice(reactor, {b"P": ANSWER})
+    probe = makeProbe(kind, {**options, "timeout": 0.5})
+    bad = GetConnectionHandler(
+        EthernetClientInterface("127.0.0.1", hostile.getHost().port), probe, pollFrequency=0.5
+    )
+    w = Watch(witness.port, pollFrequency=0.2, DisconnectLimit=5)
+    try:
+        await w.handler.Connect()
+        await bad.Connect()
+        await waitUntil(reactor, lambda: answering.answered >= 6, 30)  # type: ignore[attr-defined]
+        assert w.states() == ["Connected"]
+        assert len(w.accepts) >= len(w.sends) - 1
+        assert probe.accepted == 0  # none of it was a good answer
+    finally:
+        await bad.Disconnect()
+        await w.handler.Disconnect()
+        await hostile.stopListening()
+        await witness.shutdown()
+
+
+def test_stock_patterns_accept_what_they_accepted_before_on_ordinary_answers() -> None:
+    """The linear patterns classify ordinary lines as the old backtracking ones did."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from twisted_ch.service.probes import SIS_ANSWERS
+
+    old = {
+        b"Q": rb"(?:Ver\d+\*)?\d+\.\d+[\w.\-]*",
+        b"*Q": rb"\d+\.\d+[^\r\n]*",
+        b"N": rb"(?:Pno)?\d{2}-\d{3,4}-\d{2}[^\r\n]*",
+        b"I": rb"[^\r\n]+",
+    }
+
+    def compiled(answer: bytes) -> re.Pattern[bytes]:
+        return re.compile(rb"(?m)^(?:(?P<sisError>E\d\d)|(?P<sisAnswer>" + answer + rb"))\r?\n")
+
+    pairs = [(compiled(old[q]), compiled(SIS_ANSWERS[q])) for q in old]
+    alphabet = st.sampled_from(
+        [b"1", b"9", b".", b"-", b"*", b"Ver", b"Pno", b"E1", b"x", b"\r", b"\n", b" "]
+    )
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(alphabet, max_size=30))
+    def check(pieces: list[bytes]) -> None:
+        text = b"".join(pieces)
+        for before, after in pairs:
+            a, b = before.search(text), after.search(text)
+            assert (a and a.span()) == (b and b.span()), text
+
+    check()
+
+
+def test_snmp_datagrams_that_answer_no_request_are_rejected_before_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Work counted: a flood of big or foreign datagrams costs no decoding; a budget per device."""
+    from twisted_ch.service import probes
+    from twisted_ch.service.probes import SNMP_DATAGRAM_BUDGET, SYS_UPTIME, SNMPProbe, encodeMessage
+
+    clock = Clock()
+    link = type("L", (), {"clock": clock, "description": "ups", "observers": []})()
+    probe = SNMPProbe(community="site")
+    session = probes._SNMPSession(link, probe)  # type: ignore[arg-type]
+    decoded: list[int] = []
+    real = probes.decodeMessage
+    monkeypatch.setattr(probes, "decodeMessage", lambda d: decoded.append(len(d)) or real(d))
+    a = probes._asn1()
+    big = encodeMessage(1, b"site", "response", 7, [(SYS_UPTIME, a.NULL)] * 300)
+    assert len(big) > probes.MAX_SNMP_DATAGRAM
+    answered: list[Any] = []
+    session.expect(7, 5.0).addCallback(answered.append)
+    floods = [
+        big,  # too big
+        encodeMessage(1, b"guess", "response", 7, [(SYS_UPTIME, a.NULL)]),  # wrong community
+        encodeMessage(0, b"site", "response", 7, [(SYS_UPTIME, a.NULL)]),  # wrong version
+        encodeMessage(1, b"site", "response", 8, [(SYS_UPTIME, a.NULL)]),  # no such request
+        encodeMessage(1, b"site", "get-request", 7, [(SYS_UPTIME, a.NULL)]),  # not a response
+        b"\x30\x84\xff\xff\xff\xff",  # a length past the datagram
+        b"",
+    ]
+    for datagram in floods * 3:
+        session.linkData(datagram)
+    assert decoded == [] and answered == []
+    assert probe.ignored == len(floods) * 3
+    good = encodeMessage(1, b"site", "response", 7, [(SYS_UPTIME, a.TimeTicks(5))])
+    session.linkData(good)
+    session.linkData(good)  # a replay: the request is answered already
+    assert decoded == [len(good)] and len(answered) == 1
+    for _ in range(SNMP_DATAGRAM_BUDGET * 3):
+        session.linkData(big)
+    assert probe.dropped > 0 and probe.ignored + probe.dropped == len(floods) * 3 + 1 + (
+        SNMP_DATAGRAM_BUDGET * 3
+    )
+    clock.advance(1.0)  # a new second: the budget is back
+    dropped = probe.dropped
+    session.linkData(big)
+    assert probe.dropped == dropped
+
+
+@pytest_twisted.ensureDeferred
+@bounded(60)
+async def test_an_snmp_agent_flooding_big_datagrams_is_still_polled_and_costs_no_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from twisted_ch.service import probes
+    from twisted_ch.service.probes import SYS_UPTIME, SNMPProbe, encodeMessage
+    from twisted_ch.testing import listenSNMP
+
+    decoded: list[int] = []
+    real = probes.decodeMessage
+    monkeypatch.setattr(probes, "decodeMessage", lambda d: decoded.append(len(d)) or real(d))
+    agent = listenSNMP(reactor, "site")
+    a = probes._asn1()
+    agent.junk = [encodeMessage(1, b"site", "response", 1, [(SYS_UPTIME, a.NULL)] * 1500)] * 20
+    probe = SNMPProbe(community="site", timeout=1.0)
+    endpoint = clientFromString(reactor, f"udp:host=127.0.0.1:port={agent.port}")
+    h = GetConnectionHandler(
+        EndpointInterface(endpoint, reactor=reactor, connectionOriented=False),
+        probe,
+        pollFrequency=0.2,
+    )
+    probe.attach(h)
+    try:
+        h.Connect()
+        await waitUntil(reactor, lambda: probe.accepted >= 5, 30)
+        assert probe.ignored + probe.dropped >= 20  # (the kernel may drop some of the flood)
+        assert all(n < probes.MAX_SNMP_DATAGRAM for n in decoded)
+        assert len(decoded) <= probe.accepted + 1
+        assert h.ConnectionStatus == "Connected"
+    finally:
+        await h.Disconnect()
+        await agent.shutdown()

@@ -196,6 +196,14 @@ class ShellTransport:
         if data and not self._channel.localClosed:
             self._channel.write(data)  # type: ignore[no-untyped-call]
 
+    def queuedBytes(self) -> int:
+        """Bytes written but not yet taken by the server: the channel's and the TCP's buffers."""
+        from twisted_ch.protocols.device import queuedBytes
+
+        ssh = self._session._ssh
+        tcp = ssh.transport if ssh is not None else None
+        return len(self._channel.buf) + (queuedBytes(tcp) if tcp is not None else 0)
+
     def writeSequence(self, data: Iterable[bytes]) -> None:
         """Send the concatenation of C{data}."""
         self.write(b"".join(data))
