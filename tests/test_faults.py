@@ -1359,3 +1359,43 @@ async def test_an_snmp_agent_flooding_big_datagrams_is_still_polled_and_costs_no
     finally:
         await h.Disconnect()
         await agent.shutdown()
+
+
+class _NotReading(Protocol):
+    """A device that stops reading at once: whatever is sent piles up in the buffers."""
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.pauseProducing()  # type: ignore[attr-defined]
+
+
+@pytest_twisted.ensureDeferred
+@bounded(60)
+async def test_Send_to_a_device_that_stopped_reading_is_refused_past_the_write_buffer() -> None:
+    from twisted_ch.protocols.device import DEFAULT_MAX_WRITE_BUFFER, WriteBufferFull, queuedBytes
+
+    listening = reactor.listenTCP(0, Factory.forProtocol(_NotReading), interface="127.0.0.1")
+    w = Watch(listening.getHost().port, pollFrequency=60)
+    h = w.handler
+    chunk = b"x" * 65536
+    sent = 0
+    try:
+        await h.Connect()
+        protocol = h.Interface.link.protocol
+        with pytest.raises(WriteBufferFull) as info:
+            for _ in range(2000):  # 128 MiB: far more than the kernel's buffers and ours
+                h.Send(chunk)
+                sent += len(chunk)
+                await sleep(0)  # the reactor writes what the kernel takes
+        assert isinstance(info.value, LinkDown) and isinstance(info.value, IOError)
+        assert "not reading" in str(info.value)
+        queued = queuedBytes(protocol.transport)
+        assert DEFAULT_MAX_WRITE_BUFFER - len(chunk) < queued <= DEFAULT_MAX_WRITE_BUFFER
+        assert sent < 64 * 2**20  # refused long before: the kernel holds a few MiB at most
+        with pytest.raises(WriteBufferFull):
+            h.Send(chunk)
+        assert protocol.writesRefused == 2
+        assert h.ConnectionStatus == "Connected"
+    finally:
+        await h.Disconnect()
+        await listening.stopListening()

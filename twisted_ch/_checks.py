@@ -20,9 +20,7 @@ MAX_DISCONNECT_LIMIT = 1_000_000
 MAX_COUNT = 2**31 - 1
 
 
-def seconds(
-    value: object, what: str, *, zero: bool = False, maximum: float = MAX_SECONDS
-) -> float:
+def seconds(value: object, what: str, *, zero: bool = False, maximum: float = MAX_SECONDS) -> float:
     """A finite number of seconds up to C{maximum}, positive (or, with C{zero}, not negative)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")

@@ -416,7 +416,8 @@ class RawTcpHandler(_LinkHandler):
             return  # without a keep-alive nothing is sent, so nothing can go unanswered
         if self._countPoll():
             self.log.info(
-                "{handler}: {n} keep-alive polls unanswered; dropping the link",
+                "{device}: {n} keep-alive polls unanswered; dropping the link",
+                device=self.logName,
                 handler=self,
                 n=self._missed - 1,
             )

@@ -375,7 +375,8 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
             self._missed += 1
             if self._missed > self._DisconnectLimit:
                 self.log.info(
-                    "{handler}: module not connected after {n} polls; dropping the link",
+                    "{device}: module not connected after {n} polls; dropping the link",
+                    device=self.logName,
                     handler=self,
                     n=self._missed - 1,
                 )

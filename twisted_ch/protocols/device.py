@@ -20,7 +20,6 @@ from twisted.python.failure import Failure
 
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher
 
-
 #: Default bound on the bytes a link may hold queued for a device that does not read them.
 DEFAULT_MAX_WRITE_BUFFER = 1024 * 1024
 
