@@ -67,12 +67,13 @@ class Summarizer:
             state[1] += 1
             return False
         repeated = int(state[1]) if state is not None else 0
+        since = now - state[0] if state is not None else 0.0
         self._kinds[kind] = [now, 0]
         self._kinds.move_to_end(kind)
         while len(self._kinds) > MAX_KINDS:
             self._kinds.popitem(last=False)
         if repeated:
-            format += " ({repeated} more like it in the previous {period:g} s)"
-            fields.update(repeated=repeated, period=self.period)
+            format += " ({repeated} more like it in the previous {since:.0f} s)"
+            fields.update(repeated=repeated, since=since)
         logger.emit(level, format, **fields)
         return True
