@@ -1601,3 +1601,80 @@ def test_status_connections_beyond_the_limit_replace_the_least_recently_active()
     assert getattr(opened[2][1], "aborted", False) and getattr(opened[0][1], "aborted", False)
     assert limiter.idleDropped == 2
     assert clock.getDelayedCalls() == []
+
+
+# -- hardening (issue 11): status details
+
+
+async def _get(url: str) -> tuple[int, bytes]:
+    from test_tap import _Body
+    from twisted.web.client import Agent
+
+    response = await Agent(reactor).request(b"GET", url.encode()).addTimeout(5, reactor)
+    body = _Body()
+    response.deliverBody(body)
+    return response.code, await body.done.addTimeout(5, reactor)
+
+
+@pytest_twisted.ensureDeferred
+@bounded(30)
+async def test_status_pages_that_do_not_exist_are_404_and_names_stay_one_row(
+    tmp_path: Any,
+) -> None:
+    from twisted.logger import formatEvent
+
+    from twisted_ch.service._status import Entry, Registry, StatusService
+
+    registry = Registry()
+    registry.add(Entry("evil\nname\r\x1b[31m", object(), "tcp:host=h:port=1"))
+    registry.add(Entry("plain", object(), "tcp:host=h:port=2"))
+    service = StatusService(reactor, "tcp:0:interface=127.0.0.1", registry)
+    service.startService()
+    try:
+        assert service.url is not None
+        for path in ("status/anything", "status/x/y", "metrics/anything"):
+            code, _ = await _get(service.url + path)
+            assert code == 404, path
+        assert (await _get(service.url + "status"))[0] == 200
+        code, body = await _get(service.url)
+        rows = body.decode().splitlines()
+        assert code == 200
+        assert sum(1 for row in rows if row.startswith("evil")) == 1
+        assert "\x1b" not in body.decode()
+    finally:
+        await service.stopService()
+
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    socketPath = tmp_path / "status.sock"
+    unix = StatusService(reactor, f"unix:{socketPath}", registry)
+    try:
+        unix.startService()
+        await unix.stopService()
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    texts = [formatEvent(e) for e in events]
+    assert any(f"UNIX socket {socketPath}" in t for t in texts), texts
+    assert not any("UNIXAddress(" in t for t in texts)
+
+
+@pytest_twisted.ensureDeferred
+@bounded(30)
+async def test_dropping_a_silent_device_names_the_device_not_the_handler() -> None:
+    from twisted.logger import formatEvent
+
+    device = listenDevice(reactor, {b"P": ANSWER})
+    device.silent = True
+    w = Watch(device.port, pollFrequency=0.05, DisconnectLimit=2)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        await w.handler.Connect()
+        await waitUntil(reactor, lambda: "Disconnected" in w.states(), 10)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+        await w.handler.Disconnect()
+        await device.shutdown()
+    (line,) = [formatEvent(e) for e in events if "dropping the link" in formatEvent(e)][:1]
+    assert line.startswith(f"127.0.0.1:{device.port}") or line.startswith(w.handler.logName), line
+    assert "<RawTcpHandler" not in line
