@@ -1059,6 +1059,30 @@ BAD_CALLS: list[Any] = [
     ("GCH-limit-str", lambda: _gch(DisconnectLimit="3"), TypeError, "DisconnectLimit.*int.*str"),
     ("GCH-limit-bool", lambda: _gch(DisconnectLimit=True), TypeError, "DisconnectLimit.*bool"),
     ("GCH-limit-float", lambda: _gch(DisconnectLimit=2.5), TypeError, "DisconnectLimit.*float"),
+    # issue 11: one set of bounds for config and API
+    (
+        "GCH-limit-huge",
+        lambda: _gch(DisconnectLimit=10**400),
+        ValueError,
+        "DisconnectLimit.*at most",
+    ),
+    ("GCH-limit-23", lambda: _gch(DisconnectLimit=10**22), ValueError, "DisconnectLimit.*at most"),
+    ("GCH-poll-tiny", lambda: _gch(pollFrequency=1e-9), ValueError, "pollFrequency.*at least 0.01"),
+    ("GCH-poll-1e308", lambda: _gch(pollFrequency=1e308), ValueError, "pollFrequency.*at most"),
+    (
+        "GCH-retry-1e300",
+        lambda: _gch(connectRetryTime=1e300),
+        ValueError,
+        "connectRetryTime.*at most",
+    ),
+    ("GCH-retry-big-int", lambda: _gch(connectRetryTime=10**400), ValueError, "connectRetryTime"),
+    (
+        "auto-no",
+        lambda: setattr(_handler(), "AutoReconnect", "no"),
+        TypeError,
+        "AutoReconnect.*True or False",
+    ),
+    ("auto-2", lambda: setattr(_handler(), "AutoReconnect", 2), TypeError, "AutoReconnect"),
     ("GCH-poll-0", lambda: _gch(pollFrequency=0), ValueError, "pollFrequency.*positive"),
     ("GCH-poll-neg", lambda: _gch(pollFrequency=-1), ValueError, "pollFrequency.*positive"),
     ("GCH-poll-nan", lambda: _gch(pollFrequency=NAN), ValueError, "pollFrequency"),
@@ -1678,3 +1702,30 @@ async def test_dropping_a_silent_device_names_the_device_not_the_handler() -> No
     (line,) = [formatEvent(e) for e in events if "dropping the link" in formatEvent(e)][:1]
     assert line.startswith(f"127.0.0.1:{device.port}") or line.startswith(w.handler.logName), line
     assert "<RawTcpHandler" not in line
+
+
+def test_status_rows_hide_local_paths_and_secrets_unless_paths_are_asked_for() -> None:
+    from twisted_ch.service._status import Entry, Registry
+
+    endpoint = "ssh:h:22:username=a:pass\\word=SECRET:keys=/home/a/id:knownHosts=/etc/kh"
+    for showPaths in (False, True):
+        registry = Registry(showPaths)
+        registry.add(Entry("codec", object(), endpoint))
+        (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
+        shown = str(row["endpoint"])
+        assert "SECRET" not in shown and "password=***" in shown
+        assert ("/home/a/id" in shown) == showPaths and ("/etc/kh" in shown) == showPaths
+
+
+def test_a_status_port_option_that_does_not_parse_is_quoted_as_written() -> None:
+    from twisted.python import usage
+
+    from twisted_ch.tap import Options
+
+    with pytest.raises(usage.UsageError) as info:
+        Options().parseOptions(["--status-port", "tcp:notaport"])
+    text = str(info.value)
+    assert text.startswith("--status-port: ") and "'tcp:notaport'" in text
+    assert "interface=" not in text
+    with pytest.raises(usage.UsageError, match="lone backslash"):
+        Options().parseOptions(["--status-port", "tcp:8790\\"])

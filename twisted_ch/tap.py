@@ -135,6 +135,7 @@ def makeService(options: Options) -> MultiService:
         StatusService(reactor, options["statusListen"], registry).setServiceParent(top)
     config: Config | None = options.get("parsedConfig")
     if config is not None:
+        registry.showPaths = config.status.showPaths
         DevicesService(reactor, registry, config.devices, config.servers).setServiceParent(top)
     elif options["program"] is None:
         from twisted_ch.service._demo import DemoService

@@ -61,8 +61,9 @@ class Entry:
     #: more fields for its status row (JSON scalars)
     extra: dict[str, object] = field(default_factory=dict)
 
-    def row(self) -> dict[str, object]:
-        """The status JSON object for this entry."""
+    def row(self, showPaths: bool = False) -> dict[str, object]:
+        """The status JSON object for this entry (local paths in its endpoint hidden unless
+        C{showPaths})."""
         stats: dict[str, Any] = {}
         statsOf = getattr(self.handler, "stats", None)
         if callable(statsOf):
@@ -77,7 +78,7 @@ class Entry:
             "name": self.name,
             "kind": self.kind,
             "handler": type(self.handler).__name__,
-            "endpoint": redactEndpoint(self.endpoint),
+            "endpoint": redactEndpoint(self.endpoint, showPaths),
             "state": state,
             "since": isoTime(since) if isinstance(since, int | float) else since,
         }
@@ -113,7 +114,9 @@ class Registry:
     come and go, such as a program's).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, showPaths: bool = False) -> None:
+        #: show endpoint options holding local paths (the config's C{status.showPaths})
+        self.showPaths = showPaths
         self._entries: dict[str, Entry] = {}
         self._sources: dict[object, Callable[[], Iterable[Entry]]] = {}
 
@@ -164,7 +167,7 @@ class Registry:
 
     def snapshot(self) -> dict[str, object]:
         """The whole C{/status} document."""
-        rows = [e.row() for e in self.entries()]
+        rows = [e.row(self.showPaths) for e in self.entries()]
         return {
             "service": "chandler",
             "version": __version__,
