@@ -1729,3 +1729,40 @@ def test_a_status_port_option_that_does_not_parse_is_quoted_as_written() -> None
     assert "interface=" not in text
     with pytest.raises(usage.UsageError, match="lone backslash"):
         Options().parseOptions(["--status-port", "tcp:8790\\"])
+
+
+@pytest_twisted.ensureDeferred
+@bounded(60)
+async def test_a_fifo_known_hosts_neither_hangs_twistd_nor_delays_SIGTERM(tmp_path: Any) -> None:
+    """
+    A device whose known_hosts is a FIFO (opened for reading, it would wait for a writer
+    forever): every attempt fails with a clear error naming it, and SIGTERM ends twistd with 0.
+    """
+    from test_tap import chandler, stop
+
+    from twisted_ch.testing._ssh import EchoProtocol, SSHTestServer
+
+    fifo = tmp_path / "known_hosts"
+    os.mkfifo(fifo)
+    secret = "Sekr1t-xyzzy"
+    server = SSHTestServer(reactor, Factory.forProtocol(EchoProtocol), users={"admin": secret})
+    server.start()
+    config = tmp_path / "site.toml"
+    endpoint = (
+        f"ssh:127.0.0.1:{server.port}:username=admin:pass\\\\word={secret}:knownHosts={fifo}"
+        ":hostKeyPolicy=accept-new"
+    )
+    config.write_text(
+        f'[[device]]\nname = "codec"\nendpoint = "{endpoint}"\nconnectRetryTime = 0.2\n'
+    )
+    process = chandler(tmp_path, "--config", str(config))
+    try:
+        await process.waitFor(rb"codec: connect failed: KnownHostsFileError: .*a FIFO")
+        await process.waitFor(rb"(?s)connect failed.*connect failed.*connect failed")
+        assert await stop(process) == 0
+    finally:
+        if process.running:
+            process.transport.signalProcess("KILL")  # type: ignore[attr-defined]
+        await server.stop()
+    assert "closed during TCP connect" not in process.text
+    assert secret not in process.text  # (its option spelled pass\\word)
