@@ -1270,3 +1270,27 @@ async def test_openssh_rejected_host_key_logs_no_bad_packet_length(
     texts = [formatEvent(e) for e in events]
     assert not any("bad packet" in t or "Traceback" in t for t in texts), texts
     assert [e for e in events if "log_failure" in e] == []
+
+
+def test_an_ssh_transport_reports_what_it_holds_so_the_write_buffer_is_bounded() -> None:
+    """The channel's buffer (the server's window is full) and the TCP queue both count."""
+    from types import SimpleNamespace
+
+    from twisted.internet.task import Clock
+
+    from twisted_ch.endpoints._ssh_client import ShellTransport
+    from twisted_ch.protocols.device import DeviceProtocol, WriteBufferFull
+
+    tcp = SimpleNamespace(dataBuffer=b"t" * 1000, offset=100, _tempDataLen=50)
+    session = SimpleNamespace(_ssh=SimpleNamespace(transport=tcp), closing=False)
+    channel = SimpleNamespace(buf=b"c" * 2_000_000, localClosed=False, write=lambda data: None)
+    transport = ShellTransport(session, channel)  # type: ignore[arg-type]
+    assert transport.queuedBytes() == 2_000_000 + 900 + 50
+
+    sink = SimpleNamespace(linkMade=lambda p: None, linkData=lambda d: None)
+    protocol = DeviceProtocol(sink, Clock())  # type: ignore[arg-type]
+    protocol.makeConnection(transport)  # type: ignore[arg-type]
+    with pytest.raises(WriteBufferFull, match="not reading"):
+        protocol.send(b"more")
+    channel.buf = b""
+    protocol.send(b"more")  # drained: accepted again

@@ -1731,9 +1731,12 @@ def test_a_status_port_option_that_does_not_parse_is_quoted_as_written() -> None
         Options().parseOptions(["--status-port", "tcp:8790\\"])
 
 
+@pytest.mark.parametrize("logFormat", ["text", "json"])
 @pytest_twisted.ensureDeferred
 @bounded(60)
-async def test_a_fifo_known_hosts_neither_hangs_twistd_nor_delays_SIGTERM(tmp_path: Any) -> None:
+async def test_a_fifo_known_hosts_neither_hangs_twistd_nor_delays_SIGTERM(
+    tmp_path: Any, logFormat: str
+) -> None:
     """
     A device whose known_hosts is a FIFO (opened for reading, it would wait for a writer
     forever): every attempt fails with a clear error naming it, and SIGTERM ends twistd with 0.
@@ -1755,9 +1758,10 @@ async def test_a_fifo_known_hosts_neither_hangs_twistd_nor_delays_SIGTERM(tmp_pa
     config.write_text(
         f'[[device]]\nname = "codec"\nendpoint = "{endpoint}"\nconnectRetryTime = 0.2\n'
     )
-    process = chandler(tmp_path, "--config", str(config))
+    process = chandler(tmp_path, "--config", str(config), "--log-format", logFormat)
     try:
         await process.waitFor(rb"codec: connect failed: KnownHostsFileError: .*a FIFO")
+        await process.waitFor(rb"codec: watching ssh:127.0.0.1:\d+:username=admin:password=\*\*\*")
         await process.waitFor(rb"(?s)connect failed.*connect failed.*connect failed")
         assert await stop(process) == 0
     finally:

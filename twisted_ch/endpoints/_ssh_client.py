@@ -630,8 +630,17 @@ class ShellSession:
             agent.transport.loseConnection()
 
 
+class _ConchLogger(Logger):
+    """Conch's per-connection info lines ("connection lost", with no device named) as debug."""
+
+    def info(self, format: str | None = None, **kwargs: object) -> None:
+        self.debug(format, **kwargs)
+
+
 class ClientTransport(SSHClientTransport):
     """SSH transport that reports to its L{ShellSession}."""
+
+    _log = _ConchLogger()
 
     def __init__(self, session: ShellSession) -> None:
         self._session = session
