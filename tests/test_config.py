@@ -688,3 +688,38 @@ def test_status_listen_errors_name_the_file_and_show_what_was_written() -> None:
     text = str(info.value)
     assert text.startswith("site.toml: status.listen: ")
     assert "'tcp:notaport'" in text and "interface=" not in text
+
+
+def test_no_spelling_twisted_reads_as_a_secret_option_shows_its_value() -> None:
+    """Adversarial spellings: escapes anywhere in the name, any case, escaped colons in values."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from twisted.internet.endpoints import _parse  # type: ignore[attr-defined]
+
+    from twisted_ch.service._config import isSecretOption, redactEndpoint
+
+    @st.composite
+    def spelled(draw: st.DrawFn) -> str:
+        word = draw(st.sampled_from(["password", "passphrase", "community", "secret", "token"]))
+        out = []
+        for c in word:
+            c = c.upper() if draw(st.booleans()) else c
+            out.append("\\" + c if draw(st.integers(0, 3)) == 0 else c)
+        return "".join(out)
+
+    value = st.text(alphabet="ab:=\\x", min_size=0, max_size=8)
+
+    @settings(max_examples=300, deadline=None)
+    @given(spelled(), value, st.booleans())
+    def check(name: str, tail: str, first: bool) -> None:
+        escaped = tail.replace("\\", "\\\\").replace(":", "\\:")
+        secret = "ZZsecretZZ" + escaped
+        option = f"{name}={secret}"
+        parts = [option, "username=admin"] if first else ["username=admin", option]
+        description = "ssh:192.0.2.1:22:" + ":".join(parts)
+        _args, options = _parse(description)
+        read = [k for k in options if isSecretOption(k)]
+        assert read, (description, options)  # Twisted reads it under a secret name
+        assert "ZZsecretZZ" not in redactEndpoint(description)
+
+    check()
