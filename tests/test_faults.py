@@ -1210,10 +1210,14 @@ def test_invalid_arguments_raise_clear_errors(
 # -- hardening (issue 11): no single device can stall the reactor
 
 
-def _hostileSIS(answer: bytes) -> Factory:
-    """A device that answers every line it receives with C{answer}."""
+def _hostileSIS(answer: bytes, greeting: bytes = b"") -> Factory:
+    """A device that answers everything it receives with C{answer}."""
 
     class Hostile(Protocol):
+        def connectionMade(self) -> None:
+            if greeting and self.transport is not None:
+                self.transport.write(greeting)
+
         def dataReceived(self, data: bytes) -> None:
             assert self.transport is not None
             self.transport.write(answer)
@@ -1248,18 +1252,18 @@ async def test_a_device_answering_the_worst_case_for_its_probe_costs_the_others_
     from twisted_ch.service.probes import makeProbe
 
     kind, options, answer = ADVERSARIAL[case]
-    answering = _hostileSIS(answer)
+    answering = _hostileSIS(answer, b"PJLINK 0\r" if kind == "pjlink" else b"")
     hostile = reactor.listenTCP(0, answering, interface="127.0.0.1")
     witness = listenDevice(reactor, {b"P": ANSWER})
-    probe = makeProbe(kind, {**options, "timeout": 0.5})
+    probe = makeProbe(kind, {**options, "timeout": 0.15})
     bad = GetConnectionHandler(
-        EthernetClientInterface("127.0.0.1", hostile.getHost().port), probe, pollFrequency=0.5
+        EthernetClientInterface("127.0.0.1", hostile.getHost().port), probe, pollFrequency=0.2
     )
     w = Watch(witness.port, pollFrequency=0.2, DisconnectLimit=5)
     try:
         await w.handler.Connect()
         await bad.Connect()
-        await waitUntil(reactor, lambda: answering.answered >= 6, 30)  # type: ignore[attr-defined]
+        await waitUntil(reactor, lambda: answering.answered >= 5, 30)  # type: ignore[attr-defined]
         assert w.states() == ["Connected"]
         assert len(w.accepts) >= len(w.sends) - 1
         assert probe.accepted == 0  # none of it was a good answer
