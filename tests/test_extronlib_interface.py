@@ -215,6 +215,25 @@ def test_with_char_delay_send_and_wait_times_out_after_the_last_byte() -> None:
     assert clock.getDelayedCalls() == []
 
 
+def test_paced_bytes_count_against_the_write_buffer_bound() -> None:
+    from twisted_ch.protocols.device import WriteBufferFull
+
+    clock = Clock()
+    endpoint = FakeEndpoint(clock)
+    host = ProcessorDevice("Main", reactor=clock)
+    port = SerialInterface(host, "COM1", CharDelay=1, endpoint=endpoint, reactor=clock)
+    port.link.protocol.maxWriteBuffer = 8  # type: ignore[union-attr]
+    port.Send(b"0123456789")  # nothing queued yet: accepted, then paced
+    assert endpoint.written() == b"0"
+    with pytest.raises(WriteBufferFull, match="9 bytes are queued"):
+        port.Send(b"more")
+    clock.pump([1] * 9)
+    assert endpoint.written() == b"123456789"
+    port.Send(b"ok")  # drained: accepted again
+    clock.advance(1)
+    assert endpoint.written() == b"ok"
+
+
 # Dante
 
 

@@ -54,6 +54,12 @@ class _PacedProtocol(ProtocolWrapper):
         if self._call is None:
             self._next()
 
+    def queuedBytes(self) -> int:
+        """Bytes not yet taken by the device: paced ones and the serial port's own buffer."""
+        from twisted_ch.protocols.device import queuedBytes
+
+        return len(self._queue) + queuedBytes(self.transport)
+
     def writeSequence(self, data: Any) -> None:
         self.write(b"".join(data))
 

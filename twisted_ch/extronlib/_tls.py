@@ -143,6 +143,13 @@ class _AfterHandshake(ProtocolWrapper):
         self.transport = transport
         self.factory.protocolMade(self)
 
+    def queuedBytes(self) -> int:
+        """Bytes not yet taken by the device: the TCP transport's buffer under the TLS layer."""
+        from twisted_ch.protocols.device import queuedBytes
+
+        tls = self.transport
+        return queuedBytes(tls) + queuedBytes(getattr(tls, "transport", None))
+
     def handshakeCompleted(self) -> None:
         self._handshaken = True
         ProtocolWrapper.makeConnection(self, self.transport)
