@@ -355,20 +355,26 @@ def test_a_lost_serial_port_tells_the_module_and_is_reopened(
     assert r.states() == ["Connected", "Disconnected", "Connected"]
 
 
-def test_first_connect_refused_reports_ConnectFailed_and_Disconnected_once() -> None:
+def test_never_reached_fires_ConnectFailed_per_attempt_and_stays_Unknown() -> None:
+    # issue 10: a module never reached is not Disconnected (it used to be), nor told so
     r = rig(connectRetryTime=5)
+    told: list[str] = []
+    r.module.OnDisconnected = lambda: told.append("OnDisconnected")
     r.endpoint.refuse = True
     assert result(r.handler.Connect()) == "Connection refused"
-    assert r.rec.names() == ["ConnectFailed", "Disconnected"]
+    assert r.rec.names() == ["ConnectFailed"]
     assert r.rec.calls[0] == ("ConnectFailed", (r.handler, "Connection refused"))
     r.clock.advance(5)
     r.clock.advance(5)
-    assert r.rec.names() == ["ConnectFailed", "Disconnected", "ConnectFailed", "ConnectFailed"]
+    assert r.rec.names() == ["ConnectFailed"] * 3
+    assert r.handler.ConnectionStatus == "Unknown"
+    assert r.handler.stats()["lastError"] == "Connection refused"
+    assert told == []
     r.endpoint.refuse = False
     r.clock.advance(5)
     r.pump.pump()
     r.run(1)
-    assert r.states() == ["Disconnected", "Connected"]
+    assert r.states() == ["Connected"]
 
 
 def test_a_device_that_accepts_tcp_but_never_answers_is_dropped_and_retried() -> None:
@@ -380,13 +386,13 @@ def test_a_device_that_accepts_tcp_but_never_answers_is_dropped_and_retried() ->
     first = r.endpoint.transport
     assert first is not None and not first.aborted
     r.run(1)  # t=4: DisconnectLimit polls without Connected: the link is dropped
-    assert first.aborted
+    assert first.closed
     assert r.states() == ["Disconnected"]
     assert r.module.ReadStatus("ConnectionStatus") == "Disconnected"
     r.run(2)  # retried connectRetryTime later
     assert len(r.endpoint.attempts) == 2
     r.run(4)  # and dropped again: still silent
-    assert r.endpoint.transport is not None and r.endpoint.transport.aborted
+    assert r.endpoint.transport is not None and r.endpoint.transport.closed
     r.run(2)
     assert len(r.endpoint.attempts) == 3
     assert r.states() == ["Disconnected"]  # reported once
@@ -401,7 +407,7 @@ def test_a_device_that_accepts_tcp_but_never_answers_is_dropped_and_retried() ->
 def test_raising_module_and_user_callbacks_do_not_stop_polling(
     programLog: list[tuple[str, str]],
 ) -> None:
-    r = rig(DisconnectLimit=2)
+    r = rig(DisconnectLimit=2, connectRetryTime=1)
     calls: list[float] = []
     update = r.module.Update
 
@@ -435,7 +441,7 @@ def test_raising_module_and_user_callbacks_do_not_stop_polling(
     r.run(3)
     assert r.handler.ConnectionStatus == "Disconnected"
     r.pump.silent = False
-    r.run(1)
+    r.run(2)  # the link was dropped: reconnected connectRetryTime later, then answered
     assert r.handler.ConnectionStatus == "Connected"
     assert len(calls) == 10
 
@@ -503,7 +509,7 @@ def test_handler_falls_through_to_the_module_and_OnDisconnected_forwards_to_it()
     r.clock.advance(0)
     assert seen == [("ConnectionStatus", "Disconnected", None)]
     assert r.states() == ["Connected", "Disconnected"]
-    assert r.endpoint.transport is not None and r.endpoint.transport.aborted
+    assert r.endpoint.transport is not None and r.endpoint.transport.closed
     r.clock.advance(2)
     r.pump.pump()
     r.run(1.5)
@@ -540,19 +546,30 @@ class ClassicStatusModule(sis.EthernetClass):
             self.NewStatus(command, value, qualifier)
 
 
-def test_a_disconnected_module_is_not_told_OnDisconnected_again() -> None:
+def test_a_disconnected_module_is_told_OnDisconnected_again_without_a_spurious_Connected() -> None:
+    # issue 10: OnDisconnected runs on every loss, also when the module said Disconnected already
+    # (it used to be skipped then); what it reports on the way is relayed once, when it returns
     r = connected(moduleClass=ClassicStatusModule, connectRetryTime=10)
-    r.module.OnDisconnected()  # a repeat would report a spurious Connected ...
-    r.module.OnDisconnected()
-    assert r.module.ReadStatus("ConnectionStatus") == "Disconnected"
-    assert r.states() == ["Connected", "Disconnected", "Connected", "Disconnected"]
-    r.rec.calls.clear()
-    # ... so the handler does not repeat it: not for OnDisconnected, nor a lost link
+    told: list[str] = []
+    onDisconnected = r.module.OnDisconnected
+
+    def spy() -> None:
+        told.append(r.module.ReadStatus("ConnectionStatus"))
+        onDisconnected()
+
+    r.module.OnDisconnected = spy
+    seen: list[tuple[Any, ...]] = []
+    r.handler.SubscribeStatus("ConnectionStatus", None, lambda *a: seen.append(a))
     r.handler.OnDisconnected()
     r.handler.OnDisconnected()
     r.clock.advance(0)
-    assert r.endpoint.transport is not None and r.endpoint.transport.aborted
-    assert r.states() == []
+    assert r.endpoint.transport is not None and r.endpoint.transport.closed
+    # by hand twice, by the module's own Disconnect and for the lost link: each repeat makes
+    # this module report Connected and Disconnected at once, none of which is relayed
+    assert told == ["Connected"] + ["Disconnected"] * 3
+    assert seen == [("ConnectionStatus", "Disconnected", None)]
+    assert r.states() == ["Connected", "Disconnected"]
+    assert r.module.ReadStatus("ConnectionStatus") == "Disconnected"
 
 
 def test_http_module_is_polled_without_a_link() -> None:
@@ -931,9 +948,10 @@ async def test_keepalive_Update_is_skipped_while_the_previous_one_still_runs() -
 
         module.Update = slow
         await waitUntil(reactor, lambda: len(calls) == 1)
-        polls = handler.polls
+        polls, ticks = handler.polls, handler.PollTimer.Count
         await deferLater(reactor, 0.5, lambda: None)
-        assert handler.polls >= polls + 5
+        assert handler.PollTimer.Count >= ticks + 5
+        assert handler.polls == polls  # skipped ticks send and count nothing
         assert len(calls) == 1  # ticks came, none was queued behind the running Update
         release.set()
         await deferLater(reactor, 0.02, lambda: None)
@@ -964,7 +982,9 @@ async def test_loopback_drop_refuse_silence_and_return() -> None:
         await server.stop()
         server.dropClients()
         await handler.whenStatus("Disconnected")
-        assert handler.Interface.ReadStatus("ConnectionStatus") == "Disconnected"
+        await waitUntil(
+            reactor, lambda: handler.Interface.ReadStatus("ConnectionStatus") == "Disconnected"
+        )
         await waitUntil(reactor, lambda: len(failures) >= 2)
         assert set(failures) == {"Connection refused"}
         server.start()
