@@ -744,7 +744,7 @@ Initialize()
 
 GLOBAL_SCRIPTER = """\
 # The manual's "Global Scripter Modules" example; imports changed, address pointed at the
-# simulator.  Its 'Disonnected' typo is kept: the timer restarts on both events.
+# simulator.  Fixed: its typo 'Disonnected' (as printed, the timer never paused).
 from extronlib import event
 from extronlib.system import Timer
 from twisted_ch import GetConnectionHandler
@@ -760,7 +760,7 @@ def Initialize():
 @event(Dvs605, ['Connected', 'Disconnected'])
 def HandleDvsConnect(interface, state):
     print('DVS', state)
-    if state == 'Disonnected':
+    if state == 'Disconnected':
         # Pause status polling on disconnect to prevent spurious Program Log
         # errors.
         FreezePollTimer.Pause()
@@ -850,6 +850,12 @@ async def test_manual_global_scripter_modules_example(
         assert out == ["Video Mute state: On", "DVS Connected", "Freeze state: On"]
         assert ns["Dvs605"].ConnectionStatus == "Connected"
         assert b"F" in server.device.commands
+        assert ns["FreezePollTimer"].State == "Running"
+        # the device goes away: Disconnected pauses the Freeze polling, as the example means to
+        await server.stop()
+        server.dropClients()
+        await waitUntil(reactor, lambda: printed("DVS Disconnected"))
+        await waitUntil(reactor, lambda: ns["FreezePollTimer"].State == "Paused")
     finally:
         if "Dvs605" in ns:
             ns["FreezePollTimer"].Stop()
