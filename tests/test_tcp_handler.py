@@ -646,3 +646,97 @@ def test_interface_keepalive_and_events_across_reconnections() -> None:
     clock.pump([2])
     assert ep.written() == b"ka"  # the keep-alive setting survived the reconnection
     assert events == ["Connected", "Disconnected", "failed: Connection refused", "Connected"]
+
+
+# --- issue 10: the send counter --------------------------------------------------------------
+
+
+def test_the_manuals_synchronous_keepalive_counts_queries_not_ticks() -> None:
+    # timeout 3 s, poll 1 s, DisconnectLimit 15 (the manual's example): the ticks that come while
+    # a query waits are skipped, so the device is Disconnected after 15 unanswered queries, 45 s
+    # (it used to be after 4 ticks)
+    queries: list[float] = []
+
+    async def keepAlive(h: Any) -> None:
+        queries.append(clock.seconds())
+        if await h.SendAndWait("P", 3, deliTag=b"\r\n") == b"Pwr1\r\n":
+            h.ResponseAccepted()
+
+    clock, ep, h, rec = tcpHandler(keepAlive, DisconnectLimit=15, pollFrequency=1)
+    h.Connect()
+    clock.advance(1)
+    ep.respond(b"Pwr1\r\n")
+    assert h.ConnectionStatus == "Connected"
+    clock.pump([1] * 45)  # t=46: 15 queries went out unanswered (t = 2, 5, ... 44)
+    assert len(queries) == 16
+    assert h.missedPolls == 15
+    assert rec.names() == ["Connected"]
+    clock.pump([1] * 3)  # t=47: the 16th would pass the limit
+    assert rec.names() == ["Connected", "Disconnected"]
+    assert ep.transport is not None and ep.transport.aborted
+    assert ep.written() == b"P" * 16
+
+
+def test_a_late_answer_keeps_the_device_Connected() -> None:
+    # every answer 1.2 s late, poll 0.5 s, DisconnectLimit 2: the reference stays Connected
+    async def keepAlive(h: Any) -> None:
+        if await h.SendAndWait("P", 3, deliTag=b"\r\n") == b"Pwr1\r\n":
+            h.ResponseAccepted()
+
+    clock, ep, h, rec = tcpHandler(keepAlive, DisconnectLimit=2, pollFrequency=0.5)
+    h.Connect()
+    for _ in range(100):
+        clock.advance(0.5)
+        if ep.written() == b"P":
+            clock.advance(1.2)  # ticks meanwhile are skipped
+            ep.respond(b"Pwr1\r\n")
+    assert rec.names() == ["Connected"]
+    assert len(ep.attempts) == 1
+
+
+def test_every_Send_and_SendAndWait_through_the_handler_counts() -> None:
+    clock, ep, h, rec, device = answering(DisconnectLimit=3, connectRetryTime=2)
+    h.Connect()
+    clock.advance(1)
+    assert h.ConnectionStatus == "Connected"
+    h.PollTimer.Pause()
+    ep.written()
+    h.Send("A")
+    h.SendAndWait("B", 1)
+    h.Send("C")
+    assert h.missedPolls == 3
+    h.Interface.Send("D")  # the interface itself is not the handler: not counted
+    assert h.missedPolls == 3
+    assert ep.written() == b"ABCD"
+    with pytest.raises(LinkDown):
+        h.Send("E")  # would pass the limit: the link is dropped instead
+    assert ep.written() == b""
+    assert h.ConnectionStatus == "Disconnected"
+    assert rec.names() == ["Connected", "Disconnected"]
+    clock.advance(0)
+    with pytest.raises(LinkDown):
+        h.SendAndWait("F", 1)
+    clock.advance(2)  # reconnected after connectRetryTime, the counter at 0 again
+    assert len(ep.attempts) == 2 and h.missedPolls == 0
+    h.ResponseAccepted()
+    assert rec.names() == ["Connected", "Disconnected", "Connected"]
+
+
+def test_a_pipe_reports_Disconnected_past_the_limit_and_still_sends() -> None:
+    from twisted_ch import EndpointInterface
+
+    clock = Clock()
+    ep = FakeEndpoint(clock)
+    iface = EndpointInterface(ep, reactor=clock, connectionOriented=False)
+    h = GetConnectionHandler(iface, lambda h: h.Send("P"), DisconnectLimit=2)
+    rec = Recorder()
+    rec.hook(h, "Connected", "Disconnected")
+    h.Connect()
+    h.PollTimer.Pause()
+    h.ResponseAccepted()
+    for command in ("A", "B", "C", "D"):
+        h.Send(command)  # the program's commands count too
+    assert ep.written() == b"ABCD"  # all sent, the third and fourth past the limit
+    assert rec.names() == ["Connected", "Disconnected"]
+    h.ResponseAccepted()
+    assert rec.names() == ["Connected", "Disconnected", "Connected"]
