@@ -594,6 +594,100 @@ def test_http_module_is_polled_without_a_link() -> None:
     assert clock.getDelayedCalls() == []
 
 
+class OverridingModule(sis.EthernetClass):
+    """The SIS module recording the calls the handler makes of the methods modules override."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.calls: list[Any] = []
+
+    def Connect(self, timeout: float | None = None) -> Any:
+        self.calls.append(("Connect", timeout))
+        return sis.EthernetClass.Connect(self, timeout)
+
+    def Disconnect(self) -> Any:
+        self.calls.append("Disconnect")
+        return super().Disconnect()
+
+    def OnDisconnected(self) -> None:
+        self.calls.append("OnDisconnected")
+        super().OnDisconnected()
+
+
+def test_the_module_connects_and_drops_through_its_own_Connect_Disconnect_OnDisconnected() -> None:
+    # issue 10: the handler drove the link directly (a handshake in Connect was never sent)
+    r = rig(moduleClass=OverridingModule, DisconnectLimit=3, connectRetryTime=2)
+    calls = r.module.calls
+    assert result(r.handler.Connect(4)) == "Connected"
+    assert calls == [("Connect", 4)]
+    r.pump.pump()
+    r.run(1)
+    assert r.states() == ["Connected"]
+    # the device drops the connection: OnDisconnected, then the module's Connect again
+    calls.clear()
+    assert r.endpoint.transport is not None
+    r.endpoint.transport.deviceResets()
+    r.clock.advance(0)
+    assert calls == ["OnDisconnected"]
+    r.clock.advance(2)
+    assert calls == ["OnDisconnected", ("Connect", 4)]
+    r.pump.pump()
+    r.run(1)
+    assert r.states() == ["Connected", "Disconnected", "Connected"]
+    # silence: the module says Disconnected, the handler drops through its Disconnect (which
+    # calls OnDisconnected) and tells it OnDisconnected for the loss, also when already told
+    calls.clear()
+    r.pump.silent = True
+    r.run(4)
+    assert calls[:4] == ["OnDisconnected", "Disconnect", "OnDisconnected", "OnDisconnected"]
+    assert r.states() == ["Connected", "Disconnected", "Connected", "Disconnected"]
+    # still silent after the reconnect: dropped again quietly, through the module each time
+    calls.clear()
+    r.run(8)
+    assert calls.count(("Connect", 4)) == len(r.endpoint.attempts) - 2 >= 2
+    assert calls.count("Disconnect") >= 1
+    assert r.states() == ["Connected", "Disconnected", "Connected", "Disconnected"]
+    r.pump.silent = False
+    r.run(4)
+    assert r.states()[-1] == "Connected"
+    calls.clear()
+    done = r.handler.Disconnect()
+    r.clock.advance(0)
+    assert result(done) is None
+    assert calls[0] == "Disconnect" and "OnDisconnected" in calls
+    assert r.clock.getDelayedCalls() == []
+
+
+def test_a_module_send_after_a_drop_is_one_warning_per_outage(
+    loggedFailures: list[Any],
+) -> None:
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        r = connected(connectRetryTime=2)
+
+        def delayedSends() -> None:  # module code whose Waits fire after the link is gone
+            for _ in range(3):
+                r.module._rt.call(lambda: r.module.Send("F"))
+
+        for _ in range(2):
+            assert r.endpoint.transport is not None
+            r.endpoint.transport.deviceResets()
+            r.clock.advance(0)
+            delayedSends()
+            r.run(2)
+            r.pump.pump()
+            r.run(1)
+            assert r.handler.ConnectionStatus == "Connected"
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert loggedFailures == []  # no traceback
+    warned = [e for e in events if "sent while the link is down" in e.get("log_format", "")]
+    assert len(warned) == 2 and {e["log_level"].name for e in warned} == {"warn"}
+
+
 # --- the manual's "Online/Offline Port Host" example on a Clock ---------------------------------
 
 ONLINE_OFFLINE = """\
