@@ -442,3 +442,49 @@ async def test_module_send_after_a_drop_is_one_warning_per_outage(face: str) -> 
     warnings = [e for e in seen if "sent while the link is down" in e["log_format"]]
     assert 1 <= len(warnings) <= 2  # two outages: at most one warning each
     assert all(e["log_level"].name == "warn" for e in warnings)
+
+
+# --- the fleet service: its probes drive the same handlers, by the same rules -------------------
+
+
+@bounded(25)
+async def test_fleet_probes_follow_the_same_rules() -> None:
+    from twisted_ch.service._config import DeviceConfig, ProbeConfig
+    from twisted_ch.service._services import buildHandler
+    from twisted_ch.service._status import Entry
+    from twisted_ch.testing import SIS_RESPONSES
+
+    device = listenDevice(reactor, SIS_RESPONSES)
+    port = device.port
+    await device.stop()  # refused at start
+    cfg = DeviceConfig(
+        "switcher",
+        f"tcp:host=127.0.0.1:port={port}",
+        probe=ProbeConfig("sis", {"timeout": 0.05}),
+        DisconnectLimit=2,
+        pollFrequency=0.1,
+        connectRetryTime=0.1,
+    )
+    h, probe = buildHandler(reactor, cfg)
+    entry = Entry("switcher", h, cfg.endpoint, probe=probe)
+    states: list[str] = []
+    h.addStatusObserver(states.append)
+    try:
+        h.Connect()
+        await waitUntil(reactor, lambda: h.reconnects >= 2)
+        row = entry.row()
+        # never reached: 'Unknown', with the last error on the status page
+        assert (row["state"], row["lastError"]) == ("Unknown", "Connection refused")
+        device.start()
+        await h.whenStatus("Connected")
+        device.silent = True  # a black hole: one Disconnected, then quiet reconnecting
+        await h.whenStatus("Disconnected")
+        reconnects = h.reconnects
+        await waitUntil(reactor, lambda: h.reconnects >= reconnects + 3)
+        assert entry.row()["state"] == "Disconnected"
+        device.silent = False
+        await h.whenStatus("Connected")
+        assert states == ["Connected", "Disconnected", "Connected"]
+    finally:
+        await h.Disconnect()
+        await device.shutdown()
