@@ -353,8 +353,7 @@ async def test_module_handshake_in_Connect_every_reconnect(face: str) -> None:
             for _ in range(2):  # the device goes silent, then answers again
                 server.silent = True
                 await h.whenStatus("Disconnected")
-                reconnects = h.reconnects
-                await waitUntil(reactor, lambda: h.reconnects > reconnects)
+                await waitUntil(reactor, lambda n=h.reconnects: h.reconnects > n)
                 server.silent = False
                 await h.whenStatus("Connected")
             module = h.Interface

@@ -327,11 +327,12 @@ async def test_get_connection_handler_snippet(
     ns: dict[str, Any] = {}
     try:
         async with serialDevice(tmp_path, {b"Q": b"MLC 206\r\n"}) as (cable, mlcDevice, _):
+            dvsAddress = "'192.168.1.1',\n                              9000"
             text = example(
                 "get_connection_handler.py",
                 {
                     "EthernetServerInterfaceEx(9000)": "EthernetServerInterfaceEx(0)",
-                    "'192.168.1.1',\n                              9000": f"'127.0.0.1', {sis.port}",
+                    dvsAddress: f"'127.0.0.1', {sis.port}",
                     **onCOM2(cable.devA),
                 },
             )

@@ -114,7 +114,7 @@ class ConnectionHandler(FallThrough):
     Disconnected = Event["ConnectionHandler"]("Called as C{(handler, 'Disconnected')}.")
 
     def __init__(self, Interface: Any, pollFrequency: float, *, reactor: Any = None) -> None:
-        checkSeconds(pollFrequency, "pollFrequency")
+        _checks.period(pollFrequency, "pollFrequency")
         ifaceRuntime = getattr(Interface, "_rt", None)
         self._rt: Runtime = (
             ifaceRuntime
@@ -277,7 +277,8 @@ class ConnectionHandler(FallThrough):
         if not isinstance(dispatcher, ProgramThread):
             # a keep-alive Deferred that never fires must not silence polling for good (a program
             # thread cannot be interrupted: as in ControlScript, its ticks wait for it)
-            done.addTimeout(self._PollTimer.Interval * (self._DisconnectLimit + 1), self._rt.reactor)
+            bound = self._PollTimer.Interval * (self._DisconnectLimit + 1)
+            done.addTimeout(bound, self._rt.reactor)
         done.addBoth(self._keepAliveDone, generation)
 
     def _keepAliveDone(self, result: object, generation: int) -> None:
@@ -343,7 +344,7 @@ class _LinkHandler(ConnectionHandler):
         reactor: Any = None,
     ) -> None:
         super().__init__(Interface, pollFrequency, reactor=reactor)
-        self._DisconnectLimit = checkCount(DisconnectLimit, "DisconnectLimit")
+        self._DisconnectLimit = _checks.disconnectLimit(DisconnectLimit)
         if keepAliveQuery is not None and not callable(keepAliveQuery):
             raise TypeError(f"keepAliveQuery must be callable, not {type(keepAliveQuery).__name__}")
         self._keepAliveQuery = keepAliveQuery
@@ -375,7 +376,7 @@ class _LinkHandler(ConnectionHandler):
     # data API, through the interface (validation and both faces live there)
 
     def Send(self, data: bytes | str) -> None:
-        """Send data without waiting (one more on the send counter); IOError when the link is down."""
+        """Send data without waiting (one more on the send counter); IOError if the link is down."""
         if self._keepAliveQuery is not None and self._countSend():
             self._overLimit()
         self._WrappedInterface.Send(data)
@@ -420,7 +421,7 @@ class RawTcpHandler(_LinkHandler):
         reactor: Any = None,
     ) -> None:
         super().__init__(Interface, DisconnectLimit, pollFrequency, keepAliveQuery, reactor=reactor)
-        self._retryTime = checkSeconds(connectRetryTime, "connectRetryTime")
+        self._retryTime = _checks.period(connectRetryTime, "connectRetryTime")
         self._autoReconnect = True
         self._wanted = False
         self._connectTimeout: float | None = None
@@ -434,7 +435,7 @@ class RawTcpHandler(_LinkHandler):
 
     @AutoReconnect.setter
     def AutoReconnect(self, value: bool) -> None:
-        self._rt.twoFaced(self._setAutoReconnect, bool(value))
+        self._rt.twoFaced(self._setAutoReconnect, _checks.flag(value, "AutoReconnect"))
 
     @property
     def connectRetryTime(self) -> float:
@@ -532,7 +533,9 @@ class RawTcpHandler(_LinkHandler):
         if not self._link.connected:
             return
         why = f"{self._DisconnectLimit} sends unanswered"
-        self.log.info("{handler}: {why}; dropping the link", handler=self, why=why)
+        self.log.info(
+            "{device}: {why}; dropping the link", device=self.logName, handler=self, why=why
+        )
         self._on("silent", why)
         self._link.muteDroppedSends()  # this drop is the outage's report
         self._link.abort()
@@ -568,7 +571,7 @@ class RawSimplePipeHandler(_LinkHandler):
                 "a serial, UDP or SP interface needs a keepAliveQuery: its state comes from it"
             )
         super().__init__(Interface, DisconnectLimit, pollFrequency, keepAliveQuery, reactor=reactor)
-        self._link.reopenDelay = checkSeconds(connectRetryTime, "connectRetryTime")
+        self._link.reopenDelay = _checks.period(connectRetryTime, "connectRetryTime")
 
     def Connect(self, timeout: float | None = None) -> None:
         """Open the port (and keep it open) and start the polling loop."""

@@ -59,8 +59,9 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python import threadable
 
+from twisted_ch import _checks
 from twisted_ch._events import emit
-from twisted_ch._handlers import ConnectionHandler, RawTcpHandler, checkCount, checkSeconds
+from twisted_ch._handlers import ConnectionHandler, RawTcpHandler
 from twisted_ch._link import DeviceLink
 from twisted_ch._runtime import (
     ProgramThread,
@@ -424,7 +425,7 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         'ConnectedAlready' or the failure reason); a Deferred of it on the reactor thread.
         """
         if timeout is not None:
-            timeout = checkSeconds(timeout, "timeout")
+            timeout = _checks.seconds(timeout, "timeout")
         connect = self._driver.twoFaced(self._WrappedInterface.Connect, held=True)
         if _onReactorThread():
             self._want(timeout)
@@ -465,7 +466,9 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         if self._dropping or not self._link.connected:
             return
         self._dropping = True
-        self.log.info("{handler}: {why}; dropping the link", handler=self, why=why)
+        self.log.info(
+            "{device}: {why}; dropping the link", device=self.logName, handler=self, why=why
+        )
         self._link.muteDroppedSends()  # this drop is the outage's report
         done = self._driver.later(self._WrappedInterface.Disconnect)
         done.addCallback(self._dropped)
@@ -535,8 +538,8 @@ class ModuleSimplePipeHandler(_ModuleHandler):
         reactor: Any = None,
     ) -> None:
         super().__init__(Interface, pollFrequency, reactor=reactor)
-        self._DisconnectLimit = checkCount(DisconnectLimit, "DisconnectLimit")
-        retry = checkSeconds(connectRetryTime, "connectRetryTime")
+        self._DisconnectLimit = _checks.disconnectLimit(DisconnectLimit)
+        retry = _checks.period(connectRetryTime, "connectRetryTime")
         self._startDriving(keepAliveQuery, keepAliveQualifiers, reactor)
         link = getattr(Interface, "link", None)
         self._link: DeviceLink | None = link if isinstance(link, DeviceLink) else None

@@ -36,8 +36,9 @@ C{loginRetryTime} seconds, so a corrected C{devicePassword} is used without reco
 Extron's own modules, the login state (prompt count, authenticated flag, verbose mode) is reset in
 C{OnDisconnected}, which C{Disconnect} calls: the connection handler calls them on every drop and
 loss, so each new session logs in at its first prompt.  Before the first command of every session
-the device is switched to verbose mode 3 (C{ESC 3CV} -> C{Vrb3}) so query answers come tagged.  Error answers (C{E01}, C{E10}, C{E13}, ...) reset the
-counter (the device is there) and go to the program log.  Set waits for the device's answer
+the device is switched to verbose mode 3 (C{ESC 3CV} -> C{Vrb3}) so query answers come tagged.
+Error answers (C{E01}, C{E10}, C{E13}, ...) reset the counter (the device is there) and go to the
+program log.  Set waits for the device's answer
 (SendAndWait) except over SPInterface, which has no SendAndWait; Update only sends, its answer is
 parsed when it arrives.
 """
