@@ -740,3 +740,22 @@ def test_a_pipe_reports_Disconnected_past_the_limit_and_still_sends() -> None:
     assert rec.names() == ["Connected", "Disconnected"]
     h.ResponseAccepted()
     assert rec.names() == ["Connected", "Disconnected", "Connected"]
+
+
+def test_a_keepalive_waiting_longer_than_its_bound_is_not_run_twice_at_once() -> None:
+    # poll 0.5 s, DisconnectLimit 2, a 3 s SendAndWait: pollFrequency x (DisconnectLimit + 1) is
+    # 1.5 s, yet a keep-alive waiting for its answer is running, not stuck: no second call
+    # overlaps it (the ticks meanwhile are skipped)
+    queries: list[float] = []
+
+    async def keepAlive(h: Any) -> None:
+        queries.append(clock.seconds())
+        if await h.SendAndWait("P", 3, deliTag=b"\r\n") == b"Pwr1\r\n":
+            h.ResponseAccepted()
+
+    clock, ep, h, rec = tcpHandler(keepAlive, DisconnectLimit=2, pollFrequency=0.5)
+    h.Connect()
+    clock.pump([0.5] * 15)  # to t=7.5
+    assert queries == [0.5, 3.5, 6.5]  # the third would pass the limit: dropped instead
+    assert ep.written() == b"PP"
+    assert rec.names() == ["Disconnected"]

@@ -128,6 +128,8 @@ class ConnectionHandler(FallThrough):
         self._counterLock = threading.Lock()
         self._sends = 0
         self._keepAliveBusy = False
+        #: the longest SendAndWait timeout through the handler (a keep-alive may wait that long)
+        self._longestWait = 0.0
         self._linkGeneration = 0
         self.polls = 0
         self.transitions = 0
@@ -275,9 +277,10 @@ class ConnectionHandler(FallThrough):
             self._keepAliveDone(None, generation)
             return
         if not isinstance(dispatcher, ProgramThread):
-            # a keep-alive Deferred that never fires must not silence polling for good (a program
-            # thread cannot be interrupted: as in ControlScript, its ticks wait for it)
-            bound = self._PollTimer.Interval * (self._DisconnectLimit + 1)
+            # a keep-alive Deferred that never fires must not silence polling for good, but one
+            # that waits for answers is running, not stuck (a program thread cannot be
+            # interrupted: as in ControlScript, its ticks wait for it)
+            bound = (self._DisconnectLimit + 1) * (self._PollTimer.Interval + self._longestWait)
             done.addTimeout(bound, self._rt.reactor)
         done.addBoth(self._keepAliveDone, generation)
 
@@ -383,6 +386,8 @@ class _LinkHandler(ConnectionHandler):
 
     def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
         """Send (one more on the send counter) and wait for the response (see the interface's)."""
+        if isinstance(timeout, int | float) and timeout > self._longestWait:
+            self._longestWait = float(timeout)
         if self._keepAliveQuery is not None and self._countSend():
             self._overLimit()
         return self._WrappedInterface.SendAndWait(data, timeout, **delimiter)
