@@ -759,3 +759,17 @@ def test_a_keepalive_waiting_longer_than_its_bound_is_not_run_twice_at_once() ->
     assert queries == [0.5, 3.5, 6.5]  # the third would pass the limit: dropped instead
     assert ep.written() == b"PP"
     assert rec.names() == ["Disconnected"]
+
+
+def test_one_outage_gives_one_Disconnected_and_one_Connected() -> None:
+    # issue 10: reconnecting is not an answer (it used to report Connected at each reconnect)
+    clock, ep, h, rec, device = answering(DisconnectLimit=2, connectRetryTime=1)
+    h.Connect()
+    clock.advance(1)
+    device.silent = True
+    clock.pump([1] * 20)  # dropped at the limit, then reconnected and dropped, quietly
+    assert len(ep.attempts) >= 5
+    assert rec.names() == ["Connected", "Disconnected"]
+    device.silent = False
+    clock.pump([1] * 5)
+    assert rec.names() == ["Connected", "Disconnected", "Connected"]
