@@ -1,7 +1,7 @@
 """
 twisted_ch: Extron's ConnectionHandler on Twisted.
 
-Keep AV device links (TCP, SSH, UDP, serial) alive with keep-alive polling, a missed-response
+Keep AV device links (TCP, SSH, UDP, serial) alive with keep-alive polling, a send counter
 counter and automatic reconnection.  Start with L{GetConnectionHandler}.
 """
 
