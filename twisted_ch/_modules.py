@@ -586,6 +586,7 @@ class ModuleSimplePipeHandler(_ModuleHandler):
         self._newLink()
 
     def linkLost(self, reason: str) -> None:
+        self._on("lost", reason)
         self._driver.linkDown()
 
     def linkData(self, data: bytes) -> None:
