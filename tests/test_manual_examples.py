@@ -1,6 +1,8 @@
 """
-The manual's examples (examples/manual/), run with only imports changed: programs through the
-program runner (blocking face, real loopback device), Clock-driven ones on a task.Clock.
+The manual's examples (examples/manual/, see its README for where each of the 11 is tested), run
+with only imports changed and, where the manual's text has a bug, the smallest fix (said where it
+is made): programs through the program runner (blocking face, real loopback devices, serial ones
+on a socat pty mapped to the processor's COM2), Clock-driven ones on a task.Clock.
 """
 
 from __future__ import annotations
