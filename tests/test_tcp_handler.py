@@ -773,3 +773,14 @@ def test_one_outage_gives_one_Disconnected_and_one_Connected() -> None:
     device.silent = False
     clock.pump([1] * 5)
     assert rec.names() == ["Connected", "Disconnected", "Connected"]
+
+
+def test_a_bad_argument_is_an_error_not_a_send() -> None:
+    clock, ep, h, rec = tcpHandler()
+    h.Connect()
+    with pytest.raises(TypeError):
+        h.Send(42)
+    with pytest.raises(ValueError):
+        h.SendAndWait("P", -1)
+    assert h.missedPolls == 0
+    assert ep.written() == b""

@@ -50,6 +50,7 @@ from twisted.python.failure import Failure
 
 from twisted_ch import _checks
 from twisted_ch._events import Event, emit
+from twisted_ch._framing import toBytes
 from twisted_ch._link import DeviceLink, LinkIsDown
 from twisted_ch._runtime import (
     ProgramThread,
@@ -380,17 +381,20 @@ class _LinkHandler(ConnectionHandler):
 
     def Send(self, data: bytes | str) -> None:
         """Send data without waiting (one more on the send counter); IOError if the link is down."""
+        payload = toBytes(data)  # a bad argument is an error, not a send
         if self._keepAliveQuery is not None and self._countSend():
             self._overLimit()
-        self._WrappedInterface.Send(data)
+        self._WrappedInterface.Send(payload)
 
     def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
         """Send (one more on the send counter) and wait for the response (see the interface's)."""
-        if isinstance(timeout, int | float) and timeout > self._longestWait:
-            self._longestWait = float(timeout)
+        payload = toBytes(data)  # bad arguments are errors, not sends
+        wait = _checks.seconds(timeout, "timeout", zero=True)
+        if wait > self._longestWait:
+            self._longestWait = wait
         if self._keepAliveQuery is not None and self._countSend():
             self._overLimit()
-        return self._WrappedInterface.SendAndWait(data, timeout, **delimiter)
+        return self._WrappedInterface.SendAndWait(payload, wait, **delimiter)
 
     def _overLimit(self) -> None:
         """A send takes the counter past DisconnectLimit (any thread); raise to not send it."""
