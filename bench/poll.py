@@ -26,9 +26,18 @@ PAIRS = (
 )
 
 
+#: the simulator's port line of the running L{simulator} (passed to every child)
+SIM: dict[str, Any] = {}
+
+
 @contextmanager
-def simulator(maxDevices: int) -> Iterator[tuple[subprocess.Popen[bytes], list[int]]]:
-    """A running L{bench.sim} process with enough ports for C{maxDevices} connections."""
+def simulator(
+    maxDevices: int, backlog: int = 4096
+) -> Iterator[tuple[subprocess.Popen[bytes], list[int]]]:
+    """
+    A running L{bench.sim} process with enough ports for C{maxDevices} connections (of each
+    protocol: P/Pwr, SIS, PJLink, and an SNMP agent on UDP).
+    """
     nports = max(1, math.ceil(maxDevices / 2000))
     proc = subprocess.Popen(
         [
@@ -39,6 +48,9 @@ def simulator(maxDevices: int) -> Iterator[tuple[subprocess.Popen[bytes], list[i
             str(nports),
             "--max-clients",
             str(3 * maxDevices),
+            "--backlog",
+            str(backlog),
+            "--protocols",
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -48,7 +60,9 @@ def simulator(maxDevices: int) -> Iterator[tuple[subprocess.Popen[bytes], list[i
         line = proc.stdout.readline()
         if not line:
             raise RuntimeError("the simulator did not start")
-        yield proc, json.loads(line)["ports"]
+        SIM.clear()
+        SIM.update(json.loads(line))
+        yield proc, SIM["ports"]
     finally:
         if proc.stdin is not None:
             proc.stdin.close()
@@ -62,7 +76,8 @@ def simulator(maxDevices: int) -> Iterator[tuple[subprocess.Popen[bytes], list[i
 def runChild(impl: str, devices: int, ports: list[int], seconds: float, *extra: str) -> Any:
     cmd = [
         sys.executable, "-m", "bench.pollers", "--impl", impl, "--devices", str(devices),
-        "--ports", ",".join(map(str, ports)), "--seconds", str(seconds), *extra,
+        "--ports", ",".join(map(str, ports)), "--seconds", str(seconds),
+        "--sim", json.dumps(SIM), *extra,
     ]  # fmt: skip
     budget = 120 + seconds + devices / 100
     done = subprocess.run(cmd, capture_output=True, timeout=budget, check=False)
