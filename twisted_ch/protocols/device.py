@@ -50,16 +50,16 @@ class DeviceSink(TypingProtocol):
 
 
 class _Wait:
-    """One queued or active SendAndWait."""
+    """One queued or active SendAndWait; C{deadline} is set when it is sent."""
 
-    __slots__ = ("data", "timeout", "matcher", "result", "timer")
+    __slots__ = ("data", "timeout", "matcher", "result", "deadline")
 
     def __init__(self, data: bytes, timeout: float, matcher: ResponseMatcher) -> None:
         self.data = data
         self.timeout = timeout
         self.matcher = matcher
         self.result: Deferred[bytes] = Deferred()
-        self.timer: IDelayedCall | None = None
+        self.deadline: float | None = None
 
 
 #: what L{_sendsDirectly} reads of a C{twisted.internet.tcp.Connection}; all in Twisted since 11.1
@@ -99,6 +99,9 @@ class DeviceProtocol(Protocol):
         self.selfConnected: SelfConnection | None = None
         self._tcp: Any = None
         self._waits: deque[_Wait] = deque()
+        # one timer serves every SendAndWait of this connection (see L{_armTimer})
+        self._timer: IDelayedCall | None = None
+        self._timerAt = 0.0
         self.bytesReceived = 0
         self.bytesSent = 0
 
@@ -136,10 +139,9 @@ class DeviceProtocol(Protocol):
         if self.selfConnected is not None:
             return  # never made, so never lost
         self.connected = False
+        self._cancelTimer()
         while self._waits:
             wait = self._waits.popleft()
-            if wait.timer is not None and wait.timer.active():
-                wait.timer.cancel()
             wait.result.callback(wait.matcher.timedOut()[0])
         self.sink.linkLost(self, reason)
 
@@ -190,20 +192,52 @@ class DeviceProtocol(Protocol):
         return wait.result
 
     def _begin(self, wait: _Wait) -> None:
-        wait.timer = self.clock.callLater(wait.timeout, self._timedOut, wait)
+        now = self.clock.seconds()
+        wait.deadline = now + wait.timeout
+        self._armTimer(now, wait.deadline)
         self.send(wait.data)
 
+    # One timer per connection, re-armed lazily: a wait that finishes leaves it running, and
+    # when it fires it times out the current wait if that wait's deadline has come, else it
+    # re-arms itself for that deadline (or stops when nothing waits).  A keep-alive poll thus
+    # costs no timer of its own (scheduling and cancelling a DelayedCall per SendAndWait was a
+    # good part of its cost), and each wait still times out at its own deadline.
+
+    def _armTimer(self, now: float, deadline: float) -> None:
+        timer = self._timer
+        if timer is not None:
+            if self._timerAt <= deadline:
+                return  # it fires first, and re-arms for this deadline then
+            timer.cancel()
+        self._timerAt = deadline
+        self._timer = self.clock.callLater(max(0.0, deadline - now), self._timerFired)
+
+    def _cancelTimer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _timerFired(self) -> None:
+        self._timer = None
+        if not self._waits:
+            return
+        wait = self._waits[0]
+        deadline = wait.deadline
+        if deadline is None:  # pragma: no cover - the first wait is always sent
+            return
+        now = self.clock.seconds()
+        if deadline <= self._timerAt or deadline <= now:
+            self._timedOut(wait)
+        else:
+            self._armTimer(now, deadline)
+
     def _timedOut(self, wait: _Wait) -> None:
-        wait.timer = None
         response, unclaimed = wait.matcher.timedOut()
         self._finish(wait, response)
         if unclaimed:
             self.sink.linkData(unclaimed)
 
     def _finish(self, wait: _Wait, response: bytes) -> None:
-        if wait.timer is not None and wait.timer.active():
-            wait.timer.cancel()
-        wait.timer = None
         if wait.matcher.dropped:
             self.log.warn(
                 "response exceeded {limit} bytes without meeting its condition; "
@@ -218,6 +252,7 @@ class DeviceProtocol(Protocol):
 
     def abort(self) -> None:
         """Close the transport now, without waiting for buffered writes."""
+        self._cancelTimer()
         transport = self.transport
         if transport is None:
             return
