@@ -203,7 +203,7 @@ class FleetCounters(Counters):
 
 def fleetConfig(kind: str, n: int, ports: dict[str, Any], pollFrequency: float = INTERVAL) -> str:
     """A TOML config of C{n} devices with the stock probe C{kind} against the simulator."""
-    lines = ['[status]', 'listen = "off"', ""]
+    lines = ["[status]", 'listen = "off"', ""]
     for i in range(n):
         if kind == "snmp":
             endpoint = f"udp:host=127.0.0.1:port={ports['snmp']}"
@@ -360,7 +360,6 @@ def setupTwistedSNMP(
         reactor.listenUDP(0, Poller(), interface="127.0.0.1")
 
     return start
-
 
 
 def setupTwistedCh(reactor: Any, ports: list[int], n: int, c: Counters) -> Callable[[int], None]:

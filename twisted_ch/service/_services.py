@@ -7,11 +7,14 @@ devices and servers, and a ControlScript-style program.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import signal
 import threading
 import weakref
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from twisted_ch.service._config import DeviceConfig, ServerConfig, isWildcardAdd
 from twisted_ch.service._status import Entry, Registry
 
 __all__ = [
+    "Shard",
     "CLIENT_CLOSE_GRACE",
     "PROGRAM_STOP_TIMEOUT",
     "ChandlerService",
@@ -41,6 +45,58 @@ log = Logger(namespace="twisted_ch.tap")
 CLIENT_CLOSE_GRACE = 2.0
 #: Seconds a program's thread gets to finish (its top level, its queued callbacks) at stop.
 PROGRAM_STOP_TIMEOUT = 5.0
+#: First connects per second when the service starts: a big config's devices connect over a
+#: window (10,000 devices: 5 s) instead of all at once, which would overflow the listen backlogs
+#: of shared device gateways and leave SYNs to the kernel's 1, 3, 7 ... s retransmissions.
+START_RATE = 2000.0
+#: How often a batch of first connects is started (a batch is START_RATE * START_TICK devices).
+START_TICK = 0.01
+
+
+@dataclass(frozen=True)
+class Shard:
+    """
+    Shard C{index} of C{count} (1-based): the devices and servers whose name hashes to it.
+
+    The hash is of the name alone (BLAKE2b, stable across runs, machines and Python versions),
+    so adding or removing a device moves no other device to another shard.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise ValueError(f"shard must be I/N with 1 <= I <= N, got {self}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """C{'2/3'} -> Shard(2, 3); ValueError naming what is expected otherwise."""
+        parts = text.strip().split("/")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"I/N such as 2/3, not {text!r}")
+        index, count = (int(p) for p in parts)
+        if not 1 <= index <= count:
+            raise ValueError(f"I/N with 1 <= I <= N, not {text!r}")
+        return cls(index, count)
+
+    @staticmethod
+    def of(name: str, count: int) -> int:
+        """The shard (1..count) a name belongs to."""
+        digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % count + 1
+
+    def owns(self, name: str) -> bool:
+        """Whether the device or server of this name is this shard's."""
+        return self.count == 1 or self.of(name, self.count) == self.index
+
+    @property
+    def label(self) -> str:
+        """How /status and /metrics name the shard: C{'2/3'}."""
+        return f"{self.index}/{self.count}"
+
+    def __str__(self) -> str:
+        return self.label
 
 
 class ChandlerService(MultiService):
@@ -119,10 +175,17 @@ class DevicesService(Service):
         devices: Iterable[DeviceConfig] = (),
         servers: Iterable[ServerConfig] = (),
         clientCloseGrace: float = CLIENT_CLOSE_GRACE,
+        startRate: float = START_RATE,
     ) -> None:
         self.reactor = reactor
         self.registry = registry
         self.clientCloseGrace = clientCloseGrace
+        if not startRate > 0:
+            raise ValueError(f"startRate must be positive, got {startRate!r}")
+        self.startRate = startRate
+        #: handlers built at start whose first Connect is still to come, in config order
+        self._toConnect: deque[tuple[DeviceConfig, Any]] = deque()
+        self._connecting: Any = None
         self._devices: list[DeviceConfig] = []
         self._servers: list[ServerConfig] = []
         self._names: dict[str, str] = {}
@@ -169,12 +232,35 @@ class DevicesService(Service):
 
     def startService(self) -> None:
         super().startService()
+        # every device is built (and shown) now; first connects go out at startRate
         for device in self._devices:
-            self._startDevice(device)
+            self._startDevice(device, spread=True)
         for server in self._servers:
             self._startServer(server)
+        self._connectBatch()
 
-    def _startDevice(self, cfg: DeviceConfig) -> None:
+    def _connectBatch(self) -> None:
+        self._connecting = None
+        batch = max(1, round(self.startRate * START_TICK))
+        queue = self._toConnect
+        while queue and batch > 0:
+            cfg, handler = queue.popleft()
+            if self.handlers.get(cfg.name) is handler:
+                self._connect(cfg, handler)
+                batch -= 1
+        if queue:
+            self._connecting = self.reactor.callLater(
+                max(1, round(self.startRate * START_TICK)) / self.startRate, self._connectBatch
+            )
+
+    def _stopConnecting(self) -> None:
+        self._toConnect.clear()
+        if self._connecting is not None:
+            if self._connecting.active():
+                self._connecting.cancel()
+            self._connecting = None
+
+    def _startDevice(self, cfg: DeviceConfig, spread: bool = False) -> None:
         if self._refuse(cfg.name):
             return
         try:
@@ -194,6 +280,13 @@ class DevicesService(Service):
             poll=cfg.pollFrequency,
             limit=cfg.DisconnectLimit,
         )
+        if spread:
+            self._toConnect.append((cfg, handler))
+        else:
+            self._connect(cfg, handler)
+
+    @staticmethod
+    def _connect(cfg: DeviceConfig, handler: Any) -> None:
         if cfg.connection == "stream":
             handler.AutoReconnect = cfg.AutoReconnect
             handler.Connect(cfg.connectTimeout)
@@ -234,6 +327,7 @@ class DevicesService(Service):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        self._stopConnecting()
         handlers, self.handlers = self.handlers, {}
         stops: list[Deferred[Any]] = []
         for name, handler in handlers.items():

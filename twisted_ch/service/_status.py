@@ -112,9 +112,11 @@ class Registry:
     come and go, such as a program's).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, shard: str | None = None) -> None:
         self._entries: dict[str, Entry] = {}
         self._sources: dict[object, Callable[[], Iterable[Entry]]] = {}
+        #: the shard this service is (C{'2/3'}, from C{--shard}): a label on every metric
+        self.shard = shard
 
     def add(self, entry: Entry) -> None:
         """Show an entry (replacing one of the same name)."""
@@ -164,8 +166,10 @@ class Registry:
     def snapshot(self) -> dict[str, object]:
         """The whole C{/status} document."""
         rows = [e.row() for e in self.entries()]
+        shard = {} if self.shard is None else {"shard": self.shard}
         return {
             "service": "chandler",
+            **shard,
             "version": __version__,
             "time": isoTime(datetime.now(UTC).timestamp()),
             "devices": [r for r in rows if r["kind"] == "device"],
@@ -183,7 +187,8 @@ class _HandlerCollector:
         self.registry = registry
 
     def collect(self) -> Iterator[Metric]:
-        labels = ["device"]
+        shard = self.registry.shard
+        labels = ["device"] if shard is None else ["device", "shard"]
         up = GaugeMetricFamily(
             "chandler_device_up", "1 if the device is Connected, else 0", labels=labels
         )
@@ -203,7 +208,7 @@ class _HandlerCollector:
             if entry.kind != "device":
                 continue
             row = entry.row()
-            name = [entry.name]
+            name = [entry.name] if shard is None else [entry.name, shard]
             up.add_metric(name, 1.0 if row["state"] == "Connected" else 0.0)
             polls.add_metric(name, _number(row.get("polls")))
             misses.add_metric(name, _number(row.get("misses")))
