@@ -274,7 +274,11 @@ def setupFleet(
             [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)],
         )
         globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+        if os.environ.get("XGC"):
+            gc.set_threshold(int(os.environ["XGC"]), 10, 10)
         service.startService()
+        if os.environ.get("XFREEZE"):
+            gc.freeze()
         devices = [s for s in service if hasattr(s, "handlers")]
         c.probes = []
         c.devices = 0  # type: ignore[attr-defined]

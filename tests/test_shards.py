@@ -15,7 +15,13 @@ from twisted.python import usage
 
 from twisted_ch import tap
 from twisted_ch.service._config import DeviceConfig
-from twisted_ch.service._services import START_TICK, DevicesService, Shard
+from twisted_ch.service._services import (
+    START_OUTSTANDING,
+    START_PATIENCE,
+    START_TICK,
+    DevicesService,
+    Shard,
+)
 from twisted_ch.service._status import Entry, Registry, metricsRegistry
 
 
@@ -163,3 +169,17 @@ def test_a_device_added_while_running_connects_at_once() -> None:
 def test_start_rate_must_be_positive() -> None:
     with pytest.raises(ValueError, match="startRate"):
         DevicesService(MemoryReactorClock(), Registry(), [], startRate=0)
+
+
+def test_unanswered_first_connects_hold_back_the_next_until_patience_runs_out() -> None:
+    # MemoryReactorClock never answers a connect: the device gateway is slow (or off)
+    reactor = MemoryReactorClock()
+    devices = [DeviceConfig(f"d{i}", "tcp:host=127.0.0.1:port=9") for i in range(300)]
+    service = DevicesService(reactor, Registry(), devices, startRate=1000)
+    service.startService()
+    while reactor.seconds() < START_PATIENCE - 1.5 * START_TICK:
+        reactor.advance(START_TICK)
+    assert len(reactor.tcpClients) == START_OUTSTANDING  # no more SYNs than a backlog takes
+    reactor.advance(2 * START_TICK)
+    assert len(reactor.tcpClients) > START_OUTSTANDING  # the first ones waited long enough
+    service.stopService()

@@ -192,6 +192,7 @@ def makeService(options: Options) -> MultiService:
     shard: Shard | None = options.get("parsedShard")
     registry = Registry(shard=shard.label if shard is not None else None)
     top = ChandlerService(reactor, registry)
+    top.tuneGC = True  # a process of its own (startedService, for tests in-process, turns it off)
     top.logObserver = logObserverFor(options)
     if options.get("statusListen"):
         StatusService(reactor, options["statusListen"], registry).setServiceParent(top)
@@ -243,5 +244,6 @@ def startedService(options: Options) -> IService:
     service = makeService(options)
     if isinstance(service, ChandlerService):
         service.handleSIGTERM = False
+        service.tuneGC = False
     service.startService()
     return service
