@@ -21,6 +21,7 @@ from bench.pollers import IMPLS
 
 PAIRS = (
     ("ratioToRawTwisted", "twisted"),
+    ("ratioToRawSNMP", "twisted-snmp"),
     ("ratioToTwistedDirect", "twisted-direct"),
     ("ratioToAsyncio", "asyncio"),
 )
@@ -73,6 +74,18 @@ def simulator(
             proc.wait()
 
 
+#: the fleet rows' window is at least this long: /status and /metrics are scraped every 15 s,
+#: and a window must hold that scrape at its real weight (one per 15 s)
+FLEET_WINDOW = 15.0
+
+
+def windowFor(impl: str, seconds: float) -> float:
+    """The measurement window of a run: fleet rows take whole scrape periods."""
+    if impl.startswith("fleet-"):
+        return max(FLEET_WINDOW, FLEET_WINDOW * round(seconds / FLEET_WINDOW))
+    return seconds
+
+
 def runChild(impl: str, devices: int, ports: list[int], seconds: float, *extra: str) -> Any:
     cmd = [
         sys.executable, "-m", "bench.pollers", "--impl", impl, "--devices", str(devices),
@@ -94,6 +107,7 @@ def run(
     impls: tuple[str, ...] = IMPLS,
     repeats: int = 1,
     log: Any = print,
+    backlog: int = 4096,
 ) -> dict[str, Any]:
     """
     Run every implementation at every size, C{repeats} rounds (the implementations take turns
@@ -103,13 +117,14 @@ def run(
     """
     rows: list[dict[str, Any]] = []
     memory: list[dict[str, Any]] = []
-    with simulator(max(sizes + (memorySizes or []))) as (_, ports):
+    with simulator(max(sizes + (memorySizes or [])), backlog) as (_, ports):
         for n in sizes:
             runs: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
             for r in range(repeats):
                 for impl in impls:
-                    log(f"poll: {impl} N={n} round {r + 1}/{repeats} ({seconds:g} s window)")
-                    runs[impl].append(runChild(impl, n, ports, seconds))
+                    window = windowFor(impl, seconds)
+                    log(f"poll: {impl} N={n} round {r + 1}/{repeats} ({window:g} s window)")
+                    runs[impl].append(runChild(impl, n, ports, window))
             for impl in impls:
                 ordered = sorted(runs[impl], key=lambda x: x["cpuMicrosPerPoll"])
                 row = ordered[(len(ordered) - 1) // 2]

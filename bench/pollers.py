@@ -74,6 +74,8 @@ class Result:
     gcMillisPerSecond: float | None = None
     connectSeconds: float | None = None
     setupSeconds: float | None = None
+    slowestFirstConnect: float | None = None
+    firstConnectsOverOneSecond: int | None = None
     gcCollections: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -251,11 +253,35 @@ def setupFleet(
     service = tap.makeService(options)
     setupFleet.service = service  # type: ignore[attr-defined]
 
-    def onStatus(status: str) -> None:
-        if status == "Connected":
-            c.connected += 1
-        elif status == "Disconnected":
-            c.lost += 1
+    # when the service asks each device to connect, and how long its first connect took: a SYN
+    # dropped by a full listen queue is retransmitted after 1 s, so no first connect taking 1 s
+    # means no SYN was dropped (the kernel's overflow counters are shared with other processes)
+    from twisted_ch.service._services import DevicesService
+
+    asked: dict[int, float] = {}
+    firstConnect: list[float] = []
+    connectOf = DevicesService._connect
+
+    def recordingConnect(cfg: Any, handler: Any) -> object:
+        asked[id(handler)] = now()
+        return connectOf(cfg, handler)
+
+    DevicesService._connect = staticmethod(recordingConnect)  # type: ignore[method-assign]
+    c.firstConnects = firstConnect  # type: ignore[attr-defined]
+
+    def statusObserver(handler: Any) -> Callable[[str], None]:
+        key = id(handler)
+
+        def onStatus(status: str) -> None:
+            if status == "Connected":
+                c.connected += 1
+                started = asked.pop(key, None)
+                if started is not None:
+                    firstConnect.append(now() - started)
+            elif status == "Disconnected":
+                c.lost += 1
+
+        return onStatus
 
     def start(i: int) -> None:
         if i != 0:
@@ -284,7 +310,7 @@ def setupFleet(
         c.devices = 0  # type: ignore[attr-defined]
         for d in devices:
             for h in d.handlers.values():
-                h.addStatusObserver(onStatus)
+                h.addStatusObserver(statusObserver(h))
                 c.probes.append(h._keepAliveQuery)
                 c.devices += 1  # type: ignore[attr-defined]
         status = [s for s in service if getattr(s, "url", None)]
@@ -585,6 +611,13 @@ async def measure(
     while c.connected < n and now() < deadline:
         await sleep(0.02 if fleet else 0.1)
     connectSeconds = now() - connectStart
+    firsts = sorted(getattr(c, "firstConnects", []))
+    if firsts:
+        notes.append(
+            f"first connects: median {1e3 * firsts[len(firsts) // 2]:.1f} ms, "
+            f"slowest {1e3 * firsts[-1]:.1f} ms, {sum(1 for x in firsts if x >= 1.0)} took 1 s "
+            "or more (a SYN retransmitted)"
+        )
     if c.connected < n:
         notes.append(f"only {c.connected} of {n} connected")
     await sleep(INTERVAL * max(1.0, args.poll_frequency) + args.settle)
@@ -638,6 +671,8 @@ async def measure(
         ),
         gcMillisPerSecond=round(gcTimer.seconds / wall * 1e3, 2),
         connectSeconds=round(connectSeconds, 3),
+        slowestFirstConnect=round(firsts[-1], 4) if firsts else None,
+        firstConnectsOverOneSecond=sum(1 for x in firsts if x >= 1.0),
         setupSeconds=round(connectStart - started, 3),
         gcCollections=gcTimer.counts,
         notes=notes,

@@ -7,7 +7,9 @@ the sink; the framing rules live in L{twisted_ch._framing}.
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -50,16 +52,122 @@ class DeviceSink(TypingProtocol):
 
 
 class _Wait:
-    """One queued or active SendAndWait; C{deadline} is set when it is sent."""
+    """One queued or active SendAndWait."""
 
-    __slots__ = ("data", "timeout", "matcher", "result", "deadline")
+    __slots__ = ("data", "timeout", "matcher", "result")
 
     def __init__(self, data: bytes, timeout: float, matcher: ResponseMatcher) -> None:
         self.data = data
         self.timeout = timeout
         self.matcher = matcher
         self.result: Deferred[bytes] = Deferred()
-        self.deadline: float | None = None
+
+
+class _Deadlines:
+    """
+    The SendAndWait deadlines of every connection on one clock, served by one DelayedCall.
+
+    A DelayedCall per wait (scheduled, then cancelled when the answer came) put two operations on
+    the reactor's timer heap for every keep-alive poll, each costing a dozen Python-level
+    comparisons in a heap of tens of thousands of timers.  Here a wait appends its deadline to
+    the queue of its timeout (deadlines of one timeout arrive in order), as plain floats and ints
+    (nothing for the garbage collector to track).  The one timer is armed for the earliest
+    deadline of a wait still waiting: when it fires, the waits whose deadline has come time out,
+    and entries of waits that ended are dropped on the way, so with every device answering it
+    fires about once per timeout, not once per poll.  Each wait still times out at its own
+    deadline.
+    """
+
+    def __init__(self, clock: IReactorTime, strong: bool = False) -> None:
+        # weakly: this object is the value of its clock's entry in a WeakKeyDictionary
+        self._clock: Callable[[], IReactorTime | None] = (
+            (lambda: clock) if strong else weakref.ref(clock)
+        )
+        #: per timeout: deadlines, owners and serials, in the order the waits were sent
+        self._queues: dict[float, tuple[deque[float], deque[DeviceProtocol], deque[int]]] = {}
+        self._timer: IDelayedCall | None = None
+        self._timerAt = 0.0
+        #: waits sent and not ended
+        self.waiting = 0
+
+    @property
+    def clock(self) -> IReactorTime:
+        clock = self._clock()
+        assert clock is not None, "a connection outlived its clock"
+        return clock
+
+    def add(self, timeout: float, owner: DeviceProtocol, serial: int) -> None:
+        """A wait was sent: time it out after C{timeout} seconds unless it ends first."""
+        self.waiting += 1
+        now = self.clock.seconds()
+        deadline = now + timeout
+        queue = self._queues.get(timeout)
+        if queue is None:
+            queue = self._queues[timeout] = (deque(), deque(), deque())
+        queue[0].append(deadline)
+        queue[1].append(owner)
+        queue[2].append(serial)
+        if self._timer is None:
+            self._arm(now, deadline)
+        elif deadline < self._timerAt:  # a shorter timeout than any armed for
+            self._timer.cancel()
+            self._arm(now, deadline)
+
+    def ended(self) -> None:
+        """A wait added ended (answered, timed out or its connection lost)."""
+        self.waiting -= 1
+
+    def connectionEnded(self) -> None:
+        """A connection ended: with no wait left anywhere, no timer is left either."""
+        if self.waiting == 0 and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._queues.clear()
+
+    def _arm(self, now: float, deadline: float) -> None:
+        self._timerAt = deadline
+        self._timer = self.clock.callLater(max(0.0, deadline - now), self._fired)
+
+    def _fired(self) -> None:
+        self._timer = None
+        now = self.clock.seconds()
+        due = max(now, self._timerAt)  # the timer was armed for exactly that deadline
+        expired: list[tuple[DeviceProtocol, int]] = []
+        earliest: float | None = None
+        for timeout, (deadlines, owners, serials) in list(self._queues.items()):
+            while deadlines:
+                owner, serial = owners[0], serials[0]
+                if deadlines[0] <= due:
+                    if owner._waiting(serial):
+                        expired.append((owner, serial))
+                elif owner._waiting(serial):
+                    break  # the next wait still waiting: its deadline is this queue's next
+                deadlines.popleft()
+                owners.popleft()
+                serials.popleft()
+            if deadlines:
+                if earliest is None or deadlines[0] < earliest:
+                    earliest = deadlines[0]
+            else:
+                del self._queues[timeout]
+        if earliest is not None:
+            self._arm(now, earliest)
+        for owner, serial in expired:
+            owner._deadlinePassed(serial)
+
+
+_clocks: weakref.WeakKeyDictionary[Any, _Deadlines] = weakref.WeakKeyDictionary()
+
+
+def _deadlinesOf(clock: IReactorTime) -> _Deadlines:
+    """The one L{_Deadlines} of C{clock}."""
+    try:
+        deadlines = _clocks.get(clock)
+    except TypeError:  # a clock that cannot be weakly referenced: a queue per connection
+        return _Deadlines(clock, strong=True)
+    if deadlines is None:
+        deadlines = _clocks[clock] = _Deadlines(clock)
+    return deadlines
 
 
 #: what L{_sendsDirectly} reads of a C{twisted.internet.tcp.Connection}; all in Twisted since 11.1
@@ -99,9 +207,9 @@ class DeviceProtocol(Protocol):
         self.selfConnected: SelfConnection | None = None
         self._tcp: Any = None
         self._waits: deque[_Wait] = deque()
-        # one timer serves every SendAndWait of this connection (see L{_armTimer})
-        self._timer: IDelayedCall | None = None
-        self._timerAt = 0.0
+        #: the clock's deadline queue (see L{_Deadlines}) and the serial of the wait now sent
+        self._deadlines = _deadlinesOf(clock)
+        self._serial = 0
         self.bytesReceived = 0
         self.bytesSent = 0
 
@@ -139,7 +247,10 @@ class DeviceProtocol(Protocol):
         if self.selfConnected is not None:
             return  # never made, so never lost
         self.connected = False
-        self._cancelTimer()
+        self._serial += 1  # the wait in flight, if any, is over: its deadline entry is stale
+        if self._waits:
+            self._deadlines.ended()
+        self._deadlines.connectionEnded()
         while self._waits:
             wait = self._waits.popleft()
             wait.result.callback(wait.matcher.timedOut()[0])
@@ -192,44 +303,18 @@ class DeviceProtocol(Protocol):
         return wait.result
 
     def _begin(self, wait: _Wait) -> None:
-        now = self.clock.seconds()
-        wait.deadline = now + wait.timeout
-        self._armTimer(now, wait.deadline)
+        self._serial += 1
+        self._deadlines.add(wait.timeout, self, self._serial)
         self.send(wait.data)
 
-    # One timer per connection, re-armed lazily: a wait that finishes leaves it running, and
-    # when it fires it times out the current wait if that wait's deadline has come, else it
-    # re-arms itself for that deadline (or stops when nothing waits).  A keep-alive poll thus
-    # costs no timer of its own (scheduling and cancelling a DelayedCall per SendAndWait was a
-    # good part of its cost), and each wait still times out at its own deadline.
+    def _deadlinePassed(self, serial: int) -> None:
+        """The deadline of the wait sent as C{serial} has come (L{_Deadlines})."""
+        if serial == self._serial and self._waits:
+            self._timedOut(self._waits[0])
 
-    def _armTimer(self, now: float, deadline: float) -> None:
-        timer = self._timer
-        if timer is not None:
-            if self._timerAt <= deadline:
-                return  # it fires first, and re-arms for this deadline then
-            timer.cancel()
-        self._timerAt = deadline
-        self._timer = self.clock.callLater(max(0.0, deadline - now), self._timerFired)
-
-    def _cancelTimer(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
-
-    def _timerFired(self) -> None:
-        self._timer = None
-        if not self._waits:
-            return
-        wait = self._waits[0]
-        deadline = wait.deadline
-        if deadline is None:  # pragma: no cover - the first wait is always sent
-            return
-        now = self.clock.seconds()
-        if deadline <= self._timerAt or deadline <= now:
-            self._timedOut(wait)
-        else:
-            self._armTimer(now, deadline)
+    def _waiting(self, serial: int) -> bool:
+        """Whether the wait sent as C{serial} is still waiting."""
+        return serial == self._serial and bool(self._waits)
 
     def _timedOut(self, wait: _Wait) -> None:
         response, unclaimed = wait.matcher.timedOut()
@@ -238,6 +323,8 @@ class DeviceProtocol(Protocol):
             self.sink.linkData(unclaimed)
 
     def _finish(self, wait: _Wait, response: bytes) -> None:
+        self._serial += 1
+        self._deadlines.ended()
         if wait.matcher.dropped:
             self.log.warn(
                 "response exceeded {limit} bytes without meeting its condition; "
@@ -252,7 +339,6 @@ class DeviceProtocol(Protocol):
 
     def abort(self) -> None:
         """Close the transport now, without waiting for buffered writes."""
-        self._cancelTimer()
         transport = self.transport
         if transport is None:
             return
