@@ -181,9 +181,7 @@ def targets(pollResult: dict[str, Any], lat: dict[str, Any]) -> list[tuple[str, 
 
 
 def cmdAll(args: argparse.Namespace) -> None:
-    from bench import latency, poll
-
-    from bench import paths
+    from bench import latency, paths, poll
 
     started = time.time()
     sizes = [100, 1000] if args.quick else [100, 1000, 10000]

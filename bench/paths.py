@@ -43,9 +43,7 @@ def listenOverflows() -> int:
     return -1
 
 
-def rows(
-    n: int, seconds: float, repeats: int, log: Any, big: int | None = None
-) -> dict[str, Any]:
+def rows(n: int, seconds: float, repeats: int, log: Any, big: int | None = None) -> dict[str, Any]:
     """Every path at N=n (and the fleet and raw Twisted at N=big), paired by round."""
     result = poll.run([n], seconds, [], ROW_IMPLS, repeats, log)
     snmp = poll.run([n], seconds, [], SNMP_IMPLS, repeats, log)
@@ -97,9 +95,7 @@ def _concurrent(
     return out
 
 
-def shards(
-    n: int, pollFrequency: float, seconds: float, repeats: int, log: Any
-) -> dict[str, Any]:
+def shards(n: int, pollFrequency: float, seconds: float, repeats: int, log: Any) -> dict[str, Any]:
     """Answered polls per second of one shard and of two concurrent shards, by round."""
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     with poll.simulator(n) as (_, ports):
@@ -331,8 +327,8 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
             (
                 "50 polling handlers add ≤ 1 ms to any event's delivery",
                 ev["addedMs"]["max"] <= 1.0,
-                f"added median {ev['addedMs']['median']:.3f} ms, p99 {ev['addedMs']['p99']:.3f} ms, "
-                f"max {ev['addedMs']['max']:.3f} ms",
+                f"added median {ev['addedMs']['median']:.3f} ms, "
+                f"p99 {ev['addedMs']['p99']:.3f} ms, max {ev['addedMs']['max']:.3f} ms",
             )
         )
     return out

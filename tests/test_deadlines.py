@@ -29,7 +29,7 @@ def results(d: Any) -> list[bytes]:
 
 def test_each_wait_times_out_at_its_own_deadline() -> None:
     clock = Clock()
-    (a, ea), (b, eb), (c, ec) = connected(clock), connected(clock), connected(clock)
+    (a, _), (b, _), (c, ec) = connected(clock), connected(clock), connected(clock)
     ra = results(a.SendAndWait(b"A", 3, deliTag=b"\r\n"))
     clock.advance(0.5)
     rb = results(b.SendAndWait(b"B", 1, deliTag=b"\r\n"))
@@ -90,7 +90,7 @@ def test_a_closed_link_leaves_no_timer() -> None:
 
 def test_a_lost_link_ends_its_wait_and_others_still_time_out() -> None:
     clock = Clock()
-    (a, ea), (b, eb) = connected(clock), connected(clock)
+    (a, ea), (b, _) = connected(clock), connected(clock)
     ra = results(a.SendAndWait(b"A", 1, deliTag=b"\r\n"))
     rb = results(b.SendAndWait(b"B", 2, deliTag=b"\r\n"))
     assert ea.transport is not None
