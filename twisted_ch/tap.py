@@ -34,6 +34,7 @@ from twisted_ch.service._config import (
     DEFAULT_STATUS_LISTEN,
     Config,
     ConfigError,
+    checkStatusListen,
     loadConfig,
     statusEndpoint,
 )
@@ -154,16 +155,12 @@ class Options(usage.Options):
                     raise usage.UsageError(str(e)) from None
         else:
             self["statusListen"] = DEFAULT_STATUS_LISTEN
-        if self["statusListen"] is not None:
-            from twisted.internet.endpoints import serverFromString
-
+        if self["status-port"] is not None and self["statusListen"] is not None:
+            # (a config file's status.listen was checked, naming the file, by loadConfig)
             try:
-                serverFromString(reactor, self["statusListen"])
-            except Exception as e:
-                where = "--status-port" if self["status-port"] is not None else "status.listen"
-                raise usage.UsageError(
-                    f"{where}: {self['statusListen']!r} is not a server endpoint description: {e}"
-                ) from None
+                checkStatusListen(self["status-port"], self["statusListen"], reactor)
+            except ValueError as e:
+                raise usage.UsageError(f"--status-port: expected {e}") from None
 
 
 def shardStatusListen(description: str, shard: Shard) -> str:
@@ -205,6 +202,7 @@ def makeService(options: Options) -> MultiService:
             servers=len(config.servers),
         )
     if config is not None:
+        registry.showPaths = config.status.showPaths
         DevicesService(reactor, registry, config.devices, config.servers).setServiceParent(top)
     elif options["program"] is None:
         from twisted_ch.service._demo import DemoService

@@ -25,6 +25,13 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
 from twisted_ch.service._config import DeviceConfig, ServerConfig, isWildcardAddress, redactEndpoint
+from twisted_ch.service._limits import (
+    STATUS_MAX_CONNECTIONS,
+    DescriptorBudgetError,
+    checkDescriptorBudget,
+    raiseDescriptorLimit,
+    refuseToStart,
+)
 from twisted_ch.service._status import Entry, Registry
 
 __all__ = [
@@ -134,6 +141,7 @@ class ChandlerService(MultiService):
 
     def startService(self) -> None:
         log.info("chandler starting")
+        raiseDescriptorLimit()  # before anything opens a descriptor (see service._limits)
         threshold = gc.get_threshold()
         if self.tuneGC and threshold[0] == 700:  # CPython's default: nobody chose another
             gc.set_threshold(GC_THRESHOLD, *threshold[1:])
@@ -253,6 +261,16 @@ class DevicesService(Service):
         return True
 
     def startService(self) -> None:
+        soft, _hard = raiseDescriptorLimit()
+        try:
+            checkDescriptorBudget(
+                len(self._devices),
+                {s.name: s.MaxClients or 0 for s in self._servers},
+                STATUS_MAX_CONNECTIONS,
+                soft,
+            )
+        except DescriptorBudgetError as e:
+            refuseToStart(str(e))
         super().startService()
         # every device is built (and shown) now; first connects go out at startRate
         for device in self._devices:

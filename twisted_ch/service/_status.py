@@ -28,6 +28,7 @@ from zope.interface import implementer
 
 from twisted_ch._version import __version__
 from twisted_ch.service._config import isWildcardAddress, redactEndpoint
+from twisted_ch.service._limits import ConnectionLimiter, refuseToStart
 
 __all__ = [
     "Entry",
@@ -60,8 +61,9 @@ class Entry:
     #: more fields for its status row (JSON scalars)
     extra: dict[str, object] = field(default_factory=dict)
 
-    def row(self) -> dict[str, object]:
-        """The status JSON object for this entry."""
+    def row(self, showPaths: bool = False) -> dict[str, object]:
+        """The status JSON object for this entry (local paths in its endpoint hidden unless
+        C{showPaths})."""
         stats: dict[str, Any] = {}
         statsOf = getattr(self.handler, "stats", None)
         if callable(statsOf):
@@ -76,7 +78,7 @@ class Entry:
             "name": self.name,
             "kind": self.kind,
             "handler": type(self.handler).__name__,
-            "endpoint": redactEndpoint(self.endpoint),
+            "endpoint": redactEndpoint(self.endpoint, showPaths),
             "state": state,
             "since": isoTime(since) if isinstance(since, int | float) else since,
         }
@@ -112,7 +114,9 @@ class Registry:
     come and go, such as a program's).
     """
 
-    def __init__(self, shard: str | None = None) -> None:
+    def __init__(self, showPaths: bool = False, shard: str | None = None) -> None:
+        #: show endpoint options holding local paths (the config's C{status.showPaths})
+        self.showPaths = showPaths
         self._entries: dict[str, Entry] = {}
         self._sources: dict[object, Callable[[], Iterable[Entry]]] = {}
         #: the shard this service is (C{'2/3'}, from C{--shard}): a label on every metric
@@ -165,7 +169,7 @@ class Registry:
 
     def snapshot(self) -> dict[str, object]:
         """The whole C{/status} document."""
-        rows = [e.row() for e in self.entries()]
+        rows = [e.row(self.showPaths) for e in self.entries()]
         shard = {} if self.shard is None else {"shard": self.shard}
         return {
             "service": "chandler",
@@ -239,9 +243,17 @@ class _JSONStatus(Resource):
         self.registry = registry
 
     def render_GET(self, request: Request) -> bytes:
+        if request.postpath and request.postpath != [b""]:  # /status/anything: no such page
+            return _notFound(request)
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         return json.dumps(self.registry.snapshot(), indent=2).encode("utf-8") + b"\n"
+
+
+def _notFound(request: Request) -> bytes:
+    request.setResponseCode(404)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return b"no such page\n"
 
 
 class _Metrics(Resource):
@@ -252,6 +264,8 @@ class _Metrics(Resource):
         self.prometheus = metricsRegistry(registry)
 
     def render_GET(self, request: Request) -> bytes:
+        if request.postpath and request.postpath != [b""]:
+            return _notFound(request)
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
         return generate_latest(self.prometheus)
 
@@ -271,9 +285,17 @@ class _Index(Resource):
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         lines = [f"chandler {__version__}: {len(self.registry)} watched", ""]
         for row in (e.row() for e in self.registry.entries()):
-            lines.append(f"{row['name']:<24} {row['state']:<13} since {row['since']}")
+            name = _oneLine(str(row["name"]))  # a program's handler may be named anything
+            lines.append(f"{name:<24} {row['state']:<13} since {row['since']}")
         lines += ["", "/status   JSON per device", "/metrics  Prometheus text", ""]
         return "\n".join(lines).encode("utf-8")
+
+
+def _oneLine(text: str) -> str:
+    """C{text} with control characters escaped (a name with a newline stays one row)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def statusResource(registry: Registry) -> Resource:
@@ -315,23 +337,33 @@ class StatusService(Service):
 
         endpoint = serverFromString(self.reactor, self.description)
         result: list[Any] = []
-        endpoint.listen(self.site).addBoth(result.append)
+        # at most STATUS_MAX_CONNECTIONS at once, idle ones dropped (twisted_ch.service._limits)
+        self.limiter = ConnectionLimiter(self.site, clock=self.reactor)
+        endpoint.listen(self.limiter).addBoth(result.append)
         if not result:
             raise RuntimeError(f"status endpoint {self.description!r} did not listen at once")
         outcome = result[0]
         if not IListeningPort.providedBy(outcome):
-            outcome.raiseException()
+            refuseToStart(f"the status page cannot listen: {outcome.getErrorMessage()}")
         self.port = outcome
         super().startService()  # type: ignore[no-untyped-call]
-        address = outcome.getHost()
+        address: Any = outcome.getHost()
         host = getattr(address, "host", None)
         if isinstance(host, str):
             bound = host or "0.0.0.0"
             shown = f"[{bound}]" if ":" in bound else bound
             self.url = f"http://{shown}:{address.port}/"
-        else:
-            bound = str(address)
-            self.url = bound
+        else:  # a UNIX socket: its path
+            name = getattr(address, "name", None)
+            bound = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+            self.url = "http://localhost/"
+            log.info(
+                "status page on the UNIX socket {path} (curl --unix-socket {path} "
+                "http://localhost/status)",
+                path=bound,
+                boundAddress=bound,
+            )
+            return
         log.info(
             "status page at {url}status (metrics at {url}metrics)",
             url=self.url,
