@@ -95,9 +95,7 @@ def _concurrent(
     return out
 
 
-def shards(
-    n: int, pollFrequency: float, seconds: float, repeats: int, log: Any
-) -> dict[str, Any]:
+def shards(n: int, pollFrequency: float, seconds: float, repeats: int, log: Any) -> dict[str, Any]:
     """
     One shard with a fleet of n devices, then two concurrent shards with a fleet of 2n (each
     shard watches about n): answered polls per second, by round.  Twice the fleet at the same
