@@ -124,7 +124,9 @@ def run(
                 for impl in impls:
                     window = windowFor(impl, seconds)
                     log(f"poll: {impl} N={n} round {r + 1}/{repeats} ({window:g} s window)")
-                    runs[impl].append(runChild(impl, n, ports, window))
+                    # fleet rows: first connects (so polls) spread over 1 s, as the others'
+                    extra = ("--start-rate", str(n)) if impl.startswith("fleet-") else ()
+                    runs[impl].append(runChild(impl, n, ports, window, *extra))
             for impl in impls:
                 ordered = sorted(runs[impl], key=lambda x: x["cpuMicrosPerPoll"])
                 row = ordered[(len(ordered) - 1) // 2]

@@ -252,6 +252,12 @@ def setupFleet(
     options.parseOptions(argv)
     service = tap.makeService(options)
     setupFleet.service = service  # type: ignore[attr-defined]
+    if args.start_rate:
+        # the polls of the raw pollers are spread over --ramp (their connects are); give the
+        # fleet's the same spread, so that neither gains from polls bunched in one reactor turn
+        for child in service:
+            if hasattr(child, "startRate"):
+                child.startRate = args.start_rate
 
     # when the service asks each device to connect, and how long its first connect took: a SYN
     # dropped by a full listen queue is retransmitted after 1 s, so no first connect taking 1 s
@@ -687,6 +693,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sim", type=json.loads, default={}, help="the simulator's port line")
     parser.add_argument("--shard", help="fleet rows: run as twistd chandler --shard I/N")
     parser.add_argument("--poll-frequency", type=float, default=INTERVAL, help="fleet rows")
+    parser.add_argument(
+        "--start-rate", type=float, default=0, help="fleet rows: first connects per second"
+    )
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--ramp", type=float, default=1.0, help="seconds to open all connections")
     parser.add_argument("--settle", type=float, default=2.0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import queue
+import sys
 import threading
 import weakref
 from collections import deque
@@ -400,6 +401,14 @@ def currentRuntime() -> Runtime:
 def resolveRuntime(reactor: Any = None) -> Runtime:
     """The runtime for an object created now: an explicit reactor wins over the thread's runtime."""
     if reactor is not None:
+        # the installed reactor's runtime is shared (a fleet builds several objects per device
+        # with reactor=, and a runtime per object cost a WeakSet each: 2 KiB a device)
+        global _default
+        if _default is not None and _default.reactor is reactor:
+            return _default
+        if _default is None and sys.modules.get("twisted.internet.reactor") is reactor:
+            _default = Runtime(reactor)
+            return _default
         return Runtime(reactor)
     return currentRuntime()
 

@@ -235,7 +235,8 @@ class DeviceProtocol(Protocol):
         #: set instead of reporting linkMade when the connection met itself
         self.selfConnected: SelfConnection | None = None
         self._tcp: Any = None
-        self._waits: deque[_Wait] = deque()
+        # a list, not a deque: it rarely holds more than one, and an empty deque takes 600 bytes
+        self._waits: list[_Wait] = []
         #: the clock's deadline queue (see L{_Deadlines}) and the serial of the wait now sent
         self._deadlines = _deadlinesOf(clock)
         self._serial = 0
@@ -282,7 +283,7 @@ class DeviceProtocol(Protocol):
             self._deadlines.ended()
         self._deadlines.connectionEnded()
         while self._waits:
-            wait = self._waits.popleft()
+            wait = self._waits.pop(0)
             wait.result.callback(wait.matcher.timedOut()[0])
         self.sink.linkLost(self, reason)
 
@@ -377,7 +378,7 @@ class DeviceProtocol(Protocol):
                 limit=wait.matcher.maxResponse,
                 n=wait.matcher.dropped,
             )
-        self._waits.popleft()
+        del self._waits[0]
         if self._waits and self.connected:
             self._begin(self._waits[0])
         wait.result.callback(response)
