@@ -248,6 +248,18 @@ def setupFleet(
     argv = ["--config", path, "--status-port", "127.0.0.1:0"]
     if args.shard:
         argv += ["--shard", args.shard]
+    import resource
+
+    from twisted_ch.service import _limits
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and 2 * n + 200 > hard:
+        # the service keeps 2 descriptors per device in its budget (a connection and a spare);
+        # TCP devices use one, and this machine's hard limit cannot be raised: keep one each
+        _limits.DESCRIPTORS_PER_DEVICE = 1  # type: ignore[misc]
+        c.notes = [  # type: ignore[attr-defined]
+            f"descriptor budget: 1 per device (hard limit {hard} < 2 x {n} devices)"
+        ]
     options = tap.Options()
     options.parseOptions(argv)
     service = tap.makeService(options)
@@ -606,6 +618,7 @@ async def measure(
         gc.collect()
         tracedUnconnected = (tracemalloc.get_traced_memory()[0] - traced0) / n / 1024
     fleet = impl.startswith("fleet-")
+    notes += getattr(c, "notes", [])
     connectStart = now()
     if fleet:  # the service starts every device itself, spread as it chooses
         start(0)
@@ -702,7 +715,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory", action="store_true", help="trace allocations (slower)")
     parser.add_argument("--profile", help="write a cProfile of the measured window to this file")
     args = parser.parse_args(argv)
-    raiseFileLimit(args.devices + 256)
+    # the fleet checks its descriptor budget at start (2 per device, see service._limits)
+    raiseFileLimit(2 * args.devices + 1024)
     result = runAsyncio(args) if args.impl == "asyncio" else runTwisted(args.impl, args)
     sys.stdout.write(json.dumps(asdict(result)) + "\n")
     sys.stdout.flush()
