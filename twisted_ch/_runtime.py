@@ -18,7 +18,6 @@ import queue
 import sys
 import threading
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -284,38 +283,23 @@ class _Waiter:
 
 class Bridge:
     """
-    How other threads call into one reactor: in call order, with one reactor wake-up per batch.
+    How other threads call into one reactor, in call order.
 
-    Twisted's C{blockingCallFromThread} makes a C{queue.Queue} and a Deferred per call and
-    writes the reactor's waker on every call; a program thread polling a thousand devices makes
-    thousands of such calls a second, so that hand-off cost more than the work it handed off.
-    Here calls go into one FIFO that the reactor drains in a single wake-up, and a blocked
-    thread waits on a lock of its own, made once per thread.
+    Twisted's C{blockingCallFromThread} makes a C{queue.Queue} (a Condition and its locks) and
+    a Deferred per call; a program thread polling a thousand devices makes thousands of such
+    calls a second, so that hand-off cost more than the work it handed off.  Here a blocked
+    thread waits on a lock of its own, made once per thread, and the call goes through the
+    reactor's C{callFromThread} queue like any other: so it keeps its place among every other
+    call made from that thread (a batch of our own would run ahead of C{callFromThread} calls
+    queued before it).
     """
 
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
-        self._calls: deque[tuple[Callable[..., object], tuple[object, ...]]] = deque()
-        self._scheduled = False
 
     def post(self, f: Callable[..., object], *args: object) -> None:
         """Call C{f(*args)} on the reactor thread soon, after every call posted before it."""
-        self._calls.append((f, args))
-        if not self._scheduled:
-            self._scheduled = True
-            self.reactor.callFromThread(self._drain)
-
-    def _drain(self) -> None:
-        # cleared before popping: a call appended meanwhile is either popped below or sees
-        # the flag down and schedules another drain
-        self._scheduled = False
-        calls = self._calls
-        while calls:
-            f, args = calls.popleft()
-            try:
-                f(*args)
-            except Exception:
-                log.failure("call from another thread {f} raised", f=describe(f))
+        self.reactor.callFromThread(_logged, f, args)
 
     def call(self, f: Callable[..., Any], *args: object, **kwargs: object) -> Any:
         """
@@ -336,6 +320,13 @@ class Bridge:
         if failure is not None:
             failure.raiseException()
         return result
+
+
+def _logged(f: Callable[..., object], args: tuple[object, ...]) -> None:
+    try:
+        f(*args)
+    except Exception:
+        log.failure("call from another thread {f} raised", f=describe(f))
 
 
 def _runFor(
