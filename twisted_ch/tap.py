@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from twisted.application.service import IService, MultiService
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
+    Logger,
     LogLevel,
     LogLevelFilterPredicate,
     textFileLogObserver,
@@ -36,18 +38,28 @@ from twisted_ch.service._config import (
     loadConfig,
     statusEndpoint,
 )
-from twisted_ch.service._services import ChandlerService, DevicesService, ProgramService
+from twisted_ch.service._services import (
+    ChandlerService,
+    DevicesService,
+    ProgramService,
+    Shard,
+)
 from twisted_ch.service._status import Registry, StatusService, jsonLogObserver
 
 __all__ = ["Options", "makeService"]
 
 _LEVELS = ("debug", "info", "warn", "error", "critical")
 
+_log = Logger(namespace="twisted_ch.tap")
+
 
 class Options(usage.Options):
     """Options of C{twistd chandler}."""
 
-    synopsis = "[--config FILE] [--program FILE] [--status-port ADDRESS] [--log-format text|json]"
+    synopsis = (
+        "[--config FILE [--shard I/N]] [--program FILE] [--status-port ADDRESS] "
+        "[--log-format text|json]"
+    )
     longdesc = (
         "Keeps AV device links alive with keep-alive probes and reconnection (Extron's "
         "ConnectionHandler on Twisted) and serves /status (JSON) and /metrics (Prometheus). "
@@ -72,6 +84,14 @@ class Options(usage.Options):
         ],
         ["log-format", None, "text", "'text' or 'json' (one JSON object per line)."],
         ["log-level", None, "info", "Least level logged: debug, info, warn, error or critical."],
+        [
+            "shard",
+            None,
+            None,
+            "I/N: watch only shard I of N of the config's devices and servers (by a stable hash "
+            "of each name); its status port is the configured one + I - 1 unless --status-port "
+            'is given, and its /metrics carry shard="I/N".',
+        ],
         [
             "demo-schedule",
             None,
@@ -121,6 +141,20 @@ class Options(usage.Options):
                 config = loadConfig(self["config"], reactor)
             except ConfigError as e:
                 raise usage.UsageError(str(e)) from None
+        shard: Shard | None = None
+        if self["shard"] is not None:
+            if config is None:
+                raise usage.UsageError("--shard needs --config (the devices to share out)")
+            try:
+                shard = Shard.parse(self["shard"])
+            except ValueError as e:
+                raise usage.UsageError(f"--shard: expected {e}") from None
+            config = replace(
+                config,
+                devices=tuple(d for d in config.devices if shard.owns(d.name)),
+                servers=tuple(s for s in config.servers if shard.owns(s.name)),
+            )
+        self["parsedShard"] = shard
         self["parsedConfig"] = config
         if self["status-port"] is not None:
             try:
@@ -129,6 +163,11 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--status-port: expected {e}") from None
         elif config is not None:
             self["statusListen"] = config.status.listen
+            if shard is not None and self["statusListen"] is not None:
+                try:
+                    self["statusListen"] = shardStatusListen(self["statusListen"], shard)
+                except ValueError as e:
+                    raise usage.UsageError(str(e)) from None
         else:
             self["statusListen"] = DEFAULT_STATUS_LISTEN
         if self["status-port"] is not None and self["statusListen"] is not None:
@@ -139,16 +178,44 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--status-port: expected {e}") from None
 
 
+def shardStatusListen(description: str, shard: Shard) -> str:
+    """
+    The status endpoint of a shard: the config's TCP port + I - 1 (port 0 stays 0); any other
+    kind of endpoint cannot be shared out and needs --status-port per shard.
+    """
+    m = re.fullmatch(r"(tcp6?:(?:port=)?)(\d+)(.*)", description)
+    if m is None:
+        raise ValueError(
+            f"--shard: the status endpoint {description!r} is not a TCP port that can be offset "
+            "per shard; give each shard its own --status-port"
+        )
+    port = int(m.group(2))
+    if port:
+        port += shard.index - 1
+        if port > 65535:
+            raise ValueError(f"--shard: status port {port} of shard {shard} is beyond 65535")
+    return f"{m.group(1)}{port}{m.group(3)}"
+
+
 def makeService(options: Options) -> MultiService:
     """The chandler service: status page, then devices (or the demo), then the program."""
     from twisted.internet import reactor
 
-    registry = Registry()
+    shard: Shard | None = options.get("parsedShard")
+    registry = Registry(shard=shard.label if shard is not None else None)
     top = ChandlerService(reactor, registry)
+    top.tuneGC = True  # a process of its own (startedService, for tests in-process, turns it off)
     top.logObserver = logObserverFor(options)
     if options.get("statusListen"):
         StatusService(reactor, options["statusListen"], registry).setServiceParent(top)
     config: Config | None = options.get("parsedConfig")
+    if shard is not None and config is not None:
+        _log.info(
+            "shard {shard}: {devices} devices and {servers} servers of the config are this shard's",
+            shard=shard.label,
+            devices=len(config.devices),
+            servers=len(config.servers),
+        )
     if config is not None:
         registry.showPaths = config.status.showPaths
         DevicesService(reactor, registry, config.devices, config.servers).setServiceParent(top)
@@ -190,5 +257,6 @@ def startedService(options: Options) -> IService:
     service = makeService(options)
     if isinstance(service, ChandlerService):
         service.handleSIGTERM = False
+        service.tuneGC = False
     service.startService()
     return service

@@ -114,11 +114,13 @@ class Registry:
     come and go, such as a program's).
     """
 
-    def __init__(self, showPaths: bool = False) -> None:
+    def __init__(self, showPaths: bool = False, shard: str | None = None) -> None:
         #: show endpoint options holding local paths (the config's C{status.showPaths})
         self.showPaths = showPaths
         self._entries: dict[str, Entry] = {}
         self._sources: dict[object, Callable[[], Iterable[Entry]]] = {}
+        #: the shard this service is (C{'2/3'}, from C{--shard}): a label on every metric
+        self.shard = shard
 
     def add(self, entry: Entry) -> None:
         """Show an entry (replacing one of the same name)."""
@@ -168,8 +170,10 @@ class Registry:
     def snapshot(self) -> dict[str, object]:
         """The whole C{/status} document."""
         rows = [e.row(self.showPaths) for e in self.entries()]
+        shard = {} if self.shard is None else {"shard": self.shard}
         return {
             "service": "chandler",
+            **shard,
             "version": __version__,
             "time": isoTime(datetime.now(UTC).timestamp()),
             "devices": [r for r in rows if r["kind"] == "device"],
@@ -187,7 +191,8 @@ class _HandlerCollector:
         self.registry = registry
 
     def collect(self) -> Iterator[Metric]:
-        labels = ["device"]
+        shard = self.registry.shard
+        labels = ["device"] if shard is None else ["device", "shard"]
         up = GaugeMetricFamily(
             "chandler_device_up", "1 if the device is Connected, else 0", labels=labels
         )
@@ -207,7 +212,7 @@ class _HandlerCollector:
             if entry.kind != "device":
                 continue
             row = entry.row()
-            name = [entry.name]
+            name = [entry.name] if shard is None else [entry.name, shard]
             up.add_metric(name, 1.0 if row["state"] == "Connected" else 0.0)
             polls.add_metric(name, _number(row.get("polls")))
             misses.add_metric(name, _number(row.get("misses")))
