@@ -249,13 +249,17 @@ def test_deliRex_is_independent_of_chunking(which: int, data: bytes, cuts: list[
     data=st.lists(st.sampled_from([b"a", b"b", b"\r", b"\n"]), max_size=40).map(b"".join),
     cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=8),
 )
-def test_deliTag_finds_the_first_tag_however_split(tag: bytes, data: bytes, cuts: list[int]) -> None:
+def test_deliTag_finds_the_first_tag_however_split(
+    tag: bytes, data: bytes, cuts: list[int]
+) -> None:
     chunks = _splits(data, cuts)
     m = ResponseMatcher.fromKeywords({"deliTag": tag})
     assert feedAll(m, chunks) == _reference(re.compile(re.escape(tag)), chunks)
 
 
-def test_the_work_count_shows_a_whole_buffer_search_per_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_work_count_shows_a_whole_buffer_search_per_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # the measure used above: searching everything held on every chunk (as before) is quadratic
     from twisted_ch import _framing
 
