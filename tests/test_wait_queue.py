@@ -192,13 +192,18 @@ class _NotReading(Protocol):
 
 
 async def _fill(handler: Any) -> None:
-    """Send until the link's write buffer refuses (the device does not read)."""
+    """
+    Send until the link's write buffer refuses (the device does not read); then lower the bound
+    to 2 bytes, so that a 2-byte send is refused for as long as anything is queued (the kernel's
+    buffers, growing, may take a few more KiB meanwhile).
+    """
     chunk = b"x" * 65536
     with pytest.raises(WriteBufferFull):
         for n in range(2000):
             handler.Send(chunk)
             if n % 16 == 15:
                 await deferLater(reactor, 0.01, lambda: None)
+    handler.Interface.link.protocol.maxWriteBuffer = 2
 
 
 @pytest_twisted.ensureDeferred
@@ -213,7 +218,7 @@ async def test_a_wait_behind_a_full_write_buffer_fails_on_the_twisted_face() -> 
         b = outcome(h.SendAndWait(b"Q2", 0.2, deliTag=b"\r\n"))
         await waitUntil(reactor, lambda: bool(a and b), timeout=5)
         assert a == [b""]
-        assert isinstance(b[0], WriteBufferFull)
+        assert type(b[0]) is WriteBufferFull  # refused when sent, not when queued
         with pytest.raises(WriteBufferFull):  # nothing in flight: refused at once
             h.SendAndWait(b"Q3", 0.2, deliTag=b"\r\n")
         assert h.Interface.link.protocol._waits == []
@@ -242,7 +247,7 @@ async def test_a_wait_behind_a_full_write_buffer_fails_on_a_program_thread() -> 
 
         got = await waitForThread(thread.run(program))
         assert a == [b""]
-        assert isinstance(got, WriteBufferFull)
+        assert type(got) is WriteBufferFull  # refused when sent, not when queued
 
         def again() -> object:
             try:
