@@ -7,9 +7,13 @@ Nothing here does I/O, so every condition can be tested exhaustively.
 from __future__ import annotations
 
 import re
-import re._constants as _sre  # type: ignore[import-not-found]  # the parse tree's opcodes
-import re._parser as _sre_parse  # type: ignore[import-not-found]  # Python 3.11+
 from typing import Any
+
+try:  # the parser behind re (Python 3.11+): private, so its absence only costs the analysis
+    import re._constants as _sre  # type: ignore[import-not-found]
+    import re._parser as _sre_parse  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    _sre = _sre_parse = None
 
 #: Default bound on the bytes one SendAndWait may hold while waiting for its condition.
 DEFAULT_MAX_RESPONSE = 64 * 1024
@@ -55,17 +59,18 @@ def _classOf(regex: bytes) -> frozenset[int]:
     return frozenset(b for b in range(256) if compiled.fullmatch(bytes([b])))
 
 
-_CATEGORIES = {
-    _sre.CATEGORY_DIGIT: _classOf(rb"\d"),
-    _sre.CATEGORY_NOT_DIGIT: _classOf(rb"\D"),
-    _sre.CATEGORY_SPACE: _classOf(rb"\s"),
-    _sre.CATEGORY_NOT_SPACE: _classOf(rb"\S"),
-    _sre.CATEGORY_WORD: _classOf(rb"\w"),
-    _sre.CATEGORY_NOT_WORD: _classOf(rb"\W"),
-}
-_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT)
-#: zero-width assertions that look only at bytes before the position
-_BACKWARD_AT = (_sre.AT_BEGINNING, _sre.AT_BEGINNING_LINE, _sre.AT_BEGINNING_STRING)
+if _sre is not None:
+    _CATEGORIES = {
+        _sre.CATEGORY_DIGIT: _classOf(rb"\d"),
+        _sre.CATEGORY_NOT_DIGIT: _classOf(rb"\D"),
+        _sre.CATEGORY_SPACE: _classOf(rb"\s"),
+        _sre.CATEGORY_NOT_SPACE: _classOf(rb"\S"),
+        _sre.CATEGORY_WORD: _classOf(rb"\w"),
+        _sre.CATEGORY_NOT_WORD: _classOf(rb"\W"),
+    }
+    _REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT)
+    #: zero-width assertions that look only at bytes before the position
+    _BACKWARD_AT = (_sre.AT_BEGINNING, _sre.AT_BEGINNING_LINE, _sre.AT_BEGINNING_STRING)
 
 
 def _inSet(items: list[tuple[Any, Any]]) -> frozenset[int]:
@@ -193,8 +198,8 @@ def _planOf(pattern: re.Pattern[bytes]) -> _RexPlan | None:
     except KeyError:
         pass
     try:
-        plan: _RexPlan | None = _RexPlan(pattern)
-    except (_Unsafe, re.error, RecursionError, TypeError):
+        plan: _RexPlan | None = _RexPlan(pattern) if _sre_parse is not None else None
+    except (_Unsafe, re.error, RecursionError, TypeError, AttributeError):
         plan = None
     if len(_plans) >= _VALIDATED_MAX:
         _plans.clear()
