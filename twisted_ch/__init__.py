@@ -11,7 +11,7 @@ from twisted_ch._handlers import ConnectionHandler, RawSimplePipeHandler, RawTcp
 from twisted_ch._runtime import ProgramThread, Runtime, currentRuntime, useRuntime
 from twisted_ch._version import __version__
 from twisted_ch.extronlib.interface import EndpointInterface
-from twisted_ch.protocols.device import DeviceProtocol, LinkDown
+from twisted_ch.protocols.device import DeviceProtocol, LinkDown, WaitQueueFull, WriteBufferFull
 
 __all__ = [
     "ConnectionHandler",
@@ -25,6 +25,8 @@ __all__ = [
     "RawTcpHandler",
     "ResponseMatcher",
     "Runtime",
+    "WaitQueueFull",
+    "WriteBufferFull",
     "__version__",
     "currentRuntime",
     "useRuntime",
