@@ -1958,3 +1958,27 @@ async def test_a_fifo_known_hosts_neither_hangs_twistd_nor_delays_SIGTERM(
         await server.stop()
     assert "closed during TCP connect" not in process.text
     assert secret not in process.text  # (its option spelled pass\\word)
+
+
+def test_a_servers_refusals_are_counted_until_it_stops_listening_then_told() -> None:
+    """A server refusing a client in a loop: one line, and the rest counted when it stops."""
+    from types import SimpleNamespace
+
+    from twisted.internet.address import IPv4Address
+
+    from twisted_ch.extronlib._servers import ClientsFactory
+
+    clock = Clock()
+    lines, debug, logger = _logLines()
+    server = SimpleNamespace(
+        _rt=SimpleNamespace(reactor=clock), log=logger, _refusal=lambda addr: "MaxClients reached"
+    )
+    factory = ClientsFactory(server)  # type: ignore[arg-type]
+    factory.doStart()
+    for port in range(1000, 1050):
+        assert factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", port)) is None
+        clock.advance(0.1)
+    assert factory.refused == 50 and len(lines) == 1 and len(debug) == 49
+    factory.doStop()  # the last port stopped listening
+    assert clock.getDelayedCalls() == []
+    assert lines[1].endswith("(49 more like it in the previous 5 s)")
