@@ -35,9 +35,15 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from twisted_ch import GetConnectionHandler, LinkDown, RawSimplePipeHandler, RawTcpHandler
-from twisted_ch.extronlib.interface import EndpointInterface, EthernetClientInterface
+from twisted_ch.extronlib.interface import (
+    DanteInterface,
+    EndpointInterface,
+    EthernetClientInterface,
+    EthernetServerInterfaceEx,
+)
+from twisted_ch.extronlib.software import DanteDomainManager, SummitConnect
 from twisted_ch.extronlib.system import Clock as ScheduleClock
-from twisted_ch.extronlib.system import Timer, Wait
+from twisted_ch.extronlib.system import Email, Timer, Wait
 from twisted_ch.testing import DeviceServer, FakeEndpoint, listenDevice, waitUntil
 
 ANSWER = b"Pwr1\r\n"
@@ -1059,6 +1065,36 @@ def _gch(**kw: Any) -> Any:
     return GetConnectionHandler(_iface(), None, **kw)
 
 
+@pytest.mark.parametrize("interval", [1e-9, 0.009, 0.01, 0.5, 86400, 86400.5, 1e300])
+def test_a_handlers_PollTimer_Change_has_the_bounds_of_its_pollFrequency(interval: float) -> None:
+    """
+    What GetConnectionHandler refuses as pollFrequency, PollTimer.Change refuses too (it used
+    to take 1e-9 and spin a core); what it accepts, Change sets exactly (no 0.1 s clamp).
+    """
+    try:
+        GetConnectionHandler(_iface(), lambda h: None, pollFrequency=interval, reactor=_clock)
+    except ValueError as e:
+        refusedBy = str(e)
+    else:
+        refusedBy = ""
+    timer = _handler().PollTimer
+    if refusedBy:
+        with pytest.raises(ValueError, match=r"^Interval must be at (least|most)") as info:
+            timer.Change(interval)
+        assert str(info.value).replace("Interval", "pollFrequency") == refusedBy
+        assert timer.Interval == 1
+    else:
+        timer.Change(interval)
+        assert timer.Interval == interval
+
+
+def _gchServer(serverTimeout: float, connectRetryTime: float = 5) -> Any:
+    server = EthernetServerInterfaceEx(0, Interface="127.0.0.1", reactor=_clock)
+    return GetConnectionHandler(
+        server, serverTimeout=serverTimeout, connectRetryTime=connectRetryTime
+    )
+
+
 NAN, INF = float("nan"), float("inf")
 
 # (id, call, exception, the message must match)
@@ -1141,7 +1177,7 @@ BAD_CALLS: list[Any] = [
         "unknown SendAndWait condition delim",
     ),
     # EthernetClientInterface / EndpointInterface
-    ("ECI-host-empty", lambda: EthernetClientInterface("", 23), TypeError, "Hostname"),
+    ("ECI-host-empty", lambda: EthernetClientInterface("", 23), ValueError, "Hostname.*empty"),
     ("ECI-host-int", lambda: EthernetClientInterface(5, 23), TypeError, "Hostname"),
     ("ECI-port-neg", lambda: EthernetClientInterface("h", -1), ValueError, "IPPort.*65535"),
     ("ECI-port-big", lambda: EthernetClientInterface("h", 70000), ValueError, "IPPort"),
@@ -1197,6 +1233,47 @@ BAD_CALLS: list[Any] = [
     ("Wait-nan", lambda: Wait(NAN, lambda: None, reactor=_clock), ValueError, "Time"),
     ("KeepAlive-nan", lambda: _iface().StartKeepAlive(NAN, "x"), ValueError, "interval"),
     ("Clock-None", lambda: ScheduleClock(None, reactor=_clock), TypeError, "Times"),
+    # issue 11 item 8: the config's bounds, also for these
+    ("GCH-server-tiny", lambda: _gchServer(0.001), ValueError, "serverTimeout.*at least 0.01"),
+    ("GCH-server-huge", lambda: _gchServer(1e6), ValueError, "serverTimeout.*at most 86400"),
+    ("GCH-server-retry", lambda: _gchServer(30, 1e-9), ValueError, "connectRetryTime.*at least"),
+    ("GCH-serverTimeout-tiny", lambda: _gch(serverTimeout=0.001), ValueError, "serverTimeout"),
+    ("ECI-host-NUL", lambda: EthernetClientInterface("a\0b", 23), ValueError, r"Hostname.*\\x00"),
+    ("ECI-host-space", lambda: EthernetClientInterface("a b", 23), ValueError, "Hostname.*' '"),
+    ("ECI-host-long", lambda: EthernetClientInterface("a" * 256, 23), ValueError, "Hostname.*255"),
+    (
+        "ECI-SSH-host-NUL",
+        lambda: EthernetClientInterface("a\0b", 22, "SSH", Credentials=("u", "p")),
+        ValueError,
+        "Hostname",
+    ),
+    ("ECI-UDP-host-empty", lambda: EthernetClientInterface("", 9, "UDP"), ValueError, "Hostname"),
+    ("Summit-host-empty", lambda: SummitConnect("", reactor=_clock), ValueError, "Hostname"),
+    ("Summit-host-NUL", lambda: SummitConnect("a\0b", reactor=_clock), ValueError, "Hostname"),
+    ("Summit-host-int", lambda: SummitConnect(5, reactor=_clock), TypeError, "Hostname.*str"),
+    ("DDM-host-NUL", lambda: DanteDomainManager("a\0b", reactor=_clock), ValueError, "Hostname"),
+    (
+        "Dante-host-NUL",
+        lambda: DanteInterface("d", host="a\0b", reactor=_clock),
+        ValueError,
+        "host",
+    ),
+    ("Dante-host-empty", lambda: DanteInterface("d", host="", reactor=_clock), ValueError, "host"),
+    ("Dante-port", lambda: DanteInterface("d", port=70000, reactor=_clock), ValueError, "port"),
+    ("Dante-name", lambda: DanteInterface("a b", reactor=_clock), ValueError, "DeviceName"),
+    ("Email-host-NUL", lambda: Email("a\0b", reactor=_clock), ValueError, "smtpServer"),
+    (
+        "PollTimer-tiny",
+        lambda: _handler().PollTimer.Change(1e-9),
+        ValueError,
+        "Interval.*at least 0.01",
+    ),
+    (
+        "PollTimer-huge",
+        lambda: _handler().PollTimer.Change(1e300),
+        ValueError,
+        "Interval.*at most 86400",
+    ),
 ]
 
 
@@ -1650,28 +1727,122 @@ async def test_a_status_port_in_use_exits_with_one_line(tmp_path: Any) -> None:
     assert "Address already in use" in process.text
 
 
-def test_repeated_identical_events_are_one_line_then_a_count_per_period() -> None:
+def _logLines() -> tuple[list[str], list[str], Any]:
+    """Lines logged at info level and above, those logged at debug level, and the logger."""
     from twisted.logger import Logger, LogLevel, formatEvent
+
+    lines: list[str] = []
+    debug: list[str] = []
+
+    def observe(event: Any) -> None:
+        (debug if event["log_level"] == LogLevel.debug else lines).append(formatEvent(event))
+
+    return lines, debug, Logger(observer=observe)
+
+
+def test_repeated_identical_events_are_one_line_then_a_count_per_period() -> None:
+    from twisted.logger import LogLevel
 
     from twisted_ch._summary import Summarizer
 
     clock = Clock()
-    lines: list[str] = []
-    logger = Logger(observer=lambda e: lines.append(formatEvent(e)))
+    lines, debug, logger = _logLines()
     summary = Summarizer(clock, period=10.0)
-    for _ in range(700):  # 64 per second for 11 s, as a client retrying in a loop
-        summary.emit(logger, "full", LogLevel.warn, "refused {peer}", peer="a")
+    for i in range(1600):  # 64 per second for 25 s, as a client retrying in a loop
+        summary.emit(logger, "full", LogLevel.warn, "refused {peer}", peer=f"p{i}")
         clock.advance(1 / 64)
     summary.emit(logger, "other", LogLevel.warn, "refused {peer}: other", peer="b")
     assert lines == [
-        "refused a",
-        "refused a (639 more like it in the previous 10 s)",  # the 641st, at 10 s
-        "refused b: other",
+        "refused p0",
+        "refused p639 (639 more like it in the previous 10 s)",  # at 10 s, by the timer
+        "refused p1279 (640 more like it in the previous 10 s)",  # at 20 s
+        "refused b: other",  # another kind: at once
     ]
+    assert len(debug) == 1599  # each counted one at debug level
+    clock.advance(10)  # the burst stopped at 25 s: its last count is still told, at 30 s
+    assert lines[-1] == "refused p1599 (320 more like it in the previous 10 s)"
+    assert clock.getDelayedCalls() == []  # nothing pending: no timer
     clock.advance(100)
     summary.emit(logger, "full", LogLevel.warn, "refused {peer}", peer="c")
-    # the 59 counted after the 641st are told with the next one, however late
-    assert lines[-1] == "refused c (59 more like it in the previous 101 s)"
+    assert lines[-1] == "refused c"  # a new run: at once
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_burst_that_stops_is_counted_at_the_end_of_its_period() -> None:
+    """697 refusals in 7 s, then none: the count is logged at 10 s, not with a later event."""
+    from twisted.logger import LogLevel
+
+    from twisted_ch._summary import Summarizer
+
+    clock = Clock()
+    lines, _, logger = _logLines()
+    summary = Summarizer(clock, period=10.0)
+    for i in range(697):
+        summary.emit(logger, "full", LogLevel.info, "refused {peer}", peer=f"p{i}")
+        clock.advance(0.01)
+    counted = [line for line in lines if "more like it" in line]
+    assert counted == [] and len(clock.getDelayedCalls()) == 1
+    clock.advance(3.1)  # past 10 s
+    assert [line for line in lines if "more like it" in line] == [
+        "refused p696 (696 more like it in the previous 10 s)"
+    ]
+    assert clock.getDelayedCalls() == []
+
+
+def test_stopping_a_summarizer_tells_its_counts_and_leaves_no_timer() -> None:
+    from twisted.logger import LogLevel
+
+    from twisted_ch._summary import Summarizer
+
+    clock = Clock()
+    lines, _, logger = _logLines()
+    summary = Summarizer(clock, period=60.0)
+    for name in ("a", "a", "a", "b", "b", "c"):
+        summary.emit(logger, name, LogLevel.info, "event {name}", name=name)
+    clock.advance(5)
+    assert summary.pending == 2 and len(clock.getDelayedCalls()) == 2
+    summary.stop()
+    assert clock.getDelayedCalls() == [] and summary.pending == 0
+    assert [line for line in lines if "more like it" in line] == [
+        "event a (2 more like it in the previous 5 s)",
+        "event b (1 more like it in the previous 5 s)",
+    ]
+
+
+def test_a_device_that_stays_down_logs_its_connect_failures_once_then_a_count() -> None:
+    """
+    The per-attempt "connect failed" line, every connectRetryTime forever for a device that is
+    down, is one line then a count per minute; a new reason is logged at once, and connecting
+    tells the count so far.
+    """
+    from twisted_ch._link import CLOSE_GRACE, DeviceLink
+
+    clock = Clock()
+    lines, _, logger = _logLines()
+    endpoint = FakeEndpoint(clock)
+    endpoint.refuse = True
+    link = DeviceLink(endpoint, clock, "projector", reopenDelay=7)
+    link.log = logger
+    link.open()  # attempts at 0, 7, 14, ... s
+    clock.pump([1.0] * 130)
+    assert lines == [
+        "projector: connect failed: Connection refused",
+        "projector: connect failed: Connection refused (8 more like it in the previous 60 s)",
+        "projector: connect failed: Connection refused (9 more like it in the previous 60 s)",
+    ]
+    assert len(endpoint.attempts) == 19
+    endpoint.refuse, endpoint.hang = False, True  # attempt at 133 s, timed out at 143 s
+    clock.pump([1.0] * 13)
+    assert lines[3:] == [
+        "projector: connect failed: Connection refused (1 more like it in the previous 23 s)",
+        "projector: connect failed: Timed out",  # a different reason: at once
+    ]
+    endpoint.hang = False  # the attempt at 150 s connects
+    clock.pump([1.0] * 7)
+    assert link.connected and lines[5:] == ["projector: connected"]
+    link.close()
+    clock.advance(CLOSE_GRACE)
+    assert clock.getDelayedCalls() == []  # no summary timer left behind
 
 
 def test_status_connections_beyond_the_limit_replace_the_least_recently_active() -> None:
@@ -1840,7 +2011,10 @@ async def test_a_fifo_known_hosts_neither_hangs_twistd_nor_delays_SIGTERM(
     config.write_text(
         f'[[device]]\nname = "codec"\nendpoint = "{endpoint}"\nconnectRetryTime = 0.2\n'
     )
-    process = chandler(tmp_path, "--config", str(config), "--log-format", logFormat)
+    # (at debug level: at info, repeated identical failures are one line then a count a minute)
+    process = chandler(
+        tmp_path, "--config", str(config), "--log-format", logFormat, "--log-level", "debug"
+    )
     try:
         await process.waitFor(rb"codec: connect failed: KnownHostsFileError: .*a FIFO")
         await process.waitFor(rb"codec: watching ssh:127.0.0.1:\d+:username=admin:password=\*\*\*")
@@ -1852,3 +2026,27 @@ async def test_a_fifo_known_hosts_neither_hangs_twistd_nor_delays_SIGTERM(
         await server.stop()
     assert "closed during TCP connect" not in process.text
     assert secret not in process.text  # (its option spelled pass\\word)
+
+
+def test_a_servers_refusals_are_counted_until_it_stops_listening_then_told() -> None:
+    """A server refusing a client in a loop: one line, and the rest counted when it stops."""
+    from types import SimpleNamespace
+
+    from twisted.internet.address import IPv4Address
+
+    from twisted_ch.extronlib._servers import ClientsFactory
+
+    clock = Clock()
+    lines, debug, logger = _logLines()
+    server = SimpleNamespace(
+        _rt=SimpleNamespace(reactor=clock), log=logger, _refusal=lambda addr: "MaxClients reached"
+    )
+    factory = ClientsFactory(server)  # type: ignore[arg-type]
+    factory.doStart()
+    for port in range(1000, 1050):
+        assert factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", port)) is None
+        clock.advance(0.1)
+    assert factory.refused == 50 and len(lines) == 1 and len(debug) == 49
+    factory.doStop()  # the last port stopped listening
+    assert clock.getDelayedCalls() == []
+    assert lines[1].endswith("(49 more like it in the previous 5 s)")

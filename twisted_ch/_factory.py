@@ -5,11 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted_ch import _checks
-from twisted_ch._handlers import (
-    RawSimplePipeHandler,
-    RawTcpHandler,
-    checkSeconds,
-)
+from twisted_ch._handlers import RawSimplePipeHandler, RawTcpHandler
 from twisted_ch._version import __version__
 
 
@@ -87,8 +83,8 @@ def _build(
 
         return ServerExHandler(
             Interface,
-            checkSeconds(serverTimeout, "serverTimeout"),
-            checkSeconds(connectRetryTime, "connectRetryTime"),
+            _checks.period(serverTimeout, "serverTimeout"),
+            _checks.period(connectRetryTime, "connectRetryTime"),
             reactor=reactor,
         )
     if server is not None and isinstance(Interface, server):
@@ -97,7 +93,7 @@ def _build(
     _checks.disconnectLimit(DisconnectLimit)
     _checks.period(pollFrequency, "pollFrequency")
     _checks.period(connectRetryTime, "connectRetryTime")
-    checkSeconds(serverTimeout, "serverTimeout")
+    _checks.period(serverTimeout, "serverTimeout")
     if keepAliveQueryQualifier is not None and not isinstance(keepAliveQueryQualifier, dict):
         raise TypeError(
             f"keepAliveQueryQualifier must be a dict, not {type(keepAliveQueryQualifier).__name__}"

@@ -14,10 +14,11 @@ from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher
+from twisted_ch._summary import Summarizer
 from twisted_ch.protocols.device import DeviceProtocol, LinkDown
 
 #: Seconds a connect attempt may take when the caller gives no timeout.
@@ -130,6 +131,10 @@ class DeviceLink:
         self._grace: IDelayedCall | None = None
         self._keepOpen = False
         self._droppedSendWarned = False
+        # a device down for a day fails every connectRetryTime: one line per run of identical
+        # failures, then a count per period (issue 11 item 6)
+        self._failures = Summarizer(clock)
+        self._failing: str | None = None
 
     @property
     def connected(self) -> bool:
@@ -206,12 +211,28 @@ class DeviceLink:
             return
         reason = describeFailure(failure)
         self.lastError = reason
-        self.log.info("{link}: connect failed: {reason}", link=self.description, reason=reason)
+        if self._failing is not None and self._failing != reason:
+            self._failures.end((self.description, self._failing))  # a new reason: told at once
+        self._failing = reason
+        self._failures.emit(
+            self.log,
+            (self.description, reason),
+            LogLevel.info,
+            "{link}: connect failed: {reason}",
+            link=self.description,
+            reason=reason,
+        )
         for o in list(self.observers):
             o.linkFailed(reason)  # may connect again: the waiters above are this attempt's
         if self.state == "closed":
             self._scheduleReopen()
         self._fire(attempts, reason, closes)
+
+    def _failuresOver(self) -> None:
+        """The run of failed attempts ended (connected, or closed): its count is logged now."""
+        if self._failing is not None:
+            self._failures.end((self.description, self._failing))
+            self._failing = None
 
     # DeviceSink
 
@@ -223,6 +244,7 @@ class DeviceLink:
         self.state = "connected"
         self.lastError = None
         self._droppedSendWarned = False
+        self._failuresOver()
         self.log.info("{link}: connected", link=self.description)
         for o in list(self.observers):
             o.linkMade()
@@ -285,6 +307,7 @@ class DeviceLink:
         """Stop keeping the link open and disconnect; fires once no transport is left."""
         self._keepOpen = False
         self._cancelReopen()
+        self._failuresOver()
         if self.state == "closed":
             return succeed(None)
         d: Deferred[None] = Deferred()

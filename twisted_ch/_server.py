@@ -19,8 +19,9 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin, WrappingFactory
 from twisted.python.failure import Failure
 
+from twisted_ch import _checks
 from twisted_ch._events import Event, emit
-from twisted_ch._handlers import FallThrough, checkSeconds
+from twisted_ch._handlers import FallThrough
 from twisted_ch._runtime import Runtime, resolveRuntime
 from twisted_ch.extronlib._servers import (
     ClientObject,
@@ -132,8 +133,9 @@ class ServerExHandler(FallThrough):
             )
         if Interface.Protocol != "TCP":
             raise TypeError("ServerExHandler needs a TCP EthernetServerInterfaceEx")
-        self._idleTimeout = checkSeconds(clientIdleTimeout, "clientIdleTimeout")
-        self._retryTime = checkSeconds(listenRetryTime, "listenRetryTime")
+        # the bounds of the config's serverTimeout and connectRetryTime (issue 11)
+        self._idleTimeout = _checks.period(clientIdleTimeout, "clientIdleTimeout")
+        self._retryTime = _checks.period(listenRetryTime, "listenRetryTime")
         ifaceRuntime = getattr(Interface, "_rt", None)
         self._rt: Runtime = (
             ifaceRuntime

@@ -23,6 +23,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.python import threadable
 
+from twisted_ch import _checks
 from twisted_ch._runtime import Runtime, resolveRuntime
 
 __all__ = [
@@ -223,8 +224,7 @@ class Email:
         self.username: str | None = pick(username, "username")
         self._password: str | None = pick(password, "password")
         self.sslEnabled: bool = bool(pick(sslEnabled, "sslEnabled"))
-        if not isinstance(self.smtpServer, str) or not self.smtpServer:
-            raise TypeError(f"smtpServer must be a host name or address, not {self.smtpServer!r}")
+        _checks.host(self.smtpServer, "smtpServer")
         if isinstance(self.port, bool) or not isinstance(self.port, int):
             raise TypeError(f"port must be an int, not {type(self.port).__name__}")
         self._rt: Runtime = resolveRuntime(reactor)

@@ -6,6 +6,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IStreamClientEndpoint
 
+from twisted_ch import _checks
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE
 from twisted_ch.extronlib._base import LinkInterface
 from twisted_ch.extronlib._pacing import PacedEndpoint, pacedSendAndWait
@@ -265,8 +266,11 @@ class DanteInterface(LinkInterface):
             host = name or configured
             if port is None and number:
                 port = int(number)
-        self._host = host
-        self._port = 23 if port is None else port
+            # (an explicit endpoint leaves the host derived from DeviceName unused)
+            self._host = host if endpoint is not None else _checks.host(host, "DeviceName")
+        else:
+            self._host = _checks.host(host, "host")
+        self._port = 23 if port is None else _checks.port(port, "port")
         super().__init__(
             f"dante:{DeviceName}", reactor=reactor, endpoint=endpoint, maxResponse=maxResponse
         )

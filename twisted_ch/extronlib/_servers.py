@@ -214,6 +214,11 @@ class ClientsFactory(ServerFactory):
             return None
         return ServerClientProtocol(self.server)
 
+    def stopFactory(self) -> None:
+        """Not listening any more: log the refusals not yet told, and leave no timer."""
+        self._refusals.stop()
+        super().stopFactory()  # type: ignore[no-untyped-call]
+
 
 class _DatagramReceiver(DatagramProtocol):
     """UDP: every datagram becomes ReceiveData from the sender's L{ClientObject}."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IStreamClientEndpoint
 
+from twisted_ch import _checks
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE
 from twisted_ch.extronlib._base import ETHERNET_PROTOCOLS, LinkInterface, _checkPort
 
@@ -100,8 +101,7 @@ class EthernetClientInterface(LinkInterface):
         hostKeyPolicy: str | None = None,
         maxResponse: int = DEFAULT_MAX_RESPONSE,
     ) -> None:
-        if not isinstance(Hostname, str) or not Hostname:
-            raise TypeError(f"Hostname must be a non-empty str, not {Hostname!r}")
+        _checks.host(Hostname, "Hostname")
         _checkPort(IPPort, "IPPort")
         _checkPort(ServicePort, "ServicePort", zero=True)
         if not isinstance(Protocol, str):

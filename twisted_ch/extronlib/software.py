@@ -39,8 +39,7 @@ class SummitConnect(LinkInterface):
         endpoint: IStreamClientEndpoint | None = None,
         maxResponse: int = DEFAULT_MAX_RESPONSE,
     ) -> None:
-        if not isinstance(Hostname, str) or not Hostname:
-            raise TypeError(f"Hostname must be a non-empty str, not {Hostname!r}")
+        _checks.host(Hostname, "Hostname")
         self._port = 5000 if IPPort is None else _checks.port(IPPort, "IPPort")
         self._hostname = Hostname
         super().__init__(
@@ -119,8 +118,7 @@ class DanteDomainManager:
         *,
         reactor: Any = None,
     ) -> None:
-        if not isinstance(Hostname, str) or not Hostname:
-            raise TypeError(f"Hostname must be a non-empty str, not {Hostname!r}")
+        _checks.host(Hostname, "Hostname")
         if Credentials is not None and (
             not isinstance(Credentials, tuple | list)
             or len(Credentials) != 2

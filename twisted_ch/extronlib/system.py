@@ -24,7 +24,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
 from zope.interface import implementer
 
-from twisted_ch._checks import seconds
+from twisted_ch._checks import period, seconds
 from twisted_ch._events import Event, emit
 from twisted_ch._runtime import Dispatcher, Runtime, describe, resolveRuntime
 
@@ -88,9 +88,10 @@ class Timer:
         reactor: Any = None,
         _dispatcher: Dispatcher | None = None,
     ) -> None:
-        # the handlers' own poll timers (given a dispatcher) are not held to the program minimum
-        self._minimum = 0.0 if _dispatcher is not None else MIN_TIMER_INTERVAL
-        self._interval = self._atLeastMinimum(_checkInterval(Interval, "Interval"))
+        # a handler's PollTimer (given a dispatcher) has its pollFrequency's bounds instead of
+        # the program minimum: refused outside them, at creation and in Change alike
+        self._pollTimer = _dispatcher is not None
+        self._interval = self._checked(Interval)
         _checkFunction(Function)
         self._rt: Runtime = resolveRuntime(reactor)
         self._dispatcher: Dispatcher = _dispatcher or self._rt.dispatcher
@@ -101,14 +102,21 @@ class Timer:
         self._busy = False
         self._rt.twoFaced(self._start)
 
-    def _atLeastMinimum(self, interval: float) -> float:
-        if interval < self._minimum:
+    def _checked(self, Interval: object) -> float:
+        """
+        A valid interval: a program's Timer raises one under L{MIN_TIMER_INTERVAL} to it (with a
+        warning); a handler's PollTimer refuses one outside L{twisted_ch._checks.period}.
+        """
+        if self._pollTimer:
+            return period(Interval, "Interval")
+        interval = _checkInterval(Interval, "Interval")
+        if interval < MIN_TIMER_INTERVAL:
             _programLog.warn(
                 "Timer interval {asked} s is below the minimum; using {minimum} s",
                 asked=interval,
-                minimum=self._minimum,
+                minimum=MIN_TIMER_INTERVAL,
             )
-            return self._minimum
+            return MIN_TIMER_INTERVAL
         return interval
 
     def __call__(self, *args: Any) -> Any:
@@ -149,8 +157,11 @@ class Timer:
         return self._state
 
     def Change(self, Interval: float) -> None:
-        """Set a new interval; a running timer continues at the new rate."""
-        interval = self._atLeastMinimum(_checkInterval(Interval, "Interval"))
+        """
+        Set a new interval; a running timer continues at the new rate.  Bounded as at creation
+        (a handler's PollTimer as its pollFrequency).
+        """
+        interval = self._checked(Interval)
         self._rt.twoFaced(self._change, interval)
 
     def Pause(self) -> None:

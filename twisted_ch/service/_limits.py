@@ -225,6 +225,11 @@ class ConnectionLimiter(WrappingFactory):
             self._byActivity[id(protocol)] = protocol
         return protocol
 
+    def stopFactory(self) -> None:
+        """Not listening any more: log the evictions not yet told, and leave no timer."""
+        self._summary.stop()
+        super().stopFactory()
+
     def unregisterProtocol(self, p: Any) -> None:
         self._byActivity.pop(id(p), None)
         super().unregisterProtocol(p)
