@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from twisted_ch import _checks
 from twisted_ch._events import Event, emit
 from twisted_ch._link import DeviceLink
+from twisted_ch._retry import FIXED, RetryPolicy
 from twisted_ch._runtime import ReactorDispatcher, Runtime, resolveRuntime
 from twisted_ch.extronlib.system import Timer
 
@@ -335,6 +336,12 @@ class RawTcpHandler(_LinkHandler):
         self._connectTimeout: float | None = None
         self._retry: IDelayedCall | None = None
         self.reconnects = 0
+        #: how long to wait before each reconnection attempt (see L{twisted_ch._retry})
+        self.retryPolicy: RetryPolicy = FIXED
+        #: attempts failed or links lost since the device was last Connected
+        self.failedAttempts = 0
+        #: why the next attempt waits longer than connectRetryTime (a backoff), else None
+        self.retryWhy: str | None = None
 
     @property
     def AutoReconnect(self) -> bool:
@@ -389,13 +396,23 @@ class RawTcpHandler(_LinkHandler):
 
     def _scheduleRetry(self) -> None:
         if self._wanted and self._autoReconnect and self._retry is None:
-            self._retry = self._rt.reactor.callLater(self._retryTime, self._retryNow)
+            self.failedAttempts += 1
+            retry = self.retryPolicy.next(
+                self._retryTime, self.failedAttempts, self._link.lastError
+            )
+            self.retryWhy = retry.why
+            self._retry = self._rt.reactor.callLater(retry.delay, self._retryNow)
 
     def _retryNow(self) -> None:
         self._retry = None
         if self._wanted and self._autoReconnect and self._link.state == "closed":
             self.reconnects += 1
             self._link.connect(self._connectTimeout)
+
+    def _statusChanged(self, value: Status) -> None:
+        if value == "Connected":
+            self.failedAttempts = 0
+            self.retryWhy = None
 
     def linkMade(self) -> None:
         super().linkMade()
@@ -429,7 +446,13 @@ class RawTcpHandler(_LinkHandler):
         self._link.abort()
 
     def stats(self) -> dict[str, object]:
-        return {**super().stats(), "reconnects": self.reconnects}
+        retry = self._retry
+        return {
+            **super().stats(),
+            "reconnects": self.reconnects,
+            "nextAttempt": retry.getTime() if retry is not None and retry.active() else None,
+            "backoff": self.retryWhy,
+        }
 
 
 class RawSimplePipeHandler(_LinkHandler):

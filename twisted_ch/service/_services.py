@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, 
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
+from twisted_ch._retry import RetryPolicy
 from twisted_ch.service._config import DeviceConfig, ServerConfig, isWildcardAddress, redactEndpoint
 from twisted_ch.service._status import Entry, Registry
 
@@ -32,6 +33,7 @@ __all__ = [
     "buildHandler",
     "buildServer",
     "closeClients",
+    "retryPolicyFor",
     "stopHandler",
 ]
 
@@ -269,7 +271,16 @@ def buildHandler(reactor: Any, cfg: DeviceConfig) -> tuple[Any, Any]:
     )
     if probe is not None:
         probe.attach(handler)
+    if hasattr(handler, "retryPolicy"):
+        handler.retryPolicy = retryPolicyFor(cfg)
     return handler, probe
+
+
+def retryPolicyFor(cfg: DeviceConfig, random: Any = None) -> RetryPolicy:
+    """The reconnection delays of a configured device: its jitter and backoff settings."""
+    if random is None:
+        return RetryPolicy(jitter=cfg.retryJitter, maxRetryTime=cfg.maxRetryTime)
+    return RetryPolicy(jitter=cfg.retryJitter, maxRetryTime=cfg.maxRetryTime, random=random)
 
 
 def buildServer(reactor: Any, cfg: ServerConfig) -> Any:
