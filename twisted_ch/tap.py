@@ -36,7 +36,12 @@ from twisted_ch.service._config import (
     statusEndpoint,
 )
 from twisted_ch.service._services import ChandlerService, DevicesService, ProgramService
-from twisted_ch.service._status import Registry, StatusService, jsonLogObserver
+from twisted_ch.service._status import (
+    OutageLinesOnly,
+    Registry,
+    StatusService,
+    jsonLogObserver,
+)
 
 __all__ = ["Options", "makeService"]
 
@@ -131,12 +136,12 @@ def makeService(options: Options) -> MultiService:
     """The chandler service: status page, then devices (or the demo), then the program."""
     from twisted.internet import reactor
 
-    registry = Registry()
+    config: Config | None = options.get("parsedConfig")
+    registry = Registry(reactor, config.health if config is not None else None)
     top = ChandlerService(reactor, registry)
-    top.logObserver = logObserverFor(options)
+    top.logObserver = logObserverFor(options, registry)
     if options.get("statusListen"):
         StatusService(reactor, options["statusListen"], registry).setServiceParent(top)
-    config: Config | None = options.get("parsedConfig")
     if config is not None:
         DevicesService(reactor, registry, config.devices, config.servers).setServiceParent(top)
     elif options["program"] is None:
@@ -149,11 +154,12 @@ def makeService(options: Options) -> MultiService:
     return top
 
 
-def logObserverFor(options: Options) -> ILogObserver:
+def logObserverFor(options: Options, registry: Registry | None = None) -> ILogObserver:
     """
     The log observer twistd will use (unless given --logger): text or JSON lines, at
     --log-level and above, written where twistd would write: --logfile, else stdout with -n,
-    else twistd.log.
+    else twistd.log.  Above debug level, a watched device's outage lines replace its
+    per-attempt and transition lines (L{OutageLinesOnly}).
     """
     parent = getattr(options, "parent", None)
     logfile = parent.get("logfile") if parent is not None else None
@@ -168,7 +174,10 @@ def logObserverFor(options: Options) -> ILogObserver:
     else:
         observer = textFileLogObserver(out)
     level = LogLevel.levelWithName(options["log-level"])
-    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+    predicates: list[Any] = [LogLevelFilterPredicate(defaultLogLevel=level)]
+    if registry is not None and level > LogLevel.debug:
+        predicates.append(OutageLinesOnly(registry))
+    return FilteringLogObserver(observer, predicates)
 
 
 # for tests: a service tree started in-process, as twistd would

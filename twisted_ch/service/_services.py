@@ -91,6 +91,7 @@ class ChandlerService(MultiService):
         d: Deferred[None] = super().stopService()
 
         def stopped(result: object) -> None:
+            self.registry.stopTracking()
             log.info("chandler stopped: every link closed, nothing listening")
 
         return d.addCallback(stopped)
@@ -185,7 +186,9 @@ class DevicesService(Service):
             log.failure("{device}: cannot start", device=cfg.name)
             return
         self.handlers[cfg.name] = handler
-        self.registry.add(Entry(cfg.name, handler, cfg.endpoint, "device", probe))
+        self.registry.add(
+            Entry(cfg.name, handler, cfg.endpoint, "device", probe, health=cfg.health)
+        )
         log.info(
             "{device}: watching {endpoint} ({connection}; probe {probe}; poll every {poll} s; "
             "disconnected after {limit} misses)",
@@ -495,6 +498,7 @@ class ProgramService(Service):
         for name, value in namespace.items():
             if any(value is h for h in handlers):
                 self._variables.setdefault(value, name)
+        self.registry.entries()  # its handlers' outages are logged from now on
         log.info(
             "program {path} ran its top level; {n} handlers on the status page",
             path=self.path,

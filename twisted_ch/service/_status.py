@@ -1,14 +1,17 @@
 """
-The operators' view: C{/status} (JSON per device), C{/metrics} (Prometheus text) and JSON log
-lines.
+The operators' view: C{/status} (JSON per device), C{/metrics} (Prometheus text), the dashboard
+(C{/}, see L{twisted_ch.service._dashboard}), JSON log lines, and each device's recent history.
 
-The page reads the handlers' counters when asked (L{Registry}); it keeps no state of its own.
+The page reads the handlers' counters when asked (L{Registry}); a L{DeviceTrack} per device keeps
+what counters cannot tell: the last hour's transitions and the current outage, which it logs once
+when it starts, at a fixed period while it lasts, and once when it ends.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,18 +23,28 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IListeningPort
-from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
+from twisted.logger import (
+    ILogFilterPredicate,
+    ILogObserver,
+    Logger,
+    LogLevel,
+    PredicateResult,
+    formatEvent,
+)
 from twisted.web.http import Request as HTTPRequest
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from zope.interface import implementer
 
 from twisted_ch._version import __version__
-from twisted_ch.service._config import isWildcardAddress, redactEndpoint
+from twisted_ch.service._config import HealthConfig, isWildcardAddress, redactEndpoint
 
 __all__ = [
+    "HEALTH_LEVELS",
+    "DeviceTrack",
     "Entry",
     "Registry",
+    "healthOf",
     "StatusService",
     "eventAsLine",
     "jsonLogObserver",
@@ -39,6 +52,16 @@ __all__ = [
 ]
 
 log = Logger(namespace="twisted_ch.status")
+#: The outage lines (down, still down, back): the operators' log of each device.
+outageLog = Logger(namespace="twisted_ch.outage")
+
+#: A device's health: answering; answering late or reconnecting; Disconnected; never reached.
+HEALTH_LEVELS = ("ok", "warning", "error", "unknown")
+
+#: Seconds of transitions each device keeps for the dashboard's timeline.
+HISTORY_SECONDS = 3600.0
+#: At most this many transitions per device are kept (a device flapping fast keeps the newest).
+HISTORY_LIMIT = 200
 
 
 def isoTime(seconds: float | None) -> str | None:
@@ -59,6 +82,14 @@ class Entry:
     probe: Any = None
     #: more fields for its status row (JSON scalars)
     extra: dict[str, object] = field(default_factory=dict)
+    #: its health thresholds (None: the registry's)
+    health: HealthConfig | None = None
+
+    @property
+    def trackName(self) -> str:
+        """The name the handler's own log lines use (its link's description), else the entry's."""
+        name = getattr(self.handler, "logName", None)
+        return name if isinstance(name, str) and name else self.name
 
     def row(self) -> dict[str, object]:
         """The status JSON object for this entry."""
@@ -96,6 +127,12 @@ class Entry:
                 **(describe() if callable(describe) else {"type": type(probe).__name__}),
                 "lastProblem": probeProblem,
             }
+        nextAttempt = stats.pop("nextAttempt", None)
+        if self.kind == "device":
+            row["nextAttempt"] = (
+                isoTime(nextAttempt) if isinstance(nextAttempt, int | float) else None
+            )
+            row["backoff"] = stats.pop("backoff", None)
         row.update({k: v for k, v in stats.items() if _isJSONScalar(v)})
         row.update({k: v for k, v in self.extra.items() if _isJSONScalar(v) and k not in row})
         return row
@@ -105,32 +142,317 @@ def _isJSONScalar(value: object) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
+def healthOf(state: object, misses: object, down: float | None, thresholds: HealthConfig) -> str:
+    """
+    A device's health level (one of L{HEALTH_LEVELS}).
+
+    @param state: its ConnectionStatus.
+    @param misses: its unanswered sends.
+    @param down: seconds since it went Disconnected (None: not Disconnected, or not known).
+    """
+    if state == "Connected":
+        late = isinstance(misses, int) and misses >= thresholds.warningMisses
+        return "warning" if late else "ok"
+    if state == "Disconnected":
+        if down is not None and down < thresholds.errorAfter:
+            return "warning"  # reconnecting after a loss
+        return "error"
+    return "unknown"
+
+
+def _duration(seconds: float) -> str:
+    """C{seconds} for people: C{4.2 s}, C{3 min 20 s}, C{2 h 5 min}."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+class DeviceTrack:
+    """
+    Watches one device handler: its transitions of the last hour (for the timeline), and its
+    outage, logged once when it starts (with the reason), every C{outageSummary} seconds while it
+    lasts ("still down, 37 attempts, last error ...") and once when it ends (with its length).
+
+    An outage starts when the device goes Disconnected, or when an attempt to reach a device
+    never reached fails; it ends when the device is Connected.
+    """
+
+    def __init__(self, name: str, handler: Any, clock: Any, thresholds: HealthConfig) -> None:
+        self.name = name
+        self.handler = handler
+        self.clock = clock
+        self.thresholds = thresholds
+        self.history: deque[tuple[float, str, str | None]] = deque(maxlen=HISTORY_LIMIT)
+        state = getattr(handler, "ConnectionStatus", "Unknown")
+        self.history.append((clock.seconds(), str(state), None))
+        #: when the current outage started (None: no outage)
+        self.downSince: float | None = None
+        self.attempts = 0
+        self._pollsAtDown = 0.0
+        self._summary: Any = None
+        self._link: Any = None
+        self._watching = False
+
+    def start(self) -> None:
+        """Observe the handler and its link."""
+        if self._watching:
+            return
+        self._watching = True
+        add = getattr(self.handler, "addStatusObserver", None)
+        if callable(add):
+            add(self.statusChanged)
+        link = getattr(getattr(self.handler, "Interface", None), "link", None)
+        observers = getattr(link, "observers", None)
+        if isinstance(observers, list):
+            observers.append(self)
+            self._link = link
+        if getattr(self.handler, "ConnectionStatus", None) == "Disconnected":
+            self._beginOutage("Disconnected", None, logged=False)
+
+    def stop(self) -> None:
+        """Stop observing; no timer is left."""
+        if not self._watching:
+            return
+        self._watching = False
+        remove = getattr(self.handler, "removeStatusObserver", None)
+        if callable(remove):
+            try:
+                remove(self.statusChanged)
+            except ValueError:
+                pass
+        if self._link is not None and self in self._link.observers:
+            self._link.observers.remove(self)
+        self._link = None
+        self._cancelSummary()
+
+    # what the handler and its link report (reactor thread)
+
+    def statusChanged(self, status: str) -> None:
+        now = self.clock.seconds()
+        previous = self.history[-1][1] if self.history else "Unknown"
+        reason = self._lastError()
+        self.history.append((now, status, reason))
+        if status == "Connected":
+            self._endOutage(previous)
+        elif status == "Disconnected" and self.downSince is None:
+            self._beginOutage(previous, reason)
+
+    def linkMade(self) -> None:
+        pass
+
+    def linkData(self, data: bytes) -> None:
+        pass
+
+    def linkLost(self, reason: str) -> None:
+        pass
+
+    def linkFailed(self, reason: str) -> None:
+        if self.downSince is None:
+            if getattr(self.handler, "ConnectionStatus", None) == "Connected":
+                return
+            previous = self.history[-1][1] if self.history else "Unknown"
+            self._beginOutage(previous, reason)
+        self.attempts += 1
+
+    # the outage
+
+    def _lastError(self) -> str | None:
+        try:
+            error = self.handler.stats().get("lastError")
+        except Exception:
+            return None
+        return error if isinstance(error, str) else None
+
+    def _beginOutage(self, previous: str, reason: str | None, logged: bool = True) -> None:
+        self.downSince = self.clock.seconds()
+        self.attempts = 0
+        self._pollsAtDown = _number(getattr(self.handler, "polls", 0))
+        if logged:
+            if previous == "Unknown" and getattr(self.handler, "ConnectionStatus", "") != (
+                "Disconnected"
+            ):
+                outageLog.warn(
+                    "{device}: not reached ({reason})", device=self.name, reason=reason or "?"
+                )
+            else:
+                outageLog.warn(
+                    "{device}: {previous} -> {chStatus} ({reason})",
+                    device=self.name,
+                    previous=previous,
+                    chStatus="Disconnected",
+                    reason=reason or "no reason given",
+                )
+        self._cancelSummary()
+        self._summary = self.clock.callLater(self.thresholds.outageSummary, self._summarise)
+
+    def _summarise(self) -> None:
+        self._summary = None
+        if self.downSince is None:
+            return
+        down = self.clock.seconds() - self.downSince
+        attempts = self._attemptCount()
+        backoff = None
+        try:
+            backoff = self.handler.stats().get("backoff")
+        except Exception:
+            pass
+        outageLog.warn(
+            "{device}: still down after {duration}, {attempts} failed attempts, last error: "
+            "{reason}{backoffText}",
+            device=self.name,
+            duration=_duration(down),
+            outage=round(down, 3),
+            attempts=attempts,
+            reason=self._lastError() or "none",
+            backoff=backoff,
+            backoffText=f" ({backoff})" if backoff else "",
+        )
+        self._summary = self.clock.callLater(self.thresholds.outageSummary, self._summarise)
+
+    def _attemptCount(self) -> int:
+        if self._link is not None and getattr(self._link, "reopenDelay", None) is not None:
+            # a pipe: its polls are its attempts
+            return int(_number(getattr(self.handler, "polls", 0)) - self._pollsAtDown)
+        return self.attempts
+
+    def _endOutage(self, previous: str) -> None:
+        if self.downSince is None:
+            outageLog.info(
+                "{device}: {previous} -> {chStatus}",
+                device=self.name,
+                previous=previous,
+                chStatus="Connected",
+            )
+            return
+        down = self.clock.seconds() - self.downSince
+        attempts = self._attemptCount()
+        self.downSince = None
+        self._cancelSummary()
+        outageLog.info(
+            "{device}: {previous} -> {chStatus} after {duration} down ({attempts} failed attempts)",
+            device=self.name,
+            previous=previous,
+            chStatus="Connected",
+            duration=_duration(down),
+            outage=round(down, 3),
+            attempts=attempts,
+        )
+
+    def _cancelSummary(self) -> None:
+        if self._summary is not None and self._summary.active():
+            self._summary.cancel()
+        self._summary = None
+
+    # what the status page shows
+
+    def health(self, row: dict[str, object]) -> str:
+        down = None
+        if row.get("state") == "Disconnected" and self.downSince is not None:
+            down = self.clock.seconds() - self.downSince
+        return healthOf(row.get("state"), row.get("misses"), down, self.thresholds)
+
+    def recent(self, seconds: float = HISTORY_SECONDS) -> list[list[object]]:
+        """The transitions of the last C{seconds}: C{[iso time, state, reason]}, oldest first."""
+        since = self.clock.seconds() - seconds
+        found: list[list[object]] = [
+            [isoTime(t), state, why] for t, state, why in self.history if t >= since
+        ]
+        return found
+
+
 class Registry:
     """
     The handlers the status page and the metrics show: entries added by name, in the order they
     were added, then those of each source (a callable asked at every read, for handlers that
     come and go, such as a program's).
+
+    Each device handler gets a L{DeviceTrack} the first time it is seen (its history, outages
+    and health), stopped when its entry is removed or its source goes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Any = None, health: HealthConfig | None = None) -> None:
+        self._clock = clock
+        self.health = health if health is not None else HealthConfig()
         self._entries: dict[str, Entry] = {}
         self._sources: dict[object, Callable[[], Iterable[Entry]]] = {}
+        #: id(handler) -> its track; per source, the handler ids it showed last
+        self._tracks: dict[int, DeviceTrack] = {}
+        self._sourceHandlers: dict[object, set[int]] = {}
+
+    @property
+    def clock(self) -> Any:
+        """The reactor whose time the tracks use (the global reactor unless one was given)."""
+        if self._clock is None:
+            from twisted.internet import reactor
+
+            self._clock = reactor
+        return self._clock
 
     def add(self, entry: Entry) -> None:
         """Show an entry (replacing one of the same name)."""
+        old = self._entries.get(entry.name)
+        if old is not None and old.handler is not entry.handler:
+            self._untrack(old.handler)
         self._entries[entry.name] = entry
+        self._track(entry)
 
     def remove(self, name: str) -> None:
-        """Stop showing an entry."""
-        self._entries.pop(name, None)
+        """Stop showing an entry (and tracking its handler)."""
+        entry = self._entries.pop(name, None)
+        if entry is not None:
+            self._untrack(entry.handler)
 
     def addSource(self, key: object, source: Callable[[], Iterable[Entry]]) -> None:
         """Also show the entries C{source()} returns at each read, until L{removeSource}."""
         self._sources[key] = source
+        self._sourceHandlers[key] = set()
 
     def removeSource(self, key: object) -> None:
-        """Stop asking a source."""
+        """Stop asking a source (and tracking its handlers)."""
         self._sources.pop(key, None)
+        for handlerId in self._sourceHandlers.pop(key, set()):
+            track = self._tracks.pop(handlerId, None)
+            if track is not None:
+                track.stop()
+
+    def _track(self, entry: Entry) -> DeviceTrack | None:
+        if entry.kind != "device":
+            return None
+        track = self._tracks.get(id(entry.handler))
+        if track is None or track.handler is not entry.handler:
+            track = DeviceTrack(
+                entry.trackName, entry.handler, self.clock, entry.health or self.health
+            )
+            self._tracks[id(entry.handler)] = track
+            track.start()
+        return track
+
+    def _untrack(self, handler: Any) -> None:
+        track = self._tracks.get(id(handler))
+        if track is not None and track.handler is handler:
+            del self._tracks[id(handler)]
+            track.stop()
+
+    def trackOf(self, entry: Entry) -> DeviceTrack | None:
+        """The entry's track (None for servers)."""
+        track = self._tracks.get(id(entry.handler))
+        return track if track is not None and track.handler is entry.handler else None
+
+    def trackedNames(self) -> set[str]:
+        """The names (as their own log lines give them) of the devices tracked now."""
+        return {t.name for t in self._tracks.values()}
+
+    def stopTracking(self) -> None:
+        """Stop every track (the status service stops)."""
+        tracks, self._tracks = self._tracks, {}
+        for track in tracks.values():
+            track.stop()
+        for handlers in self._sourceHandlers.values():
+            handlers.clear()
 
     def entries(self) -> list[Entry]:
         """
@@ -139,12 +461,13 @@ class Registry:
         """
         found = list(self._entries.values())
         taken = set(self._entries)
-        for source in list(self._sources.values()):
+        for key, source in list(self._sources.items()):
             try:
                 more = list(source())
             except Exception:
                 log.failure("status source {source!r} failed", source=source)
                 continue
+            seen: set[int] = set()
             for entry in more:
                 name, n = entry.name, 1
                 while name in taken:
@@ -152,23 +475,69 @@ class Registry:
                     name = f"{entry.name} #{n}"
                 if name != entry.name:
                     entry = Entry(
-                        name, entry.handler, entry.endpoint, entry.kind, entry.probe, entry.extra
+                        name,
+                        entry.handler,
+                        entry.endpoint,
+                        entry.kind,
+                        entry.probe,
+                        entry.extra,
+                        entry.health,
                     )
                 taken.add(name)
                 found.append(entry)
+                if self._track(entry) is not None:
+                    seen.add(id(entry.handler))
+            gone = self._sourceHandlers.get(key, set()) - seen
+            for handlerId in gone:
+                track = self._tracks.pop(handlerId, None)
+                if track is not None:
+                    track.stop()
+            self._sourceHandlers[key] = seen
         return found
 
     def __len__(self) -> int:
         return len(self.entries())
 
+    def rows(self, history: bool = False) -> list[dict[str, object]]:
+        """Each entry's status row, with its health (and, if asked, its recent transitions)."""
+        rows = []
+        for entry in self.entries():
+            row = entry.row()
+            if entry.kind == "device":
+                track = self.trackOf(entry)
+                if track is not None:
+                    row["health"] = track.health(row)
+                    row["downSince"] = isoTime(track.downSince)
+                    if history:
+                        row["recent"] = track.recent()
+                else:
+                    down = None
+                    row["health"] = healthOf(
+                        row["state"], row.get("misses"), down, entry.health or self.health
+                    )
+            rows.append(row)
+        return rows
+
     def snapshot(self) -> dict[str, object]:
         """The whole C{/status} document."""
-        rows = [e.row() for e in self.entries()]
+        rows = self.rows(history=True)
+        devices = [r for r in rows if r["kind"] == "device"]
+        counts = {level: 0 for level in HEALTH_LEVELS}
+        for r in devices:
+            counts[str(r.get("health", "unknown"))] += 1
         return {
             "service": "chandler",
             "version": __version__,
             "time": isoTime(datetime.now(UTC).timestamp()),
-            "devices": [r for r in rows if r["kind"] == "device"],
+            "summary": {
+                "up": sum(1 for r in devices if r["state"] == "Connected"),
+                "down": sum(1 for r in devices if r["state"] == "Disconnected"),
+                "unknown": sum(
+                    1 for r in devices if r["state"] not in ("Connected", "Disconnected")
+                ),
+                "health": counts,
+            },
+            "devices": devices,
             "servers": [r for r in rows if r["kind"] == "server"],
         }
 
@@ -199,17 +568,23 @@ class _HandlerCollector:
         reconnects = CounterMetricFamily(
             "chandler_device_reconnects", "Reconnection attempts", labels=labels
         )
-        for entry in self.registry.entries():
-            if entry.kind != "device":
+        health = GaugeMetricFamily(
+            "chandler_device_health",
+            "1 for the device's health level (ok, warning, error, unknown), 0 for the others",
+            labels=["device", "level"],
+        )
+        for row in self.registry.rows():
+            if row["kind"] != "device":
                 continue
-            row = entry.row()
-            name = [entry.name]
+            name = [str(row["name"])]
+            for level in HEALTH_LEVELS:
+                health.add_metric([*name, level], 1.0 if row.get("health") == level else 0.0)
             up.add_metric(name, 1.0 if row["state"] == "Connected" else 0.0)
             polls.add_metric(name, _number(row.get("polls")))
             misses.add_metric(name, _number(row.get("misses")))
             transitions.add_metric(name, _number(row.get("transitions")))
             reconnects.add_metric(name, _number(row.get("reconnects")))
-        yield from (up, polls, misses, transitions, reconnects)
+        yield from (up, polls, misses, transitions, reconnects, health)
 
 
 def _number(value: object) -> float:
@@ -346,6 +721,37 @@ class StatusService(Service):
         port, self.port = self.port, None
         d = port.stopListening() if port is not None else None
         return d if isinstance(d, Deferred) else succeed(None)
+
+
+# the operators' log: one line per outage event, not one per attempt
+
+
+@implementer(ILogFilterPredicate)
+class OutageLinesOnly:
+    """
+    A log filter for the service's log: for a device L{DeviceTrack}s watch, its outage lines
+    (namespace C{twisted_ch.outage}) replace the core's transition lines and its link's
+    per-attempt lines ("connect failed", "connected", "disconnected"), which at debug level
+    still show.
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def __call__(self, event: dict[str, Any]) -> Any:  # a PredicateResult constant
+        namespace = event.get("log_namespace") or ""
+        if namespace == outageLog.namespace:
+            return PredicateResult.maybe
+        level = event.get("log_level")
+        if "chStatus" in event:
+            name = event.get("device")
+        elif namespace.startswith("twisted_ch._link") and level in (LogLevel.debug, LogLevel.info):
+            name = event.get("link")
+        else:
+            return PredicateResult.maybe
+        if isinstance(name, str) and name in self.registry.trackedNames():
+            return PredicateResult.no
+        return PredicateResult.maybe
 
 
 # JSON log lines
