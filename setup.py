@@ -35,6 +35,7 @@ setup(
             "pytest>=9",
             "pytest-twisted>=1.14",
             "hypothesis>=6",
+            "selenium>=4.20",
         ],
         "snmp": ["pyasn1>=0.6"],
         "dev": [

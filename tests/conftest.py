@@ -59,3 +59,7 @@ def quiet_reactor(
     assert ours(set(reactor.getWriters()) - writers) == []  # type: ignore[attr-defined]
     new = [c for c in reactor.getDelayedCalls() if c not in calls and c.active()]  # type: ignore[attr-defined]
     assert new == []
+
+
+# the real-browser fixture (tests/browser.py): headless Chromium via selenium
+from browser import browser  # noqa: E402,F401
