@@ -193,11 +193,13 @@ def test_the_timeline_keeps_the_last_hour() -> None:
     (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
     states = [state for _, state, _ in row["recent"]]
     assert states == ["Unknown", "Connected"] + ["Disconnected", "Connected"] * 3
-    # transitions at 0, 601, 1202 and 1803 s; an hour after 603 s leaves the last three
+    # transitions at 0, 601, 1202 and 1803 s; the hour from 603 s keeps the last three, and
+    # the Disconnected of 601 s in force when it starts
     clock.advance(603 + 3600 - clock.seconds())
     (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
-    assert [state for _, state, _ in row["recent"]] == ["Connected", "Disconnected", "Connected"]
-    assert row["recent"][1][2] == "Connection closed"
+    states = [state for _, state, _ in row["recent"]]
+    assert states == ["Disconnected", "Connected", "Disconnected", "Connected"]
+    assert row["recent"][0][2] == "Connection closed"
     handler.Disconnect()
     registry.remove("projector")
     clock.advance(0)

@@ -38,6 +38,7 @@ from zope.interface import implementer
 
 from twisted_ch._version import __version__
 from twisted_ch.service._config import HealthConfig, isWildcardAddress, redactEndpoint
+from twisted_ch.service._dashboard import DashboardPage, addDashboard
 
 __all__ = [
     "HEALTH_LEVELS",
@@ -358,9 +359,11 @@ class DeviceTrack:
     def recent(self, seconds: float = HISTORY_SECONDS) -> list[list[object]]:
         """The transitions of the last C{seconds}: C{[iso time, state, reason]}, oldest first."""
         since = self.clock.seconds() - seconds
-        found: list[list[object]] = [
-            [isoTime(t), state, why] for t, state, why in self.history if t >= since
-        ]
+        history = list(self.history)
+        first = 0
+        while first + 1 < len(history) and history[first + 1][0] <= since:
+            first += 1  # the transition in force when the window starts is kept
+        found: list[list[object]] = [[isoTime(t), state, why] for t, state, why in history[first:]]
         return found
 
 
@@ -627,9 +630,15 @@ class _Metrics(Resource):
 
 
 class _Index(Resource):
+    """
+    C{/}: the dashboard for browsers; a plain-text list for clients that do not ask for HTML
+    (C{curl}).
+    """
+
     def __init__(self, registry: Registry) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.registry = registry
+        self.page = DashboardPage()
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"":
@@ -638,19 +647,33 @@ class _Index(Resource):
         return child
 
     def render_GET(self, request: Request) -> bytes:
+        accept = (request.getHeader(b"accept") or b"").lower()
+        request.setHeader(b"vary", b"accept")
+        if b"text/html" in accept or b"application/xhtml" in accept:
+            return self.page.render_GET(request)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         lines = [f"chandler {__version__}: {len(self.registry)} watched", ""]
-        for row in (e.row() for e in self.registry.entries()):
-            lines.append(f"{row['name']:<24} {row['state']:<13} since {row['since']}")
+        for row in self.registry.rows():
+            name = _printable(str(row["name"]))
+            health = row.get("health", "")
+            lines.append(f"{name:<24} {row['state']:<13} {health!s:<8} since {row['since']}")
         lines += ["", "/status   JSON per device", "/metrics  Prometheus text", ""]
         return "\n".join(lines).encode("utf-8")
 
 
+def _printable(text: str) -> str:
+    """C{text} on one line: control characters (a newline in a name) shown escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def statusResource(registry: Registry) -> Resource:
-    """C{/} (a text summary), C{/status} and C{/metrics} for C{registry}."""
+    """C{/} (the dashboard, or a text summary), C{/status} and C{/metrics} for C{registry}."""
     root = _Index(registry)
     root.putChild(b"status", _JSONStatus(registry))
     root.putChild(b"metrics", _Metrics(registry))
+    addDashboard(root)
     return root
 
 
