@@ -235,6 +235,37 @@ async def test_default_shows_every_transport_a_transition_and_stops_on_sigterm(
     assert "Traceback" not in process.text, process.text
 
 
+@pytest_twisted.ensureDeferred
+async def test_trace_at_start_masks_secrets_and_switches_itself_off(tmp_path: Path) -> None:
+    process = chandler(
+        tmp_path, "--trace", "projector,codec", "--trace-minutes", "0.1", "--demo-schedule", "5:5"
+    )
+    try:
+        await process.waitFor(rb"projector: wire trace on for 0\.1 min")
+        await process.waitFor(rb"projector tx .*<digest>%1POWR \?")
+        await process.waitFor(rb"codec rx ")
+        await process.waitFor(rb"projector: wire trace off \(its time is up\)", 20)
+        await process.waitFor(rb"codec: wire trace off \(its time is up\)", 20)
+        assert await stop(process) == 0
+    finally:
+        if process.running:
+            process.transport.signalProcess("KILL")  # type: ignore[attr-defined]
+    lines = [line for line in process.text.splitlines() if "[twisted_ch.trace#" in line]
+    assert any(re.search(r"projector rx .*PJLINK 1 <random>", line) for line in lines), lines
+    # no digest, no random, in text or in hex
+    assert not any(re.search(r"[0-9a-f]{32}", line) for line in lines)
+    assert not any(re.search(r"PJLINK 1 (?!<random>)", line) for line in lines)
+    assert "Traceback" not in process.text
+
+
+@pytest_twisted.ensureDeferred
+async def test_trace_option_is_checked(tmp_path: Path) -> None:
+    for args in (["--trace", "a,,b"], ["--trace-minutes", "0"], ["--trace-minutes", "soon"]):
+        process = chandler(tmp_path, *args)
+        assert await ended(process) not in (0, None), process.text
+        assert "--trace" in process.text.strip().splitlines()[-1], process.text
+
+
 # a configuration file
 
 

@@ -35,12 +35,23 @@ from twisted_ch.service._config import (
     loadConfig,
     statusEndpoint,
 )
-from twisted_ch.service._services import ChandlerService, DevicesService, ProgramService
+from twisted_ch.service._services import (
+    ChandlerService,
+    DevicesService,
+    ProgramService,
+    TraceService,
+)
 from twisted_ch.service._status import (
     OutageLinesOnly,
     Registry,
     StatusService,
     jsonLogObserver,
+)
+from twisted_ch.service._trace import (
+    DEFAULT_TRACE_MINUTES,
+    MAX_TRACE_MINUTES,
+    WireTrace,
+    linkFinder,
 )
 
 __all__ = ["Options", "makeService"]
@@ -51,7 +62,10 @@ _LEVELS = ("debug", "info", "warn", "error", "critical")
 class Options(usage.Options):
     """Options of C{twistd chandler}."""
 
-    synopsis = "[--config FILE] [--program FILE] [--status-port ADDRESS] [--log-format text|json]"
+    synopsis = (
+        "[--config FILE] [--program FILE] [--status-port ADDRESS] [--log-format text|json] "
+        "[--trace NAME[,NAME]]"
+    )
     longdesc = (
         "Keeps AV device links alive with keep-alive probes and reconnection (Extron's "
         "ConnectionHandler on Twisted) and serves /status (JSON) and /metrics (Prometheus). "
@@ -74,6 +88,19 @@ class Options(usage.Options):
             None,
             "40:20",
             "Built-in demo only: UP:DOWN seconds the flaky device is up, then out.",
+        ],
+        [
+            "trace",
+            "t",
+            None,
+            "Trace the bytes sent to and received from these devices (NAME[,NAME]) from the "
+            "start, for --trace-minutes (then the trace switches itself off).",
+        ],
+        [
+            "trace-minutes",
+            None,
+            f"{DEFAULT_TRACE_MINUTES:g}",
+            "Minutes a wire trace runs (--trace, and POST /trace without minutes=).",
         ],
     ]
     compData = usage.Completions(
@@ -100,6 +127,17 @@ class Options(usage.Options):
                 f"--demo-schedule must be UP:DOWN positive seconds, not {self['demo-schedule']!r}"
             )
         self["demoSchedule"] = (float(m.group(1)), float(m.group(2)))
+        self["traceNames"] = _traceNames(self["trace"])
+        try:
+            minutes = float(self["trace-minutes"])
+        except ValueError:
+            minutes = -1.0
+        if not 0 < minutes <= MAX_TRACE_MINUTES:
+            raise usage.UsageError(
+                f"--trace-minutes must be above 0 and at most {MAX_TRACE_MINUTES:g}, "
+                f"not {self['trace-minutes']!r}"
+            )
+        self["traceMinutes"] = minutes
         if self["program"] is not None and not Path(self["program"]).is_file():
             raise usage.UsageError(f"--program: no such file {self['program']!r}")
         from twisted.internet import reactor
@@ -140,8 +178,12 @@ def makeService(options: Options) -> MultiService:
     registry = Registry(reactor, config.health if config is not None else None)
     top = ChandlerService(reactor, registry)
     top.logObserver = logObserverFor(options, registry)
+    trace = WireTrace(reactor, linkFinder(registry.entries))
     if options.get("statusListen"):
-        StatusService(reactor, options["statusListen"], registry).setServiceParent(top)
+        token = config.status.token if config is not None else None
+        StatusService(reactor, options["statusListen"], registry, trace, token).setServiceParent(
+            top
+        )
     if config is not None:
         DevicesService(reactor, registry, config.devices, config.servers).setServiceParent(top)
     elif options["program"] is None:
@@ -151,7 +193,20 @@ def makeService(options: Options) -> MultiService:
         DemoService(reactor, registry, up=up, down=down).setServiceParent(top)
     if options["program"] is not None:
         ProgramService(reactor, options["program"], registry).setServiceParent(top)
+    TraceService(
+        trace, options.get("traceNames", []), options.get("traceMinutes", DEFAULT_TRACE_MINUTES)
+    ).setServiceParent(top)
     return top
+
+
+def _traceNames(text: str | None) -> list[str]:
+    """The device names of C{--trace NAME[,NAME]}."""
+    if text is None:
+        return []
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise usage.UsageError(f"--trace: expected NAME[,NAME], got {text!r}")
+    return names
 
 
 def logObserverFor(options: Options, registry: Registry | None = None) -> ILogObserver:

@@ -7,7 +7,9 @@ the sink; the framing rules live in L{twisted_ch._framing}.
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -19,6 +21,23 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher
+
+
+#: Wire taps for the operators' trace: a sink (a link) -> C{tap(direction, data)}, called with
+#: C{"tx"} and each chunk written, C{"rx"} and each chunk received.  Consulted only while it holds
+#: something, so an empty table costs the data path one truth test.
+WIRE_TAPS: weakref.WeakKeyDictionary[Any, Callable[[str, bytes], object]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _tap(sink: object, direction: str, data: bytes) -> None:
+    tap = WIRE_TAPS.get(sink)
+    if tap is not None:
+        try:
+            tap(direction, data)
+        except Exception:
+            Logger().failure("wire tap {tap!r} failed", tap=tap)
 
 
 class LinkDown(OSError):
@@ -121,6 +140,8 @@ class DeviceProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.bytesReceived += len(data)
+        if WIRE_TAPS:
+            _tap(self.sink, "rx", data)
         if self._waits:
             found = self._waits[0].matcher.feed(data)
             if found is None:
@@ -148,6 +169,8 @@ class DeviceProtocol(Protocol):
         if not self.connected or self.transport is None:
             raise LinkDown("not connected")
         self.bytesSent += len(data)
+        if WIRE_TAPS:
+            _tap(self.sink, "tx", data)
         tcp = self._tcp
         if tcp is None or (
             tcp.dataBuffer

@@ -30,6 +30,7 @@ __all__ = [
     "ChandlerService",
     "DevicesService",
     "ProgramService",
+    "TraceService",
     "buildHandler",
     "buildServer",
     "closeClients",
@@ -95,6 +96,25 @@ class ChandlerService(MultiService):
             log.info("chandler stopped: every link closed, nothing listening")
 
         return d.addCallback(stopped)
+
+
+class TraceService(Service):
+    """Starts the wire traces asked for at start (C{--trace}); stops every trace at stop."""
+
+    def __init__(self, trace: Any, names: Iterable[str], minutes: float) -> None:
+        self.trace = trace
+        self.names = list(names)
+        self.minutes = minutes
+
+    def startService(self) -> None:
+        super().startService()
+        for name in self.names:
+            self.trace.start(name, self.minutes)
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        self.trace.stopAll()
+        return succeed(None)
 
 
 def _gather(ds: Iterable[Deferred[Any]], what: str) -> Deferred[None]:

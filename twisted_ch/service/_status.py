@@ -39,6 +39,7 @@ from zope.interface import implementer
 from twisted_ch._version import __version__
 from twisted_ch.service._config import HealthConfig, isWildcardAddress, redactEndpoint
 from twisted_ch.service._dashboard import DashboardPage, addDashboard
+from twisted_ch.service._trace import TraceResource, WireTrace, isLoopback
 
 __all__ = [
     "HEALTH_LEVELS",
@@ -288,7 +289,15 @@ class DeviceTrack:
                     reason=reason or "no reason given",
                 )
         self._cancelSummary()
+        if self._stopped():
+            self.downSince = None  # Disconnect() was called: not an outage
+            return
         self._summary = self.clock.callLater(self.thresholds.outageSummary, self._summarise)
+
+    def _stopped(self) -> bool:
+        """Whether the handler was told to stop (its PollTimer is stopped by Disconnect)."""
+        timer = getattr(self.handler, "PollTimer", None)
+        return getattr(timer, "State", None) == "Stopped"
 
     def _summarise(self) -> None:
         self._summary = None
@@ -693,15 +702,33 @@ class StatusService(Service):
     A port that cannot be bound raises at start: twistd then exits with the error.  The log
     names the address actually bound, and warns when it is every interface (C{0.0.0.0}, C{::}):
     the page is then reachable from the network.
+
+    Other pages mount on L{root} (C{service.root.putChild(b"panel", resource)}).  With a
+    L{WireTrace}, C{/trace} starts and reads wire traces (see L{TraceResource}): allowed when
+    the port is bound to loopback or the request carries C{token}.
     """
 
-    def __init__(self, reactor: Any, description: str, registry: Registry) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        description: str,
+        registry: Registry,
+        trace: WireTrace | None = None,
+        token: str | None = None,
+    ) -> None:
         self.reactor = reactor
         self.description = description
         self.registry = registry
-        self.site = _QuietSite(statusResource(registry))  # type: ignore[no-untyped-call]
+        self.root = statusResource(registry)
+        if trace is not None:
+            self.root.putChild(b"trace", TraceResource(trace, self.boundToLoopback, token))
+        self.site = _QuietSite(self.root)  # type: ignore[no-untyped-call]
         self.port: IListeningPort | None = None
         self.url: str | None = None
+
+    def boundToLoopback(self) -> bool:
+        """Whether the page is listening on a loopback address (or a local socket) only."""
+        return self.port is not None and isLoopback(self.port.getHost())
 
     def startService(self) -> None:
         from twisted.internet.endpoints import serverFromString
