@@ -22,7 +22,6 @@ from twisted.python.failure import Failure
 
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher
 
-
 #: Wire taps for the operators' trace: a sink (a link) -> C{tap(direction, data)}, called with
 #: C{"tx"} and each chunk written, C{"rx"} and each chunk received.  Consulted only while it holds
 #: something, so an empty table costs the data path one truth test.
