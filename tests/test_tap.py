@@ -410,6 +410,58 @@ async def test_program_runs_and_its_handlers_show_on_the_status_page(tmp_path: P
     assert "chandler stopped" in process.text
 
 
+BROKEN_PROGRAMS = [
+    ("syntax", "def broken(:\n    pass\n", 1, "SyntaxError"),
+    ("import", "import no_such_module_here\n", 1, "ModuleNotFoundError: No module named"),
+    (
+        "top-level",
+        "from extronlib.interface import EthernetClientInterface\n"
+        "from twisted_ch import GetConnectionHandler\n"
+        "h = GetConnectionHandler(EthernetClientInterface('127.0.0.1', 9), lambda i: None)\n"
+        "h.Connect()\n"
+        "raise RuntimeError('the program gave up')\n",
+        1,
+        "RuntimeError: the program gave up",
+    ),
+    ("sys-exit", "import sys\nsys.exit(3)\n", 3, "SystemExit: 3"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "status", "error"), BROKEN_PROGRAMS, ids=[b[0] for b in BROKEN_PROGRAMS]
+)
+@pytest_twisted.ensureDeferred
+async def test_a_program_that_cannot_run_ends_twistd_with_its_traceback(
+    tmp_path: Path, name: str, text: str, status: int, error: str
+) -> None:
+    program = tmp_path / "main.py"
+    program.write_text(text)
+    process = chandler(tmp_path, "--program", str(program))
+    try:
+        code = await ended(process, 20)
+    finally:
+        if process.running:
+            process.transport.signalProcess("KILL")  # type: ignore[attr-defined]
+    assert code == status, process.text
+    assert "Traceback" in process.text and error in process.text, process.text
+    assert f"program {program} cannot run" in process.text
+    assert "chandler stopped" in process.text
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_program_that_ends_with_sys_exit_0_keeps_its_handlers(tmp_path: Path) -> None:
+    program = tmp_path / "main.py"
+    program.write_text("import sys\nsys.exit(0)\n")
+    process = chandler(tmp_path, "--program", str(program))
+    try:
+        await process.waitFor(rb"ended its top level with sys.exit\(\)")
+        assert process.running
+        assert await stop(process) == 0
+    finally:
+        if process.running:
+            process.transport.signalProcess("KILL")  # type: ignore[attr-defined]
+
+
 # a clean stop leaves nothing behind (in a fresh process: its reactor has only our timers)
 
 STOP_CHECK = """

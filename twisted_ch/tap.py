@@ -192,11 +192,21 @@ def makeService(options: Options) -> MultiService:
         up, down = options.get("demoSchedule", (40.0, 20.0))
         DemoService(reactor, registry, up=up, down=down).setServiceParent(top)
     if options["program"] is not None:
-        ProgramService(reactor, options["program"], registry).setServiceParent(top)
+        program = ProgramService(reactor, options["program"], registry)
+        program.onFailure = lambda failure: top.exitWith(_programExitStatus(failure))
+        program.setServiceParent(top)
     TraceService(
         trace, options.get("traceNames", []), options.get("traceMinutes", DEFAULT_TRACE_MINUTES)
     ).setServiceParent(top)
     return top
+
+
+def _programExitStatus(failure: Any) -> int:
+    """The exit status for a program that could not run: its C{sys.exit(N)}, else 1."""
+    if failure.check(SystemExit):
+        code = failure.value.code
+        return code if isinstance(code, int) and 0 < code < 256 else 1
+    return 1
 
 
 def _traceNames(text: str | None) -> list[str]:
@@ -241,5 +251,6 @@ def startedService(options: Options) -> IService:
     service = makeService(options)
     if isinstance(service, ChandlerService):
         service.handleSIGTERM = False
+        service.exitProcess = False
     service.startService()
     return service

@@ -7,11 +7,14 @@ devices and servers, and a ControlScript-style program.
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
+import os
 import signal
+import sys
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,10 @@ class ChandlerService(MultiService):
         self.registry = registry
         self.logObserver: ILogObserver | None = None
         self.handleSIGTERM = True
+        #: whether L{exitWith} ends the process (under twistd), or only records the status
+        self.exitProcess = True
+        #: the exit status asked for by L{exitWith} (None: none)
+        self.exitStatus: int | None = None
         self._previousSIGTERM: Any = None
 
     def setServiceParent(self, parent: Any) -> None:
@@ -83,6 +90,20 @@ class ChandlerService(MultiService):
             self.reactor.callFromThread(self.reactor.stop)
 
         self._previousSIGTERM = signal.signal(signal.SIGTERM, onSIGTERM)
+
+    def exitWith(self, status: int) -> None:
+        """
+        Stop everything and end the process with C{status} (twistd itself always exits 0 once
+        its reactor has stopped: the status is set when the interpreter exits, after twistd's
+        own cleanup).
+        """
+        if self.exitStatus is not None:
+            return
+        self.exitStatus = status
+        if not self.exitProcess:
+            return
+        atexit.register(_exitStatus, status)
+        self.reactor.callWhenRunning(self.reactor.stop)
 
     def stopService(self) -> Deferred[None]:
         log.info("chandler stopping")
@@ -115,6 +136,16 @@ class TraceService(Service):
         super().stopService()
         self.trace.stopAll()
         return succeed(None)
+
+
+def _exitStatus(status: int) -> None:
+    """At interpreter exit: flush what was written and end with C{status}."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(status)
 
 
 def _gather(ds: Iterable[Deferred[Any]], what: str) -> Deferred[None]:
@@ -477,6 +508,8 @@ class ProgramService(Service):
         self.stopTimeout = stopTimeout
         self.clientCloseGrace = clientCloseGrace
         self.program: Any = None
+        #: called with the failure when the program cannot load (its top level raised)
+        self.onFailure: Callable[[Failure], object] | None = None
         #: the global name of each handler bound to one, once the top level has run
         self._variables: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
@@ -526,7 +559,17 @@ class ProgramService(Service):
         )
 
     def _failed(self, failure: Failure) -> None:
-        log.failure("program {path} failed", failure, path=self.path)
+        if isinstance(failure.value, SystemExit) and failure.value.code in (0, None):
+            log.info("program {path} ended its top level with sys.exit()", path=self.path)
+            return
+        log.failure(
+            "program {path} cannot run: {error}; stopping",
+            failure,
+            path=self.path,
+            error=f"{type(failure.value).__name__}: {failure.getErrorMessage()}",
+        )
+        if self.onFailure is not None:
+            self.onFailure(failure)
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
