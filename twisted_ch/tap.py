@@ -149,6 +149,15 @@ class Options(usage.Options):
             except ConfigError as e:
                 raise usage.UsageError(str(e)) from None
         self["parsedConfig"] = config
+        if self["program"] is None and config is not None and config.program is not None:
+            if config.program.file is not None:
+                # relative to the config file, as its other paths
+                path = Path(self["config"]).parent / config.program.file
+                if not path.is_file():
+                    raise usage.UsageError(
+                        f"{self['config']}: program.file: no such file {str(path)!r}"
+                    )
+                self["program"] = str(path)
         if self["status-port"] is not None:
             try:
                 self["statusListen"] = statusEndpoint(self["status-port"])
@@ -192,7 +201,12 @@ def makeService(options: Options) -> MultiService:
         up, down = options.get("demoSchedule", (40.0, 20.0))
         DemoService(reactor, registry, up=up, down=down).setServiceParent(top)
     if options["program"] is not None:
-        program = ProgramService(reactor, options["program"], registry)
+        program = ProgramService(
+            reactor,
+            options["program"],
+            registry,
+            config=config.program if config is not None else None,
+        )
         program.onFailure = lambda failure: top.exitWith(_programExitStatus(failure))
         program.setServiceParent(top)
     TraceService(

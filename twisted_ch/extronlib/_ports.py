@@ -6,6 +6,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IStreamClientEndpoint
 
+from twisted_ch import _site
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE
 from twisted_ch.extronlib._base import LinkInterface
 from twisted_ch.extronlib.device import SPDevice, _Host
@@ -109,6 +110,10 @@ class SerialInterface(LinkInterface):
     def _makeEndpoint(self) -> IStreamClientEndpoint:
         from twisted_ch.endpoints.serial import SerialEndpoint
 
+        if _site.isEndpointDescription(self.devicePath):  # a ser2net port, a serial: string
+            from twisted.internet.endpoints import clientFromString
+
+            return clientFromString(self._rt.reactor, self.devicePath)  # type: ignore[no-any-return]
         return SerialEndpoint(
             self._rt.reactor,
             self.devicePath,
@@ -199,7 +204,9 @@ class DanteInterface(LinkInterface):
             raise TypeError(f"DeviceName must be a non-empty str, not {DeviceName!r}")
         if Protocol != "Extron":
             raise ValueError(f"DanteInterface supports Protocol 'Extron' only, got {Protocol!r}")
-        if endpoint is None and host is None:
+        site = _site.current()
+        self._described = site.danteEndpointFor(DeviceName) if site is not None else None
+        if endpoint is None and host is None and self._described is None:
             raise ValueError("DanteInterface needs host= (or endpoint=) to reach the device")
         self.DeviceName = DeviceName
         self.Protocol = Protocol
@@ -212,6 +219,10 @@ class DanteInterface(LinkInterface):
     def _makeEndpoint(self) -> IStreamClientEndpoint:
         from twisted_ch.endpoints.tcp import TCPHostnameEndpoint
 
+        if self._host is None and self._described is not None:
+            from twisted.internet.endpoints import clientFromString
+
+            return clientFromString(self._rt.reactor, self._described)  # type: ignore[no-any-return]
         assert self._host is not None
         return TCPHostnameEndpoint(self._rt.reactor, self._host, self._port)
 

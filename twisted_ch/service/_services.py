@@ -23,8 +23,15 @@ from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, 
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
+from twisted_ch import _site
 from twisted_ch._retry import RetryPolicy
-from twisted_ch.service._config import DeviceConfig, ServerConfig, isWildcardAddress, redactEndpoint
+from twisted_ch.service._config import (
+    DeviceConfig,
+    ProgramConfig,
+    ServerConfig,
+    isWildcardAddress,
+    redactEndpoint,
+)
 from twisted_ch.service._status import Entry, Registry
 
 __all__ = [
@@ -465,6 +472,67 @@ def closeClients(handler: Any, reactor: Any, grace: float = CLIENT_CLOSE_GRACE) 
     return DeferredList(everyone).addBoth(allGone)
 
 
+def siteOf(config: ProgramConfig) -> _site.ProgramSite:
+    """The program site a C{[program]} section describes."""
+    return _site.ProgramSite(
+        ports=dict(config.ports),
+        hostPorts={alias: dict(host.ports) for alias, host in config.hosts.items()},
+        spEndpoints={
+            alias: host.spEndpoint
+            for alias, host in config.hosts.items()
+            if host.spEndpoint is not None
+        },
+        dante=dict(config.dante),
+    )
+
+
+class OnlineProbe:
+    """
+    One probe of a port host's reachability: a connection to C{description} within C{timeout}
+    seconds means Online (and is closed at once), anything else Offline.  Changes are logged.
+    """
+
+    def __init__(self, reactor: Any, host: Any, description: str, timeout: float) -> None:
+        self.reactor = reactor
+        self.host = host
+        self.description = description
+        self.timeout = timeout
+
+    def __call__(self) -> Deferred[None]:
+        from twisted.internet.endpoints import clientFromString
+        from twisted.internet.protocol import Factory, Protocol
+
+        from twisted_ch._link import describeFailure
+
+        try:
+            endpoint = clientFromString(self.reactor, self.description)
+            d: Deferred[Any] = endpoint.connect(Factory.forProtocol(Protocol))
+        except Exception:
+            d = fail()
+        d.addTimeout(self.timeout, self.reactor)
+
+        def reached(protocol: Any) -> None:
+            transport = getattr(protocol, "transport", None)
+            if transport is not None:
+                transport.loseConnection()
+            self._set(True, None)
+
+        def missed(failure: Failure) -> None:
+            self._set(False, describeFailure(failure))
+
+        return d.addCallbacks(reached, missed)
+
+    def _set(self, online: bool, why: str | None) -> None:
+        if online != self.host.isOnline:
+            log.info(
+                "{host}: {state}{why}",
+                host=self.host.DeviceAlias,
+                state="Online" if online else "Offline",
+                why=f" ({why})" if why else "",
+            )
+        self.host.setOnline(online)
+
+
 def _isBuilt(handler: Any) -> bool:
     """
     Whether a handler is fully constructed.  A handler joins its runtime's set at the start of
@@ -501,12 +569,16 @@ class ProgramService(Service):
         registry: Registry,
         stopTimeout: float = PROGRAM_STOP_TIMEOUT,
         clientCloseGrace: float = CLIENT_CLOSE_GRACE,
+        config: ProgramConfig | None = None,
     ) -> None:
         self.reactor = reactor
         self.path = path
         self.registry = registry
         self.stopTimeout = stopTimeout
         self.clientCloseGrace = clientCloseGrace
+        self.config = config
+        self.site: _site.ProgramSite | None = None
+        self._online: dict[str, Any] = {}
         self.program: Any = None
         #: called with the failure when the program cannot load (its top level raised)
         self.onFailure: Callable[[Failure], object] | None = None
@@ -524,6 +596,10 @@ class ProgramService(Service):
         from twisted_ch.program import Program
 
         super().startService()
+        if self.config is not None:
+            self.site = siteOf(self.config)
+            self.site.watchHosts(self._hostCreated)
+            _site.install(self.site)
         self.program = Program(self.reactor, name=Path(self.path).stem)
         self.registry.addSource(self, self._entries)
         log.info("running program {path}", path=self.path)
@@ -571,8 +647,35 @@ class ProgramService(Service):
         if self.onFailure is not None:
             self.onFailure(failure)
 
+    # the hosts' Online/Offline, from a probe of a real host
+
+    def _hostCreated(self, host: Any) -> None:
+        """A ProcessorDevice or SPDevice was created (on the program's thread)."""
+        config = self.config.hosts.get(host.DeviceAlias) if self.config is not None else None
+        if config is not None and config.online is not None:
+            self.reactor.callFromThread(self._watchOnline, host, config.online, config.onlineEvery)
+
+    def _watchOnline(self, host: Any, description: str, every: float) -> None:
+        from twisted.internet.task import LoopingCall
+
+        if not self.running or host.DeviceAlias in self._online:
+            return
+        knock = OnlineProbe(self.reactor, host, description, min(every, 5.0))
+        loop = LoopingCall(knock)
+        loop.clock = self.reactor
+        self._online[host.DeviceAlias] = loop
+        loop.start(every, now=True).addErrback(
+            lambda f: log.failure("{host}: the Online probe stopped", f, host=host.DeviceAlias)
+        )
+
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        for loop in self._online.values():
+            if loop.running:
+                loop.stop()
+        self._online.clear()
+        if self.site is not None:
+            _site.uninstall(self.site)
         self.registry.removeSource(self)
         program = self.program
         if program is None:
