@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -394,6 +394,8 @@ class Registry:
         #: id(handler) -> its track; per source, the handler ids it showed last
         self._tracks: dict[int, DeviceTrack] = {}
         self._sourceHandlers: dict[object, set[int]] = {}
+        #: how many tracks have each name (read by the log filter at every log event)
+        self._trackedNames: dict[str, int] = {}
 
     @property
     def clock(self) -> Any:
@@ -427,42 +429,52 @@ class Registry:
         """Stop asking a source (and tracking its handlers)."""
         self._sources.pop(key, None)
         for handlerId in self._sourceHandlers.pop(key, set()):
-            track = self._tracks.pop(handlerId, None)
-            if track is not None:
-                track.stop()
+            self._dropTrack(handlerId)
+
+    def _dropTrack(self, handlerId: int) -> None:
+        track = self._tracks.pop(handlerId, None)
+        if track is None:
+            return
+        track.stop()
+        n = self._trackedNames.get(track.name, 0) - 1
+        if n > 0:
+            self._trackedNames[track.name] = n
+        else:
+            self._trackedNames.pop(track.name, None)
 
     def _track(self, entry: Entry) -> DeviceTrack | None:
         if entry.kind != "device":
             return None
         track = self._tracks.get(id(entry.handler))
         if track is None or track.handler is not entry.handler:
+            if track is not None:
+                self._dropTrack(id(entry.handler))  # a dead handler's id, reused
             track = DeviceTrack(
                 entry.trackName, entry.handler, self.clock, entry.health or self.health
             )
             self._tracks[id(entry.handler)] = track
+            self._trackedNames[track.name] = self._trackedNames.get(track.name, 0) + 1
             track.start()
         return track
 
     def _untrack(self, handler: Any) -> None:
         track = self._tracks.get(id(handler))
         if track is not None and track.handler is handler:
-            del self._tracks[id(handler)]
-            track.stop()
+            self._dropTrack(id(handler))
 
     def trackOf(self, entry: Entry) -> DeviceTrack | None:
         """The entry's track (None for servers)."""
         track = self._tracks.get(id(entry.handler))
         return track if track is not None and track.handler is entry.handler else None
 
-    def trackedNames(self) -> set[str]:
+    def trackedNames(self) -> Collection[str]:
         """The names (as their own log lines give them) of the devices tracked now."""
-        return {t.name for t in self._tracks.values()}
+        return self._trackedNames.keys()
 
     def stopTracking(self) -> None:
-        """Stop every track (the status service stops)."""
-        tracks, self._tracks = self._tracks, {}
-        for track in tracks.values():
-            track.stop()
+        """Stop every track (the service stops)."""
+        for handlerId in list(self._tracks):
+            self._dropTrack(handlerId)
         for handlers in self._sourceHandlers.values():
             handlers.clear()
 
@@ -501,9 +513,7 @@ class Registry:
                     seen.add(id(entry.handler))
             gone = self._sourceHandlers.get(key, set()) - seen
             for handlerId in gone:
-                track = self._tracks.pop(handlerId, None)
-                if track is not None:
-                    track.stop()
+                self._dropTrack(handlerId)
             self._sourceHandlers[key] = seen
         return found
 
