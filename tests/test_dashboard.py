@@ -171,9 +171,9 @@ def test_dashboard_escapes_device_strings_and_filters(browser: Any, tmp_path: Pa
     from twisted_ch.service._status import Entry, Registry, StatusService
 
     registry = Registry(reactor)
-    registry.add(Entry(HOSTILE, Hostile(), "tcp:host=127.0.0.1:port=1:password=hunter2"))
     for i in range(3):
         registry.add(Entry(f"calm-{i}", Calm(), "tcp:host=127.0.0.1:port=2"))
+    registry.add(Entry(HOSTILE, Hostile(), "tcp:host=127.0.0.1:port=1:password=hunter2"))
     service = StatusService(reactor, "tcp:0:interface=127.0.0.1", registry)
     service.startService()
     try:
@@ -186,6 +186,11 @@ def test_dashboard_escapes_device_strings_and_filters(browser: Any, tmp_path: Pa
             shown = rows(browser)
             assert HOSTILE in shown, list(shown)  # the name, as text
             assert shown[HOSTILE]["cells"][5] == HOSTILE  # the last error, as text
+            order = browser.execute_script(
+                "return Array.from(document.querySelectorAll('#devices tbody tr'))"
+                ".map((tr) => tr.dataset.name)"
+            )
+            assert order == [HOSTILE, "calm-0", "calm-1", "calm-2"]  # the worst first
             assert (
                 browser.execute_script(
                     "return document.querySelectorAll('#devices img, #devices script').length"
@@ -214,6 +219,7 @@ def test_dashboard_escapes_device_strings_and_filters(browser: Any, tmp_path: Pa
         yield threads.deferToThread(check)
     finally:
         yield service.stopService()
+        registry.stopTracking()
     assert (tmp_path / "hostile.png").read_bytes()[:8] == PNG
 
 

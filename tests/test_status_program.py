@@ -47,6 +47,7 @@ def KeepAlive(interface):
 DisplayHandler = GetConnectionHandler(Display, KeepAlive, pollFrequency=0.2)
 DisplayHandler.Connect()
 hooks.report(('paths', Display.devicePath, Projector.devicePath, SP.spEndpoint))
+hooks.interfaces(Projector, Amp)  # no handler stops them: the test closes them
 hooks.report(('amp', Amp.Connect(2)))
 """
 
@@ -78,6 +79,8 @@ async def test_a_program_runs_on_this_machine_as_configured(tmp_path: Path) -> N
     reports: DeferredQueue[Any] = DeferredQueue()
     hooks: Any = types.ModuleType("chandler_site_hooks")
     hooks.report = lambda value: reactor.callFromThread(reports.put, value)
+    interfaces: list[Any] = []
+    hooks.interfaces = lambda *found: interfaces.extend(found)
     sys.modules["chandler_site_hooks"] = hooks
     program = tmp_path / "main.py"
     program.write_text(PROGRAM)
@@ -117,6 +120,8 @@ async def test_a_program_runs_on_this_machine_as_configured(tmp_path: Path) -> N
         assert failed == []
     finally:
         await service.stopService()
+        for interface in interfaces:
+            await interface.link.close()
         sys.modules.pop("chandler_site_hooks", None)
         for server in (display, amp, processor):
             await server.shutdown()

@@ -2,12 +2,12 @@
 The dashboard: C{GET /} on the status port, a page a person reads instead of C{/status}.
 
 Every device and server with its state, health, since, misses, last error and probe, colour-coded
-by health; filters by state or health and by name; a summary line; per device an SVG timeline of
-the last hour's transitions.  The page polls C{/status} (every second) and redraws without a
-reload.  It needs nothing from the network: its script and style are served from the status port
-(C{/dashboard.js}, C{/dashboard.css}), and a Content-Security-Policy allows nothing else.  Device
-strings (names, errors, probe options) only ever reach the page as text nodes and attribute
-values, never as markup.
+by health, the worst first; filters by state or health and by name; a summary line; per device an
+SVG timeline of the last hour's transitions.  The page polls C{/status} (every second; a fleet of
+thousands less often) and redraws without a reload.  It needs nothing from the network: its
+script and style are served from the status port (C{/dashboard.js}, C{/dashboard.css}), and a
+Content-Security-Policy allows nothing else.  Device strings (names, errors, probe options) only
+ever reach the page as text nodes and attribute values, never as markup.
 """
 
 from __future__ import annotations
@@ -143,6 +143,8 @@ SCRIPT = r"""
 (function () {
   const HOUR = 3600 * 1000, WIDTH = 300, HEIGHT = 18, SVGNS = "http://www.w3.org/2000/svg";
   const stateClass = { Connected: "ok", Disconnected: "error" };
+  const SEVERITY = { error: 0, warning: 1, unknown: 2, ok: 3 };
+  const MAX_ROWS = 1000;
   let last = null, failures = 0;
 
   function el(tag, attrs, text) {
@@ -272,16 +274,16 @@ SCRIPT = r"""
     summary(last);
     const body = document.querySelector("#devices tbody");
     const rows = document.createDocumentFragment();
-    let shown = 0;
-    for (const d of last.devices || []) {
-      if (!wanted(d)) continue;
-      shown++;
-      rows.appendChild(deviceRow(d, now));
-    }
+    // the worst first (error, warning, unknown, ok), in the config's order within each level
+    const picked = (last.devices || []).filter(wanted);
+    const order = picked.map((d, i) => [SEVERITY[d.health] ?? 2, i, d]);
+    order.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    for (const [, , d] of order.slice(0, MAX_ROWS)) rows.appendChild(deviceRow(d, now));
     body.replaceChildren(rows);
-    const total = (last.devices || []).length;
-    document.getElementById("shown").textContent =
-      shown === total ? total + " devices" : shown + " of " + total + " devices shown";
+    const total = (last.devices || []).length, shown = Math.min(picked.length, MAX_ROWS);
+    let text = shown === total ? total + " devices" : shown + " of " + total + " devices shown";
+    if (picked.length > MAX_ROWS) text += " (the first " + MAX_ROWS + ": filter to see others)";
+    document.getElementById("shown").textContent = text;
     const servers = document.querySelector("#servers tbody");
     const srows = document.createDocumentFragment();
     for (const s of last.servers || []) if (wanted(s)) srows.appendChild(serverRow(s, now));
@@ -303,7 +305,10 @@ SCRIPT = r"""
       updated.textContent = "status unreachable (" + e.message + "); retrying";
       updated.classList.add("stale");
     }
-    setTimeout(refresh, failures ? Math.min(10000, 1000 * failures) : 1000);
+    // every second; a big fleet's document less often (about 2 ms per device, at most 10 s)
+    const size = last ? (last.devices || []).length : 0;
+    const every = Math.min(10000, Math.max(1000, 2 * size));
+    setTimeout(refresh, failures ? Math.min(10000, 1000 * failures) : every);
   }
   document.addEventListener("DOMContentLoaded", () => {
     document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
