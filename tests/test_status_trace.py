@@ -137,6 +137,29 @@ def test_secrets_are_masked() -> None:
     handler.Disconnect()
 
 
+def test_snmp_communities_are_masked() -> None:
+    from twisted_ch.service.probes import SYS_UPTIME, _asn1, encodeMessage
+
+    clock = Clock()
+    handler, endpoint, registry, trace = traced(clock)
+    trace.start("projector", minutes=5)
+    handler.Connect()
+    request = encodeMessage(1, b"site-ro-secret", "get-request", 4242, [(SYS_UPTIME, _asn1().NULL)])
+    handler.Send(request)
+    (record,) = trace.records("projector")
+    assert record.masked and b"site-ro-secret" not in record.data
+    assert record.data.count(b"*") == len("site-ro-secret") and len(record.data) == len(request)
+    for junk in (b"\x30", b"\x30\x82\xff\xff\x02\x01\x01\x04\x7f", b"\x30\x05abc"):
+        handler.Send(junk)
+    assert [r.data for r in trace.records("projector")[1:]] == [
+        b"\x30",
+        b"\x30\x82\xff\xff\x02\x01\x01\x04\x7f",
+        b"\x30\x05abc",
+    ]
+    trace.stopAll()
+    handler.Disconnect()
+
+
 def test_bounds() -> None:
     clock = Clock()
     trace = WireTrace(clock, lambda name: None)

@@ -7,9 +7,9 @@ on the status port, see L{TraceResource}), which is refused unless the status po
 loopback or the request carries the config's C{[status] token}.
 
 Secrets are never traced in clear: the PJLink authentication exchange (the projector's random
-and the digest that answers it) and whatever is sent after a password prompt are masked in the
-trace; SSH credentials never reach it (the trace sees the shell channel's data, not the SSH
-layer's).
+and the digest that answers it), an SNMP message's community and whatever is sent after a
+password prompt are masked in the trace; SSH credentials never reach it (the trace sees the
+shell channel's data, not the SSH layer's).
 """
 
 from __future__ import annotations
@@ -72,6 +72,39 @@ _PJLINK_DIGEST = re.compile(rb"^([0-9A-Fa-f]{32})(%|$)")
 _PASSWORD_PROMPT = re.compile(rb"(?i)(pass(?:word|phrase|code)?|pin)\s*[:>?]\s*$")
 
 
+def _maskSNMPCommunity(data: bytes) -> bytes | None:
+    """
+    An SNMP v1/v2c message (C{SEQUENCE { INTEGER version, OCTET STRING community, ...}}) with
+    its community replaced by C{*}s, or None if C{data} is not one.
+    """
+
+    def length(at: int) -> tuple[int, int] | None:
+        """A BER length at C{at}: (value, where the content starts)."""
+        if at >= len(data):
+            return None
+        first = data[at]
+        if first < 0x80:
+            return first, at + 1
+        n = first & 0x7F
+        if not 1 <= n <= 3 or at + 1 + n > len(data):
+            return None
+        return int.from_bytes(data[at + 1 : at + 1 + n], "big"), at + 1 + n
+
+    if len(data) < 8 or data[0] != 0x30:
+        return None
+    outer = length(1)
+    if outer is None or data[outer[1] : outer[1] + 3] not in (b"\x02\x01\x00", b"\x02\x01\x01"):
+        return None
+    at = outer[1] + 3
+    if at >= len(data) or data[at] != 0x04:
+        return None
+    community = length(at + 1)
+    if community is None or community[1] + community[0] > len(data):
+        return None
+    start, end = community[1], community[1] + community[0]
+    return data[:start] + b"*" * (end - start) + data[end:]
+
+
 class _Masker:
     """Masks one device's secrets as they pass, remembering a password prompt between chunks."""
 
@@ -80,6 +113,9 @@ class _Masker:
 
     def __call__(self, direction: str, data: bytes) -> tuple[bytes, bool]:
         """The chunk as it may be shown, and whether something was masked."""
+        snmp = _maskSNMPCommunity(data)
+        if snmp is not None:
+            return snmp, True
         if direction == "rx":
             self.promptSeen = bool(_PASSWORD_PROMPT.search(data[-64:]))
             masked, n = _PJLINK_GREETING.subn(lambda m: m.group(1) + b"<random>", data)
@@ -146,10 +182,12 @@ class WireTrace:
         trace = self.traces.get(name)
         if trace is None:
             trace = self.traces[name] = _Trace(name, until)
+            found = self.find(name) is not None
             log.info(
-                "{device}: wire trace on for {minutes:g} min",
+                "{device}: wire trace on for {minutes:g} min{waiting}",
                 device=name,
                 minutes=minutes,
+                waiting="" if found else " (no device of that name yet: waiting for it)",
             )
         trace.until = until
         self._attach(trace)
