@@ -64,7 +64,7 @@ PAGE = """<!doctype html>
 <table id="devices">
   <caption>Devices</caption>
   <thead><tr>
-    <th>name</th><th>state</th><th>health</th><th>since</th><th>misses</th>
+    <th>name</th><th>state</th><th>health</th><th>since</th><th class="num">misses</th>
     <th>last error</th><th>probe</th>
     <th class="timeline-head">last hour<div class="legend"><i class="ok"></i>Connected
       <i class="error"></i>Disconnected <i class="unknown"></i>Unknown
@@ -74,7 +74,8 @@ PAGE = """<!doctype html>
 </table>
 <table id="servers">
   <caption>Servers</caption>
-  <thead><tr><th>name</th><th>state</th><th>clients</th><th>endpoint</th><th>since</th></tr>
+  <thead><tr><th>name</th><th>state</th><th class="num">port</th><th class="num">clients</th>
+    <th class="num">idle dropped</th><th class="num">refused</th><th>last failure</th></tr>
   </thead>
   <tbody></tbody>
 </table>
@@ -108,7 +109,7 @@ caption { text-align: left; font-weight: bold; padding: .3rem 0; }
 th, td { border-bottom: 1px solid var(--line); padding: .3rem .5rem; text-align: left;
          vertical-align: middle; }
 th { background: #eaeef2; font-weight: 600; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.error-text { max-width: 28rem; overflow-wrap: anywhere; color: #57606a; }
 td.name { font-weight: 600; overflow-wrap: anywhere; max-width: 16rem; }
 td.since, td.state, td.health { white-space: nowrap; }
@@ -244,12 +245,14 @@ SCRIPT = r"""
   function serverRow(s, now) {
     const tr = el("tr", { class: s.state === "Listening" ? "health-ok" : "health-error",
                           "data-name": s.name });
-    tr.appendChild(el("td", { class: "name" }, s.name));
-    tr.appendChild(el("td", {}, s.state));
-    const clients = s.clients !== undefined ? s.clients : "";
-    tr.appendChild(el("td", { class: "num" }, clients));
-    tr.appendChild(el("td", {}, s.endpoint || ""));
-    tr.appendChild(el("td", { title: s.since || "" }, ago(s.since, now)));
+    const value = (v) => (v === undefined || v === null ? "" : v);
+    tr.appendChild(el("td", { class: "name", title: s.endpoint || "" }, s.name));
+    tr.appendChild(el("td", { class: "state" }, s.state));
+    tr.appendChild(el("td", { class: "num" }, value(s.port)));
+    tr.appendChild(el("td", { class: "num clients" }, value(s.clients)));
+    tr.appendChild(el("td", { class: "num" }, value(s.droppedIdle)));
+    tr.appendChild(el("td", { class: "num" }, value(s.refused)));
+    tr.appendChild(el("td", { class: "error-text" }, value(s.lastFailure)));
     return tr;
   }
   function summary(doc) {
