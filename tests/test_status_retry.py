@@ -6,9 +6,11 @@ for programs, and authentication / host-key failures that back off everywhere (C
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 from twisted.internet import error
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
@@ -199,3 +201,51 @@ def test_refused_error_is_not_auth() -> None:
     assert policy.next(5.0, 30, "Connection refused").delay == 5.0
     assert policy.next(5.0, 30, "AuthenticationFailed: x").delay == AUTH_MAX_RETRY_TIME
     assert error.ConnectionRefusedError  # the reason text comes from describeFailure
+
+
+# against a real (in-process) SSH server: the failures as the SSH endpoint reports them
+
+
+@pytest.mark.parametrize("failure", ["password", "host-key"])
+@pytest_twisted.ensureDeferred
+async def test_ssh_login_and_host_key_failures_back_off(tmp_path: Path, failure: str) -> None:
+    from twisted.internet import reactor
+
+    from twisted_ch.testing import DeviceServer
+    from twisted_ch.testing._ssh import SSHTestServer
+
+    server = SSHTestServer(reactor, DeviceServer(reactor, {}), users={"admin": "right"})
+    server.start()
+    knownHosts = tmp_path / "known_hosts"
+    knownHosts.write_text(server.knownHostsLine() if failure == "password" else "")
+    iface = EthernetClientInterface(
+        "127.0.0.1",
+        server.port,
+        Protocol="SSH",
+        Credentials=("admin", "wrong" if failure == "password" else "right"),
+        knownHosts=str(knownHosts),
+    )
+    handler = GetConnectionHandler(iface, lambda h: None, connectRetryTime=0.05)
+    attempts: list[float] = []
+    done: Deferred[None] = Deferred()
+
+    def failed(h: Any, reason: str) -> None:
+        attempts.append(reactor.seconds())
+        if len(attempts) == 5 and not done.called:
+            reactor.callLater(0, done.callback, None)  # once the next attempt is scheduled
+
+    handler.ConnectFailed = failed
+    try:
+        handler.Connect()
+        await done.addTimeout(20, reactor)
+        stats = handler.stats()
+        assert isAuthFailure(str(stats["lastError"])), stats
+        assert "backing off" in str(stats["backoff"])
+        # waits of 0.05, 0.1, 0.2, 0.4 s, then 0.8 s before the next attempt
+        wait = float(stats["nextAttempt"]) - reactor.seconds()  # type: ignore[arg-type]
+        assert 0.5 < wait <= 0.8, wait
+        gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+        assert gaps[-1] >= 0.4, gaps
+    finally:
+        await handler.Disconnect()
+        await server.stop()
