@@ -309,6 +309,9 @@ async def test_config_file_with_json_logs(tmp_path: Path) -> None:
         await device.shutdown()
         document = await pollStatus(base, lambda doc: doc["devices"][0]["state"] == "Disconnected")
         assert document["devices"][0]["lastError"]
+        assert document["devices"][0]["health"] == "error"
+        # it keeps trying: the log says so once, not once per attempt
+        await pollStatus(base, lambda doc: doc["devices"][0]["reconnects"] >= 3)
         assert await stop(process) == 0
     finally:
         if process.running:
@@ -319,6 +322,9 @@ async def test_config_file_with_json_logs(tmp_path: Path) -> None:
     assert {r["device"] for r in records if "chStatus" in r} == {"switcher"}
     assert ("Unknown", "Connected") in changes and ("Connected", "Disconnected") in changes
     assert all({"time", "level", "namespace", "text"} <= set(r) for r in records)
+    assert not [r for r in records if "connect failed" in r["text"]]
+    downs = [r for r in records if r.get("chStatus") == "Disconnected"]
+    assert len(downs) == 1 and downs[0]["reason"], downs
     assert any("chandler stopped" in r["text"] for r in records)
 
 
