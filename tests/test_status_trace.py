@@ -160,6 +160,21 @@ def test_snmp_communities_are_masked() -> None:
     handler.Disconnect()
 
 
+def test_a_program_handler_is_found_by_its_variable() -> None:
+    clock = Clock()
+    handler, endpoint, _, _ = traced(clock)
+    registry = Registry(clock)
+    registry.addSource(
+        "program",
+        lambda: [Entry("tcp:127.0.0.1:4352", handler, "", extra={"variable": "Projector"})],
+    )
+    find = linkFinder(registry.entries)
+    assert find("Projector") is handler.Interface.link
+    assert find("tcp:127.0.0.1:4352") is handler.Interface.link
+    assert find("Screen") is None
+    registry.removeSource("program")
+
+
 def test_bounds() -> None:
     clock = Clock()
     trace = WireTrace(clock, lambda name: None)

@@ -373,11 +373,15 @@ class TraceResource(Resource):
 
 
 def linkFinder(entries: Callable[[], Iterable[Any]]) -> Callable[[str], Any]:
-    """C{find(name)} over status entries: the link of the device entry of that name."""
+    """
+    C{find(name)} over status entries: the link of the device entry of that name (or, for a
+    program's handler, bound to a global variable of that name).
+    """
 
     def find(name: str) -> Any:
         for entry in entries():
-            if entry.name == name and entry.kind == "device":
+            named = entry.name == name or entry.extra.get("variable") == name
+            if named and entry.kind == "device":
                 interface = getattr(entry.handler, "Interface", None)
                 return getattr(interface, "link", None)
         return None
