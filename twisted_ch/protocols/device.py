@@ -7,7 +7,6 @@ the sink; the framing rules live in L{twisted_ch._framing}.
 
 from __future__ import annotations
 
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -24,10 +23,9 @@ from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher
 
 #: Wire taps for the operators' trace: a sink (a link) -> C{tap(direction, data)}, called with
 #: C{"tx"} and each chunk written, C{"rx"} and each chunk received.  Consulted only while it holds
-#: something, so an empty table costs the data path one truth test.
-WIRE_TAPS: weakref.WeakKeyDictionary[Any, Callable[[str, bytes], object]] = (
-    weakref.WeakKeyDictionary()
-)
+#: something, so an empty table costs the data path one truth test of a dict.  Whoever adds an
+#: entry removes it (a trace ends by itself).
+WIRE_TAPS: dict[Any, Callable[[str, bytes], object]] = {}
 
 
 def _tap(sink: object, direction: str, data: bytes) -> None:
