@@ -5,6 +5,7 @@ served by the real twistd, and a page of hostile device strings served in-proces
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -253,6 +254,9 @@ def test_dashboard_needs_nothing_from_the_network() -> Any:
             code, headers, text = yield threads.deferToThread(fetch, base + path)
             assert code == 200 and headers["x-content-type-options"] == "nosniff"
             assert "http" not in text.replace("http://www.w3.org/2000/svg", "")
+        # what the page polls: the /status document, compact
+        code, headers, text = yield threads.deferToThread(fetch, base + "status?compact")
+        assert code == 200 and "\n" not in text and json.loads(text)["service"] == "chandler"
         # without asking for HTML (curl): the plain-text list
         code, headers, text = yield threads.deferToThread(fetch, base)
         assert text.startswith("chandler ") and headers["content-type"].startswith("text/plain")
