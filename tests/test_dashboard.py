@@ -255,7 +255,7 @@ def test_dashboard_needs_nothing_from_the_network() -> Any:
             assert code == 200 and headers["x-content-type-options"] == "nosniff"
             assert "http" not in text.replace("http://www.w3.org/2000/svg", "")
         # what the page polls: the /status document, compact
-        code, headers, text = yield threads.deferToThread(fetch, base + "status?compact")
+        code, headers, text = yield threads.deferToThread(fetch, base + "status?compact=1")
         assert code == 200 and "\n" not in text and json.loads(text)["service"] == "chandler"
         # without asking for HTML (curl): the plain-text list
         code, headers, text = yield threads.deferToThread(fetch, base)

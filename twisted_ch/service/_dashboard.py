@@ -296,7 +296,7 @@ SCRIPT = r"""
   async function refresh() {
     const updated = document.getElementById("updated");
     try {
-      const response = await fetch("status?compact", { cache: "no-store" });
+      const response = await fetch("status?compact=1", { cache: "no-store" });
       if (!response.ok) throw new Error("HTTP " + response.status);
       last = await response.json();
       failures = 0;

@@ -189,9 +189,7 @@ class DeviceTrack:
         self.clock = clock
         self.thresholds = thresholds
         #: (time, the time as ISO 8601, state, reason) of each transition, oldest first
-        self.history: deque[tuple[float, str | None, str, str | None]] = deque(
-            maxlen=HISTORY_LIMIT
-        )
+        self.history: deque[tuple[float, str | None, str, str | None]] = deque(maxlen=HISTORY_LIMIT)
         state = getattr(handler, "ConnectionStatus", "Unknown")
         now = clock.seconds()
         self.history.append((now, isoTime(now), str(state), None))
@@ -638,7 +636,8 @@ class _JSONStatus(Resource):
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         document = self.registry.snapshot()
-        if b"compact" in (request.args or {}):  # the dashboard's: a third smaller, 4x faster
+        # ?compact=1 (what the dashboard polls): a third smaller, four times faster
+        if (request.args or {}).get(b"compact", [b"0"])[-1] not in (b"", b"0"):
             return json.dumps(document, separators=(",", ":")).encode("utf-8")
         return json.dumps(document, indent=2).encode("utf-8") + b"\n"
 
