@@ -72,6 +72,19 @@ def cmdSoak(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def cmdHostile(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import hostile
+
+    result = hostile.run(
+        args.healthy, args.seconds, log=lambda m: print(m, file=sys.stderr, flush=True)
+    )
+    result["machine"] = machine()
+    result["source"] = sourceState()
+    report.writeJSON("hostile-latest.json", result)
+    print(hostile.table(result))
+    return result
+
+
 def targets(pollResult: dict[str, Any], lat: dict[str, Any]) -> list[tuple[str, bool, str]]:
     """Each target of the brief: (target, met, the measured evidence)."""
     rows = {(r["impl"], r["devices"]): r for r in pollResult["rows"]}
@@ -273,6 +286,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--retry", type=float, default=1.0, help="connectRetryTime")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmdSoak)
+
+    p = sub.add_parser("hostile", help="healthy devices beside one hostile party of each kind")
+    p.add_argument("--healthy", type=int, default=50)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.set_defaults(func=cmdHostile)
 
     p = sub.add_parser("all", help="poll + latency at sizes that finish in a few minutes")
     p.add_argument("--quick", action="store_true", help="smaller sizes, shorter windows")

@@ -171,7 +171,7 @@ def test_dashboard_escapes_device_strings_and_filters(browser: Any, tmp_path: Pa
 
     from twisted_ch.service._status import Entry, Registry, StatusService
 
-    registry = Registry(reactor)
+    registry = Registry(clock=reactor)
     for i in range(3):
         registry.add(Entry(f"calm-{i}", Calm(), "tcp:host=127.0.0.1:port=2"))
     registry.add(Entry(HOSTILE, Hostile(), "tcp:host=127.0.0.1:port=1:password=hunter2"))
@@ -241,7 +241,7 @@ def test_dashboard_needs_nothing_from_the_network() -> Any:
 
     from twisted_ch.service._status import Registry, StatusService
 
-    service = StatusService(reactor, "tcp:0:interface=127.0.0.1", Registry(reactor))
+    service = StatusService(reactor, "tcp:0:interface=127.0.0.1", Registry(clock=reactor))
     service.startService()
     try:
         base = str(service.url)

@@ -114,6 +114,7 @@ async def test_bytes_already_queued_go_first() -> None:
 async def test_what_the_socket_does_not_take_is_queued_in_order() -> None:
     iface, proto, sinks, port = await connected()
     big = bytes(range(256)) * (64 * 1024)  # 16 MiB: far more than a socket buffer holds
+    proto.maxWriteBuffer = 2 * len(big)  # (above the default bound on bytes queued per link)
     try:
         iface.Send(big)
         # the socket took part of it; Twisted holds the rest, and the next send queues behind

@@ -1151,3 +1151,146 @@ def test_fingerprint_matches_ssh_keygen(tmp_path: Path):
     path.write_bytes(key.public().toString("openssh"))
     output = os.popen(f"ssh-keygen -l -f {path}").read()
     assert fingerprint(key) in output
+
+
+# -- hardening (issue 11): known_hosts I/O bounded and never blocking; quiet rejections ------------
+
+
+def _kinds(tmp_path: Path) -> dict[str, Path]:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    return {"a FIFO": fifo, "a character device": Path("/dev/zero"), "a directory": tmp_path}
+
+
+@pytest.mark.parametrize("kind", ["a FIFO", "a character device", "a directory"])
+@pytest.mark.parametrize("policy", ["reject", "accept-new"])
+def test_known_hosts_that_is_not_a_regular_file_is_refused_without_reading_it(
+    tmp_path: Path, kind: str, policy: str
+) -> None:
+    from twisted_ch.endpoints._ssh_hostkeys import HostKeyVerifier, KnownHostsFileError
+
+    path = _kinds(tmp_path)[kind]
+    verifier = HostKeyVerifier(str(path), policy)  # type: ignore[arg-type]
+    # a FIFO with no writer would block an open for reading forever; /dev/zero never ends
+    with pytest.raises(KnownHostsFileError) as info:
+        verifier.verify("127.0.0.1", 2222, generateKey().public())
+    assert f"it is {kind}, not a regular file" in str(info.value)
+    with pytest.raises(KnownHostsFileError):
+        verifier.preferredAlgorithms("127.0.0.1", 2222, [b"ssh-ed25519"])
+
+
+def test_known_hosts_larger_than_the_bound_is_refused(tmp_path: Path) -> None:
+    from twisted_ch.endpoints._ssh_hostkeys import (
+        MAX_KNOWN_HOSTS_BYTES,
+        HostKeyVerifier,
+        KnownHostsFileError,
+    )
+
+    path = tmp_path / "known_hosts"
+    with open(path, "wb") as f:
+        f.truncate(MAX_KNOWN_HOSTS_BYTES + 1)  # sparse: nothing is written
+    with pytest.raises(KnownHostsFileError, match="more than the"):
+        HostKeyVerifier(str(path), "reject").verify("h", 22, generateKey().public())
+
+
+def test_a_locked_known_hosts_refuses_the_attempt_at_once_and_the_next_one_records(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+
+    from twisted_ch.endpoints._ssh_hostkeys import HostKeyVerifier, KnownHostsFileError
+
+    path = tmp_path / "known_hosts"
+    path.write_bytes(b"")
+    key = generateKey().public()
+    verifier = HostKeyVerifier(str(path), "accept-new")
+    with open(path, "rb") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # another open file: flock conflicts, as a process
+        with pytest.raises(KnownHostsFileError, match="holds it locked") as info:
+            verifier.verify("127.0.0.1", 2222, key)  # returns at once: the test does not hang
+        assert info.value.saving
+    assert path.read_bytes() == b""
+    verifier.verify("127.0.0.1", 2222, key)  # unlocked: trusted on first use
+    assert path.read_bytes().count(b"\n") == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_fifo_known_hosts_fails_each_connect_clearly_and_leaves_the_reactor_free(
+    reactor: Any, start_server: Any, tmp_path: Path
+) -> None:
+    from twisted_ch.endpoints._ssh_hostkeys import KnownHostsFileError
+
+    fifo = _kinds(tmp_path)["a FIFO"]
+    server = start_server()
+    for _ in range(2):
+        error = await failure(endpoint(reactor, server, fifo).connect(Factory()), reactor)
+        assert isinstance(error, KnownHostsFileError)
+        assert "FIFO" in str(error) and "closed during" not in str(error)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_rejected_host_key_is_one_quiet_line_and_the_server_learns_no_path(
+    reactor: Any, start_server: Any, known_hosts: Path
+) -> None:
+    events: list[LogEvent] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        server = start_server()
+        for _ in range(3):
+            error = await failure(
+                endpoint(reactor, server, known_hosts).connect(Factory()), reactor
+            )
+            assert isinstance(error, UnknownHostKey)
+        await deferLater(reactor, 0.05, lambda: None)  # the server's side of the close
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    ours = [e for e in events if "_ssh_client" in (e.get("log_namespace") or "")]
+    assert [e for e in events if "log_failure" in e] == []
+    texts = [formatEvent(e) for e in ours if e["log_level"].name != "debug"]
+    assert not any("\n" in t or "Traceback" in t or "bad packet" in t for t in texts), texts
+    told = [formatEvent(e) for e in events if "Got remote error" in formatEvent(e)]
+    assert told and all(str(known_hosts) not in t and "Traceback" not in t for t in told)
+
+
+@pytest_twisted.ensureDeferred
+async def test_openssh_rejected_host_key_logs_no_bad_packet_length(
+    reactor: Any, sshd: OpenSSHServer, known_hosts: Path
+) -> None:
+    events: list[LogEvent] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for _ in range(3):
+            error = await failure(
+                openssh(reactor, sshd, known_hosts, password=sshd.password).connect(Factory()),
+                reactor,
+            )
+            assert isinstance(error, UnknownHostKey)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    texts = [formatEvent(e) for e in events]
+    assert not any("bad packet" in t or "Traceback" in t for t in texts), texts
+    assert [e for e in events if "log_failure" in e] == []
+
+
+def test_an_ssh_transport_reports_what_it_holds_so_the_write_buffer_is_bounded() -> None:
+    """The channel's buffer (the server's window is full) and the TCP queue both count."""
+    from types import SimpleNamespace
+
+    from twisted.internet.task import Clock
+
+    from twisted_ch.endpoints._ssh_client import ShellTransport
+    from twisted_ch.protocols.device import DeviceProtocol, WriteBufferFull
+
+    tcp = SimpleNamespace(dataBuffer=b"t" * 1000, offset=100, _tempDataLen=50)
+    session = SimpleNamespace(_ssh=SimpleNamespace(transport=tcp), closing=False)
+    channel = SimpleNamespace(buf=b"c" * 2_000_000, localClosed=False, write=lambda data: None)
+    transport = ShellTransport(session, channel)  # type: ignore[arg-type]
+    assert transport.queuedBytes() == 2_000_000 + 900 + 50
+
+    sink = SimpleNamespace(linkMade=lambda p: None, linkData=lambda d: None)
+    protocol = DeviceProtocol(sink, Clock())  # type: ignore[arg-type]
+    protocol.makeConnection(transport)  # type: ignore[arg-type]
+    with pytest.raises(WriteBufferFull, match="not reading"):
+        protocol.send(b"more")
+    channel.buf = b""
+    protocol.send(b"more")  # drained: accepted again

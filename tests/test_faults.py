@@ -25,7 +25,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import TCP4ClientEndpoint, clientFromString, connectProtocol
 from twisted.internet.interfaces import IHostnameResolver, IHostResolution, IPullProducer
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.task import Clock, deferLater
@@ -1059,6 +1059,30 @@ BAD_CALLS: list[Any] = [
     ("GCH-limit-str", lambda: _gch(DisconnectLimit="3"), TypeError, "DisconnectLimit.*int.*str"),
     ("GCH-limit-bool", lambda: _gch(DisconnectLimit=True), TypeError, "DisconnectLimit.*bool"),
     ("GCH-limit-float", lambda: _gch(DisconnectLimit=2.5), TypeError, "DisconnectLimit.*float"),
+    # issue 11: one set of bounds for config and API
+    (
+        "GCH-limit-huge",
+        lambda: _gch(DisconnectLimit=10**400),
+        ValueError,
+        "DisconnectLimit.*at most",
+    ),
+    ("GCH-limit-23", lambda: _gch(DisconnectLimit=10**22), ValueError, "DisconnectLimit.*at most"),
+    ("GCH-poll-tiny", lambda: _gch(pollFrequency=1e-9), ValueError, "pollFrequency.*at least 0.01"),
+    ("GCH-poll-1e308", lambda: _gch(pollFrequency=1e308), ValueError, "pollFrequency.*at most"),
+    (
+        "GCH-retry-1e300",
+        lambda: _gch(connectRetryTime=1e300),
+        ValueError,
+        "connectRetryTime.*at most",
+    ),
+    ("GCH-retry-big-int", lambda: _gch(connectRetryTime=10**400), ValueError, "connectRetryTime"),
+    (
+        "auto-no",
+        lambda: setattr(_handler(), "AutoReconnect", "no"),
+        TypeError,
+        "AutoReconnect.*True or False",
+    ),
+    ("auto-2", lambda: setattr(_handler(), "AutoReconnect", 2), TypeError, "AutoReconnect"),
     ("GCH-poll-0", lambda: _gch(pollFrequency=0), ValueError, "pollFrequency.*positive"),
     ("GCH-poll-neg", lambda: _gch(pollFrequency=-1), ValueError, "pollFrequency.*positive"),
     ("GCH-poll-nan", lambda: _gch(pollFrequency=NAN), ValueError, "pollFrequency"),
@@ -1181,3 +1205,575 @@ def test_invalid_arguments_raise_clear_errors(
     finally:
         for pending in _clock.getDelayedCalls():  # Timers made by the calls run on this clock
             pending.cancel()
+
+
+# -- hardening (issue 11): no single device can stall the reactor
+
+
+def _hostileSIS(answer: bytes, greeting: bytes = b"") -> Factory:
+    """A device that answers everything it receives with C{answer}."""
+
+    class Hostile(Protocol):
+        def connectionMade(self) -> None:
+            if greeting and self.transport is not None:
+                self.transport.write(greeting)
+
+        def dataReceived(self, data: bytes) -> None:
+            assert self.transport is not None
+            self.transport.write(answer)
+            factory.answered += 1
+
+    factory = Factory.forProtocol(Hostile)
+    factory.answered = 0  # type: ignore[attr-defined]
+    return factory
+
+
+#: worst cases for the stock probes' answer patterns, each up to maxResponse (64 KiB)
+ADVERSARIAL = {
+    "sis Q digits": ("sis", {"query": "Q"}, b"1." + b"9" * 65000),
+    "sis *Q digits": ("sis", {"query": "*Q"}, b"1." + b"9" * 65000),
+    "sis N": ("sis", {"query": "N"}, b"60-1234-01" + b"x" * 65000),
+    "pjlink POWR": ("pjlink", {}, b"%1POWR=" * 9000),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ADVERSARIAL))
+@pytest_twisted.ensureDeferred
+@bounded(60)
+async def test_a_device_answering_the_worst_case_for_its_probe_costs_the_others_nothing(
+    case: str,
+) -> None:
+    """
+    The hostile device answers every probe with maxResponse bytes built to make the probe's
+    pattern backtrack (the SIS Q pattern took 42 s on 60,000 digits).  A witness polled every
+    0.2 s on the same reactor misses no poll; were any pattern super-linear, the reactor would
+    stall for seconds per probe and the witness would be Disconnected (or the test time out).
+    """
+    from twisted_ch.service.probes import makeProbe
+
+    kind, options, answer = ADVERSARIAL[case]
+    answering = _hostileSIS(answer, b"PJLINK 0\r" if kind == "pjlink" else b"")
+    hostile = reactor.listenTCP(0, answering, interface="127.0.0.1")
+    witness = listenDevice(reactor, {b"P": ANSWER})
+    probe = makeProbe(kind, {**options, "timeout": 0.15})
+    bad = GetConnectionHandler(
+        EthernetClientInterface("127.0.0.1", hostile.getHost().port), probe, pollFrequency=0.2
+    )
+    w = Watch(witness.port, pollFrequency=0.2, DisconnectLimit=5)
+    try:
+        await w.handler.Connect()
+        await bad.Connect()
+        await waitUntil(reactor, lambda: answering.answered >= 5, 30)  # type: ignore[attr-defined]
+        assert w.states() == ["Connected"]
+        assert len(w.accepts) >= len(w.sends) - 1
+        assert probe.accepted == 0  # none of it was a good answer
+    finally:
+        await bad.Disconnect()
+        await w.handler.Disconnect()
+        await hostile.stopListening()
+        await witness.shutdown()
+
+
+def test_stock_patterns_accept_what_they_accepted_before_on_ordinary_answers() -> None:
+    """The linear patterns classify ordinary lines as the old backtracking ones did."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from twisted_ch.service.probes import SIS_ANSWERS
+
+    old = {
+        b"Q": rb"(?:Ver\d+\*)?\d+\.\d+[\w.\-]*",
+        b"*Q": rb"\d+\.\d+[^\r\n]*",
+        b"N": rb"(?:Pno)?\d{2}-\d{3,4}-\d{2}[^\r\n]*",
+        b"I": rb"[^\r\n]+",
+    }
+
+    def compiled(answer: bytes) -> re.Pattern[bytes]:
+        return re.compile(rb"(?m)^(?:(?P<sisError>E\d\d)|(?P<sisAnswer>" + answer + rb"))\r?\n")
+
+    pairs = [(compiled(old[q]), compiled(SIS_ANSWERS[q])) for q in old]
+    alphabet = st.sampled_from(
+        [b"1", b"9", b".", b"-", b"*", b"Ver", b"Pno", b"E1", b"x", b"\r", b"\n", b" "]
+    )
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(alphabet, max_size=30))
+    def check(pieces: list[bytes]) -> None:
+        text = b"".join(pieces)
+        for before, after in pairs:
+            a, b = before.search(text), after.search(text)
+            assert (a and a.span()) == (b and b.span()), text
+
+    check()
+
+
+def test_snmp_datagrams_that_answer_no_request_are_rejected_before_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Work counted: a flood of big or foreign datagrams costs no decoding; a budget per device."""
+    from twisted_ch.service import probes
+    from twisted_ch.service.probes import SNMP_DATAGRAM_BUDGET, SYS_UPTIME, SNMPProbe, encodeMessage
+
+    clock = Clock()
+    link = type("L", (), {"clock": clock, "description": "ups", "observers": []})()
+    probe = SNMPProbe(community="site")
+    session = probes._SNMPSession(link, probe)  # type: ignore[arg-type]
+    decoded: list[int] = []
+    real = probes.decodeMessage
+    monkeypatch.setattr(probes, "decodeMessage", lambda d: decoded.append(len(d)) or real(d))
+    a = probes._asn1()
+    big = encodeMessage(1, b"site", "response", 7, [(SYS_UPTIME, a.NULL)] * 300)
+    assert len(big) > probes.MAX_SNMP_DATAGRAM
+    answered: list[Any] = []
+    session.expect(7, 5.0).addCallback(answered.append)
+    floods = [
+        big,  # too big
+        encodeMessage(1, b"guess", "response", 7, [(SYS_UPTIME, a.NULL)]),  # wrong community
+        encodeMessage(0, b"site", "response", 7, [(SYS_UPTIME, a.NULL)]),  # wrong version
+        encodeMessage(1, b"site", "response", 8, [(SYS_UPTIME, a.NULL)]),  # no such request
+        encodeMessage(1, b"site", "get-request", 7, [(SYS_UPTIME, a.NULL)]),  # not a response
+        b"\x30\x84\xff\xff\xff\xff",  # a length past the datagram
+        b"",
+    ]
+    for datagram in floods * 3:
+        session.linkData(datagram)
+    assert decoded == [] and answered == []
+    assert probe.ignored == len(floods) * 3
+    good = encodeMessage(1, b"site", "response", 7, [(SYS_UPTIME, a.TimeTicks(5))])
+    session.linkData(good)
+    session.linkData(good)  # a replay: the request is answered already
+    assert decoded == [len(good)] and len(answered) == 1
+    for _ in range(SNMP_DATAGRAM_BUDGET * 3):
+        session.linkData(big)
+    assert probe.dropped > 0 and probe.ignored + probe.dropped == len(floods) * 3 + 1 + (
+        SNMP_DATAGRAM_BUDGET * 3
+    )
+    clock.advance(1.0)  # a new second: the budget is back
+    dropped = probe.dropped
+    session.linkData(big)
+    assert probe.dropped == dropped
+
+
+@pytest_twisted.ensureDeferred
+@bounded(60)
+async def test_an_snmp_agent_flooding_big_datagrams_is_still_polled_and_costs_no_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from twisted_ch.service import probes
+    from twisted_ch.service.probes import SYS_UPTIME, SNMPProbe, encodeMessage
+    from twisted_ch.testing import listenSNMP
+
+    decoded: list[int] = []
+    real = probes.decodeMessage
+    monkeypatch.setattr(probes, "decodeMessage", lambda d: decoded.append(len(d)) or real(d))
+    agent = listenSNMP(reactor, "site")
+    a = probes._asn1()
+    agent.junk = [encodeMessage(1, b"site", "response", 1, [(SYS_UPTIME, a.NULL)] * 1500)] * 20
+    probe = SNMPProbe(community="site", timeout=1.0)
+    endpoint = clientFromString(reactor, f"udp:host=127.0.0.1:port={agent.port}")
+    h = GetConnectionHandler(
+        EndpointInterface(endpoint, reactor=reactor, connectionOriented=False),
+        probe,
+        pollFrequency=0.2,
+    )
+    probe.attach(h)
+    try:
+        h.Connect()
+        await waitUntil(reactor, lambda: probe.accepted >= 5, 30)
+        assert probe.ignored + probe.dropped >= 20  # (the kernel may drop some of the flood)
+        assert all(n < probes.MAX_SNMP_DATAGRAM for n in decoded)
+        assert len(decoded) <= probe.accepted + 1
+        assert h.ConnectionStatus == "Connected"
+    finally:
+        await h.Disconnect()
+        await agent.shutdown()
+
+
+class _NotReading(Protocol):
+    """A device that stops reading at once: whatever is sent piles up in the buffers."""
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.pauseProducing()  # type: ignore[attr-defined]
+
+
+@pytest_twisted.ensureDeferred
+@bounded(60)
+async def test_Send_to_a_device_that_stopped_reading_is_refused_past_the_write_buffer() -> None:
+    from twisted_ch.protocols.device import DEFAULT_MAX_WRITE_BUFFER, WriteBufferFull, queuedBytes
+
+    listening = reactor.listenTCP(0, Factory.forProtocol(_NotReading), interface="127.0.0.1")
+    w = Watch(listening.getHost().port, pollFrequency=60)
+    h = w.handler
+    chunk = b"x" * 65536
+    sent = 0
+    try:
+        await h.Connect()
+        protocol = h.Interface.link.protocol
+        with pytest.raises(WriteBufferFull) as info:
+            for _ in range(2000):  # 128 MiB: far more than the kernel's buffers and ours
+                h.Send(chunk)
+                sent += len(chunk)
+                await sleep(0)  # the reactor writes what the kernel takes
+        assert isinstance(info.value, LinkDown) and isinstance(info.value, IOError)
+        assert "not reading" in str(info.value)
+        queued = queuedBytes(protocol.transport)
+        assert DEFAULT_MAX_WRITE_BUFFER - len(chunk) < queued <= DEFAULT_MAX_WRITE_BUFFER
+        assert sent < 64 * 2**20  # refused long before: the kernel holds a few MiB at most
+        with pytest.raises(WriteBufferFull):
+            h.Send(chunk)
+        assert protocol.writesRefused == 2
+        assert h.ConnectionStatus == "Connected"
+    finally:
+        await h.Disconnect()
+        await listening.stopListening()
+
+
+# -- hardening (issue 11): no crowd of clients can take the descriptors devices need
+
+_LIMITED = (
+    "import os, resource, sys; "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2]))); "
+    "os.execv(sys.argv[3], sys.argv[3:])"
+)
+
+
+def _idleSockets(port: int, n: int) -> list[socket.socket]:
+    """C{n} connections to a loopback port that never send a byte (non-blocking connects)."""
+    sockets = []
+    for _ in range(n):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        sockets.append(s)
+    return sockets
+
+
+@pytest_twisted.ensureDeferred
+@bounded(120)
+async def test_idle_clients_by_the_hundred_cannot_starve_devices_or_the_status_page(
+    tmp_path: Any,
+) -> None:
+    """
+    twistd runs with a soft limit of 128 descriptors (hard 300); 400 idle clients of a
+    [[server]] without MaxClients and 400 of the status page arrive.  The soft limit is raised
+    to the hard one, the server refuses clients beyond its default MaxClients at once (logged
+    summarised), the status page answers (a newcomer replaces the least recently active
+    connection), and the device, dropped meanwhile, reconnects: it still has descriptors.
+    """
+    import textwrap
+
+    from test_tap import TWISTD, Twistd, getJSON, pollStatus, stop
+
+    from twisted_ch.testing._probes import SIS_RESPONSES
+
+    device = DeviceServer(reactor, SIS_RESPONSES)
+    device.start()
+    serverPort = freePort()
+    config = tmp_path / "site.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            [[device]]
+            name = "witness"
+            endpoint = "tcp:host=127.0.0.1:port={device.port}"
+            probe = {{ type = "sis", query = "N" }}
+            pollFrequency = 0.5
+            connectRetryTime = 0.5
+
+            [[server]]
+            name = "panel"
+            port = {serverPort}
+            """
+        )
+    )
+    process = Twistd()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    args = ["-n", "--pidfile=", "chandler", "--status-port", "tcp:0:interface=127.0.0.1"]
+    reactor.spawnProcess(
+        process,
+        sys.executable,
+        [sys.executable, "-c", _LIMITED, "128", "300", TWISTD, *args, "--config", str(config)],
+        env=env,
+        path=str(tmp_path),
+    )
+    crowd: list[socket.socket] = []
+    try:
+        found = await process.waitFor(rb"status page at (http://127\.0\.0\.1:(\d+)/)status")
+        base, statusPort = found.group(1).decode(), int(found.group(2))
+        await process.waitFor(rb"open-descriptor limit raised from 128 to 300")
+        await pollStatus(base, lambda doc: doc["devices"][0]["state"] == "Connected")
+
+        crowd = _idleSockets(serverPort, 400) + _idleSockets(statusPort, 400)
+        await process.waitFor(rb"refused client .*MaxClients \(64\) reached")
+        await process.waitFor(rb"least recently active one was dropped")
+        device.dropClients()  # the device must reconnect while the crowd is there
+        document = await pollStatus(
+            base,
+            lambda doc: (
+                doc["devices"][0]["state"] == "Connected" and doc["devices"][0]["transitions"] >= 3
+            ),
+        )
+        (panel,) = document["servers"]
+        assert panel["refused"] > 0
+        assert "Too many open files" not in process.text
+        assert process.text.count("refused client") <= 2, "refusals are summarised"
+        assert (await getJSON(base + "status"))["devices"][0]["name"] == "witness"
+    finally:
+        for s in crowd:
+            s.close()
+        if process.running:
+            assert await stop(process) == 0
+        await device.shutdown()
+
+
+@pytest_twisted.ensureDeferred
+@bounded(60)
+async def test_a_budget_that_cannot_fit_refuses_to_start_in_one_line(tmp_path: Any) -> None:
+    from test_tap import TWISTD, Twistd, ended
+
+    config = tmp_path / "site.toml"
+    config.write_text(f"[[server]]\nport = {freePort()}\nMaxClients = 5000\n")
+    process = Twistd()
+    args = ["-n", "--pidfile=", "chandler", "--status-port", "tcp:0:interface=127.0.0.1"]
+    reactor.spawnProcess(
+        process,
+        sys.executable,
+        [sys.executable, "-c", _LIMITED, "256", "256", TWISTD, *args, "--config", str(config)],
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+        path=str(tmp_path),
+    )
+    assert await ended(process) == 1
+    assert "Traceback" not in process.text
+    assert "'server[0]' MaxClients=5000" in process.text or "MaxClients=5000" in process.text
+    assert "LimitNOFILE" in process.text
+
+
+@pytest_twisted.ensureDeferred
+@bounded(60)
+async def test_a_status_port_in_use_exits_with_one_line(tmp_path: Any) -> None:
+    from test_tap import ended, spawn
+
+    taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+    try:
+        process = spawn(
+            tmp_path,
+            "-n",
+            "--pidfile=",
+            "chandler",
+            "--status-port",
+            f"127.0.0.1:{taken.getHost().port}",
+        )
+        assert await ended(process) == 1
+    finally:
+        await taken.stopListening()
+    assert "Traceback" not in process.text
+    assert "the status page cannot listen" in process.text
+    assert "Address already in use" in process.text
+
+
+def test_repeated_identical_events_are_one_line_then_a_count_per_period() -> None:
+    from twisted.logger import Logger, LogLevel, formatEvent
+
+    from twisted_ch._summary import Summarizer
+
+    clock = Clock()
+    lines: list[str] = []
+    logger = Logger(observer=lambda e: lines.append(formatEvent(e)))
+    summary = Summarizer(clock, period=10.0)
+    for _ in range(700):  # 64 per second for 11 s, as a client retrying in a loop
+        summary.emit(logger, "full", LogLevel.warn, "refused {peer}", peer="a")
+        clock.advance(1 / 64)
+    summary.emit(logger, "other", LogLevel.warn, "refused {peer}: other", peer="b")
+    assert lines == [
+        "refused a",
+        "refused a (639 more like it in the previous 10 s)",  # the 641st, at 10 s
+        "refused b: other",
+    ]
+    clock.advance(100)
+    summary.emit(logger, "full", LogLevel.warn, "refused {peer}", peer="c")
+    # the 59 counted after the 641st are told with the next one, however late
+    assert lines[-1] == "refused c (59 more like it in the previous 101 s)"
+
+
+def test_status_connections_beyond_the_limit_replace_the_least_recently_active() -> None:
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    from twisted_ch.service._limits import ConnectionLimiter
+
+    class Echo(Protocol):
+        pass
+
+    clock = Clock()
+    limiter = ConnectionLimiter(
+        Factory.forProtocol(Echo), maxConnections=3, idleTimeout=5, clock=clock
+    )
+    limiter.doStart()
+    opened = []
+    for i in range(3):
+        p = limiter.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1000 + i))
+        t = StringTransport()
+        t.abortConnection = lambda t=t, p=p: (  # type: ignore[method-assign]
+            setattr(t, "aborted", True),
+            p.connectionLost(Failure(ConnectionError())),
+        )
+        p.makeConnection(t)
+        opened.append((p, t))
+    opened[0][0].dataReceived(b"GET")  # the first is now the most recently active
+    newcomer = limiter.buildProtocol(IPv4Address("TCP", "127.0.0.1", 2000))
+    assert newcomer is not None
+    assert getattr(opened[1][1], "aborted", False) and not getattr(opened[0][1], "aborted", False)
+    assert limiter.evicted == 1 and limiter.connections == 3
+    clock.advance(5)  # idle for idleTimeout: dropped (the newcomer never connected a transport)
+    assert getattr(opened[2][1], "aborted", False) and getattr(opened[0][1], "aborted", False)
+    assert limiter.idleDropped == 2
+    assert clock.getDelayedCalls() == []
+
+
+# -- hardening (issue 11): status details
+
+
+async def _get(url: str) -> tuple[int, bytes]:
+    from test_tap import _Body
+    from twisted.web.client import Agent
+
+    response = await Agent(reactor).request(b"GET", url.encode()).addTimeout(5, reactor)
+    body = _Body()
+    response.deliverBody(body)
+    return response.code, await body.done.addTimeout(5, reactor)
+
+
+@pytest_twisted.ensureDeferred
+@bounded(30)
+async def test_status_pages_that_do_not_exist_are_404_and_names_stay_one_row(
+    tmp_path: Any,
+) -> None:
+    from twisted.logger import formatEvent
+
+    from twisted_ch.service._status import Entry, Registry, StatusService
+
+    registry = Registry()
+    registry.add(Entry("evil\nname\r\x1b[31m", object(), "tcp:host=h:port=1"))
+    registry.add(Entry("plain", object(), "tcp:host=h:port=2"))
+    service = StatusService(reactor, "tcp:0:interface=127.0.0.1", registry)
+    service.startService()
+    try:
+        assert service.url is not None
+        for path in ("status/anything", "status/x/y", "metrics/anything"):
+            code, _ = await _get(service.url + path)
+            assert code == 404, path
+        assert (await _get(service.url + "status"))[0] == 200
+        code, body = await _get(service.url)
+        rows = body.decode().splitlines()
+        assert code == 200
+        assert sum(1 for row in rows if row.startswith("evil")) == 1
+        assert "\x1b" not in body.decode()
+    finally:
+        await service.stopService()
+
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    socketPath = tmp_path / "status.sock"
+    unix = StatusService(reactor, f"unix:{socketPath}", registry)
+    try:
+        unix.startService()
+        await unix.stopService()
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    texts = [formatEvent(e) for e in events]
+    assert any(f"UNIX socket {socketPath}" in t for t in texts), texts
+    assert not any("UNIXAddress(" in t for t in texts)
+
+
+@pytest_twisted.ensureDeferred
+@bounded(30)
+async def test_dropping_a_silent_device_names_the_device_not_the_handler() -> None:
+    from twisted.logger import formatEvent
+
+    device = listenDevice(reactor, {b"P": ANSWER})
+    device.silent = True
+    w = Watch(device.port, pollFrequency=0.05, DisconnectLimit=2)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        await w.handler.Connect()
+        await waitUntil(reactor, lambda: "Disconnected" in w.states(), 10)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+        await w.handler.Disconnect()
+        await device.shutdown()
+    (line,) = [formatEvent(e) for e in events if "dropping the link" in formatEvent(e)][:1]
+    assert line.startswith(f"127.0.0.1:{device.port}") or line.startswith(w.handler.logName), line
+    assert "<RawTcpHandler" not in line
+
+
+def test_status_rows_hide_local_paths_and_secrets_unless_paths_are_asked_for() -> None:
+    from twisted_ch.service._status import Entry, Registry
+
+    endpoint = "ssh:h:22:username=a:pass\\word=SECRET:keys=/home/a/id:knownHosts=/etc/kh"
+    for showPaths in (False, True):
+        registry = Registry(showPaths)
+        registry.add(Entry("codec", object(), endpoint))
+        (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
+        shown = str(row["endpoint"])
+        assert "SECRET" not in shown and "password=***" in shown
+        assert ("/home/a/id" in shown) == showPaths and ("/etc/kh" in shown) == showPaths
+
+
+def test_a_status_port_option_that_does_not_parse_is_quoted_as_written() -> None:
+    from twisted.python import usage
+
+    from twisted_ch.tap import Options
+
+    with pytest.raises(usage.UsageError) as info:
+        Options().parseOptions(["--status-port", "tcp:notaport"])
+    text = str(info.value)
+    assert text.startswith("--status-port: ") and "'tcp:notaport'" in text
+    assert "interface=" not in text
+    with pytest.raises(usage.UsageError, match="lone backslash"):
+        Options().parseOptions(["--status-port", "tcp:8790\\"])
+
+
+@pytest.mark.parametrize("logFormat", ["text", "json"])
+@pytest_twisted.ensureDeferred
+@bounded(60)
+async def test_a_fifo_known_hosts_neither_hangs_twistd_nor_delays_SIGTERM(
+    tmp_path: Any, logFormat: str
+) -> None:
+    """
+    A device whose known_hosts is a FIFO (opened for reading, it would wait for a writer
+    forever): every attempt fails with a clear error naming it, and SIGTERM ends twistd with 0.
+    """
+    from test_tap import chandler, stop
+
+    from twisted_ch.testing._ssh import EchoProtocol, SSHTestServer
+
+    fifo = tmp_path / "known_hosts"
+    os.mkfifo(fifo)
+    secret = "Sekr1t-xyzzy"
+    server = SSHTestServer(reactor, Factory.forProtocol(EchoProtocol), users={"admin": secret})
+    server.start()
+    config = tmp_path / "site.toml"
+    endpoint = (
+        f"ssh:127.0.0.1:{server.port}:username=admin:pass\\\\word={secret}:knownHosts={fifo}"
+        ":hostKeyPolicy=accept-new"
+    )
+    config.write_text(
+        f'[[device]]\nname = "codec"\nendpoint = "{endpoint}"\nconnectRetryTime = 0.2\n'
+    )
+    # debug level: the service's log shows every attempt (above it, one line per outage)
+    process = chandler(
+        tmp_path, "--config", str(config), "--log-format", logFormat, "--log-level", "debug"
+    )
+    try:
+        await process.waitFor(rb"codec: connect failed: KnownHostsFileError: .*a FIFO")
+        await process.waitFor(rb"codec: watching ssh:127.0.0.1:\d+:username=admin:password=\*\*\*")
+        await process.waitFor(rb"(?s)connect failed.*connect failed.*connect failed")
+        assert await stop(process) == 0
+    finally:
+        if process.running:
+            process.transport.signalProcess("KILL")  # type: ignore[attr-defined]
+        await server.stop()
+    assert "closed during TCP connect" not in process.text
+    assert secret not in process.text  # (its option spelled pass\\word)

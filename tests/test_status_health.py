@@ -69,7 +69,7 @@ def test_health_levels() -> None:
 def test_health_in_status_and_metrics_follows_the_device() -> None:
     clock = Clock()
     clock.advance(1_000_000)
-    registry = Registry(clock, HealthConfig(warningMisses=2, errorAfter=5))
+    registry = Registry(clock=clock, health=HealthConfig(warningMisses=2, errorAfter=5))
     handler, endpoint = device(clock)
     registry.add(Entry("projector", handler, "tcp:host=127.0.0.1:port=23"))
 
@@ -118,7 +118,7 @@ def _metrics(registry: Registry) -> str:
 def test_an_outage_is_logged_once_with_periodic_summaries() -> None:
     clock = Clock()
     clock.advance(1_000_000)
-    registry = Registry(clock, HealthConfig(outageSummary=60))
+    registry = Registry(clock=clock, health=HealthConfig(outageSummary=60))
     handler, endpoint = device(clock, connectRetryTime=1)
     registry.add(Entry("projector", handler, "tcp:host=127.0.0.1:port=23"))
     with Events() as events:
@@ -161,7 +161,7 @@ def test_an_outage_is_logged_once_with_periodic_summaries() -> None:
 
 def test_a_device_never_reached_is_logged_once() -> None:
     clock = Clock()
-    registry = Registry(clock, HealthConfig(outageSummary=30))
+    registry = Registry(clock=clock, health=HealthConfig(outageSummary=30))
     handler, endpoint = device(clock)
     endpoint.refuse = True
     registry.add(Entry("projector", handler, ""))
@@ -178,7 +178,7 @@ def test_a_device_never_reached_is_logged_once() -> None:
 
 def test_the_timeline_keeps_the_last_hour() -> None:
     clock = Clock()
-    registry = Registry(clock)
+    registry = Registry(clock=clock)
     handler, endpoint = device(clock)
     registry.add(Entry("projector", handler, ""))
     handler.Connect()
@@ -208,7 +208,7 @@ def test_the_timeline_keeps_the_last_hour() -> None:
 
 def test_a_source_handler_that_goes_is_no_longer_tracked() -> None:
     clock = Clock()
-    registry = Registry(clock)
+    registry = Registry(clock=clock)
     handler, _ = device(clock)
     shown = [Entry("projector", handler, "")]
     registry.addSource("program", lambda: list(shown))

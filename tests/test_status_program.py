@@ -86,7 +86,7 @@ async def test_a_program_runs_on_this_machine_as_configured(tmp_path: Path) -> N
     program.write_text(PROGRAM)
     parsed = parseConfig(config(display.port, amp.port, processor.port), reactor=reactor)
     assert parsed.program is not None
-    registry = Registry(reactor)
+    registry = Registry(clock=reactor)
     service = ProgramService(reactor, str(program), registry, config=parsed.program)
     failed: list[Any] = []
     service.onFailure = failed.append

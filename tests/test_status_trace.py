@@ -40,7 +40,7 @@ def traced(clock: Clock) -> tuple[Any, FakeEndpoint, Registry, WireTrace]:
     iface = EthernetClientInterface("127.0.0.1", 4352, reactor=clock, endpoint=endpoint)
     iface.link.description = "projector"
     handler = GetConnectionHandler(iface, lambda h: None, pollFrequency=60)
-    registry = Registry(clock)
+    registry = Registry(clock=clock)
     registry.add(Entry("projector", handler, ""))
     return handler, endpoint, registry, WireTrace(clock, linkFinder(registry.entries))
 
@@ -92,7 +92,7 @@ def test_records_while_it_runs() -> None:
 
 def test_a_device_found_later_is_traced() -> None:
     clock = Clock()
-    registry = Registry(clock)
+    registry = Registry(clock=clock)
     trace = WireTrace(clock, linkFinder(registry.entries))
     trace.start("late", minutes=1)
     clock.advance(5)
@@ -163,7 +163,7 @@ def test_snmp_communities_are_masked() -> None:
 def test_a_program_handler_is_found_by_its_variable() -> None:
     clock = Clock()
     handler, endpoint, _, _ = traced(clock)
-    registry = Registry(clock)
+    registry = Registry(clock=clock)
     registry.addSource(
         "program",
         lambda: [Entry("tcp:127.0.0.1:4352", handler, "", extra={"variable": "Projector"})],
@@ -255,7 +255,7 @@ def test_http_trace_on_a_loopback_status_port(tmp_path: Path) -> Any:
     handler = GetConnectionHandler(
         iface, lambda h: h.Send(b"Q"), pollFrequency=0.1, DisconnectLimit=100
     )
-    registry = Registry(reactor)
+    registry = Registry(clock=reactor)
     registry.add(Entry("switcher", handler, ""))
     trace = WireTrace(reactor, linkFinder(registry.entries))
     service = StatusService(reactor, "tcp:0:interface=127.0.0.1", registry, trace, TOKEN)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted_ch import _checks
 from twisted_ch._handlers import (
     RawSimplePipeHandler,
     RawTcpHandler,
-    checkCount,
     checkSeconds,
 )
 from twisted_ch._version import __version__
@@ -94,9 +94,9 @@ def _build(
     if server is not None and isinstance(Interface, server):
         raise TypeError("EthernetServerInterface is not supported; use EthernetServerInterfaceEx")
 
-    checkCount(DisconnectLimit, "DisconnectLimit")
-    checkSeconds(pollFrequency, "pollFrequency")
-    checkSeconds(connectRetryTime, "connectRetryTime")
+    _checks.disconnectLimit(DisconnectLimit)
+    _checks.period(pollFrequency, "pollFrequency")
+    _checks.period(connectRetryTime, "connectRetryTime")
     checkSeconds(serverTimeout, "serverTimeout")
     if keepAliveQueryQualifier is not None and not isinstance(keepAliveQueryQualifier, dict):
         raise TypeError(

@@ -66,7 +66,7 @@ class ConnectionHandler(FallThrough):
     Disconnected = Event["ConnectionHandler"]("Called as C{(handler, 'Disconnected')}.")
 
     def __init__(self, Interface: Any, pollFrequency: float, *, reactor: Any = None) -> None:
-        checkSeconds(pollFrequency, "pollFrequency")
+        _checks.period(pollFrequency, "pollFrequency")
         ifaceRuntime = getattr(Interface, "_rt", None)
         self._rt: Runtime = (
             ifaceRuntime
@@ -265,7 +265,7 @@ class _LinkHandler(ConnectionHandler):
         reactor: Any = None,
     ) -> None:
         super().__init__(Interface, pollFrequency, reactor=reactor)
-        self._DisconnectLimit = checkCount(DisconnectLimit, "DisconnectLimit")
+        self._DisconnectLimit = _checks.disconnectLimit(DisconnectLimit)
         if keepAliveQuery is not None and not callable(keepAliveQuery):
             raise TypeError(f"keepAliveQuery must be callable, not {type(keepAliveQuery).__name__}")
         self._keepAliveQuery = keepAliveQuery
@@ -330,7 +330,7 @@ class RawTcpHandler(_LinkHandler):
         reactor: Any = None,
     ) -> None:
         super().__init__(Interface, DisconnectLimit, pollFrequency, keepAliveQuery, reactor=reactor)
-        self._retryTime = checkSeconds(connectRetryTime, "connectRetryTime")
+        self._retryTime = _checks.period(connectRetryTime, "connectRetryTime")
         self._autoReconnect = True
         self._wanted = False
         self._connectTimeout: float | None = None
@@ -350,7 +350,7 @@ class RawTcpHandler(_LinkHandler):
 
     @AutoReconnect.setter
     def AutoReconnect(self, value: bool) -> None:
-        self._rt.twoFaced(self._setAutoReconnect, bool(value))
+        self._rt.twoFaced(self._setAutoReconnect, _checks.flag(value, "AutoReconnect"))
 
     @property
     def connectRetryTime(self) -> float:
@@ -433,7 +433,8 @@ class RawTcpHandler(_LinkHandler):
             return  # without a keep-alive nothing is sent, so nothing can go unanswered
         if self._countPoll():
             self.log.info(
-                "{handler}: {n} keep-alive polls unanswered; dropping the link",
+                "{device}: {n} keep-alive polls unanswered; dropping the link",
+                device=self.logName,
                 handler=self,
                 n=self._missed - 1,
             )
@@ -478,7 +479,7 @@ class RawSimplePipeHandler(_LinkHandler):
                 "a serial, UDP or SP interface needs a keepAliveQuery: its state comes from it"
             )
         super().__init__(Interface, DisconnectLimit, pollFrequency, keepAliveQuery, reactor=reactor)
-        self._link.reopenDelay = checkSeconds(connectRetryTime, "connectRetryTime")
+        self._link.reopenDelay = _checks.period(connectRetryTime, "connectRetryTime")
 
     def Connect(self, timeout: float | None = None) -> None:
         """Open the port (and keep it open) and start the polling loop."""

@@ -49,8 +49,9 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python import threadable
 
+from twisted_ch import _checks
 from twisted_ch._events import emit
-from twisted_ch._handlers import ConnectionHandler, RawTcpHandler, checkCount, checkSeconds
+from twisted_ch._handlers import ConnectionHandler, RawTcpHandler
 from twisted_ch._link import DeviceLink
 from twisted_ch._runtime import (
     ProgramThread,
@@ -374,7 +375,8 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
             self._missed += 1
             if self._missed > self._DisconnectLimit:
                 self.log.info(
-                    "{handler}: module not connected after {n} polls; dropping the link",
+                    "{device}: module not connected after {n} polls; dropping the link",
+                    device=self.logName,
                     handler=self,
                     n=self._missed - 1,
                 )
@@ -409,8 +411,8 @@ class ModuleSimplePipeHandler(_ModuleHandler):
         reactor: Any = None,
     ) -> None:
         super().__init__(Interface, pollFrequency, reactor=reactor)
-        self._DisconnectLimit = checkCount(DisconnectLimit, "DisconnectLimit")
-        retry = checkSeconds(connectRetryTime, "connectRetryTime")
+        self._DisconnectLimit = _checks.disconnectLimit(DisconnectLimit)
+        retry = _checks.period(connectRetryTime, "connectRetryTime")
         self._startDriving(keepAliveQuery, keepAliveQualifiers, reactor)
         link = getattr(Interface, "link", None)
         self._link: DeviceLink | None = link if isinstance(link, DeviceLink) else None

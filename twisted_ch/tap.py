@@ -32,6 +32,7 @@ from twisted_ch.service._config import (
     DEFAULT_STATUS_LISTEN,
     Config,
     ConfigError,
+    checkStatusListen,
     loadConfig,
     statusEndpoint,
 )
@@ -167,16 +168,12 @@ class Options(usage.Options):
             self["statusListen"] = config.status.listen
         else:
             self["statusListen"] = DEFAULT_STATUS_LISTEN
-        if self["statusListen"] is not None:
-            from twisted.internet.endpoints import serverFromString
-
+        if self["status-port"] is not None and self["statusListen"] is not None:
+            # (a config file's status.listen was checked, naming the file, by loadConfig)
             try:
-                serverFromString(reactor, self["statusListen"])
-            except Exception as e:
-                where = "--status-port" if self["status-port"] is not None else "status.listen"
-                raise usage.UsageError(
-                    f"{where}: {self['statusListen']!r} is not a server endpoint description: {e}"
-                ) from None
+                checkStatusListen(self["status-port"], self["statusListen"], reactor)
+            except ValueError as e:
+                raise usage.UsageError(f"--status-port: expected {e}") from None
 
 
 def makeService(options: Options) -> MultiService:
@@ -184,7 +181,7 @@ def makeService(options: Options) -> MultiService:
     from twisted.internet import reactor
 
     config: Config | None = options.get("parsedConfig")
-    registry = Registry(reactor, config.health if config is not None else None)
+    registry = Registry(clock=reactor, health=config.health if config is not None else None)
     top = ChandlerService(reactor, registry)
     top.logObserver = logObserverFor(options, registry)
     trace = WireTrace(reactor, linkFinder(registry.entries))
@@ -194,6 +191,7 @@ def makeService(options: Options) -> MultiService:
             top
         )
     if config is not None:
+        registry.showPaths = config.status.showPaths
         DevicesService(reactor, registry, config.devices, config.servers).setServiceParent(top)
     elif options["program"] is None:
         from twisted_ch.service._demo import DemoService

@@ -24,6 +24,7 @@ from twisted.conch.ssh.keys import BadKeyError, Key
 from twisted.conch.ssh.session import packRequest_pty_req
 from twisted.conch.ssh.transport import (
     DISCONNECT_BY_APPLICATION,
+    DISCONNECT_HOST_KEY_NOT_VERIFIABLE,
     DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE,
     MSG_DISCONNECT,
     SSHClientTransport,
@@ -194,6 +195,14 @@ class ShellTransport:
             raise TypeError(f"data must be bytes, not {type(data).__name__}")
         if data and not self._channel.localClosed:
             self._channel.write(data)  # type: ignore[no-untyped-call]
+
+    def queuedBytes(self) -> int:
+        """Bytes written but not yet taken by the server: the channel's and the TCP's buffers."""
+        from twisted_ch.protocols.device import queuedBytes
+
+        ssh = self._session._ssh
+        tcp = ssh.transport if ssh is not None else None
+        return len(self._channel.buf) + (queuedBytes(tcp) if tcp is not None else 0)
 
     def writeSequence(self, data: Iterable[bytes]) -> None:
         """Send the concatenation of C{data}."""
@@ -621,8 +630,17 @@ class ShellSession:
             agent.transport.loseConnection()
 
 
+class _ConchLogger(Logger):
+    """Conch's per-connection info lines ("connection lost", with no device named) as debug."""
+
+    def info(self, format: str | None = None, **kwargs: object) -> None:
+        self.debug(format, **kwargs)
+
+
 class ClientTransport(SSHClientTransport):
     """SSH transport that reports to its L{ShellSession}."""
+
+    _log = _ConchLogger()
 
     def __init__(self, session: ShellSession) -> None:
         self._session = session
@@ -654,10 +672,31 @@ class ClientTransport(SSHClientTransport):
         self._session.transportSecure()
 
     def sendDisconnect(self, reason: int, desc: bytes) -> None:
+        # Conch's own logs a two-line entry per call and, for a rejected host key, sends the
+        # server the failure's text (a traceback naming the known_hosts path): the server is told
+        # only why, and the reason is reported once, by the session's error
         if reason == DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE:
             self._session.authenticationExhausted()
+        if reason == DISCONNECT_HOST_KEY_NOT_VERIFIABLE:
+            desc = b"host key not verifiable"
+        if self._disconnecting or self.transport is None:
+            return
         self._disconnecting = True
-        super().sendDisconnect(reason, desc)  # type: ignore[no-untyped-call]
+        self._log.debug(
+            "{session}: disconnecting: {description} (code {code})",
+            session=self._session.describe(),
+            description=desc,
+            code=reason,
+        )
+        self.sendPacket(MSG_DISCONNECT, struct.pack(">L", reason) + NS(desc) + NS(b""))  # type: ignore[no-untyped-call]
+        self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        # once disconnecting, what the server sent meanwhile (packets encrypted with keys this
+        # side never took into use) is not parsed: it would only report a bogus "bad packet
+        # length" protocol error
+        if not self._disconnecting:
+            super().dataReceived(data)  # type: ignore[no-untyped-call]
 
     def disconnect(self, code: int, description: bytes) -> None:
         """Send DISCONNECT (once) and close the TCP connection after pending writes."""

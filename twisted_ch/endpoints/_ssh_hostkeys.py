@@ -21,6 +21,12 @@ appended with a fresh write, under an advisory lock, after re-reading the file (
 recorded meanwhile by another process is compared first), and is trusted only once it is on
 disk: if it cannot be saved the connection is refused and nothing is remembered in memory.
 
+Every read and write is bounded and never blocks the reactor: only a regular file of at most
+L{MAX_KNOWN_HOSTS_BYTES} is read (a FIFO, a device such as C{/dev/zero} or a directory is refused
+without being opened for reading), files are opened non-blocking, and the lock for appending is
+taken without waiting: a file another process holds locked refuses this attempt with a clear
+L{KnownHostsFileError} (the next attempt tries again).
+
 Parsed files are cached by path and (device, inode, size, modification and change times), so
 repeated connection attempts do not re-parse an unchanged file; only the host-name part of each
 line is parsed up front, a host's keys are decoded when it is first looked up.  A key on a
@@ -35,6 +41,7 @@ import binascii
 import errno
 import hmac
 import os
+import stat
 from collections.abc import Iterable
 from typing import Final, Literal, get_args
 
@@ -61,6 +68,7 @@ __all__ = [
     "HostKeyPolicy",
     "HostKeyVerifier",
     "KnownHostsFileError",
+    "MAX_KNOWN_HOSTS_BYTES",
     "knownHostsName",
 ]
 
@@ -70,6 +78,10 @@ HOST_KEY_POLICIES: tuple[str, ...] = get_args(HostKeyPolicy)
 _RSA_ALGORITHMS = [b"rsa-sha2-512", b"rsa-sha2-256", b"ssh-rsa"]
 _HASH_MAGIC: Final = b"|1|"
 _CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_NONBLOCK: Final = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+
+#: The largest known_hosts file read (about 30,000 hashed entries).
+MAX_KNOWN_HOSTS_BYTES = 8 * 1024 * 1024
 
 log = Logger()
 
@@ -203,28 +215,54 @@ def _parse(data: bytes, statKey: StatKey) -> _Parsed:
     return _Parsed(data, statKey)
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _checkRegular(st: os.stat_result) -> None:
+    """
+    @raise OSError: C{st} is not a regular file of at most L{MAX_KNOWN_HOSTS_BYTES}.
+    """
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+        raise OSError(errno.EINVAL, f"it is {kind}, not a regular file")
+    if st.st_size > MAX_KNOWN_HOSTS_BYTES:
+        raise OSError(
+            errno.EFBIG,
+            f"it holds {st.st_size} bytes, more than the {MAX_KNOWN_HOSTS_BYTES} read",
+        )
+
+
 def _openForReading(path: str) -> int:
-    return os.open(path, os.O_RDONLY | _CLOEXEC)
+    return os.open(path, os.O_RDONLY | _CLOEXEC | _NONBLOCK)
 
 
 def _openForAppending(path: str) -> int:
-    return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _CLOEXEC, 0o666)
+    return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _CLOEXEC | _NONBLOCK, 0o666)
 
 
 def _readAll(fd: int, size: int) -> bytes:
+    """At most L{MAX_KNOWN_HOSTS_BYTES} of the file (it may have grown since C{size})."""
     chunks: list[bytes] = []
     offset = 0
-    while True:
+    while offset <= MAX_KNOWN_HOSTS_BYTES:
         chunk = os.pread(fd, max(size - offset, 0) + 65536, offset)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
         offset += len(chunk)
+    raise OSError(errno.EFBIG, f"it grew past the {MAX_KNOWN_HOSTS_BYTES} bytes read")
 
 
 def _parsedFrom(path: str, fd: int) -> _Parsed:
     """The file open as C{fd}, from the cache if it has not changed."""
     st = os.fstat(fd)
+    _checkRegular(st)
     key = _statKey(st)
     cached = _cache.get(path)
     if cached is not None and cached.statKey == key:
@@ -241,10 +279,12 @@ def _load(path: str) -> _Parsed:
     @raise OSError: for any other failure to read it.
     """
     try:
-        key = _statKey(os.stat(path))
+        st = os.stat(path)
     except FileNotFoundError:
         _cache.pop(path, None)
         return _EMPTY
+    _checkRegular(st)  # before opening: opening a FIFO for reading would wait for a writer
+    key = _statKey(st)
     cached = _cache.get(path)
     if cached is not None and cached.statKey == key:
         return cached
@@ -260,11 +300,19 @@ def _load(path: str) -> _Parsed:
 
 
 def _lock(fd: int) -> None:
-    """Serialize appenders (best effort: a file system without locks still gets the re-read)."""
+    """
+    Serialize appenders, without waiting: a file locked by another process raises L{OSError}
+    (this attempt is refused; the next one tries again).  Best effort otherwise: a file system
+    without locks still gets the re-read.
+    """
     if fcntl is None:  # pragma: no cover
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise OSError(
+            errno.EWOULDBLOCK, "another process holds it locked; the next attempt tries again"
+        ) from None
     except OSError as e:
         log.warn("cannot lock the known-hosts file: {error}", error=_describe(e))
 
@@ -374,12 +422,20 @@ class HostKeyVerifier:
             parent = os.path.dirname(path)
             if parent:
                 os.makedirs(parent, mode=0o700, exist_ok=True)
+            try:
+                _checkRegular(os.stat(path))  # (opening a FIFO to write would wait for a reader)
+            except FileNotFoundError:
+                pass
             fd = _openForAppending(path)
         except OSError as e:
             raise KnownHostsFileError.forSave(path, e, host, port, key) from e
         saved = False
         try:
-            _lock(fd)
+            try:
+                _checkRegular(os.fstat(fd))
+                _lock(fd)
+            except OSError as e:
+                raise KnownHostsFileError.forSave(path, e, host, port, key) from e
             try:
                 parsed = _parsedFrom(path, fd)
                 size = os.fstat(fd).st_size

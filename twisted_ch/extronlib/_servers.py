@@ -29,12 +29,13 @@ from twisted.internet import error
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IAddress, IDelayedCall, IListeningPort, IProtocolFactory
 from twisted.internet.protocol import DatagramProtocol, Protocol, ServerFactory
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from twisted_ch._events import Event, emit
 from twisted_ch._framing import toBytes
 from twisted_ch._runtime import Runtime, resolveRuntime
+from twisted_ch._summary import Summarizer
 from twisted_ch.protocols.device import LinkDown
 
 __all__ = [
@@ -193,13 +194,22 @@ class ClientsFactory(ServerFactory):
     def __init__(self, server: _ServerInterface) -> None:
         self.server = server
         self.refused = 0
+        self._refusals = Summarizer(server._rt.reactor)
 
     def buildProtocol(self, addr: IAddress) -> ServerClientProtocol | None:  # type: ignore[override]
         why = self.server._refusal(addr)
         if why is not None:
             self.refused += 1
-            self.server.log.warn(
-                "{server}: refused client {peer}: {why}", server=self.server, peer=addr, why=why
+            # summarised: one line, then how many more per minute (a client retrying in a loop
+            # would otherwise write a line per attempt)
+            self._refusals.emit(
+                self.server.log,
+                why,
+                LogLevel.warn,
+                "{server}: refused client {peer}: {why}",
+                server=self.server,
+                peer=addr,
+                why=why,
             )
             return None
         return ServerClientProtocol(self.server)

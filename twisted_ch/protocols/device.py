@@ -37,8 +37,35 @@ def _tap(sink: object, direction: str, data: bytes) -> None:
             Logger().failure("wire tap {tap!r} failed", tap=tap)
 
 
+#: Default bound on the bytes a link may hold queued for a device that does not read them.
+DEFAULT_MAX_WRITE_BUFFER = 1024 * 1024
+
+
 class LinkDown(OSError):
     """Data was sent to a device whose link is not connected."""
+
+
+class WriteBufferFull(LinkDown):
+    """
+    Data was sent to a device that has stopped reading: the link's write buffer already holds
+    C{maxWriteBuffer} bytes, and the new data is refused (nothing of it is queued).
+    """
+
+
+def queuedBytes(transport: object) -> int:
+    """
+    The bytes C{transport} holds that the device has not taken yet: a Twisted file-descriptor
+    transport's write buffer (TCP, serial), or what a transport reports by C{queuedBytes()} (SSH).
+    """
+    report = getattr(transport, "queuedBytes", None)
+    if callable(report):
+        return int(report())
+    buffered = getattr(transport, "dataBuffer", None)
+    if isinstance(buffered, bytes):
+        offset = getattr(transport, "offset", 0)
+        pending = getattr(transport, "_tempDataLen", 0)
+        return len(buffered) - (offset if isinstance(offset, int) else 0) + int(pending)
+    return 0
 
 
 class SelfConnection(error.ConnectionRefusedError):
@@ -104,6 +131,9 @@ class DeviceProtocol(Protocol):
 
     log = Logger()
 
+    #: the most bytes queued for the device before L{send} raises L{WriteBufferFull}
+    maxWriteBuffer = DEFAULT_MAX_WRITE_BUFFER
+
     def __init__(
         self, sink: DeviceSink, clock: IReactorTime, maxResponse: int = DEFAULT_MAX_RESPONSE
     ) -> None:
@@ -117,6 +147,7 @@ class DeviceProtocol(Protocol):
         self._waits: deque[_Wait] = deque()
         self.bytesReceived = 0
         self.bytesSent = 0
+        self.writesRefused = 0
 
     def connectionMade(self) -> None:
         self._tcp = self.transport if _sendsDirectly(self.transport) else None
@@ -162,13 +193,28 @@ class DeviceProtocol(Protocol):
         self.sink.linkLost(self, reason)
 
     def send(self, data: bytes) -> None:
-        """Write bytes to the device."""
+        """
+        Write bytes to the device.
+
+        @raise LinkDown: not connected.
+        @raise WriteBufferFull: the device has stopped reading and L{maxWriteBuffer} bytes are
+            queued for it already (the data is not sent; the link stays up for the keep-alive
+            to judge).
+        """
         if not self.connected or self.transport is None:
             raise LinkDown("not connected")
+        tcp = self._tcp
+        if tcp is None or tcp.dataBuffer or tcp._tempDataLen:
+            queued = queuedBytes(self.transport)
+            if queued and queued + len(data) > self.maxWriteBuffer:
+                self.writesRefused += 1
+                raise WriteBufferFull(
+                    f"the device is not reading: {queued} bytes are queued for it already "
+                    f"(the limit is {self.maxWriteBuffer}); {len(data)} bytes not sent"
+                )
         self.bytesSent += len(data)
         if WIRE_TAPS:
             _tap(self.sink, "tx", data)
-        tcp = self._tcp
         if tcp is None or (
             tcp.dataBuffer
             or tcp._tempDataLen

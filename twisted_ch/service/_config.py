@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar
 
+from twisted_ch import _checks
+
 __all__ = [
     "Config",
     "ConfigError",
@@ -64,11 +66,24 @@ __all__ = [
 #: Where the status page listens unless told otherwise: loopback only.
 DEFAULT_STATUS_LISTEN = "tcp:8790:interface=127.0.0.1"
 
-#: The shortest time a configuration may give (a poll period, a timeout, a retry delay).
-MIN_SECONDS = 0.05
+#: The shortest time a configuration may give (a poll period, a timeout, a retry delay): the
+#: API's bound too (L{twisted_ch._checks.MIN_PERIOD}).
+MIN_SECONDS = _checks.MIN_PERIOD
+#: The longest: one day.
+MAX_SECONDS = _checks.MAX_PERIOD
+
+#: Clients a C{[[server]]} serves at once unless its C{MaxClients} says otherwise: beyond them a
+#: new client is refused at once, so idle clients cannot take the descriptors devices need.
+DEFAULT_MAX_CLIENTS = 64
+#: The largest C{MaxClients} a C{[[server]]} may give.
+MAX_MAX_CLIENTS = 100_000
+#: The longest text a config value may hold (an endpoint description, a name, a pattern).
+MAX_TEXT = 4096
 
 #: Option names whose values are secrets: error messages describe them only by their type.
 SECRET_KEYS = frozenset({"password", "community", "passphrase"})
+#: Endpoint options whose values are local paths: hidden on the status page unless asked for.
+PATH_OPTIONS = frozenset({"keys", "knownhosts", "agent"})
 
 Connection = Literal["stream", "pipe"]
 
@@ -149,7 +164,7 @@ class ServerConfig:
     #: an IP address literal (0.0.0.0 or :: listen on every interface)
     interface: str = "127.0.0.1"
     serverTimeout: float = 300.0
-    MaxClients: int | None = None
+    MaxClients: int = DEFAULT_MAX_CLIENTS
 
 
 @dataclass(frozen=True)
@@ -160,6 +175,8 @@ class StatusConfig:
     """
 
     listen: str | None = DEFAULT_STATUS_LISTEN
+    #: show endpoint options holding local paths (key files, known_hosts, agent socket)
+    showPaths: bool = False
     token: str | None = field(default=None, repr=False)
 
 
@@ -212,21 +229,73 @@ def endpointType(description: str) -> str:
     return description.split(":", 1)[0].strip().lower()
 
 
-# an option whose name (spaces, case and a few typos aside) says it holds a secret
-_SECRET_OPTIONS = re.compile(
-    r"(?i)(?<![^:])(\s*[a-z_]*(?:pass|secret|community|token)[a-z_]*\s*=)(?:\\.|[^:\\])*"
-)
-
-
-def redactEndpoint(description: str) -> str:
+def isSecretOption(name: str) -> bool:
     """
-    An endpoint description with the values of its secret-looking options (C{password=},
-    C{passphrase=}, C{community=}, ...) replaced by ***, for a description already parsed.
-
-    It cannot tell the half of a password after an unescaped colon from a positional part: a
-    description that did not parse is shown with L{describeEndpoint} instead.
+    Whether an endpoint option of this name holds a secret: its name as Twisted reads it (escapes
+    removed, so C{pass\\word} is C{password}), spaces and case aside, names or contains
+    C{pass}, C{secret}, C{community} or C{token}.
     """
-    return _SECRET_OPTIONS.sub(r"\1***", description)
+    bare = name.strip().lower()
+    return any(word in bare for word in ("pass", "secret", "community", "token"))
+
+
+def redactEndpoint(description: str, showPaths: bool = False) -> str:
+    """
+    An endpoint description with the values of its secret options (C{password=},
+    C{passphrase=}, C{community=}, whatever the spelling Twisted would read as one) replaced by
+    ***, and (unless C{showPaths}) those of its path options (C{keys=}, C{knownHosts=},
+    C{agent=}) by C{<path>}.
+
+    Redaction works on the parts as Twisted's parser splits them, so an escaped option name
+    (C{pass\\word=}) is redacted too.  A description Twisted could not parse (a lone trailing
+    backslash) is shown with L{describeEndpoint} instead.
+    """
+    if _lastBackslashUnpaired(description):
+        return describeEndpoint(description)
+    parts = _splitRaw(description)
+    shown = [parts[0]]
+    for part in parts[1:]:
+        m = _OPTION.match(part)
+        if m is None:
+            shown.append(part)
+            continue
+        name = _unescape(m.group(1))
+        if isSecretOption(name):
+            shown.append(f"{name.strip()}=***")
+        elif not showPaths and name.strip().lower() in PATH_OPTIONS:
+            shown.append(f"{name.strip()}=<path>")
+        else:
+            shown.append(part)
+    return ":".join(shown)
+
+
+def _lastBackslashUnpaired(text: str) -> bool:
+    """Whether C{text} ends with an escape character that escapes nothing."""
+    return (len(text) - len(text.rstrip("\\"))) % 2 == 1
+
+
+_OPTION = re.compile(r"((?:\\.|[^=\\])*+)=(.*)", re.S)
+
+
+def _splitRaw(description: str) -> list[str]:
+    """The parts of a description, split on unescaped colons, each as written."""
+    parts: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(description):
+        c = description[i]
+        if c == "\\" and i + 1 < len(description):
+            current.append(description[i : i + 2])
+            i += 2
+            continue
+        if c == ":":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+        i += 1
+    parts.append("".join(current))
+    return parts
 
 
 @dataclass(frozen=True)
@@ -249,26 +318,11 @@ def _unescape(text: str) -> str:
 
 def _splitDescription(description: str) -> _Parts:
     """Split on unescaped colons; a part with an unescaped C{=} is an option (C{name=value})."""
-    parts: list[str] = []
-    current: list[str] = []
-    i = 0
-    while i < len(description):
-        c = description[i]
-        if c == "\\" and i + 1 < len(description):
-            current.append(description[i : i + 2])
-            i += 2
-            continue
-        if c == ":":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(c)
-        i += 1
-    parts.append("".join(current))
+    parts = _splitRaw(description)
     args: list[str] = []
     options: list[tuple[str, str]] = []
     for part in parts[1:]:
-        m = re.match(r"((?:\\.|[^=\\])*)=(.*)", part, re.S)
+        m = _OPTION.match(part)
         if m is None:
             args.append(part)
         else:
@@ -387,14 +441,14 @@ _DEVICE_KEYS = (
 )
 _INTERFACE = "an IP address to listen on, such as 127.0.0.1 (0.0.0.0: every interface)"
 _SERVER_KEYS = ("name", "port", "interface", "serverTimeout", "MaxClients")
-_STATUS_KEYS = ("listen", "token")
+_STATUS_KEYS = ("listen", "showPaths", "token")
 
 #: Options each stock probe accepts (beyond C{type}), with the checker for each.
 _PROBE_OPTIONS: dict[str, tuple[str, ...]] = {
     "sis": ("query", "expect", "timeout"),
     "pjlink": ("password", "timeout"),
     "snmp": ("community", "version", "timeout"),
-    "send": ("send", "expect", "timeout"),
+    "send": ("send", "expect", "timeout", "secret"),
 }
 
 
@@ -459,12 +513,42 @@ def parseConfig(data: Mapping[str, Any], source: str = "<config>", reactor: Any 
                 status = StatusConfig(statusEndpoint(text))
             except ValueError as e:
                 r.fail("status.listen", str(e))
+            if reactor is not None and status.listen is not None:
+                try:
+                    checkStatusListen(text, status.listen, reactor)
+                except ValueError as e:
+                    r.fail("status.listen", str(e))
+        if "showPaths" in table:
+            status = StatusConfig(
+                status.listen,
+                r.boolean(table["showPaths"], "status.showPaths", "true or false"),
+            )
         status = _statusToken(r, table, status)
     program = _program(r, data["program"], "program", reactor) if "program" in data else None
     if reactor is not None:
         for i, d in enumerate(devices):
             checkEndpoint(r, d.endpoint, f"device[{i}].endpoint", reactor)
     return Config(source, devices, servers, status, health, program)
+
+
+def checkStatusListen(written: str, description: str, reactor: Any) -> None:
+    """
+    Parse a status address's server endpoint C{description} (made from C{written}, what the
+    operator wrote) with the installed parsers.
+
+    @raise ValueError: it does not parse; the message quotes C{written}, never text added to it.
+    """
+    from twisted.internet.endpoints import serverFromString
+
+    if _lastBackslashUnpaired(written):
+        raise ValueError(f"a server endpoint description; {written!r} ends with a lone backslash")
+    try:
+        serverFromString(reactor, description)
+    except Exception as e:
+        raise ValueError(
+            f"an address such as 127.0.0.1:8790 or a server endpoint description; {written!r} is "
+            f"not one: {e}"
+        ) from None
 
 
 def _overlap(a: str, b: str) -> bool:
@@ -483,14 +567,65 @@ def checkEndpoint(r: _Reader, description: str, key: str, reactor: Any) -> None:
     """
     from twisted.internet.endpoints import clientFromString
 
+    shown = describeEndpoint(description)
+    if _lastBackslashUnpaired(description):
+        r.fail(key, f"a client endpoint description; the {shown} ends with a lone backslash")
+    problem = endpointValueProblem(description)
+    if problem is not None:
+        r.fail(key, f"a client endpoint description; the {shown} has {problem}")
     try:
         clientFromString(reactor, description)
     except Exception as e:
         text = _scrub(str(e) or type(e).__name__, _splitDescription(description).values())
         if text.startswith("Unknown endpoint type"):
             text += " (no endpoint parser plugin for it is installed)"
-        shown = describeEndpoint(description)
         r.fail(key, f"a client endpoint description; the {shown} is not one: {text}")
+
+
+#: Where host and port are for the network endpoint types: (host option, port option, default
+#: port or None if required); positional parts come in that order.
+_NETWORK_ENDPOINTS = {
+    "tcp": ("host", "port", None),
+    "tcp6": ("host", "port", None),
+    "udp": ("host", "port", None),
+    "ssh": ("host", "port", 22),
+}
+
+
+def endpointValueProblem(description: str) -> str | None:
+    """
+    What makes a tcp, tcp6, udp or ssh description unusable although its parser accepts it (a
+    port out of range, an empty host, a NUL in it), or None.  The message names the option and
+    shows no value but the port.
+    """
+    parts = _splitDescription(description)
+    spec = _NETWORK_ENDPOINTS.get(parts.kind)
+    if spec is None:
+        return None
+    hostName, portName, _default = spec
+    given = {name.strip(): _unescape(value) for name, value in parts.options}
+    positional = [_unescape(a) for a in parts.args]
+    host = given.get(hostName)
+    port = given.get(portName)
+    if host is None and positional:
+        host = positional.pop(0)
+    if port is None and positional:
+        port = positional.pop(0)
+    if host is not None:
+        try:
+            _checks.host(host, hostName)
+        except ValueError as e:
+            text = str(e).split(", got", 1)[0]
+            return f"an unusable {hostName}: {text}"
+    if port is not None:
+        digits = port.strip()
+        if not re.fullmatch(r"[+-]?[0-9]{1,12}", digits):
+            return None  # the parser's own error says it best
+        try:
+            _checks.port(int(digits), portName)
+        except ValueError as e:
+            return f"an unusable {portName}: {e}"
+    return None
 
 
 def _device(
@@ -498,8 +633,7 @@ def _device(
 ) -> DeviceConfig:
     r.known(table, key, _DEVICE_KEYS)
     name = r.required(table, key, "name", r.string, "a device name (text)")
-    if not name.strip():
-        r.fail(f"{key}.name", "a non-empty device name")
+    r.checkName(name, f"{key}.name", "device")
     endpoint = r.required(
         table,
         key,
@@ -545,7 +679,12 @@ def _device(
         connection=connection,
         probe=probe,
         DisconnectLimit=r.optional(
-            table, key, "DisconnectLimit", r.count, "a whole number of polls (>= 1)", 15
+            table,
+            key,
+            "DisconnectLimit",
+            r.count,
+            f"a whole number of polls (1 to {_checks.MAX_DISCONNECT_LIMIT})",
+            15,
         ),
         pollFrequency=pollFrequency,
         connectRetryTime=retryTime,
@@ -610,6 +749,8 @@ def _probe(r: _Reader, value: Any, key: str, pollFrequency: float) -> ProbeConfi
         if "expect" not in table:
             r.fail(f"{key}.expect", "a regular expression the answer must match")
         options["expect"] = r.regex(table["expect"], f"{key}.expect")
+        if "secret" in table:
+            options["secret"] = r.boolean(table["secret"], f"{key}.secret", "true or false")
     return ProbeConfig(kind, options)
 
 
@@ -621,15 +762,19 @@ def _server(r: _Reader, table: Mapping[str, Any], key: str, index: int) -> Serve
     shown = f"[{interface}]" if ":" in interface else interface
     default = f"{shown}:{port}" if port else f"server[{index}]"
     name = r.optional(table, key, "name", r.string, "text", default)
-    if not name.strip():
-        r.fail(f"{key}.name", "a non-empty server name")
+    r.checkName(name, f"{key}.name", "server")
     return ServerConfig(
         name=name,
         port=port,
         interface=interface,
         serverTimeout=r.optional(table, key, "serverTimeout", r.seconds, "seconds", 300.0),
         MaxClients=r.optional(
-            table, key, "MaxClients", r.count, "a whole number of clients (>= 1)", None
+            table,
+            key,
+            "MaxClients",
+            r.count,
+            f"a whole number of clients (1 to {MAX_MAX_CLIENTS})",
+            DEFAULT_MAX_CLIENTS,
         ),
     )
 
@@ -677,7 +822,7 @@ def _statusToken(r: _Reader, table: Mapping[str, Any], status: StatusConfig) -> 
     token = r.string(table["token"], "status.token", "text of at least 16 characters")
     if len(token) < 16 or not token.isprintable():
         r.fail("status.token", "printable text of at least 16 characters")
-    return StatusConfig(status.listen, token)
+    return StatusConfig(status.listen, status.showPaths, token)
 
 
 #: Keys of the [program] section; code elsewhere reads the keys of L{ProgramConfig.options}
@@ -876,7 +1021,19 @@ class _Reader:
     def string(self, value: Any, key: str, expected: str) -> str:
         if not isinstance(value, str):
             self.fail(key, f"{expected}, got {self.got(value, key)}")
+        if len(value) > MAX_TEXT:
+            self.fail(key, f"{expected} of at most {MAX_TEXT} characters, got {len(value)}")
         return value
+
+    def checkName(self, name: str, key: str, what: str) -> None:
+        """A name shown on the status page and in logs: non-empty, one printable line."""
+        if not name.strip():
+            self.fail(key, f"a non-empty {what} name")
+        if len(name) > 200:
+            self.fail(key, f"a {what} name of at most 200 characters, got {len(name)}")
+        bad = next((c for c in name if not c.isprintable()), None)
+        if bad is not None:
+            self.fail(key, f"a {what} name without control characters, got {name!r}")
 
     def boolean(self, value: Any, key: str, expected: str) -> bool:
         if not isinstance(value, bool):
@@ -884,17 +1041,17 @@ class _Reader:
         return value
 
     def seconds(self, value: Any, key: str, expected: str) -> float:
+        """A period: the API's bounds (L{twisted_ch._checks.period})."""
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
             self.fail(
                 key,
                 f"a positive number of seconds (at least {MIN_SECONDS:g}), "
                 f"got {self.got(value, key)}",
             )
-        if value == float("inf"):
-            self.fail(key, "a finite number of seconds, got inf")
-        if value < MIN_SECONDS:
-            self.fail(key, f"at least {MIN_SECONDS:g} seconds, got {self.got(value, key)}")
-        return float(value)
+        try:
+            return _checks.period(value, key)
+        except ValueError as e:
+            self.fail(key, f"{MIN_SECONDS:g} to {MAX_SECONDS:g} seconds: {e}")
 
     def fraction(self, value: Any, key: str, expected: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
@@ -913,7 +1070,13 @@ class _Reader:
     def count(self, value: Any, key: str, expected: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             self.fail(key, f"{expected}, got {self.got(value, key)}")
-        return value
+        maximum = _checks.MAX_DISCONNECT_LIMIT if key.endswith("DisconnectLimit") else None
+        if key.endswith("MaxClients"):
+            maximum = MAX_MAX_CLIENTS
+        try:
+            return _checks.count(value, key, maximum=maximum or _checks.MAX_COUNT)
+        except ValueError as e:
+            self.fail(key, f"{expected}: {e}")
 
     def port(self, value: Any, key: str, expected: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:

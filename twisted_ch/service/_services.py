@@ -32,6 +32,13 @@ from twisted_ch.service._config import (
     isWildcardAddress,
     redactEndpoint,
 )
+from twisted_ch.service._limits import (
+    STATUS_MAX_CONNECTIONS,
+    DescriptorBudgetError,
+    checkDescriptorBudget,
+    raiseDescriptorLimit,
+    refuseToStart,
+)
 from twisted_ch.service._status import Entry, Registry
 
 __all__ = [
@@ -82,6 +89,7 @@ class ChandlerService(MultiService):
 
     def startService(self) -> None:
         log.info("chandler starting")
+        raiseDescriptorLimit()  # before anything opens a descriptor (see service._limits)
         super().startService()
         if self.handleSIGTERM:
             self.reactor.callWhenRunning(self._takeSIGTERM)
@@ -229,6 +237,16 @@ class DevicesService(Service):
         return True
 
     def startService(self) -> None:
+        soft, _hard = raiseDescriptorLimit()
+        try:
+            checkDescriptorBudget(
+                len(self._devices),
+                {s.name: s.MaxClients or 0 for s in self._servers},
+                STATUS_MAX_CONNECTIONS,
+                soft,
+            )
+        except DescriptorBudgetError as e:
+            refuseToStart(str(e))
         super().startService()
         for device in self._devices:
             self._startDevice(device)

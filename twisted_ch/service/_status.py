@@ -39,6 +39,7 @@ from zope.interface import implementer
 from twisted_ch._version import __version__
 from twisted_ch.service._config import HealthConfig, isWildcardAddress, redactEndpoint
 from twisted_ch.service._dashboard import DashboardPage, addDashboard
+from twisted_ch.service._limits import ConnectionLimiter, refuseToStart
 from twisted_ch.service._trace import TraceResource, WireTrace, isLoopback
 
 __all__ = [
@@ -93,8 +94,9 @@ class Entry:
         name = getattr(self.handler, "logName", None)
         return name if isinstance(name, str) and name else self.name
 
-    def row(self) -> dict[str, object]:
-        """The status JSON object for this entry."""
+    def row(self, showPaths: bool = False) -> dict[str, object]:
+        """The status JSON object for this entry (local paths in its endpoint hidden unless
+        C{showPaths})."""
         stats: dict[str, Any] = {}
         statsOf = getattr(self.handler, "stats", None)
         if callable(statsOf):
@@ -109,7 +111,7 @@ class Entry:
             "name": self.name,
             "kind": self.kind,
             "handler": type(self.handler).__name__,
-            "endpoint": redactEndpoint(self.endpoint),
+            "endpoint": redactEndpoint(self.endpoint, showPaths),
             "state": state,
             "since": isoTime(since) if isinstance(since, int | float) else since,
         }
@@ -388,7 +390,15 @@ class Registry:
     and health), stopped when its entry is removed or its source goes.
     """
 
-    def __init__(self, clock: Any = None, health: HealthConfig | None = None) -> None:
+    def __init__(
+        self,
+        showPaths: bool = False,
+        *,
+        clock: Any = None,
+        health: HealthConfig | None = None,
+    ) -> None:
+        #: show endpoint options holding local paths (the config's C{status.showPaths})
+        self.showPaths = showPaths
         self._clock = clock
         self.health = health if health is not None else HealthConfig()
         self._entries: dict[str, Entry] = {}
@@ -526,7 +536,7 @@ class Registry:
         """Each entry's status row, with its health (and, if asked, its recent transitions)."""
         rows = []
         for entry in self.entries():
-            row = entry.row()
+            row = entry.row(self.showPaths)
             if entry.kind == "device":
                 track = self.trackOf(entry)
                 if track is not None:
@@ -633,6 +643,8 @@ class _JSONStatus(Resource):
         self.registry = registry
 
     def render_GET(self, request: Request) -> bytes:
+        if request.postpath and request.postpath != [b""]:  # /status/anything: no such page
+            return _notFound(request)
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         document = self.registry.snapshot()
@@ -640,6 +652,12 @@ class _JSONStatus(Resource):
         if (request.args or {}).get(b"compact", [b"0"])[-1] not in (b"", b"0"):
             return json.dumps(document, separators=(",", ":")).encode("utf-8")
         return json.dumps(document, indent=2).encode("utf-8") + b"\n"
+
+
+def _notFound(request: Request) -> bytes:
+    request.setResponseCode(404)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return b"no such page\n"
 
 
 class _Metrics(Resource):
@@ -650,6 +668,8 @@ class _Metrics(Resource):
         self.prometheus = metricsRegistry(registry)
 
     def render_GET(self, request: Request) -> bytes:
+        if request.postpath and request.postpath != [b""]:
+            return _notFound(request)
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
         return generate_latest(self.prometheus)
 
@@ -679,15 +699,15 @@ class _Index(Resource):
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         lines = [f"chandler {__version__}: {len(self.registry)} watched", ""]
         for row in self.registry.rows():
-            name = _printable(str(row["name"]))
+            name = _oneLine(str(row["name"]))  # a program's handler may be named anything
             health = row.get("health", "")
             lines.append(f"{name:<24} {row['state']:<13} {health!s:<8} since {row['since']}")
         lines += ["", "/status   JSON per device", "/metrics  Prometheus text", ""]
         return "\n".join(lines).encode("utf-8")
 
 
-def _printable(text: str) -> str:
-    """C{text} on one line: control characters (a newline in a name) shown escaped."""
+def _oneLine(text: str) -> str:
+    """C{text} with control characters escaped (a name with a newline stays one row)."""
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
@@ -751,23 +771,33 @@ class StatusService(Service):
 
         endpoint = serverFromString(self.reactor, self.description)
         result: list[Any] = []
-        endpoint.listen(self.site).addBoth(result.append)
+        # at most STATUS_MAX_CONNECTIONS at once, idle ones dropped (twisted_ch.service._limits)
+        self.limiter = ConnectionLimiter(self.site, clock=self.reactor)
+        endpoint.listen(self.limiter).addBoth(result.append)
         if not result:
             raise RuntimeError(f"status endpoint {self.description!r} did not listen at once")
         outcome = result[0]
         if not IListeningPort.providedBy(outcome):
-            outcome.raiseException()
+            refuseToStart(f"the status page cannot listen: {outcome.getErrorMessage()}")
         self.port = outcome
         super().startService()  # type: ignore[no-untyped-call]
-        address = outcome.getHost()
+        address: Any = outcome.getHost()
         host = getattr(address, "host", None)
         if isinstance(host, str):
             bound = host or "0.0.0.0"
             shown = f"[{bound}]" if ":" in bound else bound
             self.url = f"http://{shown}:{address.port}/"
-        else:
-            bound = str(address)
-            self.url = bound
+        else:  # a UNIX socket: its path
+            name = getattr(address, "name", None)
+            bound = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+            self.url = "http://localhost/"
+            log.info(
+                "status page on the UNIX socket {path} (curl --unix-socket {path} "
+                "http://localhost/status)",
+                path=bound,
+                boundAddress=bound,
+            )
+            return
         log.info(
             "status page at {url}status (metrics at {url}metrics)",
             url=self.url,

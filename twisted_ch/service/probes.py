@@ -19,6 +19,7 @@ logs a password or anything derived from one.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -46,6 +47,7 @@ __all__ = [
     "SYS_UPTIME",
     "SendExpectProbe",
     "makeProbe",
+    "peekResponse",
     "pjlinkDigest",
 ]
 
@@ -162,11 +164,13 @@ class Probe:
 # Extron SIS
 
 #: Regular expressions for the answer line of well-known SIS queries (without the CR LF).
+#: Every quantifier is possessive (C{++}, C{*+}) and none can match what the next one matches, so
+#: a search is linear in its input (a line of 60,000 digits costs microseconds, not minutes).
 SIS_ANSWERS: Mapping[bytes, bytes] = {
-    b"Q": rb"(?:Ver\d+\*)?\d+\.\d+[\w.\-]*",
-    b"*Q": rb"\d+\.\d+[^\r\n]*",
-    b"N": rb"(?:Pno)?\d{2}-\d{3,4}-\d{2}[^\r\n]*",
-    b"I": rb"[^\r\n]+",
+    b"Q": rb"(?:Ver\d++\*)?\d++\.\d++[\w.\-]*+",
+    b"*Q": rb"\d++\.\d++[^\r\n]*+",
+    b"N": rb"(?:Pno)?\d{2}-\d{3,4}-\d{2}[^\r\n]*+",
+    b"I": rb"[^\r\n]++",
 }
 
 
@@ -190,7 +194,7 @@ class SISProbe(Probe):
             raise ValueError("query must not be empty")
         answer = toBytes(expect, "expect") if expect is not None else None
         if answer is None:
-            answer = SIS_ANSWERS.get(self.request.strip().upper(), rb"[^\r\n]+")
+            answer = SIS_ANSWERS.get(self.request.strip().upper(), SIS_ANSWERS[b"I"])
         self.answer = re.compile(
             rb"(?m)^(?:(?P<sisError>E\d\d)|(?P<sisAnswer>" + answer + rb"))\r?\n"
         )
@@ -217,16 +221,32 @@ class SISProbe(Probe):
 
 
 class SendExpectProbe(Probe):
-    """Send fixed bytes; a response matching the C{expect} regular expression is good."""
+    """
+    Send fixed bytes; a response matching the C{expect} regular expression is good.
+
+    With C{secret}, the payload (a login, a PIN) is never shown: L{describe} and the status page
+    say C{***} instead.  The C{expect} pattern is searched over up to C{maxResponse} bytes of
+    each answer: keep it free of nested or adjacent overlapping quantifiers (use possessive
+    ones, C{\\d++}), or a hostile answer can make it backtrack.
+    """
 
     kind = "send"
 
-    def __init__(self, send: bytes | str, expect: bytes | str, timeout: float = 2.0) -> None:
+    def __init__(
+        self, send: bytes | str, expect: bytes | str, timeout: float = 2.0, secret: bool = False
+    ) -> None:
         super().__init__(timeout)
+        if not isinstance(secret, bool):
+            raise TypeError(f"secret must be True or False, not {type(secret).__name__}")
+        self.secret = secret
         self.send = toBytes(send, "send")
         if not self.send:
             raise ValueError("send must not be empty")
         self.expect = re.compile(toBytes(expect, "expect"))
+
+    def __repr__(self) -> str:
+        shown = "***" if self.secret else repr(self.send)
+        return f"<SendExpectProbe send={shown}>"
 
     async def query(self, handler: Any) -> bool:
         response = await handler.SendAndWait(self.send, self.timeout, deliRex=self.expect)
@@ -238,7 +258,7 @@ class SendExpectProbe(Probe):
     def describe(self) -> dict[str, object]:
         return {
             **super().describe(),
-            "send": self.send.decode("latin-1"),
+            "send": "***" if self.secret else self.send.decode("latin-1"),
             "expect": self.expect.pattern.decode("latin-1"),
         }
 
@@ -253,8 +273,12 @@ def pjlinkDigest(random: bytes, password: str) -> bytes:
     )
 
 
-_PJLINK_GREETING = re.compile(rb"PJLINK (?:(?P<none>0)|1 (?P<random>[^\r\s]+)|(?P<erra>ERRA))\r")
-_PJLINK_ANSWER = re.compile(rb"(?:%1POWR=(?P<power>[^\r]*)|PJLINK (?P<erra>ERRA))\r")
+# bounded quantifiers: a search costs at most a few dozen steps per position, however long the
+# input (63 KB of "%1POWR=" without a CR took seconds with an unbounded [^\r]*)
+_PJLINK_GREETING = re.compile(
+    rb"PJLINK (?:(?P<none>0)|1 (?P<random>[^\r\s]{1,32}+)|(?P<erra>ERRA))\r"
+)
+_PJLINK_ANSWER = re.compile(rb"(?:%1POWR=(?P<power>[^\r%]{0,16}+)|PJLINK (?P<erra>ERRA))\r")
 _PJLINK_POWER = {"0": "off", "1": "on", "2": "cooling", "3": "warming"}
 
 
@@ -530,13 +554,86 @@ def decodeTimeTicks(value: bytes) -> int:
         raise ValueError(f"not TimeTicks: {e}") from None
 
 
+#: The largest datagram the SNMP probe decodes: a sysUpTime response takes under 100 bytes.
+MAX_SNMP_DATAGRAM = 1472
+#: Datagrams per second the SNMP probe inspects per device; more are dropped unread.
+SNMP_DATAGRAM_BUDGET = 50
+
+
+def _berItem(data: bytes, at: int) -> tuple[int, int, int] | None:
+    """
+    The BER item at C{data[at:]}: C{(tag, start of contents, end of contents)}, or None when it
+    is malformed or runs past the data.  Constant work: a one-byte tag, at most 4 length bytes.
+    """
+    if at + 2 > len(data):
+        return None
+    tag, first = data[at], data[at + 1]
+    at += 2
+    if first < 0x80:
+        length = first
+    else:
+        n = first & 0x7F
+        if not 1 <= n <= 4 or at + n > len(data):
+            return None
+        length = int.from_bytes(data[at : at + n], "big")
+        at += n
+    if at + length > len(data):
+        return None
+    return tag, at, at + length
+
+
+def peekResponse(datagram: bytes) -> tuple[int, bytes, int] | None:
+    """
+    Read an SNMP Response's header without decoding it: C{(version, community, request-id)}, or
+    None if the datagram is not a v1/v2c Response.  Costs a handful of steps whatever its size,
+    so a datagram that answers no outstanding request is rejected before any decoding.
+    """
+    outer = _berItem(datagram, 0)
+    if outer is None or outer[0] != 0x30:
+        return None
+    version = _berItem(datagram, outer[1])
+    if version is None or version[0] != 0x02 or version[2] - version[1] != 1:
+        return None
+    community = _berItem(datagram, version[2])
+    if community is None or community[0] != 0x04:
+        return None
+    pdu = _berItem(datagram, community[2])
+    if pdu is None or pdu[0] != 0xA2:
+        return None
+    rid = _berItem(datagram, pdu[1])
+    if rid is None or rid[0] != 0x02 or not 1 <= rid[2] - rid[1] <= 5:
+        return None
+    return (
+        datagram[version[1]],
+        datagram[community[1] : community[2]],
+        int.from_bytes(datagram[rid[1] : rid[2]], "big", signed=True),
+    )
+
+
 class _SNMPSession:
-    """Matches the datagrams arriving on one link to outstanding requests by request-id."""
+    """
+    Matches the datagrams arriving on one link to outstanding requests by request-id.
+
+    The link's UDP socket is connected, so the kernel delivers only the device's datagrams.  Each
+    is then judged cheaply before it is decoded: at most L{SNMP_DATAGRAM_BUDGET} per second are
+    looked at, none larger than L{MAX_SNMP_DATAGRAM}, and only a Response with the probe's version
+    and community that carries an outstanding request-id is decoded (at most once per request).
+    A flood therefore costs this device its answers at worst, and the others nothing.
+    """
 
     def __init__(self, link: DeviceLink, probe: SNMPProbe) -> None:
         self.link = link
         self.probe = probe
         self.pending: dict[int, Deferred[SNMPMessage | None]] = {}
+        self._window = -1.0
+        self._inWindow = 0
+
+    def _withinBudget(self) -> bool:
+        now = self.link.clock.seconds()
+        if now - self._window >= 1.0:
+            self._window, self._inWindow = now, 0
+        self._inWindow += 1
+        return self._inWindow <= SNMP_DATAGRAM_BUDGET
 
     def expect(self, requestId: int, timeout: float) -> Deferred[SNMPMessage | None]:
         d: Deferred[SNMPMessage | None] = Deferred()
@@ -560,22 +657,44 @@ class _SNMPSession:
             d.callback(None)
 
     def linkData(self, data: bytes) -> None:
+        probe = self.probe
+        if not self._withinBudget():
+            probe.dropped += 1
+            return
+        why = self._reject(data)
+        if why is not None:
+            probe.ignored += 1
+            log.debug("{link}: ignored a datagram: {why}", link=self.link.description, why=why)
+            return
         try:
             message = decodeMessage(data)
         except ValueError as e:
+            probe.ignored += 1
             log.debug("{link}: ignored a datagram: {why}", link=self.link.description, why=e)
             return
         waiter = self.pending.get(message.requestId)
-        if message.pduKind != "response" or waiter is None:
-            self.probe.ignored += 1
-            log.debug(
-                "{link}: ignored an SNMP {kind} with request-id {rid} (no such request pending)",
-                link=self.link.description,
-                kind=message.pduKind,
-                rid=message.requestId,
-            )
+        if message.pduKind != "response" or waiter is None:  # pragma: no cover - peeked above
+            probe.ignored += 1
             return
         waiter.callback(message)
+
+    def _reject(self, data: bytes) -> str | None:
+        """Why a datagram answers no outstanding request (cheap checks), or None."""
+        if not self.pending:
+            return "no request outstanding"
+        if len(data) > MAX_SNMP_DATAGRAM:
+            return f"{len(data)} bytes (at most {MAX_SNMP_DATAGRAM} are decoded)"
+        header = peekResponse(data)
+        if header is None:
+            return "not an SNMP v1/v2c Response"
+        version, community, rid = header
+        if version != SNMP_VERSIONS[self.probe.version]:
+            return f"SNMP version {version}"
+        if not hmac.compare_digest(community, self.probe.community):
+            return "another community"
+        if rid not in self.pending:
+            return f"request-id {rid} is not outstanding"
+        return None
 
 
 class SNMPProbe(Probe):
@@ -599,7 +718,9 @@ class SNMPProbe(Probe):
         self.version = version
         self._sessions: dict[int, _SNMPSession] = {}
         self._nextId = secrets.randbelow(2**30) + 1
+        #: datagrams that answered no outstanding request; dropped unread over the budget
         self.ignored = 0
+        self.dropped = 0
         self.uptime: float | None = None
 
     def __repr__(self) -> str:
@@ -663,6 +784,7 @@ class SNMPProbe(Probe):
             "version": self.version,
             "uptime": self.uptime,
             "ignored": self.ignored,
+            "dropped": self.dropped,
         }
 
 

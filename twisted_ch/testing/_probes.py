@@ -137,6 +137,8 @@ class SNMPAgent(DatagramProtocol):
         self.silent = False
         self.decoy = False
         self.wrongIdOnly = False
+        #: datagrams sent before each answer (a hostile agent's flood)
+        self.junk: list[bytes] = []
         self.requests = 0
         self.dropped = 0
         self.port = 0
@@ -180,6 +182,8 @@ class SNMPAgent(DatagramProtocol):
             else:
                 binds.append((oid, a.NULL))
                 errorStatus = 2  # noSuchName
+        for datagram in self.junk:
+            self.transport.write(datagram, addr)
         if self.decoy or self.wrongIdOnly:
             wrong = encodeMessage(
                 request.version, request.community, "response", request.requestId ^ 0x5A5A, binds

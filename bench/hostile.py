@@ -1,0 +1,352 @@
+"""
+The "hostile neighbour" scenario: N healthy devices kept alive by a real C{twistd chandler},
+first alone, then beside one hostile party of each kind (issue 11), side by side in one run.
+
+Three processes, so that no party's CPU is counted as another's:
+
+  - the simulators (this module with C{--serve}): one SIS device answering every healthy handler,
+    and the hostile devices: an SIS device answering each C{Q} with C{1.} and 65,000 digits (the
+    worst case of the old answer pattern), a PJLink projector answering with 63 KB of
+    C{%1POWR=} without a CR, an SNMP agent sending 20 datagrams of 4,300 varbinds with every
+    answer, a device flooding endless bytes, a device that never reads, and an SSH server whose
+    client's known_hosts is a FIFO;
+  - C{twistd -n chandler --config} with the healthy devices (and, in the hostile phase, the
+    hostile ones, a C{[[server]]} without C{MaxClients} and the status page);
+  - this driver: in the hostile phase it also holds 400 idle connections to the server and 400
+    to the status page; it reads C{/status} every 0.25 s (blocking C{urllib}, one new connection
+    each time) and reports the healthy devices' poll rate, their false transitions and the
+    C{/status} latency.
+
+Plus a row per stock answer pattern: the cost of one search over its worst case at 16 KiB and
+64 KiB, and their ratio (4.0 is linear), with the old SIS C{Q} pattern for comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+
+HOSTILE_KINDS = ("sis-backtrack", "pjlink-backtrack", "snmp-flood", "byte-flood", "not-reading")
+
+
+# -- the simulators (a child process)
+
+
+def serve(healthy: int) -> None:
+    """Run every simulator on loopback; print their ports as one JSON line; run until killed."""
+    from twisted.internet import reactor
+    from twisted.internet.protocol import Factory, Protocol
+
+    from twisted_ch.service.probes import SYS_UPTIME, _asn1, encodeMessage
+    from twisted_ch.testing import DeviceServer, listenSNMP
+    from twisted_ch.testing._probes import SIS_RESPONSES
+    from twisted_ch.testing._ssh import EchoProtocol, SSHTestServer
+
+    ports: dict[str, int] = {}
+    sis = DeviceServer(reactor, SIS_RESPONSES)
+    sis.start()
+    ports["healthy"] = sis.port
+
+    def answering(answer: bytes, greeting: bytes = b"") -> Factory:
+        class Hostile(Protocol):
+            def connectionMade(self) -> None:
+                if greeting and self.transport is not None:
+                    self.transport.write(greeting)
+
+            def dataReceived(self, data: bytes) -> None:
+                if self.transport is not None:
+                    self.transport.write(answer)
+
+        return Factory.forProtocol(Hostile)
+
+    class Flood(Protocol):
+        def connectionMade(self) -> None:
+            assert self.transport is not None
+            self.transport.registerProducer(self, False)  # type: ignore[attr-defined]
+
+        def resumeProducing(self) -> None:
+            if self.transport is not None:
+                self.transport.write(b"x" * 65536)
+
+        def stopProducing(self) -> None:
+            pass
+
+    class NotReading(Protocol):
+        def connectionMade(self) -> None:
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+
+    def listen(name: str, factory: Factory) -> None:
+        ports[name] = reactor.listenTCP(0, factory, interface="127.0.0.1").getHost().port  # type: ignore[attr-defined]
+
+    listen("sis-backtrack", answering(b"1." + b"9" * 65000))
+    listen("pjlink-backtrack", answering(b"%1POWR=" * 9000, greeting=b"PJLINK 0\r"))
+    listen("byte-flood", Factory.forProtocol(Flood))
+    listen("not-reading", Factory.forProtocol(NotReading))
+    agent = listenSNMP(reactor, "public")
+    a = _asn1()
+    big = encodeMessage(1, b"public", "response", 1, [(SYS_UPTIME, a.NULL)] * 4300)
+    agent.junk = [big] * 20
+    ports["snmp-flood"] = agent.port
+    ssh = SSHTestServer(reactor, Factory.forProtocol(EchoProtocol), users={"admin": "x"})
+    ssh.start()
+    ports["ssh-fifo"] = ssh.port
+    print(json.dumps(ports), flush=True)
+    reactor.run()  # type: ignore[attr-defined]
+
+
+# -- the driver
+
+
+def _config(ports: dict[str, int], healthy: int, hostile: bool, serverPort: int, fifo: str) -> str:
+    lines = []
+    for i in range(healthy):
+        lines.append(
+            textwrap.dedent(
+                f"""
+                [[device]]
+                name = "healthy-{i}"
+                endpoint = "tcp:host=127.0.0.1:port={ports["healthy"]}"
+                probe = {{ type = "sis", query = "N" }}
+                pollFrequency = 0.5
+                DisconnectLimit = 3
+                connectRetryTime = 1
+                """
+            )
+        )
+    if hostile:
+        probes = {
+            "sis-backtrack": '{ type = "sis", query = "Q" }',
+            "pjlink-backtrack": '{ type = "pjlink" }',
+            "byte-flood": '{ type = "sis", query = "Q" }',
+            "not-reading": '{ type = "sis", query = "Q" }',
+        }
+        for kind, probe in probes.items():
+            lines.append(
+                f'[[device]]\nname = "{kind}"\n'
+                f'endpoint = "tcp:host=127.0.0.1:port={ports[kind]}"\nprobe = {probe}\n'
+                "pollFrequency = 1\n"
+            )
+        lines.append(
+            '[[device]]\nname = "snmp-flood"\n'
+            f'endpoint = "udp:host=127.0.0.1:port={ports["snmp-flood"]}"\n'
+            'probe = { type = "snmp" }\npollFrequency = 1\n'
+        )
+        lines.append(
+            '[[device]]\nname = "ssh-fifo"\n'
+            f'endpoint = "ssh:127.0.0.1:{ports["ssh-fifo"]}:username=admin:password=x:'
+            f'knownHosts={fifo}:hostKeyPolicy=accept-new"\nconnectRetryTime = 0.5\n'
+        )
+        lines.append(f'[[server]]\nname = "panel"\nport = {serverPort}\n')
+    return "\n".join(lines)
+
+
+def _freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _status(url: str) -> tuple[float, dict[str, Any]]:
+    start = time.monotonic()
+    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 (loopback)
+        document = json.loads(response.read())
+    return time.monotonic() - start, document
+
+
+def _idle(port: int, n: int) -> list[socket.socket]:
+    crowd = []
+    for _ in range(n):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        crowd.append(s)
+    return crowd
+
+
+def _phase(
+    ports: dict[str, int], healthy: int, hostile: bool, seconds: float, workdir: Path, log: Any
+) -> dict[str, Any]:
+    serverPort = _freePort()
+    fifo = workdir / "known_hosts.fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    config = workdir / ("hostile.toml" if hostile else "alone.toml")
+    config.write_text(_config(ports, healthy, hostile, serverPort, str(fifo)))
+    output = open(workdir / (config.stem + ".log"), "w+b")  # noqa: SIM115
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    process = subprocess.Popen(
+        [TWISTD, "-n", "--pidfile=", "chandler", "--config", str(config),
+         "--status-port", "tcp:0:interface=127.0.0.1"],
+        stdout=output, stderr=subprocess.STDOUT, env=env, cwd=workdir,
+    )  # fmt: skip
+    crowd: list[socket.socket] = []
+    try:
+        base = None
+        deadline = time.monotonic() + 30
+        while base is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            output.seek(0)
+            m = re.search(rb"status page at (http://127\.0\.0\.1:(\d+)/)status", output.read())
+            if m:
+                base = m.group(1).decode()
+                statusPort = int(m.group(2))
+        if base is None:
+            raise RuntimeError("twistd did not start")
+        url = base + "status"
+
+        def healthyRows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+            return [d for d in doc["devices"] if d["name"].startswith("healthy-")]
+
+        while True:  # every healthy device Connected first
+            _, doc = _status(url)
+            if all(d["state"] == "Connected" for d in healthyRows(doc)):
+                break
+            time.sleep(0.2)
+        if hostile:
+            crowd = _idle(serverPort, 400) + _idle(statusPort, 400)
+        time.sleep(2.0)  # settle: the hostile parties are at it
+        latencies: list[float] = []
+        _, first = _status(url)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            latency, last = _status(url)
+            latencies.append(latency)
+            time.sleep(0.25)
+        elapsed = time.monotonic() - t0
+        before = {d["name"]: d for d in healthyRows(first)}
+        after = healthyRows(last)
+        polls = sum(d["polls"] - before[d["name"]]["polls"] for d in after)
+        falseTransitions = sum(d["transitions"] - before[d["name"]]["transitions"] for d in after)
+        cpu = _cpuOf(process.pid)
+        hostileRows = {d["name"]: d for d in last["devices"] if not d["name"].startswith("healthy")}
+        result = {
+            "hostile": hostile,
+            "healthy": healthy,
+            "seconds": round(elapsed, 1),
+            "pollsPerSecond": round(polls / elapsed, 1),
+            "expectedPollsPerSecond": healthy / 0.5,
+            "falseTransitions": falseTransitions,
+            "statusGets": len(latencies),
+            "statusMedianMs": round(statistics.median(latencies) * 1000, 1),
+            "statusP95Ms": round(sorted(latencies)[int(len(latencies) * 0.95) - 1] * 1000, 1),
+            "statusMaxMs": round(max(latencies) * 1000, 1),
+            "twistdCpuSeconds": cpu,
+            "hostileStates": {k: v["state"] for k, v in hostileRows.items()},
+            "servers": last["servers"],
+        }
+        log(f"{'hostile' if hostile else 'alone'}: {result}")
+        return result
+    finally:
+        for s in crowd:
+            s.close()
+        process.terminate()
+        process.wait(30)
+        output.seek(0)
+        text = output.read().decode("utf-8", "replace")
+        output.close()
+        if "Traceback" in text or "Too many open files" in text:
+            log("twistd output had a traceback or EMFILE:\n" + text[-4000:])
+
+
+def _cpuOf(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+
+
+def patternCosts() -> list[dict[str, Any]]:
+    """One search of each stock answer pattern over its worst case: 16 KiB vs 64 KiB."""
+    from twisted_ch.service.probes import _PJLINK_ANSWER, SISProbe
+
+    cases = [
+        ("sis Q", SISProbe("Q").answer, lambda n: b"1." + b"9" * n),
+        ("sis *Q", SISProbe("*Q").answer, lambda n: b"1." + b"9" * n),
+        ("sis N", SISProbe("N").answer, lambda n: b"60-1234-01" + b"x" * n),
+        ("pjlink POWR", _PJLINK_ANSWER, lambda n: b"%1POWR=" * (n // 7)),
+        (
+            "old sis Q (before)",
+            re.compile(rb"(?m)^(?:(?P<e>E\d\d)|(?P<a>(?:Ver\d+\*)?\d+\.\d+[\w.\-]*))\r?\n"),
+            lambda n: b"1." + b"9" * n,
+        ),
+    ]
+    rows = []
+    for name, pattern, make in cases:
+        sizes = (2048, 8192) if name.startswith("old") else (16384, 65536)
+        costs = []
+        for n in sizes:
+            text = make(n)
+            start = time.perf_counter()
+            pattern.search(text)
+            costs.append(time.perf_counter() - start)
+        rows.append(
+            {
+                "pattern": name,
+                "sizes": sizes,
+                "ms": [round(c * 1000, 3) for c in costs],
+                "ratio": round(costs[1] / costs[0], 1),
+            }
+        )
+    return rows
+
+
+def run(healthy: int = 50, seconds: float = 20.0, log: Any = print) -> dict[str, Any]:
+    """Both phases against one simulator process; the pattern rows."""
+    workdir = Path(tempfile.mkdtemp(prefix="hostile-"))
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "bench.hostile", "--serve", str(healthy)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        assert sim.stdout is not None
+        ports = json.loads(sim.stdout.readline())
+        alone = _phase(ports, healthy, False, seconds, workdir, log)
+        beside = _phase(ports, healthy, True, seconds, workdir, log)
+    finally:
+        sim.terminate()
+        sim.wait(30)
+    return {"alone": alone, "hostile": beside, "patterns": patternCosts()}
+
+
+def table(result: dict[str, Any]) -> str:
+    """Markdown tables of a run."""
+    a, h = result["alone"], result["hostile"]
+    rows = [
+        "| healthy devices (SIS, 0.5 s polls) | alone | beside the hostile neighbours |",
+        "|---|---:|---:|",
+        f"| devices | {a['healthy']} | {h['healthy']} |",
+        f"| polls/s (expected {a['expectedPollsPerSecond']:g}) | {a['pollsPerSecond']} | "
+        f"{h['pollsPerSecond']} |",
+        f"| false transitions | {a['falseTransitions']} | {h['falseTransitions']} |",
+        f"| /status median ms | {a['statusMedianMs']} | {h['statusMedianMs']} |",
+        f"| /status p95 ms | {a['statusP95Ms']} | {h['statusP95Ms']} |",
+        f"| /status max ms | {a['statusMaxMs']} | {h['statusMaxMs']} |",
+        f"| twistd CPU s (whole run) | {a['twistdCpuSeconds']} | {h['twistdCpuSeconds']} |",
+        "",
+        "| answer pattern, worst case | sizes (bytes) | ms per search | ratio (4.0 = linear) |",
+        "|---|---|---|---:|",
+    ]
+    for p in result["patterns"]:
+        rows.append(
+            f"| {p['pattern']} | {p['sizes'][0]} / {p['sizes'][1]} | "
+            f"{p['ms'][0]} / {p['ms'][1]} | {p['ratio']} |"
+        )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        serve(int(sys.argv[2]))

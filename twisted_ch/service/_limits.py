@@ -1,0 +1,230 @@
+# mypy: disable-error-code="no-untyped-call"
+# (twisted.protocols.policies is unannotated)
+"""
+Descriptor and connection limits of C{twistd chandler}: no client, however many, can take the
+descriptors the devices need, nor make the status page unreachable.
+
+  - At start the soft limit on open descriptors is raised to the hard limit (systemd's default
+    soft limit is 1,024), and the service checks its budget: a reserve per device, each server's
+    C{MaxClients}, the status page's connection limit.  A configuration that does not fit refuses
+    to start with one line saying what to change.
+  - The status page (L{ConnectionLimiter}) serves at most L{STATUS_MAX_CONNECTIONS} connections: a
+    newcomer beyond them takes the place of the least recently active one, so idle or trickling
+    connections can never lock the page; a connection silent for L{STATUS_IDLE_TIMEOUT} is
+    dropped.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, NoReturn
+
+from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.logger import Logger, LogLevel
+from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin, WrappingFactory
+from twisted.python.failure import Failure
+
+from twisted_ch._summary import Summarizer
+
+try:
+    import resource
+except ImportError:  # pragma: no cover (not POSIX)
+    resource = None  # type: ignore[assignment]
+
+__all__ = [
+    "DESCRIPTORS_PER_DEVICE",
+    "SPARE_DESCRIPTORS",
+    "STATUS_IDLE_TIMEOUT",
+    "STATUS_MAX_CONNECTIONS",
+    "ConnectionLimiter",
+    "DescriptorBudgetError",
+    "checkDescriptorBudget",
+    "raiseDescriptorLimit",
+    "refuseToStart",
+]
+
+log = Logger(namespace="twisted_ch.tap")
+
+#: Connections the status page serves at once.
+STATUS_MAX_CONNECTIONS = 32
+#: Seconds a status-page connection may stay silent before it is dropped.
+STATUS_IDLE_TIMEOUT = 30.0
+#: Descriptors kept per device: its connection, and one more (an ssh-agent, a reconnect overlap).
+DESCRIPTORS_PER_DEVICE = 2
+#: Descriptors kept for the service itself (log files, the reactor's wakers, DNS, listening ports).
+SPARE_DESCRIPTORS = 64
+#: The soft limit asked for when the hard limit is unlimited.
+_UNLIMITED_SOFT = 1 << 20
+
+
+class DescriptorBudgetError(RuntimeError):
+    """The configured clients and devices need more descriptors than the process may open."""
+
+
+def refuseToStart(message: str) -> NoReturn:
+    """Log C{message} and end twistd with it as one line on standard error (exit status 1)."""
+    log.critical("cannot start: {message}", message=message)
+    raise SystemExit(f"twistd chandler: cannot start: {message}")
+
+
+def raiseDescriptorLimit() -> tuple[int, int]:
+    """
+    Raise the soft limit on open descriptors to the hard limit.
+
+    @return: C{(soft, hard)} after the change (C{-1} for unlimited); C{(-1, -1)} where the
+        platform has no such limit.
+    """
+    if resource is None:  # pragma: no cover
+        return -1, -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, _UNLIMITED_SOFT)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (OSError, ValueError) as e:
+            log.warn(
+                "cannot raise the open-descriptor limit from {soft} to {wanted}: {error}",
+                soft=soft,
+                wanted=wanted,
+                error=e,
+            )
+        else:
+            log.info(
+                "open-descriptor limit raised from {soft} to {wanted}", soft=soft, wanted=wanted
+            )
+            soft = wanted
+    infinite = resource.RLIM_INFINITY
+    return (-1 if soft == infinite else soft), (-1 if hard == infinite else hard)
+
+
+def checkDescriptorBudget(
+    devices: int, serverShares: dict[str, int], statusShare: int, limit: int
+) -> int:
+    """
+    Check that C{devices} (each keeping L{DESCRIPTORS_PER_DEVICE}), the servers' client shares
+    (their C{MaxClients}, by name) and the status page's share fit in C{limit} descriptors with
+    L{SPARE_DESCRIPTORS} to spare.
+
+    @return: the descriptors the configuration may use at most.
+    @raise DescriptorBudgetError: they do not fit; the message says what to change.
+    """
+    servers = sum(serverShares.values())
+    needed = (
+        SPARE_DESCRIPTORS
+        + devices * DESCRIPTORS_PER_DEVICE
+        + servers
+        + len(serverShares)
+        + statusShare
+        + 1
+    )
+    if limit >= 0 and needed > limit:
+        largest = sorted(serverShares.items(), key=lambda kv: -kv[1])[:3]
+        shares = ", ".join(f"{name!r} MaxClients={n}" for name, n in largest)
+        raise DescriptorBudgetError(
+            f"the configuration may need {needed} open descriptors ({devices} devices x "
+            f"{DESCRIPTORS_PER_DEVICE}, {servers} server clients{': ' + shares if shares else ''}"
+            f", {statusShare} status-page connections, {SPARE_DESCRIPTORS} spare) but the "
+            f"process may open {limit}: lower MaxClients or raise the limit (LimitNOFILE= in a "
+            "systemd unit, ulimit -n)"
+        )
+    return needed
+
+
+class _LimitedProtocol(ProtocolWrapper, TimeoutMixin):
+    """One connection: dropped after C{idleTimeout} seconds without data from the client."""
+
+    factory: ConnectionLimiter
+
+    def connectionMade(self) -> None:
+        self.callLater = self.factory.clock.callLater  # type: ignore[method-assign,assignment]
+        self.setTimeout(self.factory.idleTimeout)
+        super().connectionMade()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        self.factory.active(self)
+        super().dataReceived(data)
+
+    def timeoutConnection(self) -> None:
+        self.factory.idleDropped += 1
+        self.abort()
+
+    def abort(self) -> None:
+        transport = self.transport
+        abort = getattr(transport, "abortConnection", None)
+        if callable(abort):
+            abort()
+        elif transport is not None:
+            transport.loseConnection()
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        self.setTimeout(None)
+        super().connectionLost(reason)
+
+
+class ConnectionLimiter(WrappingFactory):
+    """
+    Wraps a server factory: at most C{maxConnections} connections at once, each dropped after
+    C{idleTimeout} seconds without data from its client.  At the limit, a new connection takes
+    the place of the least recently active one (which is aborted), so a crowd of idle or
+    trickling connections cannot keep a real client out.  Evictions are logged summarised.
+    """
+
+    protocol = _LimitedProtocol
+    noisy = False
+
+    def __init__(
+        self,
+        wrappedFactory: Any,
+        maxConnections: int = STATUS_MAX_CONNECTIONS,
+        idleTimeout: float = STATUS_IDLE_TIMEOUT,
+        clock: IReactorTime | None = None,
+        name: str = "status page",
+    ) -> None:
+        super().__init__(wrappedFactory)
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        assert clock is not None
+        self.clock: IReactorTime = clock
+        self.maxConnections = maxConnections
+        self.idleTimeout = idleTimeout
+        self.name = name
+        self.evicted = 0
+        self.idleDropped = 0
+        self._byActivity: OrderedDict[int, Any] = OrderedDict()
+        self._summary = Summarizer(clock)
+
+    @property
+    def connections(self) -> int:
+        """Connections open now."""
+        return len(self._byActivity)
+
+    def active(self, protocol: _LimitedProtocol) -> None:
+        """C{protocol}'s client sent data: it is the most recently active."""
+        if id(protocol) in self._byActivity:
+            self._byActivity.move_to_end(id(protocol))
+
+    def buildProtocol(self, addr: IAddress | None) -> Any:
+        while len(self._byActivity) >= self.maxConnections:
+            _, oldest = self._byActivity.popitem(last=False)
+            self.evicted += 1
+            self._summary.emit(
+                log,
+                "evicted",
+                LogLevel.warn,
+                "{name}: {limit} connections open; the least recently active one was dropped "
+                "for a new client",
+                name=self.name,
+                limit=self.maxConnections,
+            )
+            oldest.abort()
+        protocol = super().buildProtocol(addr)
+        if protocol is not None:
+            self._byActivity[id(protocol)] = protocol
+        return protocol
+
+    def unregisterProtocol(self, p: Any) -> None:
+        self._byActivity.pop(id(p), None)
+        super().unregisterProtocol(p)
