@@ -223,3 +223,28 @@ def test_a_source_handler_that_goes_is_no_longer_tracked() -> None:
     registry.removeSource("program")
     assert set(registry.trackedNames()) == set()
     assert handler._statusObservers == []
+
+
+def test_a_device_flapping_faster_than_the_history_keeps_says_so() -> None:
+    from twisted_ch.service._status import HISTORY_LIMIT
+
+    clock = Clock()
+    registry = Registry(clock=clock)
+    handler, endpoint = device(clock, connectRetryTime=1)
+    registry.add(Entry("projector", handler, ""))
+    handler.Connect()
+    for _ in range(HISTORY_LIMIT):  # two transitions a round: more than the history keeps
+        assert endpoint.transport is not None
+        endpoint.transport.deviceResets()
+        clock.advance(0)
+        clock.advance(1)
+    (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
+    recent = row["recent"]
+    assert recent[0][1:] == ["Flapping", f"more than {HISTORY_LIMIT} transitions"]
+    assert len(recent) == HISTORY_LIMIT + 1
+    clock.advance(3600)  # an hour later nothing dropped is in the window
+    (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
+    assert [state for _, state, _ in row["recent"]] == ["Connected"]
+    handler.Disconnect()
+    registry.remove("projector")
+    clock.advance(0)

@@ -174,7 +174,14 @@ async def test_twistd_help_lists_chandler(tmp_path: Path) -> None:
 async def test_chandler_help_lists_its_options(tmp_path: Path) -> None:
     process = spawn(tmp_path, "chandler", "--help")
     assert await ended(process) == 0
-    for option in ("--config=", "--program=", "--status-port=", "--log-format=", "127.0.0.1"):
+    for option in (
+        "--config=",
+        "--program=",
+        "--status-port=",
+        "--log-format=",
+        "--trace=",
+        "127.0.0.1",
+    ):
         assert option in process.text, process.text
 
 

@@ -68,7 +68,7 @@ PAGE = """<!doctype html>
     <th>last error</th><th>probe</th>
     <th class="timeline-head">last hour<div class="legend"><i class="ok"></i>Connected
       <i class="error"></i>Disconnected <i class="unknown"></i>Unknown
-      <i class="nodata"></i>not watched</div></th>
+      <i class="flapping"></i>flapping <i class="nodata"></i>not watched</div></th>
   </tr></thead>
   <tbody></tbody>
 </table>
@@ -128,12 +128,13 @@ svg.timeline { display: block; }
 svg.timeline rect.ok { fill: var(--ok); } svg.timeline rect.error { fill: var(--error); }
 svg.timeline rect.unknown { fill: #afb8c1; }
 svg.timeline rect.nodata { fill: #eef1f4; }
+svg.timeline rect.flapping { fill: var(--warning); }
 svg.timeline line.tick { stroke: #fff; stroke-width: 1; }
 svg.timeline line.quarter { stroke: #8c959f; stroke-width: 1; stroke-dasharray: 2 2; }
 .legend { font-weight: normal; color: var(--unknown); font-size: .8rem; white-space: nowrap; }
 .legend i { display: inline-block; width: .8rem; height: .6rem; margin: 0 .2rem 0 .4rem; }
 .legend i.ok { background: var(--ok); } .legend i.error { background: var(--error); }
-.legend i.unknown { background: #afb8c1; } .legend i.nodata { background: #eef1f4;
+.legend i.unknown { background: #afb8c1; } .legend i.flapping { background: var(--warning); } .legend i.nodata { background: #eef1f4;
   border: 1px solid #d0d7de; }
 .probe { color: #57606a; }
 footer { color: var(--unknown); }
@@ -143,7 +144,7 @@ SCRIPT = r"""
 "use strict";
 (function () {
   const HOUR = 3600 * 1000, WIDTH = 300, HEIGHT = 18, SVGNS = "http://www.w3.org/2000/svg";
-  const stateClass = { Connected: "ok", Disconnected: "error" };
+  const stateClass = { Connected: "ok", Disconnected: "error", Flapping: "flapping" };
   const SEVERITY = { error: 0, warning: 1, unknown: 2, ok: 3 };
   const MAX_ROWS = 1000;
   let last = null, failures = 0;

@@ -195,6 +195,8 @@ class DeviceTrack:
         state = getattr(handler, "ConnectionStatus", "Unknown")
         now = clock.seconds()
         self.history.append((now, isoTime(now), str(state), None))
+        #: the time of the newest transition dropped to keep L{HISTORY_LIMIT} (None: none)
+        self.forgotten: float | None = None
         #: when the current outage started (None: no outage)
         self.downSince: float | None = None
         self.attempts = 0
@@ -241,6 +243,8 @@ class DeviceTrack:
         now = self.clock.seconds()
         previous = self.history[-1][2] if self.history else "Unknown"
         reason = self._lastError()
+        if len(self.history) == self.history.maxlen:
+            self.forgotten = self.history[0][0]  # transitions until then are not kept
         self.history.append((now, isoTime(now), status, reason))
         if status == "Connected":
             self._endOutage(previous)
@@ -370,13 +374,19 @@ class DeviceTrack:
         return healthOf(row.get("state"), row.get("misses"), down, self.thresholds)
 
     def recent(self, seconds: float = HISTORY_SECONDS) -> list[list[object]]:
-        """The transitions of the last C{seconds}: C{[iso time, state, reason]}, oldest first."""
+        """
+        The transitions of the last C{seconds}: C{[iso time, state, reason]}, oldest first.  When
+        more happened than L{HISTORY_LIMIT}, the first item covers those not kept: its state is
+        C{"Flapping"}.
+        """
         since = self.clock.seconds() - seconds
         history = list(self.history)
         first = 0
         while first + 1 < len(history) and history[first + 1][0] <= since:
             first += 1  # the transition in force when the window starts is kept
         found: list[list[object]] = [[iso, state, why] for _, iso, state, why in history[first:]]
+        if self.forgotten is not None and self.forgotten > since:
+            found.insert(0, [isoTime(since), "Flapping", f"more than {HISTORY_LIMIT} transitions"])
         return found
 
 
