@@ -134,8 +134,8 @@ svg.timeline line.quarter { stroke: #8c959f; stroke-width: 1; stroke-dasharray: 
 .legend { font-weight: normal; color: var(--unknown); font-size: .8rem; white-space: nowrap; }
 .legend i { display: inline-block; width: .8rem; height: .6rem; margin: 0 .2rem 0 .4rem; }
 .legend i.ok { background: var(--ok); } .legend i.error { background: var(--error); }
-.legend i.unknown { background: #afb8c1; } .legend i.flapping { background: var(--warning); } .legend i.nodata { background: #eef1f4;
-  border: 1px solid #d0d7de; }
+.legend i.unknown { background: #afb8c1; } .legend i.flapping { background: var(--warning); }
+.legend i.nodata { background: #eef1f4; border: 1px solid #d0d7de; }
 .probe { color: #57606a; }
 footer { color: var(--unknown); }
 """
