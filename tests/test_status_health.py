@@ -79,6 +79,7 @@ def test_health_in_status_and_metrics_follows_the_device() -> None:
 
     assert health() == "unknown"
     handler.Connect()
+    handler.ResponseAccepted()  # the device answers: Connected
     assert health() == "ok"
     clock.advance(1)
     clock.advance(1)  # two polls unanswered
@@ -131,9 +132,9 @@ def test_an_outage_is_logged_once_with_periodic_summaries() -> None:
         clock.advance(0)
         for _ in range(200):  # 200 s down: about 200 failed attempts
             clock.advance(1)
-            handler.ResponseAccepted()
         endpoint.refuse = False
         clock.advance(1)
+        handler.ResponseAccepted()  # the device answers again
     assert handler.ConnectionStatus == "Connected"
     shown = events.shown(registry)
     assert [line for line in shown if "connect failed" in line] == []
@@ -182,6 +183,7 @@ def test_the_timeline_keeps_the_last_hour() -> None:
     handler, endpoint = device(clock)
     registry.add(Entry("projector", handler, ""))
     handler.Connect()
+    handler.ResponseAccepted()
     for _ in range(3):
         endpoint.refuse = True
         assert endpoint.transport is not None
@@ -190,6 +192,7 @@ def test_the_timeline_keeps_the_last_hour() -> None:
         clock.advance(600)
         endpoint.refuse = False
         clock.advance(1)
+        handler.ResponseAccepted()
     (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
     states = [state for _, state, _ in row["recent"]]
     assert states == ["Unknown", "Connected"] + ["Disconnected", "Connected"] * 3
@@ -233,11 +236,13 @@ def test_a_device_flapping_faster_than_the_history_keeps_says_so() -> None:
     handler, endpoint = device(clock, connectRetryTime=1)
     registry.add(Entry("projector", handler, ""))
     handler.Connect()
+    handler.ResponseAccepted()
     for _ in range(HISTORY_LIMIT):  # two transitions a round: more than the history keeps
         assert endpoint.transport is not None
         endpoint.transport.deviceResets()
         clock.advance(0)
         clock.advance(1)
+        handler.ResponseAccepted()
     (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
     recent = row["recent"]
     assert recent[0][1:] == ["Flapping", f"more than {HISTORY_LIMIT} transitions"]

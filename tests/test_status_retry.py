@@ -44,9 +44,8 @@ class TimedEndpoint(FakeEndpoint):
 def handlerOn(clock: Clock, connectRetryTime: float = 5.0) -> tuple[Any, TimedEndpoint]:
     endpoint = TimedEndpoint(clock)
     iface = EthernetClientInterface("127.0.0.1", 23, reactor=clock, endpoint=endpoint)
-    handler = GetConnectionHandler(
-        iface, lambda h: None, pollFrequency=60, connectRetryTime=connectRetryTime
-    )
+    # no keep-alive: Connected when the link opens (nothing to answer)
+    handler = GetConnectionHandler(iface, None, pollFrequency=60, connectRetryTime=connectRetryTime)
     return handler, endpoint
 
 
