@@ -515,6 +515,15 @@ class OnlineProbe:
         self.host = host
         self.description = description
         self.timeout = timeout
+        self._pending: Deferred[Any] | None = None
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Abandon a probe under way (its result is not reported)."""
+        self._stopped = True
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()
 
     def __call__(self) -> Deferred[None]:
         from twisted.internet.endpoints import clientFromString
@@ -528,6 +537,7 @@ class OnlineProbe:
         except Exception:
             d = fail()
         d.addTimeout(self.timeout, self.reactor)
+        self._pending = d
 
         def reached(protocol: Any) -> None:
             transport = getattr(protocol, "transport", None)
@@ -538,9 +548,15 @@ class OnlineProbe:
         def missed(failure: Failure) -> None:
             self._set(False, describeFailure(failure))
 
-        return d.addCallbacks(reached, missed)
+        def done(result: object) -> None:
+            if self._pending is d:
+                self._pending = None
+
+        return d.addCallbacks(reached, missed).addBoth(done)
 
     def _set(self, online: bool, why: str | None) -> None:
+        if self._stopped:
+            return
         if online != self.host.isOnline:
             log.info(
                 "{host}: {state}{why}",
@@ -681,14 +697,15 @@ class ProgramService(Service):
         knock = OnlineProbe(self.reactor, host, description, min(every, 5.0))
         loop = LoopingCall(knock)
         loop.clock = self.reactor
-        self._online[host.DeviceAlias] = loop
+        self._online[host.DeviceAlias] = (loop, knock)
         loop.start(every, now=True).addErrback(
             lambda f: log.failure("{host}: the Online probe stopped", f, host=host.DeviceAlias)
         )
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        for loop in self._online.values():
+        for loop, knock in self._online.values():
+            knock.stop()
             if loop.running:
                 loop.stop()
         self._online.clear()
