@@ -253,3 +253,24 @@ def test_a_device_flapping_faster_than_the_history_keeps_says_so() -> None:
     handler.Disconnect()
     registry.remove("projector")
     clock.advance(0)
+
+
+def test_a_program_handler_let_go_is_not_kept_alive() -> None:
+    import gc
+    import weakref
+
+    clock = Clock()
+    registry = Registry(clock=clock)
+    shown: list[Entry] = []
+    registry.addSource("program", lambda: list(shown))
+    handler, _ = device(clock)
+    shown.append(Entry("projector", handler, ""))
+    registry.entries()
+    assert set(registry.trackedNames()) == {"projector"}
+    gone = weakref.ref(handler)
+    shown.clear()
+    del handler
+    gc.collect()
+    assert gone() is None
+    registry.entries()
+    assert set(registry.trackedNames()) == set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import weakref
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -187,7 +188,8 @@ class DeviceTrack:
 
     def __init__(self, name: str, handler: Any, clock: Any, thresholds: HealthConfig) -> None:
         self.name = name
-        self.handler = handler
+        # weakly: the registry must not keep alive a handler a program has let go
+        self._handler = weakref.ref(handler)
         self.clock = clock
         self.thresholds = thresholds
         #: (time, the time as ISO 8601, state, reason) of each transition, oldest first
@@ -202,8 +204,13 @@ class DeviceTrack:
         self.attempts = 0
         self._pollsAtDown = 0.0
         self._summary: Any = None
-        self._link: Any = None
+        self._linkRef: Callable[[], Any] = lambda: None
         self._watching = False
+
+    @property
+    def handler(self) -> Any:
+        """The handler watched (None once it is gone)."""
+        return self._handler()
 
     def start(self) -> None:
         """Observe the handler and its link."""
@@ -217,7 +224,7 @@ class DeviceTrack:
         observers = getattr(link, "observers", None)
         if isinstance(observers, list):
             observers.append(self)
-            self._link = link
+            self._linkRef = weakref.ref(link)
         if getattr(self.handler, "ConnectionStatus", None) == "Disconnected":
             self._beginOutage("Disconnected", None, logged=False)
 
@@ -232,9 +239,10 @@ class DeviceTrack:
                 remove(self.statusChanged)
             except ValueError:
                 pass
-        if self._link is not None and self in self._link.observers:
-            self._link.observers.remove(self)
-        self._link = None
+        link = self._linkRef()
+        if link is not None and self in link.observers:
+            link.observers.remove(self)
+        self._linkRef = lambda: None
         self._cancelSummary()
 
     # what the handler and its link report (reactor thread)
@@ -332,7 +340,7 @@ class DeviceTrack:
         self._summary = self.clock.callLater(self.thresholds.outageSummary, self._summarise)
 
     def _attemptCount(self) -> int:
-        if self._link is not None and getattr(self._link, "reopenDelay", None) is not None:
+        if getattr(self._linkRef(), "reopenDelay", None) is not None:
             # a pipe: its polls are its attempts
             return int(_number(getattr(self.handler, "polls", 0)) - self._pollsAtDown)
         return self.attempts
