@@ -150,6 +150,8 @@ async def test_a_send_error_is_reported_by_twisted_as_a_lost_link() -> None:
     handler = GetConnectionHandler(iface, lambda h: None, pollFrequency=60)
     try:
         assert await handler.Connect(2) == "Connected"
+        handler.ResponseAccepted()  # the device answered: Connected (issue 10)
+        assert handler.ConnectionStatus == "Connected"
         proto = iface.link.protocol
         # the peer reset the connection before the reactor noticed: send fails with ECONNRESET
         proto.transport.socket = FlakySocket(

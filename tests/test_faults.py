@@ -101,8 +101,8 @@ class Watch:
         self.events.append((name, arg, reactor.seconds()))
 
     def keepAlive(self, h: Any) -> None:
+        h.Send("P")  # raises, sending nothing, when it would pass DisconnectLimit
         self.sends.append(reactor.seconds())
-        h.Send("P")
 
     def onData(self, h: Any, data: bytes) -> None:
         self.chunks.append(data)
@@ -431,8 +431,10 @@ async def test_refused_connection_reports_each_attempt_and_retries_until_told_no
         gaps = [b - a for a, b in zip(failures, failures[1:], strict=False)]
         assert all(g >= retry - 0.01 for g in gaps), gaps  # paced by connectRetryTime, no spin
         assert {r for n, r, _ in w.events if n == "ConnectFailed"} == {"Connection refused"}
-        # one transition to Disconnected, not one per attempt
-        assert w.states() == ["Disconnected"]
+        # never reached: no transition at all, Unknown with the reason (issue 10; it was one
+        # transition to Disconnected)
+        assert w.states() == []
+        assert h.ConnectionStatus == "Unknown"
         assert h.stats()["lastError"] == "Connection refused"
 
         h.AutoReconnect = False
@@ -489,7 +491,7 @@ async def test_connect_timeout_fails_the_attempt_and_retries(unanswered: int) ->
         assert failures[0] - started >= 0.19  # the attempt ran for its timeout
         gaps = [b - a for a, b in zip(failures, failures[1:], strict=False)]
         assert all(0.29 <= g < 1.5 for g in gaps), gaps  # timeout + connectRetryTime
-        assert w.states() == ["Disconnected"]
+        assert w.states() == []  # never reached: Unknown (issue 10)
         assert {r for n, r, _ in w.events if n == "ConnectFailed"} == {first}
     finally:
         await w.handler.Disconnect()
@@ -547,7 +549,7 @@ async def test_unknown_host_fails_each_attempt_with_a_clear_reason_and_retries()
         assert "projector.invalid" in first and "not found" in first.lower(), first
         await waitUntil(reactor, lambda: len(reasons) >= 3)
         assert set(reasons) == {first}
-        assert states == ["Disconnected"]
+        assert states == []  # never reached: Unknown (issue 10)
         assert resolver.asked.count("projector.invalid") >= 3
     finally:
         await h.Disconnect()
@@ -705,9 +707,10 @@ async def test_garbage_bytes(mixed: bool, loggedFailures: list[Failure]) -> None
             assert w.states() == ["Connected"]
             assert h.missedPolls <= 2
         else:
-            await waitUntil(reactor, lambda: w.states().count("Disconnected") >= 2)
+            # never a good answer: one Disconnected at the limit, then quiet reconnecting
+            await waitUntil(reactor, lambda: h.reconnects >= 2)
             assert accepted == []
-            w.assertAlternates()
+            assert w.states() == ["Disconnected"]
         assert unclaimed, "bytes around the answers must reach ReceiveData"
         assert loggedFailures == []
     finally:
@@ -773,7 +776,7 @@ async def test_endless_bytes_without_delimiter_keep_memory_bounded() -> None:
         assert max(held) > 0, "the wait saw the flood"
         assert peak < 4 * 2**20, f"{peak} bytes traced at peak while 16 MiB flowed"
         assert 0 < received[0] <= _Flood.LIMIT
-        assert h.ConnectionStatus == "Connected"
+        assert link.connected
     finally:
         if not wasTracing:
             tracemalloc.stop()
@@ -836,8 +839,11 @@ async def test_callbacks_raising_in_every_event_do_not_stop_polling_or_reconnect
         assert h.missedPolls <= 1 and states == ["Connected"]
 
         device.silent = True  # dropped after the limit, then reconnected
-        await waitUntil(reactor, lambda: states.count("Connected") >= 2)
+        await waitUntil(reactor, lambda: states[-1] == "Disconnected")
+        reconnects = h.reconnects
+        await waitUntil(reactor, lambda: h.reconnects > reconnects)
         device.silent = False
+        await waitUntil(reactor, lambda: states.count("Connected") >= 2)
         answers = calls["ReceiveData"]
         await waitUntil(reactor, lambda: calls["ReceiveData"] >= answers + 3)
 
@@ -880,12 +886,15 @@ async def test_Send_and_SendAndWait_on_a_dead_link_raise_LinkDown() -> None:
         _assertLinkDown(lambda: h.SendAndWait("P", 1, deliTag=b"\r\n"), port)
         await h.Connect()
         h.Send("P")
+        await h.whenStatus("Connected")  # the answer was accepted
         await device.stop()  # away, and retrying
         device.dropClients()
         await h.whenStatus("Disconnected")
         _assertLinkDown(lambda: h.Send(b"P"), port)
         _assertLinkDown(lambda: h.SendAndWait(b"P", 1), port)
         device.start()
+        await waitUntil(reactor, lambda: h.Interface.link.connected)
+        h.Send("P")
         await h.whenStatus("Connected")
         await sleep(0)  # leave the Connected callback chain first (see the test below)
         await h.Disconnect()  # told to stop
@@ -1019,7 +1028,7 @@ async def test_ssh_wrong_password_fails_every_retry_without_revealing_it(tmp_pat
         await h.Connect()
         await waitUntil(reactor, lambda: len(reasons) >= 3)
         assert all("uthentication" in r for r in reasons), reasons
-        assert states == ["Disconnected"]
+        assert states == []  # never reached: Unknown (issue 10)
     finally:
         globalLogPublisher.removeObserver(logged.append)
         await h.Disconnect()
@@ -1403,7 +1412,9 @@ async def test_Send_to_a_device_that_stopped_reading_is_refused_past_the_write_b
     from twisted_ch.protocols.device import DEFAULT_MAX_WRITE_BUFFER, WriteBufferFull, queuedBytes
 
     listening = reactor.listenTCP(0, Factory.forProtocol(_NotReading), interface="127.0.0.1")
-    w = Watch(listening.getHost().port, pollFrequency=60)
+    # no keep-alive: the handler counts no sends (with one, the 16th unanswered Send would drop
+    # the link, issue 10) and is Connected while the link is up
+    w = Watch(listening.getHost().port, keepAlive=None, pollFrequency=60)
     h = w.handler
     chunk = b"x" * 65536
     sent = 0

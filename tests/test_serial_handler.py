@@ -101,17 +101,29 @@ async def test_serial_unplug_and_replug(cable: PtyPair) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_missing_serial_port_is_a_disconnected_device_not_a_crash(tmp_path: Path) -> None:
+async def test_missing_serial_port_is_an_unreached_device_not_a_crash(tmp_path: Path) -> None:
     host = ProcessorDevice("Main", ports={"COM3": str(tmp_path / "no-such-tty")})
     handler = GetConnectionHandler(
         SerialInterface(host, "COM3"), lambda h: h.Send("P"), connectRetryTime=0.05
     )
+    link = handler.Interface.link
+    failures: list[str] = []
+
+    class Watch:
+        def linkFailed(self, reason: str) -> None:
+            failures.append(reason)
+
+        def linkMade(self) -> None: ...
+        def linkLost(self, reason: str) -> None: ...
+        def linkData(self, data: bytes) -> None: ...
+
+    link.observers.append(Watch())
     try:
         handler.Connect()
-        await handler.whenStatus("Disconnected")
+        await waitUntil(reactor, lambda: len(failures) >= 3)  # reopened every connectRetryTime
         assert "no-such-tty" in str(handler.stats()["lastError"])
-        attempts = handler.Interface.link
-        await waitUntil(reactor, lambda: attempts.lastError is not None)
+        # never reached: Unknown, with the reason as lastError (issue 10; it was Disconnected)
+        assert handler.ConnectionStatus == "Unknown"
     finally:
         await handler.Disconnect()
 

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from helpers import tcpHandler
+from helpers import Recorder, tcpHandler
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
@@ -22,25 +22,58 @@ def result(d: Deferred[Any]) -> Any:
     return out[0]
 
 
-def test_connect_fires_connected_once_and_polls_every_pollFrequency() -> None:
-    polls: list[Any] = []
-    clock, ep, h, rec = tcpHandler(lambda handler: polls.append(handler), pollFrequency=2)
+class Device:
+    """What the Clock tests' keep-alive talks to: it answers (ResponseAccepted) unless silent."""
+
+    def __init__(self) -> None:
+        self.silent = False
+        self.polls: list[Any] = []
+
+    def keepAlive(self, handler: Any) -> None:
+        self.polls.append(handler)
+        handler.Send("P")
+        if not self.silent:
+            handler.ResponseAccepted()
+
+
+def answering(**kw: Any) -> tuple[Clock, FakeEndpoint, Any, Recorder, Device]:
+    device = Device()
+    clock, ep, h, rec = tcpHandler(device.keepAlive, **kw)
+    return clock, ep, h, rec, device
+
+
+def test_Connected_when_a_response_is_accepted_not_when_the_link_opens() -> None:
+    # issue 10: "Connected means answered" (it used to be reported as the link opened)
+    clock, ep, h, rec, device = answering(pollFrequency=2)
     assert isinstance(h, RawTcpHandler)
     assert h.ConnectionStatus == "Unknown"
-    assert result(h.Connect()) == "Connected"
+    assert result(h.Connect()) == "Connected"  # the attempt's result: the link is up
+    assert rec.names() == []
+    assert h.ConnectionStatus == "Unknown"
+    clock.advance(1.9)
+    assert device.polls == []
+    clock.advance(0.1)
+    assert device.polls == [h]
     assert rec.calls == [("Connected", (h, "Connected"))]
     assert h.ConnectionStatus == "Connected"
-    clock.advance(1.9)
-    assert polls == []
-    clock.advance(0.1)
-    assert polls == [h]
     clock.pump([2, 2, 2])
-    assert len(polls) == 4
+    assert len(device.polls) == 4
     assert result(h.Connect()) == "ConnectedAlready"
     assert rec.names() == ["Connected"]
 
 
-def test_unanswered_polls_beyond_the_limit_drop_the_link_and_reconnect() -> None:
+def test_ResponseAccepted_on_a_link_that_is_down_is_not_Connected() -> None:
+    clock, ep, h, rec = tcpHandler(connectRetryTime=10)
+    ep.refuse = True
+    h.Connect()
+    h.ResponseAccepted()
+    assert h.ConnectionStatus == "Unknown"
+    assert rec.names() == ["ConnectFailed"]
+
+
+def test_a_send_past_the_limit_drops_the_link_instead_of_sending_and_reconnects() -> None:
+    # issue 10: a device that accepts TCP and never answers is never Connected: one Disconnected
+    # after the limit, then quiet reconnecting (it used to be Connected at once, then flap)
     clock, ep, h, rec = tcpHandler(DisconnectLimit=3, pollFrequency=1, connectRetryTime=5)
     h.Connect()
     first = ep.transport
@@ -48,19 +81,24 @@ def test_unanswered_polls_beyond_the_limit_drop_the_link_and_reconnect() -> None
         clock.advance(1)
         assert ep.written() == b"P", t
         assert h.missedPolls == t
-    assert h.ConnectionStatus == "Connected"
-    clock.advance(1)  # t=4: a 4th poll would exceed the limit of 3 unanswered
+    assert h.ConnectionStatus == "Unknown"
+    clock.advance(1)  # t=4: a 4th send would take the counter past the limit of 3
+    assert ep.written() == b""  # not sent
     assert first is not None and first.aborted
     clock.advance(0)
     assert h.ConnectionStatus == "Disconnected"
-    assert rec.names() == ["Connected", "Disconnected"]
+    assert rec.names() == ["Disconnected"]
     assert len(ep.attempts) == 1
     clock.advance(4.9)
     assert len(ep.attempts) == 1
     clock.advance(0.1)  # connectRetryTime after the drop
     assert len(ep.attempts) == 2
-    assert rec.names() == ["Connected", "Disconnected", "Connected"]
-    assert h.missedPolls <= 1  # the count restarted with the new link
+    assert h.missedPolls <= 1  # the count restarted with the new link (a poll is due now too)
+    clock.pump([1] * 4)
+    assert ep.transport is not None and ep.transport.aborted  # dropped again, quietly
+    clock.pump([1] * 30)
+    assert rec.names() == ["Disconnected"]
+    assert h.transitions == 1
 
 
 def test_ResponseAccepted_resets_the_count() -> None:
@@ -89,8 +127,10 @@ def test_ResponseAccepted_resets_the_count() -> None:
 
 
 def test_device_close_is_noticed_at_once_and_retried_every_connectRetryTime() -> None:
-    clock, ep, h, rec = tcpHandler(connectRetryTime=3)
+    clock, ep, h, rec, device = answering(connectRetryTime=3)
     h.Connect()
+    clock.advance(1)
+    assert h.ConnectionStatus == "Connected"
     ep.refuse = True
     assert ep.transport is not None
     ep.transport.deviceResets()
@@ -105,18 +145,29 @@ def test_device_close_is_noticed_at_once_and_retried_every_connectRetryTime() ->
     assert rec.calls[-1] == ("ConnectFailed", (h, "Connection refused"))
     ep.refuse = False
     clock.advance(3)
+    assert h.Interface.link.connected
+    assert rec.names()[-1] == "ConnectFailed"  # the link is up, the device has not answered yet
+    clock.advance(1)
     assert rec.names()[-1] == "Connected"
     assert h.reconnects == 5
 
 
-def test_first_attempt_refused_reports_ConnectFailed_and_Disconnected_once() -> None:
-    clock, ep, h, rec = tcpHandler(connectRetryTime=5)
+def test_never_reached_fires_ConnectFailed_per_attempt_and_stays_Unknown() -> None:
+    # issue 10: a first attempt that fails is not Disconnected (it used to be)
+    clock, ep, h, rec, device = answering(connectRetryTime=5)
     ep.refuse = True
     assert result(h.Connect()) == "Connection refused"
-    assert rec.names() == ["Disconnected", "ConnectFailed"]
-    assert h.ConnectionStatus == "Disconnected"
+    assert rec.names() == ["ConnectFailed"]
+    assert h.ConnectionStatus == "Unknown"
+    assert h.stats()["lastError"] == "Connection refused"
     clock.advance(5)
-    assert rec.names() == ["Disconnected", "ConnectFailed", "ConnectFailed"]
+    assert rec.names() == ["ConnectFailed", "ConnectFailed"]
+    assert h.ConnectionStatus == "Unknown"
+    ep.refuse = False
+    clock.advance(5)
+    assert rec.names() == ["ConnectFailed", "ConnectFailed"]
+    clock.advance(1)  # the first answer
+    assert rec.names() == ["ConnectFailed", "ConnectFailed", "Connected"]
 
 
 def test_AutoReconnect_off_attempts_once() -> None:
@@ -130,23 +181,24 @@ def test_AutoReconnect_off_attempts_once() -> None:
 
 
 def test_AutoReconnect_off_after_connect_no_reconnect_and_no_polling() -> None:
-    polls: list[int] = []
-    clock, ep, h, rec = tcpHandler(lambda handler: polls.append(1), connectRetryTime=1)
+    clock, ep, h, rec, device = answering(connectRetryTime=1)
+    polls = device.polls
     h.Connect()
     clock.advance(1)
-    assert polls == [1]
+    assert len(polls) == 1
     h.AutoReconnect = False
     assert ep.transport is not None
     ep.transport.deviceCloses()
     clock.pump([1] * 10)
     assert len(ep.attempts) == 1
-    assert polls == [1]
+    assert len(polls) == 1
     # enabling does not connect by itself; Connect does
     h.AutoReconnect = True
     clock.pump([1] * 3)
     assert len(ep.attempts) == 1
     h.Connect()
     assert len(ep.attempts) == 2
+    clock.advance(1)
     assert rec.names() == ["Connected", "Disconnected", "Connected"]
 
 
@@ -158,10 +210,7 @@ def test_connect_timeout() -> None:
     assert not d.called
     clock.advance(0.1)
     assert result(d) == "Timed out"
-    assert rec.calls[:2] == [
-        ("Disconnected", (h, "Disconnected")),
-        ("ConnectFailed", (h, "Timed out")),
-    ]
+    assert rec.calls == [("ConnectFailed", (h, "Timed out"))]
     clock.advance(5)
     assert len(ep.attempts) == 2  # retried, still with the 2 s timeout
     clock.advance(2)
@@ -169,8 +218,8 @@ def test_connect_timeout() -> None:
 
 
 def test_PollTimer_pause_resume_restart() -> None:
-    polls: list[int] = []
-    clock, ep, h, rec = tcpHandler(lambda handler: polls.append(1))
+    clock, ep, h, rec, device = answering()
+    polls = device.polls
     h.Connect()
     clock.pump([1, 1])
     assert len(polls) == 2
@@ -191,9 +240,11 @@ def test_PollTimer_pause_resume_restart() -> None:
 
 def test_raising_callbacks_do_not_stop_polling_or_reconnection() -> None:
     calls: list[int] = []
+    device = Device()
 
     def badKeepAlive(handler: Any) -> None:
         calls.append(1)
+        device.keepAlive(handler)
         raise RuntimeError("user bug")
 
     clock, ep, h, rec = tcpHandler(badKeepAlive, DisconnectLimit=2, connectRetryTime=1)
@@ -205,32 +256,37 @@ def test_raising_callbacks_do_not_stop_polling_or_reconnection() -> None:
     h.Connected = badEvent
     h.Disconnected = badEvent
     h.Connect()
-    clock.pump([1] * 3)
+    clock.advance(1)
+    assert h.ConnectionStatus == "Connected"
+    device.silent = True
+    clock.pump([1] * 3)  # two unanswered sends, the third would pass the limit of 2
     clock.advance(0)
-    assert len(calls) == 2
+    assert len(calls) == 4
     assert h.ConnectionStatus == "Disconnected"
+    clock.advance(1)  # reconnected
+    device.silent = False
     clock.advance(1)
     assert h.ConnectionStatus == "Connected"
     clock.pump([1] * 2)
-    assert len(calls) == 4
+    assert len(calls) == 7
     assert [a[1] for n, a in rec.calls if n == "bad"] == ["Connected", "Disconnected", "Connected"]
 
 
 def test_a_keepalive_deferred_that_never_fires_does_not_stall_polling() -> None:
-    pending: list[Deferred[None]] = []
+    started: list[float] = []
 
     def stuck(handler: Any) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        pending.append(d)
-        return d
+        started.append(clock.seconds())
+        return Deferred()
 
     clock, ep, h, rec = tcpHandler(stuck, DisconnectLimit=3)
     h.Connect()
-    clock.pump([1] * 4)
-    clock.advance(0)
-    # one call in flight is never duplicated, and the misses still count to a disconnect
-    assert len(pending) == 1
-    assert rec.names() == ["Connected", "Disconnected"]
+    clock.pump([1] * 10)
+    # one call in flight is never duplicated; the ticks meanwhile are skipped (nothing was sent,
+    # nothing counted) until pollFrequency x (DisconnectLimit + 1) frees the keep-alive again
+    assert started == [1, 5, 9]
+    assert h.missedPolls == 0
+    assert rec.names() == []
 
 
 def test_coroutine_keepalive_on_the_reactor() -> None:
@@ -250,7 +306,7 @@ def test_coroutine_keepalive_on_the_reactor() -> None:
 
 
 def test_Disconnect_leaves_no_timers() -> None:
-    clock, ep, h, rec = tcpHandler(connectRetryTime=1)
+    clock, ep, h, rec, device = answering(connectRetryTime=1)
     h.Connect()
     clock.pump([1] * 3)
     d = h.Disconnect()
@@ -336,15 +392,27 @@ def test_SendAndWait_on_link_loss_returns_empty() -> None:
 
 
 def test_OnDisconnected_forces_disconnected_and_reconnects() -> None:
-    clock, ep, h, rec = tcpHandler(connectRetryTime=2)
+    clock, ep, h, rec, device = answering(connectRetryTime=2)
     h.Connect()
+    clock.advance(1)
     h.PollTimer.Pause()
     h.OnDisconnected()
     clock.advance(0)
     assert h.ConnectionStatus == "Disconnected"
     assert rec.names() == ["Connected", "Disconnected"]
     clock.advance(2)
+    assert len(ep.attempts) == 2 and h.Interface.link.connected
+    assert rec.names() == ["Connected", "Disconnected"]  # no answer yet: polling is paused
+    h.PollTimer.Resume()
+    clock.advance(1)
     assert rec.names() == ["Connected", "Disconnected", "Connected"]
+
+
+def test_OnDisconnected_before_any_answer_forces_Disconnected() -> None:
+    clock, ep, h, rec = tcpHandler()
+    h.Connect()
+    h.OnDisconnected()
+    assert rec.names() == ["Disconnected"]
 
 
 def test_handler_exposes_the_interface_api() -> None:
@@ -391,8 +459,9 @@ def test_strict_alternation_under_random_flapping() -> None:
 
 
 def test_Connect_while_the_old_link_is_closing_waits_for_it() -> None:
-    clock, ep, h, rec = tcpHandler()
+    clock, ep, h, rec, device = answering()
     h.Connect()
+    clock.advance(1)
     old = ep.transport
     h.Disconnect()  # the close reaches the protocol on the next clock turn
     d = h.Connect()
@@ -400,6 +469,8 @@ def test_Connect_while_the_old_link_is_closing_waits_for_it() -> None:
     clock.advance(0)
     assert result(d) == "Connected"
     assert len(ep.attempts) == 2 and ep.transport is not old
+    assert h.ConnectionStatus == "Disconnected"
+    clock.advance(1)
     assert h.ConnectionStatus == "Connected"
     assert rec.names() == ["Connected", "Disconnected", "Connected"]
 
@@ -488,7 +559,7 @@ def test_Connect_from_inside_Disconnected_then_Disconnect_completes() -> None:
 
 
 def test_a_synchronous_reconnect_inside_ConnectFailed_keeps_states_in_order() -> None:
-    clock, ep, h, rec = tcpHandler()
+    clock, ep, h, rec, device = answering()
     ep.refuse = True
 
     def reconnect(handler: Any, reason: str) -> None:
@@ -498,7 +569,10 @@ def test_a_synchronous_reconnect_inside_ConnectFailed_keeps_states_in_order() ->
 
     h.ConnectFailed = reconnect
     h.Connect()
-    assert rec.names() == ["Disconnected", "ConnectFailed", "Connected"]
+    assert rec.names() == ["ConnectFailed"]
+    assert h.Interface.link.connected
+    clock.advance(1)
+    assert rec.names() == ["ConnectFailed", "Connected"]
     assert h.ConnectionStatus == "Connected"
 
 
@@ -523,8 +597,14 @@ def test_no_keepalive_never_drops_a_healthy_link() -> None:
         EthernetClientInterface("192.0.2.1", 23, reactor=clock, endpoint=ep), DisconnectLimit=3
     )
     h.Connect()
-    clock.pump([1] * 100)
+    assert h.ConnectionStatus == "Connected"  # twisted_ch's extension: the open link says so
+    for _ in range(100):
+        h.Send("command")  # without a keep-alive nothing is counted
+        clock.advance(1)
     assert len(ep.attempts) == 1 and h.ConnectionStatus == "Connected"
+    ep.transport.deviceCloses()  # type: ignore[union-attr]
+    clock.advance(0)
+    assert h.ConnectionStatus == "Disconnected"
 
 
 def test_Disconnect_aborts_a_peer_that_stopped_reading() -> None:
@@ -566,3 +646,141 @@ def test_interface_keepalive_and_events_across_reconnections() -> None:
     clock.pump([2])
     assert ep.written() == b"ka"  # the keep-alive setting survived the reconnection
     assert events == ["Connected", "Disconnected", "failed: Connection refused", "Connected"]
+
+
+# --- issue 10: the send counter --------------------------------------------------------------
+
+
+def test_the_manuals_synchronous_keepalive_counts_queries_not_ticks() -> None:
+    # timeout 3 s, poll 1 s, DisconnectLimit 15 (the manual's example): the ticks that come while
+    # a query waits are skipped, so the device is Disconnected after 15 unanswered queries, 45 s
+    # (it used to be after 4 ticks)
+    queries: list[float] = []
+
+    async def keepAlive(h: Any) -> None:
+        queries.append(clock.seconds())
+        if await h.SendAndWait("P", 3, deliTag=b"\r\n") == b"Pwr1\r\n":
+            h.ResponseAccepted()
+
+    clock, ep, h, rec = tcpHandler(keepAlive, DisconnectLimit=15, pollFrequency=1)
+    h.Connect()
+    clock.advance(1)
+    ep.respond(b"Pwr1\r\n")
+    assert h.ConnectionStatus == "Connected"
+    clock.pump([1] * 45)  # t=46: 15 queries went out unanswered (t = 2, 5, ... 44)
+    assert len(queries) == 16
+    assert h.missedPolls == 15
+    assert rec.names() == ["Connected"]
+    clock.pump([1] * 3)  # t=47: the 16th would pass the limit
+    assert rec.names() == ["Connected", "Disconnected"]
+    assert ep.transport is not None and ep.transport.aborted
+    assert ep.written() == b"P" * 16
+
+
+def test_a_late_answer_keeps_the_device_Connected() -> None:
+    # every answer 1.2 s late, poll 0.5 s, DisconnectLimit 2: the reference stays Connected
+    async def keepAlive(h: Any) -> None:
+        if await h.SendAndWait("P", 3, deliTag=b"\r\n") == b"Pwr1\r\n":
+            h.ResponseAccepted()
+
+    clock, ep, h, rec = tcpHandler(keepAlive, DisconnectLimit=2, pollFrequency=0.5)
+    h.Connect()
+    for _ in range(100):
+        clock.advance(0.5)
+        if ep.written() == b"P":
+            clock.advance(1.2)  # ticks meanwhile are skipped
+            ep.respond(b"Pwr1\r\n")
+    assert rec.names() == ["Connected"]
+    assert len(ep.attempts) == 1
+
+
+def test_every_Send_and_SendAndWait_through_the_handler_counts() -> None:
+    clock, ep, h, rec, device = answering(DisconnectLimit=3, connectRetryTime=2)
+    h.Connect()
+    clock.advance(1)
+    assert h.ConnectionStatus == "Connected"
+    h.PollTimer.Pause()
+    ep.written()
+    h.Send("A")
+    h.SendAndWait("B", 1)
+    h.Send("C")
+    assert h.missedPolls == 3
+    h.Interface.Send("D")  # the interface itself is not the handler: not counted
+    assert h.missedPolls == 3
+    assert ep.written() == b"ABCD"
+    with pytest.raises(LinkDown):
+        h.Send("E")  # would pass the limit: the link is dropped instead
+    assert ep.written() == b""
+    assert h.ConnectionStatus == "Disconnected"
+    assert rec.names() == ["Connected", "Disconnected"]
+    clock.advance(0)
+    with pytest.raises(LinkDown):
+        h.SendAndWait("F", 1)
+    clock.advance(2)  # reconnected after connectRetryTime, the counter at 0 again
+    assert len(ep.attempts) == 2 and h.missedPolls == 0
+    h.ResponseAccepted()
+    assert rec.names() == ["Connected", "Disconnected", "Connected"]
+
+
+def test_a_pipe_reports_Disconnected_past_the_limit_and_still_sends() -> None:
+    from twisted_ch import EndpointInterface
+
+    clock = Clock()
+    ep = FakeEndpoint(clock)
+    iface = EndpointInterface(ep, reactor=clock, connectionOriented=False)
+    h = GetConnectionHandler(iface, lambda h: h.Send("P"), DisconnectLimit=2)
+    rec = Recorder()
+    rec.hook(h, "Connected", "Disconnected")
+    h.Connect()
+    h.PollTimer.Pause()
+    h.ResponseAccepted()
+    for command in ("A", "B", "C", "D"):
+        h.Send(command)  # the program's commands count too
+    assert ep.written() == b"ABCD"  # all sent, the third and fourth past the limit
+    assert rec.names() == ["Connected", "Disconnected"]
+    h.ResponseAccepted()
+    assert rec.names() == ["Connected", "Disconnected", "Connected"]
+
+
+def test_a_keepalive_waiting_longer_than_its_bound_is_not_run_twice_at_once() -> None:
+    # poll 0.5 s, DisconnectLimit 2, a 3 s SendAndWait: pollFrequency x (DisconnectLimit + 1) is
+    # 1.5 s, yet a keep-alive waiting for its answer is running, not stuck: no second call
+    # overlaps it (the ticks meanwhile are skipped)
+    queries: list[float] = []
+
+    async def keepAlive(h: Any) -> None:
+        queries.append(clock.seconds())
+        if await h.SendAndWait("P", 3, deliTag=b"\r\n") == b"Pwr1\r\n":
+            h.ResponseAccepted()
+
+    clock, ep, h, rec = tcpHandler(keepAlive, DisconnectLimit=2, pollFrequency=0.5)
+    h.Connect()
+    clock.pump([0.5] * 15)  # to t=7.5
+    assert queries == [0.5, 3.5, 6.5]  # the third would pass the limit: dropped instead
+    assert ep.written() == b"PP"
+    assert rec.names() == ["Disconnected"]
+
+
+def test_one_outage_gives_one_Disconnected_and_one_Connected() -> None:
+    # issue 10: reconnecting is not an answer (it used to report Connected at each reconnect)
+    clock, ep, h, rec, device = answering(DisconnectLimit=2, connectRetryTime=1)
+    h.Connect()
+    clock.advance(1)
+    device.silent = True
+    clock.pump([1] * 20)  # dropped at the limit, then reconnected and dropped, quietly
+    assert len(ep.attempts) >= 5
+    assert rec.names() == ["Connected", "Disconnected"]
+    device.silent = False
+    clock.pump([1] * 5)
+    assert rec.names() == ["Connected", "Disconnected", "Connected"]
+
+
+def test_a_bad_argument_is_an_error_not_a_send() -> None:
+    clock, ep, h, rec = tcpHandler()
+    h.Connect()
+    with pytest.raises(TypeError):
+        h.Send(42)
+    with pytest.raises(ValueError):
+        h.SendAndWait("P", -1)
+    assert h.missedPolls == 0
+    assert ep.written() == b""

@@ -1,8 +1,8 @@
 """
 twisted_ch: Extron's ConnectionHandler on Twisted.
 
-Keep AV device links (TCP, SSH, UDP, serial) alive with keep-alive polling, a missed-response
-counter and automatic reconnection.  Start with L{GetConnectionHandler}.
+Keep AV device links (TCP, SSH, UDP, serial) alive with keep-alive polling, a send counter and
+automatic reconnection.  Start with L{GetConnectionHandler}.
 """
 
 from twisted_ch._factory import GetConnectionHandler, ModuleVersion

@@ -1,13 +1,44 @@
 """
-The connection handlers: keep-alive polling with a missed-response counter, and reconnection.
+The connection handlers: keep-alive polling with a send counter, and reconnection.
 
 A handler wraps an interface, watches its link, and offers the interface's API plus its own
 (C{Connected}/C{Disconnected} events, C{ConnectionStatus}, C{PollTimer}, ...).  Attributes it does
 not define are read from the wrapped interface.
+
+The rules (those of the reference implementation, see README "Semantics")
+=========================================================================
+B{Send counter.}  Every C{Send}/C{SendAndWait} through the handler adds one (the keep-alive is
+given the handler, so its queries count); C{ResponseAccepted()} resets it.  A PollTimer tick that
+comes while the previous keep-alive call still runs is skipped: nothing sent, nothing counted.
+When a send would take the counter past DisconnectLimit, a TCP/SSH handler drops the link
+instead of sending (L{LinkDown}); a pipe handler reports Disconnected and still sends.
+
+B{Status.}  L{ConnectionStatus} changes only through L{ConnectionHandler._on}, by this table
+(inputs not listed for a status leave it as it is):
+
+    input      what happened                              Unknown       Connected     Disconnected
+    ---------  -----------------------------------------  ------------  ------------  ------------
+    answered   a response accepted on a live link (a      Connected                   Connected
+               module's ConnectionStatus 'Connected'; a
+               raw TCP link without keep-alive opening)
+    silent     the counter passed DisconnectLimit (a      Disconnected  Disconnected
+               module's ConnectionStatus 'Disconnected')
+    lost       the link was lost                                        Disconnected
+    forced     OnDisconnected()                           Disconnected  Disconnected
+
+A failed connect attempt changes no status (it fires C{ConnectFailed}): a device never reached
+stays 'Unknown', its link's C{lastError} says why.  Unknown is never re-entered, so Connected and
+Disconnected strictly alternate, and one outage gives one Disconnected and, once the device
+answers again, one Connected.
+
+B{The link of a TCP/SSH handler} is wanted from C{Connect()} to C{Disconnect()}; while wanted
+and C{AutoReconnect} is on, a lost link or failed attempt is retried L{RawTcpHandler._retryDelay}
+seconds later (C{connectRetryTime}); a new link starts with the counter at 0.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -19,13 +50,32 @@ from twisted.python.failure import Failure
 
 from twisted_ch import _checks
 from twisted_ch._events import Event, emit
-from twisted_ch._link import DeviceLink
+from twisted_ch._framing import toBytes
+from twisted_ch._link import DeviceLink, LinkIsDown
 from twisted_ch._retry import FIXED, RetryPolicy
-from twisted_ch._runtime import ReactorDispatcher, Runtime, resolveRuntime
+from twisted_ch._runtime import (
+    ProgramThread,
+    ReactorDispatcher,
+    Runtime,
+    logCallbackFailure,
+    resolveRuntime,
+)
 from twisted_ch.extronlib.system import Timer
 
 Status = Literal["Connected", "Disconnected", "Unknown"]
+Input = Literal["answered", "silent", "lost", "forced"]
 KeepAlive = Callable[[Any], object]
+
+#: How each lifecycle input moves ConnectionStatus (see the module docstring).
+TRANSITIONS: dict[tuple[Input, Status], Status] = {
+    ("answered", "Unknown"): "Connected",
+    ("answered", "Disconnected"): "Connected",
+    ("silent", "Unknown"): "Disconnected",
+    ("silent", "Connected"): "Disconnected",
+    ("lost", "Connected"): "Disconnected",
+    ("forced", "Unknown"): "Disconnected",
+    ("forced", "Connected"): "Disconnected",
+}
 
 _REACTOR_DISPATCH = ReactorDispatcher()
 
@@ -76,8 +126,12 @@ class ConnectionHandler(FallThrough):
         self._WrappedInterface = Interface
         self._status: Status = "Unknown"
         self._DisconnectLimit = 15
-        self._missed = 0
+        # the send counter: sends come from program threads and the reactor alike
+        self._counterLock = threading.Lock()
+        self._sends = 0
         self._keepAliveBusy = False
+        #: the longest SendAndWait timeout through the handler (a keep-alive may wait that long)
+        self._longestWait = 0.0
         self._linkGeneration = 0
         self.polls = 0
         self.transitions = 0
@@ -97,7 +151,7 @@ class ConnectionHandler(FallThrough):
 
     @property
     def DisconnectLimit(self) -> int:
-        """The number of missed responses that indicates a disconnected device."""
+        """The number of unanswered sends that indicates a disconnected device."""
         return self._DisconnectLimit
 
     @property
@@ -112,10 +166,16 @@ class ConnectionHandler(FallThrough):
 
     @property
     def missedPolls(self) -> int:
-        """Keep-alive polls sent since the last accepted response."""
-        return self._missed
+        """The send counter: sends through the handler since the last accepted response."""
+        return self._sends
 
     # state
+
+    def _on(self, event: Input, why: str = "") -> None:
+        """Apply one lifecycle input to L{ConnectionStatus} (reactor thread), by L{TRANSITIONS}."""
+        new = TRANSITIONS.get((event, self._status))
+        if new is not None:
+            self._setStatus(new, why)
 
     def _setStatus(self, value: Status, why: str = "") -> None:
         if value == self._status:
@@ -174,70 +234,94 @@ class ConnectionHandler(FallThrough):
             "status": self._status,
             "since": self.since,
             "polls": self.polls,
-            "misses": self._missed,
+            "misses": self._sends,
             "transitions": self.transitions,
             "lastError": link.lastError if link is not None else None,
         }
 
-    # polling
+    # the send counter (any thread)
+
+    def _countSend(self) -> bool:
+        """Count one send; True when it takes the counter past DisconnectLimit."""
+        with self._counterLock:
+            self._sends += 1
+            return self._sends > self._DisconnectLimit
+
+    def _resetCounter(self) -> None:
+        with self._counterLock:
+            self._sends = 0
+
+    # polling (reactor thread)
 
     def _pollTick(self, timer: Timer, count: int) -> None:
         """One PollTimer tick (reactor thread)."""
         raise NotImplementedError
 
-    def _countPoll(self) -> bool:
-        """Count one poll; True when the limit of unanswered polls is exceeded."""
-        self.polls += 1
-        self._missed += 1
-        return self._missed > self._DisconnectLimit
-
     def _runKeepAlive(self, query: KeepAlive | None, *args: object) -> None:
+        """
+        Call the keep-alive where the handler's callbacks run, unless the previous call still
+        runs (then this tick is skipped: nothing sent, nothing counted).
+        """
         if query is None:
             return
         if self._keepAliveBusy:
-            self.log.debug("{handler}: keep-alive still running; poll not sent", handler=self)
+            self.log.debug("{handler}: keep-alive still running; tick skipped", handler=self)
             return
         self._keepAliveBusy = True
+        self.polls += 1
         generation = self._linkGeneration
-        done = self._rt.dispatcher.call(query, *args)
+        dispatcher = self._rt.dispatcher
+        done = dispatcher.call(query, *args)
         if done is None:  # finished synchronously (the usual case): no timer needed
             self._keepAliveBusy = False
             return
         if done.called:
             self._keepAliveDone(None, generation)
             return
-        # a keep-alive Deferred that never fires must not silence polling for good
-        done.addTimeout(self._PollTimer.Interval * (self._DisconnectLimit + 1), self._rt.reactor)
+        if not isinstance(dispatcher, ProgramThread):
+            # a keep-alive Deferred that never fires must not silence polling for good, but one
+            # that waits for answers is running, not stuck (a program thread cannot be
+            # interrupted: as in ControlScript, its ticks wait for it)
+            bound = (self._DisconnectLimit + 1) * (self._PollTimer.Interval + self._longestWait)
+            done.addTimeout(bound, self._rt.reactor)
         done.addBoth(self._keepAliveDone, generation)
 
     def _keepAliveDone(self, result: object, generation: int) -> None:
         if isinstance(result, Failure) and not result.check(DeferredTimeout):
-            self.log.failure("{handler}: keep-alive failed", result, handler=self)
+            logCallbackFailure(result, "keep-alive")
         if generation == self._linkGeneration:
             self._keepAliveBusy = False
 
     def _newLink(self) -> None:
-        """A new link starts with a fresh count and no keep-alive in flight."""
+        """A new link starts with the counter at 0 and no keep-alive in flight."""
         self._linkGeneration += 1
         self._keepAliveBusy = False
-        self._missed = 0
+        self._resetCounter()
+
+    def _linkLive(self) -> bool:
+        """Whether the device's link is up (a response on it can mean Connected)."""
+        return True
 
     # shared API
 
     def ResponseAccepted(self) -> None:
-        """Reset the missed-response count: call it when a good keep-alive response arrived."""
-        self._rt.twoFaced(self._responseAccepted)
+        """Reset the send counter: call it when a good response arrived (Connected, if not yet)."""
+        self._resetCounter()
+        if self._status != "Connected":
+            self._rt.twoFaced(self._responseAccepted)
 
     def _responseAccepted(self) -> None:
-        self._missed = 0
+        self._resetCounter()
+        if self._linkLive():
+            self._on("answered", "response accepted")
 
     def OnDisconnected(self) -> None:
         """Force the Disconnected state (for example when the port's host went offline)."""
         self._rt.twoFaced(self._forceDisconnected)
 
     def _forceDisconnected(self) -> None:
-        self._missed = 0
-        self._setStatus("Disconnected", "forced")
+        self._resetCounter()
+        self._on("forced", "forced")
 
     @property
     def logName(self) -> str:
@@ -275,13 +359,16 @@ class _LinkHandler(ConnectionHandler):
         self._link = link
         link.observers.append(self)
 
+    def _linkLive(self) -> bool:
+        return self._link.connected
+
     # link observer (reactor thread)
 
     def linkMade(self) -> None:
         self._newLink()
 
     def linkLost(self, reason: str) -> None:
-        self._setStatus("Disconnected", reason)
+        self._on("lost", reason)
 
     def linkData(self, data: bytes) -> None:
         callback = self.__dict__.get("_event_ReceiveData")  # emit(), inlined: every answer
@@ -289,17 +376,30 @@ class _LinkHandler(ConnectionHandler):
             self._rt.dispatcher.call(callback, self, data, droppable=True)
 
     def linkFailed(self, reason: str) -> None:
-        pass
+        pass  # never reached: no status change (the link keeps the reason as lastError)
 
     # data API, through the interface (validation and both faces live there)
 
     def Send(self, data: bytes | str) -> None:
-        """Send data without waiting; IOError when the link is down."""
-        self._WrappedInterface.Send(data)
+        """Send data without waiting (one more on the send counter); IOError if the link is down."""
+        payload = toBytes(data)  # a bad argument is an error, not a send
+        if self._keepAliveQuery is not None and self._countSend():
+            self._overLimit()
+        self._WrappedInterface.Send(payload)
 
     def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
-        """Send and wait for the response (see the interface's SendAndWait)."""
-        return self._WrappedInterface.SendAndWait(data, timeout, **delimiter)
+        """Send (one more on the send counter) and wait for the response (see the interface's)."""
+        payload = toBytes(data)  # bad arguments are errors, not sends
+        wait = _checks.seconds(timeout, "timeout", zero=True)
+        if wait > self._longestWait:
+            self._longestWait = wait
+        if self._keepAliveQuery is not None and self._countSend():
+            self._overLimit()
+        return self._WrappedInterface.SendAndWait(payload, wait, **delimiter)
+
+    def _overLimit(self) -> None:
+        """A send takes the counter past DisconnectLimit (any thread); raise to not send it."""
+        raise NotImplementedError
 
     def Disconnect(self) -> Any:
         """Stop polling and reconnecting, and close the link (a Deferred on the reactor)."""
@@ -312,9 +412,10 @@ class _LinkHandler(ConnectionHandler):
 
 class RawTcpHandler(_LinkHandler):
     """
-    Keeps a TCP or SSH (or any connection-oriented) interface connected: polls while connected,
-    drops the link after DisconnectLimit unanswered polls, and reconnects every
-    C{connectRetryTime} seconds while L{AutoReconnect} is on.
+    Keeps a TCP or SSH (or any connection-oriented) interface connected: polls while the link is
+    up, drops it when a send would take the send counter past DisconnectLimit, and reconnects
+    every C{connectRetryTime} seconds while L{AutoReconnect} is on.  Connected once a response is
+    accepted (without a keep-alive: once the link opens).
     """
 
     ConnectFailed = Event["ConnectionHandler"]("Called as C{(handler, reason)} per failed attempt.")
@@ -375,12 +476,16 @@ class RawTcpHandler(_LinkHandler):
     #: The manual's "TCP Extras" example starts a handler with C{StartPolling()}.
     StartPolling = Connect
 
-    def _connect(self, timeout: float | None) -> Deferred[str]:
+    def _want(self, timeout: float | None) -> None:
+        """The link is wanted from now on: polling runs, no retry is pending."""
         self._wanted = True
         self._connectTimeout = timeout
         if self._PollTimer.State != "Running":
             self._PollTimer.Restart()
         self._cancelRetry()
+
+    def _connect(self, timeout: float | None) -> Deferred[str]:
+        self._want(timeout)
         return self._link.connect(timeout)
 
     def _disconnect(self) -> Deferred[None]:
@@ -388,63 +493,81 @@ class RawTcpHandler(_LinkHandler):
         self._cancelRetry()
         return super()._disconnect()
 
+    # reconnecting: the one place that schedules attempts
+
+    def _retryDelay(self) -> float:
+        """Seconds from a loss or failed attempt to the next attempt (see L{retryPolicy})."""
+        self.failedAttempts += 1
+        retry = self.retryPolicy.next(self._retryTime, self.failedAttempts, self._link.lastError)
+        self.retryWhy = retry.why
+        return retry.delay
+
+    def _scheduleRetry(self) -> None:
+        if self._wanted and self._autoReconnect and self._retry is None:
+            self._retry = self._rt.reactor.callLater(self._retryDelay(), self._retryNow)
+
     def _cancelRetry(self) -> None:
         if self._retry is not None:
             if self._retry.active():
                 self._retry.cancel()
             self._retry = None
 
-    def _scheduleRetry(self) -> None:
-        if self._wanted and self._autoReconnect and self._retry is None:
-            self.failedAttempts += 1
-            retry = self.retryPolicy.next(
-                self._retryTime, self.failedAttempts, self._link.lastError
-            )
-            self.retryWhy = retry.why
-            self._retry = self._rt.reactor.callLater(retry.delay, self._retryNow)
-
     def _retryNow(self) -> None:
         self._retry = None
         if self._wanted and self._autoReconnect and self._link.state == "closed":
             self.reconnects += 1
-            self._link.connect(self._connectTimeout)
+            self._reconnect()
 
-    def _statusChanged(self, value: Status) -> None:
-        if value == "Connected":
-            self.failedAttempts = 0
-            self.retryWhy = None
+    def _reconnect(self) -> None:
+        """Make one reconnect attempt."""
+        self._link.connect(self._connectTimeout)
+
+    # link observer (reactor thread)
 
     def linkMade(self) -> None:
         super().linkMade()
         self._cancelRetry()
-        self._setStatus("Connected")
+        if self._keepAliveQuery is None:
+            self._on("answered", "link opened; no keep-alive")
 
     def linkLost(self, reason: str) -> None:
         super().linkLost(reason)
         self._scheduleRetry()
 
     def linkFailed(self, reason: str) -> None:
-        self._setStatus("Disconnected", reason)
         emit(self._rt, self, "ConnectFailed", self, reason)
         self._scheduleRetry()
 
+    # the counter
+
     def _pollTick(self, timer: Timer, count: int) -> None:
-        if not self._link.connected or self._keepAliveQuery is None:
-            return  # without a keep-alive nothing is sent, so nothing can go unanswered
-        if self._countPoll():
-            self.log.info(
-                "{device}: {n} keep-alive polls unanswered; dropping the link",
-                device=self.logName,
-                handler=self,
-                n=self._missed - 1,
-            )
-            self._link.abort()
+        if self._link.connected:
+            self._runKeepAlive(self._keepAliveQuery, self)
+
+    def _overLimit(self) -> None:
+        self._rt.twoFaced(self._dropSilentLink)
+        raise LinkIsDown(self._link)
+
+    def _dropSilentLink(self) -> None:
+        if not self._link.connected:
             return
-        self._runKeepAlive(self._keepAliveQuery, self)
+        why = f"{self._DisconnectLimit} sends unanswered"
+        self.log.info(
+            "{device}: {why}; dropping the link", device=self.logName, handler=self, why=why
+        )
+        self._on("silent", why)
+        self._link.muteDroppedSends()  # this drop is the outage's report
+        self._link.abort()
 
     def _forceDisconnected(self) -> None:
         super()._forceDisconnected()
         self._link.abort()
+
+    def _statusChanged(self, value: Status) -> None:
+        super()._statusChanged(value)
+        if value == "Connected":
+            self.failedAttempts = 0
+            self.retryWhy = None
 
     def stats(self) -> dict[str, object]:
         retry = self._retry
@@ -459,9 +582,9 @@ class RawTcpHandler(_LinkHandler):
 class RawSimplePipeHandler(_LinkHandler):
     """
     Watches a serial, UDP or SP interface, whose transport reports no connection state: the
-    keep-alive decides.  L{ResponseAccepted} means Connected; more than DisconnectLimit unanswered
-    polls mean Disconnected (polling goes on, so the device can come back).  A lost port is
-    reopened every C{connectRetryTime} seconds.
+    keep-alive decides.  L{ResponseAccepted} means Connected; a send that takes the send counter
+    past DisconnectLimit means Disconnected (and is still sent, so the device can come back).  A
+    lost port is reopened every C{connectRetryTime} seconds.
     """
 
     def __init__(
@@ -492,16 +615,10 @@ class RawSimplePipeHandler(_LinkHandler):
         if self._PollTimer.State != "Running":
             self._PollTimer.Restart()
 
-    def _responseAccepted(self) -> None:
-        super()._responseAccepted()
-        self._setStatus("Connected")
-
-    def linkFailed(self, reason: str) -> None:
-        # the port could not be opened (missing device, DNS failure): the device is unreachable
-        self._setStatus("Disconnected", reason)
-
     def _pollTick(self, timer: Timer, count: int) -> None:
-        if self._countPoll():
-            self._setStatus("Disconnected", f"{self._missed - 1} polls unanswered")
         if self._link.connected:
             self._runKeepAlive(self._keepAliveQuery, self)
+
+    def _overLimit(self) -> None:
+        if self._status != "Disconnected":
+            self._rt.twoFaced(self._on, "silent", f"{self._DisconnectLimit} sends unanswered")

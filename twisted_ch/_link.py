@@ -70,6 +70,21 @@ def describeFailure(failure: Failure) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
+class LinkIsDown(LinkDown):
+    """
+    L{LinkDown} raised by a L{DeviceLink}: code that sends while the link is down (a module's
+    delayed send landing just after a drop) is an expected event, reported once per outage.
+    """
+
+    def __init__(self, link: DeviceLink) -> None:
+        super().__init__(f"{link.description} is not connected")
+        self.link = link
+
+    def reportUnhandled(self, where: str) -> None:
+        """Called for a callback that let this escape: one warning per outage, no traceback."""
+        self.link.droppedSend(where)
+
+
 class _LinkFactory(Factory):
     noisy = False
 
@@ -114,6 +129,7 @@ class DeviceLink:
         self._reopen: IDelayedCall | None = None
         self._grace: IDelayedCall | None = None
         self._keepOpen = False
+        self._droppedSendWarned = False
 
     @property
     def connected(self) -> bool:
@@ -206,6 +222,7 @@ class DeviceLink:
         self.protocol = protocol
         self.state = "connected"
         self.lastError = None
+        self._droppedSendWarned = False
         self.log.info("{link}: connected", link=self.description)
         for o in list(self.observers):
             o.linkMade()
@@ -303,11 +320,31 @@ class DeviceLink:
     def send(self, data: bytes) -> None:
         """Write to the device; L{LinkDown} if not connected."""
         if self.protocol is None or self.state != "connected":
-            raise LinkDown(f"{self.description} is not connected")
+            raise LinkIsDown(self)
         self.protocol.send(data)
+
+    def droppedSend(self, where: str) -> None:
+        """
+        Note that C{where} (a callback) sent while the link was down and did not catch it: a
+        warning the first time per outage, debug after that.
+        """
+        if self._droppedSendWarned:
+            self.log.debug("{link}: {where} sent while down", link=self.description, where=where)
+            return
+        self._droppedSendWarned = True
+        self.log.warn(
+            "{link}: {where} sent while the link is down; not sent (repeats are not logged "
+            "until the link is back)",
+            link=self.description,
+            where=where,
+        )
+
+    def muteDroppedSends(self) -> None:
+        """This outage was reported already: sends while down are logged at debug level only."""
+        self._droppedSendWarned = True
 
     def sendAndWait(self, data: bytes, timeout: float, matcher: ResponseMatcher) -> Deferred[bytes]:
         """Send and collect a response (see L{DeviceProtocol.sendAndWait})."""
         if self.protocol is None or self.state != "connected":
-            raise LinkDown(f"{self.description} is not connected")
+            raise LinkIsDown(self)
         return self.protocol.sendAndWait(data, timeout, matcher)

@@ -11,12 +11,21 @@ status.  The handler subscribes to that status and turns each change into its Co
 Disconnected event.  A user's C{SubscribeStatus('ConnectionStatus', ...)} is kept by the handler
 and called as well.
 
-ModuleTcpHandler also keeps the transport up with L{RawTcpHandler}'s machinery (Connect,
-AutoReconnect, ConnectFailed, a retry every C{reconnectTime} - GetConnectionHandler's
-C{connectRetryTime}): it tells the module C{OnDisconnected()} when the link drops or a connect
-attempt fails, and drops the link itself when DisconnectLimit polls in a row went out without the
-module reporting Connected (a device that accepts TCP and never answers).  So DisconnectLimit x
-pollFrequency must leave room for the module's session start (banner, login).
+ModuleTcpHandler also keeps the transport up with L{RawTcpHandler}'s machinery (AutoReconnect,
+ConnectFailed, a retry every C{reconnectTime} - GetConnectionHandler's C{connectRetryTime}), but
+through the module's own methods, as the reference does, so that modules overriding them work:
+it connects with the module's C{Connect(timeout)} (a projector module's handshake), drops the
+link with the module's C{Disconnect()} and calls the module's C{OnDisconnected()} on every loss
+of the link, also when the module already said Disconnected (an Extron SIS module resets its
+login state there).  Those calls run where module code runs; the ConnectionStatus a module
+reports while in them is relayed once, when they return, so a module whose C{OnDisconnected}
+briefly reports Connected (many do) causes no Connected/Disconnected pair at the same instant.
+
+The handler drops the link when the module reports Disconnected on it, and when DisconnectLimit
+polls in a row went out on a link without the module reporting Connected (a device that accepts
+TCP and never answers, or one still silent after a reconnect), then reconnects quietly.  So
+DisconnectLimit x pollFrequency must leave room for the module's session start (banner, login).
+A failed connect attempt fires ConnectFailed only: a module never reached stays 'Unknown'.
 
 Where module code runs
 ======================
@@ -39,6 +48,7 @@ thread and return a Deferred of the result; called from a program thread they ru
 
 from __future__ import annotations
 
+import functools
 import re
 import weakref
 from collections.abc import Callable
@@ -176,52 +186,73 @@ class _ModuleDriver:
         #: The user's ConnectionStatus callback, kept here since the handler holds the module's.
         self.subscriber: Callable[..., object] | None = None
         self._busy = False
+        #: While the handler's calls into the module run, reports are held (module code's thread).
+        self._holding = 0
+        self._heldQualifier: object = None
+        self._delivered: object = None
         module.connectionCounter = disconnectLimit
         subscribe("ConnectionStatus", None, self._connectionStatus)
 
     # reactor thread
 
-    def poll(self) -> None:
-        """Call the keep-alive Update on the module's thread unless the last one still runs."""
+    @property
+    def busy(self) -> bool:
+        """Whether the last keep-alive Update still runs (a tick now is skipped)."""
+        return self._busy
+
+    def poll(self) -> bool:
+        """
+        Call the keep-alive Update on the module's thread unless the last one still runs; whether
+        it was called.
+        """
         if self._busy:
             log.debug(
                 "{module}: Update{query} still running; poll skipped",
                 module=self.module,
                 query=self.query,
             )
-            return
+            return False
         self._busy = True
         afterCall(
             self.runtime.dispatcher.call(self.module.Update, self.query, self.qualifier),
             self._polled,
         )
+        return True
 
     def _polled(self, _: object) -> None:
         self._busy = False
 
     def linkDown(self) -> None:
-        """The transport is gone or cannot open: the module's device is disconnected."""
-        self.runtime.call(self._tellDisconnected)
+        """The link was lost: the module's C{OnDisconnected()} runs (every time)."""
+        self.runtime.call(self.held, self._tellDisconnected)
+
+    def later(self, method: Callable[..., object], *args: object) -> Deferred[None]:
+        """Run the module's C{method} where module code runs, its reports held; when done."""
+        return self.runtime.call(self.held, method, *args)
 
     # either thread
 
     def forceDisconnected(self) -> Any:
         """The user's OnDisconnected: right here on a program thread, else on the module's."""
         if _onReactorThread():
-            return self.runtime.call(self._tellDisconnected)
-        self._tellDisconnected()
+            return self.runtime.call(self.held, self._tellDisconnected)
+        self.held(self._tellDisconnected)
         return None
 
-    def twoFaced(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        """C{method} (module code) made callable from the reactor: a Deferred of its result."""
+    def twoFaced(self, method: Callable[..., Any], held: bool = False) -> Callable[..., Any]:
+        """
+        C{method} (module code) made callable from the reactor: a Deferred of its result.
+        C{held}: the ConnectionStatus it reports is relayed once, when it returns.
+        """
+        target: Callable[..., Any] = functools.partial(self.held, method) if held else method
 
         def call(*args: Any, **kwargs: Any) -> Any:
             if not _onReactorThread():
-                return method(*args, **kwargs)
+                return target(*args, **kwargs)
             if self.thread is not None:
-                return self.thread.run(method, *args, **kwargs)
+                return self.thread.run(target, *args, **kwargs)
             with useRuntime(self.runtime):
-                return maybeDeferred(method, *args, **kwargs)
+                return maybeDeferred(target, *args, **kwargs)
 
         call.__name__ = call.__qualname__ = describe(method)
         call.__doc__ = method.__doc__
@@ -229,11 +260,20 @@ class _ModuleDriver:
 
     # where module code runs
 
+    def held(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """
+        Call C{method}, relaying the ConnectionStatus it reports once, when it returns (and only
+        if it differs from the last one relayed): no Connected and Disconnected at one instant.
+        """
+        self._holding += 1
+        try:
+            return method(*args, **kwargs)
+        finally:
+            self._holding -= 1
+            if not self._holding and self.reported != self._delivered:
+                self._deliver(self.reported, self._heldQualifier)
+
     def _tellDisconnected(self) -> None:
-        # a module already Disconnected is not told again: in many Global Scripter modules a
-        # repeated OnDisconnected briefly reports Connected (WriteStatus calls OnConnected first)
-        if self.reported == "Disconnected":
-            return
         onDisconnected = getattr(self.module, "OnDisconnected", None)
         if callable(onDisconnected):
             onDisconnected()
@@ -242,6 +282,13 @@ class _ModuleDriver:
 
     def _connectionStatus(self, command: str, value: object, qualifier: object) -> None:
         self.reported = value
+        if self._holding:
+            self._heldQualifier = qualifier
+            return
+        self._deliver(value, qualifier)
+
+    def _deliver(self, value: object, qualifier: object) -> None:
+        self._delivered = value
         if value in ("Connected", "Disconnected"):
             if _onReactorThread():
                 self.report(str(value))
@@ -250,7 +297,7 @@ class _ModuleDriver:
         subscriber = self.subscriber
         if subscriber is not None:
             try:
-                subscriber(command, value, qualifier)
+                subscriber("ConnectionStatus", value, qualifier)
             except Exception:
                 log.failure(
                     "ConnectionStatus callback {callback} raised", callback=describe(subscriber)
@@ -287,10 +334,11 @@ class _ModuleHandler(ConnectionHandler):
     def _moduleReported(self, value: str) -> None:
         """The module's ConnectionStatus changed (reactor thread)."""
         if value == "Connected":
-            self._missed = 0
-            self._setStatus("Connected")
+            self._resetCounter()
+            if self._linkLive():
+                self._on("answered", "reported by the module")
         else:
-            self._setStatus("Disconnected", "reported by the module")
+            self._on("silent", "reported by the module")
 
     def SubscribeStatus(self, command: str, qualifier: Any, callback: Any) -> None:
         """The module's SubscribeStatus; C{'ConnectionStatus'} is kept by the handler."""
@@ -301,9 +349,19 @@ class _ModuleHandler(ConnectionHandler):
             return
         self._WrappedInterface.SubscribeStatus(command, qualifier, callback)
 
+    # the module keeps its own counter: sends through the handler go straight to it
+
+    def Send(self, data: bytes | str) -> None:
+        """The module's Send."""
+        self._WrappedInterface.Send(data)
+
+    def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
+        """The module's SendAndWait."""
+        return self._WrappedInterface.SendAndWait(data, timeout, **delimiter)
+
     def OnDisconnected(self) -> Any:
         """
-        Have the module report Disconnected (it is not told twice in a row), for example when the
+        Have the module report Disconnected (its C{OnDisconnected()} runs), for example when the
         host of its port went offline.
         """
         return self._driver.forceDisconnected()
@@ -331,8 +389,9 @@ class _ModuleHandler(ConnectionHandler):
 class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
     """
     Wraps a Global Scripter module derived from a connection-oriented interface (TCP, SSH,
-    Dante, Serial-over-Ethernet): the module says Connected/Disconnected, the handler keeps the
-    transport up (see the module docstring).
+    Dante, Serial-over-Ethernet): the module says Connected/Disconnected; the handler keeps the
+    transport up through the module's own Connect, Disconnect and OnDisconnected (see the module
+    docstring).
     """
 
     def __init__(
@@ -350,44 +409,112 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
             self, Interface, DisconnectLimit, pollFrequency, None, reconnectTime, reactor=reactor
         )
         self._startDriving(keepAliveQuery, keepAliveQualifiers, reactor)
+        #: a drop through the module's Disconnect() is under way
+        self._dropping = False
         self._forwarding = True
 
-    # link observer (reactor thread); the module, not the transport, says Connected
+    def _linkLive(self) -> bool:
+        return self._link.connected and not self._dropping
+
+    # connecting and disconnecting: through the module's own methods
+
+    def Connect(self, timeout: float | None = None) -> Any:
+        """
+        Start polling and connect with the module's C{Connect(timeout)}; one attempt unless
+        AutoReconnect is on.  Returns what the module's Connect returns ('Connected',
+        'ConnectedAlready' or the failure reason); a Deferred of it on the reactor thread.
+        """
+        if timeout is not None:
+            timeout = _checks.seconds(timeout, "timeout")
+        connect = self._driver.twoFaced(self._WrappedInterface.Connect, held=True)
+        if _onReactorThread():
+            self._want(timeout)
+        else:
+            self._rt.twoFaced(self._want, timeout)
+        return connect(timeout)
+
+    StartPolling = Connect
+
+    def _reconnect(self) -> None:
+        self._driver.later(self._WrappedInterface.Connect, self._connectTimeout)
+
+    def Disconnect(self) -> Any:
+        """
+        Stop polling and reconnecting, and disconnect with the module's C{Disconnect()} (a
+        Deferred on the reactor thread, firing once the link is closed).
+        """
+        disconnect = self._driver.twoFaced(self._WrappedInterface.Disconnect, held=True)
+        if not _onReactorThread():
+            self._rt.twoFaced(self._stopWanting)
+            try:
+                disconnect()
+            finally:
+                self._rt.twoFaced(self._link.close)  # a module whose Disconnect did not close
+            return None
+        self._stopWanting()
+        done: Deferred[Any] = disconnect()
+        done.addErrback(lambda f: log.failure("{module}: Disconnect failed", f, module=self))
+        return done.addCallback(lambda _: self._link.close())
+
+    def _stopWanting(self) -> None:
+        self._wanted = False
+        self._cancelRetry()
+        self._PollTimer.Stop()
+
+    def _drop(self, why: str) -> None:
+        """Drop a live link through the module's Disconnect(), then reconnect (reactor thread)."""
+        if self._dropping or not self._link.connected:
+            return
+        self._dropping = True
+        self.log.info(
+            "{device}: {why}; dropping the link", device=self.logName, handler=self, why=why
+        )
+        self._link.muteDroppedSends()  # this drop is the outage's report
+        done = self._driver.later(self._WrappedInterface.Disconnect)
+        done.addCallback(self._dropped)
+
+    def _dropped(self, _: object) -> None:
+        if self._dropping and self._link.state == "connected":
+            self._link.abort()  # the module's Disconnect did not close the link
+
+    def _moduleReported(self, value: str) -> None:
+        super()._moduleReported(value)
+        if value == "Disconnected":
+            self._drop("the module reported Disconnected")
+
+    # link observer (reactor thread)
 
     def linkMade(self) -> None:
-        self._missed = 0
+        self._newLink()
+        self._dropping = False
         self._cancelRetry()
 
     def linkLost(self, reason: str) -> None:
+        self._dropping = False
+        self._on("lost", reason)
         self._driver.linkDown()
         self._scheduleRetry()
 
     def linkFailed(self, reason: str) -> None:
         emit(self._rt, self, "ConnectFailed", self, reason)
-        self._driver.linkDown()
         self._scheduleRetry()
 
     def _pollTick(self, timer: Timer, count: int) -> None:
-        if not self._link.connected:
+        if not self._link.connected or self._dropping or self._driver.busy:
+            return  # a tick while the last Update still runs is skipped: nothing counted
+        if self._status != "Connected" and self._countSend():
+            self._drop(f"the module reported no Connected to {self._DisconnectLimit} polls")
             return
         self.polls += 1
-        if self._status != "Connected":
-            self._missed += 1
-            if self._missed > self._DisconnectLimit:
-                self.log.info(
-                    "{device}: module not connected after {n} polls; dropping the link",
-                    device=self.logName,
-                    handler=self,
-                    n=self._missed - 1,
-                )
-                self._link.abort()
-                return
         self._driver.poll()
 
     def OnDisconnected(self) -> Any:
-        """Have the module report Disconnected and drop the link (retried after reconnectTime)."""
+        """
+        Have the module report Disconnected (its C{OnDisconnected()} runs) and drop the link
+        through its C{Disconnect()} (retried after reconnectTime).
+        """
         result = super().OnDisconnected()
-        self._rt.twoFaced(self._link.abort)
+        self._rt.twoFaced(self._drop, "OnDisconnected() called")
         return result
 
 
@@ -395,8 +522,8 @@ class ModuleSimplePipeHandler(_ModuleHandler):
     """
     Wraps a Global Scripter module derived from a serial, UDP or SP interface, or an HTTP module
     (no interface at all): polls its keep-alive Update and reports what the module decides.  A
-    port that closes or fails to open is reopened every C{connectRetryTime} seconds; meanwhile the
-    module is told it is disconnected and no Update is sent.
+    port that closes is reopened every C{connectRetryTime} seconds; the module's
+    C{OnDisconnected()} runs when it closes, and no Update is sent until it is open again.
     """
 
     def __init__(
@@ -420,6 +547,9 @@ class ModuleSimplePipeHandler(_ModuleHandler):
             self._link.reopenDelay = retry
             self._link.observers.append(self)
         self._forwarding = True
+
+    def _linkLive(self) -> bool:
+        return self._link is None or self._link.connected
 
     def Connect(self, timeout: float | None = None) -> None:
         """Open the port (and keep it open) and start the polling loop."""
@@ -445,24 +575,22 @@ class ModuleSimplePipeHandler(_ModuleHandler):
         return self._link.close()
 
     def _pollTick(self, timer: Timer, count: int) -> None:
-        self.polls += 1
         if self._link is not None and not self._link.connected:
-            if self._status != "Disconnected":
-                self._driver.linkDown()
-            return
-        self._driver.poll()
+            return  # no Update to a closed port
+        if self._driver.poll():
+            self.polls += 1
 
     # link observer (reactor thread)
 
     def linkMade(self) -> None:
-        pass
+        self._newLink()
 
     def linkLost(self, reason: str) -> None:
+        self._on("lost", reason)
         self._driver.linkDown()
 
     def linkData(self, data: bytes) -> None:
         pass
 
     def linkFailed(self, reason: str) -> None:
-        # the port could not be opened: the module's device is unreachable
-        self._driver.linkDown()
+        pass  # the port could not be opened: no status change (lastError says why)

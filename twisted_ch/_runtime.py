@@ -53,6 +53,18 @@ class Dispatcher(Protocol):
         """
 
 
+def logCallbackFailure(failure: Failure, f: object) -> None:
+    """
+    Log a user callback's failure with its traceback, unless the exception reports itself
+    (C{reportUnhandled(where)}: an expected event such as a send on a link just dropped).
+    """
+    report = getattr(failure.value, "reportUnhandled", None)
+    if callable(report):
+        report(describe(f))
+        return
+    log.failure("callback {callback} raised", failure, callback=describe(f))
+
+
 def afterCall(done: Deferred[None] | None, then: Callable[..., object], *args: object) -> None:
     """Call C{then(None, *args)} once a dispatched call (L{Dispatcher.call}'s result) finished."""
     if done is None:
@@ -75,7 +87,7 @@ class ReactorDispatcher:
         try:
             result = f(*args)
         except Exception:
-            log.failure("callback {callback} raised", callback=describe(f))
+            logCallbackFailure(Failure(), f)
             return None
         if result is None:
             return None
@@ -87,7 +99,7 @@ class ReactorDispatcher:
 
         def done(r: object) -> None:
             if isinstance(r, Failure):
-                log.failure("callback {callback} failed", r, callback=describe(f))
+                logCallbackFailure(r, f)
             d.callback(None)
 
         result.addBoth(done)
@@ -176,7 +188,7 @@ class ProgramThread:
             try:
                 f(*args)
             except Exception:
-                log.failure("callback {callback} raised", callback=describe(f))
+                logCallbackFailure(Failure(), f)
 
         return call
 

@@ -30,11 +30,15 @@ never calls C{OnConnected}, so C{OnDisconnected} may safely be repeated.
 Sessions: a new TCP/SSH connection (the interface's Connected event, which the module handles
 itself) holds every command for C{greetingTime} seconds (a C{Wait}) so the banner and any
 C{Password:} prompt arrive first: at the prompt, whatever is sent is taken for a password.  The
-prompt is answered with C{devicePassword} and a CR; a refused or missing password is retried every
-C{loginRetryTime} seconds, so a corrected C{devicePassword} is used without reconnecting.  Before
-the first command of every session the device is switched to verbose mode 3 (C{ESC 3CV} ->
-C{Vrb3}) so query answers come tagged.  Error answers (C{E01}, C{E10}, C{E13}, ...) reset the
-counter (the device is there) and go to the program log.  Set waits for the device's answer
+first prompt of a session is answered with C{devicePassword} and a CR; a second one means the
+password was refused ("Log in failed"), and a refused or missing password is retried every
+C{loginRetryTime} seconds, so a corrected C{devicePassword} is used without reconnecting.  As in
+Extron's own modules, the login state (prompt count, authenticated flag, verbose mode) is reset in
+C{OnDisconnected}, which C{Disconnect} calls: the connection handler calls them on every drop and
+loss, so each new session logs in at its first prompt.  Before the first command of every session
+the device is switched to verbose mode 3 (C{ESC 3CV} -> C{Vrb3}) so query answers come tagged.
+Error answers (C{E01}, C{E10}, C{E13}, ...) reset the counter (the device is there) and go to the
+program log.  Set waits for the device's answer
 (SendAndWait) except over SPInterface, which has no SendAndWait; Update only sends, its answer is
 parsed when it arrives.
 """
@@ -193,10 +197,9 @@ class DeviceClass:
         self.VerboseDisabled = True
 
     def _SessionStarted(self, interface: object, state: str) -> None:
-        # a new TCP/SSH session: hold commands until the banner and any login prompt are in
+        # a new TCP/SSH session: hold commands until the banner and any login prompt are in (the
+        # login state itself was reset by OnDisconnected when the last session ended)
         self._session += 1
-        self.VerboseDisabled = True
-        self.PasswdPromptCount = 0
         self.Authenticated = "Pending"
         session = self._session
 
@@ -290,7 +293,10 @@ class DeviceClass:
     def OnDisconnected(self) -> None:
         self.connectionFlag = False
         self._ReceiveBuffer = b""
+        # the session is over: log in again at the next prompt, in the device's default mode
         self.VerboseDisabled = True
+        self.PasswdPromptCount = 0
+        self.Authenticated = "Not Needed"
         self.WriteStatus("ConnectionStatus", "Disconnected")
 
     ######################################################
@@ -431,6 +437,11 @@ class EthernetClass(EthernetClientInterface, DeviceClass):  # type: ignore[misc]
         DeviceClass.__init__(self)
         self.Connected = self._SessionStarted
         self._SelectModel(Model)
+
+    def Disconnect(self) -> Any:
+        result = EthernetClientInterface.Disconnect(self)
+        self.OnDisconnected()
+        return result
 
     def Error(self, message: list[str]) -> None:
         portInfo = f"IP Address/Host: {self.Hostname}:{self.IPPort}"

@@ -52,6 +52,8 @@ class SISDevice:
     commands: list[bytes] = field(default_factory=list)
     #: Every password attempt, right or wrong.
     passwordAttempts: list[bytes] = field(default_factory=list)
+    #: Successful logins.
+    logins: int = 0
 
     def session(self, verbose: int = 0) -> SISSession:
         """A new connection's interpreter (Telnet connections start in verbose mode 0)."""
@@ -112,6 +114,7 @@ class SISSession:
         self.device.passwordAttempts.append(attempt)
         if self.device.password is not None and attempt == self.device.password.encode():
             self.loggedIn = True
+            self.device.logins += 1
             return b"\r\nLogin Administrator\r\n"
         return b"\r\nPassword:"
 
@@ -158,12 +161,13 @@ class SISProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self.server.clients.append(self)
+        self.server.connections += 1
         if not self.server.silent and self.transport is not None:
             self.transport.write(self.session.greeting())
 
     def dataReceived(self, data: bytes) -> None:
         self.server.received.append(data)
-        if self.server.silent:
+        if self.server.silent or self.server.mute:
             return  # a hung device: nothing is executed or answered
         answer = self.session.feed(data)
         if answer and self.transport is not None:
@@ -177,8 +181,10 @@ class SISProtocol(Protocol):
 class SISServer(LoopbackServer):
     """
     A loopback TCP server speaking the SIS subset, with test controls: L{silent} (accept and
-    read, never answer), L{dropClients}, L{stop} (refuse new connections) and L{start} (listen
-    again on the same port).
+    read, never answer), L{mute} (greet a new connection - banner, password prompt - then answer
+    nothing, as a device hung after its prompt), L{dropClients}, L{stop} (refuse new
+    connections) and L{start} (listen again on the same port).  L{connections} counts the
+    connections accepted.
     """
 
     def __init__(self, reactor: Any, device: SISDevice | None = None, verbose: int = 0) -> None:
@@ -186,6 +192,8 @@ class SISServer(LoopbackServer):
         self.device = device if device is not None else SISDevice()
         self.verbose = verbose
         self.silent = False
+        self.mute = False
+        self.connections = 0
         self.received: list[bytes] = []
 
     def buildProtocol(self, addr: IAddress | None) -> SISProtocol:
