@@ -189,7 +189,11 @@ class DeviceTrack:
     def __init__(self, name: str, handler: Any, clock: Any, thresholds: HealthConfig) -> None:
         self.name = name
         # weakly: the registry must not keep alive a handler a program has let go
-        self._handler = weakref.ref(handler)
+        self._handler: Callable[[], Any]
+        try:
+            self._handler = weakref.ref(handler)
+        except TypeError:  # an object that cannot be weakly referenced is held
+            self._handler = lambda: handler
         self.clock = clock
         self.thresholds = thresholds
         #: (time, the time as ISO 8601, state, reason) of each transition, oldest first
@@ -224,7 +228,10 @@ class DeviceTrack:
         observers = getattr(link, "observers", None)
         if isinstance(observers, list):
             observers.append(self)
-            self._linkRef = weakref.ref(link)
+            try:
+                self._linkRef = weakref.ref(link)
+            except TypeError:
+                self._linkRef = lambda: link
         if getattr(self.handler, "ConnectionStatus", None) == "Disconnected":
             self._beginOutage("Disconnected", None, logged=False)
 
