@@ -12,12 +12,18 @@ on both faces (Twisted code on the reactor, ControlScript code on a program thre
      login after every reconnect                        reconnect, test_module_password_login_...
   7. a module's delayed send after a drop               test_module_send_after_a_drop_is_one_warning
 
+and the cost of those module rules to other modules: a module device that never completes the
+connect blocks no other module (test_a_module_device_that_never_completes_the_connect_...), while
+nothing else the handler calls runs on a module during its Connect (test_nothing_the_handler_...).
+
 The time scale is shrunk (pollFrequency 0.1 s rather than 0.5 s) so that each runs in seconds.
 """
 
 from __future__ import annotations
 
 import functools
+import socket
+import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -441,6 +447,198 @@ async def test_module_send_after_a_drop_is_one_warning_per_outage(face: str) -> 
     warnings = [e for e in seen if "sent while the link is down" in e["log_format"]]
     assert 1 <= len(warnings) <= 2  # two outages: at most one warning each
     assert all(e["log_level"].name == "warn" for e in warnings)
+
+
+# --- a module device that never completes the connect costs the other modules nothing ----------
+
+
+class BlackHolePort:
+    """
+    A loopback port that refuses connections, until L{swallow}: then it never completes a TCP
+    handshake (a listener that never accepts, its accept queue full, drops every SYN).
+    """
+
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))  # bound, not listening: refused
+        self.port = self.socket.getsockname()[1]
+        self.fillers: list[socket.socket] = []
+
+    def swallow(self) -> None:
+        self.socket.listen(0)
+        self.fillers.append(socket.create_connection(("127.0.0.1", self.port), timeout=5))
+
+    def close(self) -> None:
+        for s in [*self.fillers, self.socket]:
+            s.close()
+
+
+class WatchedModule(sis.EthernetClass):  # type: ignore[misc]
+    """The SIS module noting any of its Connect/Disconnect/OnDisconnected/Update that overlap."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.calls: list[str] = []
+        self.running: list[str] = []
+        self.overlaps: list[tuple[str, ...]] = []
+
+    def _watch(self, name: str, method: Callable[..., Any], *args: Any) -> Any:
+        if self.running:
+            self.overlaps.append((*self.running, name))
+        self.running.append(name)
+        self.calls.append(name)
+        try:
+            return method(*args)
+        finally:
+            self.running.remove(name)
+
+    def Connect(self, timeout: float | None = None) -> Any:
+        return self._watch("Connect", super().Connect, timeout)
+
+    def Disconnect(self) -> Any:
+        return self._watch("Disconnect", sis.EthernetClass.Disconnect, self)
+
+    def OnDisconnected(self) -> None:
+        if self.running[-1:] == ["Disconnect"]:  # the SIS module's Disconnect calls it
+            super().OnDisconnected()
+        else:
+            self._watch("OnDisconnected", super().OnDisconnected)
+
+    def Update(self, command: str, qualifier: Any = None) -> None:
+        self._watch("Update", super().Update, command, qualifier)
+
+
+@pytest.mark.parametrize("face", FACES)
+@bounded(30)
+async def test_a_module_device_that_never_completes_the_connect_blocks_no_other_module(
+    face: str,
+) -> None:
+    # issue 10's reconnect through the module's own Connect(timeout) ran on the thread the
+    # module's code shares with the other modules (the reactor's module thread, or the program
+    # thread that made them): an attempt on a black hole stopped every one of them until it timed
+    # out (default 10 s)
+    server = listenSIS(reactor)
+    hole = BlackHolePort()
+    f = Face(face)
+    hh = hd = None
+    try:
+
+        def make() -> tuple[Any, Any]:
+            healthy = sis.EthernetClass("127.0.0.1", server.port, Model="DVS 605")
+            dead = WatchedModule("127.0.0.1", hole.port, Model="DVS 605")
+            healthy.greetingTime = dead.greetingTime = 0.2
+            return (
+                GetConnectionHandler(healthy, "VideoMute", pollFrequency=0.1, DisconnectLimit=8),
+                GetConnectionHandler(
+                    dead, "VideoMute", pollFrequency=0.1, DisconnectLimit=8, connectRetryTime=0.2
+                ),
+            )
+
+        hh, hd = await f.run(make)
+        failures: list[str] = []
+        hd.ConnectFailed = lambda h, reason: failures.append(reason)
+        await f.run(hh.Connect)
+        await hh.whenStatus("Connected")
+        # refused at once; the handler retries with the same (long) timeout
+        assert await f.run(hd.Connect, 60) == "Connection refused"
+        hole.swallow()
+        link = hd.Interface.link
+        await waitUntil(reactor, lambda: hd.reconnects >= 1 and link.state == "connecting")
+
+        # while that attempt runs, the healthy module polls, its device answers, its Set returns
+        polls, answered = hh.polls, len(server.device.commands)
+        await waitUntil(reactor, lambda: hh.polls >= polls + 10)
+        assert len(server.device.commands) >= answered + 9
+        assert await f.run(hh.Set, "Freeze", "On") is None
+        assert server.device.freeze == 1
+        # ... and the attempt is still the one that started before
+        assert link.state == "connecting" and failures == ["Connection refused"]
+        assert hd.ConnectionStatus == "Unknown" and hh.ConnectionStatus == "Connected"
+        assert hd.Interface.calls == ["Connect", "Connect"]
+
+        # Disconnect cancels the attempt and calls the module's Disconnect once Connect returned
+        await f.run(hd.Disconnect)
+        assert link.state == "closed"
+        dead = hd.Interface
+        assert dead.calls[:3] == ["Connect", "Connect", "Disconnect"]
+        assert dead.overlaps == []
+    finally:
+        if hd is not None:
+            await hd.Disconnect()
+        if hh is not None:
+            await hh.Disconnect()
+        await f.stop()
+        hole.close()
+        await server.shutdown()
+
+
+class SlowHandshakeModule(WatchedModule):
+    """A module whose Connect, once the link is up, waits for its handshake (for L{release})."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.release = threading.Event()
+        self.release.set()
+        self.inHandshake = threading.Event()
+
+    def Connect(self, timeout: float | None = None) -> Any:
+        def handshake(timeout: float | None) -> Any:
+            result = sis.EthernetClass.Connect(self, timeout)
+            self.inHandshake.set()
+            self.release.wait(10)
+            return result
+
+        return self._watch("Connect", handshake, timeout)
+
+
+@pytest.mark.parametrize("face", FACES)
+@bounded(30)
+async def test_nothing_the_handler_calls_runs_on_a_module_while_its_Connect_runs(
+    face: str,
+) -> None:
+    # the module's Connect no longer runs on the module's thread: its polls, its OnDisconnected
+    # and its Disconnect still wait for it, as when they shared that thread
+    server = listenSIS(reactor)
+    f = Face(face)
+    h = None
+    try:
+
+        def make() -> Any:
+            module = SlowHandshakeModule("127.0.0.1", server.port, Model="DVS 605")
+            module.greetingTime = 0.2
+            return GetConnectionHandler(
+                module, "VideoMute", pollFrequency=0.05, DisconnectLimit=20, connectRetryTime=0.2
+            )
+
+        h = await f.run(make)
+        module = h.Interface
+        await f.run(h.Connect)
+        await h.whenStatus("Connected")
+        module.release.clear()
+        module.inHandshake.clear()
+        server.dropClients()
+        await h.whenStatus("Disconnected")
+        await waitUntil(reactor, module.inHandshake.is_set)
+        # the link is up again and Connect still runs: ticks come, no Update is called
+        calls, ticks = len(module.calls), h.PollTimer.Count
+        await waitUntil(reactor, lambda: h.PollTimer.Count >= ticks + 5)
+        assert module.calls[calls - 1 :] == ["Connect"]
+        server.dropClients()  # lost meanwhile: OnDisconnected waits for Connect too
+        await waitUntil(reactor, lambda: server.connections == 2 and not h.Interface.link.connected)
+        await waitUntil(reactor, lambda: h.PollTimer.Count >= ticks + 10)
+        assert module.calls[calls - 1 :] == ["Connect"]
+        module.release.set()
+        await h.whenStatus("Connected")
+        assert module.calls[calls - 1 : calls + 1] == ["Connect", "OnDisconnected"]
+        assert "Update" in module.calls[calls + 1 :]
+        await f.run(h.Disconnect)
+        assert module.overlaps == []
+    finally:
+        if h is not None:
+            h.Interface.release.set()
+            await h.Disconnect()
+        await f.stop()
+        await server.shutdown()
 
 
 # --- the fleet service: its probes drive the same handlers, by the same rules -------------------

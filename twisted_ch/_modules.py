@@ -44,12 +44,21 @@ is ControlScript code: it may block in SendAndWait, so it runs on a L{ProgramThr
 
 Called on the reactor thread, the handler's C{Set...}/C{Update...} methods run the module's on its
 thread and return a Deferred of the result; called from a program thread they run right there.
+
+The module's C{Connect(timeout)} may block for C{timeout} (a device that never completes the TCP
+handshake): the handler's attempts (L{ModuleTcpHandler.Connect} on the reactor thread, and every
+reconnect) run it on a short-lived thread of its own with the module's runtime current, as
+ControlScript runs a Timer's function, so it holds up no other module sharing the thread and no
+program event.  The handler's other calls into that module (poll Updates are skipped; its
+C{OnDisconnected} and C{Disconnect} wait) run only once that C{Connect} returned, in order, and
+the ConnectionStatus the module reported meanwhile is relayed on the module's thread then.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +67,7 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python import threadable
+from twisted.python.failure import Failure
 
 from twisted_ch import _checks
 from twisted_ch._events import emit
@@ -70,6 +80,7 @@ from twisted_ch._runtime import (
     afterCall,
     currentRuntime,
     describe,
+    logCallbackFailure,
     useRuntime,
 )
 from twisted_ch.extronlib.system import Timer
@@ -188,31 +199,40 @@ class _ModuleDriver:
         self._busy = False
         #: While the handler's calls into the module run, reports are held (module code's thread).
         self._holding = 0
+        self._holdLock = threading.Lock()
         self._heldQualifier: object = None
         self._delivered: object = None
+        #: the handler's calls into the module queued or running where module code runs (reactor)
+        self._pending = 0
+        #: a module Connect runs on a thread of its own (reactor)
+        self._connecting = False
+        #: what waits for that Connect to return, in order: (start it, cancel it: a Connect)
+        self._waiting: list[tuple[Callable[[], None], Callable[[], None] | None]] = []
+        self._connectDone: list[Deferred[None]] = []
         module.connectionCounter = disconnectLimit
         subscribe("ConnectionStatus", None, self._connectionStatus)
 
-    # reactor thread
+    # reactor thread: the handler's calls into the module, in order
 
     @property
     def busy(self) -> bool:
-        """Whether the last keep-alive Update still runs (a tick now is skipped)."""
-        return self._busy
+        """Whether the last keep-alive Update or a Connect still runs (a tick now is skipped)."""
+        return self._busy or self._connecting or bool(self._waiting)
 
     def poll(self) -> bool:
         """
-        Call the keep-alive Update on the module's thread unless the last one still runs; whether
-        it was called.
+        Call the keep-alive Update on the module's thread unless the last one (or a Connect)
+        still runs; whether it was called.
         """
-        if self._busy:
+        if self.busy:
             log.debug(
-                "{module}: Update{query} still running; poll skipped",
+                "{module}: Update{query} or Connect still running; poll skipped",
                 module=self.module,
                 query=self.query,
             )
             return False
         self._busy = True
+        self._pending += 1
         afterCall(
             self.runtime.dispatcher.call(self.module.Update, self.query, self.qualifier),
             self._polled,
@@ -221,21 +241,126 @@ class _ModuleDriver:
 
     def _polled(self, _: object) -> None:
         self._busy = False
+        self._ran(None)
 
     def linkDown(self) -> None:
         """The link was lost: the module's C{OnDisconnected()} runs (every time)."""
-        self.runtime.call(self.held, self._tellDisconnected)
+        self.later(self._tellDisconnected)
 
     def later(self, method: Callable[..., object], *args: object) -> Deferred[None]:
-        """Run the module's C{method} where module code runs, its reports held; when done."""
-        return self.runtime.call(self.held, method, *args)
+        """
+        Run the module's C{method} where module code runs, its reports held, after any Connect
+        of the handler's still running; fires when done.
+        """
+        if self._connecting or self._waiting:
+            d: Deferred[None] = Deferred()
+
+            def start() -> None:
+                self._now(method, *args).chainDeferred(d)
+
+            self._waiting.append((start, None))
+            return d
+        return self._now(method, *args)
+
+    def _now(self, method: Callable[..., object], *args: object) -> Deferred[None]:
+        self._pending += 1
+        done = self.runtime.call(self.held, method, *args)
+        done.addBoth(self._ran)
+        return done
+
+    def _ran(self, result: object) -> object:
+        self._pending -= 1
+        self._next()
+        return result
+
+    def _next(self) -> None:
+        """Start what waited, in order; a Connect waits for the calls before it to finish."""
+        while self._waiting and not self._connecting:
+            start, cancel = self._waiting[0]
+            if cancel is not None and self._pending:
+                return
+            del self._waiting[0]
+            start()
+
+    def connect(
+        self, timeout: float | None, wanted: Callable[[], bool] | None = None
+    ) -> Deferred[object]:
+        """
+        Call the module's C{Connect(timeout)} on a thread of its own, so that a device that never
+        completes the connect blocks no other module's (nor the program's) code: after the
+        handler's calls into the module still queued, and before the next ones, which wait for it
+        (nothing else the handler calls runs on the module meanwhile).  Its reports are held and
+        relayed where module code runs once it returns.  C{wanted}: asked when it starts; False
+        skips it.  Fires with what C{Connect} returns.  Needs a module thread (see L{thread}).
+        """
+        d: Deferred[object] = Deferred()
+
+        def start() -> None:
+            if wanted is not None and not wanted():
+                d.callback("Cancelled")
+                return
+            self._connecting = True
+            self._hold()
+            thread = threading.Thread(
+                target=self._connectAside,
+                args=(timeout, d),
+                name=f"twisted_ch-connect {describe(self.module)}",
+                daemon=True,
+            )
+            thread.start()
+
+        if self._connecting or self._waiting or self._pending:
+            self._waiting.append((start, lambda: d.callback("Cancelled")))
+        else:
+            start()
+        return d
+
+    def _connected(self, result: object, d: Deferred[object]) -> None:
+        self._connecting = False
+        self._pending += 1  # what the module reported meanwhile is relayed on its thread
+        afterCall(self.runtime.dispatcher.call(self._unhold), self._ran)
+        waiters, self._connectDone = self._connectDone, []
+        for w in waiters:
+            w.callback(None)
+        if isinstance(result, Failure):
+            d.errback(result)
+        else:
+            d.callback(result)
+        self._next()
+
+    def cancelConnects(self) -> Deferred[None]:
+        """
+        Drop the Connects that have not started; fires once none runs (the caller may cancel
+        its attempt meanwhile: L{twisted_ch._link.DeviceLink.close}).
+        """
+        cancelled = [cancel for _, cancel in self._waiting if cancel is not None]
+        self._waiting = [w for w in self._waiting if w[1] is None]
+        for cancel in cancelled:
+            cancel()
+        if not self._connecting:
+            self._next()
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._connectDone.append(d)
+        return d
+
+    # a thread of the Connect's own
+
+    def _connectAside(self, timeout: float | None, d: Deferred[object]) -> None:
+        result: object
+        with useRuntime(self.runtime):  # Waits and Timers it makes run where module code runs
+            try:
+                result = self.module.Connect(timeout)
+            except BaseException:
+                result = Failure()
+        self.reactor.callFromThread(self._connected, result, d)
 
     # either thread
 
     def forceDisconnected(self) -> Any:
         """The user's OnDisconnected: right here on a program thread, else on the module's."""
         if _onReactorThread():
-            return self.runtime.call(self.held, self._tellDisconnected)
+            return self.later(self._tellDisconnected)
         self.held(self._tellDisconnected)
         return None
 
@@ -265,13 +390,22 @@ class _ModuleDriver:
         Call C{method}, relaying the ConnectionStatus it reports once, when it returns (and only
         if it differs from the last one relayed): no Connected and Disconnected at one instant.
         """
-        self._holding += 1
+        self._hold()
         try:
             return method(*args, **kwargs)
         finally:
+            self._unhold()
+
+    def _hold(self) -> None:
+        with self._holdLock:
+            self._holding += 1
+
+    def _unhold(self) -> None:
+        with self._holdLock:
             self._holding -= 1
-            if not self._holding and self.reported != self._delivered:
-                self._deliver(self.reported, self._heldQualifier)
+            if self._holding or self.reported == self._delivered:
+                return
+        self._deliver(self.reported, self._heldQualifier)
 
     def _tellDisconnected(self) -> None:
         onDisconnected = getattr(self.module, "OnDisconnected", None)
@@ -426,35 +560,50 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         """
         if timeout is not None:
             timeout = _checks.seconds(timeout, "timeout")
-        connect = self._driver.twoFaced(self._WrappedInterface.Connect, held=True)
-        if _onReactorThread():
-            self._want(timeout)
-        else:
+        if not _onReactorThread():  # a program's own Connect blocks it, as in ControlScript
             self._rt.twoFaced(self._want, timeout)
-        return connect(timeout)
+            return self._driver.twoFaced(self._WrappedInterface.Connect, held=True)(timeout)
+        self._want(timeout)
+        if self._driver.thread is None:
+            return self._driver.twoFaced(self._WrappedInterface.Connect, held=True)(timeout)
+        return self._driver.connect(timeout)
 
     StartPolling = Connect
 
     def _reconnect(self) -> None:
-        self._driver.later(self._WrappedInterface.Connect, self._connectTimeout)
+        if self._driver.thread is None:  # inline: a thread-less reactor (a Clock)
+            self._driver.later(self._WrappedInterface.Connect, self._connectTimeout)
+            return
+        # on a thread of its own: a device that never completes the connect blocks no other
+        # module sharing the module thread, nor the program that made the module
+        attempt = self._driver.connect(
+            self._connectTimeout, lambda: self._wanted and self._autoReconnect
+        )
+        attempt.addErrback(logCallbackFailure, self._WrappedInterface.Connect)
 
     def Disconnect(self) -> Any:
         """
         Stop polling and reconnecting, and disconnect with the module's C{Disconnect()} (a
-        Deferred on the reactor thread, firing once the link is closed).
+        Deferred on the reactor thread, firing once the link is closed).  A connect attempt
+        still running is cancelled first; the module's Disconnect runs once its Connect returned.
         """
-        disconnect = self._driver.twoFaced(self._WrappedInterface.Disconnect, held=True)
         if not _onReactorThread():
-            self._rt.twoFaced(self._stopWanting)
+            self._rt.twoFaced(self._quiesce)
             try:
-                disconnect()
+                self._driver.twoFaced(self._WrappedInterface.Disconnect, held=True)()
             finally:
                 self._rt.twoFaced(self._link.close)  # a module whose Disconnect did not close
             return None
-        self._stopWanting()
-        done: Deferred[Any] = disconnect()
-        done.addErrback(lambda f: log.failure("{module}: Disconnect failed", f, module=self))
+        self._quiesce()
+        done = self._driver.later(self._WrappedInterface.Disconnect)
         return done.addCallback(lambda _: self._link.close())
+
+    def _quiesce(self) -> Deferred[None]:
+        """Stop wanting the link, cancel any attempt; fires once no module Connect runs."""
+        self._stopWanting()
+        if self._link.state == "connecting":
+            self._link.close()
+        return self._driver.cancelConnects()
 
     def _stopWanting(self) -> None:
         self._wanted = False
