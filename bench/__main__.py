@@ -52,6 +52,24 @@ def cmdLatency(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def cmdPaths(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import paths
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    result = paths.run(
+        args.devices, args.seconds, args.repeat, args.big or None, log=log, parts=args.only
+    )
+    result["machine"] = machine()
+    result["source"] = sourceState()
+    report.writeJSON("paths-latest.json", result)
+    print(paths.table(result))
+    for t, ok, m in paths.targets(result):
+        print(f"- {t}: {'met' if ok else 'NOT met'} ({m})")
+    return result
+
+
 def cmdSoak(args: argparse.Namespace) -> dict[str, Any]:
     from bench import soak
 
@@ -176,7 +194,7 @@ def targets(pollResult: dict[str, Any], lat: dict[str, Any]) -> list[tuple[str, 
 
 
 def cmdAll(args: argparse.Namespace) -> None:
-    from bench import latency, poll
+    from bench import latency, paths, poll
 
     started = time.time()
     sizes = [100, 1000] if args.quick else [100, 1000, 10000]
@@ -189,7 +207,14 @@ def cmdAll(args: argparse.Namespace) -> None:
         sizes,
         seconds,
         memorySizes=[1000],
-        repeats=1 if args.quick else 5,
+        repeats=1 if args.quick else 3,
+        log=log,
+    )
+    pathsResult = paths.run(
+        1000,
+        seconds,
+        repeats=1 if args.quick else 3,
+        big=None if args.quick else 10000,
         log=log,
     )
     log("latency ...")
@@ -201,7 +226,7 @@ def cmdAll(args: argparse.Namespace) -> None:
     subprocess.run(cmd, check=True, timeout=900)
     lat = json.loads(tmp.read_text())
     tmp.unlink()
-    checks = targets(pollResult, lat)
+    checks = targets(pollResult, lat) + paths.targets(pathsResult)
     facts = machine()
     result = {
         "command": "python -m bench all" + (" --quick" if args.quick else ""),
@@ -210,6 +235,7 @@ def cmdAll(args: argparse.Namespace) -> None:
         "machine": facts,
         "source": sourceState(),
         "poll": pollResult,
+        "paths": pathsResult,
         "latency": lat,
         "targets": [{"target": t, "met": ok, "measured": m} for t, ok, m in checks],
     }
@@ -229,6 +255,18 @@ def cmdAll(args: argparse.Namespace) -> None:
         f"{facts['implementation']} {facts['python']}, Twisted {facts['twisted']}, "
         f"Linux {facts['kernel']}.  Source: commit {result['source']['commit']}"
         f" with {result['source']['twisted_chFilesChanged']} uncommitted twisted_ch file(s).",
+        "",
+        "## The paths users run (`python -m bench paths`)",
+        "",
+        "Each path beside a raw Twisted poller (`transport.write`, lines split in "
+        "`dataReceived`), the implementations taking turns within each round; a row is the run "
+        "with the median CPU per poll, the ratio is that of the medians and (in brackets) the "
+        "median of the per-round ratios.  Fleet rows are `twistd chandler --config` as twistd "
+        "builds it, its CPU including the scrape of `/status` and `/metrics` every 15 s (from "
+        "another process) and windows of whole 15 s periods.  SNMP (UDP) is compared with a "
+        "raw Twisted UDP poller using the same codec.",
+        "",
+        paths.table(pathsResult),
         "",
         "## Keep-alive polling (`python -m bench poll`)",
         "",
@@ -277,6 +315,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json-out", help=argparse.SUPPRESS)
     p.set_defaults(func=cmdLatency)
+
+    p = sub.add_parser("paths", help="the paths users run, start-up, shards, event delivery")
+    p.add_argument("--devices", type=int, default=1000)
+    p.add_argument("--big", type=int, default=10000, help="also the fleet at this size (0: no)")
+    p.add_argument("--seconds", type=float, default=8)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument(
+        "--only", default="rows,startup,shards,events", help="which parts (comma-separated)"
+    )
+    p.set_defaults(func=cmdPaths)
 
     p = sub.add_parser("soak", help="long run against flapping devices")
     p.add_argument("--devices", type=int, default=300)

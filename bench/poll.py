@@ -21,14 +21,24 @@ from bench.pollers import IMPLS
 
 PAIRS = (
     ("ratioToRawTwisted", "twisted"),
+    ("ratioToRawSNMP", "twisted-snmp"),
     ("ratioToTwistedDirect", "twisted-direct"),
     ("ratioToAsyncio", "asyncio"),
 )
 
 
+#: the simulator's port line of the running L{simulator} (passed to every child)
+SIM: dict[str, Any] = {}
+
+
 @contextmanager
-def simulator(maxDevices: int) -> Iterator[tuple[subprocess.Popen[bytes], list[int]]]:
-    """A running L{bench.sim} process with enough ports for C{maxDevices} connections."""
+def simulator(
+    maxDevices: int, backlog: int = 4096
+) -> Iterator[tuple[subprocess.Popen[bytes], list[int]]]:
+    """
+    A running L{bench.sim} process with enough ports for C{maxDevices} connections (of each
+    protocol: P/Pwr, SIS, PJLink, and an SNMP agent on UDP).
+    """
     nports = max(1, math.ceil(maxDevices / 2000))
     proc = subprocess.Popen(
         [
@@ -39,6 +49,9 @@ def simulator(maxDevices: int) -> Iterator[tuple[subprocess.Popen[bytes], list[i
             str(nports),
             "--max-clients",
             str(3 * maxDevices),
+            "--backlog",
+            str(backlog),
+            "--protocols",
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -48,7 +61,9 @@ def simulator(maxDevices: int) -> Iterator[tuple[subprocess.Popen[bytes], list[i
         line = proc.stdout.readline()
         if not line:
             raise RuntimeError("the simulator did not start")
-        yield proc, json.loads(line)["ports"]
+        SIM.clear()
+        SIM.update(json.loads(line))
+        yield proc, SIM["ports"]
     finally:
         if proc.stdin is not None:
             proc.stdin.close()
@@ -59,10 +74,23 @@ def simulator(maxDevices: int) -> Iterator[tuple[subprocess.Popen[bytes], list[i
             proc.wait()
 
 
+#: the fleet rows' window is at least this long: /status and /metrics are scraped every 15 s,
+#: and a window must hold that scrape at its real weight (one per 15 s)
+FLEET_WINDOW = 15.0
+
+
+def windowFor(impl: str, seconds: float) -> float:
+    """The measurement window of a run: fleet rows take whole scrape periods."""
+    if impl.startswith("fleet-"):
+        return max(FLEET_WINDOW, FLEET_WINDOW * round(seconds / FLEET_WINDOW))
+    return seconds
+
+
 def runChild(impl: str, devices: int, ports: list[int], seconds: float, *extra: str) -> Any:
     cmd = [
         sys.executable, "-m", "bench.pollers", "--impl", impl, "--devices", str(devices),
-        "--ports", ",".join(map(str, ports)), "--seconds", str(seconds), *extra,
+        "--ports", ",".join(map(str, ports)), "--seconds", str(seconds),
+        "--sim", json.dumps(SIM), *extra,
     ]  # fmt: skip
     budget = 120 + seconds + devices / 100
     done = subprocess.run(cmd, capture_output=True, timeout=budget, check=False)
@@ -79,6 +107,7 @@ def run(
     impls: tuple[str, ...] = IMPLS,
     repeats: int = 1,
     log: Any = print,
+    backlog: int = 4096,
 ) -> dict[str, Any]:
     """
     Run every implementation at every size, C{repeats} rounds (the implementations take turns
@@ -88,13 +117,16 @@ def run(
     """
     rows: list[dict[str, Any]] = []
     memory: list[dict[str, Any]] = []
-    with simulator(max(sizes + (memorySizes or []))) as (_, ports):
+    with simulator(max(sizes + (memorySizes or [])), backlog) as (_, ports):
         for n in sizes:
             runs: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
             for r in range(repeats):
                 for impl in impls:
-                    log(f"poll: {impl} N={n} round {r + 1}/{repeats} ({seconds:g} s window)")
-                    runs[impl].append(runChild(impl, n, ports, seconds))
+                    window = windowFor(impl, seconds)
+                    log(f"poll: {impl} N={n} round {r + 1}/{repeats} ({window:g} s window)")
+                    # fleet rows: first connects (so polls) spread over 1 s, as the others'
+                    extra = ("--start-rate", str(n)) if impl.startswith("fleet-") else ()
+                    runs[impl].append(runChild(impl, n, ports, window, *extra))
             for impl in impls:
                 ordered = sorted(runs[impl], key=lambda x: x["cpuMicrosPerPoll"])
                 row = ordered[(len(ordered) - 1) // 2]

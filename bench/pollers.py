@@ -30,6 +30,19 @@ from typing import Any
 from bench._util import cpuSeconds, now, openFds, raiseFileLimit, rssBytes
 
 IMPLS = ("twisted_ch", "twisted", "twisted-direct", "asyncio")
+#: the paths users run (issue 12), each compared with raw Twisted in the same rounds
+PATHS = (
+    "twisted_ch-async",
+    "twisted_ch-program",
+    "fleet-sis",
+    "fleet-pjlink",
+    "fleet-send",
+)
+#: SNMP over UDP is compared with a raw Twisted UDP poller using the same codec
+SNMP_IMPLS = ("fleet-snmp", "twisted-snmp")
+ALL_IMPLS = IMPLS + PATHS + SNMP_IMPLS
+#: how often the fleet rows scrape /status and /metrics (from another process)
+SCRAPE_EVERY = 15.0
 INTERVAL = 1.0
 REQUEST = b"P"
 
@@ -59,6 +72,10 @@ class Result:
     tracedKiBPerHandler: float | None = None
     tracedKiBPerUnconnectedHandler: float | None = None
     gcMillisPerSecond: float | None = None
+    connectSeconds: float | None = None
+    setupSeconds: float | None = None
+    slowestFirstConnect: float | None = None
+    firstConnectsOverOneSecond: int | None = None
     gcCollections: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -100,7 +117,297 @@ class Lines:
         self.buffer = buffer
 
 
-# -- the three implementations: each returns a function that opens connection i
+# -- the implementations: each returns a function that opens connection i (or a Deferred of it)
+
+
+def _handlers(
+    ports: list[int], n: int, c: Counters, keepAlive: Callable[[Any], object]
+) -> list[Any]:
+    from twisted_ch import GetConnectionHandler
+    from twisted_ch.extronlib.interface import EthernetClientInterface
+
+    def onConnected(h: Any, state: str) -> None:
+        c.connected += 1
+
+    def onDisconnected(h: Any, state: str) -> None:
+        c.lost += 1
+
+    handlers = []
+    for i in range(n):
+        iface = EthernetClientInterface("127.0.0.1", ports[i % len(ports)])
+        h = GetConnectionHandler(iface, keepAlive, pollFrequency=INTERVAL)
+        h.Connected = onConnected
+        h.Disconnected = onDisconnected
+        handlers.append(h)
+    return handlers
+
+
+def setupTwistedChAsync(
+    reactor: Any, ports: list[int], n: int, c: Counters
+) -> Callable[[int], None]:
+    """The README's quick start: an C{async def} keep-alive awaiting SendAndWait on the reactor."""
+
+    async def keepAlive(h: Any) -> None:
+        c.sent += 1
+        response = await h.SendAndWait(REQUEST, 2, deliTag=b"\r\n")
+        if response.startswith(b"Pwr"):
+            c.answered += 1
+            h.ResponseAccepted()
+
+    handlers = _handlers(ports, n, c, keepAlive)
+    setupTwistedChAsync.handlers = handlers  # type: ignore[attr-defined]
+
+    def start(i: int) -> None:
+        handlers[i].Connect()
+
+    return start
+
+
+def setupTwistedChProgram(reactor: Any, ports: list[int], n: int, c: Counters) -> Any:
+    """
+    The manual's pattern as C{twistd chandler --program} runs it: handlers created by program
+    code, whose keep-alive blocks the one program thread in C{SendAndWait}.
+    """
+    from twisted_ch.program import Program
+
+    def keepAlive(h: Any) -> None:
+        c.sent += 1
+        response = h.SendAndWait("P", 2, deliTag=b"\r\n")
+        if response.startswith(b"Pwr"):
+            c.answered += 1
+            h.ResponseAccepted()
+
+    program = Program(reactor, name="bench")
+    setupTwistedChProgram.program = program  # type: ignore[attr-defined]
+
+    def ready(handlers: list[Any]) -> Callable[[int], None]:
+        def start(i: int) -> None:
+            handlers[i].Connect()  # on the reactor thread: not blocking
+
+        return start
+
+    return program.runCallable(_handlers, ports, n, c, keepAlive).addCallback(ready)
+
+
+class FleetCounters(Counters):
+    """Answers are the stock probes' accepted counts."""
+
+    probes: list[Any]
+
+    @property  # type: ignore[override]
+    def answered(self) -> int:
+        return sum(p.accepted for p in getattr(self, "probes", ()))
+
+    @answered.setter
+    def answered(self, value: int) -> None:
+        pass
+
+
+def fleetConfig(kind: str, n: int, ports: dict[str, Any], pollFrequency: float = INTERVAL) -> str:
+    """A TOML config of C{n} devices with the stock probe C{kind} against the simulator."""
+    lines = ["[status]", 'listen = "off"', ""]
+    for i in range(n):
+        if kind == "snmp":
+            endpoint = f"udp:host=127.0.0.1:port={ports['snmp']}"
+            probe = '{ type = "snmp" }'
+        elif kind == "sis":
+            endpoint = f"tcp:host=127.0.0.1:port={ports['sis'][i % len(ports['sis'])]}"
+            probe = '{ type = "sis", query = "Q" }'
+        elif kind == "pjlink":
+            endpoint = f"tcp:host=127.0.0.1:port={ports['pjlink'][i % len(ports['pjlink'])]}"
+            probe = '{ type = "pjlink" }'
+        else:
+            endpoint = f"tcp:host=127.0.0.1:port={ports['ports'][i % len(ports['ports'])]}"
+            probe = "{ send = 'P', expect = 'Pwr1\\r\\n' }"
+        lines += [
+            "[[device]]",
+            f'name = "{kind}-{i:05d}"',
+            f'endpoint = "{endpoint}"',
+            f"probe = {probe}",
+            f"pollFrequency = {pollFrequency}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def setupFleet(
+    reactor: Any, kind: str, n: int, c: FleetCounters, args: argparse.Namespace
+) -> Callable[[int], None]:
+    """
+    C{twistd chandler --config} as twistd builds it (tap.Options, makeService), with the status
+    page on, scraped every L{SCRAPE_EVERY} s from another process.
+    """
+    import tempfile
+
+    from twisted_ch import tap
+
+    folder = tempfile.mkdtemp(prefix="bench-fleet-")
+    path = os.path.join(folder, "fleet.toml")
+    with open(path, "w") as f:
+        f.write(fleetConfig(kind, n, args.sim, args.poll_frequency))
+    argv = ["--config", path, "--status-port", "127.0.0.1:0"]
+    if args.shard:
+        argv += ["--shard", args.shard]
+    import resource
+
+    from twisted_ch.service import _limits
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and 2 * n + 200 > hard:
+        # the service keeps 2 descriptors per device in its budget (a connection and a spare);
+        # TCP devices use one, and this machine's hard limit cannot be raised: keep one each
+        _limits.DESCRIPTORS_PER_DEVICE = 1  # type: ignore[misc]
+        c.notes = [  # type: ignore[attr-defined]
+            f"descriptor budget: 1 per device (hard limit {hard} < 2 x {n} devices)"
+        ]
+    options = tap.Options()
+    options.parseOptions(argv)
+    service = tap.makeService(options)
+    setupFleet.service = service  # type: ignore[attr-defined]
+    if args.start_rate:
+        # the polls of the raw pollers are spread over --ramp (their connects are); give the
+        # fleet's the same spread, so that neither gains from polls bunched in one reactor turn
+        for child in service:
+            if hasattr(child, "startRate"):
+                child.startRate = args.start_rate
+
+    # when the service asks each device to connect, and how long its first connect took: a SYN
+    # dropped by a full listen queue is retransmitted after 1 s, so no first connect taking 1 s
+    # means no SYN was dropped (the kernel's overflow counters are shared with other processes)
+    from twisted_ch.service._services import DevicesService
+
+    asked: dict[int, float] = {}
+    firstConnect: list[float] = []
+    connectOf = DevicesService._connect
+
+    def recordingConnect(cfg: Any, handler: Any) -> object:
+        asked[id(handler)] = now()
+        return connectOf(cfg, handler)
+
+    DevicesService._connect = staticmethod(recordingConnect)  # type: ignore[method-assign]
+    c.firstConnects = firstConnect  # type: ignore[attr-defined]
+
+    def statusObserver(handler: Any) -> Callable[[str], None]:
+        key = id(handler)
+
+        def onStatus(status: str) -> None:
+            if status == "Connected":
+                c.connected += 1
+                started = asked.pop(key, None)
+                if started is not None:
+                    firstConnect.append(now() - started)
+            elif status == "Disconnected":
+                c.lost += 1
+
+        return onStatus
+
+    def start(i: int) -> None:
+        if i != 0:
+            return
+        from twisted.logger import (
+            FilteringLogObserver,
+            LogLevel,
+            LogLevelFilterPredicate,
+            globalLogBeginner,
+            textFileLogObserver,
+        )
+
+        # what twistd does at its default level, written to stderr (stdout carries the result)
+        observer = FilteringLogObserver(
+            textFileLogObserver(sys.stderr),
+            [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)],
+        )
+        globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+        if os.environ.get("XGC"):
+            gc.set_threshold(int(os.environ["XGC"]), 10, 10)
+        service.startService()
+        if os.environ.get("XFREEZE"):
+            gc.freeze()
+        devices = [s for s in service if hasattr(s, "handlers")]
+        c.probes = []
+        c.devices = 0  # type: ignore[attr-defined]
+        for d in devices:
+            for h in d.handlers.values():
+                h.addStatusObserver(statusObserver(h))
+                c.probes.append(h._keepAliveQuery)
+                c.devices += 1  # type: ignore[attr-defined]
+        status = [s for s in service if getattr(s, "url", None)]
+        c.statusURL = status[0].url if status else None  # type: ignore[attr-defined]
+
+    return start
+
+
+def scraper(url: str, every: float) -> Any:
+    """A child process fetching /status and /metrics every C{every} s (not in our CPU time)."""
+    import subprocess
+
+    code = (
+        "import sys, time, urllib.request\n"
+        "url, every = sys.argv[1], float(sys.argv[2])\n"
+        "while True:\n"
+        "    for page in ('status', 'metrics'):\n"
+        "        urllib.request.urlopen(url + page, timeout=30).read()\n"
+        "    time.sleep(every)\n"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, url, str(every)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def setupTwistedSNMP(
+    reactor: Any, ports: list[int], n: int, c: Counters, args: argparse.Namespace
+) -> Callable[[int], None]:
+    """Raw Twisted SNMP: a LoopingCall per device sending a GET over connected UDP."""
+    from twisted.internet.protocol import DatagramProtocol
+    from twisted.internet.task import LoopingCall
+
+    from twisted_ch.service.probes import (
+        SYS_UPTIME,
+        _asn1,
+        decodeMessage,
+        decodeTimeTicks,
+        encodeMessage,
+    )
+
+    null = _asn1().NULL
+    port = args.sim["snmp"]
+    ids = iter(range(1, 2**31))
+
+    class Poller(DatagramProtocol):
+        noisy = False
+
+        def startProtocol(self) -> None:
+            assert self.transport is not None
+            self.transport.connect("127.0.0.1", port)  # type: ignore[attr-defined]
+            c.connected += 1
+            self.rid = 0
+            self.loop = LoopingCall(self.poll)
+            self.loop.clock = reactor
+            self.loop.start(INTERVAL, now=False)
+
+        def poll(self) -> None:
+            c.sent += 1
+            self.rid = next(ids)
+            request = encodeMessage(1, b"public", "get-request", self.rid, [(SYS_UPTIME, null)])
+            self.transport.write(request)  # type: ignore[union-attr]
+
+        def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+            try:
+                message = decodeMessage(datagram)
+            except ValueError:
+                return
+            if message.pduKind == "response" and message.requestId == self.rid:
+                for oid, value in message.binds:
+                    if oid == SYS_UPTIME:
+                        decodeTimeTicks(value)
+                        c.answered += 1
+
+    def start(i: int) -> None:
+        reactor.listenUDP(0, Poller(), interface="127.0.0.1")
+
+    return start
 
 
 def setupTwistedCh(reactor: Any, ports: list[int], n: int, c: Counters) -> Callable[[int], None]:
@@ -193,12 +500,36 @@ def runTwisted(impl: str, args: argparse.Namespace) -> Result:
     if impl == "twisted_ch":
         import twisted_ch.extronlib.interface  # noqa: F401
 
-    c = Counters()
-    setup = {
-        "twisted_ch": setupTwistedCh,
-        "twisted": setupTwisted,
-        "twisted-direct": setupTwistedDirect,
-    }[impl]
+    if impl.startswith("fleet") or impl == "twisted-snmp":
+        import twisted_ch.service._services  # noqa: F401
+        import twisted_ch.service.probes  # noqa: F401
+        import twisted_ch.tap  # noqa: F401
+    if impl in ("fleet-snmp", "twisted-snmp"):
+        from twisted_ch.service.probes import _asn1
+
+        _asn1()
+
+    c: Counters = FleetCounters() if impl.startswith("fleet-") else Counters()
+    setup: Any
+    if impl.startswith("fleet-"):
+        kind = impl.split("-", 1)[1]
+
+        def setup(reactor: Any, ports: list[int], n: int, c: Any) -> Callable[[int], None]:
+            return setupFleet(reactor, kind, n, c, args)
+
+    elif impl == "twisted-snmp":
+
+        def setup(reactor: Any, ports: list[int], n: int, c: Any) -> Callable[[int], None]:
+            return setupTwistedSNMP(reactor, ports, n, c, args)
+
+    else:
+        setup = {
+            "twisted_ch": setupTwistedCh,
+            "twisted": setupTwisted,
+            "twisted-direct": setupTwistedDirect,
+            "twisted_ch-async": setupTwistedChAsync,
+            "twisted_ch-program": setupTwistedChProgram,
+        }[impl]
     out: list[Result] = []
 
     async def main() -> None:
@@ -278,19 +609,39 @@ async def measure(
         tracemalloc.start()
     rss0, fds0 = rssBytes(), openFds()
     traced0 = tracemalloc.get_traced_memory()[0] if args.memory else 0
+    started = now()
     start = setup(reactor, ports, n, c)
+    if hasattr(start, "addCallback"):  # built on a program thread
+        start = await start
     tracedUnconnected = None
     if args.memory and impl == "twisted_ch":
         gc.collect()
         tracedUnconnected = (tracemalloc.get_traced_memory()[0] - traced0) / n / 1024
-    for i in range(n):
-        callLater(args.ramp * i / n, start, i)
-    deadline = now() + args.ramp + 60
+    fleet = impl.startswith("fleet-")
+    notes += getattr(c, "notes", [])
+    connectStart = now()
+    if fleet:  # the service starts every device itself, spread as it chooses
+        start(0)
+        n = getattr(c, "devices", n)
+    else:
+        for i in range(n):
+            callLater(args.ramp * i / n, start, i)
+    deadline = now() + args.ramp + 60 + n / 200
     while c.connected < n and now() < deadline:
-        await sleep(0.1)
+        await sleep(0.02 if fleet else 0.1)
+    connectSeconds = now() - connectStart
+    firsts = sorted(getattr(c, "firstConnects", []))
+    if firsts:
+        notes.append(
+            f"first connects: median {1e3 * firsts[len(firsts) // 2]:.1f} ms, "
+            f"slowest {1e3 * firsts[-1]:.1f} ms, {sum(1 for x in firsts if x >= 1.0)} took 1 s "
+            "or more (a SYN retransmitted)"
+        )
     if c.connected < n:
         notes.append(f"only {c.connected} of {n} connected")
-    await sleep(INTERVAL + args.settle)
+    await sleep(INTERVAL * max(1.0, args.poll_frequency) + args.settle)
+    scraping = None
+    url = getattr(c, "statusURL", None)
 
     gc.collect()
     rss1, fds1 = rssBytes(), openFds()
@@ -305,10 +656,15 @@ async def measure(
         profiler.enable()
     gcTimer = GCTimer()
     gc.callbacks.append(gcTimer)
+    if url is not None:
+        scraping = scraper(url, SCRAPE_EVERY)
     cpu0, t0, answered0, sent0, lost0 = cpuSeconds(), now(), c.answered, c.sent, c.lost
     await sleep(args.seconds)
     cpu1, t1, answered1, sent1, lost1 = cpuSeconds(), now(), c.answered, c.sent, c.lost
     gc.callbacks.remove(gcTimer)
+    if scraping is not None:
+        scraping.kill()
+        notes.append(f"/status and /metrics scraped every {SCRAPE_EVERY:g} s from another process")
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
@@ -333,6 +689,10 @@ async def measure(
             round(tracedUnconnected, 2) if tracedUnconnected is not None else None
         ),
         gcMillisPerSecond=round(gcTimer.seconds / wall * 1e3, 2),
+        connectSeconds=round(connectSeconds, 3),
+        slowestFirstConnect=round(firsts[-1], 4) if firsts else None,
+        firstConnectsOverOneSecond=sum(1 for x in firsts if x >= 1.0),
+        setupSeconds=round(connectStart - started, 3),
         gcCollections=gcTimer.counts,
         notes=notes,
     )
@@ -340,16 +700,23 @@ async def measure(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.pollers")
-    parser.add_argument("--impl", choices=IMPLS, required=True)
+    parser.add_argument("--impl", choices=ALL_IMPLS, required=True)
     parser.add_argument("--devices", type=int, required=True)
     parser.add_argument("--ports", type=lambda s: [int(p) for p in s.split(",")], required=True)
+    parser.add_argument("--sim", type=json.loads, default={}, help="the simulator's port line")
+    parser.add_argument("--shard", help="fleet rows: run as twistd chandler --shard I/N")
+    parser.add_argument("--poll-frequency", type=float, default=INTERVAL, help="fleet rows")
+    parser.add_argument(
+        "--start-rate", type=float, default=0, help="fleet rows: first connects per second"
+    )
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--ramp", type=float, default=1.0, help="seconds to open all connections")
     parser.add_argument("--settle", type=float, default=2.0)
     parser.add_argument("--memory", action="store_true", help="trace allocations (slower)")
     parser.add_argument("--profile", help="write a cProfile of the measured window to this file")
     args = parser.parse_args(argv)
-    raiseFileLimit(args.devices + 256)
+    # the fleet checks its descriptor budget at start (2 per device, see service._limits)
+    raiseFileLimit(2 * args.devices + 1024)
     result = runAsyncio(args) if args.impl == "asyncio" else runTwisted(args.impl, args)
     sys.stdout.write(json.dumps(asdict(result)) + "\n")
     sys.stdout.flush()

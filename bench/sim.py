@@ -2,7 +2,10 @@
 The device simulator process: answers C{P} with C{Pwr1\\r\\n} on a few loopback ports.
 
 Run as C{python -m bench.sim --ports K}.  It prints one JSON line C{{"ports": [...]}} once
-listening, then obeys line commands on stdin, answering each with a JSON line that carries the
+listening (with C{--protocols}, also C{"sis"}, C{"pjlink"} and C{"snmp"} ports: an Extron SIS
+device answering C{Q} with its firmware version, a PJLink projector greeting C{PJLINK 0} and
+answering C{%1POWR ?}, and an SNMP agent on UDP answering sysUpTime.0), then obeys line commands
+on stdin, answering each with a JSON line that carries the
 CLOCK_MONOTONIC time the action took effect (comparable with the client's C{time.monotonic()}):
 
     silent | answer      stop / resume answering (connections stay open: a silent device)
@@ -34,6 +37,18 @@ class Device(Protocol):
 
     factory: Devices
 
+    def answer(self, data: bytes) -> None:
+        """Send an answer: at once when nothing is queued (the simulator should cost little)."""
+        transport: Any = self.transport
+        if not transport.dataBuffer and not transport._tempDataLen:
+            try:
+                sent = transport.socket.send(data)
+            except OSError:
+                sent = 0
+            data = data[sent:]
+        if data:
+            transport.write(data)
+
     def connectionMade(self) -> None:
         self.factory.clients.add(self)
 
@@ -46,7 +61,7 @@ class Device(Protocol):
             factory = self.factory
             factory.requests += n
             if not factory.silent:
-                self.transport.write(ANSWER * n)  # type: ignore[union-attr]
+                self.answer(ANSWER * n)
 
 
 class Devices(Factory):
@@ -58,23 +73,56 @@ class Devices(Factory):
         self.silent = False
 
 
+class SISDevice(Device):
+    """An Extron SIS device: every C{Q} is answered with a firmware version line."""
+
+    def dataReceived(self, data: bytes) -> None:
+        n = data.count(b"Q")
+        if n:
+            factory = self.factory
+            factory.requests += n
+            if not factory.silent:
+                self.answer(b"1.23\r\n" * n)
+
+
+class PJLinkDevice(Device):
+    """A PJLink class 1 projector without authentication: greets, answers power queries."""
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.transport.write(b"PJLINK 0\r")  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        n = data.count(b"%1POWR ?\r")
+        if n:
+            factory = self.factory
+            factory.requests += n
+            if not factory.silent:
+                self.answer(b"%1POWR=1\r" * n)
+
+
 class Control(LineReceiver):
     """stdin commands; one JSON answer line per command on stdout."""
 
     delimiter = b"\n"
 
-    def __init__(self, reactor: Any, devices: Devices, ports: list[int]) -> None:
+    def __init__(
+        self, reactor: Any, devices: Devices, ports: list[int], backlog: int = 4096
+    ) -> None:
         self.reactor = reactor
         self.devices = devices
         self.ports = ports
+        self.backlog = backlog
         self.listening: list[Any] = []
 
     def listen(self) -> None:
         for i, port in enumerate(self.ports):
             if port:
-                p = self.reactor.listenTCP(port, self.devices, backlog=4096, interface="127.0.0.1")
+                p = self.reactor.listenTCP(
+                    port, self.devices, backlog=self.backlog, interface="127.0.0.1"
+                )
             else:  # below the ephemeral range, so that "start" after "stop" finds it free
-                p = listenStable(self.reactor, self.devices, backlog=4096)
+                p = listenStable(self.reactor, self.devices, backlog=self.backlog)
             self.listening.append(p)
             self.ports[i] = p.getHost().port
 
@@ -123,6 +171,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sim")
     parser.add_argument("--ports", type=int, default=1, help="loopback ports to listen on")
     parser.add_argument("--max-clients", type=int, default=1000)
+    parser.add_argument("--backlog", type=int, default=4096, help="listen backlog of each port")
+    parser.add_argument(
+        "--protocols", action="store_true", help="also SIS, PJLink (TCP) and SNMP (UDP) devices"
+    )
     args = parser.parse_args(argv)
     raiseFileLimit(args.max_clients + 256)
 
@@ -130,9 +182,21 @@ def main(argv: list[str] | None = None) -> None:
     from twisted.internet.stdio import StandardIO
 
     devices = Devices()
-    control = Control(reactor, devices, [0] * args.ports)
+    control = Control(reactor, devices, [0] * args.ports, args.backlog)
     control.listen()
-    sys.stdout.write(json.dumps({"ports": control.ports}) + "\n")
+    announce: dict[str, Any] = {"ports": control.ports}
+    if args.protocols:
+        for name, kind in (("sis", SISDevice), ("pjlink", PJLinkDevice)):
+            others = Devices()
+            others.protocol = kind  # type: ignore[assignment]
+            announce[name] = [
+                listenStable(reactor, others, backlog=args.backlog).getHost().port  # type: ignore[attr-defined]
+                for _ in range(args.ports)
+            ]
+        from twisted_ch.testing import listenSNMP
+
+        announce["snmp"] = listenSNMP(reactor).port
+    sys.stdout.write(json.dumps(announce) + "\n")
     sys.stdout.flush()
     StandardIO(control, reactor=reactor)
     reactor.run()  # type: ignore[attr-defined]

@@ -14,6 +14,10 @@ DEFAULT_MAX_RESPONSE = 64 * 1024
 
 _CONDITIONS = ("deliLen", "deliTag", "deliRex")
 
+#: conditions already validated, by their keywords (with the values' types: True is not 1)
+_validated: dict[tuple[Any, ...], tuple[int | None, bytes | None, re.Pattern[bytes] | None]] = {}
+_VALIDATED_MAX = 512
+
 
 def toBytes(data: object, what: str = "data") -> bytes:
     """
@@ -66,6 +70,24 @@ class ResponseMatcher:
         cls, delimiter: dict[str, Any], maxResponse: int = DEFAULT_MAX_RESPONSE
     ) -> ResponseMatcher:
         """Validate SendAndWait's C{**delimiter} keywords and build a matcher from them."""
+        # a keep-alive passes the same condition on every poll: validate it once
+        try:
+            key = (maxResponse, *((k, type(v), v) for k, v in delimiter.items()))
+            condition = _validated.get(key)
+        except TypeError:  # an unhashable value: validate it (and report it) every time
+            key, condition = None, None
+        if condition is None:
+            condition = cls._validate(delimiter, maxResponse)
+            if key is not None:
+                if len(_validated) >= _VALIDATED_MAX:
+                    _validated.clear()
+                _validated[key] = condition
+        return cls(*condition, maxResponse)
+
+    @staticmethod
+    def _validate(
+        delimiter: dict[str, Any], maxResponse: int
+    ) -> tuple[int | None, bytes | None, re.Pattern[bytes] | None]:
         unknown = sorted(set(delimiter) - set(_CONDITIONS))
         if unknown:
             raise TypeError(
@@ -101,7 +123,7 @@ class ResponseMatcher:
                 )
             elif isinstance(deliRex.pattern, str):
                 deliRex = re.compile(deliRex.pattern.encode("latin-1"), deliRex.flags & ~re.UNICODE)
-        return cls(deliLen, deliTag, deliRex, maxResponse)
+        return deliLen, deliTag, deliRex
 
     @property
     def hasCondition(self) -> bool:
@@ -115,8 +137,15 @@ class ResponseMatcher:
         @return: C{(response, leftover)} once the condition holds (C{leftover} are bytes that came
             after the response), else L{None}.
         """
+        if not self._buffer:  # the usual case: the whole response in one read, nothing held
+            found = self._match(data)
+            if found is not None:
+                return (data, b"") if found == len(data) else (data[:found], data[found:])
+            self._buffer += data
+            self._trim()
+            return None
         self._buffer += data
-        found = self._match()
+        found = self._match(self._buffer)
         if found is None:
             self._trim()
             return None
@@ -124,8 +153,7 @@ class ResponseMatcher:
         self._buffer.clear()
         return buf[:found], buf[found:]
 
-    def _match(self) -> int | None:
-        buf = self._buffer
+    def _match(self, buf: bytes | bytearray) -> int | None:
         if self.deliLen is not None:
             return self.deliLen if len(buf) >= self.deliLen else None
         if self.deliTag is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import queue
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -24,7 +25,6 @@ from threading import get_ident
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred, succeed
-from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger
 from twisted.python import threadable
 from twisted.python.failure import Failure
@@ -91,19 +91,25 @@ class ReactorDispatcher:
             return None
         if result is None:
             return None
-        if not isinstance(result, Deferred):
-            if not inspect.isawaitable(result):
-                return None
-            result = ensureDeferred(result)  # type: ignore[arg-type]
-        d: Deferred[None] = Deferred()
 
         def done(r: object) -> None:
             if isinstance(r, Failure):
                 logCallbackFailure(r, f)
-            d.callback(None)
 
-        result.addBoth(done)
-        return d
+        if isinstance(result, Deferred):
+            d: Deferred[None] = Deferred()
+
+            def finished(r: object) -> None:
+                done(r)
+                d.callback(None)
+
+            result.addBoth(finished)
+            return d
+        if not inspect.isawaitable(result):
+            return None
+        # a coroutine (an async keep-alive): its Deferred is ours alone, no second one needed
+        ours: Deferred[None] = ensureDeferred(result).addBoth(done)  # type: ignore[arg-type]
+        return ours
 
 
 class ProgramThread:
@@ -120,8 +126,10 @@ class ProgramThread:
     def __init__(self, reactor: Any, name: str | None = None, maxQueue: int = 10_000) -> None:
         self.reactor = reactor
         self.name = name or f"twisted_ch-program-{next(self._ids)}"
-        self._queue: queue.Queue[tuple[Callable[..., object], tuple[object, ...], Deferred[Any]]]
-        self._queue = queue.Queue()  # bounded by _put, so the reactor never blocks on it
+        self._queue: queue.SimpleQueue[
+            tuple[Callable[..., object], tuple[object, ...], Deferred[Any]]
+        ]
+        self._queue = queue.SimpleQueue()  # bounded by call(), so the reactor never blocks on it
         self.maxQueue = maxQueue
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self.runtime = Runtime(reactor, self)
@@ -194,18 +202,20 @@ class ProgramThread:
 
     def _run(self) -> None:
         _local.runtime = self.runtime
+        toReactor = bridgeTo(self.reactor).post
+        get = self._queue.get
         while True:
-            f, args, d = self._queue.get()
+            f, args, d = get()
             if f is _STOP:
-                self.reactor.callFromThread(d.callback, None)
+                toReactor(d.callback, None)
                 return
             try:
                 result = f(*args)
             except BaseException:
                 failure = Failure()
-                self.reactor.callFromThread(d.errback, failure)
+                toReactor(d.errback, failure)
             else:
-                self.reactor.callFromThread(d.callback, result)
+                toReactor(d.callback, result)
 
     def stop(self, timeout: float = 5.0) -> Deferred[None]:
         """
@@ -260,12 +270,112 @@ class Runtime:
         if ioThread is not None and ioThread == get_ident():  # the reactor thread: most calls
             return f(*args, **kwargs)
         if ioThread is not None or onProgramThread():
-            return blockingCallFromThread(self.reactor, f, *args, **kwargs)
+            return bridgeTo(self.reactor).call(f, *args, **kwargs)
         return f(*args, **kwargs)  # before any reactor ran
+
+
+class _Waiter:
+    """What one thread blocked in L{Bridge.call} waits on: a lock the reactor releases."""
+
+    __slots__ = ("lock", "result", "failure")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.result: object = None
+        self.failure: Failure | None = None
+
+    def fire(self, result: object) -> None:
+        if isinstance(result, Failure):
+            self.failure = result
+        else:
+            self.result = result
+        self.lock.release()
+
+
+class Bridge:
+    """
+    How other threads call into one reactor, in call order.
+
+    Twisted's C{blockingCallFromThread} makes a C{queue.Queue} (a Condition and its locks) and
+    a Deferred per call; a program thread polling a thousand devices makes thousands of such
+    calls a second, so that hand-off cost more than the work it handed off.  Here a blocked
+    thread waits on a lock of its own, made once per thread, and the call goes through the
+    reactor's C{callFromThread} queue like any other: so it keeps its place among every other
+    call made from that thread (a batch of our own would run ahead of C{callFromThread} calls
+    queued before it).
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
+    def post(self, f: Callable[..., object], *args: object) -> None:
+        """Call C{f(*args)} on the reactor thread soon, after every call posted before it."""
+        self.reactor.callFromThread(_logged, f, args)
+
+    def call(self, f: Callable[..., Any], *args: object, **kwargs: object) -> Any:
+        """
+        Run C{f} on the reactor thread (after every call posted before it) and block the
+        calling thread until its result (a Deferred's, once fired); raise its exception.
+        """
+        waiter = _local.waiter
+        if waiter is None:
+            waiter = _local.waiter = _Waiter()
+        self.post(_runFor, waiter, f, args, kwargs)
+        try:
+            waiter.lock.acquire()
+        except BaseException:
+            _local.waiter = None  # interrupted: the reactor will still release that one
+            raise
+        result, failure = waiter.result, waiter.failure
+        waiter.result = waiter.failure = None
+        if failure is not None:
+            failure.raiseException()
+        return result
+
+
+def _logged(f: Callable[..., object], args: tuple[object, ...]) -> None:
+    try:
+        f(*args)
+    except Exception:
+        log.failure("call from another thread {f} raised", f=describe(f))
+
+
+def _runFor(
+    waiter: _Waiter, f: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """Run a L{Bridge.call} on the reactor thread and release its waiter with the outcome."""
+    try:
+        result = f(*args, **kwargs)
+    except BaseException:
+        waiter.fire(Failure())
+        return
+    if isinstance(result, Deferred):
+        result.addBoth(waiter.fire)
+    elif inspect.iscoroutine(result):
+        ensureDeferred(result).addBoth(waiter.fire)
+    else:
+        waiter.fire(result)
+
+
+_bridges: weakref.WeakKeyDictionary[Any, Bridge] = weakref.WeakKeyDictionary()
+_bridgesLock = threading.Lock()
+
+
+def bridgeTo(reactor: Any) -> Bridge:
+    """The one L{Bridge} into C{reactor}."""
+    bridge = _bridges.get(reactor)
+    if bridge is None:
+        with _bridgesLock:
+            bridge = _bridges.get(reactor)
+            if bridge is None:
+                bridge = _bridges[reactor] = Bridge(reactor)
+    return bridge
 
 
 class _Local(threading.local):
     runtime: Runtime | None = None
+    waiter: _Waiter | None = None
 
 
 _local = _Local()
@@ -294,6 +404,14 @@ def currentRuntime() -> Runtime:
 def resolveRuntime(reactor: Any = None) -> Runtime:
     """The runtime for an object created now: an explicit reactor wins over the thread's runtime."""
     if reactor is not None:
+        # the installed reactor's runtime is shared (a fleet builds several objects per device
+        # with reactor=, and a runtime per object cost a WeakSet each: 2 KiB a device)
+        global _default
+        if _default is not None and _default.reactor is reactor:
+            return _default
+        if _default is None and sys.modules.get("twisted.internet.reactor") is reactor:
+            _default = Runtime(reactor)
+            return _default
         return Runtime(reactor)
     return currentRuntime()
 

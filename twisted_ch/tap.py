@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from twisted.application.service import IService, MultiService
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
+    Logger,
     LogLevel,
     LogLevelFilterPredicate,
     textFileLogObserver,
@@ -40,6 +42,7 @@ from twisted_ch.service._services import (
     ChandlerService,
     DevicesService,
     ProgramService,
+    Shard,
     TraceService,
 )
 from twisted_ch.service._status import (
@@ -59,13 +62,15 @@ __all__ = ["Options", "makeService"]
 
 _LEVELS = ("debug", "info", "warn", "error", "critical")
 
+_log = Logger(namespace="twisted_ch.tap")
+
 
 class Options(usage.Options):
     """Options of C{twistd chandler}."""
 
     synopsis = (
-        "[--config FILE] [--program FILE] [--status-port ADDRESS] [--log-format text|json] "
-        "[--trace NAME[,NAME]]"
+        "[--config FILE [--shard I/N]] [--program FILE] [--status-port ADDRESS] "
+        "[--log-format text|json] [--trace NAME[,NAME]]"
     )
     longdesc = (
         "Keeps AV device links alive with keep-alive probes and reconnection (Extron's "
@@ -84,6 +89,14 @@ class Options(usage.Options):
         ],
         ["log-format", None, "text", "'text' or 'json' (one JSON object per line)."],
         ["log-level", None, "info", "Least level logged: debug, info, warn, error or critical."],
+        [
+            "shard",
+            None,
+            None,
+            "I/N: watch only shard I of N of the config's devices and servers (by a stable hash "
+            "of each name); its status port is the configured one + I - 1 unless --status-port "
+            'is given, and its /metrics carry shard="I/N".',
+        ],
         [
             "demo-schedule",
             None,
@@ -149,6 +162,20 @@ class Options(usage.Options):
                 config = loadConfig(self["config"], reactor)
             except ConfigError as e:
                 raise usage.UsageError(str(e)) from None
+        shard: Shard | None = None
+        if self["shard"] is not None:
+            if config is None:
+                raise usage.UsageError("--shard needs --config (the devices to share out)")
+            try:
+                shard = Shard.parse(self["shard"])
+            except ValueError as e:
+                raise usage.UsageError(f"--shard: expected {e}") from None
+            config = replace(
+                config,
+                devices=tuple(d for d in config.devices if shard.owns(d.name)),
+                servers=tuple(s for s in config.servers if shard.owns(s.name)),
+            )
+        self["parsedShard"] = shard
         self["parsedConfig"] = config
         if self["program"] is None and config is not None and config.program is not None:
             if config.program.file is not None:
@@ -166,6 +193,11 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--status-port: expected {e}") from None
         elif config is not None:
             self["statusListen"] = config.status.listen
+            if shard is not None and self["statusListen"] is not None:
+                try:
+                    self["statusListen"] = shardStatusListen(self["statusListen"], shard)
+                except ValueError as e:
+                    raise usage.UsageError(str(e)) from None
         else:
             self["statusListen"] = DEFAULT_STATUS_LISTEN
         if self["status-port"] is not None and self["statusListen"] is not None:
@@ -176,19 +208,51 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--status-port: expected {e}") from None
 
 
+def shardStatusListen(description: str, shard: Shard) -> str:
+    """
+    The status endpoint of a shard: the config's TCP port + I - 1 (port 0 stays 0); any other
+    kind of endpoint cannot be shared out and needs --status-port per shard.
+    """
+    m = re.fullmatch(r"(tcp6?:(?:port=)?)(\d+)(.*)", description)
+    if m is None:
+        raise ValueError(
+            f"--shard: the status endpoint {description!r} is not a TCP port that can be offset "
+            "per shard; give each shard its own --status-port"
+        )
+    port = int(m.group(2))
+    if port:
+        port += shard.index - 1
+        if port > 65535:
+            raise ValueError(f"--shard: status port {port} of shard {shard} is beyond 65535")
+    return f"{m.group(1)}{port}{m.group(3)}"
+
+
 def makeService(options: Options) -> MultiService:
     """The chandler service: status page, then devices (or the demo), then the program."""
     from twisted.internet import reactor
 
+    shard: Shard | None = options.get("parsedShard")
     config: Config | None = options.get("parsedConfig")
-    registry = Registry(clock=reactor, health=config.health if config is not None else None)
+    registry = Registry(
+        shard=shard.label if shard is not None else None,
+        clock=reactor,
+        health=config.health if config is not None else None,
+    )
     top = ChandlerService(reactor, registry)
+    top.tuneGC = True  # a process of its own (startedService, for tests in-process, turns it off)
     top.logObserver = logObserverFor(options, registry)
     trace = WireTrace(reactor, linkFinder(registry.entries))
     if options.get("statusListen"):
         token = config.status.token if config is not None else None
         StatusService(reactor, options["statusListen"], registry, trace, token).setServiceParent(
             top
+        )
+    if shard is not None and config is not None:
+        _log.info(
+            "shard {shard}: {devices} devices and {servers} servers of the config are this shard's",
+            shard=shard.label,
+            devices=len(config.devices),
+            servers=len(config.servers),
         )
     if config is not None:
         registry.showPaths = config.status.showPaths
@@ -264,5 +328,6 @@ def startedService(options: Options) -> IService:
     if isinstance(service, ChandlerService):
         service.handleSIGTERM = False
         service.exitProcess = False
+        service.tuneGC = False
     service.startService()
     return service

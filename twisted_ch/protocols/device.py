@@ -7,6 +7,7 @@ the sink; the framing rules live in L{twisted_ch._framing}.
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -95,14 +96,120 @@ class DeviceSink(TypingProtocol):
 class _Wait:
     """One queued or active SendAndWait."""
 
-    __slots__ = ("data", "timeout", "matcher", "result", "timer")
+    __slots__ = ("data", "timeout", "matcher", "result")
 
     def __init__(self, data: bytes, timeout: float, matcher: ResponseMatcher) -> None:
         self.data = data
         self.timeout = timeout
         self.matcher = matcher
         self.result: Deferred[bytes] = Deferred()
-        self.timer: IDelayedCall | None = None
+
+
+class _Deadlines:
+    """
+    The SendAndWait deadlines of every connection on one clock, served by one DelayedCall.
+
+    A DelayedCall per wait (scheduled, then cancelled when the answer came) put two operations on
+    the reactor's timer heap for every keep-alive poll, each costing a dozen Python-level
+    comparisons in a heap of tens of thousands of timers.  Here a wait appends its deadline to
+    the queue of its timeout (deadlines of one timeout arrive in order), as plain floats and ints
+    (nothing for the garbage collector to track).  The one timer is armed for the earliest
+    deadline of a wait still waiting: when it fires, the waits whose deadline has come time out,
+    and entries of waits that ended are dropped on the way, so with every device answering it
+    fires about once per timeout, not once per poll.  Each wait still times out at its own
+    deadline.
+    """
+
+    def __init__(self, clock: IReactorTime, strong: bool = False) -> None:
+        # weakly: this object is the value of its clock's entry in a WeakKeyDictionary
+        self._clock: Callable[[], IReactorTime | None] = (
+            (lambda: clock) if strong else weakref.ref(clock)
+        )
+        #: per timeout: deadlines, owners and serials, in the order the waits were sent
+        self._queues: dict[float, tuple[deque[float], deque[DeviceProtocol], deque[int]]] = {}
+        self._timer: IDelayedCall | None = None
+        self._timerAt = 0.0
+        #: waits sent and not ended
+        self.waiting = 0
+
+    @property
+    def clock(self) -> IReactorTime:
+        clock = self._clock()
+        assert clock is not None, "a connection outlived its clock"
+        return clock
+
+    def add(self, timeout: float, owner: DeviceProtocol, serial: int) -> None:
+        """A wait was sent: time it out after C{timeout} seconds unless it ends first."""
+        self.waiting += 1
+        now = self.clock.seconds()
+        deadline = now + timeout
+        queue = self._queues.get(timeout)
+        if queue is None:
+            queue = self._queues[timeout] = (deque(), deque(), deque())
+        queue[0].append(deadline)
+        queue[1].append(owner)
+        queue[2].append(serial)
+        if self._timer is None:
+            self._arm(now, deadline)
+        elif deadline < self._timerAt:  # a shorter timeout than any armed for
+            self._timer.cancel()
+            self._arm(now, deadline)
+
+    def ended(self) -> None:
+        """A wait added ended (answered, timed out or its connection lost)."""
+        self.waiting -= 1
+
+    def connectionEnded(self) -> None:
+        """A connection ended: with no wait left anywhere, no timer is left either."""
+        if self.waiting == 0 and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._queues.clear()
+
+    def _arm(self, now: float, deadline: float) -> None:
+        self._timerAt = deadline
+        self._timer = self.clock.callLater(max(0.0, deadline - now), self._fired)
+
+    def _fired(self) -> None:
+        self._timer = None
+        now = self.clock.seconds()
+        due = max(now, self._timerAt)  # the timer was armed for exactly that deadline
+        expired: list[tuple[DeviceProtocol, int]] = []
+        earliest: float | None = None
+        for timeout, (deadlines, owners, serials) in list(self._queues.items()):
+            while deadlines:
+                owner, serial = owners[0], serials[0]
+                if deadlines[0] <= due:
+                    if owner._waiting(serial):
+                        expired.append((owner, serial))
+                elif owner._waiting(serial):
+                    break  # the next wait still waiting: its deadline is this queue's next
+                deadlines.popleft()
+                owners.popleft()
+                serials.popleft()
+            if deadlines:
+                if earliest is None or deadlines[0] < earliest:
+                    earliest = deadlines[0]
+            else:
+                del self._queues[timeout]
+        if earliest is not None:
+            self._arm(now, earliest)
+        for owner, serial in expired:
+            owner._deadlinePassed(serial)
+
+
+_clocks: weakref.WeakKeyDictionary[Any, _Deadlines] = weakref.WeakKeyDictionary()
+
+
+def _deadlinesOf(clock: IReactorTime) -> _Deadlines:
+    """The one L{_Deadlines} of C{clock}."""
+    try:
+        deadlines = _clocks.get(clock)
+    except TypeError:  # a clock that cannot be weakly referenced: a queue per connection
+        return _Deadlines(clock, strong=True)
+    if deadlines is None:
+        deadlines = _clocks[clock] = _Deadlines(clock)
+    return deadlines
 
 
 #: what L{_sendsDirectly} reads of a C{twisted.internet.tcp.Connection}; all in Twisted since 11.1
@@ -144,7 +251,11 @@ class DeviceProtocol(Protocol):
         #: set instead of reporting linkMade when the connection met itself
         self.selfConnected: SelfConnection | None = None
         self._tcp: Any = None
-        self._waits: deque[_Wait] = deque()
+        # a list, not a deque: it rarely holds more than one, and an empty deque takes 600 bytes
+        self._waits: list[_Wait] = []
+        #: the clock's deadline queue (see L{_Deadlines}) and the serial of the wait now sent
+        self._deadlines = _deadlinesOf(clock)
+        self._serial = 0
         self.bytesReceived = 0
         self.bytesSent = 0
         self.writesRefused = 0
@@ -185,10 +296,12 @@ class DeviceProtocol(Protocol):
         if self.selfConnected is not None:
             return  # never made, so never lost
         self.connected = False
+        self._serial += 1  # the wait in flight, if any, is over: its deadline entry is stale
+        if self._waits:
+            self._deadlines.ended()
+        self._deadlines.connectionEnded()
         while self._waits:
-            wait = self._waits.popleft()
-            if wait.timer is not None and wait.timer.active():
-                wait.timer.cancel()
+            wait = self._waits.pop(0)
             wait.result.callback(wait.matcher.timedOut()[0])
         self.sink.linkLost(self, reason)
 
@@ -256,20 +369,28 @@ class DeviceProtocol(Protocol):
         return wait.result
 
     def _begin(self, wait: _Wait) -> None:
-        wait.timer = self.clock.callLater(wait.timeout, self._timedOut, wait)
+        self._serial += 1
+        self._deadlines.add(wait.timeout, self, self._serial)
         self.send(wait.data)
 
+    def _deadlinePassed(self, serial: int) -> None:
+        """The deadline of the wait sent as C{serial} has come (L{_Deadlines})."""
+        if serial == self._serial and self._waits:
+            self._timedOut(self._waits[0])
+
+    def _waiting(self, serial: int) -> bool:
+        """Whether the wait sent as C{serial} is still waiting."""
+        return serial == self._serial and bool(self._waits)
+
     def _timedOut(self, wait: _Wait) -> None:
-        wait.timer = None
         response, unclaimed = wait.matcher.timedOut()
         self._finish(wait, response)
         if unclaimed:
             self.sink.linkData(unclaimed)
 
     def _finish(self, wait: _Wait, response: bytes) -> None:
-        if wait.timer is not None and wait.timer.active():
-            wait.timer.cancel()
-        wait.timer = None
+        self._serial += 1
+        self._deadlines.ended()
         if wait.matcher.dropped:
             self.log.warn(
                 "response exceeded {limit} bytes without meeting its condition; "
@@ -277,7 +398,7 @@ class DeviceProtocol(Protocol):
                 limit=wait.matcher.maxResponse,
                 n=wait.matcher.dropped,
             )
-        self._waits.popleft()
+        del self._waits[0]
         if self._waits and self.connected:
             self._begin(self._waits[0])
         wait.result.callback(response)

@@ -8,13 +8,17 @@ devices and servers, and a ControlScript-style program.
 from __future__ import annotations
 
 import atexit
+import gc
+import hashlib
 import ipaddress
 import os
 import signal
 import sys
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,7 @@ from twisted_ch.service._limits import (
 from twisted_ch.service._status import Entry, Registry
 
 __all__ = [
+    "Shard",
     "CLIENT_CLOSE_GRACE",
     "PROGRAM_STOP_TIMEOUT",
     "ChandlerService",
@@ -61,6 +66,68 @@ log = Logger(namespace="twisted_ch.tap")
 CLIENT_CLOSE_GRACE = 2.0
 #: Seconds a program's thread gets to finish (its top level, its queued callbacks) at stop.
 PROGRAM_STOP_TIMEOUT = 5.0
+#: First connects per second when the service starts: a big config's devices connect over a
+#: window (10,000 devices: 5 s) instead of all at once, which would overflow the listen backlogs
+#: of shared device gateways and leave SYNs to the kernel's 1, 3, 7 ... s retransmissions.
+START_RATE = 2000.0
+#: How often a batch of first connects is started (a batch is START_RATE * START_TICK devices).
+START_TICK = 0.01
+#: At most this many first connects are unanswered at once (a listen backlog is commonly 128),
+#: so a slow gateway slows the start instead of dropping SYNs; an attempt unanswered for
+#: START_PATIENCE seconds (a device that is off) no longer holds the others back.
+START_OUTSTANDING = 100
+START_PATIENCE = 1.0
+#: The cyclic garbage collector's first threshold while chandler runs (CPython's default: 700).
+#: Every device has a keep-alive in flight at times, and at the default a fleet collects so often
+#: that those short-lived objects reach the oldest generation and force full collections of the
+#: whole fleet (at 2,000 devices, a quarter of chandler's CPU went to the collector).
+GC_THRESHOLD = 20_000
+
+
+@dataclass(frozen=True)
+class Shard:
+    """
+    Shard C{index} of C{count} (1-based): the devices and servers whose name hashes to it.
+
+    The hash is of the name alone (BLAKE2b, stable across runs, machines and Python versions),
+    so adding or removing a device moves no other device to another shard.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise ValueError(f"shard must be I/N with 1 <= I <= N, got {self}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """C{'2/3'} -> Shard(2, 3); ValueError naming what is expected otherwise."""
+        parts = text.strip().split("/")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"I/N such as 2/3, not {text!r}")
+        index, count = (int(p) for p in parts)
+        if not 1 <= index <= count:
+            raise ValueError(f"I/N with 1 <= I <= N, not {text!r}")
+        return cls(index, count)
+
+    @staticmethod
+    def of(name: str, count: int) -> int:
+        """The shard (1..count) a name belongs to."""
+        digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % count + 1
+
+    def owns(self, name: str) -> bool:
+        """Whether the device or server of this name is this shard's."""
+        return self.count == 1 or self.of(name, self.count) == self.index
+
+    @property
+    def label(self) -> str:
+        """How /status and /metrics name the shard: C{'2/3'}."""
+        return f"{self.index}/{self.count}"
+
+    def __str__(self) -> str:
+        return self.label
 
 
 class ChandlerService(MultiService):
@@ -79,6 +146,8 @@ class ChandlerService(MultiService):
         self.exitProcess = True
         #: the exit status asked for by L{exitWith} (None: none)
         self.exitStatus: int | None = None
+        #: set the garbage collector for a long-running fleet (see L{GC_THRESHOLD}); twistd only
+        self.tuneGC = False
         self._previousSIGTERM: Any = None
 
     def setServiceParent(self, parent: Any) -> None:
@@ -90,7 +159,14 @@ class ChandlerService(MultiService):
     def startService(self) -> None:
         log.info("chandler starting")
         raiseDescriptorLimit()  # before anything opens a descriptor (see service._limits)
+        threshold = gc.get_threshold()
+        if self.tuneGC and threshold[0] == 700:  # CPython's default: nobody chose another
+            gc.set_threshold(GC_THRESHOLD, *threshold[1:])
         super().startService()
+        if self.tuneGC:
+            # what exists now (the configured devices, the modules) lives as long as the service:
+            # full collections need not go through it again and again
+            gc.freeze()
         if self.handleSIGTERM:
             self.reactor.callWhenRunning(self._takeSIGTERM)
 
@@ -188,10 +264,19 @@ class DevicesService(Service):
         devices: Iterable[DeviceConfig] = (),
         servers: Iterable[ServerConfig] = (),
         clientCloseGrace: float = CLIENT_CLOSE_GRACE,
+        startRate: float = START_RATE,
     ) -> None:
         self.reactor = reactor
         self.registry = registry
         self.clientCloseGrace = clientCloseGrace
+        if not startRate > 0:
+            raise ValueError(f"startRate must be positive, got {startRate!r}")
+        self.startRate = startRate
+        #: handlers built at start whose first Connect is still to come, in config order
+        self._toConnect: deque[tuple[DeviceConfig, Any]] = deque()
+        self._connecting: Any = None
+        #: first connects not answered yet: when each started, by handler id
+        self._outstanding: dict[int, float] = {}
         self._devices: list[DeviceConfig] = []
         self._servers: list[ServerConfig] = []
         self._names: dict[str, str] = {}
@@ -248,12 +333,51 @@ class DevicesService(Service):
         except DescriptorBudgetError as e:
             refuseToStart(str(e))
         super().startService()
+        # every device is built (and shown) now; first connects go out at startRate
         for device in self._devices:
-            self._startDevice(device)
+            self._startDevice(device, spread=True)
         for server in self._servers:
             self._startServer(server)
+        self._connectBatch()
 
-    def _startDevice(self, cfg: DeviceConfig) -> None:
+    def _connectBatch(self) -> None:
+        self._connecting = None
+        now = self.reactor.seconds()
+        outstanding = self._outstanding
+        for key, started in list(outstanding.items()):
+            if now - started >= START_PATIENCE:
+                del outstanding[key]
+        batch = min(
+            max(1, round(self.startRate * START_TICK)), START_OUTSTANDING - len(outstanding)
+        )
+        queue = self._toConnect
+        while queue and batch > 0:
+            cfg, handler = queue.popleft()
+            if self.handlers.get(cfg.name) is handler:
+                result = self._connect(cfg, handler)
+                batch -= 1
+                if isinstance(result, Deferred) and not result.called:
+                    key = id(handler)
+                    outstanding[key] = now
+                    result.addBoth(self._answered, key)
+        if queue:
+            self._connecting = self.reactor.callLater(
+                max(1, round(self.startRate * START_TICK)) / self.startRate, self._connectBatch
+            )
+
+    def _answered(self, result: object, key: int) -> object:
+        self._outstanding.pop(key, None)
+        return result
+
+    def _stopConnecting(self) -> None:
+        self._toConnect.clear()
+        self._outstanding.clear()
+        if self._connecting is not None:
+            if self._connecting.active():
+                self._connecting.cancel()
+            self._connecting = None
+
+    def _startDevice(self, cfg: DeviceConfig, spread: bool = False) -> None:
         if self._refuse(cfg.name):
             return
         try:
@@ -275,11 +399,17 @@ class DevicesService(Service):
             poll=cfg.pollFrequency,
             limit=cfg.DisconnectLimit,
         )
+        if spread:
+            self._toConnect.append((cfg, handler))
+        else:
+            self._connect(cfg, handler)
+
+    @staticmethod
+    def _connect(cfg: DeviceConfig, handler: Any) -> object:
         if cfg.connection == "stream":
             handler.AutoReconnect = cfg.AutoReconnect
-            handler.Connect(cfg.connectTimeout)
-        else:
-            handler.Connect()
+            return handler.Connect(cfg.connectTimeout)
+        return handler.Connect()
 
     def _startServer(self, cfg: ServerConfig) -> None:
         if self._refuse(cfg.name):
@@ -315,6 +445,7 @@ class DevicesService(Service):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        self._stopConnecting()
         handlers, self.handlers = self.handlers, {}
         stops: list[Deferred[Any]] = []
         for name, handler in handlers.items():

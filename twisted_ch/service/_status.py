@@ -418,6 +418,7 @@ class Registry:
     def __init__(
         self,
         showPaths: bool = False,
+        shard: str | None = None,
         *,
         clock: Any = None,
         health: HealthConfig | None = None,
@@ -428,6 +429,8 @@ class Registry:
         self.health = health if health is not None else HealthConfig()
         self._entries: dict[str, Entry] = {}
         self._sources: dict[object, Callable[[], Iterable[Entry]]] = {}
+        #: the shard this service is (C{'2/3'}, from C{--shard}): a label on every metric
+        self.shard = shard
         #: id(handler) -> its track; per source, the handler ids it showed last
         self._tracks: dict[int, DeviceTrack] = {}
         self._sourceHandlers: dict[object, set[int]] = {}
@@ -584,8 +587,10 @@ class Registry:
         counts = {level: 0 for level in HEALTH_LEVELS}
         for r in devices:
             counts[str(r.get("health", "unknown"))] += 1
+        shard = {} if self.shard is None else {"shard": self.shard}
         return {
             "service": "chandler",
+            **shard,
             "version": __version__,
             "time": isoTime(datetime.now(UTC).timestamp()),
             "summary": {
@@ -611,7 +616,8 @@ class _HandlerCollector:
         self.registry = registry
 
     def collect(self) -> Iterator[Metric]:
-        labels = ["device"]
+        shard = self.registry.shard
+        labels = ["device"] if shard is None else ["device", "shard"]
         up = GaugeMetricFamily(
             "chandler_device_up", "1 if the device is Connected, else 0", labels=labels
         )
@@ -630,12 +636,12 @@ class _HandlerCollector:
         health = GaugeMetricFamily(
             "chandler_device_health",
             "1, labelled with the device's health level: ok, warning, error or unknown",
-            labels=["device", "level"],
+            labels=[*labels, "level"],
         )
         for row in self.registry.rows():
             if row["kind"] != "device":
                 continue
-            name = [str(row["name"])]
+            name = [str(row["name"])] if shard is None else [str(row["name"]), shard]
             # one sample per device (the others would be 0): count by (level) still works
             health.add_metric([*name, str(row.get("health", "unknown"))], 1.0)
             up.add_metric(name, 1.0 if row["state"] == "Connected" else 0.0)

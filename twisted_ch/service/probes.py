@@ -22,13 +22,13 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -108,31 +108,42 @@ class Probe:
 
     def _once(self, handler: Any) -> Deferred[bool]:
         self.attach(handler)
-        d = ensureDeferred(self.query(handler))
+        try:
+            result = self.query(handler)
+        except Exception:
+            d: Deferred[bool] = fail()
+        else:
+            # the stock probes answer with the SendAndWait Deferred and a callback: no coroutine
+            # per poll (a keep-alive in flight on every device; see bench/README)
+            d = result if isinstance(result, Deferred) else ensureDeferred(result)
+        return d.addCallbacks(
+            self._judged, self._failed, callbackArgs=(handler,), errbackArgs=(handler,)
+        )
 
-        def judged(good: bool) -> bool:
-            if good:
-                self.accepted += 1
-                if self.lastProblem is not None:
-                    log.info(
-                        "{device}: {probe} probe answered again",
-                        device=_label(handler),
-                        probe=self.kind,
-                    )
-                self.lastProblem = None
-                handler.ResponseAccepted()
-            return good
+    def _judged(self, good: bool, handler: Any) -> bool:
+        if good:
+            self.accepted += 1
+            if self.lastProblem is not None:
+                log.info(
+                    "{device}: {probe} probe answered again",
+                    device=_label(handler),
+                    probe=self.kind,
+                )
+            self.lastProblem = None
+            handler.ResponseAccepted()
+        return good
 
-        def failed(f: Failure) -> bool:
-            if f.check(LinkDown):
-                return False
-            self.problem(handler, f"{type(f.value).__name__}: {f.getErrorMessage()}", failure=f)
+    def _failed(self, f: Failure, handler: Any) -> bool:
+        if f.check(LinkDown):
             return False
+        self.problem(handler, f"{type(f.value).__name__}: {f.getErrorMessage()}", failure=f)
+        return False
 
-        return d.addCallbacks(judged, failed)
-
-    async def query(self, handler: Any) -> bool:
-        """Send the query and judge the answer (reactor thread)."""
+    def query(self, handler: Any) -> Deferred[bool] | Coroutine[Any, Any, bool]:
+        """
+        Send the query and judge the answer (reactor thread): a coroutine or a Deferred of
+        whether the answer was good.
+        """
         raise NotImplementedError
 
     def problem(self, handler: Any, text: str, failure: Failure | None = None) -> None:
@@ -199,8 +210,11 @@ class SISProbe(Probe):
             rb"(?m)^(?:(?P<sisError>E\d\d)|(?P<sisAnswer>" + answer + rb"))\r?\n"
         )
 
-    async def query(self, handler: Any) -> bool:
-        response = await handler.SendAndWait(self.request, self.timeout, deliRex=self.answer)
+    def query(self, handler: Any) -> Deferred[bool]:
+        d: Deferred[bytes] = handler.SendAndWait(self.request, self.timeout, deliRex=self.answer)
+        return d.addCallback(self._judge, handler)
+
+    def _judge(self, response: bytes, handler: Any) -> bool:
         if not response:
             self.problem(handler, f"no answer to {self.request!r} within {self.timeout:g} s")
             return False
@@ -248,8 +262,11 @@ class SendExpectProbe(Probe):
         shown = "***" if self.secret else repr(self.send)
         return f"<SendExpectProbe send={shown}>"
 
-    async def query(self, handler: Any) -> bool:
-        response = await handler.SendAndWait(self.send, self.timeout, deliRex=self.expect)
+    def query(self, handler: Any) -> Deferred[bool]:
+        d: Deferred[bytes] = handler.SendAndWait(self.send, self.timeout, deliRex=self.expect)
+        return d.addCallback(self._judge, handler)
+
+    def _judge(self, response: bytes, handler: Any) -> bool:
         if not response:
             self.problem(handler, f"no answer matching {self.expect.pattern!r}")
             return False
@@ -377,8 +394,15 @@ class PJLinkProbe(Probe):
             link.observers.append(session)
         return session
 
-    async def query(self, handler: Any) -> bool:
+    def query(self, handler: Any) -> Deferred[bool] | Coroutine[Any, Any, bool]:
         session = self._session(handler)
+        greeting = session.greeting
+        if greeting is not None and (greeting.random is None or session.authenticated):
+            # the usual poll: greeted (and authenticated) already, so just ask
+            return self._ask(handler, session, b"")
+        return self._greetedQuery(handler, session)
+
+    async def _greetedQuery(self, handler: Any, session: _PJLinkSession) -> bool:
         greeting = await session.waitGreeting(self.timeout)
         prefix = b""
         if greeting is not None and greeting.random is not None and not session.authenticated:
@@ -388,9 +412,15 @@ class PJLinkProbe(Probe):
                 )
                 return False
             prefix = pjlinkDigest(greeting.random, self._password)
-        response = await handler.SendAndWait(
+        return await self._ask(handler, session, prefix)
+
+    def _ask(self, handler: Any, session: _PJLinkSession, prefix: bytes) -> Deferred[bool]:
+        d: Deferred[bytes] = handler.SendAndWait(
             prefix + b"%1POWR ?\r", self.timeout, deliRex=_PJLINK_ANSWER
         )
+        return d.addCallback(self._judge, handler, session)
+
+    def _judge(self, response: bytes, handler: Any, session: _PJLinkSession) -> bool:
         m = _PJLINK_ANSWER.search(response) if response else None
         if m is None:
             self.problem(handler, f"no answer to the power query within {self.timeout:g} s")

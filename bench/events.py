@@ -1,0 +1,122 @@
+"""
+C{python -m bench.events --handlers N --ports P --seconds S}: how long device data takes to reach
+a program thread's ReceiveData callback while that thread polls N handlers (their keep-alive
+blocks it in SendAndWait, at 1 Hz, against the simulator on ports P).
+
+A device in this process writes its CLOCK_MONOTONIC time every 5-20 ms (random); the program's
+callback subtracts it from its own clock.  Prints one JSON line: n, median, p99, max (ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from typing import Any
+
+from twisted.internet.protocol import Factory, Protocol
+
+from bench._util import percentile, raiseFileLimit
+
+
+class Pusher(Protocol):
+    """The event source's side of one connection."""
+
+    factory: Pushers
+
+    def connectionMade(self) -> None:
+        self.factory.clients.append(self)
+
+
+class Pushers(Factory):
+    protocol = Pusher  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        self.clients: list[Pusher] = []
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.events")
+    parser.add_argument("--handlers", type=int, default=50)
+    parser.add_argument("--ports", type=lambda s: [int(p) for p in s.split(",")], required=True)
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args(argv)
+    raiseFileLimit(args.handlers + 256)
+
+    from twisted.internet import reactor
+    from twisted.internet.defer import ensureDeferred
+    from twisted.internet.task import deferLater
+
+    from twisted_ch.program import Program
+    from twisted_ch.testing import listenStable
+
+    pushers = Pushers()
+    port = listenStable(reactor, pushers).getHost().port  # type: ignore[attr-defined]
+    delays: list[float] = []
+    measuring = [False]
+    rng = random.Random(7)
+
+    def build() -> list[Any]:
+        # program code: runs on the program thread
+        from twisted_ch import GetConnectionHandler
+        from twisted_ch.extronlib.interface import EthernetClientInterface
+
+        def keepAlive(h: Any) -> None:
+            if h.SendAndWait("P", 2, deliTag=b"\r\n").startswith(b"Pwr"):
+                h.ResponseAccepted()
+
+        handlers = []
+        for i in range(args.handlers):
+            iface = EthernetClientInterface("127.0.0.1", args.ports[i % len(args.ports)])
+            h = GetConnectionHandler(iface, keepAlive, pollFrequency=1)
+            h.Connect()
+            handlers.append(h)
+
+        def onData(interface: Any, data: bytes) -> None:
+            now = time.monotonic()
+            if measuring[0]:
+                for line in data.split(b"\n"):
+                    if line:
+                        delays.append(now - float(line))
+
+        events = EthernetClientInterface("127.0.0.1", port)
+        events.ReceiveData = onData
+        events.Connect()
+        return handlers
+
+    def push() -> None:
+        for client in pushers.clients:
+            if client.transport is not None:
+                client.transport.write(b"%.9f\n" % time.monotonic())
+        reactor.callLater(rng.uniform(0.005, 0.02), push)
+
+    async def main() -> None:
+        program = Program(reactor, name="events")
+        await program.runCallable(build)
+        await deferLater(reactor, 2.0)  # every poll phase settled
+        push()
+        measuring[0] = True
+        await deferLater(reactor, args.seconds)
+        measuring[0] = False
+        ms = [d * 1e3 for d in delays]
+        result = {
+            "handlers": args.handlers,
+            "n": len(ms),
+            "median": round(percentile(ms, 0.5), 3),
+            "p99": round(percentile(ms, 0.99), 3),
+            "max": round(max(ms), 3) if ms else None,
+        }
+        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.flush()
+
+    d = ensureDeferred(main())
+    d.addErrback(lambda f: f.printTraceback())
+    d.addBoth(lambda _: os._exit(0))
+    reactor.run()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main()

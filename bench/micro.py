@@ -1,0 +1,94 @@
+"""
+C{python -m bench.micro}: the twisted_ch cost of one keep-alive poll and its answer, without the
+reactor or sockets (a Clock and a fake transport), for each path.  For profiling, not a target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from twisted.internet.task import Clock
+
+from twisted_ch import GetConnectionHandler
+from twisted_ch.extronlib.interface import EndpointInterface
+from twisted_ch.testing import FakeEndpoint
+
+ANSWERS = {"send": b"Pwr1\r\n", "async": b"Pwr1\r\n", "sis": b"1.23\r\n", "pjlink": b"%1POWR=1\r"}
+
+
+def build(path: str, clock: Clock) -> tuple[Any, FakeEndpoint]:
+    endpoint = FakeEndpoint(clock)
+    keepAlive: Any
+    if path == "send":
+
+        def keepAlive(h: Any) -> None:
+            h.Send(b"P")
+
+    elif path == "async":
+
+        async def keepAlive(h: Any) -> None:
+            if (await h.SendAndWait(b"P", 2, deliTag=b"\r\n")).startswith(b"Pwr"):
+                h.ResponseAccepted()
+
+    else:
+        from twisted_ch.service.probes import makeProbe
+
+        keepAlive = makeProbe(path, {})
+    iface = EndpointInterface(endpoint, reactor=clock)
+    h = GetConnectionHandler(iface, keepAlive, pollFrequency=1, reactor=clock)
+    if path == "send":
+
+        def onData(handler: Any, data: bytes) -> None:
+            if b"Pwr" in data:
+                handler.ResponseAccepted()
+
+        h.ReceiveData = onData
+    if hasattr(keepAlive, "attach"):
+        keepAlive.attach(h)
+    h.Connect()
+    if path == "pjlink":
+        endpoint.respond(b"PJLINK 0\r")
+    return h, endpoint
+
+
+def run(path: str, polls: int) -> float:
+    clock = Clock()
+    h, endpoint = build(path, clock)
+    answer = ANSWERS[path]
+    protocol = endpoint.protocol
+    assert protocol is not None
+    transport = endpoint.transport
+    assert transport is not None
+    started = time.process_time()
+    for _ in range(polls):
+        clock.advance(1)
+        transport.clear()  # type: ignore[no-untyped-call]
+        protocol.dataReceived(answer)
+    spent = time.process_time() - started
+    assert h.ConnectionStatus == "Connected" and h.missedPolls == 0, (h, h.missedPolls)
+    return spent / polls * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.micro")
+    parser.add_argument("--polls", type=int, default=20000)
+    parser.add_argument("--profile", help="a path to cProfile into /tmp/micro-PATH.prof")
+    parser.add_argument("paths", nargs="*", default=["send", "async", "sis", "send-expect"])
+    args = parser.parse_args()
+    for path in args.paths:
+        name = "send" if path == "send-expect" else path
+        if path == "send-expect":
+            print("send-expect: see fleet rows (needs options)")
+            continue
+        if args.profile == path:
+            import cProfile
+
+            cProfile.runctx("run(path, args.polls)", globals(), locals(), f"/tmp/micro-{path}.prof")
+        best = min(run(name, args.polls) for _ in range(3))
+        print(f"{path:8s} {best:6.1f} µs per poll and answer")
+
+
+if __name__ == "__main__":
+    main()

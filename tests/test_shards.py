@@ -1,0 +1,185 @@
+"""
+C{twistd chandler --shard I/N} (a stable subset of the config per shard, a status port and a
+C{shard} label per shard) and the spread of the first connects when a big config starts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+
+from twisted_ch import tap
+from twisted_ch.service._config import DeviceConfig
+from twisted_ch.service._services import (
+    START_OUTSTANDING,
+    START_PATIENCE,
+    START_TICK,
+    DevicesService,
+    Shard,
+)
+from twisted_ch.service._status import Entry, Registry, metricsRegistry
+
+
+def writeConfig(path: Path, devices: list[str], servers: list[str] = (), status: str = "") -> Path:  # type: ignore[assignment]
+    lines = []
+    if status:
+        lines += ["[status]", f'listen = "{status}"', ""]
+    for name in devices:
+        lines += ["[[device]]", f'name = "{name}"', 'endpoint = "tcp:host=127.0.0.1:port=9"', ""]
+    for i, name in enumerate(servers):
+        lines += ["[[server]]", f'name = "{name}"', f"port = {20000 + i}", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def parsed(*argv: str) -> tap.Options:
+    options = tap.Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+def test_three_shards_cover_every_device_and_server_exactly_once(tmp_path: Path) -> None:
+    devices = [f"room-{i:03d}-{kind}" for i in range(200) for kind in ("dsp", "projector")]
+    servers = [f"panel-{i}" for i in range(12)]
+    config = writeConfig(tmp_path / "site.toml", devices, servers)
+    seen: Counter[str] = Counter()
+    sizes = []
+    for i in (1, 2, 3):
+        shard = parsed("--config", str(config), "--shard", f"{i}/3")["parsedConfig"]
+        names = [d.name for d in shard.devices] + [s.name for s in shard.servers]
+        seen.update(names)
+        sizes.append(len(shard.devices))
+    assert set(seen) == set(devices) | set(servers)
+    assert set(seen.values()) == {1}, [n for n, k in seen.items() if k != 1]
+    # a hash, not a partition by position: every shard gets a fair part
+    assert all(len(devices) / 3 * 0.8 < n < len(devices) / 3 * 1.2 for n in sizes), sizes
+
+
+def test_adding_or_removing_a_device_moves_no_other_device() -> None:
+    names = [f"dev-{i}" for i in range(500)]
+    before = {n: Shard.of(n, 4) for n in names}
+    after = {n: Shard.of(n, 4) for n in [*names[:100], *names[101:], "a-new-device"]}
+    assert all(after[n] == before[n] for n in after if n in before)
+    # and the hash is the same in every process (not Python's salted hash())
+    assert [Shard.of(n, 7) for n in ("switcher", "projector", "ups")] == [6, 7, 7]
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "2", "a/b", "1/0", "-1/2", ""])
+def test_a_bad_shard_is_a_usage_error(tmp_path: Path, text: str) -> None:
+    config = writeConfig(tmp_path / "site.toml", ["a"])
+    with pytest.raises(usage.UsageError, match="--shard: expected"):
+        parsed("--config", str(config), "--shard", text)
+
+
+def test_shard_needs_a_config() -> None:
+    with pytest.raises(usage.UsageError, match="--shard needs --config"):
+        parsed("--shard", "1/2")
+
+
+def test_each_shard_has_its_own_status_port(tmp_path: Path) -> None:
+    config = writeConfig(tmp_path / "site.toml", ["a"], status="127.0.0.1:9300")
+    listens = [
+        parsed("--config", str(config), "--shard", f"{i}/3")["statusListen"] for i in (1, 2, 3)
+    ]
+    assert listens == [f"tcp:{p}:interface=127.0.0.1" for p in (9300, 9301, 9302)]
+    # an explicit --status-port is taken as it is
+    options = parsed("--config", str(config), "--shard", "2/3", "--status-port", "9500")
+    assert options["statusListen"] == "tcp:9500:interface=127.0.0.1"
+    # a status endpoint that is not a TCP port cannot be offset
+    unix = writeConfig(tmp_path / "unix.toml", ["a"], status=f"unix:{tmp_path}/s.sock")
+    with pytest.raises(usage.UsageError, match="own --status-port"):
+        parsed("--config", str(unix), "--shard", "2/3")
+
+
+class _Stats:
+    ConnectionStatus = "Connected"
+
+    def stats(self) -> dict[str, object]:
+        return {"status": "Connected", "polls": 3, "misses": 0, "transitions": 1}
+
+
+def test_every_metric_of_a_shard_carries_its_label() -> None:
+    registry = Registry(shard="2/3")
+    registry.add(Entry("switcher", _Stats()))
+    text = generate_latest(metricsRegistry(registry)).decode()
+    samples = [line for line in text.splitlines() if line.startswith("chandler_")]
+    assert samples and all('shard="2/3"' in line for line in samples), samples
+    assert registry.snapshot()["shard"] == "2/3"
+    # not sharded: no label, as before
+    plain = Registry()
+    plain.add(Entry("switcher", _Stats()))
+    assert "shard" not in generate_latest(metricsRegistry(plain)).decode()
+    assert "shard" not in plain.snapshot()
+
+
+def test_makeService_labels_the_shard(tmp_path: Path) -> None:
+    config = writeConfig(tmp_path / "site.toml", ["a", "b"])
+    service = tap.makeService(parsed("--config", str(config), "--shard", "1/2"))
+    assert service.registry.shard == "1/2"  # type: ignore[attr-defined]
+
+
+# the first connects of a big config
+
+
+def test_first_connects_are_spread_and_every_device_is_shown_at_once() -> None:
+    reactor = MemoryReactorClock()
+    devices = [DeviceConfig(f"d{i}", "tcp:host=127.0.0.1:port=9") for i in range(100)]
+    service = DevicesService(reactor, Registry(), devices, startRate=1000)
+    service.startService()
+    assert len(service.registry.entries()) == 100  # shown (Unknown) before they connect
+    batch = round(1000 * START_TICK)
+    assert len(reactor.tcpClients) == batch
+    steps = 1
+    while len(reactor.tcpClients) < 100:
+        reactor.advance(START_TICK)
+        steps += 1
+        assert len(reactor.tcpClients) == min(100, steps * batch)
+    # in config order
+    assert [c[1] for c in reactor.tcpClients] == [9] * 100
+    assert not [c for c in reactor.getDelayedCalls() if "_connectBatch" in repr(c)]
+
+
+def test_stopping_while_starting_leaves_no_timer_and_connects_no_more() -> None:
+    reactor = MemoryReactorClock()
+    devices = [DeviceConfig(f"d{i}", "tcp:host=127.0.0.1:port=9") for i in range(100)]
+    service = DevicesService(reactor, Registry(), devices, startRate=1000)
+    service.startService()
+    reactor.advance(START_TICK)
+    started = len(reactor.tcpClients)
+    service.stopService()
+    assert not [c for c in reactor.getDelayedCalls() if "_connectBatch" in repr(c)]
+    reactor.advance(1)
+    assert len(reactor.tcpClients) == started < 100
+
+
+def test_a_device_added_while_running_connects_at_once() -> None:
+    reactor = MemoryReactorClock()
+    service = DevicesService(reactor, Registry(), [], startRate=1000)
+    service.startService()
+    service.add(DeviceConfig("late", "tcp:host=127.0.0.1:port=9"))
+    assert len(reactor.tcpClients) == 1
+    service.stopService()
+
+
+def test_start_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="startRate"):
+        DevicesService(MemoryReactorClock(), Registry(), [], startRate=0)
+
+
+def test_unanswered_first_connects_hold_back_the_next_until_patience_runs_out() -> None:
+    # MemoryReactorClock never answers a connect: the device gateway is slow (or off)
+    reactor = MemoryReactorClock()
+    devices = [DeviceConfig(f"d{i}", "tcp:host=127.0.0.1:port=9") for i in range(300)]
+    service = DevicesService(reactor, Registry(), devices, startRate=1000)
+    service.startService()
+    while reactor.seconds() < START_PATIENCE - 1.5 * START_TICK:
+        reactor.advance(START_TICK)
+    assert len(reactor.tcpClients) == START_OUTSTANDING  # no more SYNs than a backlog takes
+    reactor.advance(2 * START_TICK)
+    assert len(reactor.tcpClients) > START_OUTSTANDING  # the first ones waited long enough
+    service.stopService()
