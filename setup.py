@@ -25,7 +25,7 @@ setup(
     ],
     package_data={"twisted_ch": ["py.typed"], "twisted.plugins": ["*.py"]},
     install_requires=[
-        "twisted[conch,serial]>=26.10",
+        "twisted[conch,serial,tls]>=26.10",
         "pyserial>=3.5",
         "cryptography>=41",
         "prometheus_client>=0.20",

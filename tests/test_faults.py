@@ -1155,7 +1155,6 @@ BAD_CALLS: list[Any] = [
         TypeError,
         "Credentials",
     ),
-    ("ECI-ssh-nocreds", lambda: EthernetClientInterface("h", 22, "SSH"), ValueError, "Credentials"),
     ("EPI-endpoint", lambda: EndpointInterface(object()), TypeError, "IStreamClientEndpoint"),
     # Timer / Wait / Clock
     ("Timer-0", lambda: Timer(0, None, reactor=_clock), ValueError, "Interval.*positive"),

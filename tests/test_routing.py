@@ -131,15 +131,15 @@ def test_interface_argument_errors() -> None:
         EthernetClientInterface("h", "23", reactor=clock)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="IPPort must be 1-65535"):
         EthernetClientInterface("h", 70000, reactor=clock)
-    with pytest.raises(ValueError, match="SSH needs Credentials"):
-        EthernetClientInterface("h", 22, "SSH", reactor=clock)
+    # an SSH interface without Credentials is accepted (Global Scripter modules pass None);
+    # its connect attempts fail with a MissingCredentials reason (tests/test_extronlib_interface.py)
     with pytest.raises(TypeError, match="Credentials must be a"):
         EthernetClientInterface("h", 22, "SSH", Credentials="admin", reactor=clock)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="hostKeyPolicy"):
         EthernetClientInterface(
             "h", 22, "SSH", Credentials=("a", "b"), hostKeyPolicy="yes", reactor=clock
         )
-    with pytest.raises(ValueError, match="needs host="):
-        DanteInterface("Amp", reactor=clock)
+    with pytest.raises(ValueError, match="Protocol 'Extron' only"):
+        DanteInterface("Amp", "Telnet", reactor=clock)
     with pytest.raises(ValueError, match="no spEndpoint"):
         SPInterface(SPDevice("SP"), reactor=clock)

@@ -150,7 +150,7 @@ def test_serial_initialize_validates_like_the_constructor() -> None:
     iface = SerialInterface(host, "COM1", endpoint=FakeEndpoint(clock), reactor=clock)
     with pytest.raises(ValueError, match="Stop must be 1, 1.5 or 2"):
         iface.Initialize(Stop=3)
-    with pytest.raises(TypeError, match="unexpected serial setting 'Speed'"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'Speed'"):
         iface.Initialize(Speed=9600)
     iface.Initialize(Baud=115200, Parity="Even")
     assert (iface.Baud, iface.Parity) == (115200, "Even")

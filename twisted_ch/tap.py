@@ -81,6 +81,13 @@ class Options(usage.Options):
         ["config", "c", None, "TOML file of the devices and servers to keep alive."],
         ["program", "p", None, "A ControlScript-style program (main.py) to run."],
         [
+            "ssh-host-key-policy",
+            None,
+            "reject",
+            "SSH host-key policy of program interfaces that pass none (Global Scripter modules): "
+            "'reject' unknown hosts or 'accept-new' (trust on first use).",
+        ],
+        [
             "status-port",
             "s",
             None,
@@ -135,6 +142,14 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--log-level must be one of {', '.join(_LEVELS)}, not {self['log-level']!r}"
             )
+        if self["ssh-host-key-policy"] not in ("reject", "accept-new"):
+            raise usage.UsageError(
+                "--ssh-host-key-policy must be 'reject' or 'accept-new', "
+                f"not {self['ssh-host-key-policy']!r}"
+            )
+        from twisted_ch.extronlib.interface import setDefaultHostKeyPolicy
+
+        setDefaultHostKeyPolicy(self["ssh-host-key-policy"])  # the process's program-wide default
         m = re.fullmatch(r"(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)", self["demo-schedule"])
         if m is None or not all(float(g) > 0 for g in m.groups()):
             raise usage.UsageError(

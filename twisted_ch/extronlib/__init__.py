@@ -69,7 +69,7 @@ def install() -> None:
     import importlib
 
     sys.modules.setdefault("extronlib", sys.modules[__name__])
-    for sub in ("interface", "system", "device", "software"):
+    for sub in ("interface", "system", "device", "software", "ui"):
         try:
             module = importlib.import_module(f"{__name__}.{sub}")
         except ImportError:

@@ -9,9 +9,10 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted_ch import _site
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE
 from twisted_ch.extronlib._base import LinkInterface
+from twisted_ch.extronlib._pacing import PacedEndpoint, pacedSendAndWait
 from twisted_ch.extronlib.device import SPDevice, _Host
 
-__all__ = ["DanteInterface", "SPInterface", "SerialInterface"]
+__all__ = ["DANTE_HOSTS", "DanteInterface", "SPInterface", "SerialInterface"]
 
 _PARITY = {"None": "N", "Even": "E", "Odd": "O", "Mark": "M", "Space": "S"}
 _FLOW = ("Off", "HW", "SW")
@@ -52,6 +53,8 @@ class SerialInterface(LinkInterface):
 
     The port opens when the interface is created and reopens after it vanishes; like
     ControlScript's, it has no Connect: its keep-alive handler decides the device's state.
+    With C{CharDelay} (seconds) the bytes of each Send go out one at a time that far apart
+    (timed by C{pacingClock}, the reactor unless a test sets a Clock).
     """
 
     connectionOriented = False
@@ -101,10 +104,12 @@ class SerialInterface(LinkInterface):
         super().__init__(
             f"serial:{Host.DeviceAlias}:{Port}",
             reactor=reactor,
-            endpoint=endpoint,
+            # every byte written goes through the CharDelay pacing (a new endpoint per attempt)
+            endpoint=PacedEndpoint(endpoint if endpoint is not None else self._makeEndpoint, self),
             maxResponse=maxResponse,
             reopenDelay=reopenDelay,
         )
+        self.pacingClock: Any = self._rt.reactor
         self._rt.twoFaced(self._link.open)
 
     def _makeEndpoint(self) -> IStreamClientEndpoint:
@@ -125,11 +130,44 @@ class SerialInterface(LinkInterface):
             rtscts=self.FlowControl == "HW",
         )
 
-    def Initialize(self, **settings: Any) -> None:
-        """Change port settings (Baud, Data, Parity, Stop, FlowControl, CharDelay, Mode)."""
+    def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
+        """
+        Send and wait (see L{LinkInterface.SendAndWait}); with C{CharDelay} the C{timeout}
+        counts from the last byte sent, so pacing a long command does not eat its answer's time.
+        """
+        payload, wait = pacedSendAndWait(data, timeout, self.CharDelay)
+        return super().SendAndWait(payload, wait, **delimiter)
+
+    def Initialize(
+        self,
+        Baud: int | None = None,
+        Data: int | None = None,
+        Parity: str | None = None,
+        Stop: int | None = None,
+        FlowControl: str | None = None,
+        CharDelay: float | None = None,
+        Mode: str | None = None,
+    ) -> None:
+        """
+        Change port settings; None leaves a setting as it is.  The port is reopened when a line
+        setting (Baud, Data, Parity, Stop, FlowControl) changed; CharDelay and Mode apply at once.
+        """
+        given = {
+            "Baud": Baud,
+            "Data": Data,
+            "Parity": Parity,
+            "Stop": Stop,
+            "FlowControl": FlowControl,
+            "CharDelay": CharDelay,
+            "Mode": Mode,
+        }
+        settings = {k: v for k, v in given.items() if v is not None}
         _checkSerialSettings(**settings)
+        changed = {k for k, v in settings.items() if getattr(self, k) != v}
         for key, value in settings.items():
             setattr(self, key, value)
+        if not changed - {"CharDelay", "Mode"}:
+            return
 
         def reopen() -> None:
             self._link.close().addCallback(lambda _: self._link.open())
@@ -182,20 +220,33 @@ class SPInterface(LinkInterface):
         raise AttributeError("'SPInterface' object has no attribute 'SendAndWait'")
 
 
+#: Where each Dante device name is reached: name -> "host" or "host:port" (a program's config
+#: fills it); a name not listed is reached as C{<name>.local} (its mDNS name) on port 23.
+DANTE_HOSTS: dict[str, str] = {}
+
+_DANTE_INTERFACES = ("LAN", "AVLAN")
+
+
 class DanteInterface(LinkInterface):
     """
-    A Dante-domain device link (ControlScript Pro xi).  Off a processor there is no Dante control
-    domain, so the device is reached over TCP: C{DanteInterface(DeviceName, Protocol='Extron',
-    endpoint=...)} or with C{host=}/C{port=}.  It has no SendAndWait (as documented).
+    A Dante-domain device link (ControlScript Pro xi), with the vendor's positional signature
+    C{(DeviceName, Protocol, DanteDomainManager, Domain)}.  Off a processor there is no Dante
+    control domain, so the device is reached over TCP: at C{host=}/C{port=}, at
+    L{DANTE_HOSTS}C{[DeviceName]}, else at C{<DeviceName>.local} port 23.  It has no SendAndWait
+    (as documented).
     """
+
+    _serviceInterface: str | None = None
 
     def __init__(
         self,
         DeviceName: str,
         Protocol: str = "Extron",
+        DanteDomainManager: Any = None,
+        Domain: str | None = None,
         *,
         host: str | None = None,
-        port: int = 23,
+        port: int | None = None,
         reactor: Any = None,
         endpoint: IStreamClientEndpoint | None = None,
         maxResponse: int = DEFAULT_MAX_RESPONSE,
@@ -204,14 +255,25 @@ class DanteInterface(LinkInterface):
             raise TypeError(f"DeviceName must be a non-empty str, not {DeviceName!r}")
         if Protocol != "Extron":
             raise ValueError(f"DanteInterface supports Protocol 'Extron' only, got {Protocol!r}")
-        site = _site.current()
+        if Domain is not None and not isinstance(Domain, str):
+            raise TypeError(f"Domain must be a str or None, not {type(Domain).__name__}")
+        site = _site.current()  # twistd chandler's [program.dante]: an endpoint description
         self._described = site.danteEndpointFor(DeviceName) if site is not None else None
-        if endpoint is None and host is None and self._described is None:
-            raise ValueError("DanteInterface needs host= (or endpoint=) to reach the device")
         self.DeviceName = DeviceName
+        self.Hostname = DeviceName
         self.Protocol = Protocol
+        self.DanteDomainManager = DanteDomainManager
+        self.Domain = Domain
+        if host is None:
+            configured = DANTE_HOSTS.get(DeviceName, f"{DeviceName}.local")
+            name, _, number = (
+                configured.rpartition(":") if ":" in configured else (configured, "", "")
+            )
+            host = name or configured
+            if port is None and number:
+                port = int(number)
         self._host = host
-        self._port = port
+        self._port = 23 if port is None else port
         super().__init__(
             f"dante:{DeviceName}", reactor=reactor, endpoint=endpoint, maxResponse=maxResponse
         )
@@ -219,12 +281,22 @@ class DanteInterface(LinkInterface):
     def _makeEndpoint(self) -> IStreamClientEndpoint:
         from twisted_ch.endpoints.tcp import TCPHostnameEndpoint
 
-        if self._host is None and self._described is not None:
+        if self._described is not None:
             from twisted.internet.endpoints import clientFromString
 
             return clientFromString(self._rt.reactor, self._described)  # type: ignore[no-any-return]
-        assert self._host is not None
         return TCPHostnameEndpoint(self._rt.reactor, self._host, self._port)
+
+    @classmethod
+    def StartService(cls, interface: str = "LAN") -> str:
+        """
+        Start the Dante service on C{'LAN'} or C{'AVLAN'}: returns C{'ServiceStarted'} (here the
+        devices are reached over TCP, so there is nothing more to start).
+        """
+        if interface not in _DANTE_INTERFACES:
+            raise ValueError(f"interface must be 'LAN' or 'AVLAN', got {interface!r}")
+        cls._serviceInterface = interface
+        return "ServiceStarted"
 
     def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
         """DanteInterface has no SendAndWait (as documented)."""

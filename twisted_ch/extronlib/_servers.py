@@ -289,6 +289,30 @@ class _ServerInterface:
         self._window: IDelayedCall | None = None
         self._generation = 0
         self.lastError: str | None = None
+        self._tls: Any = None  # the SSLWrap settings (extronlib._tls.TLSSettings)
+
+    def SSLWrap(
+        self,
+        certificate: str | None = None,
+        cert_reqs: str = "CERT_NONE",
+        ssl_version: str = "TLSv2",
+        ca_certs: str | None = None,
+    ) -> None:
+        """
+        Serve TLS from the next StartListen: C{certificate} names the server's certificate with
+        its key (an alias in the program data directory's C{certificates/}); C{cert_reqs}
+        C{'CERT_REQUIRED'} demands a client certificate signed by C{ca_certs},
+        C{'CERT_OPTIONAL'} verifies one if sent.  TCP only.
+        """
+        if self._protocol != "TCP":
+            raise ValueError(f"SSLWrap needs a TCP server, not {self._protocol}")
+        if certificate is None:
+            raise ValueError("a TLS server needs certificate= (its certificate and key)")
+        if cert_reqs != "CERT_NONE" and ca_certs is None:
+            raise ValueError(f"cert_reqs={cert_reqs!r} needs ca_certs= to verify clients against")
+        from twisted_ch.extronlib._tls import TLSSettings
+
+        self._tls = TLSSettings.make(certificate, cert_reqs, ssl_version, ca_certs)
 
     # configuration
 
@@ -375,7 +399,10 @@ class _ServerInterface:
         reactor = self._rt.reactor
         try:
             if self._protocol == "TCP":
-                port = reactor.listenTCP(self._port, self._listeningFactory, interface=address)
+                factory = self._listeningFactory
+                if self._tls is not None:
+                    factory = self._tls.serverFactory(factory)
+                port = reactor.listenTCP(self._port, factory, interface=address)
             else:
                 port = reactor.listenUDP(self._port, _DatagramReceiver(self), interface=address)
         except error.CannotListenError as e:

@@ -16,19 +16,73 @@ from twisted_ch._framing import DEFAULT_MAX_RESPONSE
 from twisted_ch.extronlib._base import ETHERNET_PROTOCOLS, LinkInterface, _checkPort
 
 # the other interface families live in their own modules; import them from here, as ControlScript
+from twisted_ch.extronlib._io import (
+    CircuitBreakerInterface,
+    ContactInterface,
+    DigitalInputInterface,
+    DigitalIOInterface,
+    FlexIOInterface,
+    IOBackend,
+    IRInterface,
+    PoEInterface,
+    RelayInterface,
+    SWACReceptacleInterface,
+    SWPowerInterface,
+    TallyInterface,
+    VolumeInterface,
+    setIOBackend,
+)
 from twisted_ch.extronlib._ports import DanteInterface, SerialInterface, SPInterface
 from twisted_ch.extronlib._servers import EthernetServerInterface, EthernetServerInterfaceEx
+from twisted_ch.extronlib._tls import TLSSettings
 
-__all__ = ["EndpointInterface", "EthernetClientInterface", "LinkInterface"]
+__all__ = [
+    "HOST_KEY_POLICIES",
+    "EndpointInterface",
+    "EthernetClientInterface",
+    "LinkInterface",
+    "MissingCredentials",
+    "defaultHostKeyPolicy",
+    "setDefaultHostKeyPolicy",
+]
+
+#: The SSH host-key policies: refuse unknown hosts, or trust a host's key on first use.
+HOST_KEY_POLICIES = ("reject", "accept-new")
+
+_defaultHostKeyPolicy = "reject"
+
+
+def setDefaultHostKeyPolicy(policy: str) -> None:
+    """
+    The SSH host-key policy of interfaces that do not pass one (Global Scripter modules cannot):
+    C{'reject'} (the default: an unknown host fails with UnknownHostKey) or C{'accept-new'}
+    (trust on first use; a changed key is still refused).  Used from the next connect attempt.
+    """
+    global _defaultHostKeyPolicy
+    if policy not in HOST_KEY_POLICIES:
+        raise ValueError(f"hostKeyPolicy must be 'reject' or 'accept-new', got {policy!r}")
+    _defaultHostKeyPolicy = policy
+
+
+def defaultHostKeyPolicy() -> str:
+    """The program-wide SSH host-key policy (L{setDefaultHostKeyPolicy})."""
+    return _defaultHostKeyPolicy
+
+
+class MissingCredentials(ValueError):
+    """An SSH interface was created without Credentials: each connect attempt fails with this."""
 
 
 class EthernetClientInterface(LinkInterface):
     """
     A TCP, UDP or SSH client link to C{Hostname}:C{IPPort}.
 
-    C{Credentials} is C{(username, password)} for SSH.  Keyword-only extras for Twisted code and
-    tests: C{reactor}, an explicit C{endpoint} to connect through, and for SSH C{knownHosts} and
-    C{hostKeyPolicy}.
+    C{Credentials} is C{(username, password)} for SSH; an SSH interface created without them (as
+    Global Scripter modules do until the program sets them) fails each connect attempt with a
+    L{MissingCredentials} reason.  C{bufferSize} is the largest UDP datagram delivered whole.
+    L{SSLWrap} makes a TCP link TLS.  Keyword-only extras for Twisted code and tests: C{reactor},
+    an explicit C{endpoint} to connect through, and for SSH C{knownHosts} and C{hostKeyPolicy}
+    (None: the program-wide L{defaultHostKeyPolicy}).
     """
 
     def __init__(
@@ -38,11 +92,12 @@ class EthernetClientInterface(LinkInterface):
         Protocol: str = "TCP",
         ServicePort: int = 0,
         Credentials: tuple[str, str] | None = None,
+        bufferSize: int = 4096,
         *,
         reactor: Any = None,
         endpoint: IStreamClientEndpoint | None = None,
         knownHosts: str | None = None,
-        hostKeyPolicy: str = "reject",
+        hostKeyPolicy: str | None = None,
         maxResponse: int = DEFAULT_MAX_RESPONSE,
     ) -> None:
         if not isinstance(Hostname, str) or not Hostname:
@@ -59,12 +114,12 @@ class EthernetClientInterface(LinkInterface):
             or not all(isinstance(c, str) for c in Credentials)
         ):
             raise TypeError("Credentials must be a (username, password) tuple of str")
-        if Protocol == "SSH" and Credentials is None and endpoint is None:
-            raise ValueError("SSH needs Credentials=(username, password)")
-        if hostKeyPolicy not in ("reject", "accept-new"):
+        if hostKeyPolicy is not None and hostKeyPolicy not in HOST_KEY_POLICIES:
             raise ValueError(
                 f"hostKeyPolicy must be 'reject' or 'accept-new', got {hostKeyPolicy!r}"
             )
+        self._bufferSize = self._checkBufferSize(bufferSize)
+        self._tls: TLSSettings | None = None
         self._hostname = Hostname
         self._port = IPPort
         self._protocol = Protocol
@@ -83,6 +138,48 @@ class EthernetClientInterface(LinkInterface):
         if not self.connectionOriented:
             self._rt.twoFaced(self._link.open)
 
+    @staticmethod
+    def _checkBufferSize(bufferSize: object) -> int:
+        if isinstance(bufferSize, bool) or not isinstance(bufferSize, int):
+            raise TypeError(f"bufferSize must be an int, not {type(bufferSize).__name__}")
+        if not 1 <= bufferSize <= 65535:
+            raise ValueError(f"bufferSize must be 1-65535, got {bufferSize}")
+        return bufferSize
+
+    @property
+    def bufferSize(self) -> int:
+        """The largest UDP datagram delivered whole (longer ones are cut, as on a processor)."""
+        return self._bufferSize
+
+    def SetBufferSize(self, bufferSize: int) -> None:
+        """Set L{bufferSize} (UDP only)."""
+        if self._protocol != "UDP":
+            raise ValueError(f"SetBufferSize applies to UDP interfaces, not {self._protocol}")
+        self._bufferSize = self._checkBufferSize(bufferSize)
+
+    def linkData(self, data: bytes) -> None:
+        if self._protocol == "UDP" and len(data) > self._bufferSize:
+            data = data[: self._bufferSize]
+        super().linkData(data)
+
+    def SSLWrap(
+        self,
+        certificate: str | None = None,
+        cert_reqs: str = "CERT_NONE",
+        ssl_version: str = "TLSv2",
+        ca_certs: str | None = None,
+    ) -> None:
+        """
+        Speak TLS on this TCP link from its next connection.  C{certificate} names a client
+        certificate with its key and C{ca_certs} the CA certificates to trust (aliases in the
+        program data directory's C{certificates/}); C{cert_reqs} C{'CERT_REQUIRED'} or
+        C{'CERT_OPTIONAL'} verifies the server's certificate and name (against C{ca_certs}, else
+        the host's CAs), C{'CERT_NONE'} does not.  TLS 1.2 or newer.
+        """
+        if self._protocol != "TCP":
+            raise ValueError(f"SSLWrap needs a TCP interface, not {self._protocol}")
+        self._tls = TLSSettings.make(certificate, cert_reqs, ssl_version, ca_certs)
+
     def _makeEndpoint(self) -> IStreamClientEndpoint:
         reactor = self._rt.reactor
         bind = ("", self._servicePort) if self._servicePort else None
@@ -90,15 +187,20 @@ class EthernetClientInterface(LinkInterface):
             from twisted_ch.endpoints.tcp import TCPHostnameEndpoint
 
             # an address is connected to as it is; a name is resolved on every attempt
-            return TCPHostnameEndpoint(reactor, self._hostname, self._port, bindAddress=bind)
+            tcp = TCPHostnameEndpoint(reactor, self._hostname, self._port, bindAddress=bind)
+            if self._tls is not None:
+                return self._tls.clientEndpoint(self._hostname, tcp)
+            return tcp
         if self._protocol == "UDP":
             from twisted_ch.endpoints.udp import UDPClientEndpoint
 
             return UDPClientEndpoint(reactor, self._hostname, self._port, bindAddress=bind)
         from twisted_ch.endpoints.ssh import SSHShellEndpoint
 
-        assert self._credentials is not None
+        if self._credentials is None:
+            raise MissingCredentials("SSH needs Credentials=(username, password)")
         username, password = self._credentials
+        policy = self._hostKeyPolicy or _defaultHostKeyPolicy
         return SSHShellEndpoint(
             reactor,
             self._hostname,
@@ -106,7 +208,7 @@ class EthernetClientInterface(LinkInterface):
             username=username,
             password=password,
             knownHosts=self._knownHosts,
-            hostKeyPolicy="accept-new" if self._hostKeyPolicy == "accept-new" else "reject",
+            hostKeyPolicy="accept-new" if policy == "accept-new" else "reject",
         )
 
     @property
@@ -142,8 +244,18 @@ class EthernetClientInterface(LinkInterface):
 
     @property
     def Credentials(self) -> tuple[str, str] | None:
-        """The SSH (username, password), if any."""
+        """The SSH (username, password), if any; settable before a connect attempt."""
         return self._credentials  # type: ignore[return-value]
+
+    @Credentials.setter
+    def Credentials(self, value: tuple[str, str] | None) -> None:
+        if value is not None and (
+            not isinstance(value, tuple | list)
+            or len(value) != 2
+            or not all(isinstance(c, str) for c in value)
+        ):
+            raise TypeError("Credentials must be a (username, password) tuple of str")
+        self._credentials = tuple(value) if value is not None else None
 
     def __repr__(self) -> str:
         return f"<EthernetClientInterface {self._protocol} {self._hostname}:{self._port}>"
@@ -186,9 +298,23 @@ class EndpointInterface(LinkInterface):
 
 
 __all__ += [
+    "CircuitBreakerInterface",
+    "ContactInterface",
     "DanteInterface",
+    "DigitalIOInterface",
+    "DigitalInputInterface",
     "EthernetServerInterface",
     "EthernetServerInterfaceEx",
+    "FlexIOInterface",
+    "IOBackend",
+    "IRInterface",
+    "PoEInterface",
+    "RelayInterface",
     "SPInterface",
+    "SWACReceptacleInterface",
+    "SWPowerInterface",
     "SerialInterface",
+    "TallyInterface",
+    "VolumeInterface",
+    "setIOBackend",
 ]

@@ -745,10 +745,13 @@ def _oneLine(text: str) -> str:
 
 
 def statusResource(registry: Registry) -> Resource:
-    """C{/} (the dashboard, or a text summary), C{/status} and C{/metrics} for C{registry}."""
+    """C{/} (the dashboard, or a text summary), C{/status}, C{/metrics} and C{/panel/}."""
+    from twisted_ch.service._panel import panelResource
+
     root = _Index(registry)
     root.putChild(b"status", _JSONStatus(registry))
     root.putChild(b"metrics", _Metrics(registry))
+    root.putChild(b"panel", panelResource())  # the program's UIDevices (issue 14)
     addDashboard(root)
     return root
 

@@ -1,0 +1,406 @@
+"""
+ControlScript's C{extronlib.ui}: the controls of a L{UIDevice<twisted_ch.extronlib.device.UIDevice>}
+(L{Button}, L{Knob}, L{Label}, L{Level}, L{Slider}), in memory.
+
+What the program sets (text, state, level, visibility) is state the virtual panel shows.  What a
+person does is driven by the lowercase methods: C{Button.press()}/C{release()},
+C{Knob.turn(steps)}, C{Slider.press(value)}/C{slide(value)}/C{release(value)}; they fire the
+program's events as a panel would (through its program thread), and a disabled control fires none.
+Hold and repeat times run on the runtime's reactor (a L{twisted.internet.task.Clock} in tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall
+
+from twisted_ch._checks import seconds
+from twisted_ch._events import Event, emit
+from twisted_ch._runtime import Runtime
+from twisted_ch.extronlib.device import UIDevice
+
+__all__ = ["Button", "Knob", "Label", "Level", "Slider"]
+
+_BLINK_RATES = {"Slow": 1.0, "Medium": 0.5, "Fast": 0.25}
+
+
+class _Control:
+    """What every control shares: its host, ID, name and visibility."""
+
+    def __init__(self, UIHost: UIDevice, ID: int | str) -> None:
+        if not isinstance(UIHost, UIDevice):
+            raise TypeError(f"UIHost must be a UIDevice, not {type(UIHost).__name__}")
+        if isinstance(ID, bool) or not isinstance(ID, int | str):
+            raise TypeError(f"ID must be an int or a name, not {ID!r}")
+        self._host = UIHost
+        self._id = ID
+        self._name = ID if isinstance(ID, str) else f"{type(self).__name__}{ID}"
+        self._visible = True
+        self._enabled = True
+        self._rt: Runtime = UIHost._rt
+        UIHost._addControl(self)
+
+    @property
+    def Host(self) -> UIDevice:
+        """The UIDevice the control is on."""
+        return self._host
+
+    @property
+    def ID(self) -> int | str:
+        """The control's ID (or the name it was created with)."""
+        return self._id
+
+    @property
+    def Name(self) -> str:
+        """The control's name."""
+        return self._name
+
+    @property
+    def Visible(self) -> bool:
+        """Whether the control is shown."""
+        return self._visible
+
+    @property
+    def Enabled(self) -> bool:
+        """Whether the control reacts to touches."""
+        return self._enabled
+
+    def SetVisible(self, visible: bool) -> None:
+        """Show or hide the control."""
+        self._visible = _bool(visible, "visible")
+
+    def _setEnable(self, enable: bool) -> None:
+        self._enabled = _bool(enable, "enable")
+
+    def _emit(self, name: str, *args: object) -> None:
+        emit(self._rt, self, name, self, *args)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._id!r} on {self._host.DeviceAlias}>"
+
+
+def _bool(value: object, what: str) -> bool:
+    if not isinstance(value, bool | int):
+        raise TypeError(f"{what} must be True or False, not {value!r}")
+    return bool(value)
+
+
+def _optionalSeconds(value: object, what: str) -> float | None:
+    return None if value is None else seconds(value, what)
+
+
+class Button(_Control):
+    """
+    A hard or soft button.  Pressed, then (with C{holdTime}) Held once after C{holdTime}
+    seconds, and Repeated every C{repeatTime} seconds while it stays pressed (after the hold, or
+    from the press without C{holdTime}).  On release: Released, except that with C{holdTime} a
+    release before the hold is Tapped instead.  Each event is called as C{(button, state)}.
+    """
+
+    Pressed = Event["Button"]("Called as C{(button, 'Pressed')}.")
+    Released = Event["Button"]("Called as C{(button, 'Released')}.")
+    Held = Event["Button"]("Called as C{(button, 'Held')} once, holdTime after the press.")
+    Repeated = Event["Button"]("Called as C{(button, 'Repeated')} every repeatTime while held.")
+    Tapped = Event["Button"]("Called as C{(button, 'Tapped')} for a release before holdTime.")
+
+    def __init__(
+        self,
+        UIHost: UIDevice,
+        ID: int | str,
+        holdTime: float | None = None,
+        repeatTime: float | None = None,
+    ) -> None:
+        self._holdTime = _optionalSeconds(holdTime, "holdTime")
+        self._repeatTime = _optionalSeconds(repeatTime, "repeatTime")
+        super().__init__(UIHost, ID)
+        self._pressed = False
+        self._held = False
+        self._timer: IDelayedCall | None = None
+        self._state = 0
+        self._text = ""
+        self._blink: tuple[float, list[int]] | None = None
+
+    # documented properties
+
+    @property
+    def PressedState(self) -> bool:
+        """Whether the button is pressed now."""
+        return self._pressed
+
+    @property
+    def State(self) -> int:
+        """The visual state number."""
+        return self._state
+
+    @property
+    def BlinkState(self) -> str:
+        """'Blinking' or 'Not blinking'."""
+        return "Blinking" if self._blink is not None else "Not blinking"
+
+    @property
+    def Text(self) -> str:
+        """The text set with L{SetText}."""
+        return self._text
+
+    @property
+    def blinking(self) -> tuple[float, list[int]] | None:
+        """(seconds per state, states) while blinking, else None."""
+        return self._blink
+
+    # documented methods
+
+    def SetState(self, State: int) -> None:
+        """Set the visual state (stops blinking)."""
+        if isinstance(State, bool) or not isinstance(State, int):
+            raise TypeError(f"State must be an int, not {type(State).__name__}")
+        self._blink = None
+        self._state = State
+
+    def SetText(self, text: str) -> None:
+        """Set the button's text."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, not {type(text).__name__}")
+        self._text = text
+
+    def SetEnable(self, enable: bool) -> None:
+        """Enable or disable the button (a disabled button fires no events)."""
+        self._setEnable(enable)
+
+    def SetBlinking(self, rate: str, stateList: list[int]) -> None:
+        """Blink through C{stateList} at 'Slow', 'Medium' or 'Fast' (0.5, 1, 2 Hz)."""
+        if rate not in _BLINK_RATES:
+            raise ValueError(f"rate must be one of {', '.join(_BLINK_RATES)}, got {rate!r}")
+        self._blink = (_BLINK_RATES[rate], self._states(stateList))
+
+    def CustomBlink(self, rate: float, stateList: list[int]) -> None:
+        """Blink through C{stateList}, C{rate} seconds per state."""
+        self._blink = (seconds(rate, "rate"), self._states(stateList))
+
+    @staticmethod
+    def _states(stateList: object) -> list[int]:
+        if not isinstance(stateList, list | tuple) or not stateList:
+            raise TypeError("stateList must be a non-empty list of state numbers")
+        for s in stateList:
+            if isinstance(s, bool) or not isinstance(s, int):
+                raise TypeError(f"state numbers are ints, not {s!r}")
+        return list(stateList)
+
+    # driving it
+
+    def press(self) -> None:
+        """A finger on the button: Pressed, and the hold/repeat timers start."""
+        self._rt.twoFaced(self._press)
+
+    def release(self) -> None:
+        """The finger lifted: Released (or Tapped), timers stopped."""
+        self._rt.twoFaced(self._release)
+
+    def _press(self) -> None:
+        if self._pressed or not self._enabled:
+            return
+        self._host._touch()
+        self._pressed = True
+        self._held = False
+        self._emit("Pressed", "Pressed")
+        if self._holdTime is not None:
+            self._schedule(self._holdTime, self._hold)
+        elif self._repeatTime is not None:
+            self._schedule(self._repeatTime, self._repeat)
+
+    def _hold(self) -> None:
+        self._held = True
+        self._emit("Held", "Held")
+        if self._repeatTime is not None:
+            self._schedule(self._repeatTime, self._repeat)
+
+    def _repeat(self) -> None:
+        self._emit("Repeated", "Repeated")
+        assert self._repeatTime is not None
+        self._schedule(self._repeatTime, self._repeat)
+
+    def _schedule(self, delay: float, f: Any) -> None:
+        self._timer = self._rt.reactor.callLater(delay, f)
+
+    def _release(self) -> None:
+        if not self._pressed:
+            return
+        self._pressed = False
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._holdTime is not None and not self._held:
+            self._emit("Tapped", "Tapped")
+        else:
+            self._emit("Released", "Released")
+
+
+class Knob(_Control):
+    """A rotary knob: Turned is called as C{(knob, steps)} (negative: counterclockwise)."""
+
+    Turned = Event["Knob"]("Called as C{(knob, steps)}.")
+
+    def turn(self, steps: int) -> None:
+        """The knob was turned C{steps} detents."""
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps == 0:
+            raise ValueError(f"steps must be a non-zero int, got {steps!r}")
+        self._rt.twoFaced(self._turn, steps)
+
+    def _turn(self, steps: int) -> None:
+        if self._enabled:
+            self._host._touch()
+            self._emit("Turned", steps)
+
+
+class Label(_Control):
+    """A text label."""
+
+    def __init__(self, UIHost: UIDevice, ID: int | str) -> None:
+        super().__init__(UIHost, ID)
+        self._text = ""
+
+    @property
+    def Text(self) -> str:
+        """The text set with L{SetText}."""
+        return self._text
+
+    def SetText(self, text: str) -> None:
+        """Set the label's text."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, not {type(text).__name__}")
+        self._text = text
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be a number, not {type(value).__name__}")
+    return value
+
+
+class _Ranged(_Control):
+    def __init__(self, UIHost: UIDevice, ID: int | str) -> None:
+        super().__init__(UIHost, ID)
+        self._min: float = 0
+        self._max: float = 100
+        self._step: float = 1
+
+    @property
+    def Min(self) -> float:
+        """The lowest value."""
+        return self._min
+
+    @property
+    def Max(self) -> float:
+        """The highest value."""
+        return self._max
+
+    @property
+    def Step(self) -> float:
+        """The step between values."""
+        return self._step
+
+    def SetRange(self, Min: float, Max: float, Step: float = 1) -> None:
+        """Set the range and step; the value is brought inside it."""
+        low, high, step = _number(Min, "Min"), _number(Max, "Max"), _number(Step, "Step")
+        if not low < high:
+            raise ValueError(f"Min must be below Max, got {low!r} and {high!r}")
+        if step <= 0:
+            raise ValueError(f"Step must be positive, got {step!r}")
+        self._min, self._max, self._step = low, high, step
+        self._clampValue()
+
+    def _clamp(self, value: float) -> float:
+        return min(self._max, max(self._min, value))
+
+    def _clampValue(self) -> None:
+        raise NotImplementedError
+
+
+class Level(_Ranged):
+    """A bar graph showing a level between Min and Max."""
+
+    def __init__(self, UIHost: UIDevice, ID: int | str) -> None:
+        super().__init__(UIHost, ID)
+        self._level: float = 0
+
+    @property
+    def Level(self) -> float:
+        """The level shown."""
+        return self._level
+
+    def SetLevel(self, Level: float) -> None:
+        """Show C{Level} (kept within Min..Max)."""
+        self._level = self._clamp(_number(Level, "Level"))
+
+    def Inc(self) -> None:
+        """Raise the level by one step."""
+        self._level = self._clamp(self._level + self._step)
+
+    def Dec(self) -> None:
+        """Lower the level by one step."""
+        self._level = self._clamp(self._level - self._step)
+
+    def _clampValue(self) -> None:
+        self._level = self._clamp(self._level)
+
+
+class Slider(_Ranged):
+    """
+    A slider: Pressed, Changed and Released are called as C{(slider, state, value)} as a finger
+    touches, moves and leaves it; the program shows a value with L{SetFill}.
+    """
+
+    Pressed = Event["Slider"]("Called as C{(slider, 'Pressed', value)}.")
+    Changed = Event["Slider"]("Called as C{(slider, 'Changed', value)}.")
+    Released = Event["Slider"]("Called as C{(slider, 'Released', value)}.")
+
+    def __init__(self, UIHost: UIDevice, ID: int | str) -> None:
+        super().__init__(UIHost, ID)
+        self._fill: float = 0
+        self._pressed = False
+
+    @property
+    def Fill(self) -> float:
+        """The value shown."""
+        return self._fill
+
+    def SetFill(self, Fill: float) -> None:
+        """Show C{Fill} (kept within Min..Max)."""
+        self._fill = self._clamp(_number(Fill, "Fill"))
+
+    def SetEnable(self, enable: bool) -> None:
+        """Enable or disable the slider."""
+        self._setEnable(enable)
+
+    def _clampValue(self) -> None:
+        self._fill = self._clamp(self._fill)
+
+    def _snap(self, value: float) -> float:
+        steps = round((self._clamp(_number(value, "value")) - self._min) / self._step)
+        snapped = self._clamp(self._min + steps * self._step)
+        return int(snapped) if float(snapped).is_integer() else snapped
+
+    # driving it
+
+    def press(self, value: float) -> None:
+        """A finger touches the slider at C{value}."""
+        self._rt.twoFaced(self._touchAt, "Pressed", self._snap(value))
+
+    def slide(self, value: float) -> None:
+        """The finger moved to C{value}."""
+        self._rt.twoFaced(self._touchAt, "Changed", self._snap(value))
+
+    def release(self, value: float) -> None:
+        """The finger left the slider at C{value}."""
+        self._rt.twoFaced(self._touchAt, "Released", self._snap(value))
+
+    def _touchAt(self, state: str, value: float) -> None:
+        if not self._enabled:
+            return
+        self._host._touch()
+        if state == "Pressed":
+            self._pressed = True
+        elif state == "Released":
+            self._pressed = False
+        self._fill = value
+        self._emit(state, state, value)
