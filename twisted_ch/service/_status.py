@@ -33,7 +33,7 @@ from twisted.logger import (
     formatEvent,
 )
 from twisted.web.http import Request as HTTPRequest
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 from zope.interface import implementer
 
@@ -716,11 +716,12 @@ class _Index(Resource):
         self.registry = registry
         self.page = DashboardPage()
 
-    def getChild(self, path: bytes, request: Request) -> Resource:
+    def getChild(self, path: bytes, request: Request) -> IResource:
         if path == b"":
             return self
-        child: Resource = super().getChild(path, request)  # type: ignore[no-untyped-call]
-        return child
+        from twisted.web.pages import notFound
+
+        return notFound()
 
     def render_GET(self, request: Request) -> bytes:
         accept = (request.getHeader(b"accept") or b"").lower()
