@@ -132,7 +132,7 @@ def test_dashboard_of_the_demo_updates_live(
     # the timeline drew the outage: Connected, Disconnected and Connected again
     flaky = rows(browser)["flaky-switcher"]
     assert flaky["timeline"][-3:] == ["ok", "error", "ok"], flaky
-    assert flaky["cls"] == "health-ok", flaky
+    assert flaky["cls"] in ("health-ok", "health-warning"), flaky  # answering again
     summary = browser.find_element("id", "summary").text
     assert re.fullmatch(r"\d+ up / \d+ down / \d+ unknown( · \d+ warning)?", summary), summary
     shot = tmp_path / "dashboard.png"

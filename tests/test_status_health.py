@@ -63,7 +63,8 @@ def test_health_levels() -> None:
     assert healthOf("Disconnected", 0, 10.0, t) == "error"
     assert healthOf("Disconnected", 0, None, t) == "error"
     assert healthOf("Unknown", 0, None, t) == "unknown"
-    assert healthOf("Connected", 1, None, HealthConfig()) == "warning"
+    assert healthOf("Connected", 1, None, HealthConfig()) == "ok"  # the one in flight
+    assert healthOf("Connected", 2, None, HealthConfig()) == "warning"
 
 
 def test_health_in_status_and_metrics_follows_the_device() -> None:

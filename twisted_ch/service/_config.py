@@ -16,7 +16,7 @@ The C{twistd chandler --config} file: TOML, checked completely before anything s
     serverTimeout = 30
 
     [health]                            # thresholds of the health levels (also per device)
-    warningMisses = 1
+    warningMisses = 2
     errorAfter = 0
     outageSummary = 60
 
@@ -119,13 +119,13 @@ class HealthConfig:
     often an outage is summarised in the log.
 
     @ivar warningMisses: a Connected device with this many unanswered sends (or more) is
-        C{warning}.
+        C{warning}; the default, 2, does not count the keep-alive in flight.
     @ivar errorAfter: a device Disconnected for less than this many seconds is C{warning}
         (reconnecting after a loss), then C{error}.
     @ivar outageSummary: seconds between the "still down" log lines of an outage.
     """
 
-    warningMisses: int = 1
+    warningMisses: int = 2
     errorAfter: float = 0.0
     outageSummary: float = 60.0
 
