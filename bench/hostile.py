@@ -8,8 +8,9 @@ Three processes, so that no party's CPU is counted as another's:
     and the hostile devices: an SIS device answering each C{Q} with C{1.} and 65,000 digits (the
     worst case of the old answer pattern), a PJLink projector answering with 63 KB of
     C{%1POWR=} without a CR, an SNMP agent sending 20 datagrams of 4,300 varbinds with every
-    answer, a device flooding endless bytes, a device that never reads, and an SSH server whose
-    client's known_hosts is a FIFO;
+    answer, a device flooding endless bytes, a device that never reads, a device trickling digits
+    one byte per millisecond without ever ending a line, and an SSH server whose client's
+    known_hosts is a FIFO;
   - C{twistd -n chandler --config} with the healthy devices (and, in the hostile phase, the
     hostile ones, a C{[[server]]} without C{MaxClients} and the status page);
   - this driver: in the hostile phase it also holds 400 idle connections to the server and 400
@@ -18,7 +19,8 @@ Three processes, so that no party's CPU is counted as another's:
     C{/status} latency.
 
 Plus a row per stock answer pattern: the cost of one search over its worst case at 16 KiB and
-64 KiB, and their ratio (4.0 is linear), with the old SIS C{Q} pattern for comparison.
+64 KiB, and their ratio (4.0 is linear), with the old SIS C{Q} pattern for comparison, and the
+matcher's whole cost for a response trickled one byte per read (16 vs 64 KiB; 16 is quadratic).
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ from typing import Any
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 
-HOSTILE_KINDS = ("sis-backtrack", "pjlink-backtrack", "snmp-flood", "byte-flood", "not-reading")
+HOSTILE_KINDS = (
+    "sis-backtrack",
+    "pjlink-backtrack",
+    "snmp-flood",
+    "byte-flood",
+    "not-reading",
+    "trickle",
+)
 
 
 # -- the simulators (a child process)
@@ -88,6 +97,21 @@ def serve(healthy: int) -> None:
         def connectionMade(self) -> None:
             self.transport.pauseProducing()  # type: ignore[union-attr]
 
+    class Trickle(Protocol):
+        """Digits one byte at a time, every millisecond, never a line end: no answer ever."""
+
+        def connectionMade(self) -> None:
+            from twisted.internet.task import LoopingCall
+
+            self.transport.setTcpNoDelay(True)  # type: ignore[union-attr]
+            self.loop = LoopingCall(self.transport.write, b"9")  # type: ignore[union-attr]
+            self.loop.clock = reactor
+            self.loop.start(0.001)
+
+        def connectionLost(self, reason: object = None) -> None:
+            if self.loop.running:
+                self.loop.stop()
+
     def listen(name: str, factory: Factory) -> None:
         ports[name] = reactor.listenTCP(0, factory, interface="127.0.0.1").getHost().port  # type: ignore[attr-defined]
 
@@ -95,6 +119,7 @@ def serve(healthy: int) -> None:
     listen("pjlink-backtrack", answering(b"%1POWR=" * 9000, greeting=b"PJLINK 0\r"))
     listen("byte-flood", Factory.forProtocol(Flood))
     listen("not-reading", Factory.forProtocol(NotReading))
+    listen("trickle", Factory.forProtocol(Trickle))
     agent = listenSNMP(reactor, "public")
     a = _asn1()
     big = encodeMessage(1, b"public", "response", 1, [(SYS_UPTIME, a.NULL)] * 4300)
@@ -132,6 +157,7 @@ def _config(ports: dict[str, int], healthy: int, hostile: bool, serverPort: int,
             "pjlink-backtrack": '{ type = "pjlink" }',
             "byte-flood": '{ type = "sis", query = "Q" }',
             "not-reading": '{ type = "sis", query = "Q" }',
+            "trickle": '{ type = "sis", query = "Q" }',
         }
         for kind, probe in probes.items():
             lines.append(
@@ -295,6 +321,26 @@ def patternCosts() -> list[dict[str, Any]]:
             {
                 "pattern": name,
                 "sizes": sizes,
+                "ms": [round(c * 1000, 3) for c in costs],
+                "ratio": round(costs[1] / costs[0], 1),
+            }
+        )
+    # a device trickling bytes: the matcher's work for 16 KiB and 64 KiB fed one byte per read
+    from twisted_ch._framing import ResponseMatcher
+
+    for name, pattern in [("trickle sis Q (1-byte reads)", SISProbe("Q").answer)]:
+        costs = []
+        for n in (16384, 65536):
+            text = b"1." + b"9" * (n - 2)
+            matcher = ResponseMatcher(deliRex=pattern)
+            start = time.perf_counter()
+            for i in range(n):
+                matcher.feed(text[i : i + 1])
+            costs.append(time.perf_counter() - start)
+        rows.append(
+            {
+                "pattern": name,
+                "sizes": (16384, 65536),
                 "ms": [round(c * 1000, 3) for c in costs],
                 "ratio": round(costs[1] / costs[0], 1),
             }

@@ -1351,15 +1351,83 @@ def test_snmp_datagrams_that_answer_no_request_are_rejected_before_decoding(
     session.linkData(good)
     session.linkData(good)  # a replay: the request is answered already
     assert decoded == [len(good)] and len(answered) == 1
+    # junk never touches the budget: cheap rejections are not charged
     for _ in range(SNMP_DATAGRAM_BUDGET * 3):
         session.linkData(big)
-    assert probe.dropped > 0 and probe.ignored + probe.dropped == len(floods) * 3 + 1 + (
-        SNMP_DATAGRAM_BUDGET * 3
-    )
+    assert probe.dropped == 0
+    # datagrams that pass the cheap checks but do not decode are charged: at most the budget
+    # of them is decoded per second
+    session.expect(9, 5.0)
+    good9 = encodeMessage(1, b"site", "response", 9, [(SYS_UPTIME, a.TimeTicks(5))])
+    at = good9.index(bytes([0x02, 0x01, 0x09])) + 3
+    spoof = good9[:at] + b"\x04" + good9[at + 1 :]  # the header of 9's answer, a broken body
+    decoded.clear()
+    clock.advance(1.0)  # a second of its own (the good answer above was charged)
+    for _ in range(SNMP_DATAGRAM_BUDGET * 3):
+        session.linkData(spoof)
+    assert len(decoded) == SNMP_DATAGRAM_BUDGET
+    assert probe.dropped == SNMP_DATAGRAM_BUDGET * 2
     clock.advance(1.0)  # a new second: the budget is back
-    dropped = probe.dropped
-    session.linkData(big)
-    assert probe.dropped == dropped
+    session.linkData(spoof)
+    assert len(decoded) == SNMP_DATAGRAM_BUDGET + 1
+    assert probe.dropped == SNMP_DATAGRAM_BUDGET * 2
+
+
+def test_a_junk_snmp_flood_does_not_starve_the_real_answer() -> None:
+    """Junk (any amount, in one second) is rejected before the budget: the answer still counts."""
+    from twisted_ch.service import probes
+    from twisted_ch.service.probes import SNMP_DATAGRAM_BUDGET, SYS_UPTIME, SNMPProbe, encodeMessage
+
+    clock = Clock()
+    link = type("L", (), {"clock": clock, "description": "ups", "observers": []})()
+    probe = SNMPProbe(community="site")
+    session = probes._SNMPSession(link, probe)  # type: ignore[arg-type]
+    a = probes._asn1()
+    answered: list[Any] = []
+    session.expect(7, 5.0).addCallback(answered.append)
+    junk = [
+        encodeMessage(1, b"site", "response", 8, [(SYS_UPTIME, a.NULL)]),  # another request-id
+        encodeMessage(1, b"guess", "response", 7, [(SYS_UPTIME, a.NULL)]),  # another community
+        b"\x00" * 40,
+    ]
+    for _ in range(SNMP_DATAGRAM_BUDGET * 10):
+        for datagram in junk:
+            session.linkData(datagram)
+    session.linkData(encodeMessage(1, b"site", "response", 7, [(SYS_UPTIME, a.TimeTicks(5))]))
+    assert len(answered) == 1 and answered[0].requestId == 7
+    assert probe.dropped == 0 and probe.ignored == SNMP_DATAGRAM_BUDGET * 10 * len(junk)
+
+
+@pytest_twisted.ensureDeferred
+@bounded(60)
+async def test_an_snmp_agent_sending_junk_before_each_answer_is_still_polled() -> None:
+    from twisted_ch.service import probes
+    from twisted_ch.service.probes import SNMP_DATAGRAM_BUDGET, SYS_UPTIME, SNMPProbe, encodeMessage
+    from twisted_ch.testing import listenSNMP
+
+    agent = listenSNMP(reactor, "site")
+    a = probes._asn1()
+    # more junk before every answer than the budget allows in a second
+    agent.junk = [encodeMessage(1, b"site", "response", 1, [(SYS_UPTIME, a.NULL)])] * (
+        SNMP_DATAGRAM_BUDGET * 2
+    )
+    probe = SNMPProbe(community="site", timeout=1.0)
+    endpoint = clientFromString(reactor, f"udp:host=127.0.0.1:port={agent.port}")
+    h = GetConnectionHandler(
+        EndpointInterface(endpoint, reactor=reactor, connectionOriented=False),
+        probe,
+        pollFrequency=0.2,
+    )
+    probe.attach(h)
+    try:
+        h.Connect()
+        await waitUntil(reactor, lambda: probe.accepted >= 5, 30)
+        assert probe.dropped == 0
+        assert probe.ignored >= SNMP_DATAGRAM_BUDGET * 2  # the junk arrived and was looked at
+        assert h.ConnectionStatus == "Connected"
+    finally:
+        await h.Disconnect()
+        await agent.shutdown()
 
 
 @pytest_twisted.ensureDeferred

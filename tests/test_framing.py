@@ -114,3 +114,157 @@ def test_deliLen_is_independent_of_chunking(data: bytes, n: int, cut: int) -> No
         assert found == (data[:n], data[n:])
     else:
         assert found is None
+
+
+# trickled input costs time linear in its length (issue 11 review): counted, never timed
+
+
+def _trickled(kw: dict[str, object], data: bytes, size: int = 1) -> ResponseMatcher:
+    m = ResponseMatcher.fromKeywords(kw)
+    for i in range(0, len(data), size):
+        assert m.feed(data[i : i + size]) is None
+    return m
+
+
+def _sisAnswer() -> re.Pattern[bytes]:
+    from twisted_ch.service.probes import SISProbe
+
+    return SISProbe("Q").answer
+
+
+def _stockConditions() -> list[dict[str, object]]:
+    from twisted_ch.service.probes import _PJLINK_ANSWER, _PJLINK_GREETING
+
+    return [
+        {"deliTag": b"\r\n"},
+        {"deliTag": b"END-OF-ANSWER"},
+        {"deliRex": _sisAnswer()},
+        {"deliRex": _PJLINK_ANSWER},
+        {"deliRex": _PJLINK_GREETING},
+        {"deliRex": re.compile(rb"\d+\.\d+\r\n")},  # a user's pattern ending with a terminator
+        {"deliRex": re.compile(rb"Vol\d{1,3}")},  # bounded width
+    ]
+
+
+@pytest.mark.parametrize("kw", _stockConditions())
+@pytest.mark.parametrize(
+    "unit", [b"1", b"1.", b"%1POWR=", b"PJLINK 1 ", b"1.1\r", b"\n1.", b"END-OF-ANSWE"]
+)
+def test_a_trickled_response_costs_linear_work(kw: dict[str, object], unit: bytes) -> None:
+    n = 2000
+    small = _trickled(kw, (unit * n)[:n])
+    large = _trickled(kw, (unit * 4 * n)[: 4 * n])
+    # quadratic work would grow 16-fold; a search per byte covers a bounded window
+    assert large.scanned <= 4 * small.scanned + 4 * 64
+    assert large.scanned <= 64 * 4 * n
+
+
+def test_a_trickle_past_maxResponse_stays_linear() -> None:
+    for kw in _stockConditions():
+        m = _trickled(kw, b"1." + b"1" * 100_000, size=1)
+        assert m.dropped > 0
+        assert m.scanned <= 64 * 100_002
+
+
+def test_a_general_pattern_is_searched_again_only_when_a_match_can_end() -> None:
+    m = ResponseMatcher.fromKeywords({"deliRex": rb"<.*>"})
+    for _ in range(1000):
+        assert m.feed(b"x") is None
+    assert m.feed(b"<") is None
+    assert m.scanned == 0  # no byte that can end a match arrived: no search at all
+    assert m.feed(b"ab>tail") == (b"x" * 1000 + b"<ab>", b"tail")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [rb"foo$", rb"foo\b", rb"foo(?=x)", rb"(a)\1", rb"(?i)abc", rb"x*", rb"(?:a|)"],
+)
+def test_patterns_not_analysed_are_searched_whole_every_time(pattern: bytes) -> None:
+    from twisted_ch._framing import _planOf
+
+    assert _planOf(re.compile(pattern)) is None
+
+
+def test_a_lookahead_match_completed_by_a_new_byte_is_found() -> None:
+    m = ResponseMatcher.fromKeywords({"deliRex": rb"foo(?=\r)"})
+    assert m.feed(b"xfoo") is None
+    assert m.feed(b"\r") == (b"xfoo", b"\r")
+    m = ResponseMatcher.fromKeywords({"deliRex": rb"Ok\B"})
+    assert m.feed(b"Ok") is None
+    assert m.feed(b"k") == (b"Ok", b"k")
+
+
+def _splits(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(c, len(data)) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    return [c for c in chunks if c]
+
+
+def _reference(pattern: re.Pattern[bytes], chunks: list[bytes]) -> tuple[bytes, bytes] | None:
+    """What searching the whole held buffer after every chunk answers."""
+    held = b""
+    for i, chunk in enumerate(chunks):
+        held += chunk
+        m = pattern.search(held)
+        if m is not None:
+            return held[: m.end()], held[m.end() :] + b"".join(chunks[i + 1 :])
+    return None
+
+
+_REGEXES = [
+    rb"(?m)^(?:(?P<sisError>E\d\d)|(?P<sisAnswer>(?:Ver\d++\*)?\d++\.\d++[\w.\-]*+))\r?\n",
+    rb"(?:%1POWR=(?P<power>[^\r%]{0,16}+)|PJLINK (?P<erra>ERRA))\r",
+    rb"PJLINK (?:(?P<none>0)|1 (?P<random>[^\r\s]{1,32}+)|(?P<erra>ERRA))\r",
+    rb"a.*b",
+    rb"(?s)a.*?b",
+    rb"\d{2,4}[ab]",
+    rb"(?<=a)b+c",
+    rb"(?m)^ab?\n",
+    rb"(?:ab|ba)+a",
+    rb"foo$",
+    rb"a\b",
+    rb"(a)\1",
+]
+
+
+@settings(max_examples=400, derandomize=True, deadline=None)
+@given(
+    which=st.integers(0, len(_REGEXES) - 1),
+    data=st.lists(
+        st.sampled_from([b"a", b"b", b"1", b".", b"\r", b"\n", b"E", b"%1POWR=", b"PJLINK 1 "]),
+        max_size=30,
+    ).map(b"".join),
+    cuts=st.lists(st.integers(min_value=0, max_value=120), max_size=8),
+)
+def test_deliRex_is_independent_of_chunking(which: int, data: bytes, cuts: list[int]) -> None:
+    pattern = re.compile(_REGEXES[which])
+    chunks = _splits(data, cuts)
+    m = ResponseMatcher.fromKeywords({"deliRex": pattern})
+    assert feedAll(m, chunks) == _reference(pattern, chunks)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(
+    tag=st.sampled_from([b"\r\n", b"\n", b"ab", b"aab"]),
+    data=st.lists(st.sampled_from([b"a", b"b", b"\r", b"\n"]), max_size=40).map(b"".join),
+    cuts=st.lists(st.integers(min_value=0, max_value=60), max_size=8),
+)
+def test_deliTag_finds_the_first_tag_however_split(
+    tag: bytes, data: bytes, cuts: list[int]
+) -> None:
+    chunks = _splits(data, cuts)
+    m = ResponseMatcher.fromKeywords({"deliTag": tag})
+    assert feedAll(m, chunks) == _reference(re.compile(re.escape(tag)), chunks)
+
+
+def test_the_work_count_shows_a_whole_buffer_search_per_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the measure used above: searching everything held on every chunk (as before) is quadratic
+    from twisted_ch import _framing
+
+    monkeypatch.setattr(_framing, "_planOf", lambda pattern: None)
+    n = 2000
+    small = _trickled({"deliRex": _sisAnswer()}, b"1." + b"1" * (n - 2))
+    large = _trickled({"deliRex": _sisAnswer()}, b"1." + b"1" * (4 * n - 2))
+    assert large.scanned > 15 * small.scanned

@@ -12,7 +12,7 @@ from twisted_ch._retry import RetryPolicy
 from twisted_ch._runtime import ProgramThread, Runtime, currentRuntime, useRuntime
 from twisted_ch._version import __version__
 from twisted_ch.extronlib.interface import EndpointInterface
-from twisted_ch.protocols.device import DeviceProtocol, LinkDown
+from twisted_ch.protocols.device import DeviceProtocol, LinkDown, WaitQueueFull, WriteBufferFull
 
 __all__ = [
     "ConnectionHandler",
@@ -27,6 +27,8 @@ __all__ = [
     "ResponseMatcher",
     "RetryPolicy",
     "Runtime",
+    "WaitQueueFull",
+    "WriteBufferFull",
     "__version__",
     "currentRuntime",
     "useRuntime",

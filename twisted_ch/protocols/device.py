@@ -41,6 +41,9 @@ def _tap(sink: object, direction: str, data: bytes) -> None:
 #: Default bound on the bytes a link may hold queued for a device that does not read them.
 DEFAULT_MAX_WRITE_BUFFER = 1024 * 1024
 
+#: Default bound on the SendAndWait calls a link holds queued behind the one in flight.
+DEFAULT_MAX_PENDING_WAITS = 1024
+
 
 class LinkDown(OSError):
     """Data was sent to a device whose link is not connected."""
@@ -67,6 +70,14 @@ def queuedBytes(transport: object) -> int:
         pending = getattr(transport, "_tempDataLen", 0)
         return len(buffered) - (offset if isinstance(offset, int) else 0) + int(pending)
     return 0
+
+
+class WaitQueueFull(WriteBufferFull):
+    """
+    A SendAndWait was refused: the link already holds C{maxPendingWaits} SendAndWait calls queued
+    behind the one in flight, or their data would exceed C{maxWriteBuffer} bytes (nothing of the
+    refused call is queued).
+    """
 
 
 class SelfConnection(error.ConnectionRefusedError):
@@ -238,8 +249,11 @@ class DeviceProtocol(Protocol):
 
     log = Logger()
 
-    #: the most bytes queued for the device before L{send} raises L{WriteBufferFull}
+    #: the most bytes queued for the device before L{send} raises L{WriteBufferFull}; also the
+    #: most data SendAndWait calls queued behind the one in flight may hold
     maxWriteBuffer = DEFAULT_MAX_WRITE_BUFFER
+    #: the most SendAndWait calls queued behind the one in flight (L{WaitQueueFull} beyond)
+    maxPendingWaits = DEFAULT_MAX_PENDING_WAITS
 
     def __init__(
         self, sink: DeviceSink, clock: IReactorTime, maxResponse: int = DEFAULT_MAX_RESPONSE
@@ -253,6 +267,10 @@ class DeviceProtocol(Protocol):
         self._tcp: Any = None
         # a list, not a deque: it rarely holds more than one, and an empty deque takes 600 bytes
         self._waits: list[_Wait] = []
+        #: whether C{_waits[0]} has been sent (its deadline is in the queue)
+        self._inFlight = False
+        #: bytes of data held by the waits queued behind the one in flight
+        self._queuedWaitBytes = 0
         #: the clock's deadline queue (see L{_Deadlines}) and the serial of the wait now sent
         self._deadlines = _deadlinesOf(clock)
         self._serial = 0
@@ -297,9 +315,11 @@ class DeviceProtocol(Protocol):
             return  # never made, so never lost
         self.connected = False
         self._serial += 1  # the wait in flight, if any, is over: its deadline entry is stale
-        if self._waits:
+        if self._inFlight:
+            self._inFlight = False
             self._deadlines.ended()
         self._deadlines.connectionEnded()
+        self._queuedWaitBytes = 0
         while self._waits:
             wait = self._waits.pop(0)
             wait.result.callback(wait.matcher.timedOut()[0])
@@ -358,20 +378,67 @@ class DeviceProtocol(Protocol):
         Send C{data} (after any earlier SendAndWait has finished) and collect the response.
 
         The Deferred fires with the response, or C{b''} when the timeout passes with the
-        condition unmet; bytes that were not part of a response go to the sink.
+        condition unmet; bytes that were not part of a response go to the sink.  A call queued
+        behind others whose data cannot be sent when its turn comes (L{LinkDown},
+        L{WriteBufferFull}) fails with that error, and the calls after it go on.
+
+        @raise LinkDown: not connected, or (L{WriteBufferFull}) the data cannot be sent now.
+        @raise WaitQueueFull: L{maxPendingWaits} calls, or L{maxWriteBuffer} bytes of their data,
+            are queued already.
         """
         if not self.connected:
             raise LinkDown("not connected")
+        waits = self._waits
+        if waits:
+            queued = len(waits) - 1 if self._inFlight else len(waits)
+            if queued >= self.maxPendingWaits:
+                self.writesRefused += 1
+                raise WaitQueueFull(
+                    f"the device has not answered: {queued} SendAndWait calls are queued for it "
+                    f"already (the limit is {self.maxPendingWaits}); not sent"
+                )
+            if self._queuedWaitBytes + len(data) > self.maxWriteBuffer:
+                self.writesRefused += 1
+                raise WaitQueueFull(
+                    f"the device has not answered: SendAndWait calls queued for it hold "
+                    f"{self._queuedWaitBytes} bytes already (the limit is {self.maxWriteBuffer}); "
+                    f"{len(data)} bytes not sent"
+                )
+            wait = _Wait(data, timeout, matcher)
+            waits.append(wait)
+            self._queuedWaitBytes += len(data)
+            return wait.result
         wait = _Wait(data, timeout, matcher)
-        self._waits.append(wait)
-        if len(self._waits) == 1:
+        waits.append(wait)
+        try:
             self._begin(wait)
+        except BaseException:
+            # nobody will hold this wait: it must not block the calls after it
+            if waits and waits[0] is wait:
+                del waits[0]
+            raise
         return wait.result
 
     def _begin(self, wait: _Wait) -> None:
-        self._serial += 1
-        self._deadlines.add(wait.timeout, self, self._serial)
+        # send first: a send that raises leaves no deadline behind
         self.send(wait.data)
+        self._serial += 1
+        self._inFlight = True
+        self._deadlines.add(wait.timeout, self, self._serial)
+
+    def _beginNext(self) -> None:
+        """Send queued waits in turn until one is in flight; one that cannot be sent fails."""
+        waits = self._waits
+        while waits and not self._inFlight:
+            wait = waits[0]
+            self._queuedWaitBytes -= len(wait.data)
+            try:
+                self._begin(wait)
+            except Exception:
+                failure = Failure()
+                if waits and waits[0] is wait:
+                    del waits[0]
+                wait.result.errback(failure)
 
     def _deadlinePassed(self, serial: int) -> None:
         """The deadline of the wait sent as C{serial} has come (L{_Deadlines})."""
@@ -390,6 +457,7 @@ class DeviceProtocol(Protocol):
 
     def _finish(self, wait: _Wait, response: bytes) -> None:
         self._serial += 1
+        self._inFlight = False
         self._deadlines.ended()
         if wait.matcher.dropped:
             self.log.warn(
@@ -399,9 +467,12 @@ class DeviceProtocol(Protocol):
                 n=wait.matcher.dropped,
             )
         del self._waits[0]
-        if self._waits and self.connected:
-            self._begin(self._waits[0])
+        # fire this wait before sending the next: whatever that send does, this caller has its
+        # answer (a callback that calls sendAndWait with nothing queued sends at once; queued
+        # waits are sent after it, in order)
         wait.result.callback(response)
+        if self._waits:
+            self._beginNext()
 
     def abort(self) -> None:
         """Close the transport now, without waiting for buffered writes."""

@@ -586,7 +586,8 @@ def decodeTimeTicks(value: bytes) -> int:
 
 #: The largest datagram the SNMP probe decodes: a sysUpTime response takes under 100 bytes.
 MAX_SNMP_DATAGRAM = 1472
-#: Datagrams per second the SNMP probe inspects per device; more are dropped unread.
+#: Datagrams per second the SNMP probe decodes per device (of those that pass the cheap header
+#: checks: an outstanding request-id, the version and community); more are dropped undecoded.
 SNMP_DATAGRAM_BUDGET = 50
 
 
@@ -645,10 +646,11 @@ class _SNMPSession:
     Matches the datagrams arriving on one link to outstanding requests by request-id.
 
     The link's UDP socket is connected, so the kernel delivers only the device's datagrams.  Each
-    is then judged cheaply before it is decoded: at most L{SNMP_DATAGRAM_BUDGET} per second are
-    looked at, none larger than L{MAX_SNMP_DATAGRAM}, and only a Response with the probe's version
-    and community that carries an outstanding request-id is decoded (at most once per request).
-    A flood therefore costs this device its answers at worst, and the others nothing.
+    is then judged cheaply before it is decoded: none larger than L{MAX_SNMP_DATAGRAM}, and only a
+    Response with the probe's version and community that carries an outstanding request-id is
+    decoded (once per answered request), at most L{SNMP_DATAGRAM_BUDGET} per second.  The budget
+    is charged only for datagrams that pass the cheap checks, so a flood of junk costs a header
+    peek per datagram and never crowds out the device's real answer; the others pay nothing.
     """
 
     def __init__(self, link: DeviceLink, probe: SNMPProbe) -> None:
@@ -688,13 +690,14 @@ class _SNMPSession:
 
     def linkData(self, data: bytes) -> None:
         probe = self.probe
-        if not self._withinBudget():
-            probe.dropped += 1
-            return
         why = self._reject(data)
         if why is not None:
             probe.ignored += 1
             log.debug("{link}: ignored a datagram: {why}", link=self.link.description, why=why)
+            return
+        # only datagrams worth decoding are charged: junk must not use up the answer's budget
+        if not self._withinBudget():
+            probe.dropped += 1
             return
         try:
             message = decodeMessage(data)
