@@ -2011,7 +2011,8 @@ async def test_a_fifo_known_hosts_neither_hangs_twistd_nor_delays_SIGTERM(
     config.write_text(
         f'[[device]]\nname = "codec"\nendpoint = "{endpoint}"\nconnectRetryTime = 0.2\n'
     )
-    # (at debug level: at info, repeated identical failures are one line then a count a minute)
+    # debug level: every attempt is logged (above it, one line per outage, and repeated
+    # identical link failures are one line then a count)
     process = chandler(
         tmp_path, "--config", str(config), "--log-format", logFormat, "--log-level", "debug"
     )

@@ -174,7 +174,14 @@ async def test_twistd_help_lists_chandler(tmp_path: Path) -> None:
 async def test_chandler_help_lists_its_options(tmp_path: Path) -> None:
     process = spawn(tmp_path, "chandler", "--help")
     assert await ended(process) == 0
-    for option in ("--config=", "--program=", "--status-port=", "--log-format=", "127.0.0.1"):
+    for option in (
+        "--config=",
+        "--program=",
+        "--status-port=",
+        "--log-format=",
+        "--trace=",
+        "127.0.0.1",
+    ):
         assert option in process.text, process.text
 
 
@@ -235,6 +242,37 @@ async def test_default_shows_every_transport_a_transition_and_stops_on_sigterm(
     assert "Traceback" not in process.text, process.text
 
 
+@pytest_twisted.ensureDeferred
+async def test_trace_at_start_masks_secrets_and_switches_itself_off(tmp_path: Path) -> None:
+    process = chandler(
+        tmp_path, "--trace", "projector,codec", "--trace-minutes", "0.1", "--demo-schedule", "5:5"
+    )
+    try:
+        await process.waitFor(rb"projector: wire trace on for 0\.1 min")
+        await process.waitFor(rb"projector tx .*<digest>%1POWR \?")
+        await process.waitFor(rb"codec rx ")
+        await process.waitFor(rb"projector: wire trace off \(its time is up\)", 20)
+        await process.waitFor(rb"codec: wire trace off \(its time is up\)", 20)
+        assert await stop(process) == 0
+    finally:
+        if process.running:
+            process.transport.signalProcess("KILL")  # type: ignore[attr-defined]
+    lines = [line for line in process.text.splitlines() if "[twisted_ch.trace#" in line]
+    assert any(re.search(r"projector rx .*PJLINK 1 <random>", line) for line in lines), lines
+    # no digest, no random, in text or in hex
+    assert not any(re.search(r"[0-9a-f]{32}", line) for line in lines)
+    assert not any(re.search(r"PJLINK 1 (?!<random>)", line) for line in lines)
+    assert "Traceback" not in process.text
+
+
+@pytest_twisted.ensureDeferred
+async def test_trace_option_is_checked(tmp_path: Path) -> None:
+    for args in (["--trace", "a,,b"], ["--trace-minutes", "0"], ["--trace-minutes", "soon"]):
+        process = chandler(tmp_path, *args)
+        assert await ended(process) not in (0, None), process.text
+        assert "--trace" in process.text.strip().splitlines()[-1], process.text
+
+
 # a configuration file
 
 
@@ -278,6 +316,9 @@ async def test_config_file_with_json_logs(tmp_path: Path) -> None:
         await device.shutdown()
         document = await pollStatus(base, lambda doc: doc["devices"][0]["state"] == "Disconnected")
         assert document["devices"][0]["lastError"]
+        assert document["devices"][0]["health"] == "error"
+        # it keeps trying: the log says so once, not once per attempt
+        await pollStatus(base, lambda doc: doc["devices"][0]["reconnects"] >= 3)
         assert await stop(process) == 0
     finally:
         if process.running:
@@ -288,6 +329,9 @@ async def test_config_file_with_json_logs(tmp_path: Path) -> None:
     assert {r["device"] for r in records if "chStatus" in r} == {"switcher"}
     assert ("Unknown", "Connected") in changes and ("Connected", "Disconnected") in changes
     assert all({"time", "level", "namespace", "text"} <= set(r) for r in records)
+    assert not [r for r in records if "connect failed" in r["text"]]
+    downs = [r for r in records if r.get("chStatus") == "Disconnected"]
+    assert len(downs) == 1 and downs[0]["reason"], downs
     assert any("chandler stopped" in r["text"] for r in records)
 
 
@@ -377,6 +421,58 @@ async def test_program_runs_and_its_handlers_show_on_the_status_page(tmp_path: P
             process.transport.signalProcess("KILL")  # type: ignore[attr-defined]
         await device.shutdown()
     assert "chandler stopped" in process.text
+
+
+BROKEN_PROGRAMS = [
+    ("syntax", "def broken(:\n    pass\n", 1, "SyntaxError"),
+    ("import", "import no_such_module_here\n", 1, "ModuleNotFoundError: No module named"),
+    (
+        "top-level",
+        "from extronlib.interface import EthernetClientInterface\n"
+        "from twisted_ch import GetConnectionHandler\n"
+        "h = GetConnectionHandler(EthernetClientInterface('127.0.0.1', 9), lambda i: None)\n"
+        "h.Connect()\n"
+        "raise RuntimeError('the program gave up')\n",
+        1,
+        "RuntimeError: the program gave up",
+    ),
+    ("sys-exit", "import sys\nsys.exit(3)\n", 3, "SystemExit: 3"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "status", "error"), BROKEN_PROGRAMS, ids=[b[0] for b in BROKEN_PROGRAMS]
+)
+@pytest_twisted.ensureDeferred
+async def test_a_program_that_cannot_run_ends_twistd_with_its_traceback(
+    tmp_path: Path, name: str, text: str, status: int, error: str
+) -> None:
+    program = tmp_path / "main.py"
+    program.write_text(text)
+    process = chandler(tmp_path, "--program", str(program))
+    try:
+        code = await ended(process, 20)
+    finally:
+        if process.running:
+            process.transport.signalProcess("KILL")  # type: ignore[attr-defined]
+    assert code == status, process.text
+    assert "Traceback" in process.text and error in process.text, process.text
+    assert f"program {program} cannot run" in process.text
+    assert "chandler stopped" in process.text
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_program_that_ends_with_sys_exit_0_keeps_its_handlers(tmp_path: Path) -> None:
+    program = tmp_path / "main.py"
+    program.write_text("import sys\nsys.exit(0)\n")
+    process = chandler(tmp_path, "--program", str(program))
+    try:
+        await process.waitFor(rb"ended its top level with sys.exit\(\)")
+        assert process.running
+        assert await stop(process) == 0
+    finally:
+        if process.running:
+            process.transport.signalProcess("KILL")  # type: ignore[attr-defined]
 
 
 # a clean stop leaves nothing behind (in a fresh process: its reactor has only our timers)

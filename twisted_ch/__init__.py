@@ -8,6 +8,7 @@ automatic reconnection.  Start with L{GetConnectionHandler}.
 from twisted_ch._factory import GetConnectionHandler, ModuleVersion
 from twisted_ch._framing import ResponseMatcher
 from twisted_ch._handlers import ConnectionHandler, RawSimplePipeHandler, RawTcpHandler
+from twisted_ch._retry import RetryPolicy
 from twisted_ch._runtime import ProgramThread, Runtime, currentRuntime, useRuntime
 from twisted_ch._version import __version__
 from twisted_ch.extronlib.interface import EndpointInterface
@@ -24,6 +25,7 @@ __all__ = [
     "RawSimplePipeHandler",
     "RawTcpHandler",
     "ResponseMatcher",
+    "RetryPolicy",
     "Runtime",
     "WaitQueueFull",
     "WriteBufferFull",

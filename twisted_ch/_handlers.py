@@ -52,6 +52,7 @@ from twisted_ch import _checks
 from twisted_ch._events import Event, emit
 from twisted_ch._framing import toBytes
 from twisted_ch._link import DeviceLink, LinkIsDown
+from twisted_ch._retry import FIXED, RetryPolicy
 from twisted_ch._runtime import (
     ProgramThread,
     ReactorDispatcher,
@@ -436,6 +437,12 @@ class RawTcpHandler(_LinkHandler):
         self._connectTimeout: float | None = None
         self._retry: IDelayedCall | None = None
         self.reconnects = 0
+        #: how long to wait before each reconnection attempt (see L{twisted_ch._retry})
+        self.retryPolicy: RetryPolicy = FIXED
+        #: attempts failed or links lost since the device was last Connected
+        self.failedAttempts = 0
+        #: why the next attempt waits longer than connectRetryTime (a backoff), else None
+        self.retryWhy: str | None = None
 
     @property
     def AutoReconnect(self) -> bool:
@@ -489,8 +496,11 @@ class RawTcpHandler(_LinkHandler):
     # reconnecting: the one place that schedules attempts
 
     def _retryDelay(self) -> float:
-        """Seconds from a loss or failed attempt to the next attempt."""
-        return self._retryTime
+        """Seconds from a loss or failed attempt to the next attempt (see L{retryPolicy})."""
+        self.failedAttempts += 1
+        retry = self.retryPolicy.next(self._retryTime, self.failedAttempts, self._link.lastError)
+        self.retryWhy = retry.why
+        return retry.delay
 
     def _scheduleRetry(self) -> None:
         if self._wanted and self._autoReconnect and self._retry is None:
@@ -553,8 +563,20 @@ class RawTcpHandler(_LinkHandler):
         super()._forceDisconnected()
         self._link.abort()
 
+    def _statusChanged(self, value: Status) -> None:
+        super()._statusChanged(value)
+        if value == "Connected":
+            self.failedAttempts = 0
+            self.retryWhy = None
+
     def stats(self) -> dict[str, object]:
-        return {**super().stats(), "reconnects": self.reconnects}
+        retry = self._retry
+        return {
+            **super().stats(),
+            "reconnects": self.reconnects,
+            "nextAttempt": retry.getTime() if retry is not None and retry.active() else None,
+            "backoff": self.retryWhy,
+        }
 
 
 class RawSimplePipeHandler(_LinkHandler):

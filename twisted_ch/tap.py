@@ -43,8 +43,20 @@ from twisted_ch.service._services import (
     DevicesService,
     ProgramService,
     Shard,
+    TraceService,
 )
-from twisted_ch.service._status import Registry, StatusService, jsonLogObserver
+from twisted_ch.service._status import (
+    OutageLinesOnly,
+    Registry,
+    StatusService,
+    jsonLogObserver,
+)
+from twisted_ch.service._trace import (
+    DEFAULT_TRACE_MINUTES,
+    MAX_TRACE_MINUTES,
+    WireTrace,
+    linkFinder,
+)
 
 __all__ = ["Options", "makeService"]
 
@@ -58,7 +70,7 @@ class Options(usage.Options):
 
     synopsis = (
         "[--config FILE [--shard I/N]] [--program FILE] [--status-port ADDRESS] "
-        "[--log-format text|json]"
+        "[--log-format text|json] [--trace NAME[,NAME]]"
     )
     longdesc = (
         "Keeps AV device links alive with keep-alive probes and reconnection (Extron's "
@@ -98,6 +110,19 @@ class Options(usage.Options):
             "40:20",
             "Built-in demo only: UP:DOWN seconds the flaky device is up, then out.",
         ],
+        [
+            "trace",
+            "t",
+            None,
+            "Trace the bytes sent to and received from these devices (NAME[,NAME]) from the "
+            "start, for --trace-minutes (then the trace switches itself off).",
+        ],
+        [
+            "trace-minutes",
+            None,
+            f"{DEFAULT_TRACE_MINUTES:g}",
+            "Minutes a wire trace runs (--trace, and POST /trace without minutes=).",
+        ],
     ]
     compData = usage.Completions(
         optActions={
@@ -131,6 +156,17 @@ class Options(usage.Options):
                 f"--demo-schedule must be UP:DOWN positive seconds, not {self['demo-schedule']!r}"
             )
         self["demoSchedule"] = (float(m.group(1)), float(m.group(2)))
+        self["traceNames"] = _traceNames(self["trace"])
+        try:
+            minutes = float(self["trace-minutes"])
+        except ValueError:
+            minutes = -1.0
+        if not 0 < minutes <= MAX_TRACE_MINUTES:
+            raise usage.UsageError(
+                f"--trace-minutes must be above 0 and at most {MAX_TRACE_MINUTES:g}, "
+                f"not {self['trace-minutes']!r}"
+            )
+        self["traceMinutes"] = minutes
         if self["program"] is not None and not Path(self["program"]).is_file():
             raise usage.UsageError(f"--program: no such file {self['program']!r}")
         from twisted.internet import reactor
@@ -156,6 +192,15 @@ class Options(usage.Options):
             )
         self["parsedShard"] = shard
         self["parsedConfig"] = config
+        if self["program"] is None and config is not None and config.program is not None:
+            if config.program.file is not None:
+                # relative to the config file, as its other paths
+                path = Path(self["config"]).parent / config.program.file
+                if not path.is_file():
+                    raise usage.UsageError(
+                        f"{self['config']}: program.file: no such file {str(path)!r}"
+                    )
+                self["program"] = str(path)
         if self["status-port"] is not None:
             try:
                 self["statusListen"] = statusEndpoint(self["status-port"])
@@ -202,13 +247,21 @@ def makeService(options: Options) -> MultiService:
     from twisted.internet import reactor
 
     shard: Shard | None = options.get("parsedShard")
-    registry = Registry(shard=shard.label if shard is not None else None)
+    config: Config | None = options.get("parsedConfig")
+    registry = Registry(
+        shard=shard.label if shard is not None else None,
+        clock=reactor,
+        health=config.health if config is not None else None,
+    )
     top = ChandlerService(reactor, registry)
     top.tuneGC = True  # a process of its own (startedService, for tests in-process, turns it off)
-    top.logObserver = logObserverFor(options)
+    top.logObserver = logObserverFor(options, registry)
+    trace = WireTrace(reactor, linkFinder(registry.entries))
     if options.get("statusListen"):
-        StatusService(reactor, options["statusListen"], registry).setServiceParent(top)
-    config: Config | None = options.get("parsedConfig")
+        token = config.status.token if config is not None else None
+        StatusService(reactor, options["statusListen"], registry, trace, token).setServiceParent(
+            top
+        )
     if shard is not None and config is not None:
         _log.info(
             "shard {shard}: {devices} devices and {servers} servers of the config are this shard's",
@@ -225,15 +278,44 @@ def makeService(options: Options) -> MultiService:
         up, down = options.get("demoSchedule", (40.0, 20.0))
         DemoService(reactor, registry, up=up, down=down).setServiceParent(top)
     if options["program"] is not None:
-        ProgramService(reactor, options["program"], registry).setServiceParent(top)
+        program = ProgramService(
+            reactor,
+            options["program"],
+            registry,
+            config=config.program if config is not None else None,
+        )
+        program.onFailure = lambda failure: top.exitWith(_programExitStatus(failure))
+        program.setServiceParent(top)
+    TraceService(
+        trace, options.get("traceNames", []), options.get("traceMinutes", DEFAULT_TRACE_MINUTES)
+    ).setServiceParent(top)
     return top
 
 
-def logObserverFor(options: Options) -> ILogObserver:
+def _programExitStatus(failure: Any) -> int:
+    """The exit status for a program that could not run: its C{sys.exit(N)}, else 1."""
+    if failure.check(SystemExit):
+        code = failure.value.code
+        return code if isinstance(code, int) and 0 < code < 256 else 1
+    return 1
+
+
+def _traceNames(text: str | None) -> list[str]:
+    """The device names of C{--trace NAME[,NAME]}."""
+    if text is None:
+        return []
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise usage.UsageError(f"--trace: expected NAME[,NAME], got {text!r}")
+    return names
+
+
+def logObserverFor(options: Options, registry: Registry | None = None) -> ILogObserver:
     """
     The log observer twistd will use (unless given --logger): text or JSON lines, at
     --log-level and above, written where twistd would write: --logfile, else stdout with -n,
-    else twistd.log.
+    else twistd.log.  Above debug level, a watched device's outage lines replace its
+    per-attempt and transition lines (L{OutageLinesOnly}).
     """
     parent = getattr(options, "parent", None)
     logfile = parent.get("logfile") if parent is not None else None
@@ -248,7 +330,10 @@ def logObserverFor(options: Options) -> ILogObserver:
     else:
         observer = textFileLogObserver(out)
     level = LogLevel.levelWithName(options["log-level"])
-    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+    predicates: list[Any] = [LogLevelFilterPredicate(defaultLogLevel=level)]
+    if registry is not None and level > LogLevel.debug:
+        predicates.append(OutageLinesOnly(registry))
+    return FilteringLogObserver(observer, predicates)
 
 
 # for tests: a service tree started in-process, as twistd would
@@ -257,6 +342,7 @@ def startedService(options: Options) -> IService:
     service = makeService(options)
     if isinstance(service, ChandlerService):
         service.handleSIGTERM = False
+        service.exitProcess = False
         service.tuneGC = False
     service.startService()
     return service

@@ -6,7 +6,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IStreamClientEndpoint
 
-from twisted_ch import _checks
+from twisted_ch import _checks, _site
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE
 from twisted_ch.extronlib._base import LinkInterface
 from twisted_ch.extronlib._pacing import PacedEndpoint, pacedSendAndWait
@@ -115,6 +115,10 @@ class SerialInterface(LinkInterface):
     def _makeEndpoint(self) -> IStreamClientEndpoint:
         from twisted_ch.endpoints.serial import SerialEndpoint
 
+        if _site.isEndpointDescription(self.devicePath):  # a ser2net port, a serial: string
+            from twisted.internet.endpoints import clientFromString
+
+            return clientFromString(self._rt.reactor, self.devicePath)  # type: ignore[no-any-return]
         return SerialEndpoint(
             self._rt.reactor,
             self.devicePath,
@@ -253,6 +257,10 @@ class DanteInterface(LinkInterface):
             raise ValueError(f"DanteInterface supports Protocol 'Extron' only, got {Protocol!r}")
         if Domain is not None and not isinstance(Domain, str):
             raise TypeError(f"Domain must be a str or None, not {type(Domain).__name__}")
+        # reached at host= if given, else at twistd chandler's [program.dante] endpoint for the
+        # name, else at DANTE_HOSTS[name], else at <name>.local
+        site = _site.current() if host is None else None
+        self._described = site.danteEndpointFor(DeviceName) if site is not None else None
         self.DeviceName = DeviceName
         self.Hostname = DeviceName
         self.Protocol = Protocol
@@ -278,6 +286,10 @@ class DanteInterface(LinkInterface):
     def _makeEndpoint(self) -> IStreamClientEndpoint:
         from twisted_ch.endpoints.tcp import TCPHostnameEndpoint
 
+        if self._described is not None:
+            from twisted.internet.endpoints import clientFromString
+
+            return clientFromString(self._rt.reactor, self._described)  # type: ignore[no-any-return]
         return TCPHostnameEndpoint(self._rt.reactor, self._host, self._port)
 
     @classmethod

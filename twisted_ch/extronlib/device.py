@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
+from twisted_ch import _site
 from twisted_ch._events import Event, emit
 from twisted_ch._runtime import Runtime, resolveRuntime
 
@@ -53,9 +54,12 @@ class _Host:
             raise TypeError(f"DeviceAlias must be a non-empty str, not {DeviceAlias!r}")
         self.DeviceAlias = DeviceAlias
         self.PartNumber = PartNumber
-        self._ports = dict(ports or {})
+        site = _site.current()  # the machine's mapping (twistd chandler's [program] section)
+        self._ports = {**dict(ports or {}), **(site.portsFor(DeviceAlias) if site else {})}
         self._rt: Runtime = resolveRuntime(reactor)
         self._online = True
+        if site is not None:
+            site.hostCreated(self)
 
     def portPath(self, alias: str) -> str:
         """The device path behind a port alias such as C{'COM1'}."""
@@ -864,4 +868,6 @@ class SPDevice(_Host):
         reactor: Any = None,
     ) -> None:
         super().__init__(DeviceAlias, PartNumber, ports=ports, reactor=reactor)
-        self.spEndpoint = spEndpoint
+        site = _site.current()
+        configured = site.spEndpointFor(DeviceAlias) if site is not None else None
+        self.spEndpoint = configured or spEndpoint

@@ -22,6 +22,22 @@ from twisted.python.failure import Failure
 
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher
 
+#: Wire taps for the operators' trace: a sink (a link) -> C{tap(direction, data)}, called with
+#: C{"tx"} and each chunk written, C{"rx"} and each chunk received.  Consulted only while it holds
+#: something, so an empty table costs the data path one truth test of a dict.  Whoever adds an
+#: entry removes it (a trace ends by itself).
+WIRE_TAPS: dict[Any, Callable[[str, bytes], object]] = {}
+
+
+def _tap(sink: object, direction: str, data: bytes) -> None:
+    tap = WIRE_TAPS.get(sink)
+    if tap is not None:
+        try:
+            tap(direction, data)
+        except Exception:
+            Logger().failure("wire tap {tap!r} failed", tap=tap)
+
+
 #: Default bound on the bytes a link may hold queued for a device that does not read them.
 DEFAULT_MAX_WRITE_BUFFER = 1024 * 1024
 
@@ -281,6 +297,8 @@ class DeviceProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.bytesReceived += len(data)
+        if WIRE_TAPS:
+            _tap(self.sink, "rx", data)
         if self._waits:
             found = self._waits[0].matcher.feed(data)
             if found is None:
@@ -328,6 +346,8 @@ class DeviceProtocol(Protocol):
                     f"(the limit is {self.maxWriteBuffer}); {len(data)} bytes not sent"
                 )
         self.bytesSent += len(data)
+        if WIRE_TAPS:
+            _tap(self.sink, "tx", data)
         if tcp is None or (
             tcp.dataBuffer
             or tcp._tempDataLen

@@ -15,6 +15,15 @@ The C{twistd chandler --config} file: TOML, checked completely before anything s
     port = 9000                         # interface: an IP address, default 127.0.0.1
     serverTimeout = 30
 
+    [health]                            # thresholds of the health levels (also per device)
+    warningMisses = 2
+    errorAfter = 0
+    outageSummary = 60
+
+    [program]                           # what a ControlScript program names, on this machine
+    file = "main.py"
+    ports = { COM1 = "/dev/ttyUSB0", COM2 = "tcp:host=192.0.2.5:port=4002" }
+
 Every mistake raises one L{ConfigError} naming the file, the key (C{device[1].pollFrequency},
 counting tables from 0) and what was expected.  Messages never show a secret: a probe's
 C{password}, C{community} or C{passphrase} is described only by its type, and an endpoint
@@ -37,6 +46,9 @@ __all__ = [
     "Config",
     "ConfigError",
     "DeviceConfig",
+    "HealthConfig",
+    "ProgramConfig",
+    "ProgramHostConfig",
     "ProbeConfig",
     "ServerConfig",
     "StatusConfig",
@@ -101,6 +113,24 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    """
+    How a device's health level is judged (see L{twisted_ch.service._status.healthOf}), and how
+    often an outage is summarised in the log.
+
+    @ivar warningMisses: a Connected device with this many unanswered sends (or more) is
+        C{warning}; the default, 2, does not count the keep-alive in flight.
+    @ivar errorAfter: a device Disconnected for less than this many seconds is C{warning}
+        (reconnecting after a loss), then C{error}.
+    @ivar outageSummary: seconds between the "still down" log lines of an outage.
+    """
+
+    warningMisses: int = 2
+    errorAfter: float = 0.0
+    outageSummary: float = 60.0
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
     """One device link kept alive by a connection handler."""
 
@@ -113,6 +143,11 @@ class DeviceConfig:
     connectRetryTime: float = 5.0
     AutoReconnect: bool = True
     connectTimeout: float | None = None
+    #: each reconnection delay is spread over ±retryJitter of itself
+    retryJitter: float = 0.1
+    #: when set, delays double after each consecutive failure up to this many seconds
+    maxRetryTime: float | None = None
+    health: HealthConfig | None = None
 
     @property
     def endpointType(self) -> str:
@@ -134,11 +169,47 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class StatusConfig:
-    """The status page's listening endpoint (None: no status page)."""
+    """
+    The status page's listening endpoint (None: no status page), and the token that lets a
+    request change something (start a wire trace) when the page is not bound to loopback.
+    """
 
     listen: str | None = DEFAULT_STATUS_LISTEN
     #: show endpoint options holding local paths (key files, known_hosts, agent socket)
     showPaths: bool = False
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ProgramHostConfig:
+    """
+    A port host a program names (its C{DeviceAlias}): its port aliases, its Secure Platform
+    endpoint, and the endpoint whose reachability is its Online/Offline state.
+    """
+
+    ports: Mapping[str, str] = field(default_factory=dict)
+    spEndpoint: str | None = None
+    online: str | None = None
+    onlineEvery: float = 10.0
+
+
+@dataclass(frozen=True)
+class ProgramConfig:
+    """
+    The C{[program]} section: the program to run and what it names, mapped to this machine.
+
+    @ivar ports: port aliases of every host (C{COM1} -> a device path, or a C{serial:}/C{tcp:}
+        client endpoint description such as a ser2net port).
+    @ivar hosts: per host alias (a ProcessorDevice or SPDevice), its own settings.
+    @ivar dante: Dante device names -> client endpoint descriptions.
+    @ivar options: keys other sections of the code read (see L{PROGRAM_KEYS}).
+    """
+
+    file: str | None = None
+    ports: Mapping[str, str] = field(default_factory=dict)
+    hosts: Mapping[str, ProgramHostConfig] = field(default_factory=dict)
+    dante: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -149,6 +220,8 @@ class Config:
     devices: tuple[DeviceConfig, ...] = ()
     servers: tuple[ServerConfig, ...] = ()
     status: StatusConfig = field(default_factory=StatusConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    program: ProgramConfig | None = None
 
 
 def endpointType(description: str) -> str:
@@ -351,7 +424,7 @@ _KNOWN_SERVER_TYPES = frozenset({"tcp", "tcp6", "ssl", "unix", "systemd", "tls"}
 
 # reading
 
-_TOP = ("device", "server", "status")
+_TOP = ("device", "server", "status", "health", "program")
 _DEVICE_KEYS = (
     "name",
     "endpoint",
@@ -362,10 +435,13 @@ _DEVICE_KEYS = (
     "connectRetryTime",
     "AutoReconnect",
     "connectTimeout",
+    "retryJitter",
+    "maxRetryTime",
+    "health",
 )
 _INTERFACE = "an IP address to listen on, such as 127.0.0.1 (0.0.0.0: every interface)"
 _SERVER_KEYS = ("name", "port", "interface", "serverTimeout", "MaxClients")
-_STATUS_KEYS = ("listen", "showPaths")
+_STATUS_KEYS = ("listen", "showPaths", "token")
 
 #: Options each stock probe accepts (beyond C{type}), with the checker for each.
 _PROBE_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -404,8 +480,9 @@ def parseConfig(data: Mapping[str, Any], source: str = "<config>", reactor: Any 
     """Check already-decoded TOML data (see L{loadConfig})."""
     r = _Reader(source)
     r.known(data, "", _TOP)
+    health = _health(r, data["health"], "health", None) if "health" in data else HealthConfig()
     devices = tuple(
-        _device(r, table, f"device[{i}]")
+        _device(r, table, f"device[{i}]", health)
         for i, table in enumerate(r.tables(data, "device", "device"))
     )
     serverTables = r.tables(data, "server", "server")
@@ -446,10 +523,12 @@ def parseConfig(data: Mapping[str, Any], source: str = "<config>", reactor: Any 
                 status.listen,
                 r.boolean(table["showPaths"], "status.showPaths", "true or false"),
             )
+        status = _statusToken(r, table, status)
+    program = _program(r, data["program"], "program", reactor) if "program" in data else None
     if reactor is not None:
         for i, d in enumerate(devices):
             checkEndpoint(r, d.endpoint, f"device[{i}].endpoint", reactor)
-    return Config(source, devices, servers, status)
+    return Config(source, devices, servers, status, health, program)
 
 
 def checkStatusListen(written: str, description: str, reactor: Any) -> None:
@@ -549,7 +628,9 @@ def endpointValueProblem(description: str) -> str | None:
     return None
 
 
-def _device(r: _Reader, table: Mapping[str, Any], key: str) -> DeviceConfig:
+def _device(
+    r: _Reader, table: Mapping[str, Any], key: str, health: HealthConfig | None = None
+) -> DeviceConfig:
     r.known(table, key, _DEVICE_KEYS)
     name = r.required(table, key, "name", r.string, "a device name (text)")
     r.checkName(name, f"{key}.name", "device")
@@ -588,6 +669,10 @@ def _device(r: _Reader, table: Mapping[str, Any], key: str) -> DeviceConfig:
             "a keep-alive probe: a pipe (udp, serial) connection's state comes only from it",
         )
     timeout = r.optional(table, key, "connectTimeout", r.seconds, "seconds", None)
+    retryTime = r.optional(table, key, "connectRetryTime", r.seconds, "seconds", 5.0)
+    retry = _retryKeys(r, table, key, retryTime)
+    # a device's own thresholds, over the [health] table's; None: the [health] table's
+    health = _health(r, table["health"], f"{key}.health", health) if "health" in table else None
     return DeviceConfig(
         name=name,
         endpoint=endpoint,
@@ -602,9 +687,12 @@ def _device(r: _Reader, table: Mapping[str, Any], key: str) -> DeviceConfig:
             15,
         ),
         pollFrequency=pollFrequency,
-        connectRetryTime=r.optional(table, key, "connectRetryTime", r.seconds, "seconds", 5.0),
+        connectRetryTime=retryTime,
         AutoReconnect=r.optional(table, key, "AutoReconnect", r.boolean, "true or false", True),
         connectTimeout=timeout,
+        retryJitter=retry[0],
+        maxRetryTime=retry[1],
+        health=health,
     )
 
 
@@ -689,6 +777,109 @@ def _server(r: _Reader, table: Mapping[str, Any], key: str, index: int) -> Serve
             DEFAULT_MAX_CLIENTS,
         ),
     )
+
+
+# the operators' keys: reconnection jitter and backoff, health thresholds, the status token,
+# the [program] section
+
+
+def _retryKeys(
+    r: _Reader, table: Mapping[str, Any], key: str, connectRetryTime: float
+) -> tuple[float, float | None]:
+    """A device's C{retryJitter} (a fraction) and C{maxRetryTime} (seconds, or None)."""
+    jitter = r.optional(table, key, "retryJitter", r.fraction, "a fraction from 0 to 1", 0.1)
+    cap = r.optional(table, key, "maxRetryTime", r.seconds, "seconds", None)
+    if cap is not None and cap < connectRetryTime:
+        r.fail(
+            f"{key}.maxRetryTime",
+            f"at least connectRetryTime ({connectRetryTime:g} s), got {cap:g}",
+        )
+    return jitter, cap
+
+
+_HEALTH_KEYS = ("warningMisses", "errorAfter", "outageSummary")
+
+
+def _health(r: _Reader, value: Any, key: str, base: HealthConfig | None) -> HealthConfig:
+    """A C{[health]} table (or a device's C{health}); keys it leaves out keep C{base}'s."""
+    table = r.table(value, key)
+    r.known(table, key, _HEALTH_KEYS)
+    base = base or HealthConfig()
+    misses = r.optional(
+        table, key, "warningMisses", r.count, "a whole number of sends (>= 1)", base.warningMisses
+    )
+    errorAfter = base.errorAfter
+    if "errorAfter" in table:
+        errorAfter = r.nonNegative(table["errorAfter"], f"{key}.errorAfter", "seconds (>= 0)")
+    summary = r.optional(table, key, "outageSummary", r.seconds, "seconds", base.outageSummary)
+    return HealthConfig(misses, errorAfter, summary)
+
+
+def _statusToken(r: _Reader, table: Mapping[str, Any], status: StatusConfig) -> StatusConfig:
+    """The C{[status] token}: at least 16 characters (it guards run-time changes)."""
+    if "token" not in table:
+        return status
+    token = r.string(table["token"], "status.token", "text of at least 16 characters")
+    if len(token) < 16 or not token.isprintable():
+        r.fail("status.token", "printable text of at least 16 characters")
+    return StatusConfig(status.listen, status.showPaths, token)
+
+
+#: Keys of the [program] section; code elsewhere reads the keys of L{ProgramConfig.options}
+#: (add a name here and a checker in L{_PROGRAM_OPTION_CHECKS} to extend the section).
+PROGRAM_KEYS = ("file", "ports", "hosts", "dante")
+_PROGRAM_OPTION_CHECKS: dict[str, Callable[[_Reader, Any, str], Any]] = {}
+_HOST_KEYS = ("ports", "spEndpoint", "online", "onlineEvery")
+
+
+def _program(r: _Reader, value: Any, key: str, reactor: Any) -> ProgramConfig:
+    table = r.table(value, key)
+    r.known(table, key, (*PROGRAM_KEYS, *_PROGRAM_OPTION_CHECKS))
+    file = r.optional(table, key, "file", r.string, "the program's path", None)
+    ports = _portMap(r, table.get("ports", {}), f"{key}.ports", reactor)
+    hosts: dict[str, ProgramHostConfig] = {}
+    for alias, host in r.table(table.get("hosts", {}), f"{key}.hosts").items():
+        where = f"{key}.hosts.{alias}"
+        host = r.table(host, where)
+        r.known(host, where, _HOST_KEYS)
+        sp = r.optional(host, where, "spEndpoint", r.string, "a client endpoint description", None)
+        if sp is not None and reactor is not None:
+            checkEndpoint(r, sp, f"{where}.spEndpoint", reactor)
+        online = r.optional(host, where, "online", r.string, "a client endpoint description", None)
+        if online is not None and reactor is not None:
+            checkEndpoint(r, online, f"{where}.online", reactor)
+        hosts[alias] = ProgramHostConfig(
+            ports=_portMap(r, host.get("ports", {}), f"{where}.ports", reactor),
+            spEndpoint=sp,
+            online=online,
+            onlineEvery=r.optional(host, where, "onlineEvery", r.seconds, "seconds", 10.0),
+        )
+    dante: dict[str, str] = {}
+    for name, endpoint in r.table(table.get("dante", {}), f"{key}.dante").items():
+        where = f"{key}.dante.{name}"
+        dante[name] = r.string(endpoint, where, "a client endpoint description")
+        if reactor is not None:
+            checkEndpoint(r, dante[name], where, reactor)
+    options = {
+        name: check(r, table[name], f"{key}.{name}")
+        for name, check in _PROGRAM_OPTION_CHECKS.items()
+        if name in table
+    }
+    return ProgramConfig(file, ports, hosts, dante, options)
+
+
+def _portMap(r: _Reader, value: Any, key: str, reactor: Any) -> dict[str, str]:
+    """Port aliases -> a device path (C{/dev/...}) or a client endpoint description."""
+    found: dict[str, str] = {}
+    for alias, target in r.table(value, key).items():
+        where = f"{key}.{alias}"
+        text = r.string(target, where, "a device path such as /dev/ttyUSB0 or an endpoint")
+        if not text.strip():
+            r.fail(where, "a device path such as /dev/ttyUSB0 or an endpoint, got ''")
+        if not text.startswith("/") and reactor is not None:
+            checkEndpoint(r, text, where, reactor)
+        found[alias] = text
+    return found
 
 
 # escapes
@@ -861,6 +1052,20 @@ class _Reader:
             return _checks.period(value, key)
         except ValueError as e:
             self.fail(key, f"{MIN_SECONDS:g} to {MAX_SECONDS:g} seconds: {e}")
+
+    def fraction(self, value: Any, key: str, expected: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            self.fail(key, f"{expected}, got {self.got(value, key)}")
+        return float(value)
+
+    def nonNegative(self, value: Any, key: str, expected: str) -> float:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value < float("inf")
+        ):
+            self.fail(key, f"{expected}, got {self.got(value, key)}")
+        return float(value)
 
     def count(self, value: Any, key: str, expected: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -7,14 +7,17 @@ devices and servers, and a ControlScript-style program.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import hashlib
 import ipaddress
+import os
 import signal
+import sys
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,15 @@ from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, 
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
-from twisted_ch.service._config import DeviceConfig, ServerConfig, isWildcardAddress, redactEndpoint
+from twisted_ch import _site
+from twisted_ch._retry import RetryPolicy
+from twisted_ch.service._config import (
+    DeviceConfig,
+    ProgramConfig,
+    ServerConfig,
+    isWildcardAddress,
+    redactEndpoint,
+)
 from twisted_ch.service._limits import (
     STATUS_MAX_CONNECTIONS,
     DescriptorBudgetError,
@@ -41,9 +52,11 @@ __all__ = [
     "ChandlerService",
     "DevicesService",
     "ProgramService",
+    "TraceService",
     "buildHandler",
     "buildServer",
     "closeClients",
+    "retryPolicyFor",
     "stopHandler",
 ]
 
@@ -129,6 +142,10 @@ class ChandlerService(MultiService):
         self.registry = registry
         self.logObserver: ILogObserver | None = None
         self.handleSIGTERM = True
+        #: whether L{exitWith} ends the process (under twistd), or only records the status
+        self.exitProcess = True
+        #: the exit status asked for by L{exitWith} (None: none)
+        self.exitStatus: int | None = None
         #: set the garbage collector for a long-running fleet (see L{GC_THRESHOLD}); twistd only
         self.tuneGC = False
         self._previousSIGTERM: Any = None
@@ -165,6 +182,20 @@ class ChandlerService(MultiService):
 
         self._previousSIGTERM = signal.signal(signal.SIGTERM, onSIGTERM)
 
+    def exitWith(self, status: int) -> None:
+        """
+        Stop everything and end the process with C{status} (twistd itself always exits 0 once
+        its reactor has stopped: the status is set when the interpreter exits, after twistd's
+        own cleanup).
+        """
+        if self.exitStatus is not None:
+            return
+        self.exitStatus = status
+        if not self.exitProcess:
+            return
+        atexit.register(_exitStatus, status)
+        self.reactor.callWhenRunning(self.reactor.stop)
+
     def stopService(self) -> Deferred[None]:
         log.info("chandler stopping")
         if self._previousSIGTERM is not None:
@@ -173,9 +204,39 @@ class ChandlerService(MultiService):
         d: Deferred[None] = super().stopService()
 
         def stopped(result: object) -> None:
+            self.registry.stopTracking()
             log.info("chandler stopped: every link closed, nothing listening")
 
         return d.addCallback(stopped)
+
+
+class TraceService(Service):
+    """Starts the wire traces asked for at start (C{--trace}); stops every trace at stop."""
+
+    def __init__(self, trace: Any, names: Iterable[str], minutes: float) -> None:
+        self.trace = trace
+        self.names = list(names)
+        self.minutes = minutes
+
+    def startService(self) -> None:
+        super().startService()
+        for name in self.names:
+            self.trace.start(name, self.minutes)
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        self.trace.stopAll()
+        return succeed(None)
+
+
+def _exitStatus(status: int) -> None:
+    """At interpreter exit: flush what was written and end with C{status}."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(status)
 
 
 def _gather(ds: Iterable[Deferred[Any]], what: str) -> Deferred[None]:
@@ -325,7 +386,9 @@ class DevicesService(Service):
             log.failure("{device}: cannot start", device=cfg.name)
             return
         self.handlers[cfg.name] = handler
-        self.registry.add(Entry(cfg.name, handler, cfg.endpoint, "device", probe))
+        self.registry.add(
+            Entry(cfg.name, handler, cfg.endpoint, "device", probe, health=cfg.health)
+        )
         log.info(
             "{device}: watching {endpoint} ({connection}; probe {probe}; poll every {poll} s; "
             "disconnected after {limit} misses)",
@@ -418,7 +481,16 @@ def buildHandler(reactor: Any, cfg: DeviceConfig) -> tuple[Any, Any]:
     )
     if probe is not None:
         probe.attach(handler)
+    if hasattr(handler, "retryPolicy"):
+        handler.retryPolicy = retryPolicyFor(cfg)
     return handler, probe
+
+
+def retryPolicyFor(cfg: DeviceConfig, random: Any = None) -> RetryPolicy:
+    """The reconnection delays of a configured device: its jitter and backoff settings."""
+    if random is None:
+        return RetryPolicy(jitter=cfg.retryJitter, maxRetryTime=cfg.maxRetryTime)
+    return RetryPolicy(jitter=cfg.retryJitter, maxRetryTime=cfg.maxRetryTime, random=random)
 
 
 def buildServer(reactor: Any, cfg: ServerConfig) -> Any:
@@ -549,6 +621,83 @@ def closeClients(handler: Any, reactor: Any, grace: float = CLIENT_CLOSE_GRACE) 
     return DeferredList(everyone).addBoth(allGone)
 
 
+def siteOf(config: ProgramConfig) -> _site.ProgramSite:
+    """The program site a C{[program]} section describes."""
+    return _site.ProgramSite(
+        ports=dict(config.ports),
+        hostPorts={alias: dict(host.ports) for alias, host in config.hosts.items()},
+        spEndpoints={
+            alias: host.spEndpoint
+            for alias, host in config.hosts.items()
+            if host.spEndpoint is not None
+        },
+        dante=dict(config.dante),
+    )
+
+
+class OnlineProbe:
+    """
+    One probe of a port host's reachability: a connection to C{description} within C{timeout}
+    seconds means Online (and is closed at once), anything else Offline.  Changes are logged.
+    """
+
+    def __init__(self, reactor: Any, host: Any, description: str, timeout: float) -> None:
+        self.reactor = reactor
+        self.host = host
+        self.description = description
+        self.timeout = timeout
+        self._pending: Deferred[Any] | None = None
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Abandon a probe under way (its result is not reported)."""
+        self._stopped = True
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()
+
+    def __call__(self) -> Deferred[None]:
+        from twisted.internet.endpoints import clientFromString
+        from twisted.internet.protocol import Factory, Protocol
+
+        from twisted_ch._link import describeFailure
+
+        try:
+            endpoint = clientFromString(self.reactor, self.description)
+            d: Deferred[Any] = endpoint.connect(Factory.forProtocol(Protocol))
+        except Exception:
+            d = fail()
+        d.addTimeout(self.timeout, self.reactor)
+        self._pending = d
+
+        def reached(protocol: Any) -> None:
+            transport = getattr(protocol, "transport", None)
+            if transport is not None:
+                transport.loseConnection()
+            self._set(True, None)
+
+        def missed(failure: Failure) -> None:
+            self._set(False, describeFailure(failure))
+
+        def done(result: object) -> None:
+            if self._pending is d:
+                self._pending = None
+
+        return d.addCallbacks(reached, missed).addBoth(done)
+
+    def _set(self, online: bool, why: str | None) -> None:
+        if self._stopped:
+            return
+        if online != self.host.isOnline:
+            log.info(
+                "{host}: {state}{why}",
+                host=self.host.DeviceAlias,
+                state="Online" if online else "Offline",
+                why=f" ({why})" if why else "",
+            )
+        self.host.setOnline(online)
+
+
 def _isBuilt(handler: Any) -> bool:
     """
     Whether a handler is fully constructed.  A handler joins its runtime's set at the start of
@@ -585,13 +734,19 @@ class ProgramService(Service):
         registry: Registry,
         stopTimeout: float = PROGRAM_STOP_TIMEOUT,
         clientCloseGrace: float = CLIENT_CLOSE_GRACE,
+        config: ProgramConfig | None = None,
     ) -> None:
         self.reactor = reactor
         self.path = path
         self.registry = registry
         self.stopTimeout = stopTimeout
         self.clientCloseGrace = clientCloseGrace
+        self.config = config
+        self.site: _site.ProgramSite | None = None
+        self._online: dict[str, Any] = {}
         self.program: Any = None
+        #: called with the failure when the program cannot load (its top level raised)
+        self.onFailure: Callable[[Failure], object] | None = None
         #: the global name of each handler bound to one, once the top level has run
         self._variables: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
@@ -606,6 +761,10 @@ class ProgramService(Service):
         from twisted_ch.program import Program
 
         super().startService()
+        if self.config is not None:
+            self.site = siteOf(self.config)
+            self.site.watchHosts(self._hostCreated)
+            _site.install(self.site)
         self.program = Program(self.reactor, name=Path(self.path).stem)
         self.registry.addSource(self, self._entries)
         log.info("running program {path}", path=self.path)
@@ -633,6 +792,7 @@ class ProgramService(Service):
         for name, value in namespace.items():
             if any(value is h for h in handlers):
                 self._variables.setdefault(value, name)
+        self.registry.entries()  # its handlers' outages are logged from now on
         log.info(
             "program {path} ran its top level; {n} handlers on the status page",
             path=self.path,
@@ -640,10 +800,48 @@ class ProgramService(Service):
         )
 
     def _failed(self, failure: Failure) -> None:
-        log.failure("program {path} failed", failure, path=self.path)
+        if isinstance(failure.value, SystemExit) and failure.value.code in (0, None):
+            log.info("program {path} ended its top level with sys.exit()", path=self.path)
+            return
+        log.failure(
+            "program {path} cannot run: {error}; stopping",
+            failure,
+            path=self.path,
+            error=f"{type(failure.value).__name__}: {failure.getErrorMessage()}",
+        )
+        if self.onFailure is not None:
+            self.onFailure(failure)
+
+    # the hosts' Online/Offline, from a probe of a real host
+
+    def _hostCreated(self, host: Any) -> None:
+        """A ProcessorDevice or SPDevice was created (on the program's thread)."""
+        config = self.config.hosts.get(host.DeviceAlias) if self.config is not None else None
+        if config is not None and config.online is not None:
+            self.reactor.callFromThread(self._watchOnline, host, config.online, config.onlineEvery)
+
+    def _watchOnline(self, host: Any, description: str, every: float) -> None:
+        from twisted.internet.task import LoopingCall
+
+        if not self.running or host.DeviceAlias in self._online:
+            return
+        knock = OnlineProbe(self.reactor, host, description, min(every, 5.0))
+        loop = LoopingCall(knock)
+        loop.clock = self.reactor
+        self._online[host.DeviceAlias] = (loop, knock)
+        loop.start(every, now=True).addErrback(
+            lambda f: log.failure("{host}: the Online probe stopped", f, host=host.DeviceAlias)
+        )
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        for loop, knock in self._online.values():
+            knock.stop()
+            if loop.running:
+                loop.stop()
+        self._online.clear()
+        if self.site is not None:
+            _site.uninstall(self.site)
         self.registry.removeSource(self)
         program = self.program
         if program is None:

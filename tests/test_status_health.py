@@ -1,0 +1,277 @@
+"""
+Health levels, each device's last hour of transitions, and outages logged once (Clock-driven).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
+from twisted_ch import GetConnectionHandler
+from twisted_ch.extronlib.interface import EthernetClientInterface
+from twisted_ch.service._config import HealthConfig
+from twisted_ch.service._status import (
+    Entry,
+    OutageLinesOnly,
+    Registry,
+    healthOf,
+    metricsRegistry,
+)
+from twisted_ch.testing import FakeEndpoint
+
+
+class Events(list[dict[str, Any]]):
+    def __enter__(self) -> Events:
+        globalLogPublisher.addObserver(self.append)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        globalLogPublisher.removeObserver(self.append)
+
+    def shown(self, registry: Registry) -> list[str]:
+        """The lines the service's log shows (at info level) with the outage filter."""
+        only = OutageLinesOnly(registry)
+        return [
+            formatEvent(e)
+            for e in self
+            if e.get("log_level", LogLevel.info) >= LogLevel.info and only(e).name != "no"
+        ]
+
+
+def device(clock: Clock, name: str = "projector", **kw: Any) -> tuple[Any, FakeEndpoint]:
+    endpoint = FakeEndpoint(clock)
+    iface = EthernetClientInterface("127.0.0.1", 23, reactor=clock, endpoint=endpoint)
+    iface.link.description = name
+
+    def keepAlive(handler: Any) -> None:
+        handler.Send(b"P")
+
+    kw.setdefault("pollFrequency", 1)
+    kw.setdefault("connectRetryTime", 1)
+    kw.setdefault("DisconnectLimit", 3)
+    return GetConnectionHandler(iface, keepAlive, **kw), endpoint
+
+
+def test_health_levels() -> None:
+    t = HealthConfig(warningMisses=2, errorAfter=10)
+    assert healthOf("Connected", 0, None, t) == "ok"
+    assert healthOf("Connected", 1, None, t) == "ok"
+    assert healthOf("Connected", 2, None, t) == "warning"
+    assert healthOf("Disconnected", 0, 3.0, t) == "warning"  # reconnecting after a loss
+    assert healthOf("Disconnected", 0, 10.0, t) == "error"
+    assert healthOf("Disconnected", 0, None, t) == "error"
+    assert healthOf("Unknown", 0, None, t) == "unknown"
+    assert healthOf("Connected", 1, None, HealthConfig()) == "ok"  # the one in flight
+    assert healthOf("Connected", 2, None, HealthConfig()) == "warning"
+
+
+def test_health_in_status_and_metrics_follows_the_device() -> None:
+    clock = Clock()
+    clock.advance(1_000_000)
+    registry = Registry(clock=clock, health=HealthConfig(warningMisses=2, errorAfter=5))
+    handler, endpoint = device(clock)
+    registry.add(Entry("projector", handler, "tcp:host=127.0.0.1:port=23"))
+
+    def health() -> str:
+        (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
+        return str(row["health"])
+
+    assert health() == "unknown"
+    handler.Connect()
+    handler.ResponseAccepted()  # the device answers: Connected
+    assert health() == "ok"
+    clock.advance(1)
+    clock.advance(1)  # two polls unanswered
+    assert handler.missedPolls >= 2 and health() == "warning"
+    handler.ResponseAccepted()
+    assert health() == "ok"
+    endpoint.refuse = True
+    assert endpoint.transport is not None
+    endpoint.transport.deviceResets()
+    clock.advance(0)
+    assert handler.ConnectionStatus == "Disconnected"
+    assert health() == "warning"  # within errorAfter: reconnecting after a loss
+    clock.pump([1] * 5)
+    assert health() == "error"
+    metrics = _metrics(registry)
+    assert 'chandler_device_health{device="projector",level="error"} 1.0' in metrics
+    assert metrics.count('chandler_device_health{device="projector"') == 1
+    summary = registry.snapshot()["summary"]
+    assert summary == {
+        "up": 0,
+        "down": 1,
+        "unknown": 0,
+        "health": {"ok": 0, "warning": 0, "error": 1, "unknown": 0},
+    }
+    handler.Disconnect()
+    registry.remove("projector")
+    clock.advance(0)
+    assert [c for c in clock.getDelayedCalls() if c.active()] == []
+
+
+def _metrics(registry: Registry) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(metricsRegistry(registry)).decode()
+
+
+def test_an_outage_is_logged_once_with_periodic_summaries() -> None:
+    clock = Clock()
+    clock.advance(1_000_000)
+    registry = Registry(clock=clock, health=HealthConfig(outageSummary=60))
+    handler, endpoint = device(clock, connectRetryTime=1)
+    registry.add(Entry("projector", handler, "tcp:host=127.0.0.1:port=23"))
+    with Events() as events:
+        handler.Connect()
+        clock.advance(0.5)
+        handler.ResponseAccepted()
+        endpoint.refuse = True
+        assert endpoint.transport is not None
+        endpoint.transport.deviceResets()
+        clock.advance(0)
+        for _ in range(200):  # 200 s down: about 200 failed attempts
+            clock.advance(1)
+        endpoint.refuse = False
+        clock.advance(1)
+        handler.ResponseAccepted()  # the device answers again
+    assert handler.ConnectionStatus == "Connected"
+    shown = events.shown(registry)
+    assert [line for line in shown if "connect failed" in line] == []
+    outage = [e for e in events if e.get("log_namespace") == "twisted_ch.outage"]
+    texts = [formatEvent(e) for e in outage]
+    assert texts[0] == "projector: Unknown -> Connected"
+    assert texts[1] == "projector: Connected -> Disconnected (Connection lost)"
+    stillDown = [t for t in texts if "still down" in t]
+    assert len(stillDown) == 3, texts
+    assert stillDown[0].startswith("projector: still down after 1 min 0 s, 59 failed attempts")
+    assert "last error: Connection refused" in stillDown[0]
+    back = texts[-1]
+    assert back.startswith("projector: Disconnected -> Connected after 3 min 2")
+    assert "(200 failed attempts)" in back
+    assert outage[-1]["outage"] == 201.0
+    assert len(texts) == 6
+    # the core's own lines for this device do not show: only the outage lines do
+    ours = [line for line in shown if line.startswith("projector")]
+    assert ours == texts
+    handler.Disconnect()
+    registry.remove("projector")
+    clock.advance(0)
+    assert [c for c in clock.getDelayedCalls() if c.active()] == []
+
+
+def test_a_device_never_reached_is_logged_once() -> None:
+    clock = Clock()
+    registry = Registry(clock=clock, health=HealthConfig(outageSummary=30))
+    handler, endpoint = device(clock)
+    endpoint.refuse = True
+    registry.add(Entry("projector", handler, ""))
+    with Events() as events:
+        handler.Connect()
+        clock.pump([1] * 65)
+    texts = [formatEvent(e) for e in events if e.get("log_namespace") == "twisted_ch.outage"]
+    assert len(texts) == 3, texts
+    assert "Connection refused" in texts[0]
+    assert all("still down" in t for t in texts[1:])
+    handler.Disconnect()
+    registry.remove("projector")
+
+
+def test_the_timeline_keeps_the_last_hour() -> None:
+    clock = Clock()
+    registry = Registry(clock=clock)
+    handler, endpoint = device(clock)
+    registry.add(Entry("projector", handler, ""))
+    handler.Connect()
+    handler.ResponseAccepted()
+    for _ in range(3):
+        endpoint.refuse = True
+        assert endpoint.transport is not None
+        endpoint.transport.deviceCloses()
+        clock.advance(0)
+        clock.advance(600)
+        endpoint.refuse = False
+        clock.advance(1)
+        handler.ResponseAccepted()
+    (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
+    states = [state for _, state, _ in row["recent"]]
+    assert states == ["Unknown", "Connected"] + ["Disconnected", "Connected"] * 3
+    # transitions at 0, 601, 1202 and 1803 s; the hour from 603 s keeps the last three, and
+    # the Disconnected of 601 s in force when it starts
+    clock.advance(603 + 3600 - clock.seconds())
+    (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
+    states = [state for _, state, _ in row["recent"]]
+    assert states == ["Disconnected", "Connected", "Disconnected", "Connected"]
+    assert row["recent"][0][2] == "Connection closed"
+    handler.Disconnect()
+    registry.remove("projector")
+    clock.advance(0)
+    assert [c for c in clock.getDelayedCalls() if c.active()] == []
+
+
+def test_a_source_handler_that_goes_is_no_longer_tracked() -> None:
+    clock = Clock()
+    registry = Registry(clock=clock)
+    handler, _ = device(clock)
+    shown = [Entry("projector", handler, "")]
+    registry.addSource("program", lambda: list(shown))
+    assert set(registry.trackedNames()) == set()
+    registry.entries()
+    assert set(registry.trackedNames()) == {"projector"}
+    shown.clear()
+    registry.entries()
+    assert set(registry.trackedNames()) == set()
+    shown.append(Entry("projector", handler, ""))
+    registry.entries()
+    registry.removeSource("program")
+    assert set(registry.trackedNames()) == set()
+    assert handler._statusObservers == []
+
+
+def test_a_device_flapping_faster_than_the_history_keeps_says_so() -> None:
+    from twisted_ch.service._status import HISTORY_LIMIT
+
+    clock = Clock()
+    registry = Registry(clock=clock)
+    handler, endpoint = device(clock, connectRetryTime=1)
+    registry.add(Entry("projector", handler, ""))
+    handler.Connect()
+    handler.ResponseAccepted()
+    for _ in range(HISTORY_LIMIT):  # two transitions a round: more than the history keeps
+        assert endpoint.transport is not None
+        endpoint.transport.deviceResets()
+        clock.advance(0)
+        clock.advance(1)
+        handler.ResponseAccepted()
+    (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
+    recent = row["recent"]
+    assert recent[0][1:] == ["Flapping", f"more than {HISTORY_LIMIT} transitions"]
+    assert len(recent) == HISTORY_LIMIT + 1
+    clock.advance(3600)  # an hour later nothing dropped is in the window
+    (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
+    assert [state for _, state, _ in row["recent"]] == ["Connected"]
+    handler.Disconnect()
+    registry.remove("projector")
+    clock.advance(0)
+
+
+def test_a_program_handler_let_go_is_not_kept_alive() -> None:
+    import gc
+    import weakref
+
+    clock = Clock()
+    registry = Registry(clock=clock)
+    shown: list[Entry] = []
+    registry.addSource("program", lambda: list(shown))
+    handler, _ = device(clock)
+    shown.append(Entry("projector", handler, ""))
+    registry.entries()
+    assert set(registry.trackedNames()) == {"projector"}
+    gone = weakref.ref(handler)
+    shown.clear()
+    del handler
+    gc.collect()
+    assert gone() is None
+    registry.entries()
+    assert set(registry.trackedNames()) == set()

@@ -1,0 +1,86 @@
+"""
+What a ControlScript program names, mapped to this machine: the program's I{site}.
+
+A program written for a control processor names its serial ports by alias (C{COM1}), its Secure
+Platform devices and Dante devices by name, and reacts to its processor going Online/Offline.
+On an ordinary machine those names mean whatever the operator says (the C{[program]} section of
+the C{twistd chandler} config): a device path, a C{serial:} or C{tcp:} endpoint (a ser2net
+port), an address.  The runner installs a L{ProgramSite} before the program runs; extronlib's
+hosts and interfaces consult L{current} when they are created, so the program needs no edit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ProgramSite", "current", "install", "isEndpointDescription", "uninstall"]
+
+
+def isEndpointDescription(target: str) -> bool:
+    """Whether a port target is a client endpoint description (C{tcp:...}), not a device path."""
+    return not target.startswith("/") and ":" in target
+
+
+@dataclass
+class ProgramSite:
+    """
+    @ivar ports: port aliases of every host -> a device path or a client endpoint description.
+    @ivar hostPorts: per host alias, its own port aliases (over L{ports}).
+    @ivar spEndpoints: per SP device alias, the client endpoint description of its SP link.
+    @ivar dante: per Dante device name, the client endpoint description that reaches it.
+    """
+
+    ports: Mapping[str, str] = field(default_factory=dict)
+    hostPorts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    spEndpoints: Mapping[str, str] = field(default_factory=dict)
+    dante: Mapping[str, str] = field(default_factory=dict)
+    _watchers: list[Callable[[Any], object]] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def portsFor(self, hostAlias: str) -> dict[str, str]:
+        """The port aliases of the host C{hostAlias}."""
+        return {**self.ports, **self.hostPorts.get(hostAlias, {})}
+
+    def spEndpointFor(self, hostAlias: str) -> str | None:
+        """The SP link endpoint of the SP device C{hostAlias}, if configured."""
+        return self.spEndpoints.get(hostAlias)
+
+    def danteEndpointFor(self, name: str) -> str | None:
+        """The endpoint description reaching the Dante device C{name}, if configured."""
+        return self.dante.get(name)
+
+    def watchHosts(self, watcher: Callable[[Any], object]) -> None:
+        """Call C{watcher(host)} for every host (ProcessorDevice, SPDevice) created from now."""
+        with self._lock:
+            self._watchers.append(watcher)
+
+    def hostCreated(self, host: Any) -> None:
+        """A host was created (on whatever thread created it)."""
+        with self._lock:
+            watchers = list(self._watchers)
+        for watcher in watchers:
+            watcher(host)
+
+
+_current: ProgramSite | None = None
+
+
+def install(site: ProgramSite) -> None:
+    """Make C{site} the one extronlib consults (one program per process)."""
+    global _current
+    _current = site
+
+
+def uninstall(site: ProgramSite | None = None) -> None:
+    """Forget the installed site (only C{site}, when given)."""
+    global _current
+    if site is None or _current is site:
+        _current = None
+
+
+def current() -> ProgramSite | None:
+    """The installed site, if any."""
+    return _current
