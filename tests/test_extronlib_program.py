@@ -268,6 +268,28 @@ def test_the_host_key_option_sets_the_program_wide_default(tmp_path: Path) -> No
         setDefaultHostKeyPolicy("reject")
 
 
+def test_the_config_program_section_sets_the_default_host_key_policy(tmp_path: Path) -> None:
+    """[program] hostKeyPolicy is the default; the command line wins over it."""
+    from twisted.python import usage
+
+    from twisted_ch.extronlib.interface import defaultHostKeyPolicy, setDefaultHostKeyPolicy
+    from twisted_ch.tap import Options
+
+    (tmp_path / "main.py").write_text("pass\n")
+    config = tmp_path / "site.toml"
+    config.write_text('[program]\nfile = "main.py"\nhostKeyPolicy = "accept-new"\n')
+    try:
+        Options().parseOptions(["--config", str(config)])
+        assert defaultHostKeyPolicy() == "accept-new"
+        Options().parseOptions(["--config", str(config), "--ssh-host-key-policy", "reject"])
+        assert defaultHostKeyPolicy() == "reject"
+        config.write_text('[program]\nfile = "main.py"\nhostKeyPolicy = "trust-all"\n')
+        with pytest.raises(usage.UsageError, match=r"program\.hostKeyPolicy: .*'trust-all'"):
+            Options().parseOptions(["--config", str(config)])
+    finally:
+        setDefaultHostKeyPolicy("reject")
+
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "panel" / "main.py"
 
 

@@ -32,6 +32,7 @@ from twisted.python.logfile import LogFile
 
 from twisted_ch.service._config import (
     DEFAULT_STATUS_LISTEN,
+    HOST_KEY_POLICIES,
     Config,
     ConfigError,
     checkStatusListen,
@@ -83,9 +84,10 @@ class Options(usage.Options):
         [
             "ssh-host-key-policy",
             None,
-            "reject",
+            None,
             "SSH host-key policy of program interfaces that pass none (Global Scripter modules): "
-            "'reject' unknown hosts or 'accept-new' (trust on first use).",
+            "'reject' unknown hosts or 'accept-new' (trust on first use) "
+            "[default: the config's [program] hostKeyPolicy, else reject].",
         ],
         [
             "status-port",
@@ -142,14 +144,11 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--log-level must be one of {', '.join(_LEVELS)}, not {self['log-level']!r}"
             )
-        if self["ssh-host-key-policy"] not in ("reject", "accept-new"):
+        if self["ssh-host-key-policy"] not in (None, *HOST_KEY_POLICIES):
             raise usage.UsageError(
                 "--ssh-host-key-policy must be 'reject' or 'accept-new', "
                 f"not {self['ssh-host-key-policy']!r}"
             )
-        from twisted_ch.extronlib.interface import setDefaultHostKeyPolicy
-
-        setDefaultHostKeyPolicy(self["ssh-host-key-policy"])  # the process's program-wide default
         m = re.fullmatch(r"(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)", self["demo-schedule"])
         if m is None or not all(float(g) > 0 for g in m.groups()):
             raise usage.UsageError(
@@ -192,6 +191,13 @@ class Options(usage.Options):
             )
         self["parsedShard"] = shard
         self["parsedConfig"] = config
+        # the process's program-wide default: the command line, else [program], else reject
+        policy = self["ssh-host-key-policy"]
+        if policy is None and config is not None and config.program is not None:
+            policy = config.program.options.get("hostKeyPolicy")
+        from twisted_ch.extronlib.interface import setDefaultHostKeyPolicy
+
+        setDefaultHostKeyPolicy(policy or "reject")
         if self["program"] is None and config is not None and config.program is not None:
             if config.program.file is not None:
                 # relative to the config file, as its other paths

@@ -829,6 +829,19 @@ def _statusToken(r: _Reader, table: Mapping[str, Any], status: StatusConfig) -> 
 #: (add a name here and a checker in L{_PROGRAM_OPTION_CHECKS} to extend the section).
 PROGRAM_KEYS = ("file", "ports", "hosts", "dante")
 _PROGRAM_OPTION_CHECKS: dict[str, Callable[[_Reader, Any, str], Any]] = {}
+#: SSH host-key policies a program's interfaces may default to (reject stays the default).
+HOST_KEY_POLICIES = ("reject", "accept-new")
+
+
+def _hostKeyPolicy(r: _Reader, value: Any, key: str) -> str:
+    """C{[program] hostKeyPolicy}: the default of SSH interfaces that pass none (modules)."""
+    policy = r.string(value, key, "'reject' or 'accept-new'")
+    if policy not in HOST_KEY_POLICIES:
+        r.fail(key, f"'reject' or 'accept-new', got {policy!r}")
+    return policy
+
+
+_PROGRAM_OPTION_CHECKS["hostKeyPolicy"] = _hostKeyPolicy
 _HOST_KEYS = ("ports", "spEndpoint", "online", "onlineEvery")
 
 
