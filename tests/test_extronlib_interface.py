@@ -403,3 +403,19 @@ async def test_summit_connect_talks_tcp() -> None:
     finally:
         await pc.Disconnect()
         await device.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["EthernetClientInterface", "SummitConnect"])
+@pytest_twisted.ensureDeferred
+async def test_IPAddress_is_the_name_given_until_connected_then_the_peer(kind: str) -> None:
+    device = DeviceServer(reactor, {})
+    device.start()
+    make = EthernetClientInterface if kind == "EthernetClientInterface" else SummitConnect
+    iface = make("localhost", device.port, reactor=reactor)
+    try:
+        assert iface.IPAddress == "localhost"
+        assert await iface.Connect(5) == "Connected"
+        assert iface.IPAddress in ("127.0.0.1", "::1")
+    finally:
+        await iface.Disconnect()
+        await device.shutdown()

@@ -47,6 +47,12 @@ class LinkInterface:
     #: Whether the transport itself reports connection state (TCP, SSH) or not (serial, UDP).
     connectionOriented = True
 
+    def _peerHost(self, fallback: str) -> str:
+        """The peer's address once connected, else C{fallback}."""
+        transport = getattr(self._link.protocol, "transport", None)
+        host = getattr(getattr(transport, "getPeer", lambda: None)(), "host", None)
+        return host if isinstance(host, str) else fallback
+
     def __init__(
         self,
         description: str,

@@ -219,13 +219,7 @@ class EthernetClientInterface(LinkInterface):
     @property
     def IPAddress(self) -> str:
         """The peer's address once connected, else the host name given."""
-        protocol = self._link.protocol
-        if protocol is not None and protocol.transport is not None:
-            peer = getattr(protocol.transport, "getPeer", lambda: None)()
-            host = getattr(peer, "host", None)
-            if isinstance(host, str):
-                return host
-        return self._hostname
+        return self._peerHost(self._hostname)
 
     @property
     def IPPort(self) -> int:

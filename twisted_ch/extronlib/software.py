@@ -62,10 +62,7 @@ class SummitConnect(LinkInterface):
     @property
     def IPAddress(self) -> str:
         """The peer's address once connected, else the host name given."""
-        protocol = self._link.protocol
-        peer = getattr(getattr(protocol, "transport", None), "getPeer", lambda: None)()
-        host = getattr(peer, "host", None)
-        return host if isinstance(host, str) else self._hostname
+        return self._peerHost(self._hostname)
 
     @property
     def IPPort(self) -> int:
