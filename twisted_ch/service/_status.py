@@ -868,6 +868,9 @@ class OutageLinesOnly:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        #: names found tracked: their link's lines stay out also after the registry let them
+        #: go (a stopping link reports the count of its last failed attempts)
+        self._watched: set[str] = set()
 
     def __call__(self, event: dict[str, Any]) -> Any:  # a PredicateResult constant
         namespace = event.get("log_namespace") or ""
@@ -880,7 +883,10 @@ class OutageLinesOnly:
             name = event.get("link")
         else:
             return PredicateResult.maybe
-        if isinstance(name, str) and name in self.registry.trackedNames():
+        if isinstance(name, str) and (
+            name in self._watched or name in self.registry.trackedNames()
+        ):
+            self._watched.add(name)
             return PredicateResult.no
         return PredicateResult.maybe
 
