@@ -75,6 +75,7 @@ class IOPort:
     Offline = Event["IOPort"]("Called as C{(interface, 'Offline')}.")
 
     _reportable: ClassVar[tuple[str, ...]] = ()
+    _state: str
 
     def __init__(self, Host: _Host, Port: str, *, backend: IOBackend | None = None) -> None:
         if not isinstance(Host, _Host):
@@ -102,6 +103,12 @@ class IOPort:
 
     def _fire(self, name: str, *args: object) -> None:
         self._rt.twoFaced(emit, self._rt, self, name, self, *args)
+
+    def _reportState(self, state: str) -> None:
+        """A reported input state: kept, and C{StateChanged} fired when it changed."""
+        if state != self._state:
+            self._state = state
+            self._fire("StateChanged", state)
 
     def setOnline(self, online: bool) -> None:
         """Report the port online or offline (fires Online/Offline)."""
@@ -281,10 +288,7 @@ class _Input(IOPort):
         return self._state
 
     def _report(self, **values: Any) -> None:
-        state = _onOff(values["State"])
-        if state != self._state:
-            self._state = state
-            self._fire("StateChanged", state)
+        self._reportState(_onOff(values["State"]))
 
 
 class ContactInterface(_Input):
@@ -326,9 +330,7 @@ class CircuitBreakerInterface(IOPort):
         state = values["State"]
         if state not in ("Closed", "Tripped"):
             raise ValueError(f"State is 'Closed' or 'Tripped', not {state!r}")
-        if state != self._state:
-            self._state = state
-            self._fire("StateChanged", state)
+        self._reportState(state)
 
 
 _DIO_MODES = ("DigitalInput", "DigitalOutput")
@@ -381,10 +383,7 @@ class DigitalIOInterface(_Switch):
     def _report(self, **values: Any) -> None:
         if self.Mode == "DigitalOutput":
             raise ValueError(f"{self!r} is an output: its state is set, not reported")
-        state = _onOff(values["State"])
-        if state != self._state:
-            self._state = state
-            self._fire("StateChanged", state)
+        self._reportState(_onOff(values["State"]))
 
 
 class FlexIOInterface(DigitalIOInterface):
