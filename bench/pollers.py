@@ -411,9 +411,6 @@ def setupTwistedSNMP(
 
 
 def setupTwistedCh(reactor: Any, ports: list[int], n: int, c: Counters) -> Callable[[int], None]:
-    from twisted_ch import GetConnectionHandler
-    from twisted_ch.extronlib.interface import EthernetClientInterface
-
     def keepAlive(h: Any) -> None:
         c.sent += 1
         h.Send(REQUEST)
@@ -424,20 +421,9 @@ def setupTwistedCh(reactor: Any, ports: list[int], n: int, c: Counters) -> Calla
             c.answered += k
             h.ResponseAccepted()
 
-    def onConnected(h: Any, state: str) -> None:
-        c.connected += 1
-
-    def onDisconnected(h: Any, state: str) -> None:
-        c.lost += 1
-
-    handlers = []
-    for i in range(n):
-        iface = EthernetClientInterface("127.0.0.1", ports[i % len(ports)])
-        h = GetConnectionHandler(iface, keepAlive, pollFrequency=INTERVAL)
+    handlers = _handlers(ports, n, c, keepAlive)
+    for h in handlers:
         h.ReceiveData = onData
-        h.Connected = onConnected
-        h.Disconnected = onDisconnected
-        handlers.append(h)
     setupTwistedCh.handlers = handlers  # type: ignore[attr-defined]
 
     def start(i: int) -> None:
