@@ -77,6 +77,7 @@ class Result:
     slowestFirstConnect: float | None = None
     firstConnectsOverOneSecond: int | None = None
     gcCollections: dict[str, int] = field(default_factory=dict)
+    gcMillisByGeneration: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -86,14 +87,18 @@ class GCTimer:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.counts = {"gen0": 0, "gen1": 0, "gen2": 0}
+        #: milliseconds spent per generation
+        self.millis = {"gen0": 0.0, "gen1": 0.0, "gen2": 0.0}
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._started = now()
         else:
-            self.seconds += now() - self._started
+            spent = now() - self._started
+            self.seconds += spent
             self.counts[f"gen{info['generation']}"] += 1
+            self.millis[f"gen{info['generation']}"] += spent * 1e3
 
 
 class Lines:
@@ -642,7 +647,7 @@ async def measure(
         profiler.enable()
     gcTimer = GCTimer()
     gc.callbacks.append(gcTimer)
-    if url is not None:
+    if url is not None and not os.environ.get("XNOSCRAPE"):
         scraping = scraper(url, SCRAPE_EVERY)
     cpu0, t0, answered0, sent0, lost0 = cpuSeconds(), now(), c.answered, c.sent, c.lost
     await sleep(args.seconds)
@@ -680,6 +685,7 @@ async def measure(
         firstConnectsOverOneSecond=sum(1 for x in firsts if x >= 1.0),
         setupSeconds=round(connectStart - started, 3),
         gcCollections=gcTimer.counts,
+        gcMillisByGeneration={k: round(v, 1) for k, v in gcTimer.millis.items()},
         notes=notes,
     )
 

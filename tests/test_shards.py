@@ -9,7 +9,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 
@@ -22,7 +21,7 @@ from twisted_ch.service._services import (
     DevicesService,
     Shard,
 )
-from twisted_ch.service._status import Entry, Registry, metricsRegistry
+from twisted_ch.service._status import Entry, Registry, metricsText
 
 
 def writeConfig(path: Path, devices: list[str], servers: list[str] = (), status: str = "") -> Path:  # type: ignore[assignment]
@@ -106,14 +105,14 @@ class _Stats:
 def test_every_metric_of_a_shard_carries_its_label() -> None:
     registry = Registry(shard="2/3")
     registry.add(Entry("switcher", _Stats()))
-    text = generate_latest(metricsRegistry(registry)).decode()
+    text = metricsText(registry).decode()
     samples = [line for line in text.splitlines() if line.startswith("chandler_")]
     assert samples and all('shard="2/3"' in line for line in samples), samples
     assert registry.snapshot()["shard"] == "2/3"
     # not sharded: no label, as before
     plain = Registry()
     plain.add(Entry("switcher", _Stats()))
-    assert "shard" not in generate_latest(metricsRegistry(plain)).decode()
+    assert "shard" not in metricsText(plain).decode()
     assert "shard" not in plain.snapshot()
 
 

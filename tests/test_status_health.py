@@ -17,7 +17,7 @@ from twisted_ch.service._status import (
     OutageLinesOnly,
     Registry,
     healthOf,
-    metricsRegistry,
+    metricsText,
 )
 from twisted_ch.testing import FakeEndpoint
 
@@ -112,9 +112,7 @@ def test_health_in_status_and_metrics_follows_the_device() -> None:
 
 
 def _metrics(registry: Registry) -> str:
-    from prometheus_client import generate_latest
-
-    return generate_latest(metricsRegistry(registry)).decode()
+    return metricsText(registry).decode()
 
 
 def test_an_outage_is_logged_once_with_periodic_summaries() -> None:
@@ -275,3 +273,78 @@ def test_a_program_handler_let_go_is_not_kept_alive() -> None:
     assert gone() is None
     registry.entries()
     assert set(registry.trackedNames()) == set()
+
+
+class _Counters:
+    def __init__(self, status: str, polls: int, misses: int) -> None:
+        self.ConnectionStatus = status
+        self._stats = {"status": status, "polls": polls, "misses": misses, "transitions": 2}
+
+    def stats(self) -> dict[str, object]:
+        return dict(self._stats)
+
+
+def test_metrics_are_valid_prometheus_text_for_any_device_name() -> None:
+    """
+    L{metricsText} writes the text format itself; Prometheus' own parser reads back every
+    sample with its labels, whatever characters a device's name holds.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names = ["plain", 'quo"te', "back\\slash", "new\nline", "ünïcode ☃", "trailing\\"]
+    registry = Registry(shard='1/2"x')
+    for i, name in enumerate(names):
+        registry.add(Entry(name, _Counters("Connected" if i % 2 else "Disconnected", 10**i, i)))
+    text = metricsText(registry).decode("utf-8")
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    levels = {row["name"]: row["health"] for row in registry.rows()}
+    assert set(levels.values()) == {"ok", "warning", "error"}
+    assert set(families) == {
+        "chandler_device_up",
+        "chandler_device_polls",
+        "chandler_device_misses",
+        "chandler_device_transitions",
+        "chandler_device_reconnects",
+        "chandler_device_health",
+    }
+    assert families["chandler_device_polls"].type == "counter"
+    assert families["chandler_device_up"].type == "gauge"
+
+    def sampleOf(family: str, name: str, **more: str) -> float:
+        (sample,) = [
+            s
+            for s in families[family].samples
+            if s.labels == {"device": name, "shard": '1/2"x', **more}
+        ]
+        return float(sample.value)
+
+    for i, name in enumerate(names):
+        assert sampleOf("chandler_device_up", name) == (1.0 if i % 2 else 0.0)
+        assert sampleOf("chandler_device_polls", name) == 10**i
+        assert sampleOf("chandler_device_misses", name) == i
+        assert sampleOf("chandler_device_transitions", name) == 2
+        assert sampleOf("chandler_device_reconnects", name) == 0
+        assert sampleOf("chandler_device_health", name, level=str(levels[name])) == 1.0
+
+
+def test_status_json_is_the_snapshot_compact_or_one_device_per_line() -> None:
+    """C{/status} is L{Registry.snapshot} as JSON: on one line, or with a line per device."""
+    import json
+
+    registry = Registry()
+    for i in range(3):
+        registry.add(Entry(f"room {i}", _Counters("Connected", i, 0)))
+    expected = json.loads(json.dumps(registry.snapshot()))
+    del expected["time"]
+    for compact in (False, True):
+        text = registry.statusJSON(compact)
+        document = json.loads(text)
+        assert document.pop("time")
+        assert document == expected
+        lines = text.splitlines()
+        if compact:
+            assert len(lines) == 1
+        else:
+            assert [ln.strip().startswith('{"name": "room') for ln in lines].count(True) == 3
+    empty = Registry().statusJSON()
+    assert '\n  "devices": [],\n  "servers": []\n}\n' in empty

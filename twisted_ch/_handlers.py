@@ -38,12 +38,12 @@ seconds later (C{connectRetryTime}); a new link starts with the counter at 0.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -130,9 +130,12 @@ class ConnectionHandler(FallThrough):
         self._counterLock = threading.Lock()
         self._sends = 0
         self._keepAliveBusy = False
+        #: keep-alives started (the end of an earlier one no longer counts)
+        self._keepAliveRun = 0
+        #: when a keep-alive still running is given up on (reactor time)
+        self._keepAliveGiveUp = math.inf
         #: the longest SendAndWait timeout through the handler (a keep-alive may wait that long)
         self._longestWait = 0.0
-        self._linkGeneration = 0
         self.polls = 0
         self.transitions = 0
         self.since = self._rt.reactor.seconds()
@@ -265,36 +268,43 @@ class ConnectionHandler(FallThrough):
         if query is None:
             return
         if self._keepAliveBusy:
-            self.log.debug("{handler}: keep-alive still running; tick skipped", handler=self)
-            return
+            if self._rt.reactor.seconds() < self._keepAliveGiveUp:
+                self.log.debug("{handler}: keep-alive still running; tick skipped", handler=self)
+                return
+            # a keep-alive Deferred that never fires must not silence polling for good: past
+            # its bound, this tick runs a new one (the old one's end no longer counts)
+            self._keepAliveRun += 1
         self._keepAliveBusy = True
         self.polls += 1
-        generation = self._linkGeneration
+        self._keepAliveRun += 1
+        run = self._keepAliveRun
         dispatcher = self._rt.dispatcher
         done = dispatcher.call(query, *args)
-        if done is None:  # finished synchronously (the usual case): no timer needed
+        if done is None:  # finished synchronously (the usual case)
             self._keepAliveBusy = False
             return
         if done.called:
-            self._keepAliveDone(None, generation)
+            self._keepAliveDone(None, run)
             return
-        if not isinstance(dispatcher, ProgramThread):
-            # a keep-alive Deferred that never fires must not silence polling for good, but one
-            # that waits for answers is running, not stuck (a program thread cannot be
-            # interrupted: as in ControlScript, its ticks wait for it)
+        if isinstance(dispatcher, ProgramThread):
+            # a program thread cannot be interrupted: as in ControlScript, its ticks wait for it
+            self._keepAliveGiveUp = math.inf
+        else:
+            # one that waits for answers is running, not stuck: the bound allows for every miss
+            # (checked at the next tick, so no timer per poll)
             bound = (self._DisconnectLimit + 1) * (self._PollTimer.Interval + self._longestWait)
-            done.addTimeout(bound, self._rt.reactor)
-        done.addBoth(self._keepAliveDone, generation)
+            self._keepAliveGiveUp = self._rt.reactor.seconds() + bound
+        done.addBoth(self._keepAliveDone, run)
 
-    def _keepAliveDone(self, result: object, generation: int) -> None:
-        if isinstance(result, Failure) and not result.check(DeferredTimeout):
+    def _keepAliveDone(self, result: object, run: int) -> None:
+        if isinstance(result, Failure):
             logCallbackFailure(result, "keep-alive")
-        if generation == self._linkGeneration:
+        if run == self._keepAliveRun:
             self._keepAliveBusy = False
 
     def _newLink(self) -> None:
         """A new link starts with the counter at 0 and no keep-alive in flight."""
-        self._linkGeneration += 1
+        self._keepAliveRun += 1  # the keep-alive of the old link, if any, no longer counts
         self._keepAliveBusy = False
         self._resetCounter()
 

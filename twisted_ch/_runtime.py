@@ -91,25 +91,20 @@ class ReactorDispatcher:
             return None
         if result is None:
             return None
-
-        def done(r: object) -> None:
-            if isinstance(r, Failure):
-                logCallbackFailure(r, f)
-
         if isinstance(result, Deferred):
-            d: Deferred[None] = Deferred()
-
-            def finished(r: object) -> None:
-                done(r)
-                d.callback(None)
-
-            result.addBoth(finished)
-            return d
+            # the callback's own Deferred carries the end (its result goes nowhere else): no
+            # second Deferred and no closures per keep-alive poll
+            return result.addBoth(_ended, f)
         if not inspect.isawaitable(result):
             return None
-        # a coroutine (an async keep-alive): its Deferred is ours alone, no second one needed
-        ours: Deferred[None] = ensureDeferred(result).addBoth(done)  # type: ignore[arg-type]
-        return ours
+        # a coroutine (an async keep-alive): its Deferred is ours alone
+        return ensureDeferred(result).addBoth(_ended, f)  # type: ignore[arg-type]
+
+
+def _ended(result: object, f: Callable[..., object]) -> None:
+    """A dispatched callback's Deferred fired: log its failure, if any (the result is dropped)."""
+    if isinstance(result, Failure):
+        logCallbackFailure(result, f)
 
 
 class ProgramThread:
