@@ -182,3 +182,62 @@ def test_unanswered_first_connects_hold_back_the_next_until_patience_runs_out() 
     reactor.advance(2 * START_TICK)
     assert len(reactor.tcpClients) > START_OUTSTANDING  # the first ones waited long enough
     service.stopService()
+
+
+class _GC:
+    """Records what the service asks of the garbage collector (the test process' is left alone)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.threshold = (700, 10, 10)
+
+    def get_threshold(self) -> tuple[int, int, int]:
+        return self.threshold
+
+    def set_threshold(self, *threshold: int) -> None:
+        self.threshold = threshold  # type: ignore[assignment]
+        self.calls.append("threshold")
+
+    def freeze(self) -> None:
+        self.calls.append("freeze")
+
+    def unfreeze(self) -> None:
+        self.calls.append("unfreeze")
+
+    def collect(self) -> int:
+        self.calls.append("collect")
+        return 0
+
+
+def test_the_connections_are_frozen_once_the_first_connects_are_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from twisted_ch.service import _services
+
+    fake = _GC()
+    monkeypatch.setattr(_services, "gc", fake)
+    monkeypatch.setattr(_services, "raiseDescriptorLimit", lambda: (1024, 1024))
+    reactor = MemoryReactorClock()
+    registry = Registry()
+    top = _services.ChandlerService(reactor, registry)
+    top.handleSIGTERM = False
+    top.tuneGC = True
+    devices = [DeviceConfig(f"d{i}", "tcp:host=127.0.0.1:port=9") for i in range(50)]
+    child = DevicesService(reactor, registry, devices, startRate=1000)
+    child.setServiceParent(top)
+    top.startService()
+    assert fake.calls == ["threshold", "freeze"] and child.starting
+    while len(reactor.tcpClients) < 50:
+        reactor.advance(START_TICK)
+    # MemoryReactorClock answers no connect: the first connects are still outstanding
+    reactor.advance(_services.GC_SETTLE_CHECK)
+    assert child.starting and fake.calls == ["threshold", "freeze"]
+    for connector in list(child._outstanding):
+        child._answered(None, connector)
+    reactor.advance(_services.GC_SETTLE_CHECK)
+    assert not child.starting
+    assert fake.calls == ["threshold", "freeze", "unfreeze", "collect", "freeze"]
+    reactor.advance(_services.GC_REFREEZE)
+    assert fake.calls[-3:] == ["unfreeze", "collect", "freeze"] and len(fake.calls) == 8
+    top.stopService()
+    assert not [c for c in reactor.getDelayedCalls() if c.active()]

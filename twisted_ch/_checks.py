@@ -22,6 +22,9 @@ MAX_COUNT = 2**31 - 1
 
 def seconds(value: object, what: str, *, zero: bool = False, maximum: float = MAX_SECONDS) -> float:
     """A finite number of seconds up to C{maximum}, positive (or, with C{zero}, not negative)."""
+    if type(value) is float or type(value) is int:  # the usual case, on every SendAndWait
+        if (0 <= value if zero else 0 < value) and value <= maximum:  # NaN fails both tests
+            return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
     if isinstance(value, int) and abs(value) > maximum:  # (no float conversion overflow)

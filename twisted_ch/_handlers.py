@@ -60,6 +60,7 @@ from twisted_ch._runtime import (
     logCallbackFailure,
     resolveRuntime,
 )
+from twisted_ch.extronlib._base import LinkInterface
 from twisted_ch.extronlib.system import Timer
 
 Status = Literal["Connected", "Disconnected", "Unknown"]
@@ -403,9 +404,16 @@ class _LinkHandler(ConnectionHandler):
         wait = _checks.seconds(timeout, "timeout", zero=True)
         if wait > self._longestWait:
             self._longestWait = wait
+        iface = self._WrappedInterface
+        if type(iface).SendAndWait is LinkInterface.SendAndWait:
+            # checked once here (the condition too, before it counts as a send), not again there
+            matcher = iface._matcher(delimiter)
+            if self._keepAliveQuery is not None and self._countSend():
+                self._overLimit()
+            return iface._sendAndWait(payload, wait, matcher)
         if self._keepAliveQuery is not None and self._countSend():
             self._overLimit()
-        return self._WrappedInterface.SendAndWait(payload, wait, **delimiter)
+        return iface.SendAndWait(payload, wait, **delimiter)
 
     def _overLimit(self) -> None:
         """A send takes the counter past DisconnectLimit (any thread); raise to not send it."""

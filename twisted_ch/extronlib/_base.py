@@ -131,7 +131,14 @@ class LinkInterface:
         """
         payload = toBytes(data)
         wait = _checkTimeout(timeout)
-        matcher = ResponseMatcher.fromKeywords(delimiter, self._link.maxResponse)
+        return self._sendAndWait(payload, wait, self._matcher(delimiter))
+
+    def _matcher(self, delimiter: dict[str, Any]) -> ResponseMatcher:
+        """SendAndWait's condition keywords checked (TypeError, ValueError) as a matcher."""
+        return ResponseMatcher.fromKeywords(delimiter, self._link.maxResponse)
+
+    def _sendAndWait(self, payload: bytes, wait: float, matcher: ResponseMatcher) -> Any:
+        """L{SendAndWait} with its arguments checked already (a handler's path)."""
         return self._rt.twoFaced(self._link.sendAndWait, payload, wait, matcher)
 
     def StartKeepAlive(self, interval: float, data: bytes | str) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
@@ -82,6 +83,14 @@ START_PATIENCE = 1.0
 #: that those short-lived objects reach the oldest generation and force full collections of the
 #: whole fleet (at 2,000 devices, a quarter of chandler's CPU went to the collector).
 GC_THRESHOLD = 20_000
+#: Once the first connects are over, what then exists (every device's connection) is frozen too,
+#: so that full collections no longer go through it; every GC_REFREEZE seconds it is unfrozen,
+#: collected and frozen again, so garbage cycles among frozen objects (a connection replaced by
+#: a reconnection) are held that long at most.
+GC_REFREEZE = 600.0
+#: How often the service looks whether the first connects are over (at most GC_SETTLE_CHECKS).
+GC_SETTLE_CHECK = 1.0
+GC_SETTLE_CHECKS = 300
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,7 @@ class ChandlerService(MultiService):
         self.exitStatus: int | None = None
         #: set the garbage collector for a long-running fleet (see L{GC_THRESHOLD}); twistd only
         self.tuneGC = False
+        self._gcTimer: IDelayedCall | None = None
         self._previousSIGTERM: Any = None
 
     def setServiceParent(self, parent: Any) -> None:
@@ -167,8 +177,25 @@ class ChandlerService(MultiService):
             # what exists now (the configured devices, the modules) lives as long as the service:
             # full collections need not go through it again and again
             gc.freeze()
+            self._gcTimer = self.reactor.callLater(GC_SETTLE_CHECK, self._freezeWhenStarted, 1)
         if self.handleSIGTERM:
             self.reactor.callWhenRunning(self._takeSIGTERM)
+
+    def _freezeWhenStarted(self, checks: int) -> None:
+        """Freeze the connections too, once no child is making first connects (L{GC_REFREEZE})."""
+        starting = any(getattr(child, "starting", False) for child in self)
+        if starting and checks < GC_SETTLE_CHECKS:
+            self._gcTimer = self.reactor.callLater(
+                GC_SETTLE_CHECK, self._freezeWhenStarted, checks + 1
+            )
+            return
+        self._refreeze()
+
+    def _refreeze(self) -> None:
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        self._gcTimer = self.reactor.callLater(GC_REFREEZE, self._refreeze)
 
     def _takeSIGTERM(self) -> None:
         # twistd re-raises SIGTERM after shutdown (exit status -15); stopping the reactor
@@ -198,6 +225,9 @@ class ChandlerService(MultiService):
 
     def stopService(self) -> Deferred[None]:
         log.info("chandler stopping")
+        if self._gcTimer is not None and self._gcTimer.active():
+            self._gcTimer.cancel()
+        self._gcTimer = None
         if self._previousSIGTERM is not None:
             signal.signal(signal.SIGTERM, self._previousSIGTERM)
             self._previousSIGTERM = None
@@ -364,6 +394,11 @@ class DevicesService(Service):
             self._connecting = self.reactor.callLater(
                 max(1, round(self.startRate * START_TICK)) / self.startRate, self._connectBatch
             )
+
+    @property
+    def starting(self) -> bool:
+        """Whether first connects are still to be made or answered."""
+        return bool(self._toConnect or self._outstanding)
 
     def _answered(self, result: object, key: int) -> object:
         self._outstanding.pop(key, None)
