@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted_ch._checks import seconds
 from twisted_ch._events import Event, emit
 from twisted_ch._runtime import Runtime
+from twisted_ch.extronlib._lifetime import adopt
 from twisted_ch.extronlib.device import _Host
 
 __all__ = [
@@ -87,6 +88,10 @@ class IOPort:
         self.backend = backend if backend is not None else _defaultBackend
         self._rt: Runtime = Host._rt
         self._pulse: IDelayedCall | None = None
+        adopt(self._rt, self)
+
+    def _release(self) -> None:
+        """The program stopped: nothing of this port keeps running (reactor thread)."""
 
     def _apply(self, setting: str, value: object) -> None:
         if self.backend is not None:
@@ -184,6 +189,12 @@ class _Switch(IOPort):
         if self._pulse is not None and self._pulse.active():
             self._pulse.cancel()
         self._pulse = None
+
+    def _release(self) -> None:
+        # a pulse under way ends now rather than leaving the output on for good
+        if self._pulse is not None and self._pulse.active():
+            self._cancelPulse()
+            self._endPulse()
 
     def _doPulse(self, duration: float) -> None:
         self._checkOutput()
@@ -576,3 +587,8 @@ class IRInterface(IOPort):
         if self._end is not None and self._end.active():
             self._end.cancel()
         self._end = None
+
+    def _release(self) -> None:
+        # an emitter playing continuously (or for a time) stops with the program
+        if self.playing is not None or self._end is not None:
+            self._stop()
