@@ -173,7 +173,7 @@ async def test_program_stop_closes_every_interface_and_timer(
         ran.addErrback(lambda f: reports.put(("failed", f.getTraceback())))
         listenerPort, _ = await connectedProgram(sink, reports)
         ns = await within(ran)
-        assert len(program.thread.objects) >= 10  # type: ignore[attr-defined]
+        assert len(program.objects) >= 10
         assert ns["IR"].playing == ("Continuous", "Power", None)
         assert ns["Relay"].State == "Close"
         await within(program.stop())

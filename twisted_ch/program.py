@@ -141,7 +141,10 @@ class Program:
 
     def __init__(self, reactor: Any, name: str = "program") -> None:
         self.reactor = reactor
-        self.thread: ProgramThread = _ReleasingThread(reactor, name=name)
+        thread = _ReleasingThread(reactor, name=name)
+        self.thread: ProgramThread = thread
+        #: what the program has created that L{stop} releases
+        self.objects: ProgramObjects = thread.objects
         self.namespace: dict[str, Any] = {}
 
     def runFile(self, path: str | Path) -> Deferred[dict[str, Any]]:
