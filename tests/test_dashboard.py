@@ -262,3 +262,77 @@ def test_dashboard_needs_nothing_from_the_network() -> Any:
         assert text.startswith("chandler ") and headers["content-type"].startswith("text/plain")
     finally:
         yield service.stopService()
+
+
+#: For each name cell: its text and title, and each word of its text (found in the text nodes,
+#: whatever the markup) with the distinct line tops its characters are drawn on (a word broken
+#: mid-word spans two) and whether a box holding it cuts it (an ellipsis).
+NAME_LAYOUT = """
+return Array.from(document.querySelectorAll('td.name')).map((td) => {
+  const words = [];
+  const walk = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+  for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+    for (const m of node.data.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const rects = Array.from(range.getClientRects()).filter((r) => r.width > 0);
+      const box = node.parentElement;
+      words.push({ text: m[0], lines: new Set(rects.map((r) => Math.round(r.top))).size,
+                   top: Math.round(rects[0].top), cut: box.scrollWidth > box.clientWidth });
+    }
+  }
+  const inner = td.firstElementChild || td;
+  return { text: td.textContent, title: td.title, words: words,
+           lines: new Set(words.map((w) => w.top)).size,
+           within: inner.getBoundingClientRect().right <= td.getBoundingClientRect().right + 0.5 };
+});
+"""
+
+LONG_WORDS = "main conference room ceiling projector left side"
+LONG_TOKEN = "projector-" + "x" * 80
+
+
+@pytest_twisted.inlineCallbacks
+def test_long_names_wrap_between_words_never_inside_one(browser: Any, tmp_path: Path) -> Any:
+    """Issue: the name column broke 'projector' as 'projecto r' when the table was tight."""
+    from twisted.internet import reactor
+
+    from twisted_ch.service._status import Entry, Registry, StatusService
+
+    registry = Registry(clock=reactor)
+    registry.add(Entry(LONG_WORDS, Hostile(), "tcp:host=127.0.0.1:port=1"))
+    registry.add(Entry(LONG_TOKEN, Calm(), "tcp:host=127.0.0.1:port=2"))
+    registry.add(Entry("projector", Calm(), "tcp:host=127.0.0.1:port=3"))
+    service = StatusService(reactor, "tcp:0:interface=127.0.0.1", registry)
+    service.startService()
+    try:
+        assert service.url is not None
+        # a tight table: a narrow window, and a long last error competing for the width
+        yield threads.deferToThread(browser.set_window_size, 700, 900)
+        yield threads.deferToThread(browser.get, service.url)
+        yield threads.deferToThread(waitFor, browser, lambda b: len(rows(b)) == 3)
+
+        def check() -> None:
+            cells = {c["text"]: c for c in browser.execute_script(NAME_LAYOUT)}
+            assert set(cells) == {LONG_WORDS, LONG_TOKEN, "projector"}
+            for name, cell in cells.items():
+                assert cell["title"].split("\n")[0] == name  # the whole name, on hover
+                assert cell["within"], cell  # nothing spills over the next column
+                for word in cell["words"]:
+                    assert word["lines"] == 1, (name, word)  # never broken inside a word
+            # the long name wraps, at its spaces
+            assert cells[LONG_WORDS]["lines"] > 1
+            assert not any(w["cut"] for w in cells[LONG_WORDS]["words"])
+            assert [w["text"] for w in cells[LONG_WORDS]["words"]] == LONG_WORDS.split()
+            # one word longer than the column: cut with an ellipsis, not broken
+            [token] = cells[LONG_TOKEN]["words"]
+            assert token["cut"] and token["text"] == LONG_TOKEN
+            assert not cells["projector"]["words"][0]["cut"]
+            browser.save_screenshot(str(tmp_path / "names.png"))
+
+        yield threads.deferToThread(check)
+    finally:
+        yield service.stopService()
+        registry.stopTracking()
+    assert (tmp_path / "names.png").read_bytes()[:8] == PNG

@@ -22,11 +22,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from twisted_ch import extronlib
 from twisted_ch._runtime import ProgramThread
+from twisted_ch.extronlib._lifetime import ProgramObjects
 
 __all__ = ["CONNECTION_HANDLER_NAMES", "Program", "installConnectionHandler", "runProgram"]
 
@@ -92,12 +94,57 @@ def installConnectionHandler() -> None:
         sys.meta_path.append(_finder)
 
 
+def _stopHandlers(thread: ProgramThread) -> Deferred[Any]:
+    """Stop every connection handler the program made (reactor thread)."""
+    from twisted_ch.service._services import stopHandler
+
+    handlers = list(thread.runtime.handlers)
+    return DeferredList(
+        [stopHandler(h, thread.reactor) for h in handlers if hasattr(h, "Interface")],
+        consumeErrors=True,
+    ).addCallback(_logStopFailures, "a connection handler")
+
+
+def _logStopFailures(results: list[tuple[bool, Any]], what: str) -> None:
+    for ok, value in results:
+        if not ok and isinstance(value, Failure):
+            log.failure("stopping {what} of a program failed", value, what=what)
+
+
+class _ReleasingThread(ProgramThread):
+    """
+    A program thread whose stop also stops what the program made: once the thread has ended,
+    its connection handlers stop and every interface, server, Timer, Wait, Clock, panel and I/O
+    port it created is released (links closed, ports closed, timers cancelled), handler or not.
+    """
+
+    def __init__(self, reactor: Any, name: str) -> None:
+        super().__init__(reactor, name=name)
+        #: what the program created (see L{twisted_ch.extronlib._lifetime})
+        self.objects = ProgramObjects.forThread(self, reactor)
+
+    def stop(self, timeout: float = 5.0) -> Deferred[None]:
+        """Let queued work finish, end the thread, then release what the program made."""
+        ended = super().stop(timeout)
+
+        def release(_: object) -> Deferred[None]:
+            return _stopHandlers(self).addCallback(lambda _: self.objects.release())
+
+        return ended.addCallback(release)
+
+
 class Program:
-    """A program file or callable, run on its own program thread."""
+    """
+    A program file or callable, run on its own program thread.  L{stop} leaves nothing of it
+    running: handlers stopped, every link and listening port it opened closed, its timers gone.
+    """
 
     def __init__(self, reactor: Any, name: str = "program") -> None:
         self.reactor = reactor
-        self.thread = ProgramThread(reactor, name=name)
+        thread = _ReleasingThread(reactor, name=name)
+        self.thread: ProgramThread = thread
+        #: what the program has created that L{stop} releases
+        self.objects: ProgramObjects = thread.objects
         self.namespace: dict[str, Any] = {}
 
     def runFile(self, path: str | Path) -> Deferred[dict[str, Any]]:
@@ -133,9 +180,13 @@ class Program:
         self.thread.ensureStarted()
         return self.thread.run(f, *args)
 
-    def stop(self) -> Deferred[None]:
-        """Let queued callbacks finish and end the program thread."""
-        return self.thread.stop()
+    def stop(self, timeout: float = 5.0) -> Deferred[None]:
+        """
+        Stop the program: its connection handlers first (no more polling), then its thread
+        (queued callbacks finish; a top level still running gets C{timeout} seconds), then
+        everything it created is released.  Fires once links and ports are closed.
+        """
+        return _stopHandlers(self.thread).addCallback(lambda _: self.thread.stop(timeout))
 
 
 def runProgram(reactor: Any, path: str | Path) -> Program:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
 
@@ -15,6 +16,7 @@ from twisted_ch._events import Event, emit
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher, toBytes
 from twisted_ch._link import DeviceLink
 from twisted_ch._runtime import Runtime, resolveRuntime
+from twisted_ch.extronlib._lifetime import adopt
 
 __all__ = ["LinkInterface"]
 
@@ -75,9 +77,15 @@ class LinkInterface:
         self._keepAlive: LoopingCall | None = None
         self._keepAliveSetting: tuple[float, bytes] | None = None
         self._announced = False
+        adopt(self._rt, self)
 
     def _makeEndpoint(self) -> IStreamClientEndpoint:
         raise NotImplementedError
+
+    def _release(self) -> Deferred[None]:
+        """The program stopped: no keep-alive, the link closed for good (no reopening)."""
+        self._stopKeepAlive()
+        return self._link.close()
 
     @property
     def link(self) -> DeviceLink:

@@ -19,6 +19,8 @@ from twisted.logger import Logger
 from twisted_ch._checks import seconds
 from twisted_ch._events import Event, emit
 from twisted_ch._runtime import Runtime
+from twisted_ch.extronlib._irfile import IRFile, IRFileError, findIRFile, loadIRFile
+from twisted_ch.extronlib._lifetime import adopt
 from twisted_ch.extronlib.device import _Host
 
 __all__ = [
@@ -87,6 +89,10 @@ class IOPort:
         self.backend = backend if backend is not None else _defaultBackend
         self._rt: Runtime = Host._rt
         self._pulse: IDelayedCall | None = None
+        adopt(self._rt, self)
+
+    def _release(self) -> None:
+        """The program stopped: nothing of this port keeps running (reactor thread)."""
 
     def _apply(self, setting: str, value: object) -> None:
         if self.backend is not None:
@@ -184,6 +190,12 @@ class _Switch(IOPort):
         if self._pulse is not None and self._pulse.active():
             self._pulse.cancel()
         self._pulse = None
+
+    def _release(self) -> None:
+        # a pulse under way ends now rather than leaving the output on for good
+        if self._pulse is not None and self._pulse.active():
+            self._cancelPulse()
+            self._endPulse()
 
     def _doPulse(self, duration: float) -> None:
         self._checkOutput()
@@ -499,8 +511,16 @@ class VolumeInterface(IOPort):
 
 class IRInterface(IOPort):
     """
-    An IR port playing the functions of an IR file (C{.eir}); what it plays is recorded in
-    L{playing} and handed to the backend as the C{'Play'} setting: C{(how, function, amount)}.
+    An IR port playing the functions of an IR file; what it plays is recorded in L{playing} and
+    handed to the backend as the C{'Play'} setting: C{(how, function, amount)} (the function's
+    code is in L{irFile}).
+
+    C{File} is looked for as given (an absolute path), else in the program data directory's
+    C{ir/} folder, then in the data directory itself.  A file found is read and checked when the
+    interface is created (and at L{Initialize}): L{functions} lists its function names, and
+    playing a name it lacks raises ValueError.  A file that is missing or cannot be read (Extron's
+    undocumented binary C{.eir}: see L{twisted_ch.extronlib._irfile} for the forms read) is
+    reported once in the log and in L{fileProblem}; the port then plays any name, unchecked.
     """
 
     def __init__(
@@ -511,6 +531,11 @@ class IRInterface(IOPort):
         #: what is playing: (how, function, amount), or None
         self.playing: tuple[str, str, float | None] | None = None
         self._end: IDelayedCall | None = None
+        #: the IR file read (None: missing or unreadable, see L{fileProblem})
+        self.irFile: IRFile | None = None
+        #: why the IR file is not in use, or None
+        self.fileProblem: str | None = None
+        self._load()
 
     @staticmethod
     def _checkFile(File: object) -> str:
@@ -518,16 +543,52 @@ class IRInterface(IOPort):
             raise TypeError(f"File must be an IR file name, not {File!r}")
         return File
 
+    @property
+    def functions(self) -> list[str] | None:
+        """The IR file's function names, in file order (None: the file is not in use)."""
+        return None if self.irFile is None else self.irFile.names
+
+    def _load(self) -> None:
+        from twisted_ch.extronlib._files import dataDirectory
+
+        self.irFile = None
+        folders = [dataDirectory() / "ir", dataDirectory()]
+        try:
+            path = findIRFile(self.File, folders)
+            if path is None:
+                where = ", ".join(str(f) for f in folders)
+                raise IRFileError(f"{self.File} is not in {where}")
+            self.irFile = loadIRFile(path)
+        except IRFileError as e:
+            self.fileProblem = str(e)
+            log.warn(
+                "{port}: IR file not in use, function names are not checked: {why}",
+                port=self,
+                why=self.fileProblem,
+            )
+            return
+        self.fileProblem = None
+        log.info(
+            "{port}: IR file {path}: {n} functions",
+            port=self,
+            path=str(path),
+            n=len(self.irFile.functions),
+        )
+
     def Initialize(self, File: str | None = None) -> None:
-        """Use another IR file (None leaves it)."""
+        """Use another IR file (None leaves it); it is read and checked as at creation."""
         if File is not None:
             self.File = self._checkFile(File)
+            self._load()
             self._apply("File", self.File)
 
-    @staticmethod
-    def _checkFunction(irFunction: object) -> str:
+    def _checkFunction(self, irFunction: object) -> str:
         if not isinstance(irFunction, str) or not irFunction:
             raise TypeError(f"irFunction must be a function name, not {irFunction!r}")
+        if self.irFile is not None and irFunction not in self.irFile.functions:
+            names = self.irFile.names
+            shown = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
+            raise ValueError(f"{self.File} has no IR function {irFunction!r} (it has {shown})")
         return irFunction
 
     def PlayContinuous(self, irFunction: str) -> None:
@@ -543,6 +604,8 @@ class IRInterface(IOPort):
             or not 0 <= repeatCount <= 15
         ):
             raise ValueError(f"repeatCount must be 0-15 or None, got {repeatCount!r}")
+        if repeatCount is None and self.irFile is not None:
+            repeatCount = self.irFile.functions[name].repeat  # the file's count, if it gives one
         self._play("Count", name, repeatCount)
 
     def PlayTime(self, irFunction: str, duration: float) -> None:
@@ -576,3 +639,8 @@ class IRInterface(IOPort):
         if self._end is not None and self._end.active():
             self._end.cancel()
         self._end = None
+
+    def _release(self) -> None:
+        # an emitter playing continuously (or for a time) stops with the program
+        if self.playing is not None or self._end is not None:
+            self._stop()

@@ -5,18 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.serialport import SerialPort
+from twisted.logger import Logger
 
 from twisted_ch import _checks, _site
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE
 from twisted_ch.extronlib._base import LinkInterface
 from twisted_ch.extronlib._pacing import PacedEndpoint, pacedSendAndWait
+from twisted_ch.extronlib._serialmode import MODES, ModeNotApplied, applyMode, flagsFor
 from twisted_ch.extronlib.device import SPDevice, _Host
 
 __all__ = ["DANTE_HOSTS", "DanteInterface", "SPInterface", "SerialInterface"]
 
 _PARITY = {"None": "N", "Even": "E", "Odd": "O", "Mark": "M", "Space": "S"}
 _FLOW = ("Off", "HW", "SW")
-_MODES = ("RS232", "RS422", "RS485", "RS485-HD")
+_MODES = MODES
 
 
 def _checkSerialSettings(**settings: Any) -> None:
@@ -54,10 +57,15 @@ class SerialInterface(LinkInterface):
     The port opens when the interface is created and reopens after it vanishes; like
     ControlScript's, it has no Connect: its keep-alive handler decides the device's state.
     With C{CharDelay} (seconds) the bytes of each Send go out one at a time that far apart
-    (timed by C{pacingClock}, the reactor unless a test sets a Clock).
+    (timed by C{pacingClock}, the reactor unless a test sets a Clock).  C{Mode} is put in force
+    each time the port opens (Linux RS-485 settings: C{'RS485-HD'} half duplex with RTS direction
+    control, C{'RS485'} full duplex, C{'RS232'}/C{'RS422'} without); a port that cannot take it
+    (a pty, a driver without RS-485, a port served over TCP) is reported once in the log and in
+    L{modeProblem}, and keeps working.
     """
 
     connectionOriented = False
+    log = Logger(namespace="twisted_ch.serial")
 
     def __init__(
         self,
@@ -100,6 +108,9 @@ class SerialInterface(LinkInterface):
         self.FlowControl = FlowControl
         self.CharDelay = CharDelay
         self.Mode = Mode
+        #: why L{Mode} is not in force on the port (None: it is, or the port is not open yet)
+        self.modeProblem: str | None = None
+        self._modeReported: tuple[str, str] | None = None
         self.devicePath = Host.portPath(Port) if endpoint is None else Port
         super().__init__(
             f"serial:{Host.DeviceAlias}:{Port}",
@@ -129,6 +140,57 @@ class SerialInterface(LinkInterface):
             xonxoff=self.FlowControl == "SW",
             rtscts=self.FlowControl == "HW",
         )
+
+    def linkMade(self) -> None:
+        self._applyMode()  # before Connected and the first keep-alive
+        super().linkMade()
+
+    def _serialPort(self) -> SerialPort | None:
+        """The open serial port under the link (through the pacing wrapper), if it is one."""
+        transport = getattr(self._link.protocol, "transport", None)
+        for _ in range(4):
+            if transport is None or isinstance(transport, SerialPort):
+                return transport
+            transport = getattr(transport, "transport", None)
+        return None
+
+    def _applyMode(self) -> None:
+        """
+        Put L{Mode} in force on the open port (the kernel's RS-485 settings, see
+        L{twisted_ch.extronlib._serialmode}); a port that cannot take it is reported once per
+        mode, in the log and L{modeProblem}, and keeps working as it is.
+        """
+        if not self._link.connected:
+            return
+        mode = self.Mode
+        port = self._serialPort()
+        try:
+            if port is None:
+                if flagsFor(mode).enabled:
+                    raise ModeNotApplied(
+                        f"{self.devicePath} is not a local serial port: set RS-485 on the device "
+                        "that serves it"
+                    )
+                written = False
+            else:
+                written = applyMode(port.fileno(), mode)
+        except ModeNotApplied as e:
+            self.modeProblem = str(e)
+            if self._modeReported != (mode, self.modeProblem):
+                self._modeReported = (mode, self.modeProblem)
+                self.log.warn(
+                    "{port}: Mode {mode} is not applied: {why}; the port keeps working as it is",
+                    port=self,
+                    mode=mode,
+                    why=self.modeProblem,
+                )
+            return
+        except OSError as e:  # the port went away meanwhile: its loss is reported as such
+            self.modeProblem = f"{type(e).__name__}: {e}"
+            return
+        self.modeProblem = None
+        if written:
+            self.log.info("{port}: Mode {mode} applied", port=self, mode=mode)
 
     def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
         """
@@ -167,6 +229,8 @@ class SerialInterface(LinkInterface):
         for key, value in settings.items():
             setattr(self, key, value)
         if not changed - {"CharDelay", "Mode"}:
+            if "Mode" in changed:
+                self._rt.twoFaced(self._applyMode)
             return
 
         def reopen() -> None:

@@ -26,7 +26,7 @@ from typing import Any
 from typing import Protocol as TypingProtocol
 
 from twisted.internet import error
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.interfaces import IAddress, IDelayedCall, IListeningPort, IProtocolFactory
 from twisted.internet.protocol import DatagramProtocol, Protocol, ServerFactory
 from twisted.logger import Logger, LogLevel
@@ -34,8 +34,10 @@ from twisted.python.failure import Failure
 
 from twisted_ch._events import Event, emit
 from twisted_ch._framing import toBytes
+from twisted_ch._link import CLOSE_GRACE
 from twisted_ch._runtime import Runtime, resolveRuntime
 from twisted_ch._summary import Summarizer
+from twisted_ch.extronlib._lifetime import adopt
 from twisted_ch.protocols.device import LinkDown
 
 __all__ = [
@@ -295,6 +297,9 @@ class _ServerInterface:
         self._generation = 0
         self.lastError: str | None = None
         self._tls: Any = None  # the SSLWrap settings (extronlib._tls.TLSSettings)
+        #: clients being closed by L{_release}: id -> (the client, its abort, the Deferred)
+        self._closing: dict[int, tuple[ClientObject, IDelayedCall, Deferred[None]]] = {}
+        adopt(self._rt, self)
 
     def SSLWrap(
         self,
@@ -478,6 +483,24 @@ class _ServerInterface:
         maybeDeferred(port.stopListening).addBoth(done)
         return closed
 
+    def _release(self) -> Deferred[Any]:
+        """
+        The program stopped: no more listening, and every client closed (gracefully, aborted
+        after L{CLOSE_GRACE} seconds if it does not go); fires once the port and clients are gone.
+        """
+        waits = [self.stopListening()]
+        for client in list(self._clients):
+            if not client.connected or id(client) in self._closing:
+                continue
+            gone: Deferred[None] = Deferred()
+            transport = client._transport
+            abort = getattr(transport, "abortConnection", transport.loseConnection)
+            later = self._rt.reactor.callLater(CLOSE_GRACE, abort)
+            self._closing[id(client)] = (client, later, gone)
+            waits.append(gone)
+            transport.loseConnection()
+        return DeferredList(waits, consumeErrors=True)
+
     def _whenStopped(self) -> Deferred[None]:
         """A Deferred firing once no port is closing."""
         if self._stopWaiters is None:
@@ -514,6 +537,12 @@ class _ServerInterface:
     def _clientLost(self, client: ClientObject, reason: Failure) -> None:
         if client in self._clients:
             self._clients.remove(client)
+        closing = self._closing.pop(id(client), None)
+        if closing is not None:
+            _, abort, gone = closing
+            if abort.active():
+                abort.cancel()
+            gone.callback(None)
         why = _describeLoss(reason)
         self.log.debug(
             "{server}: client {client} gone ({why})", server=self, client=client, why=why

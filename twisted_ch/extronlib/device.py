@@ -20,6 +20,7 @@ from typing import Any
 from twisted_ch import _site
 from twisted_ch._events import Event, emit
 from twisted_ch._runtime import Runtime, resolveRuntime
+from twisted_ch.extronlib._lifetime import adopt
 
 __all__ = [
     "PROCESSOR_PROPERTIES",
@@ -334,6 +335,7 @@ class _Panel(_Host):
         self.playing: str | None = None
         #: button clicks played: (count, interval)
         self.clicks: list[tuple[int, float | None]] = []
+        adopt(self._rt, self)
 
     # properties
 
@@ -453,8 +455,14 @@ class _Panel(_Host):
         emit(self._rt, self, "InactivityChanged", self, float(seconds))
 
     def stopTimers(self) -> None:
-        """Cancel the device's pending timers (inactivity, popups): for a clean stop."""
+        """
+        Cancel the device's pending timers (inactivity, sleep, popups, its buttons' hold and
+        repeat): for a clean stop (a program's stop does it).
+        """
         self._rt.twoFaced(self._stopTimers)
+
+    def _release(self) -> None:
+        self._stopTimers()
 
     def _stopTimers(self) -> None:
         for call in self._inactivityCalls:
@@ -672,6 +680,8 @@ class UIDevice(_Panel):
         super()._stopTimers()
         for popup in list(self._popupCalls):
             self._cancelPopup(popup)
+        for control in list(self.controls.values()):
+            control._stopTimers()
 
     @staticmethod
     def _checkName(value: object, what: str) -> None:

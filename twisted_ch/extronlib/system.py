@@ -27,6 +27,7 @@ from zope.interface import implementer
 from twisted_ch._checks import period, seconds
 from twisted_ch._events import Event, emit
 from twisted_ch._runtime import Dispatcher, Runtime, describe, resolveRuntime
+from twisted_ch.extronlib._lifetime import adopt
 
 __all__ = [
     "Clock",
@@ -100,6 +101,7 @@ class Timer:
         self._state: TimerState = "Stopped"
         self._loop: LoopingCall | None = None
         self._busy = False
+        adopt(self._rt, self)
         self._rt.twoFaced(self._start)
 
     def _checked(self, Interval: object) -> float:
@@ -217,6 +219,10 @@ class Timer:
         if self._state == "Running":
             self._start()
 
+    def _release(self) -> None:
+        """The program stopped: stop ticking."""
+        self._halt("Stopped")
+
     def _tick(self) -> None:
         self._count += 1
         function = self._function
@@ -259,6 +265,7 @@ class Wait:
         self._rt = resolveRuntime(reactor)
         self._function = Function
         self._call: IDelayedCall | None = None
+        adopt(self._rt, self)
         if Function is not None:
             self._rt.twoFaced(self._schedule, self._time)
 
@@ -331,6 +338,10 @@ class Wait:
         if self._function is not None:
             self._rt.call(self._function)
 
+    def _release(self) -> None:
+        """The program stopped: the function is not called."""
+        self._cancel()
+
 
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -358,6 +369,7 @@ class Clock:
         self._rt = resolveRuntime(reactor)
         self._call: IDelayedCall | None = None
         self._state: Literal["Enabled", "Disabled"] = "Disabled"
+        adopt(self._rt, self)
 
     @staticmethod
     def _parseTimes(times: Iterable[str]) -> list[_dt.time]:
@@ -452,6 +464,10 @@ class Clock:
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
+
+    def _release(self) -> None:
+        """The program stopped: no more calls."""
+        self._disable()
 
     def _reschedule(self) -> None:
         if self._call is not None and self._call.active():

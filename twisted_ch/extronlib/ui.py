@@ -76,6 +76,9 @@ class _Control:
     def _emit(self, name: str, *args: object) -> None:
         emit(self._rt, self, name, self, *args)
 
+    def _stopTimers(self) -> None:
+        """Cancel the control's pending timers (its host's clean stop; reactor thread)."""
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._id!r} on {self._host.DeviceAlias}>"
 
@@ -221,6 +224,13 @@ class Button(_Control):
 
     def _schedule(self, delay: float, f: Any) -> None:
         self._timer = self._rt.reactor.callLater(delay, f)
+
+    def _stopTimers(self) -> None:
+        # a button held when the program stops repeats no more (it is released quietly)
+        self._pressed = False
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
 
     def _release(self) -> None:
         if not self._pressed:

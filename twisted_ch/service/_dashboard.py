@@ -111,7 +111,12 @@ th, td { border-bottom: 1px solid var(--line); padding: .3rem .5rem; text-align:
 th { background: #eaeef2; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.error-text { max-width: 28rem; overflow-wrap: anywhere; color: #57606a; }
-td.name { font-weight: 600; overflow-wrap: anywhere; max-width: 16rem; }
+td.name { font-weight: 600; }
+/* a name wraps between its words only; a word too long for the column is cut with an ellipsis
+   (the cell's title holds the whole name) */
+.name-text { max-width: 15rem; overflow-wrap: normal; word-break: normal; hyphens: manual; }
+.name-text .word { display: inline-block; max-width: 100%; overflow: hidden;
+                   text-overflow: ellipsis; white-space: nowrap; vertical-align: top; }
 td.since, td.state, td.health { white-space: nowrap; }
 tr.health-ok td:first-child { border-left: 5px solid var(--ok); }
 tr.health-warning td:first-child { border-left: 5px solid var(--warning); }
@@ -223,10 +228,23 @@ SCRIPT = r"""
     }
     return !name || String(device.name).toLowerCase().includes(name);
   }
+  function nameCell(name, endpoint) {
+    // each word an unbreakable box: lines break only between words
+    const text = String(name), td = el("td", { class: "name",
+                                               title: endpoint ? text + "\n" + endpoint : text });
+    const box = el("div", { class: "name-text" });
+    for (const part of text.split(/(\s+)/)) {
+      if (!part) continue;
+      box.appendChild(/\s/.test(part) ? document.createTextNode(part)
+                                      : el("span", { class: "word" }, part));
+    }
+    td.appendChild(box);
+    return td;
+  }
   function deviceRow(d, now) {
     const health = ["ok", "warning", "error", "unknown"].includes(d.health) ? d.health : "unknown";
     const tr = el("tr", { class: "health-" + health, "data-name": d.name });
-    tr.appendChild(el("td", { class: "name", title: d.endpoint || "" }, d.name));
+    tr.appendChild(nameCell(d.name, d.endpoint));
     tr.appendChild(el("td", { class: "state state-" + String(d.state).replace(/[^A-Za-z]/g, "") },
                       d.state));
     const h = el("td", { class: "health" });
@@ -247,7 +265,7 @@ SCRIPT = r"""
     const tr = el("tr", { class: s.state === "Listening" ? "health-ok" : "health-error",
                           "data-name": s.name });
     const value = (v) => (v === undefined || v === null ? "" : v);
-    tr.appendChild(el("td", { class: "name", title: s.endpoint || "" }, s.name));
+    tr.appendChild(nameCell(s.name, s.endpoint));
     tr.appendChild(el("td", { class: "state" }, s.state));
     tr.appendChild(el("td", { class: "num" }, value(s.port)));
     tr.appendChild(el("td", { class: "num clients" }, value(s.clients)));
