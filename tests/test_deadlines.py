@@ -1,5 +1,5 @@
 """
-SendAndWait timeouts share one timer per clock (twisted_ch.protocols.device._Deadlines): each wait
+SendAndWait timeouts share one timer per clock (twisted_ch.protocols.device.Deadlines): each wait
 still times out at its own deadline, answered waits leave nothing behind, and closed links leave
 no timer.
 """

@@ -23,6 +23,7 @@ _EXPORTS = {
     "HostKeyRevoked": "ssh",
     "AuthenticationFailed": "ssh",
     "KnownHostsFileError": "ssh",
+    "clientFromString": "_strings",
 }
 
 __all__ = sorted(_EXPORTS)

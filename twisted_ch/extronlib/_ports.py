@@ -127,9 +127,9 @@ class SerialInterface(LinkInterface):
         from twisted_ch.endpoints.serial import SerialEndpoint
 
         if _site.isEndpointDescription(self.devicePath):  # a ser2net port, a serial: string
-            from twisted.internet.endpoints import clientFromString
+            from twisted_ch.endpoints._strings import clientFromString
 
-            return clientFromString(self._rt.reactor, self.devicePath)  # type: ignore[no-any-return]
+            return clientFromString(self._rt.reactor, self.devicePath)
         return SerialEndpoint(
             self._rt.reactor,
             self.devicePath,
@@ -274,10 +274,10 @@ class SPInterface(LinkInterface):
         self._rt.twoFaced(self._link.open)
 
     def _makeEndpoint(self) -> IStreamClientEndpoint:
-        from twisted.internet.endpoints import clientFromString
+        from twisted_ch.endpoints._strings import clientFromString
 
         assert self.Host.spEndpoint is not None
-        return clientFromString(self._rt.reactor, self.Host.spEndpoint)  # type: ignore[no-any-return]
+        return clientFromString(self._rt.reactor, self.Host.spEndpoint)
 
     def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
         """SPInterface has no SendAndWait in ControlScript either."""
@@ -351,9 +351,9 @@ class DanteInterface(LinkInterface):
         from twisted_ch.endpoints.tcp import TCPHostnameEndpoint
 
         if self._described is not None:
-            from twisted.internet.endpoints import clientFromString
+            from twisted_ch.endpoints._strings import clientFromString
 
-            return clientFromString(self._rt.reactor, self._described)  # type: ignore[no-any-return]
+            return clientFromString(self._rt.reactor, self._described)
         return TCPHostnameEndpoint(self._rt.reactor, self._host, self._port)
 
     @classmethod

@@ -116,7 +116,17 @@ class _Wait:
         self.result: Deferred[bytes] = Deferred()
 
 
-class _Deadlines:
+class DeadlineOwner(TypingProtocol):
+    """What waits on a L{Deadlines}: a connection's SendAndWait, an SNMP probe's request."""
+
+    def _waiting(self, serial: int) -> bool:
+        """Whether what was sent as C{serial} still waits."""
+
+    def _deadlinePassed(self, serial: int) -> None:
+        """The deadline of what was sent as C{serial} has come."""
+
+
+class Deadlines:
     """
     The SendAndWait deadlines of every connection on one clock, served by one DelayedCall.
 
@@ -137,7 +147,7 @@ class _Deadlines:
             (lambda: clock) if strong else weakref.ref(clock)
         )
         #: per timeout: deadlines, owners and serials, in the order the waits were sent
-        self._queues: dict[float, tuple[deque[float], deque[DeviceProtocol], deque[int]]] = {}
+        self._queues: dict[float, tuple[deque[float], deque[DeadlineOwner], deque[int]]] = {}
         self._timer: IDelayedCall | None = None
         self._timerAt = 0.0
         #: waits sent and not ended
@@ -149,7 +159,7 @@ class _Deadlines:
         assert clock is not None, "a connection outlived its clock"
         return clock
 
-    def add(self, timeout: float, owner: DeviceProtocol, serial: int) -> None:
+    def add(self, timeout: float, owner: DeadlineOwner, serial: int) -> None:
         """A wait was sent: time it out after C{timeout} seconds unless it ends first."""
         self.waiting += 1
         now = self.clock.seconds()
@@ -185,7 +195,7 @@ class _Deadlines:
         self._timer = None
         now = self.clock.seconds()
         due = max(now, self._timerAt)  # the timer was armed for exactly that deadline
-        expired: list[tuple[DeviceProtocol, int]] = []
+        expired: list[tuple[DeadlineOwner, int]] = []
         earliest: float | None = None
         for timeout, (deadlines, owners, serials) in list(self._queues.items()):
             while deadlines:
@@ -209,17 +219,17 @@ class _Deadlines:
             owner._deadlinePassed(serial)
 
 
-_clocks: weakref.WeakKeyDictionary[Any, _Deadlines] = weakref.WeakKeyDictionary()
+_clocks: weakref.WeakKeyDictionary[Any, Deadlines] = weakref.WeakKeyDictionary()
 
 
-def _deadlinesOf(clock: IReactorTime) -> _Deadlines:
-    """The one L{_Deadlines} of C{clock}."""
+def deadlinesOf(clock: IReactorTime) -> Deadlines:
+    """The one L{Deadlines} of C{clock}."""
     try:
         deadlines = _clocks.get(clock)
     except TypeError:  # a clock that cannot be weakly referenced: a queue per connection
-        return _Deadlines(clock, strong=True)
+        return Deadlines(clock, strong=True)
     if deadlines is None:
-        deadlines = _clocks[clock] = _Deadlines(clock)
+        deadlines = _clocks[clock] = Deadlines(clock)
     return deadlines
 
 
@@ -271,8 +281,8 @@ class DeviceProtocol(Protocol):
         self._inFlight = False
         #: bytes of data held by the waits queued behind the one in flight
         self._queuedWaitBytes = 0
-        #: the clock's deadline queue (see L{_Deadlines}) and the serial of the wait now sent
-        self._deadlines = _deadlinesOf(clock)
+        #: the clock's deadline queue (see L{Deadlines}) and the serial of the wait now sent
+        self._deadlines = deadlinesOf(clock)
         self._serial = 0
         self.bytesReceived = 0
         self.bytesSent = 0
@@ -441,7 +451,7 @@ class DeviceProtocol(Protocol):
                 wait.result.errback(failure)
 
     def _deadlinePassed(self, serial: int) -> None:
-        """The deadline of the wait sent as C{serial} has come (L{_Deadlines})."""
+        """The deadline of the wait sent as C{serial} has come (L{Deadlines})."""
         if serial == self._serial and self._waits:
             self._timedOut(self._waits[0])
 

@@ -565,7 +565,7 @@ def checkEndpoint(r: _Reader, description: str, key: str, reactor: Any) -> None:
     shows the type and option names only: no value, not even with the secret options hidden
     (a mistyped C{pasword=} or an unescaped colon inside a password would otherwise show).
     """
-    from twisted.internet.endpoints import clientFromString
+    from twisted_ch.endpoints._strings import clientFromString
 
     shown = describeEndpoint(description)
     if _lastBackslashUnpaired(description):

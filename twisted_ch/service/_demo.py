@@ -76,7 +76,7 @@ def _need(module: str, what: str) -> None:
 
 
 def _needParser(reactor: Any, description: str) -> None:
-    from twisted.internet.endpoints import clientFromString
+    from twisted_ch.endpoints._strings import clientFromString
 
     try:
         clientFromString(reactor, description)

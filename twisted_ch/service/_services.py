@@ -491,9 +491,8 @@ class DevicesService(Service):
 
 def buildHandler(reactor: Any, cfg: DeviceConfig) -> tuple[Any, Any]:
     """A connection handler (not yet connected) and its probe for one device."""
-    from twisted.internet.endpoints import clientFromString
-
     from twisted_ch._factory import GetConnectionHandler
+    from twisted_ch.endpoints._strings import clientFromString
     from twisted_ch.extronlib.interface import EndpointInterface
     from twisted_ch.service.probes import makeProbe
 
@@ -692,10 +691,10 @@ class OnlineProbe:
             pending.cancel()
 
     def __call__(self) -> Deferred[None]:
-        from twisted.internet.endpoints import clientFromString
         from twisted.internet.protocol import Factory, Protocol
 
         from twisted_ch._link import describeFailure
+        from twisted_ch.endpoints._strings import clientFromString
 
         try:
             endpoint = clientFromString(self.reactor, self.description)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sys
 import weakref
-from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -200,7 +199,8 @@ class DeviceTrack:
         self.clock = clock
         self.thresholds = thresholds
         #: (time, the time as ISO 8601, state, reason) of each transition, oldest first
-        self.history: deque[tuple[float, str | None, str, str | None]] = deque(maxlen=HISTORY_LIMIT)
+        # a list, not a deque(maxlen=): an empty deque holds a 64-slot block (half a KiB a device)
+        self.history: list[tuple[float, str | None, str, str | None]] = []
         state = getattr(handler, "ConnectionStatus", "Unknown")
         now = clock.seconds()
         self.history.append((now, isoTime(now), str(state), None))
@@ -261,8 +261,9 @@ class DeviceTrack:
         now = self.clock.seconds()
         previous = self.history[-1][2] if self.history else "Unknown"
         reason = self._lastError()
-        if len(self.history) == self.history.maxlen:
+        if len(self.history) >= HISTORY_LIMIT:
             self.forgotten = self.history[0][0]  # transitions until then are not kept
+            del self.history[0]
         self.history.append((now, isoTime(now), status, reason))
         if status == "Connected":
             self._endOutage(previous)

@@ -35,7 +35,7 @@ from twisted.python.failure import Failure
 from twisted_ch._framing import toBytes
 from twisted_ch._link import DeviceLink
 from twisted_ch._runtime import Runtime
-from twisted_ch.protocols.device import LinkDown
+from twisted_ch.protocols.device import LinkDown, deadlinesOf
 
 __all__ = [
     "PJLinkProbe",
@@ -659,6 +659,8 @@ class _SNMPSession:
         self.pending: dict[int, Deferred[SNMPMessage | None]] = {}
         self._window = -1.0
         self._inWindow = 0
+        #: the clock's one timer for every request's timeout (no DelayedCall per request)
+        self._deadlines = deadlinesOf(link.clock)
 
     def _withinBudget(self) -> bool:
         now = self.link.clock.seconds()
@@ -668,15 +670,25 @@ class _SNMPSession:
         return self._inWindow <= SNMP_DATAGRAM_BUDGET
 
     def expect(self, requestId: int, timeout: float) -> Deferred[SNMPMessage | None]:
+        """A Deferred of the response to C{requestId}, or of None after C{timeout} seconds."""
         d: Deferred[SNMPMessage | None] = Deferred()
         self.pending[requestId] = d
-        d.addTimeout(timeout, self.link.clock, onTimeoutCancel=lambda result, t: None)
+        self._deadlines.add(timeout, self, requestId)
         d.addBoth(self._forget, requestId)
         return d
 
     def _forget(self, result: object, requestId: int) -> object:
-        self.pending.pop(requestId, None)
+        if self.pending.pop(requestId, None) is not None:
+            self._deadlines.ended()
         return result
+
+    def _waiting(self, serial: int) -> bool:
+        return serial in self.pending
+
+    def _deadlinePassed(self, serial: int) -> None:
+        d = self.pending.get(serial)
+        if d is not None and not d.called:
+            d.callback(None)  # no answer in time
 
     def linkMade(self) -> None:
         pass
@@ -686,7 +698,9 @@ class _SNMPSession:
 
     def linkLost(self, reason: str) -> None:
         for d in list(self.pending.values()):
-            d.callback(None)
+            if not d.called:
+                d.callback(None)
+        self._deadlines.connectionEnded()
 
     def linkData(self, data: bytes) -> None:
         probe = self.probe
