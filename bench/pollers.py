@@ -665,7 +665,7 @@ async def measure(
         profiler.enable()
     gcTimer = GCTimer()
     gc.callbacks.append(gcTimer)
-    if url is not None and not os.environ.get("XNOSCRAPE"):
+    if url is not None:
         scraping = scraper(url, SCRAPE_EVERY)
     cpu0, t0, answered0, sent0, lost0 = cpuSeconds(), now(), c.answered, c.sent, c.lost
     await sleep(args.seconds)
