@@ -253,18 +253,6 @@ def setupFleet(
     argv = ["--config", path, "--status-port", "127.0.0.1:0"]
     if args.shard:
         argv += ["--shard", args.shard]
-    import resource
-
-    from twisted_ch.service import _limits
-
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    if hard != resource.RLIM_INFINITY and 2 * n + 200 > hard:
-        # the service keeps 2 descriptors per device in its budget (a connection and a spare);
-        # TCP devices use one, and this machine's hard limit cannot be raised: keep one each
-        _limits.DESCRIPTORS_PER_DEVICE = 1  # type: ignore[misc]
-        c.notes = [  # type: ignore[attr-defined]
-            f"descriptor budget: 1 per device (hard limit {hard} < 2 x {n} devices)"
-        ]
     options = tap.Options()
     options.parseOptions(argv)
     service = tap.makeService(options)

@@ -2051,3 +2051,20 @@ def test_a_servers_refusals_are_counted_until_it_stops_listening_then_told() -> 
     factory.doStop()  # the last port stopped listening
     assert clock.getDelayedCalls() == []
     assert lines[1].endswith("(49 more like it in the previous 5 s)")
+
+
+def test_the_descriptor_budget_counts_what_each_device_keeps() -> None:
+    from twisted_ch.service._limits import (
+        SPARE_DESCRIPTORS,
+        DescriptorBudgetError,
+        checkDescriptorBudget,
+        descriptorsPerDevice,
+    )
+
+    assert [descriptorsPerDevice(t) for t in ("tcp", "udp", "serial", "SSH")] == [1, 1, 1, 2]
+    # 10,000 TCP devices fit under a hard limit of 20,000 (as on this machine) ...
+    needed = checkDescriptorBudget(10_000, {}, 32, 20_000, 10_000)
+    assert needed == 10_000 + SPARE_DESCRIPTORS + 32 + 1
+    # ... 10,000 SSH devices do not, and the error says why and what to change
+    with pytest.raises(DescriptorBudgetError, match=r"10000 devices: 20000.*LimitNOFILE"):
+        checkDescriptorBudget(10_000, {}, 32, 20_000, 20_000)

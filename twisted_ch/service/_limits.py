@@ -33,6 +33,8 @@ except ImportError:  # pragma: no cover (not POSIX)
 
 __all__ = [
     "DESCRIPTORS_PER_DEVICE",
+    "DESCRIPTORS_PER_SSH_DEVICE",
+    "descriptorsPerDevice",
     "SPARE_DESCRIPTORS",
     "STATUS_IDLE_TIMEOUT",
     "STATUS_MAX_CONNECTIONS",
@@ -49,8 +51,13 @@ log = Logger(namespace="twisted_ch.tap")
 STATUS_MAX_CONNECTIONS = 32
 #: Seconds a status-page connection may stay silent before it is dropped.
 STATUS_IDLE_TIMEOUT = 30.0
-#: Descriptors kept per device: its connection, and one more (an ssh-agent, a reconnect overlap).
-DESCRIPTORS_PER_DEVICE = 2
+#: Descriptors kept per device: its connection (a socket, a serial port; closed before the next
+#: attempt opens another).
+DESCRIPTORS_PER_DEVICE = 1
+#: Descriptors kept per SSH device: its connection, and its ssh-agent's while it logs in.
+DESCRIPTORS_PER_SSH_DEVICE = 2
+#: Endpoint types whose devices keep L{DESCRIPTORS_PER_SSH_DEVICE}.
+_SSH_TYPES = frozenset(("ssh",))
 #: Descriptors kept for the service itself (log files, the reactor's wakers, DNS, listening ports).
 SPARE_DESCRIPTORS = 64
 #: The soft limit asked for when the hard limit is unlimited.
@@ -97,32 +104,38 @@ def raiseDescriptorLimit() -> tuple[int, int]:
     return (-1 if soft == infinite else soft), (-1 if hard == infinite else hard)
 
 
+def descriptorsPerDevice(endpointType: str) -> int:
+    """The descriptors a device of this endpoint type (C{tcp}, C{ssh}, ...) keeps at most."""
+    if endpointType.lower() in _SSH_TYPES:
+        return DESCRIPTORS_PER_SSH_DEVICE
+    return DESCRIPTORS_PER_DEVICE
+
+
 def checkDescriptorBudget(
-    devices: int, serverShares: dict[str, int], statusShare: int, limit: int
+    devices: int,
+    serverShares: dict[str, int],
+    statusShare: int,
+    limit: int,
+    deviceDescriptors: int | None = None,
 ) -> int:
     """
-    Check that C{devices} (each keeping L{DESCRIPTORS_PER_DEVICE}), the servers' client shares
-    (their C{MaxClients}, by name) and the status page's share fit in C{limit} descriptors with
-    L{SPARE_DESCRIPTORS} to spare.
+    Check that C{devices} (keeping C{deviceDescriptors} between them; by default
+    L{DESCRIPTORS_PER_DEVICE} each), the servers' client shares (their C{MaxClients}, by name)
+    and the status page's share fit in C{limit} descriptors with L{SPARE_DESCRIPTORS} to spare.
 
     @return: the descriptors the configuration may use at most.
     @raise DescriptorBudgetError: they do not fit; the message says what to change.
     """
+    if deviceDescriptors is None:
+        deviceDescriptors = devices * DESCRIPTORS_PER_DEVICE
     servers = sum(serverShares.values())
-    needed = (
-        SPARE_DESCRIPTORS
-        + devices * DESCRIPTORS_PER_DEVICE
-        + servers
-        + len(serverShares)
-        + statusShare
-        + 1
-    )
+    needed = SPARE_DESCRIPTORS + deviceDescriptors + servers + len(serverShares) + statusShare + 1
     if limit >= 0 and needed > limit:
         largest = sorted(serverShares.items(), key=lambda kv: -kv[1])[:3]
         shares = ", ".join(f"{name!r} MaxClients={n}" for name, n in largest)
         raise DescriptorBudgetError(
-            f"the configuration may need {needed} open descriptors ({devices} devices x "
-            f"{DESCRIPTORS_PER_DEVICE}, {servers} server clients{': ' + shares if shares else ''}"
+            f"the configuration may need {needed} open descriptors ({devices} devices: "
+            f"{deviceDescriptors}, {servers} server clients{': ' + shares if shares else ''}"
             f", {statusShare} status-page connections, {SPARE_DESCRIPTORS} spare) but the "
             f"process may open {limit}: lower MaxClients or raise the limit (LimitNOFILE= in a "
             "systemd unit, ulimit -n)"

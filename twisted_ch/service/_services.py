@@ -41,6 +41,7 @@ from twisted_ch.service._limits import (
     STATUS_MAX_CONNECTIONS,
     DescriptorBudgetError,
     checkDescriptorBudget,
+    descriptorsPerDevice,
     raiseDescriptorLimit,
     refuseToStart,
 )
@@ -359,6 +360,7 @@ class DevicesService(Service):
                 {s.name: s.MaxClients or 0 for s in self._servers},
                 STATUS_MAX_CONNECTIONS,
                 soft,
+                sum(descriptorsPerDevice(d.endpointType) for d in self._devices),
             )
         except DescriptorBudgetError as e:
             refuseToStart(str(e))
