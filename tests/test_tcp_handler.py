@@ -784,3 +784,52 @@ def test_a_bad_argument_is_an_error_not_a_send() -> None:
         h.SendAndWait("P", -1)
     assert h.missedPolls == 0
     assert ep.written() == b""
+
+
+def test_a_keepalive_whose_deferred_waits_on_another_is_not_run_twice_at_once() -> None:
+    """
+    A keep-alive Deferred that has its result but waits on a Deferred a callback returned
+    (C{succeed(None).addCallback(lambda _: SendAndWait(...))}, a free C{DeferredLock}) is still
+    running: the ticks meanwhile are skipped, and a device answering within the wait is kept.
+    """
+    from twisted.internet.defer import succeed
+
+    started: list[float] = []
+
+    def keepAlive(handler: Any) -> Deferred[None]:
+        started.append(clock.seconds())
+
+        def check(response: bytes) -> None:
+            if response == b"Pwr1\r\n":
+                handler.ResponseAccepted()
+
+        d = succeed(None).addCallback(lambda _: handler.SendAndWait("P", 3, deliTag=b"\r\n"))
+        return d.addCallback(check)
+
+    clock, ep, h, rec = tcpHandler(keepAlive, DisconnectLimit=2, pollFrequency=0.5)
+    h.Connect()
+    clock.pump([0.5] * 4)  # the device takes 2 s to answer
+    assert started == [0.5]
+    assert ep.written() == b"P"
+    assert h.missedPolls == 1
+    ep.respond(b"Pwr1\r\n")
+    assert h.ConnectionStatus == "Connected" and rec.names() == ["Connected"]
+    clock.advance(0.5)
+    assert started == [0.5, 2.5]
+
+
+def test_a_SendAndWait_replaced_on_the_interface_is_the_one_called() -> None:
+    """A wrapper set on the interface itself (tracing, a test double) sees every call."""
+    seen: list[bytes] = []
+    clock, ep, h, rec = tcpHandler(None)
+    iface = h.Interface
+    real = iface.SendAndWait
+
+    def traced(data: bytes, timeout: float, **delimiter: Any) -> Any:
+        seen.append(data)
+        return real(data, timeout, **delimiter)
+
+    iface.SendAndWait = traced
+    h.Connect()
+    h.SendAndWait(b"Q", 1, deliTag=b"\r\n")
+    assert seen == [b"Q"]

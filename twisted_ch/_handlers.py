@@ -284,9 +284,8 @@ class ConnectionHandler(FallThrough):
         if done is None:  # finished synchronously (the usual case)
             self._keepAliveBusy = False
             return
-        if done.called:
-            self._keepAliveDone(None, run)
-            return
+        # (not done.called: a Deferred has its result before a callback's Deferred, which its
+        # chain then waits for, has fired; addBoth below runs at once if it has truly ended)
         if isinstance(dispatcher, ProgramThread):
             # a program thread cannot be interrupted: as in ControlScript, its ticks wait for it
             self._keepAliveGiveUp = math.inf
@@ -405,7 +404,9 @@ class _LinkHandler(ConnectionHandler):
         if wait > self._longestWait:
             self._longestWait = wait
         iface = self._WrappedInterface
-        if type(iface).SendAndWait is LinkInterface.SendAndWait:
+        if type(iface).SendAndWait is LinkInterface.SendAndWait and "SendAndWait" not in getattr(
+            iface, "__dict__", ()
+        ):  # ours, not replaced on the class or the instance (a tracing or test wrapper)
             # checked once here (the condition too, before it counts as a send), not again there
             matcher = iface._matcher(delimiter)
             if self._keepAliveQuery is not None and self._countSend():

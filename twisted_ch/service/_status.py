@@ -15,7 +15,6 @@ import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import IO, Any
 
 from twisted.application.service import Service
@@ -85,12 +84,28 @@ class Entry:
     extra: dict[str, object] = field(default_factory=dict)
     #: its health thresholds (None: the registry's)
     health: HealthConfig | None = None
+    _shown: tuple[tuple[str, bool], str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def trackName(self) -> str:
         """The name the handler's own log lines use (its link's description), else the entry's."""
         name = getattr(self.handler, "logName", None)
         return name if isinstance(name, str) and name else self.name
+
+    def shownEndpoint(self, showPaths: bool = False) -> str:
+        """
+        The endpoint as operators see it (L{redactEndpoint}), remembered: parsing it was a third
+        of the cost of a status row.  Kept by the entry, so it goes when the device goes.
+        """
+        shown = self._shown
+        if shown is None or shown[0] != (self.endpoint, showPaths):
+            shown = self._shown = (
+                (self.endpoint, showPaths),
+                redactEndpoint(self.endpoint, showPaths),
+            )
+        return shown[1]
 
     def row(self, showPaths: bool = False) -> dict[str, object]:
         """The status JSON object for this entry (local paths in its endpoint hidden unless
@@ -109,7 +124,7 @@ class Entry:
             "name": self.name,
             "kind": self.kind,
             "handler": type(self.handler).__name__,
-            "endpoint": _shownEndpoint(self.endpoint, showPaths),
+            "endpoint": self.shownEndpoint(showPaths),
             "state": state,
             "since": isoTime(since) if isinstance(since, int | float) else since,
         }
@@ -138,11 +153,6 @@ class Entry:
         row.update({k: v for k, v in stats.items() if _isJSONScalar(v)})
         row.update({k: v for k, v in self.extra.items() if _isJSONScalar(v) and k not in row})
         return row
-
-
-#: L{redactEndpoint}, remembered: a description does not change, and parsing it is a third of the
-#: cost of a status row (bounded: endpoints a program makes up anew each time are not kept forever)
-_shownEndpoint = lru_cache(maxsize=1 << 15)(redactEndpoint)
 
 
 def _isJSONScalar(value: object) -> bool:
