@@ -184,7 +184,8 @@ def targets(pollResult: dict[str, Any], lat: dict[str, Any]) -> list[tuple[str, 
         s = b["backToConnectedMs"]
         out.append(
             (
-                f"device back -> Connected < connectRetryTime + 50 ms "
+                f"device back -> Connected (first answered poll) < connectRetryTime "
+                f"+ pollFrequency + 50 ms "
                 f"(r={b['connectRetryTime']:g}, {b['endpoint']})",
                 b["met"],
                 f"median {s['median']:.0f} ms, max {s['max']:.0f} ms",

@@ -9,7 +9,9 @@ silence   device stops answering -> Disconnected; expected: the (DisconnectLimit
           after the last answered poll, so between DisconnectLimit and DisconnectLimit+1 poll
           intervals after the silence starts.
 close     device closes (FIN) or resets (RST) the connection -> Disconnected; target < 10 ms.
-back      device listens again -> Connected; target < connectRetryTime + 50 ms.
+back      device listens again -> Connected; Connected means answered (issue 10), so it comes
+          with the first keep-alive answered on the new link, at the handler's next poll tick:
+          target < connectRetryTime + pollFrequency + 50 ms.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from bench._util import now, percentile
 from bench.simctl import SimProcess
 
 ANSWER = b"Pwr1\r\n"
+#: the keep-alive period of the "back" rows
+POLL = 1.0
 
 
 def summary(samples: list[float], scale: float = 1e6) -> dict[str, float]:
@@ -222,7 +226,7 @@ async def back(
     rows = []
     for retry in retryTimes:
         w = Watched(
-            sim.ports[0], endpoint, DisconnectLimit=15, pollFrequency=1, connectRetryTime=retry
+            sim.ports[0], endpoint, DisconnectLimit=15, pollFrequency=POLL, connectRetryTime=retry
         )
         h = w.handler
         await h.Connect()
@@ -254,10 +258,11 @@ async def back(
                     "twisted-hostname": "localhost (Twisted's HostnameEndpoint, forced)",
                 }[endpoint],
                 "connectRetryTime": retry,
-                "targetMs": round((retry + 0.05) * 1e3, 1),
+                "pollFrequency": POLL,
+                "targetMs": round((retry + POLL + 0.05) * 1e3, 1),
                 "backToConnectedMs": summary(measured, 1e3),
                 "retryFiredToConnectedMs": summary(afterAttempt, 1e3),
-                "met": max(measured) < retry + 0.05,
+                "met": max(measured) < retry + POLL + 0.05,
             }
         )
     return rows

@@ -273,22 +273,40 @@ def setupFleet(
     firstConnect: list[float] = []
     connectOf = DevicesService._connect
 
+    class FirstLink:
+        """Times a device's first connect: asked -> its link open (TCP's handshake done)."""
+
+        def __init__(self, key: int) -> None:
+            self.key = key
+
+        def linkMade(self) -> None:
+            started = asked.pop(self.key, None)
+            if started is not None:
+                firstConnect.append(now() - started)
+
+        def linkFailed(self, reason: str) -> None:
+            pass
+
+        def linkLost(self, reason: str) -> None:
+            pass
+
+        def linkData(self, data: bytes) -> None:
+            pass
+
     def recordingConnect(cfg: Any, handler: Any) -> object:
         asked[id(handler)] = now()
+        link = getattr(getattr(handler, "Interface", None), "link", None)
+        if link is not None:
+            link.observers.append(FirstLink(id(handler)))
         return connectOf(cfg, handler)
 
     DevicesService._connect = staticmethod(recordingConnect)  # type: ignore[method-assign]
     c.firstConnects = firstConnect  # type: ignore[attr-defined]
 
     def statusObserver(handler: Any) -> Callable[[str], None]:
-        key = id(handler)
-
         def onStatus(status: str) -> None:
             if status == "Connected":
                 c.connected += 1
-                started = asked.pop(key, None)
-                if started is not None:
-                    firstConnect.append(now() - started)
             elif status == "Disconnected":
                 c.lost += 1
 
