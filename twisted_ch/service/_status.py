@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -763,12 +764,22 @@ def metricsText(registry: Registry) -> bytes:
 # web resources
 
 
+#: A compact C{/status} document (what every open dashboard fetches each second) that took t
+#: seconds to build is served again for STATUS_REUSE x t seconds: however many dashboards are
+#: open, building it takes at most about a tenth of the reactor (at 10,000 devices a build takes
+#: 0.17 s, so a document is at most 2 s old; for a room's devices, well under a millisecond).
+STATUS_REUSE = 10.0
+
+
 class _JSONStatus(Resource):
     isLeaf = True
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, timer: Callable[[], float] = time.monotonic) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.registry = registry
+        self._timer = timer
+        #: the last compact document and until when (L{timer}) it is served again
+        self._compact: tuple[float, bytes] | None = None
 
     def render_GET(self, request: Request) -> bytes:
         if request.postpath and request.postpath != [b""]:  # /status/anything: no such page
@@ -777,7 +788,16 @@ class _JSONStatus(Resource):
         request.setHeader(b"cache-control", b"no-store")
         # ?compact=1 (what the dashboard polls): one line, a third smaller
         compact = (request.args or {}).get(b"compact", [b"0"])[-1] not in (b"", b"0")
-        return self.registry.statusJSON(compact).encode("utf-8")
+        if not compact:
+            return self.registry.statusJSON().encode("utf-8")
+        started = self._timer()
+        kept = self._compact
+        if kept is not None and started < kept[0]:
+            return kept[1]
+        body = self.registry.statusJSON(compact=True).encode("utf-8")
+        ended = self._timer()
+        self._compact = (ended + STATUS_REUSE * (ended - started), body)
+        return body
 
 
 def _notFound(request: Request) -> bytes:
