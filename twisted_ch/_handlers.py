@@ -268,13 +268,11 @@ class ConnectionHandler(FallThrough):
         """
         if query is None:
             return
-        if self._keepAliveBusy:
-            if self._rt.reactor.seconds() < self._keepAliveGiveUp:
-                self.log.debug("{handler}: keep-alive still running; tick skipped", handler=self)
-                return
-            # a keep-alive Deferred that never fires must not silence polling for good: past
-            # its bound, this tick runs a new one (the old one's end no longer counts)
-            self._keepAliveRun += 1
+        # a keep-alive Deferred that never fires must not silence polling for good: past its
+        # bound, this tick runs a new one (a new run: the old one's end no longer counts)
+        if self._keepAliveBusy and self._rt.reactor.seconds() < self._keepAliveGiveUp:
+            self.log.debug("{handler}: keep-alive still running; tick skipped", handler=self)
+            return
         self._keepAliveBusy = True
         self.polls += 1
         self._keepAliveRun += 1
@@ -404,16 +402,16 @@ class _LinkHandler(ConnectionHandler):
         if wait > self._longestWait:
             self._longestWait = wait
         iface = self._WrappedInterface
-        if type(iface).SendAndWait is LinkInterface.SendAndWait and "SendAndWait" not in getattr(
-            iface, "__dict__", ()
-        ):  # ours, not replaced on the class or the instance (a tracing or test wrapper)
-            # checked once here (the condition too, before it counts as a send), not again there
-            matcher = iface._matcher(delimiter)
-            if self._keepAliveQuery is not None and self._countSend():
-                self._overLimit()
-            return iface._sendAndWait(payload, wait, matcher)
+        # ours, not replaced on the class or the instance (a tracing or test wrapper): the
+        # condition is checked here, before the send counts, and not again there
+        ours = type(iface).SendAndWait is LinkInterface.SendAndWait and "SendAndWait" not in (
+            getattr(iface, "__dict__", ())
+        )
+        matcher = iface._matcher(delimiter) if ours else None
         if self._keepAliveQuery is not None and self._countSend():
             self._overLimit()
+        if matcher is not None:
+            return iface._sendAndWait(payload, wait, matcher)
         return iface.SendAndWait(payload, wait, **delimiter)
 
     def _overLimit(self) -> None:
