@@ -31,12 +31,17 @@ class ProgramSite:
     @ivar hostPorts: per host alias, its own port aliases (over L{ports}).
     @ivar spEndpoints: per SP device alias, the client endpoint description of its SP link.
     @ivar dante: per Dante device name, the client endpoint description that reaches it.
+    @ivar addresses: what the program names (an IP address, a host name, or C{address:port})
+        -> what reaches it on this machine (an address, or a client endpoint description).
+    @ivar layouts: per UIDevice alias, the path of its GUI Designer layout (C{.gdl}).
     """
 
     ports: Mapping[str, str] = field(default_factory=dict)
     hostPorts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     spEndpoints: Mapping[str, str] = field(default_factory=dict)
     dante: Mapping[str, str] = field(default_factory=dict)
+    addresses: Mapping[str, str] = field(default_factory=dict)
+    layouts: Mapping[str, str] = field(default_factory=dict)
     _watchers: list[Callable[[Any], object]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -51,6 +56,10 @@ class ProgramSite:
     def danteEndpointFor(self, name: str) -> str | None:
         """The endpoint description reaching the Dante device C{name}, if configured."""
         return self.dante.get(name)
+
+    def layoutFor(self, alias: str) -> str | None:
+        """The path of the layout of the UIDevice C{alias}, if the project gives it one."""
+        return self.layouts.get(alias)
 
     def watchHosts(self, watcher: Callable[[Any], object]) -> None:
         """Call C{watcher(host)} for every host (ProcessorDevice, SPDevice) created from now."""
