@@ -34,6 +34,8 @@ class ProgramSite:
     @ivar addresses: what the program names (an IP address, a host name, or C{address:port})
         -> what reaches it on this machine (an address, or a client endpoint description).
     @ivar layouts: per UIDevice alias, the path of its GUI Designer layout (C{.gdl}).
+    @ivar ui: per UIDevice alias, the project's panel settings (its C{devices[].ui}: C{press_feedback}
+        C{"none"}/C{"state"}, C{thumb_change_report_interval}, ...).
     """
 
     ports: Mapping[str, str] = field(default_factory=dict)
@@ -42,6 +44,7 @@ class ProgramSite:
     dante: Mapping[str, str] = field(default_factory=dict)
     addresses: Mapping[str, str] = field(default_factory=dict)
     layouts: Mapping[str, str] = field(default_factory=dict)
+    ui: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     _watchers: list[Callable[[Any], object]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
