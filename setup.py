@@ -20,10 +20,16 @@ setup(
         "twisted_ch.extronlib",
         "twisted_ch.devices",
         "twisted_ch.service",
+        "twisted_ch.panel",
+        "twisted_ch.project",
         "twisted_ch.testing",
         "twisted.plugins",
     ],
-    package_data={"twisted_ch": ["py.typed"], "twisted.plugins": ["*.py"]},
+    package_data={
+        "twisted_ch": ["py.typed"],
+        "twisted_ch.panel": ["static/*"],
+        "twisted.plugins": ["*.py"],
+    },
     install_requires=[
         "twisted[conch,serial,tls]>=26.10",
         "pyserial>=3.5",

@@ -1,0 +1,5 @@
+"""
+The virtual touch panel: GUI Designer layouts (C{.gdl}) read into a model, and the browser
+renderer that shows a program's UIDevices as their layouts draw them (C{/panel/} on the status
+port).
+"""
