@@ -45,7 +45,7 @@ from twisted_ch.service._limits import (
     raiseDescriptorLimit,
     refuseToStart,
 )
-from twisted_ch.service._status import Entry, Registry
+from twisted_ch.service._registry import Entry, Registry
 
 __all__ = [
     "Shard",

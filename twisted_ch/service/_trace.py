@@ -138,7 +138,7 @@ class TraceRecord:
     masked: bool
 
     def asJSON(self) -> dict[str, object]:
-        from twisted_ch.service._status import isoTime
+        from twisted_ch.service._outages import isoTime
 
         return {
             "time": isoTime(self.time),
@@ -250,7 +250,7 @@ class WireTrace:
         return list(trace.records) if trace is not None else []
 
     def describe(self) -> dict[str, object]:
-        from twisted_ch.service._status import isoTime
+        from twisted_ch.service._outages import isoTime
 
         return {
             name: {"until": isoTime(t.until), "attached": t.link is not None}
@@ -367,7 +367,7 @@ class TraceResource(Resource):
             until = self.trace.start(name, minutes)
         except ValueError as e:
             return self._answer(request, 400, {"error": f"minutes: {e}"})
-        from twisted_ch.service._status import isoTime
+        from twisted_ch.service._outages import isoTime
 
         return self._answer(request, 200, {"device": name, "until": isoTime(until)})
 
