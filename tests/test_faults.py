@@ -1901,7 +1901,8 @@ async def test_status_pages_that_do_not_exist_are_404_and_names_stay_one_row(
 ) -> None:
     from twisted.logger import formatEvent
 
-    from twisted_ch.service._status import Entry, Registry, StatusService
+    from twisted_ch.service._registry import Entry, Registry
+    from twisted_ch.service._web import StatusService
 
     registry = Registry()
     registry.add(Entry("evil\nname\r\x1b[31m", object(), "tcp:host=h:port=1"))
@@ -1959,7 +1960,7 @@ async def test_dropping_a_silent_device_names_the_device_not_the_handler() -> No
 
 
 def test_status_rows_hide_local_paths_and_secrets_unless_paths_are_asked_for() -> None:
-    from twisted_ch.service._status import Entry, Registry
+    from twisted_ch.service._registry import Entry, Registry
 
     endpoint = "ssh:h:22:username=a:pass\\word=SECRET:keys=/home/a/id:knownHosts=/etc/kh"
     for showPaths in (False, True):

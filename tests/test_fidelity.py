@@ -648,8 +648,8 @@ async def test_nothing_the_handler_calls_runs_on_a_module_while_its_Connect_runs
 @bounded(25)
 async def test_fleet_probes_follow_the_same_rules() -> None:
     from twisted_ch.service._config import DeviceConfig, ProbeConfig
+    from twisted_ch.service._registry import Entry
     from twisted_ch.service._services import buildHandler
-    from twisted_ch.service._status import Entry
     from twisted_ch.testing import SIS_RESPONSES
 
     device = listenDevice(reactor, SIS_RESPONSES)
