@@ -253,6 +253,7 @@ class Layout:
     popupGroups: Mapping[int, tuple[int, ...]] = field(init=False, repr=False)
     _byId: Mapping[int, Container] = field(init=False, repr=False)
     _byName: Mapping[str, Container] = field(init=False, repr=False)
+    _userIds: Mapping[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         byUser: dict[int, list[Control]] = {}
@@ -270,6 +271,17 @@ class Layout:
         fix(self, "popupGroups", MappingProxyType({k: tuple(v) for k, v in groups.items()}))
         fix(self, "_byId", MappingProxyType({c.id: c for c in containers}))
         fix(self, "_byName", MappingProxyType({c.name: c for c in reversed(containers)}))
+        names = {c.name: uid for uid, cs in reversed(byUser.items()) for c in reversed(cs)}
+        fix(self, "_userIds", MappingProxyType(names))
+
+    def userIdOf(self, name: str) -> int | None:
+        """The UserId of the (first) addressable control named C{name}, if any."""
+        return self._userIds.get(name)
+
+    def control(self, userId: int) -> Control | None:
+        """The first control with the UserId C{userId}, if any."""
+        found = self.controlsByUserId.get(userId)
+        return found[0] if found else None
 
     def page(self, page: int | str) -> Container | None:
         """The page named C{page} (else with that ID), if any."""
