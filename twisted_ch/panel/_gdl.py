@@ -225,7 +225,7 @@ class FontFace:
     italic: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Layout:
     """
     A GUI Designer layout.
@@ -426,6 +426,7 @@ def readLayout(
     except FileProblem as e:
         raise LayoutError(str(e)) from None
     data = bytearray(raw)
+    del raw
     _unpatch(data, reader.fail)
     outer = reader.open(bytes(data), "its outer ZIP")
     inners = [i for i in outer.infolist() if i.filename != "ProjectGCP"]
@@ -455,12 +456,12 @@ def readLayout(
         text = text[1:]
     try:
         document = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
-        message = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
-        where = (
-            f" at line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
-        )
-        reader.fail(f"layout.json is malformed JSON ({message}{where})")
+    except json.JSONDecodeError as e:
+        reader.fail(f"layout.json is malformed JSON ({e.msg} at line {e.lineno} column {e.colno})")
+    except RecursionError:
+        reader.fail("layout.json is malformed JSON (nested too deeply)")
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        reader.fail(f"layout.json is malformed JSON ({e})")
     return _Parser(reader, images, fonts).layout(document)
 
 
