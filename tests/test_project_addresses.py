@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from test_extronlib_net import certificates  # noqa: F401 - the fixture
+from test_extronlib_net import certificates, httpsServer  # noqa: F401 - the fixtures
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
@@ -409,3 +409,29 @@ async def test_http_requests_of_the_program_thread_are_mapped_and_only_those(
         _site.uninstall(site)
         await web.stopListening()
     assert not _http.active() and http.client.HTTPConnection.connect is original
+
+
+@pytest_twisted.ensureDeferred
+async def test_https_requests_keep_tls_and_the_name_the_program_gave(
+    installed: list[_site.ProgramSite],
+    httpsServer: int,  # noqa: F811
+) -> None:
+    import ssl
+
+    from twisted_ch.program import Program
+
+    mapping(installed, **{"192.168.1.22:443": f"127.0.0.1:{httpsServer}"})
+
+    def fetch() -> bytes:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with urllib.request.urlopen("https://192.168.1.22/", timeout=5, context=context) as r:
+            body: bytes = r.read()
+            return body
+
+    runner = Program(reactor, name="https")
+    try:
+        assert await runner.runCallable(fetch).addTimeout(20, reactor) == b"hello over TLS"
+    finally:
+        await runner.stop()
