@@ -137,7 +137,8 @@ class EthernetClientInterface(LinkInterface):
         self.connectionOriented = Protocol != "UDP"
         # what this machine's [program] addresses map the program's address to, if anything
         self._site = _site.current() if endpoint is None else None
-        self._mapped = self._site is not None and self._site.route(Hostname, IPPort, False)
+        site = self._site
+        self._mapped = site is not None and site.route(Hostname, IPPort, False) is not None
         super().__init__(
             f"{Protocol.lower()}:{Hostname}:{IPPort}",
             reactor=reactor,

@@ -45,7 +45,8 @@ class SummitConnect(LinkInterface):
         self._hostname = Hostname
         # what this machine's [program] addresses map the program's address to, if anything
         self._site = _site.current() if endpoint is None else None
-        self._mapped = self._site is not None and self._site.route(Hostname, self._port, False)
+        site = self._site
+        self._mapped = site is not None and site.route(Hostname, self._port, False) is not None
         super().__init__(
             f"summit:{Hostname}:{self._port}",
             reactor=reactor,
