@@ -401,6 +401,15 @@ async def test_http_requests_of_the_program_thread_are_mapped_and_only_those(
         ]
         assert "does not fit an HTTP request" in results[4]
         assert programLog.count(f"192.168.1.20:8080 -> 127.0.0.1:{live}") == 1
+
+        # a thread working for the program (with its runtime, as a module's connect thread)
+        def forTheProgram() -> bytes:
+            from twisted_ch._runtime import useRuntime
+
+            with useRuntime(runner.thread.runtime):
+                return fetch(f"http://127.0.0.1:{deadPort}/b")
+
+        assert await deferToThread(forTheProgram) == f"host=127.0.0.1:{deadPort} path=/b".encode()
         # off the program's threads nothing is mapped
         with pytest.raises(urllib.error.URLError):
             await deferToThread(fetch, f"http://127.0.0.1:{deadPort}/a")

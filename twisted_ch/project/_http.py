@@ -2,7 +2,8 @@
 """
 The address mapping of a program's own HTTP requests (C{urllib.request.urlopen}, C{http.client}
 connections, HTTPS ones too): while a site with addresses is installed, a connection made on a
-program thread to a mapped host goes to its target; the request itself (its C{Host} header, the
+program thread (or a thread working for the program with its runtime, as a module handler's
+connect thread) to a mapped host goes to its target; the request itself (its C{Host} header, the
 TLS server name) still names what the program named.  Connections to other hosts, and any made
 off the program's threads, are untouched; L{deactivate} puts C{http.client} back as it was.
 """
@@ -23,11 +24,25 @@ _original: Callable[[http.client.HTTPConnection], None] | None = None
 _map: AddressMap | None = None
 
 
-def _destination(connection: http.client.HTTPConnection) -> tuple[str, int] | None:
-    from twisted_ch._runtime import onProgramThread
+def _programs() -> bool:
+    """
+    Whether the calling thread runs program code: a program thread, or one working for it (a
+    module handler's connect thread runs with the program's runtime).
+    """
+    from twisted.python import threadable
 
+    from twisted_ch._runtime import ProgramThread, currentRuntime, onProgramThread
+
+    if onProgramThread():
+        return True
+    if threadable.isInIOThread():
+        return False
+    return isinstance(currentRuntime().dispatcher, ProgramThread)
+
+
+def _destination(connection: http.client.HTTPConnection) -> tuple[str, int] | None:
     routes = _map
-    if routes is None or not onProgramThread():
+    if routes is None or not _programs():
         return None
     found = routes.route(connection.host, connection.port)
     if found is None:
