@@ -376,3 +376,78 @@ def test_a_bare_interface_shows_its_links_state_and_fields() -> None:
     registry.stopTracking()
     link.detach()
     assert link not in iface.link.observers
+
+
+class BoundHandler:
+    """A handler that sets a bound method of its own on the interface's events."""
+
+    def __init__(self, interface: Any) -> None:
+        self.Interface = interface
+        self.ConnectionStatus = "Connected"
+        interface.Disconnected = self.onDisconnected
+
+    def onDisconnected(self, interface: Any, state: str) -> None:
+        self.ConnectionStatus = "Disconnected"
+
+
+class QuietHandler:
+    """A handler that sets no event: found only among the interface's referrers."""
+
+    def __init__(self, interface: Any) -> None:
+        self._interface = interface
+        self.ConnectionStatus = "Disconnected"
+
+    @property
+    def Interface(self) -> Any:
+        return self._interface
+
+
+def test_the_programs_own_handlers_are_found_however_they_hold_the_interface() -> None:
+    from twisted_ch.extronlib._lifetime import ProgramObjects
+    from twisted_ch.service._links import SEARCH_EVERY, SEARCH_GAP, ProgramLinks
+
+    clock = Clock()
+
+    def interface(port: int) -> EthernetClientInterface:
+        return EthernetClientInterface(
+            "127.0.0.1", port, reactor=clock, endpoint=FakeEndpoint(clock)
+        )
+
+    objects = ProgramObjects(clock)
+    links = ProgramLinks(objects, clock)
+    bound, quiet, bare, late = (interface(port) for port in (1, 2, 3, 4))
+    for iface in (bound, quiet, bare, late):
+        objects.add(iface)
+    handlers = [BoundHandler(bound), QuietHandler(quiet)]
+    found = {link.Interface: link for link in links.links()}
+    assert found[bound].wrapper is handlers[0]
+    assert found[quiet].wrapper is handlers[1]
+    assert found[bare].wrapper is None
+    assert (found[bound].status, found[quiet].status, found[bare].status) == (
+        "Connected",
+        "Disconnected",
+        "Unknown",
+    )
+    # a handler made later: found at the next search (not at every read)
+    handlers.append(QuietHandler(late))
+    assert found[late].wrapper is None
+    links.links()
+    assert found[late].wrapper is None  # nothing new created, the last search is recent
+    clock.advance(SEARCH_EVERY)
+    links.links()
+    assert found[late].wrapper is handlers[2]
+    # what a handler says is read at each refresh
+    handlers[0].ConnectionStatus = "Disconnected"
+    links.refresh()
+    assert found[bound].status == "Disconnected"
+    # a new object of the program triggers a search sooner, after SEARCH_GAP
+    other = interface(5)
+    objects.add(other)
+    links.links()
+    handlers.append(QuietHandler(other))
+    clock.advance(SEARCH_GAP)
+    assert {link.Interface: link for link in links.links()}[other].wrapper is handlers[3]
+    # twisted_ch's handlers' interfaces are theirs: no row of their own
+    assert [link.Interface for link in links.links(wrapped=[bound, quiet])] == [bare, late, other]
+    links.stop()
+    assert all(not any(isinstance(o, ProgramLink) for o in i.link.observers) for i in found)

@@ -786,6 +786,8 @@ class ProgramService(Service):
                     self._variables.setdefault(value, name)
                 except TypeError:  # not weakly referenceable
                     pass
+        if self.links is not None:
+            self.links.searchSoon()  # the handlers of the program's own are made by now
         self.registry.entries()  # its handlers' outages are logged from now on
         log.info(
             "program {path} ran its top level; {n} handlers on the status page",
