@@ -451,3 +451,23 @@ def test_the_programs_own_handlers_are_found_however_they_hold_the_interface() -
     assert [link.Interface for link in links.links(wrapped=[bound, quiet])] == [bare, late, other]
     links.stop()
     assert all(not any(isinstance(o, ProgramLink) for o in i.link.observers) for i in found)
+
+
+def test_an_interfaces_fields_name_it_as_the_program_did() -> None:
+    from twisted_ch.extronlib.software import SummitConnect
+
+    clock = Clock()
+    ssh = EthernetClientInterface(
+        "192.168.1.12", 22023, "SSH", Credentials=("admin", "secret"), reactor=clock
+    )
+    assert interfaceFields(ssh) == {
+        "interface": "EthernetClientInterface",
+        "protocol": "SSH",
+        "address": "192.168.1.12:22023",
+    }
+    assert "secret" not in repr(ssh)
+    summit = SummitConnect("studio.example", reactor=clock, endpoint=FakeEndpoint(clock))
+    assert interfaceFields(summit) == {
+        "interface": "SummitConnect",
+        "address": "studio.example:5000",
+    }

@@ -121,7 +121,7 @@ async def test_a_program_runs_on_this_machine_as_configured(tmp_path: Path) -> N
         assert sorted(byVariable) == ["Amp", "DisplayHandler", "Projector"], byVariable
         handled = byVariable["DisplayHandler"]
         assert (handled["handlerKind"], handled["interface"]) == ("twisted_ch", "SerialInterface")
-        assert handled["address"] == "IPCP-Pro:COM1"
+        assert (handled["address"], handled["link"]) == ("IPCP-Pro:COM1", "connected")
         bare = byVariable["Projector"]
         assert (bare["handler"], bare["interface"]) == (None, "SerialInterface")
         assert bare["address"] == "IPCP-Pro:COM2"

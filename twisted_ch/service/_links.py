@@ -276,7 +276,12 @@ class ProgramLinks:
         skip = {id(i) for i in wrapped}
         found: list[ProgramLink] = []
         for obj in self.objects.live():
-            if not isinstance(obj, LinkInterface) or id(obj) in skip:
+            if not isinstance(obj, LinkInterface):
+                continue
+            if id(obj) in skip:
+                gone = self._links.pop(obj, None)  # wrapped by twisted_ch's handler since
+                if gone is not None:
+                    gone.detach()
                 continue
             link = self._links.get(obj)
             if link is None:

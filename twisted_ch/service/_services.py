@@ -732,6 +732,10 @@ class ProgramService(Service):
         entries = []
         wrapped = []
         for handler in self.handlers:
+            # a handler being built is its interface's already: that is no row of its own
+            interface = getattr(handler, "__dict__", {}).get("_WrappedInterface")
+            if interface is not None:
+                wrapped.append(interface)
             if not _isBuilt(handler):
                 continue
             interface = handler.Interface
@@ -744,6 +748,9 @@ class ProgramService(Service):
             extra: dict[str, object] = {"variable": variable} if variable else {}
             if kind == "device":
                 extra.update(interfaceFields(interface), handlerKind="twisted_ch")
+                state = getattr(getattr(interface, "link", None), "state", None)
+                if isinstance(state, str):
+                    extra["link"] = state
             entries.append(Entry(name, handler, repr(interface), kind, None, extra))
         for link in self.links.links(wrapped) if self.links is not None else ():
             interface = link.Interface
