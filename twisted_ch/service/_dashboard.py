@@ -244,7 +244,9 @@ SCRIPT = r"""
   function deviceRow(d, now) {
     const health = ["ok", "warning", "error", "unknown"].includes(d.health) ? d.health : "unknown";
     const tr = el("tr", { class: "health-" + health, "data-name": d.name });
-    tr.appendChild(nameCell(d.name, d.endpoint));
+    // a program's link: its module class, handler and link state under the endpoint
+    tr.appendChild(nameCell(d.name, [d.endpoint, d.module, d.handler && d.link && d.handler +
+                                     " (link " + d.link + ")"].filter(Boolean).join("\n")));
     tr.appendChild(el("td", { class: "state state-" + String(d.state).replace(/[^A-Za-z]/g, "") },
                       d.state));
     const h = el("td", { class: "health" });
