@@ -686,19 +686,26 @@
 
   let last = null;
   let timer = null;
+  // what tests and a curious person can read: polls applied, the last one's cost
+  const stats = { polls: 0, failures: 0, renderMs: 0 };
+  window.panelStats = stats;
 
   function refresh() {
     clearTimeout(timer);
     return fetch("state", { cache: "no-store" })
       .then((r) => { if (!r.ok) throw new Error("state: HTTP " + r.status); return r.json(); })
       .then((state) => {
+        const start = performance.now();
         lost = false;
         last = state;
         render(state);
         showError("");
+        stats.renderMs = performance.now() - start;
+        stats.polls++;
       })
       .catch((e) => {
         lost = true;
+        stats.failures++;
         showError(String(e));
         if (last) render(last);
       })

@@ -1,0 +1,677 @@
+"""
+The virtual panel drawing a UIDevice's GUI Designer layout: its resources over real HTTP on
+loopback (the document, images, fonts and their guards) and, in headless Chromium, pages,
+popups, controls in their states, popup timing on the program's clock, a press and a slide
+reaching the program, the layout report and the offline page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest_twisted
+from browser import waitFor
+from twisted.internet import reactor, threads
+from twisted.internet.task import Clock
+from twisted.web.client import Agent, readBody
+from twisted.web.http_headers import Headers
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from twisted_ch.extronlib.device import UIDevice
+from twisted_ch.extronlib.ui import Button, Label, Level, Slider
+from twisted_ch.panel._web import panelResource
+
+SHOT = "/tmp/twisted_ch-panel-layout.png"
+
+
+def png(width: int, height: int, rgba: tuple[int, int, int, int]) -> bytes:
+    """A solid-colour RGBA PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\x00" + bytes(rgba) * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )
+
+
+WHITE = "rgba(255,255,255,1)"
+
+
+def font(size: float = 14, bold: bool = False) -> dict[str, object]:
+    return {
+        "family": "Arial",
+        "size": size,
+        "bold": bold,
+        "italic": False,
+        "underline": False,
+        "strikeout": False,
+    }
+
+
+CENTRE = {"h": "center", "v": "middle"}
+
+
+def control(
+    kind: str, uid: int, index: int, name: str, box: tuple[int, int, int, int], **more: Any
+) -> dict[str, Any]:
+    left, top, width, height = box
+    row: dict[str, Any] = {
+        "kind": kind,
+        "userId": uid,
+        "index": index,
+        "name": name,
+        "left": left,
+        "top": top,
+        "width": width,
+        "height": height,
+        "image": None,
+        "text": "",
+        "align": CENTRE,
+        "color": WHITE,
+        "font": font(),
+    }
+    row.update(more)
+    return row
+
+
+def button(
+    uid: int,
+    index: int,
+    name: str,
+    box: tuple[int, int, int, int],
+    texts: tuple[str, str],
+    images: tuple[int, int] = (1, 2),
+) -> dict[str, Any]:
+    states = [
+        {
+            "id": i,
+            "name": n,
+            "image": img,
+            "text": t,
+            "align": CENTRE,
+            "color": WHITE,
+            "font": font(16, True),
+        }
+        for i, (n, img, t) in enumerate(zip(("Off", "On"), images, texts, strict=True))
+    ]
+    return control(
+        "Button",
+        uid,
+        index,
+        name,
+        box,
+        image=images[0],
+        text=texts[0],
+        states=states,
+        defaultState=0,
+        pressState=1,
+    )
+
+
+def container(
+    kind: str,
+    id: int,
+    name: str,
+    size: tuple[int, int],
+    image: int | None,
+    controls: list[dict[str, Any]],
+    group: int = 0,
+    modal: bool = False,
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "name": name,
+        "kind": kind,
+        "width": size[0],
+        "height": size[1],
+        "image": image,
+        "fill": None if image is not None else "rgba(20,30,40,1)",
+        "group": group,
+        "modal": modal,
+        "controls": controls,
+    }
+
+
+def ref(
+    index: int, box: tuple[int, int, int, int], group: int | None = None, popup: int | None = None
+) -> dict[str, Any]:
+    return control("PopupRef", 0, index, "Popup Page Reference", box, group=group, popup=popup)
+
+
+FULL = (0, 0, 1024, 600)
+
+
+def document() -> dict[str, Any]:
+    """Two pages, a popup group of two, a modal popup and the offline page (contract JSON)."""
+    main = [
+        button(1, 0, "Power", (40, 40, 200, 80), ("Power", "Power On")),
+        button(2, 1, "Mute", (40, 140, 200, 80), ("Mute", "Muted")),
+        control(
+            "Label",
+            10,
+            2,
+            "Status",
+            (40, 260, 300, 50),
+            image=3,
+            text="Ready",
+            align={"h": "left", "v": "top"},
+            font=font(14),
+        ),
+        control(
+            "Level",
+            20,
+            3,
+            "Meter",
+            (300, 40, 40, 300),
+            image=5,
+            orientation="vertical",
+            minImage=4,
+            maxImage=5,
+        ),
+        control(
+            "DateTime", 0, 5, "Clock", (40, 340, 300, 40), image=3, pattern="HH:mm", text="12:00"
+        ),
+        ref(4, (480, 100, 500, 400), group=1),
+        ref(6, FULL, popup=5),
+    ]
+    second = [
+        button(1, 0, "Power", (600, 400, 200, 80), ("Power", "Power On")),
+        control(
+            "Label", 12, 1, "Title", (40, 40, 600, 80), text="Second\r\npage", font=font(24, True)
+        ),
+        ref(4, (480, 100, 500, 400), group=1),
+    ]
+    audio = [
+        button(3, 0, "Source", (20, 20, 200, 80), ("Source", "Source")),
+        control(
+            "Slider",
+            30,
+            1,
+            "Volume",
+            (20, 200, 400, 40),
+            image=7,
+            orientation="horizontal",
+            minImage=7,
+            maxImage=8,
+            thumb={"image": 9, "width": 40, "height": 40},
+        ),
+    ]
+    video = [control("Label", 11, 0, "Video", (20, 20, 460, 60), text="Video popup")]
+    confirm = [button(4, 0, "Confirm", (412, 260, 200, 80), ("Sure?", "Sure!"))]
+    offline = [control("Label", 0, 0, "Offline", (312, 260, 400, 80), text="Connection lost")]
+    return {
+        "name": "Fixture",
+        "width": 1024,
+        "height": 600,
+        "defaultPage": "Main",
+        "offlinePage": "Offline Page",
+        "fonts": [],
+        "pages": [
+            container("page", 0, "Main", (1024, 600), 0, main),
+            container("page", 2, "Second", (1024, 600), 10, second),
+        ],
+        "popups": [
+            container("popup", 1, "Audio", (500, 400), 6, audio, group=1),
+            container("popup", 3, "Video", (500, 400), 11, video, group=1),
+            container("popup", 5, "Confirm", (1024, 600), 12, confirm, modal=True),
+            container("popup", 65535, "Offline Page", (1024, 600), 13, offline, modal=True),
+        ],
+    }
+
+
+IMAGES = {
+    0: png(1024, 600, (28, 36, 48, 255)),
+    1: png(200, 80, (70, 80, 95, 255)),
+    2: png(200, 80, (40, 150, 90, 255)),
+    3: png(300, 50, (0, 0, 0, 0)),
+    4: png(40, 300, (50, 50, 50, 255)),
+    5: png(40, 300, (230, 170, 30, 255)),
+    6: png(500, 400, (60, 70, 110, 255)),
+    7: png(400, 40, (80, 80, 80, 255)),
+    8: png(400, 40, (60, 140, 220, 255)),
+    9: png(40, 40, (240, 240, 240, 255)),
+    10: png(1024, 600, (48, 28, 36, 255)),
+    11: png(500, 400, (110, 60, 70, 255)),
+    12: png(1024, 600, (0, 0, 0, 165)),
+    13: png(1024, 600, (0, 0, 0, 200)),
+}
+
+
+@dataclass(frozen=True)
+class HandLayout:
+    """A stand-in for the reader's Layout (the contract's shape)."""
+
+    doc: dict[str, Any]
+    images: Mapping[int, bytes]
+    fonts: Mapping[str, bytes] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        return self.doc
+
+
+def layoutFixture() -> HandLayout:
+    return HandLayout(document(), IMAGES, {"arial.ttf": b"\x00\x01\x00\x00fake"})
+
+
+# ------------------------------------------------------------------ over HTTP
+
+
+async def get(
+    url: str, host: bytes | None = None, headers: dict[bytes, bytes] | None = None
+) -> tuple[int, Headers, bytes]:
+    h = Headers({k: [v] for k, v in (headers or {}).items()})
+    if host is not None:
+        h.setRawHeaders(b"host", [host])
+    response = await Agent(reactor).request(b"GET", url.encode(), h)
+    return response.code, response.headers, await readBody(response)
+
+
+class TrackingSite(Site):
+    """A Site that can drop its open connections (a browser keeps them alive)."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource)
+        self.open: list[Any] = []
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = super().buildProtocol(addr)
+        self.open.append(protocol)
+        return protocol
+
+    def dropAll(self) -> None:
+        for protocol in self.open:
+            transport = getattr(getattr(protocol, "_channel", protocol), "transport", None)
+            if transport is not None:
+                transport.abortConnection()
+
+
+def serve(tlps: list[UIDevice]) -> Any:
+    root = Resource()
+    root.putChild(b"panel", panelResource(lambda: tlps))
+    site = TrackingSite(root)
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+    port.site = site
+    return port
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_layout_document_images_and_fonts() -> None:
+    tlp = UIDevice("TLP Room/1", reactor=Clock())
+    tlp.layout = layoutFixture()  # type: ignore[attr-defined]
+    plain = UIDevice("Plain", reactor=Clock())
+    port = serve([tlp, plain])
+    base = f"http://127.0.0.1:{port.getHost().port}/panel/"
+    try:
+        code, _, body = await get(base + "state")
+        state = json.loads(body)
+        byAlias = {d["alias"]: d for d in state["devices"]}
+        assert byAlias["Plain"]["layout"] is None
+        url = byAlias["TLP Room/1"]["layout"]
+        assert url == "layout/TLP%20Room%2F1"
+        assert byAlias["TLP Room/1"]["pressFeedback"] == "state"
+
+        code, headers, body = await get(base + url)
+        assert code == 200 and json.loads(body) == document()
+        assert headers.getRawHeaders(b"content-type") == [b"application/json"]
+
+        code, headers, body = await get(base + url + "/image/2.png")
+        assert (code, body) == (200, IMAGES[2])
+        assert headers.getRawHeaders(b"content-type") == [b"image/png"]
+        assert headers.getRawHeaders(b"cache-control") == [b"private, max-age=3600"]
+        assert headers.getRawHeaders(b"x-content-type-options") == [b"nosniff"]
+        [etag] = headers.getRawHeaders(b"etag")
+        code, _, body = await get(base + url + "/image/2.png", headers={b"if-none-match": etag})
+        assert (code, body) == (304, b"")
+
+        code, headers, body = await get(base + url + "/font/arial.ttf")
+        assert (code, body) == (200, b"\x00\x01\x00\x00fake")
+        assert headers.getRawHeaders(b"content-type") == [b"font/ttf"]
+
+        # only the layout's own images and fonts; no path reaches the file system
+        for wrong in (
+            "/image/99.png",
+            "/image/-1.png",
+            "/image/2.gif",
+            "/image/%2E%2E%2F2.png",
+            "/font/..%2F..%2F..%2Fetc%2Fpasswd",
+            "/font/../../etc/passwd",
+            "/font/arial.ttf/x",
+            "/nothing",
+        ):
+            code, _, body = await get(base + url + wrong)
+            assert code == 404, (wrong, body)
+            assert b"root:" not in body
+        code, _, body = await get(base + "layout/Plain")
+        assert (code, json.loads(body)["error"]) == (404, "'Plain' has no layout")
+        code, _, _ = await get(base + "layout/Nobody/image/1.png")
+        assert code == 404
+
+        # every GET needs a Host that names this machine (no DNS rebinding)
+        for path in ("", "state", "panel.js", url, url + "/image/2.png"):
+            code, _, body = await get(base + path, host=b"evil.example")
+            assert code == 403, path
+            assert json.loads(body)["error"] == "the Host header does not name this machine"
+        code, headers, body = await get(base)
+        assert code == 200 and b'src="panel.js"' in body
+        [csp] = headers.getRawHeaders(b"content-security-policy")
+        assert b"default-src 'none'" in csp and b"font-src 'self'" in csp
+        code, headers, body = await get(base + "panel.js")
+        assert code == 200 and headers.getRawHeaders(b"content-type") == [
+            b"text/javascript; charset=utf-8"
+        ]
+    finally:
+        await port.stopListening()
+
+
+# ------------------------------------------------------------------ in Chromium
+
+#: Where each drawn control of a container is, in layout pixels (the screen's rect and scale
+#: undone), what it shows and whether it is displayed.
+GEOMETRY = """
+const screen = document.querySelector('.screen[data-alias="' + arguments[0] + '"]');
+if (!screen) return null;
+const s = screen.getBoundingClientRect();
+const scale = s.width / screen.offsetWidth;
+const box = (e) => { const r = e.getBoundingClientRect();
+  return [(r.left - s.left) / scale, (r.top - s.top) / scale, r.width / scale, r.height / scale]; };
+const shown = (e) => e.offsetParent !== null && getComputedStyle(e).display !== 'none';
+const out = {scale: scale, screen: [s.width, s.height], stage: null, containers: {}, controls: []};
+const stage = screen.parentElement;
+out.stage = [stage.clientWidth, stage.clientHeight];
+for (const c of screen.querySelectorAll('.container')) {
+  out.containers[c.dataset.name] = {shown: shown(c), box: box(c), z: Number(c.style.zIndex || 0)};
+}
+for (const g of screen.querySelectorAll('.gc')) {
+  const face = g.querySelector('img.face:not([hidden])');
+  const text = g.querySelector('.text');
+  out.controls.push({
+    uid: Number(g.dataset.uid), kind: g.dataset.kind, name: g.dataset.name,
+    container: g.parentElement.dataset.name, shown: shown(g), box: box(g),
+    image: face ? face.getAttribute('src') : null, state: g.dataset.state,
+    text: text ? text.innerText : null,
+    font: text ? getComputedStyle(text).fontSize : null,
+    clip: (g.querySelector('img.max') || {style: {}}).style.clipPath || null,
+    thumb: g.querySelector('img.thumb') ? box(g.querySelector('img.thumb')) : null,
+    fraction: g.dataset.fraction,
+  });
+}
+const report = document.querySelector('.tlp[data-alias="' + arguments[0] + '"] .report');
+out.report = report ? {missing: JSON.parse(report.dataset.missing),
+                       unwrapped: JSON.parse(report.dataset.unwrapped)} : null;
+return out;
+"""
+
+
+class Page:
+    """The browser's view of one panel (every call blocks: run it in a thread)."""
+
+    def __init__(self, browser: Any, alias: str) -> None:
+        self.browser = browser
+        self.alias = alias
+
+    def geometry(self) -> Any:
+        return self.browser.execute_script(GEOMETRY, self.alias)
+
+    def control(self, container: str, uid: int) -> dict[str, Any]:
+        g = self.geometry()
+        [found] = [c for c in g["controls"] if c["container"] == container and c["uid"] == uid]
+        return found  # type: ignore[no-any-return]
+
+    def shownContainers(self) -> list[str]:
+        g = self.geometry()
+        if g is None:
+            return []
+        named = [(v["z"], k) for k, v in g["containers"].items() if v["shown"]]
+        return [k for _, k in sorted(named)]
+
+    def until(self, condition: Any, message: str = "") -> Any:
+        return waitFor(self.browser, lambda b: condition(), message=message)
+
+
+def near(a: list[float], b: tuple[float, ...], tolerance: float = 1.0) -> bool:
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_browser_draws_the_layout_and_drives_the_program(browser: Any) -> None:
+    clock = Clock()  # the program's clock: popup durations, hold and blink timers
+    tlp = UIDevice("TLP", reactor=clock)
+    tlp.layout = layoutFixture()  # type: ignore[attr-defined]
+    power = Button(tlp, 1)
+    source = Button(tlp, 3)
+    confirm = Button(tlp, 4)
+    status = Label(tlp, 10)
+    meter = Level(tlp, 20)
+    volume = Slider(tlp, 30)
+    Label(tlp, 11)
+    Label(tlp, 12)
+    Button(tlp, 99)  # not in the layout: listed, not fatal
+    events: list[tuple[Any, ...]] = []
+    power.Pressed = lambda b, s: events.append((b.ID, s))
+    power.Released = lambda b, s: events.append((b.ID, s))
+    for name in ("Pressed", "Changed", "Released"):
+        setattr(volume, name, lambda sl, s, v: events.append((sl.ID, s, v)))
+    port = serve([tlp])
+    url = f"http://127.0.0.1:{port.getHost().port}/panel/"
+    page = Page(browser, "TLP")
+
+    def run(f: Any, *args: Any) -> Any:
+        return threads.deferToThread(f, *args)
+
+    try:
+        await run(browser.set_window_size, 1100, 760)
+        await run(browser.get, url)
+        await run(page.until, lambda: page.shownContainers() == ["Main"], "the default page")
+
+        # the screen: the panel's resolution scaled to fit the stage, aspect kept
+        g = await run(page.geometry)
+        stageW, stageH = g["stage"]
+        scale = min(stageW / 1024, stageH / 600)
+        assert abs(g["scale"] - scale) < 1e-3 and scale < 1
+        assert near(g["screen"], (1024 * scale, 600 * scale))
+
+        # every control at its place, in its state, with its text
+        byKey = {(c["container"], c["uid"], c["name"]): c for c in g["controls"]}
+        powerView = byKey[("Main", 1, "Power")]
+        assert near(powerView["box"], (40, 40, 200, 80))
+        assert powerView["image"] == "layout/TLP/image/1.png" and powerView["text"] == "Power"
+        assert powerView["font"] == f"{16 * 4 / 3:.2f}px"
+        assert near(byKey[("Main", 10, "Status")]["box"], (40, 260, 300, 50))
+        assert byKey[("Main", 10, "Status")]["text"] == "Ready"
+        assert near(byKey[("Main", 20, "Meter")]["box"], (300, 40, 40, 300))
+        clockText = byKey[("Main", 0, "Clock")]["text"]
+        assert re.fullmatch(r"\d\d:\d\d", clockText), clockText
+        assert g["report"] == {"missing": [99], "unwrapped": [2]}
+
+        # the program drives it live
+        power.SetState(1)
+        status.SetText("Projector\r\nwarming")
+        meter.SetRange(0, 200)
+        meter.SetLevel(50)
+
+        def live() -> bool:
+            p = page.control("Main", 1)
+            s = page.control("Main", 10)
+            m = page.control("Main", 20)
+            return (
+                p["image"] == "layout/TLP/image/2.png"
+                and p["text"] == "Power On"
+                and s["text"] == "Projector\nwarming"
+                and m["clip"] == "inset(75% 0px 0px)"
+            )
+
+        await run(page.until, live, "SetState, SetText and SetLevel shown")
+        power.SetVisible(False)
+        await run(page.until, lambda: not page.control("Main", 1)["shown"])
+        power.SetVisible(True)
+        power.SetState(0)
+        await run(page.until, lambda: page.control("Main", 1)["image"].endswith("/1.png"))
+
+        # popups: a group member at its group reference, one member of a group at a time
+        tlp.ShowPopup("Audio")
+        await run(page.until, lambda: page.shownContainers() == ["Main", "Audio"])
+        g = await run(page.geometry)
+        assert near(g["containers"]["Audio"]["box"], (480, 100, 500, 400))
+        assert near(page.control("Audio", 30)["box"], (500, 300, 400, 40))
+        tlp.ShowPopup("Video")
+        await run(page.until, lambda: page.shownContainers() == ["Main", "Video"], "exclusive")
+        assert tlp.popups == ["Audio", "Video"]  # the program's model may keep both
+        g = await run(page.geometry)
+        assert near(g["containers"]["Video"]["box"], (480, 100, 500, 400))
+        tlp.ShowPopup(1)  # by number
+        await run(page.until, lambda: page.shownContainers() == ["Main", "Audio"])
+        tlp.HideAllPopups()
+        await run(page.until, lambda: page.shownContainers() == ["Main"])
+
+        # slider: the program's fill, then a finger sliding it
+        volume.SetRange(0, 100)
+        volume.SetFill(50)
+        tlp.ShowPopup("Audio")
+
+        def thumbAt(x: float) -> bool:
+            t = page.control("Audio", 30)["thumb"]
+            return t is not None and abs(t[0] - (500 + x - 20)) < 1
+
+        await run(page.until, lambda: thumbAt(200), "the thumb at the fill")
+        await run(slide, browser, "TLP", 30, 0.25, 0.75)
+        await run(page.until, lambda: any(e[1] == "Released" for e in events if e[0] == 30))
+        slid = [e for e in events if e[0] == 30]
+        assert slid[0] == (30, "Pressed", 25) and slid[-1] == (30, "Released", 75), slid
+        assert all(e[1] == "Changed" for e in slid[1:-1]) and len(slid) > 2, slid
+        assert volume.Fill == 75
+        await run(page.until, lambda: thumbAt(300))
+
+        # popup timing on the program's clock: shown for 10 s of it, whatever the wall clock
+        tlp.HideAllPopups()
+        tlp.ShowPopup("Video", 10)
+        await run(page.until, lambda: page.shownContainers() == ["Main", "Video"])
+        clock.advance(9.9)
+        await run(pollsAfter, browser, 2)
+        assert await run(page.shownContainers) == ["Main", "Video"]
+        clock.advance(0.1)
+        await run(page.until, lambda: page.shownContainers() == ["Main"], "hidden after 10 s")
+
+        # a press in the browser reaches the program's handler; the press state shows meanwhile
+        events.clear()
+        await run(hold, browser, "TLP", 1, "down")
+        await run(page.until, lambda: events == [(1, "Pressed")], "Pressed")
+        assert (await run(page.control, "Main", 1))["image"].endswith("/2.png")  # feedback
+        await run(hold, browser, "TLP", 1, "up")
+        await run(page.until, lambda: events == [(1, "Pressed"), (1, "Released")], "Released")
+        await run(page.until, lambda: page.control("Main", 1)["image"].endswith("/1.png"))
+        power.SetEnable(False)
+        await run(pollsAfter, browser, 2)
+        await run(hold, browser, "TLP", 1, "down")
+        await run(hold, browser, "TLP", 1, "up")
+        await run(pollsAfter, browser, 2)
+        assert events == [(1, "Pressed"), (1, "Released")]  # a disabled button is dead
+        power.SetEnable(True)
+
+        # blinking: the states alternate
+        power.SetBlinking("Fast", [0, 1])
+        seen: set[str] = set()
+
+        def blinks() -> bool:
+            seen.add(page.control("Main", 1)["image"])
+            return len(seen) == 2
+
+        await run(page.until, blinks, "blinking between both state images")
+        power.SetState(0)
+
+        # a modal popup: full screen over everything, at 0,0
+        tlp.ShowPopup("Audio")
+        tlp.ShowPopup("Confirm")
+        await run(page.until, lambda: page.shownContainers() == ["Main", "Audio", "Confirm"])
+        g = await run(page.geometry)
+        assert near(g["containers"]["Confirm"]["box"], (0, 0, 1024, 600))
+        await run(browser.save_screenshot, SHOT)
+        tlp.HidePopup("Confirm")
+
+        # pages by name and by number; popups stay at their group reference
+        tlp.ShowPage("Second")
+        await run(page.until, lambda: page.shownContainers() == ["Second", "Audio"])
+        title = await run(page.control, "Second", 12)
+        assert title["text"] == "Second\npage" and near(title["box"], (40, 40, 600, 80))
+        assert near(page.control("Second", 1)["box"], (600, 400, 200, 80))
+        tlp.ShowPage(0)
+        await run(page.until, lambda: page.shownContainers() == ["Main", "Audio"])
+        tlp.HidePopupGroup(1)
+        await run(page.until, lambda: page.shownContainers() == ["Main"])
+
+        # the status port lost: the layout's offline page
+        await port.stopListening()
+        port.site.dropAll()
+        await run(page.until, lambda: "Offline Page" in page.shownContainers(), "offline")
+        g = await run(page.geometry)
+        assert near(g["containers"]["Offline Page"]["box"], (0, 0, 1024, 600))
+        await run(browser.save_screenshot, SHOT.replace(".png", "-offline.png"))
+    finally:
+        if port.connected:
+            await port.stopListening()
+        tlp.stopTimers()
+    del source, confirm
+
+
+POINTER = """
+const [alias, uid, container] = arguments;
+const screen = document.querySelector('.screen[data-alias="' + alias + '"]');
+const nodes = Array.from(screen.querySelectorAll('.container.shown .gc[data-uid="' + uid + '"]'));
+const r = nodes[nodes.length - 1].getBoundingClientRect();
+return [r.left, r.top, r.width, r.height];
+"""
+
+
+def _at(browser: Any, alias: str, uid: int) -> tuple[float, float, float, float]:
+    left, top, width, height = browser.execute_script(POINTER, alias, uid)
+    return left, top, width, height
+
+
+def hold(browser: Any, alias: str, uid: int, what: str) -> None:
+    """Put a pointer down on (or lift it from) a control's centre, as a finger would."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    left, top, width, height = _at(browser, alias, uid)
+    actions = ActionBuilder(browser)
+    mouse = actions.pointer_action
+    mouse.move_to_location(int(left + width / 2), int(top + height / 2))
+    if what == "down":
+        mouse.pointer_down()
+    else:
+        mouse.pointer_up()
+    actions.perform()
+
+
+def slide(browser: Any, alias: str, uid: int, start: float, end: float) -> None:
+    """Press a horizontal slider at C{start} of its width, slide to C{end}, release."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    left, top, width, height = _at(browser, alias, uid)
+    y = int(top + height / 2)
+    actions = ActionBuilder(browser)
+    mouse = actions.pointer_action
+    mouse.move_to_location(int(left + width * start), y)
+    mouse.pointer_down()
+    for i in range(1, 6):
+        mouse.move_to_location(int(left + width * (start + (end - start) * i / 5)), y)
+    mouse.pointer_up()
+    actions.perform()
+
+
+def pollsAfter(browser: Any, n: int) -> None:
+    """Wait until the page has applied C{n} more polls of the state (not a timing assertion)."""
+    start = browser.execute_script("return window.panelStats ? window.panelStats.polls : 0")
+    waitFor(browser, lambda b: b.execute_script("return window.panelStats.polls") >= start + n)
