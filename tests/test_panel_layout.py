@@ -675,3 +675,151 @@ def pollsAfter(browser: Any, n: int) -> None:
     """Wait until the page has applied C{n} more polls of the state (not a timing assertion)."""
     start = browser.execute_script("return window.panelStats ? window.panelStats.polls : 0")
     waitFor(browser, lambda b: b.execute_script("return window.panelStats.polls") >= start + n)
+
+
+#: Where a control's text is drawn (its text's rect, in layout pixels from the control's box).
+TEXT_AT = """
+const [alias, container, uid] = arguments;
+const screen = document.querySelector('.screen[data-alias="' + alias + '"]');
+const scale = screen.getBoundingClientRect().width / screen.offsetWidth;
+const g = screen.querySelector(
+  '.container[data-name="' + container + '"] .gc[data-uid="' + uid + '"]');
+const box = g.getBoundingClientRect();
+const range = document.createRange();
+range.selectNodeContents(g.querySelector('.text span'));
+const rects = Array.from(range.getClientRects());
+const left = Math.min(...rects.map((r) => r.left)), right = Math.max(...rects.map((r) => r.right));
+const top = Math.min(...rects.map((r) => r.top)), bottom = Math.max(...rects.map((r) => r.bottom));
+return [(left - box.left) / scale, (top - box.top) / scale, (box.right - right) / scale,
+        (box.bottom - bottom) / scale];
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_hold_repeat_feedback_and_alignment(browser: Any) -> None:
+    from twisted_ch import _site
+
+    clock = Clock()
+    tlp = UIDevice("Quiet", reactor=clock)
+    tlp.layout = layoutFixture()  # type: ignore[attr-defined]
+    site = _site.ProgramSite(ui={"Quiet": {"press_feedback": "none"}})
+    _site.install(site)
+    power = Button(tlp, 1, holdTime=2, repeatTime=1)
+    mute = Button(tlp, 2)
+    status = Label(tlp, 10)
+    events: list[tuple[Any, ...]] = []
+    for name in ("Pressed", "Held", "Repeated", "Released", "Tapped"):
+        setattr(power, name, lambda b, s: events.append((b.ID, s)))
+        setattr(mute, name, lambda b, s: events.append((b.ID, s)))
+    port = serve([tlp])
+    page = Page(browser, "Quiet")
+
+    def run(f: Any, *args: Any) -> Any:
+        return threads.deferToThread(f, *args)
+
+    try:
+        await run(browser.get, f"http://127.0.0.1:{port.getHost().port}/panel/")
+        await run(page.until, lambda: page.shownContainers() == ["Main"])
+        # held on the program's clock: Pressed, Held after 2 s, Repeated each 1 s, Released
+        await run(hold, browser, "Quiet", 1, "down")
+        await run(page.until, lambda: events == [(1, "Pressed")])
+        clock.advance(2)
+        clock.advance(1)
+        clock.advance(1)
+        assert events == [(1, "Pressed"), (1, "Held"), (1, "Repeated"), (1, "Repeated")]
+        await run(pollsAfter, browser, 2)
+        # press_feedback "none": the pressed button keeps its state's image
+        assert (await run(page.control, "Main", 1))["image"].endswith("/1.png")
+        await run(hold, browser, "Quiet", 1, "up")
+        await run(page.until, lambda: events[-1] == (1, "Released"))
+        # a short press of a button with a hold time is a tap
+        events.clear()
+        await run(hold, browser, "Quiet", 1, "down")
+        await run(page.until, lambda: events == [(1, "Pressed")])
+        clock.advance(1)
+        await run(hold, browser, "Quiet", 1, "up")
+        await run(page.until, lambda: events == [(1, "Pressed"), (1, "Tapped")])
+
+        # 9-way alignment: the label's text at its top left, the button's in its middle
+        status.SetText("Top left")
+        await run(page.until, lambda: page.control("Main", 10)["text"] == "Top left")
+        left, top, right, bottom = await run(browser.execute_script, TEXT_AT, "Quiet", "Main", 10)
+        assert left < 1 and top < 4 and right > 150 and bottom > 20, (left, top, right, bottom)
+        left, top, right, bottom = await run(browser.execute_script, TEXT_AT, "Quiet", "Main", 2)
+        assert abs(left - right) < 2 and abs(top - bottom) < 3, (left, top, right, bottom)
+        # the report, worked out by the page when the device gives none
+        g = await run(page.geometry)
+        assert g["report"] == {"missing": [], "unwrapped": [3, 4, 11, 12, 20, 30]}
+    finally:
+        _site.uninstall(site)
+        await port.stopListening()
+        tlp.stopTimers()
+
+
+def manyControls(rows: int = 20, columns: int = 25) -> HandLayout:
+    """One page of rows x columns small buttons (500 by default)."""
+    controls = [
+        button(
+            1000 + r * columns + c,
+            r * columns + c,
+            f"B{r}-{c}",
+            (4 + c * 40, 4 + r * 29, 38, 27),
+            (f"{r}.{c}", f"on {r}.{c}"),
+            (14, 15),
+        )
+        for r in range(rows)
+        for c in range(columns)
+    ]
+    doc = {
+        "name": "Many",
+        "width": 1024,
+        "height": 600,
+        "defaultPage": "Grid",
+        "offlinePage": None,
+        "fonts": [],
+        "pages": [container("page", 0, "Grid", (1024, 600), 0, controls)],
+        "popups": [],
+    }
+    images = {0: IMAGES[0], 14: png(38, 27, (70, 80, 95, 255)), 15: png(38, 27, (40, 150, 90, 255))}
+    return HandLayout(doc, images)
+
+
+@pytest_twisted.ensureDeferred
+async def test_five_hundred_controls_stay_cheap(browser: Any) -> None:
+    """A poll of 500 controls re-creates no node and costs the page a few milliseconds."""
+    tlp = UIDevice("Big", reactor=Clock())
+    tlp.layout = manyControls()  # type: ignore[attr-defined]
+    buttons = [Button(tlp, 1000 + i) for i in range(500)]
+    port = serve([tlp])
+    page = Page(browser, "Big")
+
+    def run(f: Any, *args: Any) -> Any:
+        return threads.deferToThread(f, *args)
+
+    try:
+        await run(browser.get, f"http://127.0.0.1:{port.getHost().port}/panel/")
+        await run(page.until, lambda: page.shownContainers() == ["Grid"])
+        await run(
+            browser.execute_script,
+            "document.querySelectorAll('.gc').forEach((n) => { n.marked = true; });"
+            "window.panelStats.maxMs = 0;",
+        )
+        for b in buttons:
+            b.SetState(1)
+            b.SetText("x")
+        count = "return document.querySelectorAll('.gc img[src$=\"/15.png\"]').length"
+        await run(waitFor, browser, lambda b: b.execute_script(count) == 500)
+        await run(pollsAfter, browser, 5)
+        stats = await run(browser.execute_script, "return window.panelStats")
+        kept = await run(
+            browser.execute_script,
+            "return Array.from(document.querySelectorAll('.gc')).filter((n) => n.marked).length",
+        )
+        assert kept == 500  # the same nodes, updated in place
+        # (measured: about 0.4 ms for a poll without changes, 24 ms with all 500 changed)
+        print(
+            f"500 controls: a poll in {stats['renderMs']:.2f} ms, all changed {stats['maxMs']:.2f}"
+        )
+        assert stats["renderMs"] < 20 and stats["maxMs"] < 150, stats
+    finally:
+        await port.stopListening()

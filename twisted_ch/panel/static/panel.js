@@ -649,7 +649,8 @@
     }
     const report = dev.report || {
       missing: missing,
-      unwrapped: Array.from(panel.models.keys()).filter((k) => !seen.has(k)).map(Number),
+      unwrapped: Array.from(panel.models.keys()).filter((k) => !seen.has(k)).map(Number)
+        .sort((a, b) => a - b),
     };
     showContainers(panel, dev);
     renderSide(panel, dev, report.missing || [], report.unwrapped || []);
@@ -687,7 +688,7 @@
   let last = null;
   let timer = null;
   // what tests and a curious person can read: polls applied, the last one's cost
-  const stats = { polls: 0, failures: 0, renderMs: 0 };
+  const stats = { polls: 0, failures: 0, renderMs: 0, maxMs: 0 };
   window.panelStats = stats;
 
   function refresh() {
@@ -701,6 +702,7 @@
         render(state);
         showError("");
         stats.renderMs = performance.now() - start;
+        stats.maxMs = Math.max(stats.maxMs, stats.renderMs);
         stats.polls++;
       })
       .catch((e) => {
