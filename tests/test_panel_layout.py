@@ -316,13 +316,21 @@ async def test_the_layout_document_images_and_fonts() -> None:
     port = serve([tlp, plain])
     base = f"http://127.0.0.1:{port.getHost().port}/panel/"
     try:
-        code, _, body = await get(base + "state")
+        code, headers, body = await get(base + "state")
         state = json.loads(body)
         byAlias = {d["alias"]: d for d in state["devices"]}
         assert byAlias["Plain"]["layout"] is None
         url = byAlias["TLP Room/1"]["layout"]
         assert url == "layout/TLP%20Room%2F1"
         assert byAlias["TLP Room/1"]["pressFeedback"] == "state"
+        # polling an unchanged state costs a 204, no body
+        [version] = headers.getRawHeaders(b"x-panel-version")
+        code, _, body = await get(base + "state?known=" + version.decode())
+        assert (code, body) == (204, b"")
+        tlp.ShowPage("Main")
+        code, headers, body = await get(base + "state?known=" + version.decode())
+        assert code == 200 and json.loads(body)["devices"][0]["page"] == "Main"
+        assert headers.getRawHeaders(b"x-panel-version") != [version]
 
         code, headers, body = await get(base + url)
         assert code == 200 and json.loads(body) == document()

@@ -5,7 +5,8 @@ a layout (C{UIDevice.layout}) is drawn as its GUI Designer layout draws it (page
 controls in their states); one without is listed control by control.  Pressing a control there
 fires its events in the program, as a finger on a real panel would.
 
-C{/panel/state} is the JSON the page polls; C{/panel/action} (POST, C{application/json}) is what
+C{/panel/state} is the JSON the page polls (C{204} when it has not changed since the version
+the page names); C{/panel/action} (POST, C{application/json}) is what
 it sends; C{/panel/layout/<alias>} is a device's layout document, with its images
 (C{image/<n>.png}) and embedded fonts (C{font/<file>}).  Actions are accepted only with a JSON
 content type (a browser cannot send that across origins without a preflight this resource never
@@ -181,9 +182,17 @@ class _State(_Guarded):
         self.devices = devices
 
     def get(self, request: Request) -> bytes:
-        request.setHeader(b"content-type", b"application/json")
+        """The state; 204 when it is the version the page says it has (C{?known=<version>})."""
+        body = json.dumps(panelState(self.devices), default=str, separators=(",", ":"))
+        data = body.encode("utf-8")
+        version = hashlib.sha256(data).hexdigest()[:24].encode()
         request.setHeader(b"cache-control", b"no-store")
-        return json.dumps(panelState(self.devices), default=str).encode("utf-8")
+        request.setHeader(b"x-panel-version", version)
+        if (request.args or {}).get(b"known") == [version]:
+            request.setResponseCode(204)
+            return b""
+        request.setHeader(b"content-type", b"application/json")
+        return data
 
 
 class _LayoutFiles(_Guarded):

@@ -686,6 +686,7 @@
   }
 
   let last = null;
+  let version = null; // of the last state: the server answers 204 while it is unchanged
   let timer = null;
   // what tests and a curious person can read: polls applied, the last one's cost
   const stats = { polls: 0, failures: 0, renderMs: 0, maxMs: 0 };
@@ -693,20 +694,29 @@
 
   function refresh() {
     clearTimeout(timer);
-    return fetch("state", { cache: "no-store" })
-      .then((r) => { if (!r.ok) throw new Error("state: HTTP " + r.status); return r.json(); })
-      .then((state) => {
+    const url = version ? "state?known=" + encodeURIComponent(version) : "state";
+    return fetch(url, { cache: "no-store" })
+      .then((r) => {
+        if (!r.ok) throw new Error("state: HTTP " + r.status);
+        if (r.status === 204) return null; // as last time
+        version = r.headers.get("x-panel-version");
+        return r.json();
+      })
+      .then((fresh) => {
         const start = performance.now();
-        lost = false;
-        last = state;
-        render(state);
-        showError("");
+        if (fresh !== null) {
+          lost = false;
+          last = fresh;
+          render(fresh);
+          showError("");
+        }
         stats.renderMs = performance.now() - start;
         stats.maxMs = Math.max(stats.maxMs, stats.renderMs);
         stats.polls++;
       })
       .catch((e) => {
         lost = true;
+        version = null;
         stats.failures++;
         showError(String(e));
         if (last) render(last);
