@@ -413,13 +413,15 @@ for (const g of screen.querySelectorAll('.gc')) {
     text: text ? text.innerText : null,
     font: text ? getComputedStyle(text).fontSize : null,
     clip: (g.querySelector('img.max') || {style: {}}).style.clipPath || null,
-    thumb: g.querySelector('img.thumb') ? box(g.querySelector('img.thumb')) : null,
+    thumb: g.querySelector('.thumb') ? box(g.querySelector('.thumb')) : null,
     fraction: g.dataset.fraction,
   });
 }
 const report = document.querySelector('.tlp[data-alias="' + arguments[0] + '"] .report');
 out.report = report ? {missing: JSON.parse(report.dataset.missing),
-                       unwrapped: JSON.parse(report.dataset.unwrapped)} : null;
+                       unwrapped: JSON.parse(report.dataset.unwrapped),
+                       unknown: JSON.parse(report.dataset.unknown)} : null;
+out.asleep = screen.classList.contains('asleep');
 return out;
 """
 
@@ -503,7 +505,7 @@ async def test_a_browser_draws_the_layout_and_drives_the_program(browser: Any) -
         assert near(byKey[("Main", 20, "Meter")]["box"], (300, 40, 40, 300))
         clockText = byKey[("Main", 0, "Clock")]["text"]
         assert re.fullmatch(r"\d\d:\d\d", clockText), clockText
-        assert g["report"] == {"missing": [99], "unwrapped": [2]}
+        assert g["report"] == {"missing": [99], "unwrapped": [2], "unknown": []}
 
         # the program drives it live
         power.SetState(1)
@@ -757,7 +759,21 @@ async def test_hold_repeat_feedback_and_alignment(browser: Any) -> None:
         assert abs(left - right) < 2 and abs(top - bottom) < 3, (left, top, right, bottom)
         # the report, worked out by the page when the device gives none
         g = await run(page.geometry)
-        assert g["report"] == {"missing": [], "unwrapped": [3, 4, 11, 12, 20, 30]}
+        assert g["report"] == {
+            "missing": [],
+            "unwrapped": [3, 4, 11, 12, 20, 30],
+            "unknown": [],
+        }
+        # a popup the layout lacks is listed; asleep, the screen is dark and a touch wakes it
+        tlp.ShowPopup("Nope")
+        await run(page.until, lambda: page.geometry()["report"]["unknown"] == ["popup Nope"])
+        tlp.Sleep()
+        await run(page.until, lambda: page.geometry()["asleep"])
+        events.clear()
+        await run(hold, browser, "Quiet", 1, "down")
+        await run(hold, browser, "Quiet", 1, "up")
+        await run(page.until, lambda: not page.geometry()["asleep"])
+        assert tlp.SleepState == "Awake" and events == []  # the touch woke it, pressed nothing
     finally:
         _site.uninstall(site)
         await port.stopListening()

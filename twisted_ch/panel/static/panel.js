@@ -279,9 +279,11 @@
       clipFraction(view.max, 0, c.orientation === "vertical");
       if (c.kind === "Slider") {
         const thumb = c.thumb || { image: null, width: 0, height: 0 };
-        view.thumb = image(panel, thumb.image, "thumb");
+        // the thumb's box, its image at its natural size in the middle
+        view.thumb = make("div", "thumb");
         view.thumb.style.width = thumb.width + "px";
         view.thumb.style.height = thumb.height + "px";
+        view.thumb.appendChild(image(panel, thumb.image, "thumb-face"));
         node.appendChild(view.thumb);
       }
     } else {
@@ -514,7 +516,13 @@
     }
     const offline = make("div", "offline generic");
     offline.textContent = "Offline";
-    screen.appendChild(offline);
+    // asleep: the screen is dark; a touch wakes it (and presses nothing)
+    const sleep = make("div", "sleep");
+    sleep.addEventListener("pointerdown", (e) => {
+      e.preventDefault();
+      post({ device: dev.alias, action: "touch" });
+    });
+    screen.append(offline, sleep);
     document.getElementById("panels").appendChild(root);
     for (const m of panel.models.values()) applyModel(panel, m);
     for (const view of panel.statics) renderView(panel, view, undefined);
@@ -550,13 +558,16 @@
   }
 
   function showContainers(panel, dev) {
-    const page = find(panel, "page", dev.page) ||
-                 find(panel, "page", panel.doc.defaultPage) || panel.pages[0];
+    const unknown = [];
+    let page = find(panel, "page", dev.page);
+    if (!page && dev.page !== null) unknown.push("page " + dev.page);
+    page = page || find(panel, "page", panel.doc.defaultPage) || panel.pages[0];
     // popups in the order shown; one member per group (the last shown)
     const shown = [];
     const groups = new Map();
     for (const ref of dev.popups) {
       const box = find(panel, "popup", ref);
+      if (!box) unknown.push("popup " + ref);
       if (!box || shown.includes(box)) continue;
       if (box.k.group) {
         const other = groups.get(box.k.group);
@@ -567,6 +578,7 @@
     }
     const offline = lost ? find(panel, "popup", panel.doc.offlinePage) : undefined;
     if (offline && !shown.includes(offline)) shown.push(offline);
+    panel.unknown = unknown;
     const key = (page ? page.k.id : "-") + "|" + shown.map((b) => b.k.id).join(",") +
                 "|" + lost;
     if (key === panel.shownKey) return;
@@ -605,7 +617,9 @@
   }
 
   function renderSide(panel, dev, missing, unwrapped) {
-    const key = JSON.stringify([dev.page, dev.popups, dev.sleep, missing, unwrapped, lost]);
+    const unknown = panel.unknown || [];
+    const key = JSON.stringify([dev.page, dev.popups, dev.sleep, missing, unwrapped, lost,
+                                unknown]);
     if (key === panel.sideKey) return;
     panel.sideKey = key;
     const h = make("h2");
@@ -618,10 +632,13 @@
     a.firstChild.classList.add("missing");
     const b = list("In the layout, never used by the program", unwrapped);
     b.firstChild.classList.add("unwrapped");
+    const c = list("Shown by the program, not in the layout", unknown);
+    c.firstChild.classList.add("unknown");
     const report = make("div", "report");
     report.dataset.missing = JSON.stringify(missing);
     report.dataset.unwrapped = JSON.stringify(unwrapped);
-    report.append(a, b);
+    report.dataset.unknown = JSON.stringify(unknown);
+    report.append(a, b, c);
     panel.side.replaceChildren(h, meta, report);
   }
 
@@ -653,6 +670,7 @@
         .sort((a, b) => a - b),
     };
     showContainers(panel, dev);
+    panel.screen.classList.toggle("asleep", dev.sleep === "Asleep");
     renderSide(panel, dev, report.missing || [], report.unwrapped || []);
   }
 
