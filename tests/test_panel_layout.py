@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-import struct
-import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest_twisted
@@ -26,245 +23,123 @@ from twisted.web.server import Site
 
 from twisted_ch.extronlib.device import UIDevice
 from twisted_ch.extronlib.ui import Button, Label, Level, Slider
+from twisted_ch.panel import Layout, readLayout
 from twisted_ch.panel._web import panelResource
+from twisted_ch.testing import (
+    gdlButton,
+    gdlDateTime,
+    gdlFont,
+    gdlGroupRef,
+    gdlLabel,
+    gdlLayout,
+    gdlLevel,
+    gdlModalPopup,
+    gdlPage,
+    gdlPopup,
+    gdlSlider,
+    gdlState,
+    packGDL,
+    solidPNG,
+)
 
 SHOT = "/tmp/twisted_ch-panel-layout.png"
 
 
-def png(width: int, height: int, rgba: tuple[int, int, int, int]) -> bytes:
-    """A solid-colour RGBA PNG."""
+def fixtureGDL() -> dict[str, Any]:
+    """
+    The layout.json of a fixture: page "Main" (two buttons, a label, a level, a clock, the group
+    reference), page "Second", popups "Audio" and "Video" of group 1, the modal "Confirm" and the
+    offline page.
+    """
+    big = gdlFont(size=16, bold=True)
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+    def states(off: str, on: str) -> list[dict[str, Any]]:
+        return [gdlState(0, "Off", 1, off, font=big), gdlState(1, "On", 2, on, font=big)]
 
-    row = b"\x00" + bytes(rgba) * width
-    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(row * height))
-        + chunk(b"IEND", b"")
-    )
-
-
-WHITE = "rgba(255,255,255,1)"
-
-
-def font(size: float = 14, bold: bool = False) -> dict[str, object]:
-    return {
-        "family": "Arial",
-        "size": size,
-        "bold": bold,
-        "italic": False,
-        "underline": False,
-        "strikeout": False,
-    }
-
-
-CENTRE = {"h": "center", "v": "middle"}
-
-
-def control(
-    kind: str, uid: int, index: int, name: str, box: tuple[int, int, int, int], **more: Any
-) -> dict[str, Any]:
-    left, top, width, height = box
-    row: dict[str, Any] = {
-        "kind": kind,
-        "userId": uid,
-        "index": index,
-        "name": name,
-        "left": left,
-        "top": top,
-        "width": width,
-        "height": height,
-        "image": None,
-        "text": "",
-        "align": CENTRE,
-        "color": WHITE,
-        "font": font(),
-    }
-    row.update(more)
-    return row
-
-
-def button(
-    uid: int,
-    index: int,
-    name: str,
-    box: tuple[int, int, int, int],
-    texts: tuple[str, str],
-    images: tuple[int, int] = (1, 2),
-) -> dict[str, Any]:
-    states = [
-        {
-            "id": i,
-            "name": n,
-            "image": img,
-            "text": t,
-            "align": CENTRE,
-            "color": WHITE,
-            "font": font(16, True),
-        }
-        for i, (n, img, t) in enumerate(zip(("Off", "On"), images, texts, strict=True))
-    ]
-    return control(
-        "Button",
-        uid,
-        index,
-        name,
-        box,
-        image=images[0],
-        text=texts[0],
-        states=states,
-        defaultState=0,
-        pressState=1,
-    )
-
-
-def container(
-    kind: str,
-    id: int,
-    name: str,
-    size: tuple[int, int],
-    image: int | None,
-    controls: list[dict[str, Any]],
-    group: int = 0,
-    modal: bool = False,
-) -> dict[str, Any]:
-    return {
-        "id": id,
-        "name": name,
-        "kind": kind,
-        "width": size[0],
-        "height": size[1],
-        "image": image,
-        "fill": None if image is not None else "rgba(20,30,40,1)",
-        "group": group,
-        "modal": modal,
-        "controls": controls,
-    }
-
-
-def ref(
-    index: int, box: tuple[int, int, int, int], group: int | None = None, popup: int | None = None
-) -> dict[str, Any]:
-    return control("PopupRef", 0, index, "Popup Page Reference", box, group=group, popup=popup)
-
-
-FULL = (0, 0, 1024, 600)
-
-
-def document() -> dict[str, Any]:
-    """Two pages, a popup group of two, a modal popup and the offline page (contract JSON)."""
-    main = [
-        button(1, 0, "Power", (40, 40, 200, 80), ("Power", "Power On")),
-        button(2, 1, "Mute", (40, 140, 200, 80), ("Mute", "Muted")),
-        control(
-            "Label",
-            10,
-            2,
-            "Status",
-            (40, 260, 300, 50),
-            image=3,
-            text="Ready",
-            align={"h": "left", "v": "top"},
-            font=font(14),
-        ),
-        control(
-            "Level",
-            20,
-            3,
-            "Meter",
-            (300, 40, 40, 300),
-            image=5,
-            orientation="vertical",
-            minImage=4,
-            maxImage=5,
-        ),
-        control(
-            "DateTime", 0, 5, "Clock", (40, 340, 300, 40), image=3, pattern="HH:mm", text="12:00"
-        ),
-        ref(4, (480, 100, 500, 400), group=1),
-        ref(6, FULL, popup=5),
-    ]
-    second = [
-        button(1, 0, "Power", (600, 400, 200, 80), ("Power", "Power On")),
-        control(
-            "Label", 12, 1, "Title", (40, 40, 600, 80), text="Second\r\npage", font=font(24, True)
-        ),
-        ref(4, (480, 100, 500, 400), group=1),
-    ]
-    audio = [
-        button(3, 0, "Source", (20, 20, 200, 80), ("Source", "Source")),
-        control(
-            "Slider",
-            30,
-            1,
-            "Volume",
-            (20, 200, 400, 40),
-            image=7,
-            orientation="horizontal",
-            minImage=7,
-            maxImage=8,
-            thumb={"image": 9, "width": 40, "height": 40},
-        ),
-    ]
-    video = [control("Label", 11, 0, "Video", (20, 20, 460, 60), text="Video popup")]
-    confirm = [button(4, 0, "Confirm", (412, 260, 200, 80), ("Sure?", "Sure!"))]
-    offline = [control("Label", 0, 0, "Offline", (312, 260, 400, 80), text="Connection lost")]
-    return {
-        "name": "Fixture",
-        "width": 1024,
-        "height": 600,
-        "defaultPage": "Main",
-        "offlinePage": "Offline Page",
-        "fonts": [],
-        "pages": [
-            container("page", 0, "Main", (1024, 600), 0, main),
-            container("page", 2, "Second", (1024, 600), 10, second),
+    main = gdlPage(
+        0,
+        "Main",
+        [
+            gdlButton(0, 1, "Power", 40, 40, states=states("Power", "Power On")),
+            gdlButton(1, 2, "Mute", 40, 140, states=states("Mute", "Muted")),
+            gdlLabel(2, 10, "Status", 40, 260, 300, 50, "Ready", image=3, align=7),
+            gdlLevel(3, 20, "Meter", 300, 40, 40, 300, minImage=4, maxImage=5),
+            gdlGroupRef(4, 1, 480, 100, 500, 400),
+            gdlDateTime(5, "Clock", 40, 340, 300, 40, "HH:mm"),
         ],
-        "popups": [
-            container("popup", 1, "Audio", (500, 400), 6, audio, group=1),
-            container("popup", 3, "Video", (500, 400), 11, video, group=1),
-            container("popup", 5, "Confirm", (1024, 600), 12, confirm, modal=True),
-            container("popup", 65535, "Offline Page", (1024, 600), 13, offline, modal=True),
+    )
+    second = gdlPage(
+        2,
+        "Second",
+        [
+            gdlButton(0, 1, "Power", 600, 400, states=states("Power", "Power On")),
+            gdlLabel(
+                1, 12, "Title", 40, 40, 600, 80, "Second\r\npage", Font=gdlFont(size=24, bold=True)
+            ),
+            gdlGroupRef(2, 1, 480, 100, 500, 400),
         ],
-    }
+        image=10,
+    )
+    audio = gdlPopup(
+        1,
+        "Audio",
+        [
+            gdlButton(0, 3, "Source", 20, 20, "Source"),
+            gdlSlider(1, 30, "Volume", 20, 200, 400, 40, minImage=7, maxImage=8, thumbImage=9),
+        ],
+        group=1,
+        image=6,
+    )
+    video = gdlPopup(
+        3, "Video", [gdlLabel(0, 11, "Video", 20, 20, 460, 60, "Video popup")], group=1, image=11
+    )
+    confirm = gdlModalPopup(5, "Confirm", [gdlButton(0, 4, "Confirm", 412, 260, "Sure?")], image=12)
+    offline = gdlModalPopup(
+        65535,
+        "Offline Page",
+        [gdlLabel(0, 0, "Offline", 312, 260, 400, 80, "Connection lost")],
+        image=13,
+    )
+    offline["IsConfigurable"] = False
+    return gdlLayout([main, second], [audio, video, confirm, offline], enableOfflinePage=True)
 
 
 IMAGES = {
-    0: png(1024, 600, (28, 36, 48, 255)),
-    1: png(200, 80, (70, 80, 95, 255)),
-    2: png(200, 80, (40, 150, 90, 255)),
-    3: png(300, 50, (0, 0, 0, 0)),
-    4: png(40, 300, (50, 50, 50, 255)),
-    5: png(40, 300, (230, 170, 30, 255)),
-    6: png(500, 400, (60, 70, 110, 255)),
-    7: png(400, 40, (80, 80, 80, 255)),
-    8: png(400, 40, (60, 140, 220, 255)),
-    9: png(40, 40, (240, 240, 240, 255)),
-    10: png(1024, 600, (48, 28, 36, 255)),
-    11: png(500, 400, (110, 60, 70, 255)),
-    12: png(1024, 600, (0, 0, 0, 165)),
-    13: png(1024, 600, (0, 0, 0, 200)),
+    0: solidPNG(1024, 600, (28, 36, 48), rgb=True),
+    1: solidPNG(200, 80, (70, 80, 95, 255)),
+    2: solidPNG(200, 80, (40, 150, 90, 255)),
+    3: solidPNG(300, 50, (0, 0, 0, 0)),
+    4: solidPNG(40, 300, (50, 50, 50, 255)),
+    5: solidPNG(40, 300, (230, 170, 30, 255)),
+    6: solidPNG(500, 400, (60, 70, 110, 255)),
+    7: solidPNG(400, 40, (80, 80, 80, 255)),
+    8: solidPNG(400, 40, (60, 140, 220, 255)),
+    9: solidPNG(40, 40, (240, 240, 240, 255)),
+    10: solidPNG(1024, 600, (48, 28, 36), rgb=True),
+    11: solidPNG(500, 400, (110, 60, 70, 255)),
+    12: solidPNG(1024, 600, (0, 0, 0, 165)),
+    13: solidPNG(1024, 600, (0, 0, 0, 200)),
 }
 
-
-@dataclass(frozen=True)
-class HandLayout:
-    """A stand-in for the reader's Layout (the contract's shape)."""
-
-    doc: dict[str, Any]
-    images: Mapping[int, bytes]
-    fonts: Mapping[str, bytes] = field(default_factory=dict)
-
-    def document(self) -> dict[str, Any]:
-        return self.doc
+FONT = b"\x00\x01\x00\x00not really a font"
 
 
-def layoutFixture() -> HandLayout:
-    return HandLayout(document(), IMAGES, {"arial.ttf": b"\x00\x01\x00\x00fake"})
+def writeGDL(
+    directory: Path, layout: dict[str, Any], images: dict[int, bytes], **fonts: bytes
+) -> Layout:
+    """A real .gdl file of C{layout} in C{directory}, read back."""
+    path = directory / f"{layout['Name'].lower()}.gdl"
+    path.write_bytes(packGDL(layout, images, {k.replace("_", "."): v for k, v in fonts.items()}))
+    return readLayout(str(path))
+
+
+def giveLayout(tlp: UIDevice, layout: Layout) -> None:
+    """The layout for the panel, before its controls are created (as the project's site does)."""
+    useLayout = getattr(tlp, "useLayout", None)
+    if useLayout is not None:
+        useLayout(layout)
+    else:  # (before extronlib's side of the layout)
+        tlp.layout = layout  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------ over HTTP
@@ -309,9 +184,9 @@ def serve(tlps: list[UIDevice]) -> Any:
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_layout_document_images_and_fonts() -> None:
+async def test_the_layout_document_images_and_fonts(tmp_path: Path) -> None:
     tlp = UIDevice("TLP Room/1", reactor=Clock())
-    tlp.layout = layoutFixture()  # type: ignore[attr-defined]
+    giveLayout(tlp, writeGDL(tmp_path, fixtureGDL(), IMAGES, arial_ttf=FONT))
     plain = UIDevice("Plain", reactor=Clock())
     port = serve([tlp, plain])
     base = f"http://127.0.0.1:{port.getHost().port}/panel/"
@@ -333,7 +208,7 @@ async def test_the_layout_document_images_and_fonts() -> None:
         assert headers.getRawHeaders(b"x-panel-version") != [version]
 
         code, headers, body = await get(base + url)
-        assert code == 200 and json.loads(body) == document()
+        assert code == 200 and json.loads(body) == tlp.layout.document()  # type: ignore[attr-defined]
         assert headers.getRawHeaders(b"content-type") == [b"application/json"]
 
         code, headers, body = await get(base + url + "/image/2.png")
@@ -346,7 +221,7 @@ async def test_the_layout_document_images_and_fonts() -> None:
         assert (code, body) == (304, b"")
 
         code, headers, body = await get(base + url + "/font/arial.ttf")
-        assert (code, body) == (200, b"\x00\x01\x00\x00fake")
+        assert (code, body) == (200, FONT)
         assert headers.getRawHeaders(b"content-type") == [b"font/ttf"]
 
         # only the layout's own images and fonts; no path reaches the file system
@@ -457,10 +332,12 @@ def near(a: list[float], b: tuple[float, ...], tolerance: float = 1.0) -> bool:
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_browser_draws_the_layout_and_drives_the_program(browser: Any) -> None:
+async def test_a_browser_draws_the_layout_and_drives_the_program(
+    browser: Any, tmp_path: Path
+) -> None:
     clock = Clock()  # the program's clock: popup durations, hold and blink timers
     tlp = UIDevice("TLP", reactor=clock)
-    tlp.layout = layoutFixture()  # type: ignore[attr-defined]
+    giveLayout(tlp, writeGDL(tmp_path, fixtureGDL(), IMAGES, arial_ttf=FONT))
     power = Button(tlp, 1)
     source = Button(tlp, 3)
     confirm = Button(tlp, 4)
@@ -525,6 +402,12 @@ async def test_a_browser_draws_the_layout_and_drives_the_program(browser: Any) -
             )
 
         await run(page.until, live, "SetState, SetText and SetLevel shown")
+        # a text the program sets shows in every state
+        power.SetText("Projector")
+        await run(page.until, lambda: page.control("Main", 1)["text"] == "Projector")
+        power.SetState(0)
+        await run(page.until, lambda: page.control("Main", 1)["image"].endswith("/1.png"))
+        assert (await run(page.control, "Main", 1))["text"] == "Projector"
         power.SetVisible(False)
         await run(page.until, lambda: not page.control("Main", 1)["shown"])
         power.SetVisible(True)
@@ -706,12 +589,12 @@ return [(left - box.left) / scale, (top - box.top) / scale, (box.right - right) 
 
 
 @pytest_twisted.ensureDeferred
-async def test_hold_repeat_feedback_and_alignment(browser: Any) -> None:
+async def test_hold_repeat_feedback_and_alignment(browser: Any, tmp_path: Path) -> None:
     from twisted_ch import _site
 
     clock = Clock()
     tlp = UIDevice("Quiet", reactor=clock)
-    tlp.layout = layoutFixture()  # type: ignore[attr-defined]
+    giveLayout(tlp, writeGDL(tmp_path, fixtureGDL(), IMAGES, arial_ttf=FONT))
     site = _site.ProgramSite(ui={"Quiet": {"press_feedback": "none"}})
     _site.install(site)
     power = Button(tlp, 1, holdTime=2, repeatTime=1)
@@ -759,11 +642,8 @@ async def test_hold_repeat_feedback_and_alignment(browser: Any) -> None:
         assert abs(left - right) < 2 and abs(top - bottom) < 3, (left, top, right, bottom)
         # the report, worked out by the page when the device gives none
         g = await run(page.geometry)
-        assert g["report"] == {
-            "missing": [],
-            "unwrapped": [3, 4, 11, 12, 20, 30],
-            "unknown": [],
-        }
+        report = g["report"]
+        assert (report["missing"], sorted(report["unwrapped"])) == ([], [3, 4, 11, 12, 20, 30])
         # a popup the layout lacks is listed; asleep, the screen is dark and a touch wakes it
         tlp.ShowPopup("Nope")
         await run(page.until, lambda: page.geometry()["report"]["unknown"] == ["popup Nope"])
@@ -780,39 +660,38 @@ async def test_hold_repeat_feedback_and_alignment(browser: Any) -> None:
         tlp.stopTimers()
 
 
-def manyControls(rows: int = 20, columns: int = 25) -> HandLayout:
+def manyControls(rows: int = 20, columns: int = 25) -> dict[str, Any]:
     """One page of rows x columns small buttons (500 by default)."""
+    states = [gdlState(0, "Off", 1, "", font=gdlFont(size=9)), gdlState(1, "On", 2, "")]
     controls = [
-        button(
-            1000 + r * columns + c,
+        gdlButton(
             r * columns + c,
+            1000 + r * columns + c,
             f"B{r}-{c}",
-            (4 + c * 40, 4 + r * 29, 38, 27),
-            (f"{r}.{c}", f"on {r}.{c}"),
-            (14, 15),
+            4 + c * 40,
+            4 + r * 29,
+            width=38,
+            height=27,
+            states=[dict(st, Text=f"{r}.{c}") for st in states],
         )
         for r in range(rows)
         for c in range(columns)
     ]
-    doc = {
-        "name": "Many",
-        "width": 1024,
-        "height": 600,
-        "defaultPage": "Grid",
-        "offlinePage": None,
-        "fonts": [],
-        "pages": [container("page", 0, "Grid", (1024, 600), 0, controls)],
-        "popups": [],
-    }
-    images = {0: IMAGES[0], 14: png(38, 27, (70, 80, 95, 255)), 15: png(38, 27, (40, 150, 90, 255))}
-    return HandLayout(doc, images)
+    return gdlLayout([gdlPage(0, "Grid", controls)], name="Many")
+
+
+MANY_IMAGES = {
+    0: IMAGES[0],
+    1: solidPNG(38, 27, (70, 80, 95, 255)),
+    2: solidPNG(38, 27, (40, 150, 90, 255)),
+}
 
 
 @pytest_twisted.ensureDeferred
-async def test_five_hundred_controls_stay_cheap(browser: Any) -> None:
+async def test_five_hundred_controls_stay_cheap(browser: Any, tmp_path: Path) -> None:
     """A poll of 500 controls re-creates no node and costs the page a few milliseconds."""
     tlp = UIDevice("Big", reactor=Clock())
-    tlp.layout = manyControls()  # type: ignore[attr-defined]
+    giveLayout(tlp, writeGDL(tmp_path, manyControls(), MANY_IMAGES))
     buttons = [Button(tlp, 1000 + i) for i in range(500)]
     port = serve([tlp])
     page = Page(browser, "Big")
@@ -831,7 +710,7 @@ async def test_five_hundred_controls_stay_cheap(browser: Any) -> None:
         for b in buttons:
             b.SetState(1)
             b.SetText("x")
-        count = "return document.querySelectorAll('.gc img[src$=\"/15.png\"]').length"
+        count = "return document.querySelectorAll('.gc img[src$=\"/2.png\"]').length"
         await run(waitFor, browser, lambda b: b.execute_script(count) == 500)
         await run(pollsAfter, browser, 5)
         stats = await run(browser.execute_script, "return window.panelStats")

@@ -83,6 +83,9 @@ def _controlState(control: Any) -> dict[str, object]:
             row["blink"] = [blink[0], list(blink[1])]
     elif kind == "Label":
         row.update(text=control.Text)
+    textSet = getattr(control, "textSet", None)
+    if isinstance(textSet, bool):  # whether the program set the text (else the layout's shows)
+        row["textSet"] = textSet
     elif kind == "Level":
         row.update(level=control.Level, min=control.Min, max=control.Max)
     elif kind == "Slider":
