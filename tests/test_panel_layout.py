@@ -451,6 +451,7 @@ async def test_a_browser_draws_the_layout_and_drives_the_program(
         assert all(e[1] == "Changed" for e in slid[1:-1]) and len(slid) > 2, slid
         assert volume.Fill == 75
         await run(page.until, lambda: thumbAt(300))
+        await run(browser.save_screenshot, SHOT.replace(".png", "-popup.png"))
 
         # popup timing on the program's clock: shown for 10 s of it, whatever the wall clock
         tlp.HideAllPopups()

@@ -633,7 +633,8 @@
     const h = make("h2");
     h.textContent = dev.alias;
     const meta = make("div", "meta now");
-    meta.textContent = "page " + (dev.page === null ? "-" : dev.page) + " | popups " +
+    const pageName = dev.page === null ? panel.doc.defaultPage + " (default)" : dev.page;
+    meta.textContent = "page " + pageName + " | popups " +
                        (dev.popups.length ? dev.popups.join(", ") : "-") + " | " + dev.sleep +
                        (lost ? " | offline" : "");
     const a = list("Used by the program, not in the layout", missing);
