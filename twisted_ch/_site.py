@@ -34,8 +34,8 @@ class ProgramSite:
     @ivar addresses: what the program names (an IP address, a host name, or C{address:port})
         -> what reaches it on this machine (an address, or a client endpoint description).
     @ivar layouts: per UIDevice alias, the path of its GUI Designer layout (C{.gdl}).
-    @ivar ui: per UIDevice alias, the project's panel settings (its C{devices[].ui}: C{press_feedback}
-        C{"none"}/C{"state"}, C{thumb_change_report_interval}, ...).
+    @ivar ui: per UIDevice alias, the project's panel settings (its C{devices[].ui}:
+        C{press_feedback} C{"none"}/C{"state"}, C{thumb_change_report_interval}, ...).
     """
 
     ports: Mapping[str, str] = field(default_factory=dict)
