@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_twisted
 from browser import waitFor
 from twisted.internet import reactor, threads
@@ -125,11 +126,14 @@ FONT = b"\x00\x01\x00\x00not really a font"
 
 
 def writeGDL(
-    directory: Path, layout: dict[str, Any], images: dict[int, bytes], **fonts: bytes
+    directory: Path,
+    layout: dict[str, Any],
+    images: dict[int, bytes],
+    fonts: dict[str, bytes] | None = None,
 ) -> Layout:
     """A real .gdl file of C{layout} in C{directory}, read back."""
     path = directory / f"{layout['Name'].lower()}.gdl"
-    path.write_bytes(packGDL(layout, images, {k.replace("_", "."): v for k, v in fonts.items()}))
+    path.write_bytes(packGDL(layout, images, fonts or {}))
     return readLayout(str(path))
 
 
@@ -186,7 +190,7 @@ def serve(tlps: list[UIDevice]) -> Any:
 @pytest_twisted.ensureDeferred
 async def test_the_layout_document_images_and_fonts(tmp_path: Path) -> None:
     tlp = UIDevice("TLP Room/1", reactor=Clock())
-    giveLayout(tlp, writeGDL(tmp_path, fixtureGDL(), IMAGES, arial_ttf=FONT))
+    giveLayout(tlp, writeGDL(tmp_path, fixtureGDL(), IMAGES, {"arial.ttf": FONT}))
     plain = UIDevice("Plain", reactor=Clock())
     port = serve([tlp, plain])
     base = f"http://127.0.0.1:{port.getHost().port}/panel/"
@@ -337,7 +341,7 @@ async def test_a_browser_draws_the_layout_and_drives_the_program(
 ) -> None:
     clock = Clock()  # the program's clock: popup durations, hold and blink timers
     tlp = UIDevice("TLP", reactor=clock)
-    giveLayout(tlp, writeGDL(tmp_path, fixtureGDL(), IMAGES, arial_ttf=FONT))
+    giveLayout(tlp, writeGDL(tmp_path, fixtureGDL(), IMAGES, {"arial.ttf": FONT}))
     power = Button(tlp, 1)
     source = Button(tlp, 3)
     confirm = Button(tlp, 4)
@@ -599,7 +603,7 @@ async def test_hold_repeat_feedback_and_alignment(browser: Any, tmp_path: Path) 
 
     clock = Clock()
     tlp = UIDevice("Quiet", reactor=clock)
-    giveLayout(tlp, writeGDL(tmp_path, fixtureGDL(), IMAGES, arial_ttf=FONT))
+    giveLayout(tlp, writeGDL(tmp_path, fixtureGDL(), IMAGES, {"arial.ttf": FONT}))
     site = _site.ProgramSite(ui={"Quiet": {"press_feedback": "none"}})
     _site.install(site)
     power = Button(tlp, 1, holdTime=2, repeatTime=1)
@@ -729,5 +733,53 @@ async def test_five_hundred_controls_stay_cheap(browser: Any, tmp_path: Path) ->
             f"500 controls: a poll in {stats['renderMs']:.2f} ms, all changed {stats['maxMs']:.2f}"
         )
         assert stats["renderMs"] < 20 and stats["maxMs"] < 150, stats
+    finally:
+        await port.stopListening()
+
+
+SERIF = Path("/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf")
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_embedded_font_draws_the_text(browser: Any, tmp_path: Path) -> None:
+    """A font the layout embeds is served from it and used for the captions in its family."""
+    if not SERIF.exists():
+        pytest.skip(f"{SERIF} is missing (Chromium's fonts-dejavu)")
+    resource = {
+        "__type": "PBFontResource",
+        "Type": 7,
+        "Author": 1,
+        "Name": "Fixture Serif Regular",
+        "Size": SERIF.stat().st_size,
+        "EmbeddedFileName": "fixture-serif.ttf",
+        "FamilyName": ["Fixture Serif"],
+        "StyleName": ["Regular"],
+        "WindowsFamilyName": "Fixture Serif",
+        "WindowsStyleName": "Regular",
+        "Language": "en-US",
+    }
+    label = gdlLabel(0, 1, "Title", 40, 40, 600, 80, "Serif", Font=gdlFont("Fixture Serif", 30))
+    layout = gdlLayout([gdlPage(0, "Main", [label])], name="Fonts")
+    layout["NonDefaultFontResources"].append(resource)
+    tlp = UIDevice("Fonts", reactor=Clock())
+    giveLayout(
+        tlp, writeGDL(tmp_path, layout, {0: IMAGES[0]}, {"fixture-serif.ttf": SERIF.read_bytes()})
+    )
+    Label(tlp, 1)
+    port = serve([tlp])
+    try:
+        url = f"http://127.0.0.1:{port.getHost().port}/panel/"
+        await threads.deferToThread(browser.get, url)
+        loaded = (
+            "return Array.from(document.fonts).filter((f) => f.family.replace(/\"/g, '') =="
+            " 'Fixture Serif' && f.status === 'loaded').length"
+        )
+        await threads.deferToThread(waitFor, browser, lambda b: b.execute_script(loaded) == 1)
+        family = await threads.deferToThread(
+            browser.execute_script,
+            "return getComputedStyle(document.querySelector('.gc[data-uid=\"1\"] .text'))"
+            ".fontFamily",
+        )
+        assert family.startswith('"Fixture Serif"'), family
     finally:
         await port.stopListening()
