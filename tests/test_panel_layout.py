@@ -139,11 +139,7 @@ def writeGDL(
 
 def giveLayout(tlp: UIDevice, layout: Layout) -> None:
     """The layout for the panel, before its controls are created (as the project's site does)."""
-    useLayout = getattr(tlp, "useLayout", None)
-    if useLayout is not None:
-        useLayout(layout)
-    else:  # (before extronlib's side of the layout)
-        tlp.layout = layout  # type: ignore[attr-defined]
+    tlp.useLayout(layout)
 
 
 # ------------------------------------------------------------------ over HTTP
@@ -212,7 +208,8 @@ async def test_the_layout_document_images_and_fonts(tmp_path: Path) -> None:
         assert headers.getRawHeaders(b"x-panel-version") != [version]
 
         code, headers, body = await get(base + url)
-        assert code == 200 and json.loads(body) == tlp.layout.document()  # type: ignore[attr-defined]
+        assert tlp.layout is not None
+        assert code == 200 and json.loads(body) == tlp.layout.document()
         assert headers.getRawHeaders(b"content-type") == [b"application/json"]
 
         code, headers, body = await get(base + url + "/image/2.png")
