@@ -129,7 +129,7 @@ def _oneLine(text: str) -> str:
 
 def statusResource(registry: Registry) -> Resource:
     """C{/} (the dashboard, or a text summary), C{/status}, C{/metrics} and C{/panel/}."""
-    from twisted_ch.service._panel import panelResource
+    from twisted_ch.panel._web import panelResource
 
     root = _Index(registry)
     root.putChild(b"status", _JSONStatus(registry))
