@@ -425,6 +425,8 @@ class _LinkHandler(ConnectionHandler):
         matcher = iface._matcher(delimiter) if ours else None
         link = self._link
         if link.state != "connected":
+            if matcher is None:  # the interface's own (which drops it too, or has none: Dante)
+                return iface.SendAndWait(payload, wait, **delimiter)
             droppedSend(self._rt, link, callerSite(), False)
             return noResponse()
         if self._keepAliveQuery is not None and self._countSend() and self._overLimit():
