@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from helpers import Recorder
-from test_fidelity import FACES, bounded, moduleHandler, sleep
+from test_fidelity import FACES, Face, bounded, moduleHandler, sleep
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -287,3 +287,47 @@ async def test_an_Update_that_raises_over_loopback_keeps_the_link() -> None:
             assert server.connections == 1
     finally:
         await server.shutdown()
+
+
+# --- 6. the PollTimer is an extronlib Timer: at least 0.1 s -----------------------------------
+
+
+def test_a_pollFrequency_below_a_tenth_is_raised_to_it_with_a_warning(
+    logged: list[dict[str, Any]],
+) -> None:
+    clock = Clock()
+    ep = FakeEndpoint(clock)
+    iface = EthernetClientInterface("192.0.2.1", 23, reactor=clock, endpoint=ep)
+    polls: list[float] = []
+    h = GetConnectionHandler(iface, lambda h: polls.append(clock.seconds()), pollFrequency=0.05)
+    assert h.PollTimer.Interval == 0.1
+    warned = [e for e in logged if e["log_level"] == LogLevel.warn and "minimum" in e["log_format"]]
+    assert len(warned) == 1 and warned[0]["asked"] == 0.05
+    h.Connect()
+    clock.pump([0.05] * 20)
+    assert len(polls) == 10  # every 0.1 s, not every 0.05 s
+    h.PollTimer.Change(0.005)  # the reference accepts it, as 0.1
+    assert h.PollTimer.Interval == 0.1
+    assert len([e for e in logged if e.get("asked") == 0.005]) == 1
+    h.PollTimer.Change(0.25)
+    assert h.PollTimer.Interval == 0.25
+    with pytest.raises(ValueError, match="Interval must be positive"):
+        h.PollTimer.Change(0)
+
+
+@bounded(10)
+async def test_a_program_changing_its_PollTimer_below_a_tenth_gets_a_tenth() -> None:
+    f = Face("program")
+    try:
+
+        def program() -> tuple[float, float]:
+            h = GetConnectionHandler(
+                EthernetClientInterface("127.0.0.1", 9), lambda h: None, pollFrequency=0.01
+            )
+            first = h.PollTimer.Interval
+            h.PollTimer.Change(0.005)
+            return first, h.PollTimer.Interval
+
+        assert await f.run(program) == (0.1, 0.1)
+    finally:
+        await f.stop()

@@ -128,7 +128,7 @@ def _build(
         raise TypeError("EthernetServerInterface is not supported; use EthernetServerInterfaceEx")
 
     _checks.disconnectLimit(DisconnectLimit)
-    _checks.period(pollFrequency, "pollFrequency")
+    _checks.seconds(pollFrequency, "pollFrequency", maximum=_checks.MAX_PERIOD)  # (see PollTimer)
     _checks.period(connectRetryTime, "connectRetryTime")
     _checks.period(serverTimeout, "serverTimeout")
     if keepAliveQueryQualifier is not None and not isinstance(keepAliveQueryQualifier, dict):

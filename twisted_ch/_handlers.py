@@ -63,7 +63,7 @@ from twisted_ch._runtime import (
     resolveRuntime,
 )
 from twisted_ch.extronlib._base import LinkInterface, droppedSend, noResponse
-from twisted_ch.extronlib.system import Timer
+from twisted_ch.extronlib.system import MIN_TIMER_INTERVAL, Timer
 
 Status = Literal["Connected", "Disconnected", "Unknown"]
 Input = Literal["answered", "silent", "lost", "forced"]
@@ -85,6 +85,35 @@ _REACTOR_DISPATCH = ReactorDispatcher()
 
 checkCount = _checks.count
 checkSeconds = _checks.seconds
+
+_log = Logger(namespace="twisted_ch.handlers")
+
+
+def pollInterval(value: object, what: str) -> float:
+    """
+    A poll interval: positive, at most a day, and, as for any extronlib Timer, at least 0.1 s
+    (a shorter one is raised to 0.1 s, with a warning: the reference's PollTimer is a Timer).
+    """
+    interval = _checks.seconds(value, what, maximum=_checks.MAX_PERIOD)
+    if interval < MIN_TIMER_INTERVAL:
+        _log.warn(
+            "{what} {asked} s is below the PollTimer's minimum; using {minimum} s",
+            what=what,
+            asked=interval,
+            minimum=MIN_TIMER_INTERVAL,
+        )
+        return MIN_TIMER_INTERVAL
+    return interval
+
+
+class HandlerTimer(Timer):
+    """
+    A handler's PollTimer: an extronlib L{Timer} (intervals below 0.1 s are raised to 0.1 s, at
+    creation and in C{Change}) whose ticks poll on the reactor thread.
+    """
+
+    def _checked(self, Interval: object) -> float:
+        return pollInterval(Interval, "Interval")
 
 
 class FallThrough:
@@ -119,7 +148,7 @@ class ConnectionHandler(FallThrough):
     Disconnected = Event["ConnectionHandler"]("Called as C{(handler, 'Disconnected')}.")
 
     def __init__(self, Interface: Any, pollFrequency: float, *, reactor: Any = None) -> None:
-        _checks.period(pollFrequency, "pollFrequency")
+        pollFrequency = pollInterval(pollFrequency, "pollFrequency")
         ifaceRuntime = getattr(Interface, "_rt", None)
         self._rt: Runtime = (
             ifaceRuntime
@@ -143,7 +172,7 @@ class ConnectionHandler(FallThrough):
         self.transitions = 0
         self.since = self._rt.reactor.seconds()
         self._statusObservers: list[Callable[[Status], object]] = []
-        self._PollTimer = Timer(
+        self._PollTimer = HandlerTimer(
             pollFrequency, self._pollTick, reactor=self._rt.reactor, _dispatcher=_REACTOR_DISPATCH
         )
         self._PollTimer.Pause()
