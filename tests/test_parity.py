@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from helpers import Recorder
-from test_fidelity import FACES, Face, bounded, moduleHandler, sleep
+from test_fidelity import ANSWER, FACES, Face, bounded, moduleHandler, sleep
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -21,7 +21,7 @@ from twisted_ch import GetConnectionHandler, RawSimplePipeHandler, RawTcpHandler
 from twisted_ch._runtime import Runtime, useRuntime
 from twisted_ch.devices import extr_sis_generic as sis
 from twisted_ch.extronlib.interface import EthernetClientInterface
-from twisted_ch.testing import FakeEndpoint, listenDevice, listenSIS
+from twisted_ch.testing import FakeEndpoint, listenDevice, listenSIS, listenUDPDevice, waitUntil
 from twisted_ch.testing._sis import SISDevice, SISPump
 
 
@@ -331,3 +331,63 @@ async def test_a_program_changing_its_PollTimer_below_a_tenth_gets_a_tenth() -> 
         assert await f.run(program) == (0.1, 0.1)
     finally:
         await f.stop()
+
+
+# --- 7. a pipe handler reports Disconnected inside the send that passes the limit -------------
+
+
+@pytest.mark.parametrize("face", FACES)
+@bounded(20)
+async def test_a_udp_pipe_reports_Disconnected_before_the_query_past_the_limit_goes_out(
+    face: str,
+) -> None:
+    device = listenUDPDevice(reactor, {b"P": ANSWER})
+    f = Face(face)
+    order: list[str] = []
+
+    if face == "reactor":
+
+        async def keepAlive(h: Any) -> None:
+            order.append("send")
+            answer = await h.SendAndWait("P", 0.5, deliTag=b"\r\n")
+            order.append("returned")
+            if answer == ANSWER:
+                h.ResponseAccepted()
+
+    else:
+
+        def keepAlive(h: Any) -> None:  # type: ignore[misc]
+            order.append("send")
+            answer = h.SendAndWait("P", 0.5, deliTag=b"\r\n")
+            order.append("returned")
+            if answer == ANSWER:
+                h.ResponseAccepted()
+
+    def make() -> Any:
+        h = GetConnectionHandler(
+            EthernetClientInterface("127.0.0.1", device.port, Protocol="UDP"),
+            keepAlive,
+            DisconnectLimit=2,
+            pollFrequency=0.1,
+        )
+        h.Disconnected = lambda h, state: order.append(state)
+        h.Connected = lambda h, state: order.append(state)
+        return h
+
+    h = await f.run(make)
+    try:
+        await f.run(h.Connect)
+        await h.whenStatus("Connected")
+        await waitUntil(reactor, lambda: order[-1:] == ["returned"])
+        device.silent = True
+        await h.whenStatus("Disconnected")
+        await waitUntil(reactor, lambda: "Disconnected" in order and order[-1] == "returned")
+        at = order.index("Disconnected")
+        # the third unanswered send passes the limit: Disconnected is reported inside it, before
+        # its query goes out and its wait ends, not one timeout later
+        assert order[at - 1 : at + 2] == ["send", "Disconnected", "returned"], order
+        assert order[at - 3 : at - 1] == ["send", "returned"], order
+    finally:
+        await f.run(h.Disconnect)
+        await f.stop()
+        await device.stop()

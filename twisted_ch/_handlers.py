@@ -206,13 +206,18 @@ class ConnectionHandler(FallThrough):
 
     # state
 
-    def _on(self, event: Input, why: str = "") -> None:
-        """Apply one lifecycle input to L{ConnectionStatus} (reactor thread), by L{TRANSITIONS}."""
+    def _on(self, event: Input, why: str = "", inline: bool = False) -> bool:
+        """
+        Apply one lifecycle input to L{ConnectionStatus} (reactor thread), by L{TRANSITIONS};
+        whether it changed.  C{inline}: the caller calls the event's callback itself.
+        """
         new = TRANSITIONS.get((event, self._status))
-        if new is not None:
-            self._setStatus(new, why)
+        if new is not None and new != self._status:
+            self._setStatus(new, why, inline)
+            return True
+        return False
 
-    def _setStatus(self, value: Status, why: str = "") -> None:
+    def _setStatus(self, value: Status, why: str = "", inline: bool = False) -> None:
         if value == self._status:
             return
         previous, self._status = self._status, value
@@ -228,7 +233,8 @@ class ConnectionHandler(FallThrough):
             chStatus=value,
         )
         self._statusChanged(value)
-        emit(self._rt, self, value, self, value)
+        if not inline:
+            emit(self._rt, self, value, self, value)
         for observer in list(self._statusObservers):
             _REACTOR_DISPATCH.call(observer, value)
 
@@ -687,6 +693,20 @@ class RawSimplePipeHandler(_LinkHandler):
             self._runKeepAlive(self._keepAliveQuery, self)
 
     def _overLimit(self) -> bool:
-        if self._status != "Disconnected":
-            self._rt.twoFaced(self._on, "silent", f"{self._DisconnectLimit} sends unanswered")
+        if self._status == "Disconnected":
+            return False
+        why = f"{self._DisconnectLimit} sends unanswered"
+        dispatcher = self._rt.dispatcher
+        if not (isinstance(dispatcher, ProgramThread) and dispatcher.isCurrent):
+            self._rt.twoFaced(self._on, "silent", why)  # its events run at once, or queued
+            return False
+        # on the thread its events run on (the program's): Disconnected is reported inside this
+        # send, before the query goes out, as the reference does (not once its wait is over)
+        if self._rt.twoFaced(self._on, "silent", why, True):
+            callback = self.__dict__.get("_event_Disconnected")
+            if callback is not None:
+                try:
+                    callback(self, "Disconnected")
+                except Exception:
+                    logCallbackFailure(Failure(), callback)
         return False
