@@ -14,8 +14,10 @@ from helpers import Recorder
 from test_fidelity import ANSWER, FACES, Face, bounded, moduleHandler, sleep
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.python.failure import Failure
 
 from twisted_ch import GetConnectionHandler, RawSimplePipeHandler, RawTcpHandler
 from twisted_ch._runtime import Runtime, useRuntime
@@ -391,3 +393,111 @@ async def test_a_udp_pipe_reports_Disconnected_before_the_query_past_the_limit_g
         await f.run(h.Disconnect)
         await f.stop()
         await device.stop()
+
+
+# --- 8. dropping a link closes it gracefully (a FIN), aborted only past a bound ---------------
+
+
+def test_a_silent_tcp_link_is_closed_gracefully_and_aborted_only_if_the_close_hangs() -> None:
+    from helpers import tcpHandler
+
+    from twisted_ch._link import CLOSE_GRACE
+
+    clock, ep, h, rec = tcpHandler(DisconnectLimit=2, connectRetryTime=5)
+    h.Connect()
+    first = ep.transport
+    clock.pump([1] * 3)  # the third send would pass the limit: dropped
+    clock.advance(0)
+    assert first is not None and first.closed and not first.aborted
+    assert rec.names() == ["Disconnected"]
+    clock.advance(5)  # reconnected
+    second = ep.transport
+    assert second is not None and second is not first
+    second.peerStopsReading = True  # a close that cannot complete
+    clock.pump([1] * 3)
+    assert not second.closed and not second.aborted
+    assert h.Send("X") is None  # nothing more is written while it closes
+    clock.advance(CLOSE_GRACE)
+    clock.advance(0)
+    assert second.aborted
+    assert len(ep.attempts) == 2
+    clock.advance(5)
+    assert len(ep.attempts) == 3  # reconnecting goes on
+
+
+def test_an_idle_server_client_is_closed_gracefully_and_aborted_only_if_the_close_hangs() -> None:
+    from test_server import clockServer, connected
+
+    from twisted_ch._link import CLOSE_GRACE
+
+    clock, h, ev = clockServer(serverTimeout=10)
+    h.StartListen()
+    t = connected(clock)
+    clock.advance(10)
+    assert t.closed and not t.aborted
+    stuck = connected(clock)
+    stuck.peerStopsReading = True
+    clock.advance(10)
+    assert not stuck.closed
+    clock.advance(CLOSE_GRACE)
+    assert stuck.aborted
+    clock.advance(0)
+    assert h.Clients == []
+
+
+class _Peer(Protocol):
+    """A loopback device or client that records how its connection ended."""
+
+    def __init__(self, ends: list[str]) -> None:
+        self.ends = ends
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.ends.append(type(reason.value).__name__)
+
+
+@pytest.mark.parametrize("face", FACES)
+@bounded(20)
+async def test_the_silent_device_sees_a_FIN(face: str) -> None:
+    ends: list[str] = []
+    factory = Factory.forProtocol(lambda: _Peer(ends))
+    listening = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    f = Face(face)
+    h = await f.run(
+        lambda: GetConnectionHandler(
+            EthernetClientInterface("127.0.0.1", listening.getHost().port),
+            lambda h: h.Send("P"),
+            DisconnectLimit=2,
+            pollFrequency=0.1,
+            connectRetryTime=60,
+        )
+    )
+    try:
+        await f.run(h.Connect)
+        await waitUntil(reactor, lambda: ends != [])
+        assert ends == ["ConnectionDone"]  # a FIN, not a reset (ConnectionLost)
+    finally:
+        await f.run(h.Disconnect)
+        await f.stop()
+        await listening.stopListening()
+
+
+@bounded(20)
+async def test_an_idle_loopback_client_of_a_server_sees_a_FIN() -> None:
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+    from twisted_ch.extronlib.interface import EthernetServerInterfaceEx
+    from twisted_ch.testing._loopback import stablePorts
+
+    for port in stablePorts():
+        server = GetConnectionHandler(
+            EthernetServerInterfaceEx(port, Interface="127.0.0.1"), serverTimeout=0.3
+        )
+        if await server.StartListen() == "Listening":
+            break
+    ends: list[str] = []
+    try:
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), _Peer(ends))
+        await waitUntil(reactor, lambda: ends != [])
+        assert ends == ["ConnectionDone"]
+    finally:
+        await server.StopListen()

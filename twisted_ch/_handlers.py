@@ -630,11 +630,11 @@ class RawTcpHandler(_LinkHandler):
         )
         self._on("silent", why)
         self._link.muteDroppedSends()  # this drop is the outage's report
-        self._link.abort()
+        self._link.drop(why)
 
     def _forceDisconnected(self) -> None:
         super()._forceDisconnected()
-        self._link.abort()
+        self._link.drop("OnDisconnected() called")
 
     def _statusChanged(self, value: Status) -> None:
         super()._statusChanged(value)

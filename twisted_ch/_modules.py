@@ -697,7 +697,7 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
 
     def _dropped(self, _: object) -> None:
         if self._dropping and self._link.state == "connected":
-            self._link.abort()  # the module's Disconnect did not close the link
+            self._link.drop("the module's Disconnect() left it open")
 
     def _moduleReported(self, value: str) -> None:
         super()._moduleReported(value)
