@@ -2,22 +2,32 @@
 """
 The status page's web resources: C{/status} (JSON per device), C{/metrics} (Prometheus text),
 the dashboard (C{/}, see L{twisted_ch.service._dashboard}), and the service that serves them.
+
+Every request to the port, whatever its resource, is first checked by the site (L{StatusSite}):
+a C{Host} header that names neither this machine nor a configured name is refused (403), so a
+web page served from another name that resolves to 127.0.0.1 (DNS rebinding) reads nothing, and
+a request that would change something (any method but C{GET}/C{HEAD}) from another origin is
+refused before any resource sees it.  Refusals are logged summarised.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IListeningPort
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.web.http import Request as HTTPRequest
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
+from twisted_ch._summary import Summarizer
 from twisted_ch._version import __version__
 from twisted_ch.service._config import isWildcardAddress
 from twisted_ch.service._dashboard import DashboardPage, addDashboard
@@ -26,7 +36,7 @@ from twisted_ch.service._metrics import METRICS_CONTENT_TYPE, metricsText
 from twisted_ch.service._registry import Registry
 from twisted_ch.service._trace import TraceResource, WireTrace, isLoopback
 
-__all__ = ["STATUS_REUSE", "StatusService", "statusResource"]
+__all__ = ["STATUS_REUSE", "StatusService", "StatusSite", "namesThisMachine", "statusResource"]
 
 log = Logger(namespace="twisted_ch.status")
 
@@ -139,13 +149,117 @@ def statusResource(registry: Registry) -> Resource:
     return root
 
 
-class _QuietSite(Site):
-    """A Site that does not log every request (scrapers poll often)."""
+def _hostOf(header: bytes) -> str:
+    """The host part of a C{Host} header (or of an origin's authority), lower case."""
+    text = header.decode("latin-1").strip().lower()
+    if text.startswith("["):  # [::1]:8790
+        return text[1:].split("]", 1)[0]
+    if text.count(":") == 1:
+        text = text.rsplit(":", 1)[0]
+    return text.rstrip(".")
+
+
+def namesThisMachine(header: bytes | None, names: Iterable[str] = ()) -> bool:
+    """
+    Whether a C{Host} header names this machine: an IP address literal, C{localhost} (or a
+    name under C{.localhost}), this machine's host name or fully qualified name, or one of
+    C{names} (the configured ones).  A request without a C{Host} header is not a browser's
+    (a browser always sends one), so it is accepted.
+    """
+    if header is None:
+        return True
+    host = _hostOf(header)
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return True
+    except ValueError:
+        pass
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    known = {socket.gethostname().lower(), socket.getfqdn().lower()}
+    known.update(name.strip().lower().rstrip(".") for name in names)
+    return host in known
+
+
+#: Methods that only read: the others are refused from another origin at the site.
+_READING_METHODS = frozenset((b"GET", b"HEAD", b"OPTIONS"))
+
+
+class _Refused(Resource):
+    """A refusal: C{code} and C{{"error": "refused: why"}}, whatever the method."""
+
+    isLeaf = True
+
+    def __init__(self, code: int, why: str) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.code = code
+        self.why = why
+
+    def render(self, request: Request) -> bytes:
+        request.setResponseCode(self.code)
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps({"error": f"refused: {self.why}"}).encode("utf-8") + b"\n"
+
+
+class StatusSite(Site):
+    """
+    The status port's site: checks every request's C{Host} (L{namesThisMachine}) and, for a
+    request that changes something, its C{Origin}, before any resource sees it; does not log
+    every request (scrapers poll often).
+
+    @ivar hosts: the configured names that also name this machine (besides its own).
+    @ivar refused: requests refused by these checks.
+    """
 
     noisy = False
 
+    def __init__(self, resource: IResource, hosts: Iterable[str] = (), reactor: Any = None) -> None:
+        super().__init__(resource, reactor=reactor)  # type: ignore[no-untyped-call]
+        self.hosts = tuple(hosts)
+        self.refused = 0
+        self._summary = Summarizer(reactor)
+
     def log(self, request: HTTPRequest) -> None:
         pass
+
+    def refusal(self, request: Request) -> str | None:
+        """Why the site refuses C{request} (None: it is served)."""
+        host = request.getHeader(b"host")
+        if not namesThisMachine(host, self.hosts):
+            return "the Host header does not name this machine"
+        if request.method not in _READING_METHODS:
+            origin = request.getHeader(b"origin")
+            if origin is not None:
+                if host is None or origin.split(b"://", 1)[-1].rstrip(b"/").lower() != (
+                    host.strip().lower()
+                ):
+                    return "a request from another origin"
+        return None
+
+    def getResourceFor(self, request: Request) -> IResource:
+        why = self.refusal(request)
+        if why is None:
+            resource: IResource = super().getResourceFor(request)  # type: ignore[no-untyped-call]
+            return resource
+        request.site = self
+        self.refused += 1
+        self._summary.emit(
+            log,
+            ("refused", why),
+            LogLevel.warn,
+            "status page: a request from {client} refused: {why}",
+            client=str(request.getClientAddress()),
+            why=why,
+        )
+        return _Refused(403, why)
+
+    def stopFactory(self) -> None:
+        """Not listening any more: log the refusals not yet told, and leave no timer."""
+        self._summary.stop()
+        super().stopFactory()
 
 
 class StatusService(Service):
@@ -158,7 +272,8 @@ class StatusService(Service):
 
     Other pages mount on L{root} (C{service.root.putChild(b"panel", resource)}).  With a
     L{WireTrace}, C{/trace} starts and reads wire traces (see L{TraceResource}): allowed when
-    the port is bound to loopback or the request carries C{token}.
+    the port is bound to loopback or the request carries C{token}.  C{hosts}: names besides
+    this machine's own that a request's C{Host} may give (see L{StatusSite}).
     """
 
     def __init__(
@@ -168,6 +283,7 @@ class StatusService(Service):
         registry: Registry,
         trace: WireTrace | None = None,
         token: str | None = None,
+        hosts: Iterable[str] = (),
     ) -> None:
         self.reactor = reactor
         self.description = description
@@ -175,7 +291,7 @@ class StatusService(Service):
         self.root = statusResource(registry)
         if trace is not None:
             self.root.putChild(b"trace", TraceResource(trace, self.boundToLoopback, token))
-        self.site = _QuietSite(self.root)  # type: ignore[no-untyped-call]
+        self.site = StatusSite(self.root, hosts, reactor)
         self.port: IListeningPort | None = None
         self.url: str | None = None
 
