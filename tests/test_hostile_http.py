@@ -15,10 +15,23 @@ import pytest
 import pytest_twisted
 from browser import CHROMEDRIVER, CHROMIUM
 from twisted.internet import reactor, threads
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
 
+from twisted_ch.service._limits import STATUS_MAX_PIPELINED
 from twisted_ch.service._registry import Entry, Registry
 from twisted_ch.service._trace import WireTrace, linkFinder
-from twisted_ch.service._web import StatusService, namesThisMachine
+from twisted_ch.service._web import (
+    StatusChannel,
+    StatusService,
+    StatusSite,
+    heldBytes,
+    namesThisMachine,
+)
 
 
 class Calm:
@@ -211,3 +224,136 @@ def test_a_page_from_a_rebound_name_reads_nothing_in_a_browser(status: StatusSer
     assert seen["posted"] == 403
     assert status.root.children[b"trace"].trace.describe() == {}  # type: ignore[attr-defined]
     assert "projector" in seen["configured"]
+
+
+# -- pipelining (item 1)
+
+
+class Counter(Resource):
+    """A leaf that counts its renders and answers C{size} bytes."""
+
+    isLeaf = True
+
+    def __init__(self, size: int = 10) -> None:
+        super().__init__()
+        self.renders = 0
+        self.size = size
+
+    def render_GET(self, request: Any) -> bytes:
+        self.renders += 1
+        return b"x" * self.size
+
+
+def channelOn(size: int = 10) -> tuple[Clock, Counter, StatusSite, Any, StringTransport]:
+    clock = Clock()
+    root = Resource()
+    counter = Counter(size)
+    root.putChild(b"count", counter)
+    site = StatusSite(root, reactor=clock)
+    channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+    channel.makeConnection(transport)
+    return clock, counter, site, channel, transport
+
+
+def turn(clock: Clock) -> None:
+    """One reactor turn: the calls due now, not those they schedule (as a real reactor does)."""
+    due = [c for c in clock.calls if c.getTime() <= clock.seconds()]
+    for call in due:
+        clock.calls.remove(call)
+        call.called = 1
+        call.func(*call.args, **call.kw)
+
+
+REQUEST = b"GET /count HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def test_pipelined_requests_are_answered_one_per_reactor_turn() -> None:
+    clock, counter, site, channel, transport = channelOn()
+    channel.dataReceived(REQUEST * 5)
+    assert counter.renders == 1  # the other four wait for later turns
+    for renders in range(2, 6):
+        turn(clock)
+        assert counter.renders == renders
+    assert transport.value().count(b"HTTP/1.1 200") == 5
+    turn(clock)
+    assert clock.getDelayedCalls()[0].getTime() == 60 and not transport.disconnecting
+    channel.dataReceived(REQUEST)  # one more, not pipelined: answered at once
+    assert counter.renders == 6 and channel.pipelined == 0
+    channel.dataReceived(REQUEST * 2)
+    channel.connectionLost(Failure(ConnectionDone()))  # they wait for a turn: no timer left
+    assert counter.renders == 6 and clock.getDelayedCalls() == []
+
+
+def test_a_client_pipelining_too_deep_is_dropped() -> None:
+    clock, counter, site, channel, transport = channelOn()
+    channel.dataReceived(REQUEST * 300)  # 12 KB, as in the issue's measurement
+    for _ in range(300):
+        if transport.disconnecting:
+            break
+        turn(clock)
+    assert transport.disconnecting
+    assert counter.renders == STATUS_MAX_PIPELINED + 1
+    assert site.drops == 1
+
+
+def test_nothing_more_is_rendered_while_the_client_does_not_read() -> None:
+    clock, counter, site, channel, transport = channelOn()
+    channel.dataReceived(REQUEST)
+    channel.pauseProducing()  # the transport: its send buffer is full
+    channel.dataReceived(REQUEST * 3)
+    for _ in range(5):
+        turn(clock)
+    assert counter.renders == 1
+    channel.resumeProducing()  # the client read
+    turn(clock)
+    assert counter.renders == 2
+    turn(clock)
+    turn(clock)
+    assert counter.renders == 4
+
+
+def test_a_client_sending_far_ahead_is_paused_then_dropped() -> None:
+    clock, counter, site, channel, transport = channelOn()
+    channel.dataReceived(REQUEST)
+    channel.pauseProducing()
+    channel.dataReceived(REQUEST * 1000)  # more than Twisted's eager read size: paused
+    assert transport.producerState == "paused"
+    channel.maxBuffered = 100_000
+    channel.dataReceived(b"x" * 100_000)
+    assert transport.disconnecting and site.drops == 1 and channel._dataBuffer == []
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_client_that_pipelines_and_never_reads_holds_one_answer_at_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Any:
+    from twisted.internet.task import deferLater
+
+    root = Resource()
+    counter = Counter(1 << 20)  # a 1 MB answer
+    root.putChild(b"count", counter)
+    site = StatusSite(root, reactor=reactor)
+    monkeypatch.setattr(StatusChannel, "maxBuffered", 4 << 20)
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    client = socket.create_connection(("127.0.0.1", port.getHost().port))
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    try:
+        client.sendall(REQUEST * 100)  # 4 KB of requests for 100 MB of answers; never read
+        seen = -1
+        for _ in range(200):  # a bounded wait until rendering stops
+            yield deferLater(reactor, 0.02, lambda: None)
+            if counter.renders == seen and counter.renders > 0:
+                break
+            seen = counter.renders
+        # rendering stopped once the kernel buffers were full: a few answers, not 100
+        assert 1 <= counter.renders < 20, counter.renders
+        channels = [
+            p
+            for p in reactor.getReaders()
+            if isinstance(getattr(p, "protocol", None), StatusChannel)
+        ]  # type: ignore[attr-defined]
+        assert channels and all(heldBytes(c) <= 2 << 20 for c in channels)
+    finally:
+        client.close()
+        yield port.stopListening()

@@ -37,7 +37,9 @@ __all__ = [
     "descriptorsPerDevice",
     "SPARE_DESCRIPTORS",
     "STATUS_IDLE_TIMEOUT",
+    "STATUS_MAX_BUFFERED",
     "STATUS_MAX_CONNECTIONS",
+    "STATUS_MAX_PIPELINED",
     "ConnectionLimiter",
     "DescriptorBudgetError",
     "checkDescriptorBudget",
@@ -51,6 +53,12 @@ log = Logger(namespace="twisted_ch.tap")
 STATUS_MAX_CONNECTIONS = 32
 #: Seconds a status-page connection may stay silent before it is dropped.
 STATUS_IDLE_TIMEOUT = 30.0
+#: Requests a status-page client may send ahead of the answers (HTTP pipelining) in a row:
+#: one more and the connection is dropped.
+STATUS_MAX_PIPELINED = 16
+#: Bytes held for one status-page connection (answers its client has not read, requests it sent
+#: ahead): past them the connection is dropped.
+STATUS_MAX_BUFFERED = 8 << 20
 #: Descriptors kept per device: its connection (a socket, a serial port; closed before the next
 #: attempt opens another).
 DESCRIPTORS_PER_DEVICE = 1

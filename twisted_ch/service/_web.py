@@ -1,4 +1,6 @@
 # -*- test-case-name: tests.test_status_health -*-
+# mypy: disable-error-code="no-untyped-call"
+# (twisted.web.http.HTTPChannel is unannotated)
 """
 The status page's web resources: C{/status} (JSON per device), C{/metrics} (Prometheus text),
 the dashboard (C{/}, see L{twisted_ch.service._dashboard}), and the service that serves them.
@@ -8,6 +10,11 @@ a C{Host} header that names neither this machine nor a configured name is refuse
 web page served from another name that resolves to 127.0.0.1 (DNS rebinding) reads nothing, and
 a request that would change something (any method but C{GET}/C{HEAD}) from another origin is
 refused before any resource sees it.  Refusals are logged summarised.
+
+Each connection (L{StatusChannel}) has at most one request rendered per reactor turn, and
+none while its client is not reading the answers; a client that pipelines more than
+L{STATUS_MAX_PIPELINED} requests in a row, or whose connection holds more than
+L{STATUS_MAX_BUFFERED} bytes, is dropped.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
 from twisted.web.http import Request as HTTPRequest
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
@@ -31,12 +40,24 @@ from twisted_ch._summary import Summarizer
 from twisted_ch._version import __version__
 from twisted_ch.service._config import isWildcardAddress
 from twisted_ch.service._dashboard import DashboardPage, addDashboard
-from twisted_ch.service._limits import ConnectionLimiter, refuseToStart
+from twisted_ch.service._limits import (
+    STATUS_MAX_BUFFERED,
+    STATUS_MAX_PIPELINED,
+    ConnectionLimiter,
+    refuseToStart,
+)
 from twisted_ch.service._metrics import METRICS_CONTENT_TYPE, metricsText
 from twisted_ch.service._registry import Registry
 from twisted_ch.service._trace import TraceResource, WireTrace, isLoopback
 
-__all__ = ["STATUS_REUSE", "StatusService", "StatusSite", "namesThisMachine", "statusResource"]
+__all__ = [
+    "STATUS_REUSE",
+    "StatusChannel",
+    "StatusService",
+    "StatusSite",
+    "namesThisMachine",
+    "statusResource",
+]
 
 log = Logger(namespace="twisted_ch.status")
 
@@ -51,7 +72,7 @@ class _JSONStatus(Resource):
     isLeaf = True
 
     def __init__(self, registry: Registry, timer: Callable[[], float] = time.monotonic) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()
         self.registry = registry
         self._timer = timer
         #: the last compact document and until when (L{timer}) it is served again
@@ -86,7 +107,7 @@ class _Metrics(Resource):
     isLeaf = True
 
     def __init__(self, registry: Registry) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()
         self.registry = registry
 
     def render_GET(self, request: Request) -> bytes:
@@ -104,7 +125,7 @@ class _Index(Resource):
     """
 
     def __init__(self, registry: Registry) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()
         self.registry = registry
         self.page = DashboardPage()
 
@@ -193,7 +214,7 @@ class _Refused(Resource):
     isLeaf = True
 
     def __init__(self, code: int, why: str) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+        super().__init__()
         self.code = code
         self.why = why
 
@@ -204,6 +225,107 @@ class _Refused(Resource):
         return json.dumps({"error": f"refused: {self.why}"}).encode("utf-8") + b"\n"
 
 
+def heldBytes(transport: object) -> int:
+    """Bytes written to C{transport} (or the transport it wraps) and not yet sent (0: unknown)."""
+    for _ in range(4):
+        buffer = getattr(transport, "dataBuffer", None)
+        if isinstance(buffer, bytes | memoryview):
+            offset = getattr(transport, "offset", 0)
+            tempLen = getattr(transport, "_tempDataLen", 0)
+            return len(buffer) - int(offset) + int(tempLen)
+        transport = getattr(transport, "transport", None)
+        if transport is None:
+            break
+    return 0
+
+
+class StatusChannel(HTTPChannel):
+    """
+    An HTTP/1.1 channel that renders at most one request per reactor turn, none while its
+    client does not read the answers, and is dropped when its client pipelines more than
+    C{maxPipelined} requests in a row or it holds more than C{maxBuffered} bytes.
+
+    (Twisted's channel answers every pipelined request it holds at once, in one turn, however
+    many there are and whether or not the client reads: 300 pipelined C{GET /status} held the
+    reactor for seconds.)
+    """
+
+    maxPipelined = STATUS_MAX_PIPELINED
+    maxBuffered = STATUS_MAX_BUFFERED
+    #: requests answered in a row that the client had sent ahead of the previous answer
+    pipelined = 0
+    _next: Any = None
+    _whenWritable = False
+    site: StatusSite
+
+    def requestDone(self, request: HTTPRequest) -> None:
+        if request != self.requests[0]:
+            raise TypeError
+        del self.requests[0]
+        if not self.persistent:
+            self.loseConnection()
+            return
+        if heldBytes(self.transport) > self.maxBuffered:
+            self._drop(f"its client does not read the answers ({self.maxBuffered} bytes held)")
+            return
+        # still "handling": data arriving now is kept, and the next request waits for a later
+        # turn (and, if the client does not read, for the answers to be sent)
+        self._next = self.callLater(0, self._nextRequest)
+
+    def _nextRequest(self) -> None:
+        self._next = None
+        if self.transport is None or getattr(self.transport, "disconnecting", False):
+            return
+        if self._waitingForTransport:
+            self._whenWritable = True
+            return
+        # data already here was sent before the last answer: a request pipelined
+        self.pipelined = self.pipelined + 1 if any(self._dataBuffer) else 0
+        if self.pipelined > self.maxPipelined:
+            self._drop(f"its client pipelined more than {self.maxPipelined} requests")
+            return
+        self._handlingRequest = False
+        self._networkProducer.resumeProducing()
+        if self._savedTimeOut:
+            self.setTimeout(self._savedTimeOut)
+        data = b"".join(self._dataBuffer)
+        self._dataBuffer = []
+        self.setLineMode(data)
+
+    def resumeProducing(self) -> None:
+        super().resumeProducing()
+        if self._whenWritable and self._next is None:
+            self._whenWritable = False
+            self._next = self.callLater(0, self._nextRequest)
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._handlingRequest:
+            self._dataBuffer.append(data)
+            held = sum(map(len, self._dataBuffer))
+            if held > self.maxBuffered:
+                self._drop(f"its client sent more than {self.maxBuffered} bytes ahead")
+            elif held > self._optimisticEagerReadSize:
+                self._networkProducer.pauseProducing()  # even while the answers wait to be sent
+            return
+        super().rawDataReceived(data)
+
+    def _drop(self, why: str) -> None:
+        self._dataBuffer = []
+        site = getattr(self, "site", None)
+        if isinstance(site, StatusSite):
+            site.dropped(self, why)
+        transport = self.transport
+        if transport is not None:
+            abort = getattr(transport, "abortConnection", None)
+            (abort if callable(abort) else transport.loseConnection)()
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        pending, self._next = self._next, None
+        if pending is not None and pending.active():
+            pending.cancel()
+        super().connectionLost(reason)
+
+
 class StatusSite(Site):
     """
     The status port's site: checks every request's C{Host} (L{namesThisMachine}) and, for a
@@ -212,15 +334,31 @@ class StatusSite(Site):
 
     @ivar hosts: the configured names that also name this machine (besides its own).
     @ivar refused: requests refused by these checks.
+    @ivar drops: connections dropped by their L{StatusChannel}.
     """
 
     noisy = False
+    protocol = StatusChannel  # type: ignore[assignment]
 
     def __init__(self, resource: IResource, hosts: Iterable[str] = (), reactor: Any = None) -> None:
-        super().__init__(resource, reactor=reactor)  # type: ignore[no-untyped-call]
+        super().__init__(resource, reactor=reactor)
         self.hosts = tuple(hosts)
         self.refused = 0
+        self.drops = 0
         self._summary = Summarizer(reactor)
+
+    def dropped(self, channel: StatusChannel, why: str) -> None:
+        """C{channel} is dropped because C{why}: count and log it (summarised)."""
+        self.drops += 1
+        peer = channel.transport.getPeer() if channel.transport is not None else None
+        self._summary.emit(
+            log,
+            ("dropped", why),
+            LogLevel.warn,
+            "status page: a connection from {client} dropped: {why}",
+            client=str(getattr(peer, "host", peer)),
+            why=why,
+        )
 
     def log(self, request: HTTPRequest) -> None:
         pass
@@ -242,7 +380,7 @@ class StatusSite(Site):
     def getResourceFor(self, request: Request) -> IResource:
         why = self.refusal(request)
         if why is None:
-            resource: IResource = super().getResourceFor(request)  # type: ignore[no-untyped-call]
+            resource: IResource = super().getResourceFor(request)
             return resource
         request.site = self
         self.refused += 1
@@ -251,7 +389,7 @@ class StatusSite(Site):
             ("refused", why),
             LogLevel.warn,
             "status page: a request from {client} refused: {why}",
-            client=str(request.getClientAddress()),
+            client=str(getattr(request.getClientAddress(), "host", "?")),
             why=why,
         )
         return _Refused(403, why)
@@ -313,7 +451,7 @@ class StatusService(Service):
         if not IListeningPort.providedBy(outcome):
             refuseToStart(f"the status page cannot listen: {outcome.getErrorMessage()}")
         self.port = outcome
-        super().startService()  # type: ignore[no-untyped-call]
+        super().startService()
         address: Any = outcome.getHost()
         host = getattr(address, "host", None)
         if isinstance(host, str):
@@ -346,7 +484,7 @@ class StatusService(Service):
             )
 
     def stopService(self) -> Deferred[None]:
-        super().stopService()  # type: ignore[no-untyped-call]
+        super().stopService()
         port, self.port = self.port, None
         d = port.stopListening() if port is not None else None
         return d if isinstance(d, Deferred) else succeed(None)
