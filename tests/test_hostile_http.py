@@ -277,7 +277,8 @@ def test_pipelined_requests_are_answered_one_per_reactor_turn() -> None:
         assert counter.renders == renders
     assert transport.value().count(b"HTTP/1.1 200") == 5
     turn(clock)
-    assert clock.getDelayedCalls()[0].getTime() == 60 and not transport.disconnecting
+    assert all(c.getTime() > 0 for c in clock.getDelayedCalls())  # only timeouts wait
+    assert not transport.disconnecting
     channel.dataReceived(REQUEST)  # one more, not pipelined: answered at once
     assert counter.renders == 6 and channel.pipelined == 0
     channel.dataReceived(REQUEST * 2)
@@ -357,3 +358,111 @@ def test_a_client_that_pipelines_and_never_reads_holds_one_answer_at_most(
     finally:
         client.close()
         yield port.stopListening()
+
+
+# -- denial of the status page (item 4)
+
+
+def limiterWith(clock: Clock, slots: int) -> tuple[Any, list[tuple[Any, StringTransport]]]:
+    from twisted.internet.protocol import Factory, Protocol
+
+    from twisted_ch.service._limits import ConnectionLimiter
+
+    limiter = ConnectionLimiter(
+        Factory.forProtocol(Protocol), maxConnections=slots, idleTimeout=30, clock=clock
+    )
+    limiter.doStart()
+    return limiter, []
+
+
+def connect(limiter: Any, opened: list[tuple[Any, StringTransport]]) -> tuple[Any, Any]:
+    p = limiter.buildProtocol(IPv4Address("TCP", "127.0.0.1", 41000 + len(opened)))
+    t = StringTransport()
+    t.abortConnection = lambda t=t, p=p: (  # type: ignore[method-assign]
+        setattr(t, "aborted", True),
+        p.connectionLost(Failure(ConnectionDone())),
+    )
+    p.makeConnection(t)
+    opened.append((p, t))
+    return p, t
+
+
+def test_a_client_that_was_answered_is_evicted_after_every_half_open_one() -> None:
+    clock = Clock()
+    limiter, opened = limiterWith(clock, 4)
+    served, servedT = connect(limiter, opened)
+    served.dataReceived(b"GET / HTTP/1.1\r\n\r\n")
+    served.write(b"HTTP/1.1 200 OK\r\n\r\n")  # answered
+    tricklers = [connect(limiter, opened) for _ in range(3)]
+    for _ in range(20):  # connect/close loop newcomers, tricklers more active than the served
+        for p, _t in tricklers:
+            p.dataReceived(b"X")
+        newcomer, _ = connect(limiter, opened)
+        tricklers = tricklers[1:] + [(newcomer, _)]
+    assert not getattr(servedT, "aborted", False)
+    assert limiter.evicted == 20 and limiter.connections == 4
+    # when every connection was answered, the least recently active goes
+    for p, _t in tricklers:
+        p.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    for p, _t in tricklers:
+        p.dataReceived(b"GET")
+    connect(limiter, opened)
+    assert getattr(servedT, "aborted", False)
+    limiter.doStop()
+
+
+def test_a_client_trickling_its_request_is_dropped_at_the_header_deadline() -> None:
+    from twisted_ch.service._limits import STATUS_HEADER_DEADLINE
+
+    clock, counter, site, channel, transport = channelOn()
+    for _ in range(int(STATUS_HEADER_DEADLINE) - 1):
+        channel.dataReceived(b"X")  # slowloris: a byte a second, never a whole request
+        clock.advance(1)
+    assert not transport.disconnecting
+    clock.advance(1)
+    assert transport.disconnecting and site.drops == 1 and counter.renders == 0
+    # a client that sent its request in time, then went quiet, is dropped at the deadline too
+    clock, counter, site, channel, transport = channelOn()
+    channel.dataReceived(REQUEST)
+    turn(clock)
+    clock.advance(STATUS_HEADER_DEADLINE - 0.5)
+    channel.dataReceived(REQUEST)
+    turn(clock)
+    assert counter.renders == 2 and not transport.disconnecting
+    clock.advance(STATUS_HEADER_DEADLINE)
+    assert transport.disconnecting
+
+
+def test_a_client_past_its_rendering_budget_is_refused_costly_pages_only() -> None:
+    from twisted_ch.service._limits import STATUS_BUDGET_BURST, STATUS_BUDGET_RATE
+
+    clock = Clock()
+    now = [0.0]
+    root = Resource()
+
+    class Costly(Counter):
+        def render_GET(self, request: Any) -> bytes:
+            now[0] += 0.2  # 0.2 s a render
+            return super().render_GET(request)
+
+    costly, cheap = Costly(), Counter()
+    root.putChild(b"count", costly)
+    root.putChild(b"cheap", cheap)
+    site = StatusSite(root, reactor=clock, timer=lambda: now[0])
+
+    def ask(path: bytes, host: str = "127.0.0.1") -> int:
+        channel = site.buildProtocol(IPv4Address("TCP", host, 40000))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", host, 40000))
+        channel.makeConnection(transport)
+        channel.dataReceived(b"GET " + path + b" HTTP/1.1\r\nHost: x.localhost\r\n\r\n")
+        channel.connectionLost(Failure(ConnectionDone()))
+        return int(transport.value().split(b" ", 2)[1])
+
+    codes = [ask(b"/count") for _ in range(6)]
+    allowed = int(STATUS_BUDGET_BURST / 0.2) + 1  # until the budget is spent
+    assert codes == [200] * allowed + [429] * (6 - allowed)
+    assert [ask(b"/cheap") for _ in range(5)] == [200] * 5  # cheap pages: still served
+    assert ask(b"/count", "127.0.0.2") == 200  # another client: its own budget
+    clock.advance(0.2 / STATUS_BUDGET_RATE + 1)  # refilled
+    assert ask(b"/count") == 200
+    assert costly.renders == allowed + 2 and site.budget.refused == 6 - allowed

@@ -14,7 +14,10 @@ refused before any resource sees it.  Refusals are logged summarised.
 Each connection (L{StatusChannel}) has at most one request rendered per reactor turn, and
 none while its client is not reading the answers; a client that pipelines more than
 L{STATUS_MAX_PIPELINED} requests in a row, or whose connection holds more than
-L{STATUS_MAX_BUFFERED} bytes, is dropped.
+L{STATUS_MAX_BUFFERED} bytes, is dropped, and so is one that does not send a whole request
+within L{STATUS_HEADER_DEADLINE} of connecting or of its last answer (slowloris).  Each client
+address has a budget of rendering time (L{ClientBudget}): past it, its costly requests are
+answered 429 until it refills.
 """
 
 from __future__ import annotations
@@ -41,8 +44,10 @@ from twisted_ch._version import __version__
 from twisted_ch.service._config import isWildcardAddress
 from twisted_ch.service._dashboard import DashboardPage, addDashboard
 from twisted_ch.service._limits import (
+    STATUS_HEADER_DEADLINE,
     STATUS_MAX_BUFFERED,
     STATUS_MAX_PIPELINED,
+    ClientBudget,
     ConnectionLimiter,
     refuseToStart,
 )
@@ -252,11 +257,34 @@ class StatusChannel(HTTPChannel):
 
     maxPipelined = STATUS_MAX_PIPELINED
     maxBuffered = STATUS_MAX_BUFFERED
+    headerDeadline = STATUS_HEADER_DEADLINE
+    _deadline: Any = None
     #: requests answered in a row that the client had sent ahead of the previous answer
     pipelined = 0
     _next: Any = None
     _whenWritable = False
     site: StatusSite
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._startDeadline()
+
+    def _startDeadline(self) -> None:
+        self._stopDeadline()
+        self._deadline = self.callLater(self.headerDeadline, self._late)
+
+    def _stopDeadline(self) -> None:
+        pending, self._deadline = self._deadline, None
+        if pending is not None and pending.active():
+            pending.cancel()
+
+    def _late(self) -> None:
+        self._deadline = None
+        self._drop(f"its client did not send a whole request within {self.headerDeadline:g} s")
+
+    def allContentReceived(self) -> None:
+        self._stopDeadline()
+        super().allContentReceived()
 
     def requestDone(self, request: HTTPRequest) -> None:
         if request != self.requests[0]:
@@ -285,6 +313,7 @@ class StatusChannel(HTTPChannel):
             self._drop(f"its client pipelined more than {self.maxPipelined} requests")
             return
         self._handlingRequest = False
+        self._startDeadline()
         self._networkProducer.resumeProducing()
         if self._savedTimeOut:
             self.setTimeout(self._savedTimeOut)
@@ -320,10 +349,34 @@ class StatusChannel(HTTPChannel):
             (abort if callable(abort) else transport.loseConnection)()
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        self._stopDeadline()
         pending, self._next = self._next, None
         if pending is not None and pending.active():
             pending.cancel()
         super().connectionLost(reason)
+
+
+class _BudgetedRequest(Request):
+    """A request whose rendering time is charged to its client's budget (L{StatusSite})."""
+
+    def render(self, resrc: IResource) -> None:
+        site = self.site
+        if not isinstance(site, StatusSite) or isinstance(resrc, _Refused):
+            super().render(resrc)
+            return
+        started = site.timer()
+        try:
+            super().render(resrc)
+        finally:
+            site.budget.charge(_clientOf(self), _pageOf(self), site.timer() - started)
+
+
+def _clientOf(request: Request) -> str:
+    return str(getattr(request.getClientAddress(), "host", "?"))
+
+
+def _pageOf(request: Request) -> bytes:
+    return bytes(request.uri[:256])
 
 
 class StatusSite(Site):
@@ -335,14 +388,24 @@ class StatusSite(Site):
     @ivar hosts: the configured names that also name this machine (besides its own).
     @ivar refused: requests refused by these checks.
     @ivar drops: connections dropped by their L{StatusChannel}.
+    @ivar budget: each client's rendering budget (L{ClientBudget}); C{timer} times renders.
     """
 
     noisy = False
     protocol = StatusChannel  # type: ignore[assignment]
+    requestFactory = _BudgetedRequest
 
-    def __init__(self, resource: IResource, hosts: Iterable[str] = (), reactor: Any = None) -> None:
+    def __init__(
+        self,
+        resource: IResource,
+        hosts: Iterable[str] = (),
+        reactor: Any = None,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
         super().__init__(resource, reactor=reactor)
         self.hosts = tuple(hosts)
+        self.timer = timer
+        self.budget = ClientBudget(self.reactor)
         self.refused = 0
         self.drops = 0
         self._summary = Summarizer(reactor)
@@ -380,6 +443,18 @@ class StatusSite(Site):
     def getResourceFor(self, request: Request) -> IResource:
         why = self.refusal(request)
         if why is None:
+            if not self.budget.allows(_clientOf(request), _pageOf(request)):
+                request.site = self
+                request.setHeader(b"retry-after", b"1")
+                self._summary.emit(
+                    log,
+                    "budget",
+                    LogLevel.warn,
+                    "status page: {client} used its rendering budget; its costly requests "
+                    "are refused (429) until it refills",
+                    client=_clientOf(request),
+                )
+                return _Refused(429, "this client used its rendering budget: retry later")
             resource: IResource = super().getResourceFor(request)
             return resource
         request.site = self
