@@ -52,6 +52,8 @@ from twisted.internet.interfaces import (
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
+from twisted_ch._readfile import FileProblem, readRegularFile
+
 from ._common import parseInt, stringParts
 from ._ssh_client import Secret, SessionConfig, ShellSession, ShellTransport
 from ._ssh_errors import (
@@ -93,6 +95,8 @@ __all__ = [
 ]
 
 KeySource = Key | str | os.PathLike[str]
+#: The largest private key file read (a 16,384-bit RSA key is about 13 KB).
+MAX_KEY_FILE = 1 << 16
 BindAddress = str | tuple[str, int]
 
 
@@ -103,7 +107,11 @@ def _loadKey(source: KeySource, passphrase: Secret | None) -> Key:
         return source
     path = os.fspath(source)
     try:
-        key: Key = Key.fromFile(path, passphrase=passphrase.reveal() if passphrase else None)
+        data = readRegularFile(path, MAX_KEY_FILE)  # a FIFO or /dev/zero: one clear error
+    except FileProblem as e:
+        raise ValueError(f"cannot read key file {e}") from None
+    try:
+        key: Key = Key.fromString(data, passphrase=passphrase.reveal() if passphrase else None)
         return key
     except EncryptedKeyError:
         raise ValueError(f"key file {path} is encrypted: give its passphrase") from None
