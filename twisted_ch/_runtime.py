@@ -71,6 +71,9 @@ def logCallbackFailure(failure: Failure, f: object) -> None:
     if callable(report):
         report(describe(f))
         return
+    if isinstance(failure.value, SystemExit):  # (an async callback's)
+        logCallbackExit(failure.value, f)
+        return
     ioThread = threadable.ioThread
     if ioThread is not None and ioThread != get_ident():
         from twisted.internet import reactor
@@ -78,6 +81,28 @@ def logCallbackFailure(failure: Failure, f: object) -> None:
         reactor.callFromThread(_logRaised, failure, describe(f))
         return
     _logRaised(failure, describe(f))
+
+
+def logCallbackExit(exit: SystemExit, f: object) -> None:
+    """
+    A user callback called C{sys.exit()}: one clear line (summarised like failures), not a
+    traceback nor an unhandled error; the program and the service keep running.
+    """
+    ioThread = threadable.ioThread
+    if ioThread is not None and ioThread != get_ident():
+        from twisted.internet import reactor
+
+        reactor.callFromThread(logCallbackExit, exit, f)
+        return
+    _raised.emit(
+        log,
+        ("exit", describe(f)),
+        LogLevel.error,
+        "callback {callback} called sys.exit({code}): ignored, a callback cannot end the "
+        "program (it keeps running)",
+        callback=describe(f),
+        code=repr(exit.code) if not isinstance(exit.code, int | None) else exit.code,
+    )
 
 
 def _logRaised(failure: Failure, callback: str) -> None:
@@ -116,6 +141,9 @@ class ReactorDispatcher:
             result = f(*args)
         except Exception:
             logCallbackFailure(Failure(), f)
+            return None
+        except SystemExit as e:
+            logCallbackExit(e, f)
             return None
         if result is None:
             return None
@@ -225,6 +253,8 @@ class ProgramThread:
                 f(*args)
             except Exception:
                 logCallbackFailure(Failure(), f)
+            except SystemExit as e:
+                logCallbackExit(e, f)
 
         return call
 

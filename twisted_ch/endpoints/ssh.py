@@ -33,6 +33,7 @@ paths in C{keys=} are separated by commas.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from typing import Final
@@ -199,8 +200,15 @@ class SSHShellEndpoint:
             raise ValueError("username must be a non-empty str")
         if hostKeyPolicy not in HOST_KEY_POLICIES:
             raise ValueError(f"hostKeyPolicy must be one of {HOST_KEY_POLICIES}")
-        if not connectTimeout > 0:
-            raise ValueError(f"connectTimeout must be positive, not {connectTimeout!r}")
+        if (
+            isinstance(connectTimeout, bool)
+            or not isinstance(connectTimeout, int | float)
+            or not math.isfinite(connectTimeout)
+            or not connectTimeout > 0
+        ):
+            raise ValueError(
+                f"connectTimeout must be a finite number of seconds above 0, not {connectTimeout!r}"
+            )
         if isinstance(keys, (Key, str, os.PathLike)):
             keys = [keys]
         secretPassphrase = Secret(passphrase) if passphrase is not None else None
@@ -334,7 +342,9 @@ def parseSSHShellEndpoint(reactor: object, *parts: object, **options: object) ->
         try:
             timeout = float(kwargs.pop("timeout"))
         except ValueError:
-            raise ValueError("ssh endpoint: timeout must be a number of seconds") from None
+            timeout = math.nan
+        if not math.isfinite(timeout) or not timeout > 0:
+            raise ValueError("ssh endpoint: timeout must be a finite number of seconds above 0")
     keys = [k for k in kwargs.pop("keys", "").split(",") if k]
     term: str | None = kwargs.pop("term", "vt100")
     if term is not None and term.lower() in ("", "none"):
