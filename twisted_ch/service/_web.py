@@ -22,9 +22,7 @@ answered 429 until it refills.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -39,6 +37,7 @@ from twisted.web.http import Request as HTTPRequest
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
+from twisted_ch._hosts import namesThisMachine
 from twisted_ch._summary import Summarizer
 from twisted_ch._version import __version__
 from twisted_ch.service._config import isWildcardAddress
@@ -173,40 +172,6 @@ def statusResource(registry: Registry) -> Resource:
     root.putChild(b"panel", panelResource())  # the program's UIDevices (issue 14)
     addDashboard(root)
     return root
-
-
-def _hostOf(header: bytes) -> str:
-    """The host part of a C{Host} header (or of an origin's authority), lower case."""
-    text = header.decode("latin-1").strip().lower()
-    if text.startswith("["):  # [::1]:8790
-        return text[1:].split("]", 1)[0]
-    if text.count(":") == 1:
-        text = text.rsplit(":", 1)[0]
-    return text.rstrip(".")
-
-
-def namesThisMachine(header: bytes | None, names: Iterable[str] = ()) -> bool:
-    """
-    Whether a C{Host} header names this machine: an IP address literal, C{localhost} (or a
-    name under C{.localhost}), this machine's host name or fully qualified name, or one of
-    C{names} (the configured ones).  A request without a C{Host} header is not a browser's
-    (a browser always sends one), so it is accepted.
-    """
-    if header is None:
-        return True
-    host = _hostOf(header)
-    if not host:
-        return False
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-        return True
-    except ValueError:
-        pass
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    known = {socket.gethostname().lower(), socket.getfqdn().lower()}
-    known.update(name.strip().lower().rstrip(".") for name in names)
-    return host in known
 
 
 #: Methods that only read: the others are refused from another origin at the site.
