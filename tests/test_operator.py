@@ -1,0 +1,76 @@
+"""
+Operating C{twistd chandler} day to day (issue 18): one-line errors, running from your own
+directory, C{--check-config}; real twistd (and C{./dev}) child processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from test_tap import BAD_CONFIGS, chandler, ended, spawn
+
+# friction 1: a mistake is the only thing printed: one line, exit status 2
+
+
+@pytest.mark.parametrize(("name", "text", "key"), BAD_CONFIGS, ids=[b[0] for b in BAD_CONFIGS])
+@pytest_twisted.ensureDeferred
+async def test_a_config_error_is_one_line_and_exit_status_2(
+    tmp_path: Path, name: str, text: str, key: str
+) -> None:
+    config = tmp_path / f"{name}.toml"
+    config.write_text(text)
+    process = chandler(tmp_path, "--config", config.name)
+    assert await ended(process) == 2, process.text
+    (line,) = process.text.splitlines()
+    assert line.startswith(f"{config.name}: ") and key in line, process.text
+
+
+OPTION_ERRORS = [
+    (["--trace", "a,,b"], "--trace: expected NAME[,NAME]"),
+    (["--log-format", "xml"], "--log-format must be"),
+    (["--colour"], "option --colour not recognized"),
+    (["--config", "nowhere.toml"], "nowhere.toml: cannot read the file"),
+    (["--shard", "2/3"], "--shard needs --config"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), OPTION_ERRORS, ids=[a[1] for a in OPTION_ERRORS])
+@pytest_twisted.ensureDeferred
+async def test_an_option_error_is_one_line_and_exit_status_2(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    process = chandler(tmp_path, *args)
+    assert await ended(process) == 2, process.text
+    assert process.text.splitlines() == [process.text.strip()], process.text
+    assert process.text.startswith(expected), process.text
+
+
+# item 9: --check-config FILE
+
+
+@pytest_twisted.ensureDeferred
+async def test_check_config_says_what_the_file_holds_and_exits_0(tmp_path: Path) -> None:
+    (tmp_path / "site.toml").write_text(
+        '[[device]]\nname = "d"\nendpoint = "tcp:host=127.0.0.1:port=1"\n[[server]]\nport = 9000\n'
+    )
+    # as README shows it: no -n, no --pidfile (nothing starts, nothing is written)
+    process = spawn(tmp_path, "chandler", "--check-config", "site.toml")
+    assert await ended(process) == 0, process.text
+    assert process.text == "site.toml: ok: 1 device, 1 server\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site.toml"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_check_config_refuses_a_bad_file_with_its_one_line_and_exit_status_2(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "site.toml").write_text(
+        '[[device]]\nname = "d"\nendpoint = "tcp:host=127.0.0.1:port=1"\npollFrequncy = 1\n'
+    )
+    process = spawn(tmp_path, "chandler", "--check-config", "site.toml")
+    assert await ended(process) == 2, process.text
+    (line,) = process.text.splitlines()
+    assert line.startswith("site.toml: device[0].pollFrequncy: unknown key"), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site.toml"]
