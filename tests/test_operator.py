@@ -74,3 +74,38 @@ async def test_check_config_refuses_a_bad_file_with_its_one_line_and_exit_status
     (line,) = process.text.splitlines()
     assert line.startswith("site.toml: device[0].pollFrequncy: unknown key"), line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site.toml"]
+
+
+# friction 3: an endpoint that can never work is refused at load time, naming the key
+
+NEVER_WORKS = [
+    ("tcp://127.0.0.1:24101", "a URL-style address ('tcp://'): write it as 'tcp:host=HOST:port="),
+    ("udp://127.0.0.1:161", "a URL-style address ('udp://')"),
+    ("ssh://127.0.0.1:22:username=u", "a URL-style address ('ssh://')"),
+    ("tcp:host=127.0.0.1/24:port=23", "an unusable host: a host name or address has no '/'"),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "expected"), NEVER_WORKS, ids=[e[0] for e in NEVER_WORKS])
+def test_an_endpoint_that_can_never_work_is_refused_at_load(endpoint: str, expected: str) -> None:
+    from twisted.internet import reactor
+
+    from twisted_ch.service._config import ConfigError, parseConfig
+
+    table = {"name": "d", "endpoint": endpoint, "probe": {"send": "Q", "expect": "OK"}}
+    with pytest.raises(ConfigError) as info:
+        parseConfig({"device": [table]}, "site.toml", reactor)
+    assert info.value.key == "device[0].endpoint"
+    assert expected in str(info.value), str(info.value)
+    assert "127.0.0.1" not in str(info.value)  # values are not shown (they may hold secrets)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_url_style_endpoint_stops_twistd_at_start_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "site.toml").write_text(
+        '[[device]]\nname = "d"\nendpoint = "tcp://127.0.0.1:24101"\n'
+    )
+    process = chandler(tmp_path, "--config", "site.toml")
+    assert await ended(process) == 2, process.text
+    (line,) = process.text.splitlines()
+    assert line.startswith("site.toml: device[0].endpoint: ") and "URL-style" in line, line
