@@ -5,6 +5,8 @@ directory, C{--check-config}; real twistd (and C{./dev}) child processes.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,66 @@ async def test_a_url_style_endpoint_stops_twistd_at_start_with_one_line(tmp_path
     assert await ended(process) == 2, process.text
     (line,) = process.text.splitlines()
     assert line.startswith("site.toml: device[0].endpoint: ") and "URL-style" in line, line
+
+
+# frictions 2 and 5: ./dev chandler runs where you are, and says what it installs
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _fakeVenv(root: Path) -> Path:
+    """A venv whose python records its pip calls and whose twistd prints where it runs."""
+    bin = root / "bin"
+    bin.mkdir(parents=True)
+    (bin / "python").write_text('#!/bin/sh\necho "python $*" >>"$(dirname "$0")/../calls"\n')
+    (bin / "twistd").write_text('#!/bin/sh\necho "twistd in $(pwd): $*"\n')
+    for script in bin.iterdir():
+        script.chmod(0o755)
+    return root
+
+
+def test_dev_chandler_runs_in_the_callers_directory_and_says_what_it_installs(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+
+    venv = _fakeVenv(tmp_path / "venv")
+    here = tmp_path / "site"
+    here.mkdir()
+    done = subprocess.run(
+        [str(REPO / "dev"), "chandler", "--config", "site.toml"],
+        cwd=here,
+        env={"PATH": "/usr/bin:/bin", "VENV": str(venv)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    # friction 5: one line says what the long step is, before it starts
+    assert done.stderr.startswith("dev: installing twisted_ch"), done.stderr
+    assert "pip install" in (venv / "calls").read_text()
+    # friction 2: twistd runs in the caller's directory, so site.toml is the caller's
+    assert done.stdout == f"twistd in {here}: --pidfile= -n chandler --config site.toml\n"
+
+
+@pytest.mark.skipif(
+    not (Path(sys.prefix) / ".twisted_ch-installed").exists(),
+    reason="needs the venv ./dev made (the test must not install into another)",
+)
+def test_dev_chandler_check_config_of_a_file_beside_you(tmp_path: Path) -> None:
+    import subprocess
+
+    (tmp_path / "site.toml").write_text(
+        '[[device]]\nname = "d"\nendpoint = "tcp:host=127.0.0.1:port=1"\n'
+    )
+    done = subprocess.run(
+        [str(REPO / "dev"), "chandler", "--check-config", "site.toml"],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "VENV": sys.prefix},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (done.returncode, done.stdout) == (0, "site.toml: ok: 1 device, 0 servers\n"), (
+        done.stderr
+    )
