@@ -159,12 +159,15 @@ class Options(usage.Options):
 
     def parseOptions(self, options: list[str] | None = None) -> None:
         """
-        Parse the options; a mistake is one line on standard error and exit status
-        L{USAGE_ERROR_STATUS} (twistd would print its whole usage text above it).
+        Parse the options.  Under twistd (which sets C{parent}) a mistake is one line on
+        standard error and exit status L{USAGE_ERROR_STATUS} (twistd would print its whole usage
+        text above it); used alone, it raises L{usage.UsageError}.
         """
         try:
             super().parseOptions(options)
         except usage.UsageError as e:
+            if getattr(self, "parent", None) is None:
+                raise
             refuse(str(e))
         if self["check-config"] is not None:
             config: Config = self["parsedConfig"]
