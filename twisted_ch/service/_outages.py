@@ -156,7 +156,7 @@ class DeviceTrack:
     def statusChanged(self, status: str) -> None:
         now = self.clock.seconds()
         previous = self.history[-1][2] if self.history else "Unknown"
-        reason = self._lastError()
+        reason = self._reasonFor(status)
         if len(self.history) >= HISTORY_LIMIT:
             self.forgotten = self.history[0][0]  # transitions until then are not kept
             del self.history[0]
@@ -191,6 +191,21 @@ class DeviceTrack:
         except Exception:
             return None
         return error if isinstance(error, str) else None
+
+    def _reasonFor(self, status: str) -> str | None:
+        """
+        Why the device is in C{status} now: its link's last error, else (a silent drop: the
+        link was still up) the unanswered sends that took it past its DisconnectLimit.
+        """
+        error = self._lastError()
+        if error is not None or status != "Disconnected":
+            return error
+        handler = self.handler
+        limit = getattr(handler, "DisconnectLimit", None)
+        misses = getattr(handler, "missedPolls", None)
+        if isinstance(limit, int) and isinstance(misses, int) and misses > limit:
+            return f"{limit} sends unanswered"
+        return None
 
     def _beginOutage(self, previous: str, reason: str | None, logged: bool = True) -> None:
         self.downSince = self.clock.seconds()
@@ -234,12 +249,13 @@ class DeviceTrack:
         except Exception:
             pass
         outageLog.warn(
-            "{device}: still down after {duration}, {attempts} failed attempts, last error: "
+            "{device}: still down after {duration}, {attemptsText}, last error: "
             "{reason}{backoffText}",
             device=self.name,
             duration=_duration(down),
             outage=round(down, 3),
             attempts=attempts,
+            attemptsText=_attempts(attempts),
             reason=self._lastError() or "none",
             backoff=backoff,
             backoffText=f" ({backoff})" if backoff else "",
@@ -266,13 +282,14 @@ class DeviceTrack:
         self.downSince = None
         self._cancelSummary()
         outageLog.info(
-            "{device}: {previous} -> {chStatus} after {duration} down ({attempts} failed attempts)",
+            "{device}: {previous} -> {chStatus} after {duration} down ({attemptsText})",
             device=self.name,
             previous=previous,
             chStatus="Connected",
             duration=_duration(down),
             outage=round(down, 3),
             attempts=attempts,
+            attemptsText=_attempts(attempts),
         )
 
     def _cancelSummary(self) -> None:
@@ -303,6 +320,11 @@ class DeviceTrack:
         if self.forgotten is not None and self.forgotten > since:
             found.insert(0, [isoTime(since), "Flapping", f"more than {HISTORY_LIMIT} transitions"])
         return found
+
+
+def _attempts(n: int) -> str:
+    """C{1 failed attempt}, C{2 failed attempts}."""
+    return f"{n} failed attempt" + ("" if n == 1 else "s")
 
 
 def _number(value: object) -> float:

@@ -144,6 +144,8 @@ class Registry:
         self._sourceHandlers: dict[object, set[int]] = {}
         #: how many tracks have each name (read by the log filter at every log event)
         self._trackedNames: dict[str, int] = {}
+        #: per entry whose handler tells no C{since} (a server): its state, and since when
+        self._stateSince: dict[str, tuple[object, float]] = {}
 
     @property
     def clock(self) -> Any:
@@ -160,11 +162,13 @@ class Registry:
         if old is not None and old.handler is not entry.handler:
             self._untrack(old.handler)
         self._entries[entry.name] = entry
+        self._stateSince.pop(entry.name, None)
         self._track(entry)
 
     def remove(self, name: str) -> None:
         """Stop showing an entry (and tracking its handler)."""
         entry = self._entries.pop(name, None)
+        self._stateSince.pop(name, None)
         if entry is not None:
             self._untrack(entry.handler)
 
@@ -279,6 +283,8 @@ class Registry:
         """
         for entry in self.entries():
             row = entry.row(self.showPaths)
+            if row["since"] is None and entry.name in self._entries:
+                row["since"] = isoTime(self._since(entry.name, row["state"]))
             if entry.kind == "device":
                 track = self.trackOf(entry)
                 if track is not None:
@@ -292,6 +298,13 @@ class Registry:
                         row["state"], row.get("misses"), down, entry.health or self.health
                     )
             yield row
+
+    def _since(self, name: str, state: object) -> float:
+        """Since when an entry that tells no time of its own has been in C{state} (as seen)."""
+        known = self._stateSince.get(name)
+        if known is None or known[0] != state:
+            known = self._stateSince[name] = (state, self.clock.seconds())
+        return known[1]
 
     def snapshot(self) -> dict[str, object]:
         """The whole C{/status} document."""
