@@ -174,3 +174,61 @@ def test_dev_chandler_check_config_of_a_file_beside_you(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (0, "site.toml: ok: 1 device, 0 servers\n"), (
         done.stderr
     )
+
+
+# friction 7: a program's HTTP module is named readably in its outage lines
+
+HTTP_PROGRAM = """
+from twisted_ch import GetConnectionHandler
+
+class DisplayHTTPClass:
+    ConnectionType = "HTTP"
+
+    def __init__(self, ipAddress):
+        self.ipAddress = ipAddress
+        self.n = 0
+        self.callbacks = {}
+        self.status = {}
+
+    def UpdatePower(self, value, qualifier):
+        self.n += 1
+        if self.n == 3:
+            self.WriteStatus("ConnectionStatus", "Disconnected")
+        elif self.n == 8:
+            self.WriteStatus("ConnectionStatus", "Connected")
+
+    def Update(self, command, qualifier=None):
+        getattr(self, "Update" + command)(None, qualifier)
+
+    def SubscribeStatus(self, command, qualifier, callback):
+        self.callbacks[command] = callback
+
+    def WriteStatus(self, command, value, qualifier=None):
+        if self.status.get(command) != value:
+            self.status[command] = value
+            if command in self.callbacks:
+                self.callbacks[command](command, value, qualifier)
+
+Display = GetConnectionHandler(DisplayHTTPClass("127.0.0.1"), "Power", pollFrequency=0.1)
+Display.Connect()
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_http_module_is_named_readably_in_outage_lines(tmp_path: Path) -> None:
+    from test_tap import stop
+
+    (tmp_path / "main.py").write_text(HTTP_PROGRAM)
+    process = chandler(tmp_path, "--program", "main.py")
+    try:
+        await process.waitFor(rb"-> Connected after")
+        assert await stop(process) == 0
+    finally:
+        if process.running:
+            process.transport.signalProcess("KILL")  # type: ignore[attr-defined]
+    assert "object at 0x" not in process.text, process.text
+    assert "no reason given" not in process.text, process.text
+    lines = [line for line in process.text.splitlines() if "-> " in line]
+    assert any("Display: " in line or "DisplayHTTPClass 127.0.0.1: " in line for line in lines), (
+        lines
+    )

@@ -84,8 +84,18 @@ class DeviceTrack:
     never reached fails; it ends when the device is Connected.
     """
 
-    def __init__(self, name: str, handler: Any, clock: Any, thresholds: HealthConfig) -> None:
+    def __init__(
+        self,
+        name: str,
+        handler: Any,
+        clock: Any,
+        thresholds: HealthConfig,
+        logName: str | None = None,
+    ) -> None:
+        #: how its outage lines name the device
         self.name = name
+        #: how the handler's own log lines name it (what the outage lines replace)
+        self.logName = logName if logName is not None else name
         # weakly: the registry must not keep alive a handler a program has let go
         self._handler: Callable[[], Any]
         try:
@@ -195,7 +205,8 @@ class DeviceTrack:
     def _reasonFor(self, status: str) -> str | None:
         """
         Why the device is in C{status} now: its link's last error, else (a silent drop: the
-        link was still up) the unanswered sends that took it past its DisconnectLimit.
+        link was still up) the unanswered sends that took it past its DisconnectLimit, or the
+        module that said so.
         """
         error = self._lastError()
         if error is not None or status != "Disconnected":
@@ -205,6 +216,8 @@ class DeviceTrack:
         misses = getattr(handler, "missedPolls", None)
         if isinstance(limit, int) and isinstance(misses, int) and misses > limit:
             return f"{limit} sends unanswered"
+        if hasattr(handler, "moduleThread"):  # a Global Scripter module decides its own state
+            return "the module reported Disconnected"
         return None
 
     def _beginOutage(self, previous: str, reason: str | None, logged: bool = True) -> None:

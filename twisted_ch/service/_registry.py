@@ -7,6 +7,7 @@ asked, and the C{/status} document built from their rows.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from twisted_ch._version import __version__
 from twisted_ch.service._config import HealthConfig, redactEndpoint
 from twisted_ch.service._outages import HEALTH_LEVELS, DeviceTrack, healthOf, isoTime
 
-__all__ = ["Entry", "Registry"]
+__all__ = ["Entry", "Registry", "isObjectRepr"]
 
 log = Logger(namespace="twisted_ch.status")
 #: what L{Registry._gather} keeps of a row: the row itself, or its JSON
@@ -109,6 +110,14 @@ class Entry:
         return row
 
 
+_OBJECT_REPR = re.compile(r"<.* (?:object )?at 0x[0-9a-fA-F]+>", re.S)
+
+
+def isObjectRepr(text: str) -> bool:
+    """Whether C{text} is Python's default repr of an object (C{<X object at 0x7f...>})."""
+    return _OBJECT_REPR.fullmatch(text) is not None
+
+
 def _isJSONScalar(value: object) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
@@ -188,11 +197,11 @@ class Registry:
         if track is None:
             return
         track.stop()
-        n = self._trackedNames.get(track.name, 0) - 1
+        n = self._trackedNames.get(track.logName, 0) - 1
         if n > 0:
-            self._trackedNames[track.name] = n
+            self._trackedNames[track.logName] = n
         else:
-            self._trackedNames.pop(track.name, None)
+            self._trackedNames.pop(track.logName, None)
 
     def _track(self, entry: Entry) -> DeviceTrack | None:
         if entry.kind != "device":
@@ -201,11 +210,14 @@ class Registry:
         if track is None or track.handler is not entry.handler:
             if track is not None:
                 self._dropTrack(id(entry.handler))  # a dead handler's id, reused
+            logName = entry.trackName
+            # a handler with no link names itself by its interface's repr: the row's name reads
+            shown = entry.name if isObjectRepr(logName) else logName
             track = DeviceTrack(
-                entry.trackName, entry.handler, self.clock, entry.health or self.health
+                shown, entry.handler, self.clock, entry.health or self.health, logName
             )
             self._tracks[id(entry.handler)] = track
-            self._trackedNames[track.name] = self._trackedNames.get(track.name, 0) + 1
+            self._trackedNames[logName] = self._trackedNames.get(logName, 0) + 1
             track.start()
         return track
 

@@ -46,8 +46,8 @@ from twisted_ch.service._limits import (
     raiseDescriptorLimit,
     refuseToStart,
 )
-from twisted_ch.service._links import REFRESH_EVERY, ProgramLinks, interfaceFields
-from twisted_ch.service._registry import Entry, Registry
+from twisted_ch.service._links import REFRESH_EVERY, ProgramLinks, addressOf, interfaceFields
+from twisted_ch.service._registry import Entry, Registry, isObjectRepr
 
 __all__ = [
     "Shard",
@@ -488,6 +488,19 @@ class DevicesService(Service):
         return _gather(stops, "devices")
 
 
+def readableName(interface: Any) -> str:
+    """An interface (or a module with none) as people read it: its class, and its address."""
+    name = type(interface).__name__
+    address = addressOf(interface)
+    if isObjectRepr(address):
+        for attribute in ("ipAddress", "IPAddress", "host", "url", "URL"):
+            value = getattr(interface, attribute, None)
+            if isinstance(value, str) and value:
+                return f"{name} {value}"
+        return name
+    return f"{name} {address}"
+
+
 def buildHandler(reactor: Any, cfg: DeviceConfig) -> tuple[Any, Any]:
     """A connection handler (not yet connected) and its probe for one device."""
     from twisted_ch._factory import GetConnectionHandler
@@ -765,8 +778,9 @@ class ProgramService(Service):
             kind = "server" if hasattr(type(handler), "StartListen") else "device"
             variable = self._variables.get(handler)
             name = getattr(handler, "logName", None)
-            if not isinstance(name, str) or not name:
-                name = variable or repr(interface)
+            if not isinstance(name, str) or not name or isObjectRepr(name):
+                # no link to name it (an HTTP module): its variable, else its class and address
+                name = variable or readableName(interface)
             extra: dict[str, object] = {"variable": variable} if variable else {}
             if kind == "device":
                 extra.update(interfaceFields(interface), handlerKind="twisted_ch")
