@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -40,7 +41,9 @@ from twisted_ch.service._config import (
     HOST_KEY_POLICIES,
     Config,
     ConfigError,
+    DeviceConfig,
     ProgramConfig,
+    ServerConfig,
     checkStatusListen,
     loadConfig,
     statusEndpoint,
@@ -367,7 +370,9 @@ def makeService(options: Options) -> MultiService:
         )
     if config is not None:
         registry.showPaths = config.status.showPaths
-        DevicesService(reactor, registry, config.devices, config.servers).setServiceParent(top)
+        top.devices = DevicesService(reactor, registry, config.devices, config.servers)
+        top.devices.setServiceParent(top)
+        top.reloadConfig = _reloader(options["config"], shard, reactor)
     elif options["program"] is None:
         from twisted_ch.service._demo import DemoService
 
@@ -386,6 +391,23 @@ def makeService(options: Options) -> MultiService:
         trace, options.get("traceNames", []), options.get("traceMinutes", DEFAULT_TRACE_MINUTES)
     ).setServiceParent(top)
     return top
+
+
+def _reloader(
+    path: str, shard: Shard | None, reactor: Any
+) -> Callable[[], tuple[tuple[DeviceConfig, ...], tuple[ServerConfig, ...]]]:
+    """Reads C{path} again (for SIGHUP): its devices and servers (C{shard}'s); or ConfigError."""
+
+    def load() -> tuple[tuple[DeviceConfig, ...], tuple[ServerConfig, ...]]:
+        config = loadConfig(path, reactor)
+        if shard is None:
+            return config.devices, config.servers
+        return (
+            tuple(d for d in config.devices if shard.owns(d.name)),
+            tuple(s for s in config.servers if shard.owns(s.name)),
+        )
+
+    return load
 
 
 def _programExitStatus(failure: Any) -> int:
