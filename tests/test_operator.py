@@ -232,3 +232,19 @@ async def test_an_http_module_is_named_readably_in_outage_lines(tmp_path: Path) 
     assert any("Display: " in line or "DisplayHTTPClass 127.0.0.1: " in line for line in lines), (
         lines
     )
+
+
+# friction 8: stopping invents no events
+
+
+def test_stopping_a_module_handler_that_never_connected_fires_no_disconnected() -> None:
+    from test_modules import rig
+
+    r = rig("tcp")
+    r.endpoint.refuse = True
+    r.handler.Connect()
+    r.run(3)
+    assert (r.states(), r.handler.ConnectionStatus) == ([], "Unknown")
+    r.handler.Disconnect()  # what the service's stop (SIGTERM) does
+    r.run(3)
+    assert (r.states(), r.handler.ConnectionStatus) == ([], "Unknown")
