@@ -386,3 +386,74 @@ def test_a_compact_status_is_served_again_for_ten_times_what_it_took_to_build() 
     registry.add(Entry("hall", _Counters("Disconnected", 1, 0)))
     again = get(True)
     assert built == [True, False, True] and b'"hall"' in again and b'"hall"' not in first
+
+
+def test_a_silent_drop_is_logged_and_shown_with_its_reason() -> None:
+    """Issue 18 friction 4: not "(no reason given)", and no null reason in recent."""
+    clock = Clock()
+    clock.advance(1_000_000)
+    registry = Registry(clock=clock)
+    handler, endpoint = device(clock, DisconnectLimit=3)
+    registry.add(Entry("projector", handler, "tcp:host=127.0.0.1:port=23"))
+    with Events() as events:
+        handler.Connect()
+        clock.advance(0.5)
+        handler.ResponseAccepted()
+        for _ in range(6):  # the device goes silent: 4 unanswered sends take it past 3
+            clock.advance(1)
+    assert handler.ConnectionStatus == "Disconnected"
+    down = [line for line in events.shown(registry) if "-> Disconnected" in line]
+    assert down == ["projector: Connected -> Disconnected (3 sends unanswered)"], down
+    (row,) = registry.snapshot()["devices"]  # type: ignore[misc]
+    assert [r[1:] for r in row["recent"][1:]][:2] == [
+        ["Connected", None],
+        ["Disconnected", "3 sends unanswered"],
+    ], row["recent"]
+    handler.Disconnect()
+    registry.remove("projector")
+
+
+def test_one_failed_attempt_is_singular() -> None:
+    clock = Clock()
+    clock.advance(1_000_000)
+    registry = Registry(clock=clock)
+    handler, endpoint = device(clock, connectRetryTime=1)
+    registry.add(Entry("projector", handler, "tcp:host=127.0.0.1:port=23"))
+    with Events() as events:
+        handler.Connect()
+        clock.advance(0.5)
+        handler.ResponseAccepted()
+        endpoint.refuse = True
+        assert endpoint.transport is not None
+        endpoint.transport.deviceResets()
+        clock.advance(0)
+        clock.advance(1)  # one attempt, refused
+        endpoint.refuse = False
+        clock.advance(1)
+        handler.ResponseAccepted()
+    back = [formatEvent(e) for e in events if "after" in formatEvent(e)]
+    assert back and back[-1].endswith("down (1 failed attempt)"), back
+    handler.Disconnect()
+    registry.remove("projector")
+
+
+def test_a_server_row_says_since_when() -> None:
+    """The text page never shows C{since None} for a server."""
+    clock = Clock()
+    clock.advance(1_000_000)
+
+    class Server:
+        listening = True
+
+        def stats(self) -> dict[str, object]:
+            return {"listening": self.listening}
+
+    server = Server()
+    registry = Registry(clock=clock)
+    registry.add(Entry("control", server, "tcp:9000", "server"))
+    (row,) = registry.rows()
+    assert row["since"] == "1970-01-12T13:46:40.000+00:00"
+    clock.advance(5)
+    assert registry.rows()[0]["since"] == row["since"]
+    server.listening = False
+    assert registry.rows()[0]["since"] == "1970-01-12T13:46:45.000+00:00"

@@ -532,7 +532,8 @@ class _ModuleHandler(ConnectionHandler):
             self._resetCounter()
             if self._linkLive():
                 self._on("answered", "reported by the module")
-        else:
+        elif self._status != "Unknown" or self._PollTimer.State != "Stopped":
+            # (a handler stopped before it ever connected: the module's OnDisconnected is no news)
             self._on("silent", "reported by the module")
 
     def SubscribeStatus(self, command: str, qualifier: Any, callback: Any) -> None:

@@ -9,15 +9,20 @@ ControlScript-style program, and serve the status page.
     twistd -n chandler --program main.py                # a ControlScript program
     twistd -n chandler --project MyProject --config map.toml   # a Global Scripter project folder
     twistd -n chandler --config site.toml --log-format json --status-port 127.0.0.1:9100
+    twistd chandler --check-config site.toml             # validate only: exit 0, or 2 and why
+
+A command-line or config mistake is one line on standard error (C{FILE: key: problem}, or the
+option's problem) and exit status 2: not twistd's usage text.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.application.service import IService, MultiService
 from twisted.logger import (
@@ -36,7 +41,9 @@ from twisted_ch.service._config import (
     HOST_KEY_POLICIES,
     Config,
     ConfigError,
+    DeviceConfig,
     ProgramConfig,
+    ServerConfig,
     checkStatusListen,
     loadConfig,
     statusEndpoint,
@@ -58,7 +65,10 @@ from twisted_ch.service._trace import (
 )
 from twisted_ch.service._web import StatusService
 
-__all__ = ["Options", "makeService"]
+__all__ = ["USAGE_ERROR_STATUS", "Options", "makeService"]
+
+#: The exit status of a command-line or config mistake (as argparse and most Unix tools).
+USAGE_ERROR_STATUS = 2
 
 _LEVELS = ("debug", "info", "warn", "error", "critical")
 
@@ -79,6 +89,13 @@ class Options(usage.Options):
     )
     optParameters = [
         ["config", "c", None, "TOML file of the devices and servers to keep alive."],
+        [
+            "check-config",
+            None,
+            None,
+            "Only check this config file (as --config would, with the other options given): "
+            "print what it holds and exit 0, or its one-line error and exit 2.",
+        ],
         ["program", "p", None, "A ControlScript-style program (main.py) to run."],
         [
             "project",
@@ -143,7 +160,34 @@ class Options(usage.Options):
         }
     )
 
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """
+        Parse the options.  Under twistd (which sets C{parent}) a mistake is one line on
+        standard error and exit status L{USAGE_ERROR_STATUS} (twistd would print its whole usage
+        text above it); used alone, it raises L{usage.UsageError}.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if getattr(self, "parent", None) is None:
+                raise
+            refuse(str(e))
+        if self["check-config"] is not None:
+            config: Config = self["parsedConfig"]
+            print(
+                f"{self['check-config']}: ok: {_count(len(config.devices), 'device')}, "
+                f"{_count(len(config.servers), 'server')}"
+                + (", a [program] section" if config.program is not None else ""),
+                flush=True,
+            )
+            raise SystemExit(0)
+
     def postOptions(self) -> None:
+        check = self["check-config"]
+        if check is not None:
+            if self["config"] is not None and self["config"] != check:
+                raise usage.UsageError("--check-config FILE checks FILE: give no other --config")
+            self["config"] = check
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError(
                 f"--log-format must be 'text' or 'json', not {self['log-format']!r}"
@@ -242,6 +286,19 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--status-port: expected {e}") from None
 
 
+def refuse(message: str) -> NoReturn:
+    """End the process: C{message} as one line on standard error, exit status 2."""
+    line = " ".join(message.split("\n"))
+    sys.stdout.flush()
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    raise SystemExit(USAGE_ERROR_STATUS)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
 def _programConfig(options: Options, config: Config | None) -> ProgramConfig | None:
     """
     The C{[program]} section the program runs with: with a project (C{--project}, else the
@@ -313,7 +370,9 @@ def makeService(options: Options) -> MultiService:
         )
     if config is not None:
         registry.showPaths = config.status.showPaths
-        DevicesService(reactor, registry, config.devices, config.servers).setServiceParent(top)
+        top.devices = DevicesService(reactor, registry, config.devices, config.servers)
+        top.devices.setServiceParent(top)
+        top.reloadConfig = _reloader(options["config"], shard, reactor)
     elif options["program"] is None:
         from twisted_ch.service._demo import DemoService
 
@@ -332,6 +391,23 @@ def makeService(options: Options) -> MultiService:
         trace, options.get("traceNames", []), options.get("traceMinutes", DEFAULT_TRACE_MINUTES)
     ).setServiceParent(top)
     return top
+
+
+def _reloader(
+    path: str, shard: Shard | None, reactor: Any
+) -> Callable[[], tuple[tuple[DeviceConfig, ...], tuple[ServerConfig, ...]]]:
+    """Reads C{path} again (for SIGHUP): its devices and servers (C{shard}'s); or ConfigError."""
+
+    def load() -> tuple[tuple[DeviceConfig, ...], tuple[ServerConfig, ...]]:
+        config = loadConfig(path, reactor)
+        if shard is None:
+            return config.devices, config.servers
+        return (
+            tuple(d for d in config.devices if shard.owns(d.name)),
+            tuple(s for s in config.servers if shard.owns(s.name)),
+        )
+
+    return load
 
 
 def _programExitStatus(failure: Any) -> int:

@@ -603,8 +603,8 @@ _NETWORK_ENDPOINTS = {
 def endpointValueProblem(description: str) -> str | None:
     """
     What makes a tcp, tcp6, udp or ssh description unusable although its parser accepts it (a
-    port out of range, an empty host, a NUL in it), or None.  The message names the option and
-    shows no value but the port.
+    port out of range, an empty host, a NUL or a '/' in it, a URL's C{tcp://}), or None.  The
+    message names the option and shows no value but the port.
     """
     parts = _splitDescription(description)
     spec = _NETWORK_ENDPOINTS.get(parts.kind)
@@ -619,6 +619,13 @@ def endpointValueProblem(description: str) -> str | None:
         host = positional.pop(0)
     if port is None and positional:
         port = positional.pop(0)
+    if host is not None and (host.startswith("//") or "/" in host):
+        if host.startswith("//"):
+            return (
+                f"a URL-style address ('{parts.kind}://'): write it as "
+                f"'{parts.kind}:{hostName}=HOST:{portName}=PORT'"
+            )
+        return f"an unusable {hostName}: a host name or address has no '/'"
     if host is not None:
         try:
             _checks.host(host, hostName)

@@ -84,8 +84,18 @@ class DeviceTrack:
     never reached fails; it ends when the device is Connected.
     """
 
-    def __init__(self, name: str, handler: Any, clock: Any, thresholds: HealthConfig) -> None:
+    def __init__(
+        self,
+        name: str,
+        handler: Any,
+        clock: Any,
+        thresholds: HealthConfig,
+        logName: str | None = None,
+    ) -> None:
+        #: how its outage lines name the device
         self.name = name
+        #: how the handler's own log lines name it (what the outage lines replace)
+        self.logName = logName if logName is not None else name
         # weakly: the registry must not keep alive a handler a program has let go
         self._handler: Callable[[], Any]
         try:
@@ -156,7 +166,7 @@ class DeviceTrack:
     def statusChanged(self, status: str) -> None:
         now = self.clock.seconds()
         previous = self.history[-1][2] if self.history else "Unknown"
-        reason = self._lastError()
+        reason = self._reasonFor(status)
         if len(self.history) >= HISTORY_LIMIT:
             self.forgotten = self.history[0][0]  # transitions until then are not kept
             del self.history[0]
@@ -191,6 +201,24 @@ class DeviceTrack:
         except Exception:
             return None
         return error if isinstance(error, str) else None
+
+    def _reasonFor(self, status: str) -> str | None:
+        """
+        Why the device is in C{status} now: its link's last error, else (a silent drop: the
+        link was still up) the unanswered sends that took it past its DisconnectLimit, or the
+        module that said so.
+        """
+        error = self._lastError()
+        if error is not None or status != "Disconnected":
+            return error
+        handler = self.handler
+        limit = getattr(handler, "DisconnectLimit", None)
+        misses = getattr(handler, "missedPolls", None)
+        if isinstance(limit, int) and isinstance(misses, int) and misses > limit:
+            return f"{limit} sends unanswered"
+        if hasattr(handler, "moduleThread"):  # a Global Scripter module decides its own state
+            return "the module reported Disconnected"
+        return None
 
     def _beginOutage(self, previous: str, reason: str | None, logged: bool = True) -> None:
         self.downSince = self.clock.seconds()
@@ -234,12 +262,13 @@ class DeviceTrack:
         except Exception:
             pass
         outageLog.warn(
-            "{device}: still down after {duration}, {attempts} failed attempts, last error: "
+            "{device}: still down after {duration}, {attemptsText}, last error: "
             "{reason}{backoffText}",
             device=self.name,
             duration=_duration(down),
             outage=round(down, 3),
             attempts=attempts,
+            attemptsText=_attempts(attempts),
             reason=self._lastError() or "none",
             backoff=backoff,
             backoffText=f" ({backoff})" if backoff else "",
@@ -266,13 +295,14 @@ class DeviceTrack:
         self.downSince = None
         self._cancelSummary()
         outageLog.info(
-            "{device}: {previous} -> {chStatus} after {duration} down ({attempts} failed attempts)",
+            "{device}: {previous} -> {chStatus} after {duration} down ({attemptsText})",
             device=self.name,
             previous=previous,
             chStatus="Connected",
             duration=_duration(down),
             outage=round(down, 3),
             attempts=attempts,
+            attemptsText=_attempts(attempts),
         )
 
     def _cancelSummary(self) -> None:
@@ -303,6 +333,11 @@ class DeviceTrack:
         if self.forgotten is not None and self.forgotten > since:
             found.insert(0, [isoTime(since), "Flapping", f"more than {HISTORY_LIMIT} transitions"])
         return found
+
+
+def _attempts(n: int) -> str:
+    """C{1 failed attempt}, C{2 failed attempts}."""
+    return f"{n} failed attempt" + ("" if n == 1 else "s")
 
 
 def _number(value: object) -> float:

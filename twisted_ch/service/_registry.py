@@ -7,6 +7,7 @@ asked, and the C{/status} document built from their rows.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from twisted_ch._version import __version__
 from twisted_ch.service._config import HealthConfig, redactEndpoint
 from twisted_ch.service._outages import HEALTH_LEVELS, DeviceTrack, healthOf, isoTime
 
-__all__ = ["Entry", "Registry"]
+__all__ = ["Entry", "Registry", "isObjectRepr"]
 
 log = Logger(namespace="twisted_ch.status")
 #: what L{Registry._gather} keeps of a row: the row itself, or its JSON
@@ -109,6 +110,14 @@ class Entry:
         return row
 
 
+_OBJECT_REPR = re.compile(r"<.* (?:object )?at 0x[0-9a-fA-F]+>", re.S)
+
+
+def isObjectRepr(text: str) -> bool:
+    """Whether C{text} is Python's default repr of an object (C{<X object at 0x7f...>})."""
+    return _OBJECT_REPR.fullmatch(text) is not None
+
+
 def _isJSONScalar(value: object) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
@@ -144,6 +153,8 @@ class Registry:
         self._sourceHandlers: dict[object, set[int]] = {}
         #: how many tracks have each name (read by the log filter at every log event)
         self._trackedNames: dict[str, int] = {}
+        #: per entry whose handler tells no C{since} (a server): its state, and since when
+        self._stateSince: dict[str, tuple[object, float]] = {}
 
     @property
     def clock(self) -> Any:
@@ -160,11 +171,13 @@ class Registry:
         if old is not None and old.handler is not entry.handler:
             self._untrack(old.handler)
         self._entries[entry.name] = entry
+        self._stateSince.pop(entry.name, None)
         self._track(entry)
 
     def remove(self, name: str) -> None:
         """Stop showing an entry (and tracking its handler)."""
         entry = self._entries.pop(name, None)
+        self._stateSince.pop(name, None)
         if entry is not None:
             self._untrack(entry.handler)
 
@@ -184,11 +197,11 @@ class Registry:
         if track is None:
             return
         track.stop()
-        n = self._trackedNames.get(track.name, 0) - 1
+        n = self._trackedNames.get(track.logName, 0) - 1
         if n > 0:
-            self._trackedNames[track.name] = n
+            self._trackedNames[track.logName] = n
         else:
-            self._trackedNames.pop(track.name, None)
+            self._trackedNames.pop(track.logName, None)
 
     def _track(self, entry: Entry) -> DeviceTrack | None:
         if entry.kind != "device":
@@ -197,11 +210,14 @@ class Registry:
         if track is None or track.handler is not entry.handler:
             if track is not None:
                 self._dropTrack(id(entry.handler))  # a dead handler's id, reused
+            logName = entry.trackName
+            # a handler with no link names itself by its interface's repr: the row's name reads
+            shown = entry.name if isObjectRepr(logName) else logName
             track = DeviceTrack(
-                entry.trackName, entry.handler, self.clock, entry.health or self.health
+                shown, entry.handler, self.clock, entry.health or self.health, logName
             )
             self._tracks[id(entry.handler)] = track
-            self._trackedNames[track.name] = self._trackedNames.get(track.name, 0) + 1
+            self._trackedNames[logName] = self._trackedNames.get(logName, 0) + 1
             track.start()
         return track
 
@@ -279,6 +295,8 @@ class Registry:
         """
         for entry in self.entries():
             row = entry.row(self.showPaths)
+            if row["since"] is None and entry.name in self._entries:
+                row["since"] = isoTime(self._since(entry.name, row["state"]))
             if entry.kind == "device":
                 track = self.trackOf(entry)
                 if track is not None:
@@ -292,6 +310,13 @@ class Registry:
                         row["state"], row.get("misses"), down, entry.health or self.health
                     )
             yield row
+
+    def _since(self, name: str, state: object) -> float:
+        """Since when an entry that tells no time of its own has been in C{state} (as seen)."""
+        known = self._stateSince.get(name)
+        if known is None or known[0] != state:
+            known = self._stateSince[name] = (state, self.clock.seconds())
+        return known[1]
 
     def snapshot(self) -> dict[str, object]:
         """The whole C{/status} document."""

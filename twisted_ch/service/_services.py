@@ -32,6 +32,7 @@ from twisted_ch import _site
 from twisted_ch._retry import RetryPolicy
 from twisted_ch._stopping import CLIENT_CLOSE_GRACE, stopHandler
 from twisted_ch.service._config import (
+    ConfigError,
     DeviceConfig,
     ProgramConfig,
     ServerConfig,
@@ -46,18 +47,20 @@ from twisted_ch.service._limits import (
     raiseDescriptorLimit,
     refuseToStart,
 )
-from twisted_ch.service._links import REFRESH_EVERY, ProgramLinks, interfaceFields
-from twisted_ch.service._registry import Entry, Registry
+from twisted_ch.service._links import REFRESH_EVERY, ProgramLinks, addressOf, interfaceFields
+from twisted_ch.service._registry import Entry, Registry, isObjectRepr
 
 __all__ = [
     "Shard",
     "PROGRAM_STOP_TIMEOUT",
     "ChandlerService",
+    "ConfigDiff",
     "DevicesService",
     "ProgramService",
     "TraceService",
     "buildHandler",
     "buildServer",
+    "diffConfigs",
     "retryPolicyFor",
 ]
 
@@ -157,6 +160,13 @@ class ChandlerService(MultiService):
         self.tuneGC = False
         self._gcTimer: IDelayedCall | None = None
         self._previousSIGTERM: Any = None
+        self._previousSIGHUP: Any = None
+        #: reads the config again for L{reload}: its devices and servers (this shard's), or
+        #: raises L{ConfigError}; None: there is no config file (nothing to reload)
+        self.reloadConfig: Callable[[], tuple[Iterable[DeviceConfig], Iterable[ServerConfig]]]
+        self.reloadConfig = None  # type: ignore[assignment]
+        #: the configured devices and servers (what L{reload} changes)
+        self.devices: DevicesService | None = None
 
     def setServiceParent(self, parent: Any) -> None:
         # twistd asks the application for an ILogObserver component before it starts logging
@@ -207,6 +217,37 @@ class ChandlerService(MultiService):
 
         self._previousSIGTERM = signal.signal(signal.SIGTERM, onSIGTERM)
 
+        def onSIGHUP(number: int, frame: Any) -> None:
+            self.reactor.callFromThread(self.reload)
+
+        self._previousSIGHUP = signal.signal(signal.SIGHUP, onSIGHUP)
+
+    def reload(self) -> Deferred[ConfigDiff | None]:
+        """
+        Read the config again (SIGHUP, C{systemctl reload}) and apply it: added devices and
+        servers start, removed ones stop, changed ones restart, unchanged ones are not touched.
+        A config that does not load is refused (its one-line error logged): nothing changes.
+        Fires with the difference applied (None: nothing was), once removed ones are stopped.
+        """
+        if self.reloadConfig is None or self.devices is None:
+            log.warn("reload: nothing to reload (chandler runs without --config)")
+            return succeed(None)
+        try:
+            devices, servers = self.reloadConfig()
+        except ConfigError as e:
+            log.error("reload refused: {error}; the running devices stay as they are", error=str(e))
+            return succeed(None)
+        diff, done = self.devices.reload(devices, servers)
+        log.info(
+            "reload: {added} added, {removed} removed, {changed} changed, {unchanged} unchanged",
+            added=len(diff.added),
+            removed=len(diff.removed),
+            changed=len(diff.changed),
+            unchanged=len(diff.unchanged),
+            names={"added": diff.added, "removed": diff.removed, "changed": diff.changed},
+        )
+        return done.addCallback(lambda _: diff)
+
     def exitWith(self, status: int) -> None:
         """
         Stop everything and end the process with C{status} (twistd itself always exits 0 once
@@ -229,6 +270,9 @@ class ChandlerService(MultiService):
         if self._previousSIGTERM is not None:
             signal.signal(signal.SIGTERM, self._previousSIGTERM)
             self._previousSIGTERM = None
+        if self._previousSIGHUP is not None:
+            signal.signal(signal.SIGHUP, self._previousSIGHUP)
+            self._previousSIGHUP = None
         d: Deferred[None] = super().stopService()
 
         def stopped(result: object) -> None:
@@ -274,6 +318,33 @@ def _gather(ds: Iterable[Deferred[Any]], what: str) -> Deferred[None]:
                 log.failure("while stopping {what}", value, what=what)
 
     return DeferredList(list(ds), consumeErrors=True).addCallback(logged)
+
+
+@dataclass(frozen=True)
+class ConfigDiff:
+    """What a reload changes, by name (devices and servers share one namespace)."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+
+
+def diffConfigs(
+    old: Iterable[DeviceConfig | ServerConfig], new: Iterable[DeviceConfig | ServerConfig]
+) -> ConfigDiff:
+    """
+    The names added, removed, changed (any setting differs, or a device became a server) and
+    unchanged from C{old} to C{new}, each in its config's order.
+    """
+    before = {c.name: c for c in old}
+    after = {c.name: c for c in new}
+    return ConfigDiff(
+        added=tuple(n for n in after if n not in before),
+        removed=tuple(n for n in before if n not in after),
+        changed=tuple(n for n in after if n in before and before[n] != after[n]),
+        unchanged=tuple(n for n in after if n in before and before[n] == after[n]),
+    )
 
 
 class DevicesService(Service):
@@ -477,6 +548,55 @@ class DevicesService(Service):
 
         handler.StartListen().addCallback(listening)
 
+    def reload(
+        self, devices: Iterable[DeviceConfig], servers: Iterable[ServerConfig]
+    ) -> tuple[ConfigDiff, Deferred[None]]:
+        """
+        Watch C{devices} and C{servers} instead: those added start now, those removed stop,
+        those changed stop and then start again (a server's port is free by then), and those
+        unchanged keep their handler, link and history.  The difference, and a Deferred that
+        fires once the stopped ones are stopped (and the changed ones started again).
+        """
+        newDevices, newServers = list(devices), list(servers)
+        every: list[DeviceConfig | ServerConfig] = [*newDevices, *newServers]
+        diff = diffConfigs([*self._devices, *self._servers], every)
+        self._devices, self._servers = newDevices, newServers
+        self._names = {d.name: "device" for d in newDevices}
+        self._names.update({s.name: "server" for s in newServers})
+        wanted = {c.name: c for c in every}
+        if not self.running:
+            return diff, succeed(None)
+        stops: list[Deferred[Any]] = []
+        for name in diff.removed:
+            stops.append(self._stopNamed(name))
+        for name in diff.changed:
+            cfg = wanted[name]
+            stopped = self._stopNamed(name)
+            stopped.addBoth(self._startAgain, cfg)
+            stops.append(stopped)
+        for name in diff.added:
+            self._startConfig(wanted[name])
+        return diff, _gather(stops, "devices removed or changed")
+
+    def _stopNamed(self, name: str) -> Deferred[Any]:
+        handler = self.handlers.pop(name, None)
+        self.registry.remove(name)
+        if handler is None:
+            return succeed(None)
+        return stopHandler(handler, self.reactor, self.clientCloseGrace)
+
+    def _startAgain(self, result: Any, cfg: DeviceConfig | ServerConfig) -> Any:
+        # unless stopped, or reloaded again meanwhile (then that reload decides)
+        if self.running and any(c is cfg for c in [*self._devices, *self._servers]):
+            self._startConfig(cfg)
+        return result
+
+    def _startConfig(self, cfg: DeviceConfig | ServerConfig) -> None:
+        if isinstance(cfg, DeviceConfig):
+            self._startDevice(cfg)
+        else:
+            self._startServer(cfg)
+
     def stopService(self) -> Deferred[None]:
         super().stopService()
         self._stopConnecting()
@@ -486,6 +606,19 @@ class DevicesService(Service):
             self.registry.remove(name)
             stops.append(stopHandler(handler, self.reactor, self.clientCloseGrace))
         return _gather(stops, "devices")
+
+
+def readableName(interface: Any) -> str:
+    """An interface (or a module with none) as people read it: its class, and its address."""
+    name = type(interface).__name__
+    address = addressOf(interface)
+    if isObjectRepr(address):
+        for attribute in ("ipAddress", "IPAddress", "host", "url", "URL"):
+            value = getattr(interface, attribute, None)
+            if isinstance(value, str) and value:
+                return f"{name} {value}"
+        return name
+    return f"{name} {address}"
 
 
 def buildHandler(reactor: Any, cfg: DeviceConfig) -> tuple[Any, Any]:
@@ -765,8 +898,9 @@ class ProgramService(Service):
             kind = "server" if hasattr(type(handler), "StartListen") else "device"
             variable = self._variables.get(handler)
             name = getattr(handler, "logName", None)
-            if not isinstance(name, str) or not name:
-                name = variable or repr(interface)
+            if not isinstance(name, str) or not name or isObjectRepr(name):
+                # no link to name it (an HTTP module): its variable, else its class and address
+                name = variable or readableName(interface)
             extra: dict[str, object] = {"variable": variable} if variable else {}
             if kind == "device":
                 extra.update(interfaceFields(interface), handlerKind="twisted_ch")
