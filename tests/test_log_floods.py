@@ -120,3 +120,28 @@ def test_refused_trace_posts_from_a_web_page_are_one_line_then_a_count(lines: Li
     ]
     site.doStop()
     assert [c for c in clock.getDelayedCalls() if c.active()] == []
+
+
+def test_the_count_of_a_raising_callback_carries_no_traceback() -> None:
+    """The count line is not a failure: the traceback came with the first of its kind."""
+    from twisted.logger import Logger
+
+    from twisted_ch._summary import Summarizer
+
+    events: list[dict[str, Any]] = []
+    logger = Logger(observer=events.append)
+    clock = Clock()
+    summary = Summarizer(clock, period=10.0)
+    failure = Failure(ValueError("boom"))
+    for _ in range(3):
+        summary.emit(logger, "raised", LogLevel.critical, "raised", log_failure=failure)
+    clock.advance(10)
+    assert [e["log_level"] for e in events] == [
+        LogLevel.critical,
+        LogLevel.debug,
+        LogLevel.debug,
+        LogLevel.critical,
+    ]
+    assert "log_failure" in events[0]
+    assert "log_failure" not in events[-1]
+    assert events[-1]["repeated"] == 2

@@ -197,7 +197,9 @@ async def _fill(handler: Any) -> None:
     to 2 bytes, so that a 2-byte send is refused for as long as anything is queued (the kernel's
     buffers, growing, may take a few more KiB meanwhile).
     """
-    protocol = handler.Interface.link.protocol
+    link = handler.Interface.link
+    protocol = link.protocol
+    assert protocol is not None, f"the link is {link.state}: {link.lastError}"
     protocol.maxWriteBuffer = type(protocol).maxWriteBuffer
     chunk = b"x" * 65536
     with pytest.raises(WriteBufferFull):

@@ -81,11 +81,13 @@ class Summarizer:
         state = self._kinds.get(kind)
         if state is not None and now - state.start < self.period:
             state.count += 1
-            state.logger, state.level, state.format, state.fields = logger, level, format, fields
+            # the count line is not a failure: the traceback was logged with the first of the kind
+            counted = {k: v for k, v in fields.items() if k != "log_failure"}
+            state.logger, state.level, state.format, state.fields = logger, level, format, counted
             if state.timer is None:
                 delay = max(0.0, state.start + self.period - now)
                 state.timer = clock.callLater(delay, self._periodEnded, kind)
-            logger.emit(LogLevel.debug, format, **fields)
+            logger.emit(LogLevel.debug, format, **fields)  # (at debug: with its traceback)
             return False
         if state is not None:  # a period ended with nothing counted (or its count was logged)
             self._report(state, now)
