@@ -19,6 +19,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from twisted_ch._version import __version__
+from twisted_ch.service._actions import mountActions
 from twisted_ch.service._config import isWildcardAddress
 from twisted_ch.service._dashboard import DashboardPage, addDashboard
 from twisted_ch.service._limits import ConnectionLimiter, refuseToStart
@@ -175,6 +176,7 @@ class StatusService(Service):
         self.root = statusResource(registry)
         if trace is not None:
             self.root.putChild(b"trace", TraceResource(trace, self.boundToLoopback, token))
+        mountActions(self.root, registry, self.boundToLoopback, token)  # /actions, ?room= ?tag=
         self.site = _QuietSite(self.root)  # type: ignore[no-untyped-call]
         self.port: IListeningPort | None = None
         self.url: str | None = None
