@@ -466,7 +466,7 @@ def test_dashboard_rooms_timeline_widths_errors_and_a_pause_button(
         assert [r["room"] for r in found["rooms"]] == ["Board room", "Hall"]
         board, hall = found["rooms"]
         assert board["badge"] == "unknown" and "2 devices: 1 ok, 1 unknown" in board["text"], board
-        assert hall["badge"] == "ok" and "1 devices: 1 ok" in hall["text"], hall
+        assert hall["badge"] == "ok" and "1 device: 1 ok" in hall["text"], hall
         assert {n: d["room"] for n, d in found["devices"].items()} == {
             "switcher": "Board room",
             "mute-dsp": "Board room",

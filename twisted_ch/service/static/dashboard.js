@@ -205,7 +205,8 @@
     if (rollup) {
       const counts = HEALTHS.filter((h) => rollup[h]).map((h) => rollup[h] + " " + h);
       th.appendChild(el("span", { class: "room-counts" },
-                        rollup.devices + " devices: " + counts.join(", ")));
+                        rollup.devices + (rollup.devices === 1 ? " device: " : " devices: ") +
+                        counts.join(", ")));
     }
     tr.appendChild(th);
     const paused = rollup && rollup.paused === rollup.devices;
