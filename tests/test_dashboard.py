@@ -90,11 +90,12 @@ def demo(tmp_path: Path) -> Iterator[tuple[Child, str]]:
 
 #: Each device row as the page shows it now (read in one script: the page redraws each second).
 ROWS = """
-return Array.from(document.querySelectorAll('#devices tbody tr')).map((tr) => ({
+return Array.from(document.querySelectorAll('#devices tbody tr[data-name]')).map((tr) => ({
   name: tr.dataset.name,
   cls: tr.className,
   cells: Array.from(tr.children).map((td) => td.textContent),
-  state: tr.querySelector('td.state').textContent,
+  state: tr.dataset.state,
+  stateText: tr.querySelector('td.state').textContent,
   timeline: Array.from(tr.querySelectorAll('svg.timeline rect:not(.nodata)'))
     .map((r) => r.getAttribute('class')),
 }));
@@ -118,7 +119,7 @@ def test_dashboard_of_the_demo_updates_live(
     expected = {"switcher", "projector", "flaky-switcher", "codec", "display", "ups"}
     waitFor(browser, lambda b: expected <= set(rows(b)), message="every device on the page")
     servers = browser.execute_script(
-        "return Array.from(document.querySelectorAll('#servers td.name'))"
+        "return Array.from(document.querySelectorAll('#servers td.name .name-text'))"
         ".map((td) => td.textContent)"
     )
     assert servers == ["control-server"]
@@ -127,6 +128,16 @@ def test_dashboard_of_the_demo_updates_live(
     waitFor(browser, lambda b: rowState(b, "flaky-switcher") == "Connected", 30)
     waitFor(browser, lambda b: rowState(b, "flaky-switcher") == "Disconnected", 30)
     assert rows(browser)["flaky-switcher"]["cls"] in ("health-error", "health-warning")
+    # a device waiting to reconnect says so, and when the next attempt is
+    waitFor(
+        browser,
+        lambda b: re.fullmatch(
+            r"Reconnecting: next attempt in \d+ s \(.+\)",
+            rows(b)["flaky-switcher"]["stateText"],
+        ),
+        30,
+        message="the reconnecting text",
+    )
     waitFor(browser, lambda b: rowState(b, "flaky-switcher") == "Connected", 30)
     assert browser.execute_script("return window.loadedOnce") == "yes"
     # the timeline drew the outage: Connected, Disconnected and Connected again
@@ -189,7 +200,7 @@ def test_dashboard_escapes_device_strings_and_filters(browser: Any, tmp_path: Pa
             assert HOSTILE in shown, list(shown)  # the name, as text
             assert shown[HOSTILE]["cells"][5] == HOSTILE  # the last error, as text
             order = browser.execute_script(
-                "return Array.from(document.querySelectorAll('#devices tbody tr'))"
+                "return Array.from(document.querySelectorAll('#devices tbody tr[data-name]'))"
                 ".map((tr) => tr.dataset.name)"
             )
             assert order == [HOSTILE, "calm-0", "calm-1", "calm-2"]  # the worst first
@@ -272,7 +283,8 @@ def test_dashboard_needs_nothing_from_the_network() -> Any:
 NAME_LAYOUT = """
 return Array.from(document.querySelectorAll('td.name')).map((td) => {
   const words = [];
-  const walk = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+  const name = td.querySelector('.name-text') || td;  // the endpoint is shown under the name
+  const walk = document.createTreeWalker(name, NodeFilter.SHOW_TEXT);
   for (let node = walk.nextNode(); node; node = walk.nextNode()) {
     for (const m of node.data.matchAll(/\\S+/g)) {
       const range = document.createRange();
@@ -285,7 +297,7 @@ return Array.from(document.querySelectorAll('td.name')).map((td) => {
     }
   }
   const inner = td.firstElementChild || td;
-  return { text: td.textContent, title: td.title, words: words,
+  return { text: name.textContent, title: td.title, words: words,
            lines: new Set(words.map((w) => w.top)).size,
            within: inner.getBoundingClientRect().right <= td.getBoundingClientRect().right + 0.5 };
 });
@@ -339,3 +351,154 @@ def test_long_names_wrap_between_words_never_inside_one(browser: Any, tmp_path: 
         yield service.stopService()
         registry.stopTracking()
     assert (tmp_path / "names.png").read_bytes()[:8] == PNG
+
+
+#: The layout the operators' fixes are about: the timeline and its axis, the column widths,
+#: the rooms' head rows, each device's cells (read in one script: the page redraws each second).
+LAYOUT = """
+const cell = document.querySelector('#devices tbody tr[data-name] td.timeline');
+const head = document.querySelector('#devices th.timeline-head');
+const axis = Array.from(document.querySelectorAll('#timeline-axis .tick-label'));
+return {
+  svg: cell.querySelector('svg').getBoundingClientRect().width,
+  cell: cell.getBoundingClientRect().width,
+  cellRight: cell.getBoundingClientRect().right,
+  labels: axis.map((s) => s.textContent),
+  nowRight: axis[axis.length - 1].getBoundingClientRect().right,
+  headRight: head.getBoundingClientRect().right,
+  columns: Array.from(document.querySelectorAll('#devices thead th'))
+    .map((th) => th.getBoundingClientRect().width),
+  rooms: Array.from(document.querySelectorAll('#devices tr.room-head')).map((tr) => ({
+    room: tr.dataset.room, text: tr.querySelector('th').textContent,
+    badge: tr.querySelector('.badge').textContent })),
+  devices: Object.fromEntries(Array.from(document.querySelectorAll('#devices tr[data-name]'))
+    .map((tr) => [tr.dataset.name, {
+      room: tr.parentElement.dataset.room, state: tr.dataset.state,
+      error: tr.querySelector('td.error-text').textContent,
+      probe: tr.querySelector('td.probe').textContent,
+      endpoint: tr.querySelector('.endpoint').textContent }])),
+};
+"""
+
+
+@pytest_twisted.inlineCallbacks
+def test_dashboard_rooms_timeline_widths_errors_and_a_pause_button(
+    browser: Any, tmp_path: Path
+) -> Any:
+    """Issue 18: the timeline spans its column with labelled times; widths stay put; errors and
+    probes read as written; rooms grouped with roll-ups; a button pauses a device."""
+    from twisted.internet import reactor
+
+    from twisted_ch.service._config import parseConfig
+    from twisted_ch.service._registry import Registry
+    from twisted_ch.service._services import DevicesService
+    from twisted_ch.service._web import StatusService
+    from twisted_ch.testing import SIS_RESPONSES, DeviceServer
+
+    answering = DeviceServer(reactor, SIS_RESPONSES)
+    answering.start()
+    silent = DeviceServer(reactor, {})
+    silent.start()
+    config = parseConfig(
+        {
+            "device": [
+                {
+                    "name": "switcher",
+                    "endpoint": f"tcp:host=127.0.0.1:port={answering.port}",
+                    "probe": "sis",
+                    "pollFrequency": 0.2,
+                    "room": "Board room",
+                },
+                {
+                    "name": "mute-dsp",
+                    "endpoint": f"tcp:host=127.0.0.1:port={silent.port}",
+                    "probe": {"send": "Q\\r", "expect": "OK\\r\\n", "timeout": 0.1},
+                    "pollFrequency": 0.2,
+                    "DisconnectLimit": 50,
+                    "room": "Board room",
+                },
+                {
+                    "name": "hall-switcher",
+                    "endpoint": f"tcp:host=127.0.0.1:port={answering.port}",
+                    "probe": "sis",
+                    "pollFrequency": 0.2,
+                    "room": "Hall",
+                },
+            ]
+        }
+    )
+    registry = Registry(clock=reactor)
+    devices = DevicesService(reactor, registry, config.devices, startRate=1000)
+    status = StatusService(reactor, "tcp:0:interface=127.0.0.1", registry)
+    devices.startService()
+    status.startService()
+    try:
+        yield threads.deferToThread(browser.set_window_size, 1400, 900)
+        yield threads.deferToThread(browser.get, status.url)
+
+        def layout(b: Any) -> Any:
+            return b.execute_script(LAYOUT)
+
+        def ready(b: Any) -> Any:
+            found = layout(b)
+            d = found["devices"]
+            return (
+                len(d) == 3
+                and "no answer" in d["mute-dsp"]["error"]
+                and d["hall-switcher"]["state"] == "Connected"
+                and d["switcher"]["state"] == "Connected"
+                and found
+            )
+
+        found = yield threads.deferToThread(waitFor, browser, ready, 20, "the devices")
+        # the timeline spans its column, "now" at its right edge, times labelled
+        assert abs(found["svg"] - found["cell"]) <= 2, found
+        assert len(found["labels"]) == 5 and found["labels"][-1] == "now", found
+        assert all(re.fullmatch(r"\d\d:\d\d", t) for t in found["labels"][:4]), found
+        assert abs(found["nowRight"] - found["headRight"]) <= 12, found
+        # errors and probes as written: \r visible in send and expect, no bytes repr
+        mute = found["devices"]["mute-dsp"]
+        assert "no answer to Q\\r matching OK\\r\\n within 0.1 s" in mute["error"], mute
+        assert "b'" not in mute["error"] and "\\\\" not in mute["error"], mute
+        assert "send=Q\\r" in mute["probe"] and "expect=OK\\r\\n" in mute["probe"], mute
+        assert mute["endpoint"] == f"tcp:host=127.0.0.1:port={silent.port}"
+        # rooms grouped, each with its roll-up: as healthy as its worst device, with counts
+        assert [r["room"] for r in found["rooms"]] == ["Board room", "Hall"]
+        board, hall = found["rooms"]
+        assert board["badge"] == "unknown" and "2 devices: 1 ok, 1 unknown" in board["text"], board
+        assert hall["badge"] == "ok" and "1 device: 1 ok" in hall["text"], hall
+        assert {n: d["room"] for n, d in found["devices"].items()} == {
+            "switcher": "Board room",
+            "mute-dsp": "Board room",
+            "hall-switcher": "Hall",
+        }
+        widths = found["columns"]
+        updated = browser.find_element("id", "updated").text
+        yield threads.deferToThread(
+            waitFor, browser, lambda b: b.find_element("id", "updated").text != updated
+        )
+        assert layout(browser)["columns"] == widths  # refreshed: no column moved
+        # the pause button of the hall's switcher: paused, not an error, columns still put
+        yield threads.deferToThread(
+            lambda: browser.find_element(
+                "css selector", 'tr[data-name="hall-switcher"] button[data-action="pause"]'
+            ).click()
+        )
+
+        def paused(b: Any) -> Any:
+            found = layout(b)
+            return found["devices"]["hall-switcher"]["state"] == "Paused" and found
+
+        found = yield threads.deferToThread(waitFor, browser, paused, 20, "the pause")
+        assert found["rooms"][1]["badge"] == "paused", found["rooms"]
+        assert found["columns"] == widths
+        assert devices.handlers["hall-switcher"].PollTimer.State == "Stopped"
+        row = next(r for r in registry.rows() if r["name"] == "hall-switcher")
+        assert (row["paused"], row["health"]) == (True, "paused")
+        browser.save_screenshot(str(tmp_path / "rooms.png"))
+    finally:
+        yield status.stopService()
+        yield devices.stopService()
+        yield answering.shutdown()
+        yield silent.shutdown()
+    assert (tmp_path / "rooms.png").read_bytes()[:8] == PNG

@@ -421,3 +421,21 @@ async def test_probes_work_from_a_program_thread_too() -> None:
     finally:
         await bounded(program.stop())
         await bounded(projector.shutdown())
+
+
+def test_send_probe_errors_and_settings_read_as_written() -> None:
+    """No bytes repr (doubled backslashes); control bytes of send and expect shown alike."""
+    from twisted_ch.service.probes import SendExpectProbe, SISProbe
+
+    probe = SendExpectProbe(b"Q\r", b"OK\r\n", timeout=1.5)
+    assert probe.describe()["send"] == "Q\\r"
+    assert probe.describe()["expect"] == "OK\\r\\n"
+    assert probe._judge(b"", object()) is False
+    assert probe.lastProblem == "no answer to Q\\r matching OK\\r\\n within 1.5 s"
+    # a pattern written with regex escapes keeps its single backslashes
+    written = SendExpectProbe(b"Q\r", rb"OK\r\n\d+")
+    assert written.describe()["expect"] == "OK\\r\\n\\d+"
+    sis = SISProbe(b"Q\r")
+    assert sis.describe()["query"] == "Q\\r"
+    assert sis._judge(b"", object()) is False
+    assert sis.lastProblem == "no answer to Q\\r within 2 s"

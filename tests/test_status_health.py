@@ -100,7 +100,8 @@ def test_health_in_status_and_metrics_follows_the_device() -> None:
         "up": 0,
         "down": 1,
         "unknown": 0,
-        "health": {"ok": 0, "warning": 0, "error": 1, "unknown": 0},
+        "health": {"ok": 0, "warning": 0, "error": 1, "unknown": 0, "paused": 0},
+        "rooms": {},
     }
     handler.Disconnect()
     registry.remove("projector")
@@ -303,6 +304,7 @@ def test_metrics_are_valid_prometheus_text_for_any_device_name() -> None:
         "chandler_device_transitions",
         "chandler_device_reconnects",
         "chandler_device_health",
+        "chandler_device_paused",
     }
     assert families["chandler_device_polls"].type == "counter"
     assert families["chandler_device_up"].type == "gauge"

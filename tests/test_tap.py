@@ -226,9 +226,11 @@ async def test_default_shows_every_transport_a_transition_and_stops_on_sigterm(
         assert "Disconnected -> Connected" in process.text
 
         metrics = await getText(base + "metrics")
-        assert 'chandler_device_up{device="flaky-switcher"} 1.0' in metrics
+        assert 'chandler_device_up{device="flaky-switcher",room="Lecture hall"} 1.0' in metrics
         assert re.search(
-            r'chandler_device_transitions_total\{device="flaky-switcher"\} [3-9]', metrics
+            r"chandler_device_transitions_total"
+            r'\{device="flaky-switcher",room="Lecture hall"\} [3-9]',
+            metrics,
         )
         for name in ("polls_total", "misses", "reconnects_total"):
             assert f"chandler_device_{name}{{" in metrics

@@ -149,6 +149,10 @@ class DeviceConfig:
     #: when set, delays double after each consecutive failure up to this many seconds
     maxRetryTime: float | None = None
     health: HealthConfig | None = None
+    #: the room the device is in ("" when none is given): the dashboard groups by it
+    room: str = ""
+    #: free labels for filtering /status (C{?tag=})
+    tags: tuple[str, ...] = ()
 
     @property
     def endpointType(self) -> str:
@@ -166,6 +170,10 @@ class ServerConfig:
     interface: str = "127.0.0.1"
     serverTimeout: float = 300.0
     MaxClients: int = DEFAULT_MAX_CLIENTS
+    #: the room the server is in ("" when none is given)
+    room: str = ""
+    #: free labels for filtering /status (C{?tag=})
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -446,9 +454,11 @@ _DEVICE_KEYS = (
     "retryJitter",
     "maxRetryTime",
     "health",
+    "room",
+    "tags",
 )
 _INTERFACE = "an IP address to listen on, such as 127.0.0.1 (0.0.0.0: every interface)"
-_SERVER_KEYS = ("name", "port", "interface", "serverTimeout", "MaxClients")
+_SERVER_KEYS = ("name", "port", "interface", "serverTimeout", "MaxClients", "room", "tags")
 _STATUS_KEYS = ("listen", "showPaths", "token")
 
 #: Options each stock probe accepts (beyond C{type}), with the checker for each.
@@ -708,6 +718,8 @@ def _device(
         retryJitter=retry[0],
         maxRetryTime=retry[1],
         health=health,
+        room=_room(r, table, key),
+        tags=_tags(r, table, key),
     )
 
 
@@ -791,7 +803,45 @@ def _server(r: _Reader, table: Mapping[str, Any], key: str, index: int) -> Serve
             f"a whole number of clients (1 to {MAX_MAX_CLIENTS})",
             DEFAULT_MAX_CLIENTS,
         ),
+        room=_room(r, table, key),
+        tags=_tags(r, table, key),
     )
+
+
+# rooms and tags (the dashboard's grouping, /status filters, the /metrics room label)
+
+MAX_TAGS = 32
+
+
+def _room(r: _Reader, table: Mapping[str, Any], key: str) -> str:
+    """A device's or server's C{room}: one printable line of text, or "" when not given."""
+    if "room" not in table:
+        return ""
+    room = r.string(table["room"], f"{key}.room", "a room name (text)")
+    r.checkName(room, f"{key}.room", "room")
+    return room
+
+
+def _tags(r: _Reader, table: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """A device's or server's C{tags}: distinct, non-empty, printable texts without spaces."""
+    if "tags" not in table:
+        return ()
+    value = table["tags"]
+    expected = 'an array of tags, such as ["projector", "floor-2"]'
+    if not isinstance(value, list):
+        r.fail(f"{key}.tags", f"{expected}, got {_describe(value)}")
+    if len(value) > MAX_TAGS:
+        r.fail(f"{key}.tags", f"at most {MAX_TAGS} tags, got {len(value)}")
+    tags: list[str] = []
+    for i, item in enumerate(value):
+        where = f"{key}.tags[{i}]"
+        tag = r.string(item, where, "a tag (text)")
+        if not tag or len(tag) > 64 or any(c.isspace() or not c.isprintable() for c in tag):
+            r.fail(where, f"a tag of 1 to 64 characters without spaces, got {tag!r}")
+        if tag in tags:
+            r.fail(where, f"a tag given once, got {tag!r} again")
+        tags.append(tag)
+    return tuple(tags)
 
 
 # the operators' keys: reconnection jitter and backoff, health thresholds, the status token,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
 from typing import Any
 
@@ -57,13 +57,25 @@ class _Demo:
     cleanups: list[Callable[[], object]] = field(default_factory=list)
 
     def watch(self, device: DeviceConfig) -> None:
-        self.devices.add(device)
+        room, tags = DEMO_ROOMS.get(device.name, ("", ()))
+        self.devices.add(replace(device, room=room, tags=tags))
 
     def serve(self, server: ServerConfig) -> None:
-        self.devices.addServer(server)
+        self.devices.addServer(replace(server, room="Rack", tags=("control",)))
 
     def onStop(self, f: Callable[[], object]) -> None:
         self.cleanups.append(f)
+
+
+#: The demo's rooms (and tags), so the dashboard shows its grouping and room roll-ups.
+DEMO_ROOMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "switcher": ("Board room", ("video",)),
+    "projector": ("Board room", ("video", "projector")),
+    "codec": ("Board room", ("conferencing",)),
+    "flaky-switcher": ("Lecture hall", ("video",)),
+    "display": ("Lecture hall", ("display",)),
+    "ups": ("Rack", ("power",)),
+}
 
 
 def _need(module: str, what: str) -> None:

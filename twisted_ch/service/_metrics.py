@@ -1,5 +1,8 @@
 # -*- test-case-name: tests.test_status_health -*-
-"""C{/metrics}: every device's counters in the Prometheus text format."""
+"""
+C{/metrics}: every device's counters in the Prometheus text format, labelled with its
+C{device}, its C{room} (when it has one) and the C{shard}.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ _FAMILIES = (
     (
         "chandler_device_health",
         "gauge",
-        "1, labelled with the device's health level: ok, warning, error or unknown",
+        "1, labelled with the device's health level: ok, warning, error, unknown or paused",
     ),
+    ("chandler_device_paused", "gauge", "1 if the device is paused for maintenance, else 0"),
 )
 
 
@@ -52,11 +56,14 @@ def metricsText(registry: Registry) -> bytes:
     shard = registry.shard
     tail = "" if shard is None else f',shard="{_labelValue(shard)}"'
     columns: list[list[str]] = [[] for _ in _FAMILIES]
-    up, polls, misses, transitions, reconnects, health = columns
+    up, polls, misses, transitions, reconnects, health, paused = columns
     for row in registry.iterRows():
         if row["kind"] != "device":
             continue
-        labels = f'{{device="{_labelValue(str(row["name"]))}"{tail}}} '
+        # a room label only where a room is given (an absent label is an empty one)
+        room = row.get("room")
+        inRoom = f',room="{_labelValue(room)}"' if isinstance(room, str) and room else ""
+        labels = f'{{device="{_labelValue(str(row["name"]))}"{inRoom}{tail}}} '
         up.append(labels + ("1.0" if row["state"] == "Connected" else "0.0"))
         polls.append(labels + _sample(row.get("polls")))
         misses.append(labels + _sample(row.get("misses")))
@@ -65,6 +72,7 @@ def metricsText(registry: Registry) -> bytes:
         # one sample per device (the others would be 0): count by (level) still works
         level = _labelValue(str(row.get("health", "unknown")))
         health.append(f'{labels[:-2]},level="{level}"}} 1.0')
+        paused.append(labels + ("1.0" if row.get("paused") else "0.0"))
     out: list[str] = []
     for (name, kind, text), samples in zip(_FAMILIES, columns, strict=True):
         out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")

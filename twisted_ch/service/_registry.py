@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -19,7 +19,7 @@ from twisted_ch._version import __version__
 from twisted_ch.service._config import HealthConfig, redactEndpoint
 from twisted_ch.service._outages import HEALTH_LEVELS, DeviceTrack, healthOf, isoTime
 
-__all__ = ["Entry", "Registry", "isObjectRepr"]
+__all__ = ["ROOM_ORDER", "Entry", "Registry", "isObjectRepr", "roomHealth"]
 
 log = Logger(namespace="twisted_ch.status")
 #: what L{Registry._gather} keeps of a row: the row itself, or its JSON
@@ -39,6 +39,11 @@ class Entry:
     extra: dict[str, object] = field(default_factory=dict)
     #: its health thresholds (None: the registry's)
     health: HealthConfig | None = None
+    #: the room it is in ("": none) and its tags (the config's C{room} and C{tags})
+    room: str = ""
+    tags: tuple[str, ...] = ()
+    #: the device's config (a configured device: actions such as pause apply), else None
+    config: Any = None
     _shown: tuple[tuple[str, bool], str] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -82,6 +87,8 @@ class Entry:
             "endpoint": self.shownEndpoint(showPaths),
             "state": state,
             "since": isoTime(since) if isinstance(since, int | float) else since,
+            "room": self.room,
+            "tags": list(self.tags),
         }
         if self.kind == "device":
             row.update(
@@ -155,6 +162,8 @@ class Registry:
         self._trackedNames: dict[str, int] = {}
         #: per entry whose handler tells no C{since} (a server): its state, and since when
         self._stateSince: dict[str, tuple[object, float]] = {}
+        #: devices paused for maintenance: name -> (the handler paused, since when)
+        self._paused: dict[str, tuple[Any, float]] = {}
 
     @property
     def clock(self) -> Any:
@@ -178,8 +187,32 @@ class Registry:
         """Stop showing an entry (and tracking its handler)."""
         entry = self._entries.pop(name, None)
         self._stateSince.pop(name, None)
+        self._paused.pop(name, None)
         if entry is not None:
             self._untrack(entry.handler)
+
+    # maintenance: paused devices (see L{twisted_ch.service._actions})
+
+    def setPaused(self, entry: Entry, paused: bool) -> None:
+        """Mark an entry's device paused (not polled, not an error) or not."""
+        if paused:
+            self._paused[entry.name] = (entry.handler, self.clock.seconds())
+        else:
+            self._paused.pop(entry.name, None)
+
+    def pausedSince(self, entry: Entry) -> float | None:
+        """When the entry's device was paused (None: it is not; a new handler is not)."""
+        paused = self._paused.get(entry.name)
+        if paused is None or paused[0] is not entry.handler:
+            return None
+        return paused[1]
+
+    def find(self, name: str) -> Entry | None:
+        """The entry of that name shown now, else None."""
+        entry = self._entries.get(name)
+        if entry is not None:
+            return entry
+        return next((e for e in self.entries() if e.name == name), None)
 
     def addSource(self, key: object, source: Callable[[], Iterable[Entry]]) -> None:
         """Also show the entries C{source()} returns at each read, until L{removeSource}."""
@@ -262,15 +295,7 @@ class Registry:
                     n += 1
                     name = f"{entry.name} #{n}"
                 if name != entry.name:
-                    entry = Entry(
-                        name,
-                        entry.handler,
-                        entry.endpoint,
-                        entry.kind,
-                        entry.probe,
-                        entry.extra,
-                        entry.health,
-                    )
+                    entry = replace(entry, name=name)
                 taken.add(name)
                 found.append(entry)
                 if self._track(entry) is not None:
@@ -284,19 +309,33 @@ class Registry:
     def __len__(self) -> int:
         return len(self.entries())
 
-    def rows(self, history: bool = False) -> list[dict[str, object]]:
+    def rows(
+        self, history: bool = False, room: str | None = None, tag: str | None = None
+    ) -> list[dict[str, object]]:
         """Each entry's status row, with its health (and, if asked, its recent transitions)."""
-        return list(self.iterRows(history))
+        return list(self.iterRows(history, room, tag))
 
-    def iterRows(self, history: bool = False) -> Iterator[dict[str, object]]:
+    def iterRows(
+        self, history: bool = False, room: str | None = None, tag: str | None = None
+    ) -> Iterator[dict[str, object]]:
         """
         L{rows}, one at a time: a page that writes each row out at once holds one row, not
-        10,000 (nor do those rows reach the garbage collector's older generations).
+        10,000 (nor do those rows reach the garbage collector's older generations).  Only the
+        entries in C{room} and with C{tag}, when given.
         """
         for entry in self.entries():
+            if (room is not None and entry.room != room) or (
+                tag is not None and tag not in entry.tags
+            ):
+                continue
             row = entry.row(self.showPaths)
             if row["since"] is None and entry.name in self._entries:
                 row["since"] = isoTime(self._since(entry.name, row["state"]))
+            paused = self.pausedSince(entry) if self._paused else None
+            if paused is not None:
+                row["paused"] = True
+                row["pausedSince"] = isoTime(paused)
+                row["nextAttempt"] = None
             if entry.kind == "device":
                 track = self.trackOf(entry)
                 if track is not None:
@@ -309,6 +348,8 @@ class Registry:
                     row["health"] = healthOf(
                         row["state"], row.get("misses"), down, entry.health or self.health
                     )
+                if paused is not None:
+                    row["health"] = "paused"  # maintenance: not an error
             yield row
 
     def _since(self, name: str, state: object) -> float:
@@ -318,30 +359,36 @@ class Registry:
             known = self._stateSince[name] = (state, self.clock.seconds())
         return known[1]
 
-    def snapshot(self) -> dict[str, object]:
-        """The whole C{/status} document."""
-        summary, devices, servers = self._gather(lambda row: row)
+    def snapshot(self, room: str | None = None, tag: str | None = None) -> dict[str, object]:
+        """The whole C{/status} document (only C{room}'s and C{tag}'s entries, when given)."""
+        summary, devices, servers = self._gather(lambda row: row, room, tag)
         return {**self._heading(summary), "devices": devices, "servers": servers}
 
-    def statusJSON(self, compact: bool = False) -> str:
+    def statusJSON(
+        self, compact: bool = False, room: str | None = None, tag: str | None = None
+    ) -> str:
         """
         L{snapshot} as JSON, each row encoded as soon as it is made: compact (one line), or
         readable: a key per line and a device per line, written by the C encoder (C{indent=}
         would take the pure-Python one: at 10,000 devices, ten times slower).
         """
-        summary, devices, servers = self._gather((_COMPACT if compact else _READABLE).encode)
+        keep = (_COMPACT if compact else _READABLE).encode
+        summary, devices, servers = self._gather(keep, room, tag)
         return _documentText(
             self._heading(summary), {"devices": devices, "servers": servers}, compact
         )
 
     def _gather(
-        self, keep: Callable[[dict[str, object]], _Row]
+        self,
+        keep: Callable[[dict[str, object]], _Row],
+        room: str | None = None,
+        tag: str | None = None,
     ) -> tuple[_Summary, list[_Row], list[_Row]]:
         """The summary, and C{keep} of each device's and each server's row (with history)."""
         summary = _Summary()
         devices: list[_Row] = []
         servers: list[_Row] = []
-        for row in self.iterRows(history=True):
+        for row in self.iterRows(True, room, tag):
             if row["kind"] == "device":
                 summary.add(row)
                 devices.append(keep(row))
@@ -360,14 +407,31 @@ class Registry:
         }
 
 
-class _Summary:
-    """The C{summary} of C{/status}: devices up, down and unknown, and per health level."""
+#: Health levels from best to worst, for a room's roll-up (a paused device counts least).
+ROOM_ORDER = ("paused", "ok", "unknown", "warning", "error")
 
-    __slots__ = ("up", "down", "unknown", "health")
+
+def roomHealth(counts: dict[str, int]) -> str:
+    """A room's health: its worst device's (C{counts}: devices per health level)."""
+    worst = "ok"
+    for level in ROOM_ORDER:
+        if counts.get(level):
+            worst = level
+    return worst
+
+
+class _Summary:
+    """
+    The C{summary} of C{/status}: devices up, down and unknown, per health level, and per room
+    (each room's devices per level, and its health: its worst device's).
+    """
+
+    __slots__ = ("up", "down", "unknown", "health", "rooms")
 
     def __init__(self) -> None:
         self.up = self.down = self.unknown = 0
-        self.health = {level: 0 for level in HEALTH_LEVELS}
+        self.health = {level: 0 for level in (*HEALTH_LEVELS, "paused")}
+        self.rooms: dict[str, dict[str, int]] = {}
 
     def add(self, row: dict[str, object]) -> None:
         state = row["state"]
@@ -377,10 +441,27 @@ class _Summary:
             self.down += 1
         else:
             self.unknown += 1
-        self.health[str(row.get("health", "unknown"))] += 1
+        level = str(row.get("health", "unknown"))
+        self.health[level] = self.health.get(level, 0) + 1
+        room = row.get("room")
+        if isinstance(room, str) and room:
+            counts = self.rooms.get(room)
+            if counts is None:
+                counts = self.rooms[room] = {lv: 0 for lv in (*HEALTH_LEVELS, "paused")}
+            counts[level] = counts.get(level, 0) + 1
 
     def document(self) -> dict[str, object]:
-        return {"up": self.up, "down": self.down, "unknown": self.unknown, "health": self.health}
+        rooms = {
+            room: {"health": roomHealth(counts), "devices": sum(counts.values()), **counts}
+            for room, counts in self.rooms.items()
+        }
+        return {
+            "up": self.up,
+            "down": self.down,
+            "unknown": self.unknown,
+            "health": self.health,
+            "rooms": rooms,
+        }
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))

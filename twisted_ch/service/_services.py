@@ -492,7 +492,17 @@ class DevicesService(Service):
             return
         self.handlers[cfg.name] = handler
         self.registry.add(
-            Entry(cfg.name, handler, cfg.endpoint, "device", probe, health=cfg.health)
+            Entry(
+                cfg.name,
+                handler,
+                cfg.endpoint,
+                "device",
+                probe,
+                health=cfg.health,
+                room=cfg.room,
+                tags=cfg.tags,
+                config=cfg,
+            )
         )
         log.info(
             "{device}: watching {endpoint} ({connection}; probe {probe}; poll every {poll} s; "
@@ -526,7 +536,16 @@ class DevicesService(Service):
             return
         self.handlers[cfg.name] = handler
         where = cfg.interface.replace(":", "\\:")
-        self.registry.add(Entry(cfg.name, handler, f"tcp:{cfg.port}:interface={where}", "server"))
+        self.registry.add(
+            Entry(
+                cfg.name,
+                handler,
+                f"tcp:{cfg.port}:interface={where}",
+                "server",
+                room=cfg.room,
+                tags=cfg.tags,
+            )
+        )
         if isWildcardAddress(cfg.interface):
             log.warn(
                 "{server}: reachable from the network: it listens on {interface} (every "

@@ -40,6 +40,7 @@ from twisted.web.server import Request, Site
 from twisted_ch._hosts import namesThisMachine
 from twisted_ch._summary import Summarizer
 from twisted_ch._version import __version__
+from twisted_ch.service._actions import mountActions
 from twisted_ch.service._config import isWildcardAddress
 from twisted_ch.service._dashboard import DashboardPage, addDashboard
 from twisted_ch.service._limits import (
@@ -469,6 +470,7 @@ class StatusService(Service):
         self.root = statusResource(registry)
         if trace is not None:
             self.root.putChild(b"trace", TraceResource(trace, self.boundToLoopback, token))
+        mountActions(self.root, registry, self.boundToLoopback, token)  # /actions, ?room= ?tag=
         self.site = StatusSite(self.root, hosts, reactor)
         self.port: IListeningPort | None = None
         self.url: str | None = None

@@ -45,6 +45,7 @@ from twisted_ch.protocols._probecodec import (
     pjlinkDigest,
 )
 from twisted_ch.protocols.device import LinkDown, deadlinesOf
+from twisted_ch.service._trace import printable
 
 __all__ = [
     "PJLinkProbe",
@@ -218,19 +219,37 @@ class SISProbe(Probe):
 
     def _judge(self, response: bytes, handler: Any) -> bool:
         if not response:
-            self.problem(handler, f"no answer to {self.request!r} within {self.timeout:g} s")
+            self.problem(
+                handler, f"no answer to {printable(self.request)} within {self.timeout:g} s"
+            )
             return False
         m = self.answer.search(response)
         if m is None:  # pragma: no cover - the matcher only returns matching responses
             return False
         if m.group("sisError"):
             code = m.group("sisError").decode("ascii")
-            self.problem(handler, f"device answered {self.request!r} with SIS error {code}")
+            self.problem(
+                handler, f"device answered {printable(self.request)} with SIS error {code}"
+            )
             return False
         return True
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "query": self.request.decode("latin-1")}
+        return {**super().describe(), "query": printable(self.request)}
+
+
+def patternText(pattern: bytes) -> str:
+    """
+    A regular expression as operators read it: its own backslashes kept, control bytes written
+    C{\\r \\n \\t \\xHH} (never a bytes repr, whose backslashes come doubled).
+    """
+    out = []
+    for b in pattern:
+        if b == 0x5C or 0x20 <= b < 0x7F:
+            out.append(chr(b))
+        else:
+            out.append(printable(bytes([b])))
+    return "".join(out)
 
 
 # generic send / expect
@@ -270,15 +289,20 @@ class SendExpectProbe(Probe):
 
     def _judge(self, response: bytes, handler: Any) -> bool:
         if not response:
-            self.problem(handler, f"no answer matching {self.expect.pattern!r}")
+            sent = "***" if self.secret else printable(self.send)
+            self.problem(
+                handler,
+                f"no answer to {sent} matching {patternText(self.expect.pattern)} "
+                f"within {self.timeout:g} s",
+            )
             return False
         return True
 
     def describe(self) -> dict[str, object]:
         return {
             **super().describe(),
-            "send": "***" if self.secret else self.send.decode("latin-1"),
-            "expect": self.expect.pattern.decode("latin-1"),
+            "send": "***" if self.secret else printable(self.send),
+            "expect": patternText(self.expect.pattern),
         }
 
 

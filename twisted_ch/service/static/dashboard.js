@@ -1,9 +1,11 @@
 // the dashboard (twisted_ch.service._dashboard): polls /status and redraws
 "use strict";
 (function () {
-  const HOUR = 3600 * 1000, WIDTH = 300, HEIGHT = 18, SVGNS = "http://www.w3.org/2000/svg";
+  const HOUR = 3600 * 1000, WIDTH = 1000, HEIGHT = 18, SVGNS = "http://www.w3.org/2000/svg";
   const stateClass = { Connected: "ok", Disconnected: "error", Flapping: "flapping" };
-  const SEVERITY = { error: 0, warning: 1, unknown: 2, ok: 3 };
+  const SEVERITY = { error: 0, warning: 1, unknown: 2, ok: 3, paused: 4 };
+  const HEALTHS = ["ok", "warning", "error", "unknown", "paused"];
+  const NO_ROOM = "(no room)";
   const MAX_ROWS = 1000;
   let last = null, failures = 0;
 
@@ -36,8 +38,10 @@
     return parts.join(" ");
   }
   function timeline(device, now) {
-    const box = svg("svg", { width: WIDTH, height: HEIGHT, class: "timeline",
-                             viewBox: "0 0 " + WIDTH + " " + HEIGHT, role: "img" });
+    // as wide as its column: drawn on a 1000-unit axis, stretched to the cell
+    const box = svg("svg", { width: "100%", height: HEIGHT, class: "timeline",
+                             viewBox: "0 0 " + WIDTH + " " + HEIGHT, role: "img",
+                             preserveAspectRatio: "none" });
     const start = now - HOUR, recent = device.recent || [];
     const label = svg("title");
     label.textContent = device.name + ": " + recent.length + " transitions in the last hour";
@@ -62,15 +66,36 @@
       rect.appendChild(tip);
       box.appendChild(rect);
       if (i > 0) box.appendChild(svg("line", { x1: x0.toFixed(1), x2: x0.toFixed(1), y1: 2,
-                                               y2: HEIGHT - 2, class: "tick" }));
+                                               y2: HEIGHT - 2, class: "tick",
+                                               "vector-effect": "non-scaling-stroke" }));
     }
     for (const q of [0.25, 0.5, 0.75]) {
       const qx = (q * WIDTH).toFixed(1);
-      box.appendChild(svg("line", { x1: qx, x2: qx, y1: 0, y2: 2, class: "quarter" }));
+      box.appendChild(svg("line", { x1: qx, x2: qx, y1: 0, y2: 2, class: "quarter",
+                                    "vector-effect": "non-scaling-stroke" }));
       box.appendChild(svg("line", { x1: qx, x2: qx, y1: HEIGHT - 2, y2: HEIGHT,
-                                    class: "quarter" }));
+                                    class: "quarter", "vector-effect": "non-scaling-stroke" }));
     }
     return box;
+  }
+  function hhmm(t) {
+    const d = new Date(t);
+    return String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+  }
+  function axis(now) {
+    // labelled times under the "last hour" heading: an hour ago at the left, now at the right
+    const box = document.getElementById("timeline-axis");
+    if (!box) return;
+    const labels = [];
+    for (const q of [0, 0.25, 0.5, 0.75]) {
+      // positioned through the CSSOM: the page's CSP allows no style attributes
+      const label = el("span", { class: "tick-label" }, hhmm(now - HOUR + q * HOUR));
+      label.style.left = q * 100 + "%";
+      if (q) label.style.transform = "translateX(-50%)";
+      labels.push(label);
+    }
+    labels.push(el("span", { class: "tick-label now" }, "now"));
+    box.replaceChildren(...labels);
   }
   function wanted(device) {
     const state = document.getElementById("filter-state").value;
@@ -92,16 +117,57 @@
                                       : el("span", { class: "word" }, part));
     }
     td.appendChild(box);
+    if (endpoint) td.appendChild(el("div", { class: "endpoint" }, endpoint.split("\n")[0]));
     return td;
   }
+  function stateText(d, now) {
+    if (d.paused) return "Paused";
+    if (d.state === "Disconnected" && d.nextAttempt) {
+      const s = Math.max(0, Math.round((Date.parse(d.nextAttempt) - now) / 1000));
+      return "Reconnecting: next attempt in " + s + " s (" +
+        new Date(Date.parse(d.nextAttempt)).toLocaleTimeString() + ")";
+    }
+    return d.state;
+  }
+  function button(action, target, label) {
+    return el("button", { type: "button", class: "action", "data-action": action,
+                          "data-target": JSON.stringify(target) }, label);
+  }
+  function actionsCell(target, paused) {
+    const td = el("td", { class: "actions" });
+    if (paused) td.appendChild(button("resume", target, "resume"));
+    else td.appendChild(button("pause", target, "pause"));
+    td.appendChild(button("reconnect", target, "reconnect"));
+    return td;
+  }
+  async function act(node) {
+    const body = Object.assign({ action: node.dataset.action }, JSON.parse(node.dataset.target));
+    const updated = document.getElementById("updated");
+    node.disabled = true;
+    try {
+      const response = await fetch("actions", {
+        method: "POST", cache: "no-store", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body) });
+      const answer = await response.json();
+      const skipped = Object.entries(answer.skipped || {}).map(([n, why]) => n + ": " + why);
+      updated.textContent = body.action + ": " + (answer.error ||
+        ((answer.done || []).join(", ") || "nothing") +
+        (skipped.length ? " (skipped " + skipped.join("; ") + ")" : ""));
+    } catch (e) {
+      updated.textContent = body.action + " failed: " + e.message;
+    }
+    refreshSoon();
+  }
   function deviceRow(d, now) {
-    const health = ["ok", "warning", "error", "unknown"].includes(d.health) ? d.health : "unknown";
-    const tr = el("tr", { class: "health-" + health, "data-name": d.name });
+    const health = HEALTHS.includes(d.health) ? d.health : "unknown";
+    const tr = el("tr", { class: "health-" + health, "data-name": d.name,
+                          "data-state": d.paused ? "Paused" : d.state });
     // a program's link: its module class, handler and link state under the endpoint
     tr.appendChild(nameCell(d.name, [d.endpoint, d.module, d.handler && d.link && d.handler +
                                      " (link " + d.link + ")"].filter(Boolean).join("\n")));
-    tr.appendChild(el("td", { class: "state state-" + String(d.state).replace(/[^A-Za-z]/g, "") },
-                      d.state));
+    const shown = stateText(d, now);
+    tr.appendChild(el("td", { class: "state state-" + (d.paused ? "Paused" :
+                              String(d.state).replace(/[^A-Za-z]/g, "")) }, shown));
     const h = el("td", { class: "health" });
     h.appendChild(el("span", { class: "badge " + health }, health));
     tr.appendChild(h);
@@ -114,6 +180,7 @@
     const cell = el("td", { class: "timeline" });
     cell.appendChild(timeline(d, now));
     tr.appendChild(cell);
+    tr.appendChild(actionsCell({ device: d.name }, d.paused));
     return tr;
   }
   function serverRow(s) {
@@ -127,6 +194,23 @@
     tr.appendChild(el("td", { class: "num" }, value(s.droppedIdle)));
     tr.appendChild(el("td", { class: "num" }, value(s.refused)));
     tr.appendChild(el("td", { class: "error-text" }, value(s.lastFailure)));
+    return tr;
+  }
+  function roomRow(room, rollup) {
+    const health = rollup && HEALTHS.includes(rollup.health) ? rollup.health : "unknown";
+    const tr = el("tr", { class: "room-head health-" + health, "data-room": room });
+    const th = el("th", { colspan: 8, scope: "rowgroup" });
+    th.appendChild(el("span", { class: "room-name" }, room));
+    th.appendChild(el("span", { class: "badge " + health }, health));
+    if (rollup) {
+      const counts = HEALTHS.filter((h) => rollup[h]).map((h) => rollup[h] + " " + h);
+      th.appendChild(el("span", { class: "room-counts" },
+                        rollup.devices + (rollup.devices === 1 ? " device: " : " devices: ") +
+                        counts.join(", ")));
+    }
+    tr.appendChild(th);
+    const paused = rollup && rollup.paused === rollup.devices;
+    tr.appendChild(room === NO_ROOM ? el("td") : actionsCell({ room: room }, paused));
     return tr;
   }
   function summary(doc) {
@@ -149,14 +233,27 @@
     if (!last) return;
     const now = Date.parse(last.time) || Date.now();
     summary(last);
-    const body = document.querySelector("#devices tbody");
-    const rows = document.createDocumentFragment();
-    // the worst first (error, warning, unknown, ok), in the config's order within each level
+    axis(now);
+    const table = document.getElementById("devices");
+    // grouped by room (in the config's order), the worst first within each room
     const picked = (last.devices || []).filter(wanted);
-    const order = picked.map((d, i) => [SEVERITY[d.health] ?? 2, i, d]);
-    order.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-    for (const [, , d] of order.slice(0, MAX_ROWS)) rows.appendChild(deviceRow(d, now));
-    body.replaceChildren(rows);
+    const groups = new Map();
+    picked.slice(0, MAX_ROWS).forEach((d, i) => {
+      const room = d.room || NO_ROOM;
+      if (!groups.has(room)) groups.set(room, []);
+      groups.get(room).push([SEVERITY[d.health] ?? 2, i, d]);
+    });
+    const rollups = (last.summary || {}).rooms || {};
+    const bodies = [];
+    for (const [room, members] of groups) {
+      members.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      const body = el("tbody", { class: "room", "data-room": room });
+      if (room !== NO_ROOM || groups.size > 1) body.appendChild(roomRow(room, rollups[room]));
+      for (const [, , d] of members) body.appendChild(deviceRow(d, now));
+      bodies.push(body);
+    }
+    for (const old of Array.from(table.tBodies)) old.remove();
+    for (const body of bodies) table.appendChild(body);
     const total = (last.devices || []).length, shown = Math.min(picked.length, MAX_ROWS);
     let text = shown === total ? total + " devices" : shown + " of " + total + " devices shown";
     if (picked.length > MAX_ROWS) text += " (the first " + MAX_ROWS + ": filter to see others)";
@@ -167,7 +264,13 @@
     servers.replaceChildren(srows);
     document.getElementById("servers").hidden = !(last.servers || []).length;
   }
+  let timer = null;
+  function refreshSoon() {
+    if (timer !== null) clearTimeout(timer);
+    timer = setTimeout(refresh, 200);
+  }
   async function refresh() {
+    timer = null;
     const updated = document.getElementById("updated");
     try {
       const response = await fetch("status?compact=1", { cache: "no-store" });
@@ -185,12 +288,17 @@
     // every second; a big fleet's document less often (about 2 ms per device, at most 10 s)
     const size = last ? (last.devices || []).length : 0;
     const every = Math.min(10000, Math.max(1000, 2 * size));
-    setTimeout(refresh, failures ? Math.min(10000, 1000 * failures) : every);
+    const wait = failures ? Math.min(10000, 1000 * failures) : every;
+    if (timer === null) timer = setTimeout(refresh, wait);
   }
   document.addEventListener("DOMContentLoaded", () => {
     document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
     document.getElementById("filter-state").addEventListener("change", render);
     document.getElementById("filter-name").addEventListener("input", render);
+    document.getElementById("devices").addEventListener("click", (e) => {
+      const node = e.target.closest("button.action");
+      if (node) act(node);
+    });
     refresh();
   });
 })();
