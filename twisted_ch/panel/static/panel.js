@@ -379,13 +379,10 @@
     node.addEventListener("pointercancel", end);
   }
 
-  // Whether the program set a button's text (shown in every state), or the states' own show:
-  // the device says so (textSet), else a text other than the layout's (extronlib starts a
-  // button's Text at its default state's text, or at "").
-  function programText(row, c) {
-    if (!row) return false;
-    if (typeof row.textSet === "boolean") return row.textSet;
-    return row.text !== "" && row.text !== c.text;
+  // Whether the program set the text (SetText, even to ""): then it shows (a button's in every
+  // state); until then the layout's (a button's: each state's own).
+  function programText(row) {
+    return !!row && row.textSet === true;
   }
 
   function buttonStateId(panel, view, m) {
@@ -413,9 +410,9 @@
                     c.states.find((s) => s.id === c.defaultState) || c;
       view.node.dataset.state = String(state.id !== undefined ? state.id : "");
       setImage(panel, view.face, state.image);
-      setText(view, programText(row, c) ? row.text : state.text, state);
+      setText(view, programText(row) ? row.text : state.text, state);
     } else if (c.kind === "Label") {
-      setText(view, row && (row.textSet || row.text !== "") ? row.text : c.text, c);
+      setText(view, programText(row) ? row.text : c.text, c);
     } else if (c.kind === "DateTime") {
       setText(view, formatDate(c.pattern || "h:mm tt", new Date()), c);
     } else if (c.kind === "Level" || c.kind === "Slider") {
