@@ -781,7 +781,7 @@ class ProgramService(Service):
             variable = self._variableOf(link.wrapper) or self._variableOf(interface)
             extra = {"variable": variable} if variable else {}
             extra.update(interfaceFields(interface))
-            entries.append(Entry(link.logName, link, repr(interface), "device", None, extra))
+            entries.append(Entry(link.logName, link, repr(interface), link.kind, None, extra))
         return sorted(entries, key=lambda e: e.name)
 
     def _variableOf(self, value: Any) -> str | None:
