@@ -557,6 +557,8 @@ def siteOf(config: ProgramConfig) -> _site.ProgramSite:
     layouts: dict[str, str] = {}
     ui: dict[str, dict[str, Any]] = {}
     codeFolder: str | None = None
+    rfileFolder: str | None = None
+    irFolder: str | None = None
     if config.project is not None:
         from twisted_ch.project import readProject
 
@@ -564,6 +566,8 @@ def siteOf(config: ProgramConfig) -> _site.ProgramSite:
         layouts = project.layouts()
         ui = project.uiSettings()
         codeFolder = str(project.codeFolder.resolve())
+        rfileFolder = str(project.rfileFolder.resolve()) if project.rfileFolder else None
+        irFolder = str(project.irFolder.resolve()) if project.irFolder else None
     return _site.ProgramSite(
         ports=dict(config.ports),
         hostPorts={alias: dict(host.ports) for alias, host in config.hosts.items()},
@@ -577,6 +581,8 @@ def siteOf(config: ProgramConfig) -> _site.ProgramSite:
         layouts=layouts,
         ui=ui,
         codeFolder=codeFolder,
+        rfileFolder=rfileFolder,
+        irFolder=irFolder,
     )
 
 
