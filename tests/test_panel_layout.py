@@ -782,6 +782,13 @@ async def test_an_embedded_font_draws_the_text(browser: Any, tmp_path: Path) -> 
         await port.stopListening()
 
 
+#: The items the side of a panel lists (controls missing from the layout, never used, ...).
+SIDE_ITEMS = """
+const side = document.querySelector('.tlp[data-alias="' + arguments[0] + '"] .side');
+return Array.from(side.querySelectorAll('li')).map((li) => li.textContent);
+"""
+
+
 @pytest_twisted.ensureDeferred
 async def test_the_layouts_text_shows_until_the_program_sets_one(
     browser: Any, tmp_path: Path
@@ -822,6 +829,9 @@ async def test_the_layouts_text_shows_until_the_program_sets_one(
         await run(page.until, shows(10, ""), "the label cleared")
         status.SetText("Warming")
         await run(page.until, shows(10, "Warming"))
+        # the side lists each control by ID and name
+        listed = await run(browser.execute_script, SIDE_ITEMS, "Texts")
+        assert "2 Mute" in listed and "20 Meter" in listed, listed
     finally:
         await port.stopListening()
         tlp.stopTimers()

@@ -634,9 +634,16 @@
     meta.textContent = "page " + pageName + " | popups " +
                        (dev.popups.length ? dev.popups.join(", ") : "-") + " | " + dev.sleep +
                        (lost ? " | offline" : "");
-    const a = list("Used by the program, not in the layout", missing);
+    // an ID with its name: the program's control's, or the layout's
+    const named = (id) => {
+      const row = dev.controls.find((r) => String(r.id) === String(id));
+      const m = panel.models.get(String(id));
+      const name = row ? row.name : m && m.views.length ? m.views[0].c.name : "";
+      return name && String(name) !== String(id) ? id + " " + name : String(id);
+    };
+    const a = list("Used by the program, not in the layout", missing.map(named));
     a.firstChild.classList.add("missing");
-    const b = list("In the layout, never used by the program", unwrapped);
+    const b = list("In the layout, never used by the program", unwrapped.map(named));
     b.firstChild.classList.add("unwrapped");
     const c = list("Shown by the program, not in the layout", unknown);
     c.firstChild.classList.add("unknown");
