@@ -17,9 +17,7 @@ pressing a button can switch real equipment.  The page itself is static (C{stati
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
-import socket
 from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any
@@ -30,6 +28,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from twisted_ch import _site
+from twisted_ch._hosts import namesThisMachine
 from twisted_ch.extronlib.device import UIDevice, uiDevices
 
 __all__ = ["ActionError", "panelResource", "panelState", "perform"]
@@ -131,18 +130,16 @@ def panelState(devices: Callable[[], list[UIDevice]] = uiDevices) -> dict[str, o
     return {"devices": [_deviceState(d) for d in devices()]}
 
 
-def _trustedHost(header: bytes | None) -> bool:
+def _trustedHost(request: Request) -> bool:
+    """
+    Whether the request's C{Host} names this machine, or a name the status site is configured
+    to accept (its C{hosts}); a request without one is refused (it can switch equipment).
+    """
+    header = request.getHeader(b"host")
     if not header:
         return False
-    text = header.decode("latin-1").strip().lower()
-    host = text[1:].split("]", 1)[0] if text.startswith("[") else text.rsplit(":", 1)[0]
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        pass
-    names = {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
-    return host in names
+    site = getattr(getattr(request, "channel", None), "site", None)
+    return namesThisMachine(header, getattr(site, "hosts", None) or ())
 
 
 def _refuse(request: Request, code: int, why: str) -> bytes:
@@ -156,7 +153,7 @@ class _Guarded(Resource):
     """A GET resource that answers only requests whose Host names this machine."""
 
     def render_GET(self, request: Request) -> bytes:
-        if not _trustedHost(request.getHeader(b"host")):
+        if not _trustedHost(request):
             return _refuse(request, 403, "the Host header does not name this machine")
         return self.get(request)
 
@@ -280,7 +277,7 @@ class _Action(Resource):
         contentType = (request.getHeader(b"content-type") or b"").split(b";")[0].strip()
         if contentType != b"application/json":
             return _refuse(request, 415, "actions are application/json")
-        if not _trustedHost(request.getHeader(b"host")):
+        if not _trustedHost(request):
             return _refuse(request, 403, "the Host header does not name this machine")
         assert request.content is not None
         body = request.content.read(_MAX_BODY + 1)
