@@ -80,6 +80,7 @@ async def test_state_and_actions_over_http() -> None:
             "visible": True,
             "enabled": True,
             "text": "Projector off",
+            "textSet": True,
         }
         assert byId[301]["level"] == 40 and byId["Volume"]["kind"] == "Slider"
         for action in ("press", "release"):

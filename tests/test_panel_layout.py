@@ -780,3 +780,58 @@ async def test_an_embedded_font_draws_the_text(browser: Any, tmp_path: Path) -> 
         assert family.startswith('"Fixture Serif"'), family
     finally:
         await port.stopListening()
+
+
+#: The items the side of a panel lists (controls missing from the layout, never used, ...).
+SIDE_ITEMS = """
+const side = document.querySelector('.tlp[data-alias="' + arguments[0] + '"] .side');
+return Array.from(side.querySelectorAll('li')).map((li) => li.textContent);
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_layouts_text_shows_until_the_program_sets_one(
+    browser: Any, tmp_path: Path
+) -> None:
+    tlp = UIDevice("Texts", reactor=Clock())
+    giveLayout(tlp, writeGDL(tmp_path, fixtureGDL(), IMAGES))
+    power = Button(tlp, 1)
+    status = Label(tlp, 10)
+    assert (power.textSet, status.textSet) == (False, False)
+    port = serve([tlp])
+    page = Page(browser, "Texts")
+
+    def run(f: Any, *args: Any) -> Any:
+        return threads.deferToThread(f, *args)
+
+    def shows(uid: int, text: str) -> Any:
+        return lambda: page.control("Main", uid)["text"] == text
+
+    try:
+        await run(browser.get, f"http://127.0.0.1:{port.getHost().port}/panel/")
+        await run(page.until, lambda: page.shownContainers() == ["Main"])
+        # never set: each state shows its own layout text
+        assert (await run(page.control, "Main", 1))["text"] == "Power"
+        power.SetState(1)
+        await run(page.until, shows(1, "Power On"), "state 1's own text")
+        # set, even to the default state's own text: the program's text in every state
+        power.SetText("Power")
+        assert Button(tlp, 1).textSet  # one control: every object of its ID says so
+        await run(page.until, shows(1, "Power"), "the program's text in state 1")
+        power.SetState(0)
+        await run(page.until, lambda: page.control("Main", 1)["image"].endswith("/1.png"))
+        power.SetState(1)
+        await run(page.until, lambda: page.control("Main", 1)["image"].endswith("/2.png"))
+        assert (await run(page.control, "Main", 1))["text"] == "Power"
+        # a label cleared by the program is empty, not the layout's text
+        assert (await run(page.control, "Main", 10))["text"] == "Ready"
+        status.SetText("")
+        await run(page.until, shows(10, ""), "the label cleared")
+        status.SetText("Warming")
+        await run(page.until, shows(10, "Warming"))
+        # the side lists each control by ID and name
+        listed = await run(browser.execute_script, SIDE_ITEMS, "Texts")
+        assert "2 Mute" in listed and "20 Meter" in listed, listed
+    finally:
+        await port.stopListening()
+        tlp.stopTimers()

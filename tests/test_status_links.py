@@ -471,3 +471,38 @@ def test_an_interfaces_fields_name_it_as_the_program_did() -> None:
         "interface": "SummitConnect",
         "address": "studio.example:5000",
     }
+
+
+def test_a_server_interface_without_a_handler_has_a_server_row() -> None:
+    from twisted.internet.testing import MemoryReactorClock
+
+    from twisted_ch.extronlib._lifetime import ProgramObjects
+    from twisted_ch.extronlib.interface import EthernetServerInterfaceEx
+    from twisted_ch.service._links import ProgramLinks, ProgramServer
+
+    reactor = MemoryReactorClock()
+    objects = ProgramObjects(reactor)
+    links = ProgramLinks(objects, reactor)
+    server = EthernetServerInterfaceEx(5000, "TCP", "Any", reactor=reactor, bindAddress="127.0.0.1")
+    client = EthernetClientInterface(
+        "127.0.0.1", 1, reactor=reactor, endpoint=FakeEndpoint(reactor)
+    )
+    objects.add(server)
+    objects.add(client)
+    found = links.links()
+    [row] = [link for link in found if isinstance(link, ProgramServer)]
+    assert row.Interface is server and row.kind == "server"
+    assert [link.kind for link in found] == ["server", "device"]
+    registry = Registry(clock=reactor)
+    registry.add(Entry(row.logName, row, repr(server), row.kind, None, interfaceFields(server)))
+    (shown,) = registry.snapshot()["servers"]  # type: ignore[misc]
+    assert shown["state"] == "Not listening"
+    assert shown["interface"] == "EthernetServerInterfaceEx"
+    assert (shown["protocol"], shown["address"]) == ("TCP", "Any:5000")
+    assert shown["name"] == "<EthernetServerInterfaceEx TCP 127.0.0.1:5000>"
+    server.startListening()
+    (shown,) = registry.snapshot()["servers"]  # type: ignore[misc]
+    assert (shown["state"], shown["clients"], shown["lastError"]) == ("Listening", 0, None)
+    # a server twisted_ch's handler wraps is that handler's row
+    assert [link.Interface for link in links.links(wrapped=[server])] == [client]
+    links.stop()

@@ -39,6 +39,9 @@ class ProgramSite:
     @ivar layouts: per UIDevice alias, the path of its GUI Designer layout (C{.gdl}).
     @ivar codeFolder: the project's code folder, on C{sys.path} while the program runs (None:
         the entry file's folder only, as for any program file).
+    @ivar rfileFolder: the project's RFile folder: its files are put in the RFile area when the
+        program first uses it, as a deploy puts them on the processor (None: no project).
+    @ivar irFolder: the project's IR folder, searched first for an IRInterface's file.
     @ivar ui: per UIDevice alias, the project's panel settings (its C{devices[].ui}:
         C{press_feedback} C{"none"}/C{"state"}, C{thumb_change_report_interval}, ...).
     """
@@ -51,6 +54,8 @@ class ProgramSite:
     layouts: Mapping[str, str] = field(default_factory=dict)
     ui: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     codeFolder: str | None = None
+    rfileFolder: str | None = None
+    irFolder: str | None = None
     _routes: Any = field(default=None, repr=False)
     _watchers: list[Callable[[Any], object]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -7,6 +7,10 @@ one the program runner sets (C{data/} next to the program file), else C{./extron
 C{File} uses its C{user/} subdirectory and C{RFile} (restricted files) its C{restricted/}
 subdirectory, created private to the user running the program.
 
+When a Global Scripter project runs, the files of its RFile folder (C{system.rfile_folder_path})
+are put in the RFile area the first time the program uses it, as a deploy puts them on the
+processor: a file of the same name is replaced, the others stay.
+
 Paths follow the processor's rules: C{/} separates, a leading C{/} is the area's root, a relative
 path starts at the current directory (L{File.ChangeDir}), and no path may leave the area (not with
 C{..} and not through a symbolic link): that raises L{ValueError}.
@@ -16,12 +20,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO, Any, ClassVar
 
 __all__ = ["File", "RFile", "dataDirectory", "setDataDirectory"]
+
+#: the (site, area) pairs whose project files are in their area already (the site kept: its id
+#: is never another's)
+_deployed: dict[tuple[int, Path], object] = {}
+_deployLock = threading.Lock()
 
 _explicit: Path | None = None
 _programDefault: Path | None = None
@@ -99,7 +109,50 @@ class File:
             root.mkdir(parents=True, exist_ok=True)
             if cls._private:
                 root.chmod(0o700)
+        cls._deploy(root)
         return root
+
+    @classmethod
+    def _projectFolder(cls) -> str | None:
+        """The project's folder whose files belong in this area (None: none)."""
+        return None
+
+    @classmethod
+    def _deploy(cls, root: Path) -> None:
+        """Put the project's files in the area (once per program site and area)."""
+        folder = cls._projectFolder()
+        if folder is None:
+            return
+        from twisted_ch import _site
+
+        site = _site.current()
+        key = (id(site), root.resolve())
+        with _deployLock:
+            if key in _deployed:
+                return
+            _deployed[key] = site
+            source = Path(folder)
+            if not source.is_dir():
+                return
+            copied = 0
+            for path in sorted(source.rglob("*")):
+                if not path.is_file() or path.is_symlink():
+                    continue
+                target = root.joinpath(*path.relative_to(source).parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+                if cls._private:
+                    target.chmod(0o600)
+                copied += 1
+        from twisted.logger import Logger
+
+        Logger(namespace="twisted_ch.program").info(
+            "{area}: {n} files of the project's {folder} put in {root}",
+            area=cls.__name__,
+            n=copied,
+            folder=str(source),
+            root=str(root),
+        )
 
     @classmethod
     def _relative(cls, path: str) -> PurePosixPath:
@@ -255,3 +308,10 @@ class RFile(File):
     _area: ClassVar[str] = "restricted"
     _private: ClassVar[bool] = True
     _cwd: ClassVar[PurePosixPath] = PurePosixPath("/")
+
+    @classmethod
+    def _projectFolder(cls) -> str | None:
+        from twisted_ch import _site
+
+        site = _site.current()
+        return site.rfileFolder if site is not None else None

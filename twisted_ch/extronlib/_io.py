@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted_ch._checks import seconds
 from twisted_ch._events import Event, emit
 from twisted_ch._runtime import Runtime
-from twisted_ch.extronlib._irfile import IRFile, IRFileError, findIRFile, loadIRFile
+from twisted_ch.extronlib._irfile import IRFile, IRFileError, findIRFile, irFolders, loadIRFile
 from twisted_ch.extronlib._lifetime import adopt
 from twisted_ch.extronlib.device import _Host
 
@@ -549,10 +549,8 @@ class IRInterface(IOPort):
         return None if self.irFile is None else self.irFile.names
 
     def _load(self) -> None:
-        from twisted_ch.extronlib._files import dataDirectory
-
         self.irFile = None
-        folders = [dataDirectory() / "ir", dataDirectory()]
+        folders = irFolders()
         try:
             path = findIRFile(self.File, folders)
             if path is None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from twisted_ch._readfile import FileProblem, readRegularFile
 
-__all__ = ["IRFile", "IRFileError", "IRFunction", "findIRFile", "loadIRFile"]
+__all__ = ["IRFile", "IRFileError", "IRFunction", "findIRFile", "irFolders", "loadIRFile"]
 
 #: the largest IR file read (a function list is a few kilobytes; a device's bytes are refused)
 MAX_IR_FILE = 4 * 1024 * 1024
@@ -62,6 +62,19 @@ class IRFile:
     def names(self) -> list[str]:
         """The function names, in file order."""
         return list(self.functions)
+
+
+def irFolders() -> list[Path]:
+    """
+    Where an IR file is looked for: the project's IR folder (C{system.irfile_folder_path}, when
+    a project runs), then the program data directory's C{ir/}, then that directory itself.
+    """
+    from twisted_ch import _site
+    from twisted_ch.extronlib._files import dataDirectory
+
+    site = _site.current()
+    first = [Path(site.irFolder)] if site is not None and site.irFolder else []
+    return [*first, dataDirectory() / "ir", dataDirectory()]
 
 
 def findIRFile(name: str, folders: list[Path]) -> Path | None:

@@ -287,7 +287,7 @@ class ProcessorDevice(_Host):
 
 
 # user-interface devices, kept in memory: what the program sets (page, popups, LEDs, volumes,
-# sleep, the controls of extronlib.ui) is state the virtual panel (twisted_ch.service._panel) and
+# sleep, the controls of extronlib.ui) is state the virtual panel (twisted_ch.panel._web) and
 # tests read; what a person does on a panel (a touch, a button, the lid, motion, an input
 # appearing) is driven by the lowercase methods (UIDevice.touch, UIDevice.report, the controls'
 # press/release...), which fire the program's events as the panel would.

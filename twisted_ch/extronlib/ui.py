@@ -41,6 +41,8 @@ class _Look:
         self.enabled = True
         self.state = layout.defaultState if layout is not None else 0
         self.text = layout.text if layout is not None else ""
+        #: whether the program called SetText (else the layout's text shows, per state)
+        self.textSet = False
         self.blink: tuple[float, list[int]] | None = None
         self.min: float = 0
         self.max: float = 100
@@ -178,6 +180,11 @@ class Button(_Control):
         return self._look.text
 
     @property
+    def textSet(self) -> bool:
+        """Whether the program has called L{SetText} (until then each state shows its own)."""
+        return self._look.textSet
+
+    @property
     def blinking(self) -> tuple[float, list[int]] | None:
         """(seconds per state, states) while blinking, else None."""
         return self._look.blink
@@ -196,6 +203,7 @@ class Button(_Control):
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, not {type(text).__name__}")
         self._look.text = text
+        self._look.textSet = True
 
     def SetEnable(self, enable: bool) -> None:
         """Enable or disable the button (a disabled button fires no events)."""
@@ -309,11 +317,17 @@ class Label(_Control):
         """The text set with L{SetText} (at first: the layout's)."""
         return self._look.text
 
+    @property
+    def textSet(self) -> bool:
+        """Whether the program has called L{SetText} (until then the layout's text shows)."""
+        return self._look.textSet
+
     def SetText(self, text: str) -> None:
         """Set the label's text."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, not {type(text).__name__}")
         self._look.text = text
+        self._look.textSet = True
 
 
 def _number(value: object, what: str) -> float:

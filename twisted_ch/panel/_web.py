@@ -82,13 +82,13 @@ def _controlState(control: Any) -> dict[str, object]:
             row["blink"] = [blink[0], list(blink[1])]
     elif kind == "Label":
         row.update(text=control.Text)
-    textSet = getattr(control, "textSet", None)
-    if isinstance(textSet, bool):  # whether the program set the text (else the layout's shows)
-        row["textSet"] = textSet
     elif kind == "Level":
         row.update(level=control.Level, min=control.Min, max=control.Max)
     elif kind == "Slider":
         row.update(fill=control.Fill, min=control.Min, max=control.Max, step=control.Step)
+    if kind in ("Button", "Label"):
+        # whether the program set the text: until then the layout's shows (a button's per state)
+        row["textSet"] = bool(control.textSet)
     return row
 
 

@@ -1,10 +1,10 @@
 # -*- test-case-name: tests.test_project_folder -*-
 """
 A Global Scripter project folder, read: its project file C{<name>.json} (the system: code folder,
-entry file, layout folder, primary device; the devices: alias, part number, panel settings and
-layout), checked so that a missing or malformed piece is one L{ProjectError} naming the file and
-the key.  Keys twisted_ch does not use (author, version, network, sound and IR folders, ...) are
-kept as read and otherwise ignored.
+entry file, layout, RFile and IR folders, primary device; the devices: alias, part number, panel
+settings and layout), checked so that a missing or malformed piece is one L{ProjectError} naming
+the file and the key.  Keys twisted_ch does not use (author, version, network, sound folder, ...)
+are kept as read and otherwise ignored.
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ class Project:
     """
     A Global Scripter project: its C{folder}, project C{file}, C{codeFolder} and C{entryFile}
     (what runs, with the code folder on C{sys.path}), C{layoutFolder}, C{primaryAlias} (the
-    processor's alias) and C{devices}; C{system} holds the system table as read.
+    processor's alias) and C{devices}; C{rfileFolder} and C{irFolder} (C{system.rfile_folder_path},
+    C{irfile_folder_path}: the files a deploy puts in the RFile area and the IR files, which need
+    not exist); C{system} holds the system table as read.
     """
 
     folder: Path
@@ -69,6 +71,8 @@ class Project:
     primaryAlias: str | None
     devices: tuple[ProjectDevice, ...]
     system: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    rfileFolder: Path | None = None
+    irFolder: Path | None = None
 
     def layouts(self) -> dict[str, str]:
         """Per device alias, the path of its layout (the panels only)."""
@@ -216,6 +220,10 @@ def readProject(path: str | os.PathLike[str]) -> Project:
     if problem is not None:
         raise c.fail("system.code_entry_file", problem)
     layoutFolder = c.inside(folder, layoutName, "system.layout_folder_path")
+    rfileName = c.text(system, "rfile_folder_path", "system", False) or "rfile"
+    irName = c.text(system, "irfile_folder_path", "system", False) or "ir"
+    rfileFolder = c.inside(folder, rfileName, "system.rfile_folder_path")
+    irFolder = c.inside(folder, irName, "system.irfile_folder_path")
     devicesValue = top.get("devices", [])
     if not isinstance(devicesValue, list):
         raise c.fail("devices", f"expected a list, got {_kind(devicesValue)}")
@@ -261,4 +269,6 @@ def readProject(path: str | os.PathLike[str]) -> Project:
         primaryAlias=primary,
         devices=tuple(devices),
         system=dict(system),
+        rfileFolder=rfileFolder,
+        irFolder=irFolder,
     )

@@ -6,6 +6,8 @@ program thread (or a thread working for the program with its runtime, as a modul
 connect thread) to a mapped host goes to its target; the request itself (its C{Host} header, the
 TLS server name) still names what the program named.  Connections to other hosts, and any made
 off the program's threads, are untouched; L{deactivate} puts C{http.client} back as it was.
+C{requests}/C{urllib3} connections are not mapped: a processor has no such package, and the
+public Global Scripter HTTP modules use C{urllib.request}.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ or a Global Scripter module's subclass of one), whether twisted_ch's handler wra
 the program's own (its C{ConnectionHandler.py}) does, or none.
 
 A L{ProgramLink} stands for an interface that no twisted_ch handler wraps: the status row's
-"handler".  Its C{ConnectionStatus} is that of the program's handler wrapping the interface (read
-every L{REFRESH_EVERY} seconds: that handler tells nobody when it changes), else its link's.
+"handler"; a L{ProgramServer} for a server interface (C{EthernetServerInterfaceEx},
+C{EthernetServerInterface}) that none wraps: a server row.  A link's C{ConnectionStatus} is that
+of the program's handler wrapping the interface (read every L{REFRESH_EVERY} seconds: that
+handler tells nobody when it changes), else its link's.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from twisted.logger import Logger
 
 from twisted_ch.extronlib._base import LinkInterface
 from twisted_ch.extronlib._lifetime import ProgramObjects
+from twisted_ch.extronlib._servers import _ServerInterface
 
-__all__ = ["REFRESH_EVERY", "ProgramLink", "ProgramLinks", "interfaceFields"]
+__all__ = ["REFRESH_EVERY", "ProgramLink", "ProgramLinks", "ProgramServer", "interfaceFields"]
 
 log = Logger(namespace="twisted_ch.status")
 
@@ -66,6 +69,8 @@ def _baseType(interface: object) -> type:
 
 def addressOf(interface: Any) -> str:
     """The device's address as the program named it (C{host:port}, C{alias:COM1}, a name)."""
+    if isinstance(interface, _ServerInterface):  # where it listens, as the program named it
+        return f"{interface.Interface}:{interface.IPPort}"
     try:
         host = getattr(interface, "Hostname", None)
         if isinstance(host, str) and host:
@@ -109,6 +114,8 @@ class ProgramLink:
 
     Holds the interface and that handler weakly: a program that lets them go lets them go.
     """
+
+    kind = "device"
 
     def __init__(self, interface: LinkInterface, clock: IReactorTime) -> None:
         self._interface = weakref.ref(interface)
@@ -221,6 +228,47 @@ class ProgramLink:
         self.refresh()
 
 
+class ProgramServer:
+    """
+    A server interface of a program that no twisted_ch handler wraps, as a server row's handler:
+    whether it listens, its clients, those refused and its last error.  Holds it weakly.
+    """
+
+    kind = "server"
+    wrapper = None
+
+    def __init__(self, interface: _ServerInterface) -> None:
+        self._interface = weakref.ref(interface)
+        self._name = repr(interface)
+
+    @property
+    def Interface(self) -> _ServerInterface | None:
+        """The server interface (None once the program has let it go)."""
+        return self._interface()
+
+    @property
+    def logName(self) -> str:
+        """How the row names it: C{<EthernetServerInterfaceEx TCP Any:5000>}."""
+        server = self._interface()
+        return repr(server) if server is not None else self._name
+
+    def stats(self) -> dict[str, object]:
+        """What the server row shows."""
+        server = self._interface()
+        if server is None:
+            return {"listening": False, "clients": 0, "refused": 0, "lastError": None}
+        return {
+            "listening": server.listening,
+            "clients": len(server.Clients),
+            "refused": server.refused,
+            "lastError": server.lastError,
+            "handler": None,
+        }
+
+    def detach(self) -> None:
+        """Nothing to stop watching (a server row is read when shown)."""
+
+
 def _candidates(callback: object) -> Iterable[object]:
     """The objects a callback set on an interface is bound to: C{__self__}, its closure's."""
     owner = getattr(callback, "__self__", None)
@@ -266,16 +314,28 @@ class ProgramLinks:
         self._links: weakref.WeakKeyDictionary[LinkInterface, ProgramLink] = (
             weakref.WeakKeyDictionary()
         )
+        self._servers: weakref.WeakKeyDictionary[_ServerInterface, ProgramServer] = (
+            weakref.WeakKeyDictionary()
+        )
         self._searched: tuple[int, float] | None = None
 
-    def links(self, wrapped: Iterable[object] = ()) -> list[ProgramLink]:
+    def links(self, wrapped: Iterable[object] = ()) -> list[ProgramLink | ProgramServer]:
         """
-        A L{ProgramLink} per interface of the program, but those in C{wrapped} (the interfaces
-        twisted_ch's handlers wrap: their rows are the handlers'), oldest first.
+        A L{ProgramLink} per interface of the program (a L{ProgramServer} per server interface),
+        but those in C{wrapped} (the interfaces twisted_ch's handlers wrap: their rows are the
+        handlers'), oldest first.
         """
         skip = {id(i) for i in wrapped}
         found: list[ProgramLink] = []
+        everything: list[ProgramLink | ProgramServer] = []
         for obj in self.objects.live():
+            if isinstance(obj, _ServerInterface):
+                if id(obj) not in skip:
+                    server = self._servers.get(obj)
+                    if server is None:
+                        server = self._servers[obj] = ProgramServer(obj)
+                    everything.append(server)
+                continue
             if not isinstance(obj, LinkInterface):
                 continue
             if id(obj) in skip:
@@ -287,8 +347,9 @@ class ProgramLinks:
             if link is None:
                 link = self._links[obj] = ProgramLink(obj, self.clock)
             found.append(link)
+            everything.append(link)
         self._findWrappers(found)
-        return found
+        return everything
 
     def searchSoon(self) -> None:
         """Search for the handlers of unwrapped interfaces at the next read (the top level ran)."""
@@ -304,6 +365,7 @@ class ProgramLinks:
         for link in list(self._links.values()):
             link.detach()
         self._links.clear()
+        self._servers.clear()
 
     def _findWrappers(self, links: list[ProgramLink]) -> None:
         unwrapped: dict[int, tuple[ProgramLink, LinkInterface]] = {}

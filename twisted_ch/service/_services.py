@@ -709,6 +709,8 @@ def siteOf(config: ProgramConfig) -> _site.ProgramSite:
     layouts: dict[str, str] = {}
     ui: dict[str, dict[str, Any]] = {}
     codeFolder: str | None = None
+    rfileFolder: str | None = None
+    irFolder: str | None = None
     if config.project is not None:
         from twisted_ch.project import readProject
 
@@ -716,6 +718,8 @@ def siteOf(config: ProgramConfig) -> _site.ProgramSite:
         layouts = project.layouts()
         ui = project.uiSettings()
         codeFolder = str(project.codeFolder.resolve())
+        rfileFolder = str(project.rfileFolder.resolve()) if project.rfileFolder else None
+        irFolder = str(project.irFolder.resolve()) if project.irFolder else None
     return _site.ProgramSite(
         ports=dict(config.ports),
         hostPorts={alias: dict(host.ports) for alias, host in config.hosts.items()},
@@ -729,6 +733,8 @@ def siteOf(config: ProgramConfig) -> _site.ProgramSite:
         layouts=layouts,
         ui=ui,
         codeFolder=codeFolder,
+        rfileFolder=rfileFolder,
+        irFolder=irFolder,
     )
 
 
@@ -934,7 +940,7 @@ class ProgramService(Service):
             variable = self._variableOf(link.wrapper) or self._variableOf(interface)
             extra = {"variable": variable} if variable else {}
             extra.update(interfaceFields(interface))
-            entries.append(Entry(link.logName, link, repr(interface), "device", None, extra))
+            entries.append(Entry(link.logName, link, repr(interface), link.kind, None, extra))
         return sorted(entries, key=lambda e: e.name)
 
     def _variableOf(self, value: Any) -> str | None:

@@ -379,13 +379,10 @@
     node.addEventListener("pointercancel", end);
   }
 
-  // Whether the program set a button's text (shown in every state), or the states' own show:
-  // the device says so (textSet), else a text other than the layout's (extronlib starts a
-  // button's Text at its default state's text, or at "").
-  function programText(row, c) {
-    if (!row) return false;
-    if (typeof row.textSet === "boolean") return row.textSet;
-    return row.text !== "" && row.text !== c.text;
+  // Whether the program set the text (SetText, even to ""): then it shows (a button's in every
+  // state); until then the layout's (a button's: each state's own).
+  function programText(row) {
+    return !!row && row.textSet === true;
   }
 
   function buttonStateId(panel, view, m) {
@@ -413,9 +410,9 @@
                     c.states.find((s) => s.id === c.defaultState) || c;
       view.node.dataset.state = String(state.id !== undefined ? state.id : "");
       setImage(panel, view.face, state.image);
-      setText(view, programText(row, c) ? row.text : state.text, state);
+      setText(view, programText(row) ? row.text : state.text, state);
     } else if (c.kind === "Label") {
-      setText(view, row && (row.textSet || row.text !== "") ? row.text : c.text, c);
+      setText(view, programText(row) ? row.text : c.text, c);
     } else if (c.kind === "DateTime") {
       setText(view, formatDate(c.pattern || "h:mm tt", new Date()), c);
     } else if (c.kind === "Level" || c.kind === "Slider") {
@@ -637,9 +634,16 @@
     meta.textContent = "page " + pageName + " | popups " +
                        (dev.popups.length ? dev.popups.join(", ") : "-") + " | " + dev.sleep +
                        (lost ? " | offline" : "");
-    const a = list("Used by the program, not in the layout", missing);
+    // an ID with its name: the program's control's, or the layout's
+    const named = (id) => {
+      const row = dev.controls.find((r) => String(r.id) === String(id));
+      const m = panel.models.get(String(id));
+      const name = row ? row.name : m && m.views.length ? m.views[0].c.name : "";
+      return name && String(name) !== String(id) ? id + " " + name : String(id);
+    };
+    const a = list("Used by the program, not in the layout", missing.map(named));
     a.firstChild.classList.add("missing");
-    const b = list("In the layout, never used by the program", unwrapped);
+    const b = list("In the layout, never used by the program", unwrapped.map(named));
     b.firstChild.classList.add("unwrapped");
     const c = list("Shown by the program, not in the layout", unknown);
     c.firstChild.classList.add("unknown");
