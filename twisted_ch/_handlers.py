@@ -200,6 +200,14 @@ class ConnectionHandler(FallThrough):
         return self._PollTimer
 
     @property
+    def wanted(self) -> bool:
+        """
+        Whether the link is wanted: from C{Connect()} (for a pipe, also its interface's opening)
+        to C{Disconnect()}.  Read-only; the one answer status pages use.
+        """
+        raise NotImplementedError
+
+    @property
     def missedPolls(self) -> int:
         """The send counter: sends through the handler since the last accepted response."""
         return self._sends
