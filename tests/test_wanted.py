@@ -12,7 +12,10 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 
+import twisted_ch.devices.extr_sis_generic as sis
 from twisted_ch import GetConnectionHandler
+from twisted_ch._runtime import Runtime, useRuntime
+from twisted_ch.extronlib.device import ProcessorDevice
 from twisted_ch.extronlib.interface import (
     EndpointInterface,
     EthernetClientInterface,
@@ -48,7 +51,23 @@ def server(clock: Any) -> tuple[Any, None]:
     return GetConnectionHandler(iface, serverTimeout=30), None
 
 
+def moduleTcp(clock: Any) -> tuple[Any, FakeEndpoint]:
+    endpoint = FakeEndpoint(clock)
+    with useRuntime(Runtime(clock)):
+        module = sis.EthernetClass("127.0.0.1", 23, Model="DVS 605", endpoint=endpoint)
+        return GetConnectionHandler(module, "VideoMute"), endpoint
+
+
+def moduleSerial(clock: Any) -> tuple[Any, FakeEndpoint]:
+    endpoint = FakeEndpoint(clock)
+    with useRuntime(Runtime(clock)):
+        module = sis.SerialClass(ProcessorDevice("Main"), "COM1", endpoint=endpoint)
+        return GetConnectionHandler(module, "VideoMute"), endpoint
+
+
 KINDS: dict[str, Callable[[Any], tuple[Any, Any]]] = {
+    "module tcp": moduleTcp,
+    "module serial": moduleSerial,
     "tcp": tcp,
     "udp": udp,
     "udp (service)": udpService,
@@ -83,6 +102,12 @@ WANTED = [
     ("udp (service)", [], False),
     ("udp (service)", ["Connect"], True),
     ("udp (service)", ["Connect", "Disconnect"], False),
+    ("module tcp", [], False),
+    ("module tcp", ["Connect"], True),
+    ("module tcp", ["Connect", "Disconnect"], False),
+    ("module serial", [], True),
+    ("module serial", ["Connect"], True),
+    ("module serial", ["Connect", "Disconnect"], False),
     ("server", [], False),
     ("server", ["StartListen"], True),
     ("server", ["StartListen", "StopListen"], False),
