@@ -34,8 +34,9 @@ Disconnected strictly alternate, and one outage gives one Disconnected and, once
 answers again, one Connected.
 
 B{The link of a TCP/SSH handler} is wanted from C{Connect()} to C{Disconnect()}; while wanted
-and C{AutoReconnect} is on, a lost link or failed attempt is retried L{RawTcpHandler._retryDelay}
-seconds later (C{connectRetryTime}); a new link starts with the counter at 0.
+and C{AutoReconnect} is on, a lost link or failed attempt is retried by its L{Retrier}
+(C{connectRetryTime}, or as L{RawTcpHandler.retryPolicy} says); a new link starts with the
+counter at 0.  Pipe links (L{DeviceLink.retrier}) and servers retry through the same L{Retrier}.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -54,7 +54,7 @@ from twisted_ch import _checks
 from twisted_ch._events import Event, emit
 from twisted_ch._framing import toBytes
 from twisted_ch._link import DeviceLink, callerSite
-from twisted_ch._retry import FIXED, RetryPolicy
+from twisted_ch._retry import FIXED, Retrier, RetryPolicy
 from twisted_ch._runtime import (
     ProgramThread,
     ReactorDispatcher,
@@ -198,6 +198,14 @@ class ConnectionHandler(FallThrough):
     def PollTimer(self) -> Timer:
         """The L{Timer} that schedules keep-alive polling."""
         return self._PollTimer
+
+    @property
+    def wanted(self) -> bool:
+        """
+        Whether the link is wanted: from C{Connect()} (for a pipe, also its interface's opening)
+        to C{Disconnect()}.  Read-only; the one answer status pages use.
+        """
+        raise NotImplementedError
 
     @property
     def missedPolls(self) -> int:
@@ -508,14 +516,33 @@ class RawTcpHandler(_LinkHandler):
         self._autoReconnect = True
         self._wanted = False
         self._connectTimeout: float | None = None
-        self._retry: IDelayedCall | None = None
+        self._retrier = Retrier(self._rt.reactor, self._retryTime, FIXED)
         self.reconnects = 0
-        #: how long to wait before each reconnection attempt (see L{twisted_ch._retry})
-        self.retryPolicy: RetryPolicy = FIXED
-        #: attempts failed or links lost since the device was last Connected
-        self.failedAttempts = 0
-        #: why the next attempt waits longer than connectRetryTime (a backoff), else None
-        self.retryWhy: str | None = None
+
+    @property
+    def retryPolicy(self) -> RetryPolicy:
+        """How long to wait before each reconnection attempt (see L{twisted_ch._retry})."""
+        return self._retrier.policy
+
+    @retryPolicy.setter
+    def retryPolicy(self, policy: RetryPolicy) -> None:
+        self._retrier.policy = policy
+        self._retrier.retime()
+
+    @property
+    def failedAttempts(self) -> int:
+        """Attempts failed or links lost since the device was last Connected."""
+        return self._retrier.failures
+
+    @property
+    def retryWhy(self) -> str | None:
+        """Why the next attempt waits longer than connectRetryTime (a backoff), else None."""
+        return self._retrier.why
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the link is wanted: from C{Connect()} to C{Disconnect()}."""
+        return self._wanted
 
     @property
     def AutoReconnect(self) -> bool:
@@ -568,25 +595,15 @@ class RawTcpHandler(_LinkHandler):
 
     # reconnecting: the one place that schedules attempts
 
-    def _retryDelay(self) -> float:
-        """Seconds from a loss or failed attempt to the next attempt (see L{retryPolicy})."""
-        self.failedAttempts += 1
-        retry = self.retryPolicy.next(self._retryTime, self.failedAttempts, self._link.lastError)
-        self.retryWhy = retry.why
-        return retry.delay
-
     def _scheduleRetry(self) -> None:
-        if self._wanted and self._autoReconnect and self._retry is None:
-            self._retry = self._rt.reactor.callLater(self._retryDelay(), self._retryNow)
+        """After a loss or failed attempt: the next attempt (see L{retryPolicy})."""
+        if self._wanted and self._autoReconnect:
+            self._retrier.schedule(self._retryNow, self._link.lastError)
 
     def _cancelRetry(self) -> None:
-        if self._retry is not None:
-            if self._retry.active():
-                self._retry.cancel()
-            self._retry = None
+        self._retrier.cancel()
 
     def _retryNow(self) -> None:
-        self._retry = None
         if self._wanted and self._autoReconnect and self._link.state == "closed":
             self.reconnects += 1
             self._reconnect()
@@ -639,16 +656,14 @@ class RawTcpHandler(_LinkHandler):
     def _statusChanged(self, value: Status) -> None:
         super()._statusChanged(value)
         if value == "Connected":
-            self.failedAttempts = 0
-            self.retryWhy = None
+            self._retrier.reset()
 
     def stats(self) -> dict[str, object]:
-        retry = self._retry
         return {
             **super().stats(),
             "reconnects": self.reconnects,
-            "nextAttempt": retry.getTime() if retry is not None and retry.active() else None,
-            "backoff": self.retryWhy,
+            "nextAttempt": self._retrier.nextAttempt,
+            "backoff": self._retrier.why,
         }
 
 
@@ -657,7 +672,7 @@ class RawSimplePipeHandler(_LinkHandler):
     Watches a serial, UDP or SP interface, whose transport reports no connection state: the
     keep-alive decides.  L{ResponseAccepted} means Connected; a send that takes the send counter
     past DisconnectLimit means Disconnected (and is still sent, so the device can come back).  A
-    lost port is reopened every C{connectRetryTime} seconds.
+    lost port is reopened every C{connectRetryTime} seconds (or as L{retryPolicy} says).
     """
 
     def __init__(
@@ -676,6 +691,21 @@ class RawSimplePipeHandler(_LinkHandler):
             )
         super().__init__(Interface, DisconnectLimit, pollFrequency, keepAliveQuery, reactor=reactor)
         self._link.reopenDelay = _checks.period(connectRetryTime, "connectRetryTime")
+
+    @property
+    def retryPolicy(self) -> RetryPolicy:
+        """How long to wait before each reopening of a lost port (see L{twisted_ch._retry})."""
+        return self._link.retrier.policy
+
+    @retryPolicy.setter
+    def retryPolicy(self, policy: RetryPolicy) -> None:
+        self._link.retrier.policy = policy
+        self._link.retrier.retime()
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the port is wanted open: from C{Connect()} to C{Disconnect()}."""
+        return self._link.wanted
 
     def Connect(self, timeout: float | None = None) -> None:
         """Open the port (and keep it open) and start the polling loop."""

@@ -20,6 +20,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher
+from twisted_ch._retry import Retrier
 from twisted_ch._summary import Summarizer
 from twisted_ch.protocols.device import DeviceProtocol, LinkDown
 
@@ -130,8 +131,9 @@ class DeviceLink:
     """
     Connects an endpoint on request and reports what happens to its observers.
 
-    With C{reopenDelay} set, the link keeps itself open: it connects at L{open} and again that
-    many seconds after every failure or loss, until L{close} (serial ports and UDP sockets, whose
+    With C{reopenDelay} set, the link keeps itself open: it connects at L{open} and again after
+    every failure or loss, as its L{retrier} says (C{reopenDelay} seconds by default), until
+    L{close} (serial ports and UDP sockets, whose
     status the keep-alive decides, work this way).
     """
 
@@ -149,7 +151,9 @@ class DeviceLink:
         self.clock = clock
         self.description = description
         self.maxResponse = maxResponse
-        self.reopenDelay = reopenDelay
+        #: reopens a kept-open link (see L{reopenDelay}); its policy is the handler's
+        self.retrier = Retrier(clock, reopenDelay or 0.0)
+        self._reopens = reopenDelay is not None
         self.state: LinkState = "closed"
         self.protocol: DeviceProtocol | None = None
         self.observers: list[LinkObserver] = []
@@ -157,7 +161,6 @@ class DeviceLink:
         self._attempt: Deferred[Any] | None = None
         self._attemptWaiters: list[Deferred[str]] = []
         self._closeWaiters: list[Deferred[None]] = []
-        self._reopen: IDelayedCall | None = None
         self._grace: IDelayedCall | None = None
         self._keepOpen = False
         self._droppedSendWarned = False
@@ -167,6 +170,23 @@ class DeviceLink:
         # failures, then a count per period (issue 11 item 6)
         self._failures = Summarizer(clock)
         self._failing: str | None = None
+
+    @property
+    def reopenDelay(self) -> float | None:
+        """Seconds from a failure or loss to reopening a kept-open link (None: not reopened)."""
+        return self.retrier.interval if self._reopens else None
+
+    @reopenDelay.setter
+    def reopenDelay(self, value: float | None) -> None:
+        self._reopens = value is not None
+        if value is not None:
+            self.retrier.interval = value
+            self.retrier.retime()
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the link is kept open (from L{open} to L{close})."""
+        return self._keepOpen
 
     @property
     def connected(self) -> bool:
@@ -275,6 +295,7 @@ class DeviceLink:
         self.protocol = protocol
         self.state = "connected"
         self.lastError = None
+        self.retrier.reset()
         self._droppedSendWarned = False
         self._droppedSites.clear()
         self._failuresOver()
@@ -310,7 +331,12 @@ class DeviceLink:
     # keeping a link open
 
     def open(self) -> None:
-        """Connect now and keep reconnecting after losses (needs C{reopenDelay})."""
+        """
+        Connect now and keep reconnecting after losses (needs C{reopenDelay}); a link kept open
+        already (connecting, connected, or waiting to reopen) is left as it is: one attempt.
+        """
+        if self._keepOpen and (self.state in ("connecting", "connected") or self.retrier.pending):
+            return
         self._keepOpen = True
         if self.state == "closed":
             self.connect()
@@ -320,22 +346,15 @@ class DeviceLink:
             closed.addCallback(lambda _: self._reopenNow())
 
     def _scheduleReopen(self) -> None:
-        if self._keepOpen and self.reopenDelay is not None and self._reopen is None:
-            self._reopen = self.clock.callLater(self.reopenDelay, self._doReopen)
-
-    def _doReopen(self) -> None:
-        self._reopen = None
-        self._reopenNow()
+        if self._keepOpen and self._reopens:
+            self.retrier.schedule(self._reopenNow, self.lastError)
 
     def _reopenNow(self) -> None:
         if self._keepOpen and self.state == "closed":
             self.connect()
 
     def _cancelReopen(self) -> None:
-        if self._reopen is not None:
-            if self._reopen.active():
-                self._reopen.cancel()
-            self._reopen = None
+        self.retrier.cancel()
 
     # closing
 

@@ -73,6 +73,7 @@ from twisted_ch import _checks
 from twisted_ch._events import emit
 from twisted_ch._handlers import ConnectionHandler, RawTcpHandler
 from twisted_ch._link import DeviceLink
+from twisted_ch._retry import RetryPolicy
 from twisted_ch._runtime import (
     ProgramThread,
     ReactorDispatcher,
@@ -791,6 +792,23 @@ class ModuleSimplePipeHandler(_ModuleHandler):
             self._link.reopenDelay = retry
             self._link.observers.append(self)
         self._forwarding = True
+        self._wantedOpen = False  # a module without a link: from Connect() to Disconnect()
+
+    @property
+    def retryPolicy(self) -> RetryPolicy | None:
+        """How long to wait before each reopening of a lost port (None: no link)."""
+        return self._link.retrier.policy if self._link is not None else None
+
+    @retryPolicy.setter
+    def retryPolicy(self, policy: RetryPolicy) -> None:
+        if self._link is not None:
+            self._link.retrier.policy = policy
+            self._link.retrier.retime()
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the port is wanted open: from C{Connect()} to C{Disconnect()}."""
+        return self._link.wanted if self._link is not None else self._wantedOpen
 
     def _linkLive(self) -> bool:
         return self._link is None or self._link.connected
@@ -802,6 +820,7 @@ class ModuleSimplePipeHandler(_ModuleHandler):
     StartPolling = Connect
 
     def _connect(self) -> None:
+        self._wantedOpen = True
         if self._link is not None:
             self._link.open()
         if self._PollTimer.State != "Running":
@@ -814,6 +833,7 @@ class ModuleSimplePipeHandler(_ModuleHandler):
     def _disconnect(self) -> Deferred[None]:
         self._PollTimer.Stop()
         self._driver.stopReporting()
+        self._wantedOpen = False
         if self._link is None:
             self._driver.linkDown()
             return succeed(None)

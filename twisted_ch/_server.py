@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol, IReactorTime
+from twisted.internet.interfaces import IAddress, IProtocol, IReactorTime
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin, WrappingFactory
 from twisted.python.failure import Failure
@@ -23,6 +23,7 @@ from twisted_ch import _checks
 from twisted_ch._events import Event, emit
 from twisted_ch._handlers import FallThrough
 from twisted_ch._link import CLOSE_GRACE
+from twisted_ch._retry import Retrier, RetryPolicy
 from twisted_ch._runtime import Runtime, resolveRuntime
 from twisted_ch.extronlib._servers import (
     ClientObject,
@@ -155,7 +156,7 @@ class ServerExHandler(FallThrough):
         Interface.observers.append(self)
         self._wanted = False
         self._window = 0.0
-        self._retry: IDelayedCall | None = None
+        self._retrier = Retrier(self._rt.reactor, self._retryTime)
         self.droppedIdle = 0
         self.listenFailures = 0
         self.lastFailure: str | None = None
@@ -204,32 +205,44 @@ class ServerExHandler(FallThrough):
         return self._WrappedInterface.startListening(self._window).addCallback(self._attempted)
 
     def _attempted(self, result: str) -> str:
-        if "Listening" in result or result == "Cancelled" or not self._wanted:
+        if "Listening" in result:
+            self._retrier.reset()
+            return result
+        if result == "Cancelled" or not self._wanted:
             return result  # listening, or a StopListen came first
         self.listenFailures += 1
         self.lastFailure = result
+        delay = self._retrier.schedule(self._retryNow, result) if self._wanted else None
         self.log.warn(
             "{handler}: cannot listen ({reason}: {detail}); retrying in {delay} s",
             handler=self,
             reason=result,
             detail=self._WrappedInterface.lastError,
-            delay=self._retryTime,
+            delay=round(delay, 3) if delay is not None else self._retryTime,
         )
         emit(self._rt, self, "ListenFailed", self, result)
-        if self._wanted and self._retry is None:
-            self._retry = self._rt.reactor.callLater(self._retryTime, self._retryNow)
         return result
 
+    @property
+    def retryPolicy(self) -> RetryPolicy:
+        """How long to wait before each listen attempt after a failure (see L{Retrier})."""
+        return self._retrier.policy
+
+    @retryPolicy.setter
+    def retryPolicy(self, policy: RetryPolicy) -> None:
+        self._retrier.policy = policy
+
+    @property
+    def wanted(self) -> bool:
+        """Whether listening is wanted: from C{StartListen()} to C{StopListen()}."""
+        return self._wanted
+
     def _retryNow(self) -> None:
-        self._retry = None
         if self._wanted and not self._WrappedInterface.listening:
             self._attempt()
 
     def _cancelRetry(self) -> None:
-        if self._retry is not None:
-            if self._retry.active():
-                self._retry.cancel()
-            self._retry = None
+        self._retrier.cancel()
 
     def StopListen(self) -> Any:
         """

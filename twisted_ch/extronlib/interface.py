@@ -300,8 +300,8 @@ class EndpointInterface(LinkInterface):
     A device link over any Twisted client endpoint, with the interface API (for Twisted code).
 
     C{connectionOriented=False} makes it behave like a serial port or UDP socket: it opens at
-    once, reopens C{reopenDelay} seconds after a loss, and a handler's keep-alive decides whether
-    the device is connected.
+    once (C{openNow=False}: when a handler's C{Connect()} asks), reopens after a loss, and a
+    handler's keep-alive decides whether the device is connected.
     """
 
     def __init__(
@@ -313,6 +313,7 @@ class EndpointInterface(LinkInterface):
         description: str | None = None,
         maxResponse: int = DEFAULT_MAX_RESPONSE,
         reopenDelay: float = 5.0,
+        openNow: bool = True,
     ) -> None:
         if not IStreamClientEndpoint.providedBy(endpoint):
             raise TypeError(f"endpoint must provide IStreamClientEndpoint, not {endpoint!r}")
@@ -324,7 +325,7 @@ class EndpointInterface(LinkInterface):
             maxResponse=maxResponse,
             reopenDelay=None if connectionOriented else reopenDelay,
         )
-        if not connectionOriented:
+        if not connectionOriented and openNow:
             self._rt.twoFaced(self._link.open)
 
     def __repr__(self) -> str:

@@ -246,9 +246,8 @@ class DeviceTrack:
         self._summary = self.clock.callLater(self.thresholds.outageSummary, self._summarise)
 
     def _stopped(self) -> bool:
-        """Whether the handler was told to stop (its PollTimer is stopped by Disconnect)."""
-        timer = getattr(self.handler, "PollTimer", None)
-        return getattr(timer, "State", None) == "Stopped"
+        """Whether the handler was told to stop (C{Disconnect()}): its link is not wanted."""
+        return getattr(self.handler, "wanted", True) is False
 
     def _summarise(self) -> None:
         self._summary = None

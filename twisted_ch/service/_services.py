@@ -655,6 +655,7 @@ def buildHandler(reactor: Any, cfg: DeviceConfig) -> tuple[Any, Any]:
         connectionOriented=cfg.connection == "stream",
         description=cfg.name,
         reopenDelay=cfg.connectRetryTime,
+        openNow=False,  # opened by the handler's Connect(), in the service's start-up pacing
     )
     handler = GetConnectionHandler(
         interface,
