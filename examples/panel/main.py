@@ -56,6 +56,13 @@ Projector = GetConnectionHandler(
 )
 
 
+@event(Projector, "ReceiveData")
+def ProjectorAnswers(interface, data):
+    # the answers to the panel's commands (those not claimed by the keep-alive's SendAndWait)
+    if b"PWR=" in data:
+        interface.ResponseAccepted()
+
+
 @event(Projector, ["Connected", "Disconnected"])
 def ProjectorState(interface, state):
     Status.SetText(f"Projector {state}")
