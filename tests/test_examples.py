@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
+import re
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,13 @@ EXAMPLE_TESTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "panel": (
         "test_examples",
         ("test_panel_example_under_twistd_connects_and_a_press_reaches_the_projector",),
+    ),
+    "project": (
+        "test_examples",
+        (
+            "test_project_folder_names_what_its_program_uses",
+            "test_project_program_drives_its_simulated_devices",
+        ),
     ),
 }
 
@@ -128,3 +138,117 @@ def test_panel_simulator_answers_each_command_with_its_state() -> None:
     assert projector.take("PWR 1") == b"PWR=1 INP=3\r"
     assert projector.take("PWR 7") == b"PWR=1 INP=3\r"  # not a power state: ignored
     assert projector.commands == ["PWR?", "INP 3", "PWR 1", "PWR 7"]
+
+
+# --- examples/project: a Global Scripter project folder ------------------------------------
+
+PROJECT = EXAMPLES / "project"
+
+
+def loadProjectModule(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"example_project_{name}", PROJECT / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+#: what the project's program names: (address, port) of every interface it creates
+NAMED = re.compile(r"\('(192\.168\.\d+\.\d+)', (\d+)")
+
+
+def test_project_folder_names_what_its_program_uses() -> None:
+    """
+    Room101.json is a GS project file whose code folder, entry file and layout exist; map.toml
+    maps every address the program names to a loopback port a simulator listens on.
+    """
+    project = json.loads((PROJECT / "Room101.json").read_text())
+    system = project["system"]
+    code = PROJECT / system["code_folder_path"]
+    assert (code / system["code_entry_file"]).is_file()
+    aliases = {d["alias"] for d in project["devices"]}
+    assert system["primary_device_alias"] in aliases
+    main = (code / system["code_entry_file"]).read_text()
+    for device in project["devices"]:
+        assert f"'{device['alias']}'" in main  # the program creates each device by its alias
+        if "ui" in device:
+            assert (PROJECT / system["layout_folder_path"] / device["ui"]["layout_file"]).is_file()
+    addresses = tomllib.loads((PROJECT / "map.toml").read_text())["program"]["addresses"]
+    named = {f"{host}:{port}" for host, port in NAMED.findall(main)}
+    assert named and named == set(addresses)
+    simulated = set(loadProjectModule("simulators").PORTS.values())
+    for target in addresses.values():
+        kind, host, port = target.split(":")
+        assert (kind, host) == ("tcp", "127.0.0.1") and int(port) in simulated
+
+
+def loopbackProgram(tmp_path: Path, ports: dict[str, int]) -> Path:
+    """A copy of the project's code folder whose program names the simulators' loopback ports
+    (what map.toml's addresses do once C{--project} maps them)."""
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(PROJECT / "src", src)
+    main = src / "main.py"
+    text = main.read_text()
+    for address, name in (
+        ("'192.168.1.20', 4999", "projector"),
+        ("'192.168.1.21', 1702", "dsp"),
+        ("'192.168.1.22', 8080", "lights"),
+    ):
+        assert address in text
+        text = text.replace(address, f"'127.0.0.1', {ports[name]}")
+    main.write_text(text)
+    return main
+
+
+@pytest_twisted.ensureDeferred
+async def test_project_program_drives_its_simulated_devices(tmp_path: Path) -> None:
+    """
+    The project's program (its modules, its ConnectionHandler use, its panel logic) against
+    simulators.py's devices, on the program runner: every device Connected, and presses on the
+    panel reach the projector, the DSP (a TCP module) and the lights (an HTTP module).
+    """
+    from twisted.internet import reactor
+
+    from twisted_ch.program import Program
+    from twisted_ch.testing import waitUntil
+
+    simulators = loadProjectModule("simulators")
+    room = simulators.listen(reactor, {"projector": 0, "dsp": 0, "lights": 0})
+    ports = {
+        name: port.getHost().port
+        for name, port in zip(("projector", "dsp", "lights"), room.ports, strict=True)
+    }
+    program = Program(reactor)
+    try:
+        ns = await program.runFile(loopbackProgram(tmp_path, ports))
+        handlers = [ns["ProjectorHandler"], ns["DSPHandler"], ns["LightsHandler"]]
+        await waitUntil(reactor, lambda: all(h.ConnectionStatus == "Connected" for h in handlers))
+        assert ns["TLP"].page == "Welcome"
+
+        def tap(button: Any) -> None:
+            button.press()
+            button.release()
+
+        tap(ns["Start"])
+        await waitUntil(reactor, lambda: room.projector.power == "1")
+        assert ns["TLP"].page == "Main"
+        tap(ns["Inputs"][2])
+        await waitUntil(reactor, lambda: room.projector.input == "3")
+        tap(ns["Mute"])
+        await waitUntil(reactor, lambda: room.dsp.mute == "1")
+        await waitUntil(reactor, lambda: ns["Mute"].State == 1)  # the DSP's push, back
+        ns["Gain"].press(-12)
+        ns["Gain"].release(-12)
+        await waitUntil(reactor, lambda: room.dsp.gain == -12)
+        await waitUntil(reactor, lambda: ns["GainText"].Text == "-12 dB")
+        tap(ns["LightsTab"])
+        tap(ns["Scenes"][1])
+        await waitUntil(reactor, lambda: room.lights.scene == "2")
+        await waitUntil(reactor, lambda: ns["Scenes"][1].State == 1)
+        assert all(h.ConnectionStatus == "Connected" for h in handlers)
+    finally:
+        await program.stop()
+        await room.stop()
