@@ -169,7 +169,8 @@ class Calm:
 def test_dashboard_escapes_device_strings_and_filters(browser: Any, tmp_path: Path) -> Any:
     from twisted.internet import reactor
 
-    from twisted_ch.service._status import Entry, Registry, StatusService
+    from twisted_ch.service._registry import Entry, Registry
+    from twisted_ch.service._web import StatusService
 
     registry = Registry(clock=reactor)
     for i in range(3):
@@ -239,7 +240,8 @@ def test_dashboard_needs_nothing_from_the_network() -> Any:
     """The page loads only its own script and style, and says so in its security policy."""
     from twisted.internet import reactor
 
-    from twisted_ch.service._status import Registry, StatusService
+    from twisted_ch.service._registry import Registry
+    from twisted_ch.service._web import StatusService
 
     service = StatusService(reactor, "tcp:0:interface=127.0.0.1", Registry(clock=reactor))
     service.startService()
@@ -298,7 +300,8 @@ def test_long_names_wrap_between_words_never_inside_one(browser: Any, tmp_path: 
     """Issue: the name column broke 'projector' as 'projecto r' when the table was tight."""
     from twisted.internet import reactor
 
-    from twisted_ch.service._status import Entry, Registry, StatusService
+    from twisted_ch.service._registry import Entry, Registry
+    from twisted_ch.service._web import StatusService
 
     registry = Registry(clock=reactor)
     registry.add(Entry(LONG_WORDS, Hostile(), "tcp:host=127.0.0.1:port=1"))

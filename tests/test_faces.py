@@ -9,7 +9,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
-from twisted_ch import GetConnectionHandler, LinkDown, ProgramThread
+from twisted_ch import GetConnectionHandler, ProgramThread
 from twisted_ch.extronlib.interface import EthernetClientInterface
 from twisted_ch.testing import listenDevice, waitUntil
 
@@ -40,10 +40,9 @@ async def test_program_thread_face_blocks_and_returns_values() -> None:
         out: dict[str, Any] = {}
         handler = GetConnectionHandler(EthernetClientInterface("127.0.0.1", device.port), None)
         out["handler"] = handler
-        try:
-            handler.Send("P")
-        except OSError as e:
-            out["sendWhileDown"] = e
+        # before Connect(): nothing sent, nothing raised, as on a control processor
+        out["sendWhileDown"] = handler.Send("P")
+        out["sendAndWaitWhileDown"] = handler.SendAndWait("P", 1, deliTag=b"\r\n")
         out["connect"] = handler.Connect()
         out["again"] = handler.Connect()
         out["response"] = handler.SendAndWait("P", 2, deliTag=b"\r\n")
@@ -58,8 +57,9 @@ async def test_program_thread_face_blocks_and_returns_values() -> None:
 
     try:
         out = await thread.run(program)
-        assert isinstance(out["sendWhileDown"], LinkDown)
-        assert "not connected" in str(out["sendWhileDown"])
+        assert out["sendWhileDown"] is None
+        assert out["sendAndWaitWhileDown"] is None  # the blocking face: None, not a Deferred
+        assert b"".join(device.received).count(b"P") == 1  # the one answered SendAndWait
         assert out["connect"] == "Connected"
         assert out["again"] == "ConnectedAlready"
         assert out["response"] == b"Pwr1\r\n"

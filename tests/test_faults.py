@@ -107,7 +107,7 @@ class Watch:
         self.events.append((name, arg, reactor.seconds()))
 
     def keepAlive(self, h: Any) -> None:
-        h.Send("P")  # raises, sending nothing, when it would pass DisconnectLimit
+        h.Send("P")  # sends nothing (and returns None) when it would pass DisconnectLimit
         self.sends.append(reactor.seconds())
 
     def onData(self, h: Any, data: bytes) -> None:
@@ -693,7 +693,7 @@ async def test_garbage_bytes(mixed: bool, loggedFailures: list[Failure]) -> None
 
     async def keepAlive(h: Any) -> None:
         response = await h.SendAndWait("P", 0.08, deliRex=re.compile(rb"Pwr\d\r\n"))
-        if response.endswith(ANSWER):
+        if response and response.endswith(ANSWER):  # None: dropped, the link is down
             accepted.append(response)
             h.ResponseAccepted()
 
@@ -872,40 +872,43 @@ async def test_callbacks_raising_in_every_event_do_not_stop_polling_or_reconnect
 # -- sending on a dead link
 
 
-def _assertLinkDown(call: Callable[[], object], port: int) -> None:
-    with pytest.raises(IOError) as info:
-        call()
-    assert isinstance(info.value, LinkDown)
-    message = str(info.value)
-    assert "not connected" in message and f"127.0.0.1:{port}" in message, message
+async def _assertDropped(h: Any, device: Any, *sends: Callable[[], object]) -> None:
+    """Each send returns None (SendAndWait: a Deferred firing None) and nothing reaches device."""
+    received = b"".join(device.received)
+    for send in sends:
+        result = send()
+        assert (await result if isinstance(result, Deferred) else result) is None
+    await sleep(0.05)
+    assert b"".join(device.received) == received
 
 
 @pytest_twisted.ensureDeferred
 @bounded(15)
-async def test_Send_and_SendAndWait_on_a_dead_link_raise_LinkDown() -> None:
+async def test_Send_and_SendAndWait_on_a_dead_link_send_nothing_and_raise_nothing() -> None:
     device = listenDevice(reactor, {b"P": ANSWER})  # restartable: see DeviceServer.start
     port = device.port
     w = Watch(port, pollFrequency=60, connectRetryTime=0.1)
     h = w.handler
     try:
-        _assertLinkDown(lambda: h.Send("P"), port)  # never connected
-        _assertLinkDown(lambda: h.SendAndWait("P", 1, deliTag=b"\r\n"), port)
+        # never connected
+        await _assertDropped(h, device, lambda: h.Send("P"), lambda: h.SendAndWait("P", 1))
         await h.Connect()
         h.Send("P")
         await h.whenStatus("Connected")  # the answer was accepted
         await device.stop()  # away, and retrying
         device.dropClients()
         await h.whenStatus("Disconnected")
-        _assertLinkDown(lambda: h.Send(b"P"), port)
-        _assertLinkDown(lambda: h.SendAndWait(b"P", 1), port)
+        await _assertDropped(h, device, lambda: h.Send(b"P"), lambda: h.SendAndWait(b"P", 1))
         device.start()
         await waitUntil(reactor, lambda: h.Interface.link.connected)
         h.Send("P")
         await h.whenStatus("Connected")
         await sleep(0)  # leave the Connected callback chain first (see the test below)
         await h.Disconnect()  # told to stop
-        _assertLinkDown(lambda: h.Send("P"), port)
-        _assertLinkDown(lambda: h.Interface.Send("P"), port)
+        await _assertDropped(
+            h, device, lambda: h.Send("P"), lambda: h.Interface.Send("P"),
+            lambda: h.Interface.SendAndWait("P", 1, deliTag=b"\r\n"),
+        )  # fmt: skip
     finally:
         await h.Disconnect()
         await device.shutdown()
@@ -986,7 +989,10 @@ async def test_serial_device_silent_then_unplugged_mid_SendAndWait(tmp_path: Any
         assert await pending == b""
         assert reactor.seconds() - started < 2
         await h.whenStatus("Disconnected")
-        _assertSerialDown(h)
+        requests = device.requests
+        assert h.Send("P") is None  # the port is gone: nothing sent, nothing raised
+        assert await h.SendAndWait("P", 1) is None
+        assert device.requests == requests
 
         await cable.plug()
         deviceEnd = await serveSerialDevice(reactor, cable.devB, device)
@@ -997,11 +1003,6 @@ async def test_serial_device_silent_then_unplugged_mid_SendAndWait(tmp_path: Any
         if deviceEnd.transport is not None:
             deviceEnd.transport.loseConnection()
         await cable.unplug()
-
-
-def _assertSerialDown(h: Any) -> None:
-    with pytest.raises(LinkDown, match="not connected"):
-        h.Send("P")
 
 
 @pytest_twisted.ensureDeferred
@@ -1900,7 +1901,8 @@ async def test_status_pages_that_do_not_exist_are_404_and_names_stay_one_row(
 ) -> None:
     from twisted.logger import formatEvent
 
-    from twisted_ch.service._status import Entry, Registry, StatusService
+    from twisted_ch.service._registry import Entry, Registry
+    from twisted_ch.service._web import StatusService
 
     registry = Registry()
     registry.add(Entry("evil\nname\r\x1b[31m", object(), "tcp:host=h:port=1"))
@@ -1958,7 +1960,7 @@ async def test_dropping_a_silent_device_names_the_device_not_the_handler() -> No
 
 
 def test_status_rows_hide_local_paths_and_secrets_unless_paths_are_asked_for() -> None:
-    from twisted_ch.service._status import Entry, Registry
+    from twisted_ch.service._registry import Entry, Registry
 
     endpoint = "ssh:h:22:username=a:pass\\word=SECRET:keys=/home/a/id:knownHosts=/etc/kh"
     for showPaths in (False, True):

@@ -52,15 +52,25 @@ def _moduleName(path: pathlib.Path) -> str:
     return ".".join(parts)
 
 
-def _topLevelImports(path: pathlib.Path, name: str) -> set[str]:
-    """twisted_ch modules imported when C{name} is imported (not those imported in functions)."""
+def _isTypeChecking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(path: pathlib.Path, name: str) -> set[str]:
+    """
+    twisted_ch modules C{name} imports: at its top level and inside its functions (a function's
+    import is a circle too, only a later one), not those under C{if TYPE_CHECKING:}.
+    """
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found: set[str] = set()
-    body = list(tree.body)
+    body: list[ast.AST] = list(tree.body)
     while body:
         node = body.pop(0)
-        if isinstance(node, ast.If | ast.Try):
-            body.extend(node.body)
+        if isinstance(node, ast.If) and _isTypeChecking(node):
+            body.extend(node.orelse)
             continue
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("twisted_ch"))
@@ -77,20 +87,62 @@ def _topLevelImports(path: pathlib.Path, name: str) -> set[str]:
                         PACKAGE.parent / sub.replace(".", "/") / "__init__.py"
                     ).exists():
                         found.add(sub)
+        else:
+            body.extend(ast.iter_child_nodes(node))
     return found
 
 
-def test_no_import_circles() -> None:
+def _importGraph() -> dict[str, set[str]]:
+    """Each twisted_ch module and the twisted_ch modules importing it runs (parents too)."""
     graph: dict[str, set[str]] = {}
     for path in PACKAGE.rglob("*.py"):
         name = _moduleName(path)
         deps = set()
-        for dep in _topLevelImports(path, name):
+        for dep in _imports(path, name):
             # importing a.b.c runs a and a.b first
             parts = dep.split(".")
             deps.update(".".join(parts[: i + 1]) for i in range(len(parts)))
         deps.discard(name)
         graph[name] = {d for d in deps if not name.startswith(d + ".")}
+    return graph
+
+
+def test_the_import_scan_sees_imports_inside_functions(tmp_path: pathlib.Path) -> None:
+    """A function's import counts; one under C{if TYPE_CHECKING:} does not."""
+    source = tmp_path / "m.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from twisted_ch import _typing_only\n"
+        "class C:\n"
+        "    def f(self):\n"
+        "        from twisted_ch.service import _web\n"
+        "        import twisted_ch._link\n",
+        encoding="utf-8",
+    )
+    found = _imports(source, "twisted_ch.m")
+    assert {"twisted_ch.service", "twisted_ch.service._web", "twisted_ch._link"} <= found
+    assert not any("_typing_only" in f for f in found)
+
+
+def test_testing_imports_nothing_of_the_service() -> None:
+    """The simulators users' tests import stand alone: twisted_ch.testing needs no service."""
+    graph = _importGraph()
+    reached: set[str] = set()
+    todo = [n for n in graph if n == "twisted_ch.testing" or n.startswith("twisted_ch.testing.")]
+    while todo:
+        node = todo.pop()
+        if node in reached:
+            continue
+        reached.add(node)
+        todo.extend(graph.get(node, ()))
+    service = sorted(n for n in reached if n.startswith("twisted_ch.service"))
+    assert service == [], service
+
+
+def test_no_import_circles() -> None:
+    """No module imports in a circle, counting imports inside functions."""
+    graph = _importGraph()
     seen: dict[str, int] = {}
     stack: list[str] = []
 

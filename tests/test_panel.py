@@ -23,7 +23,8 @@ from twisted_ch.extronlib.device import UIDevice
 from twisted_ch.extronlib.ui import Button, Label, Level, Slider
 from twisted_ch.program import Program
 from twisted_ch.service._panel import panelResource, panelState
-from twisted_ch.service._status import Registry, statusResource
+from twisted_ch.service._registry import Registry
+from twisted_ch.service._web import statusResource
 
 
 async def serve(resource: Any) -> Any:

@@ -30,8 +30,8 @@ from twisted_ch.extronlib.system import Clock as ScheduleClock
 from twisted_ch.extronlib.system import Timer, Wait
 from twisted_ch.extronlib.ui import Button
 from twisted_ch.program import Program
+from twisted_ch.service._registry import Registry
 from twisted_ch.service._services import ProgramService
-from twisted_ch.service._status import Registry
 from twisted_ch.testing import FakeEndpoint
 
 

@@ -14,6 +14,8 @@ from twisted.python import usage
 
 from twisted_ch import tap
 from twisted_ch.service._config import DeviceConfig
+from twisted_ch.service._metrics import metricsText
+from twisted_ch.service._registry import Entry, Registry
 from twisted_ch.service._services import (
     START_OUTSTANDING,
     START_PATIENCE,
@@ -21,7 +23,6 @@ from twisted_ch.service._services import (
     DevicesService,
     Shard,
 )
-from twisted_ch.service._status import Entry, Registry, metricsText
 
 
 def writeConfig(path: Path, devices: list[str], servers: list[str] = (), status: str = "") -> Path:  # type: ignore[assignment]

@@ -12,13 +12,10 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted_ch import GetConnectionHandler
 from twisted_ch.extronlib.interface import EthernetClientInterface
 from twisted_ch.service._config import HealthConfig
-from twisted_ch.service._status import (
-    Entry,
-    OutageLinesOnly,
-    Registry,
-    healthOf,
-    metricsText,
-)
+from twisted_ch.service._logs import OutageLinesOnly
+from twisted_ch.service._metrics import metricsText
+from twisted_ch.service._outages import healthOf
+from twisted_ch.service._registry import Entry, Registry
 from twisted_ch.testing import FakeEndpoint
 
 
@@ -228,7 +225,7 @@ def test_a_source_handler_that_goes_is_no_longer_tracked() -> None:
 
 
 def test_a_device_flapping_faster_than_the_history_keeps_says_so() -> None:
-    from twisted_ch.service._status import HISTORY_LIMIT
+    from twisted_ch.service._outages import HISTORY_LIMIT
 
     clock = Clock()
     registry = Registry(clock=clock)
@@ -358,7 +355,7 @@ def test_a_compact_status_is_served_again_for_ten_times_what_it_took_to_build() 
     """
     from twisted.web.test.requesthelper import DummyRequest
 
-    from twisted_ch.service._status import STATUS_REUSE, _JSONStatus
+    from twisted_ch.service._web import STATUS_REUSE, _JSONStatus
 
     now = [100.0]
     registry = Registry()

@@ -19,8 +19,8 @@ from twisted.internet.task import deferLater
 
 from twisted_ch import _site
 from twisted_ch.service._config import ConfigError, parseConfig
+from twisted_ch.service._registry import Registry
 from twisted_ch.service._services import ProgramService
-from twisted_ch.service._status import Registry
 from twisted_ch.testing import DeviceServer
 
 PROGRAM = """

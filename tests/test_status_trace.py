@@ -18,8 +18,9 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted_ch import GetConnectionHandler
 from twisted_ch.extronlib.interface import EthernetClientInterface
 from twisted_ch.protocols.device import WIRE_TAPS
-from twisted_ch.service._status import Entry, Registry, StatusService
+from twisted_ch.service._registry import Entry, Registry
 from twisted_ch.service._trace import TraceResource, WireTrace, linkFinder, printable
+from twisted_ch.service._web import StatusService
 from twisted_ch.testing import FakeEndpoint
 
 

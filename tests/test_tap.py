@@ -589,7 +589,7 @@ async def test_stop_closes_everything_and_leaves_no_timers(tmp_path: Path, what:
 def test_json_log_lines_are_flat_and_name_the_device() -> None:
     from twisted.logger import LogLevel
 
-    from twisted_ch.service._status import eventAsLine
+    from twisted_ch.service._logs import eventAsLine
 
     try:
         raise ValueError("boom")
@@ -617,7 +617,7 @@ def test_json_log_lines_are_flat_and_name_the_device() -> None:
 
 
 def test_status_rows_hide_endpoint_secrets() -> None:
-    from twisted_ch.service._status import Entry, Registry
+    from twisted_ch.service._registry import Entry, Registry
 
     class Handler:
         ConnectionStatus = "Connected"
@@ -689,7 +689,8 @@ async def test_status_page_binds_loopback_unless_told_and_logs_what_it_bound(
     from twisted.logger import LogLevel
 
     from twisted_ch.service._config import statusEndpoint
-    from twisted_ch.service._status import Registry, StatusService
+    from twisted_ch.service._registry import Registry
+    from twisted_ch.service._web import StatusService
 
     description = statusEndpoint(listen)
     assert description is not None
@@ -725,8 +726,8 @@ async def test_a_server_on_every_interface_warns() -> None:
     from twisted.logger import LogLevel
 
     from twisted_ch.service._config import ServerConfig
+    from twisted_ch.service._registry import Registry
     from twisted_ch.service._services import DevicesService
-    from twisted_ch.service._status import Registry
 
     service = DevicesService(reactor, Registry(), servers=[ServerConfig("panel", 0, "0.0.0.0")])
     with LogEvents() as events:
@@ -757,8 +758,8 @@ class RecordingReactor:
 @pytest_twisted.ensureDeferred
 async def test_a_name_taken_is_refused_and_stopping_leaves_nothing_listening() -> None:
     from twisted_ch.service._config import DeviceConfig, ServerConfig
+    from twisted_ch.service._registry import Registry
     from twisted_ch.service._services import DevicesService
-    from twisted_ch.service._status import Registry
 
     recording = RecordingReactor(reactor)
     with pytest.raises(ValueError, match="'twin'"):
@@ -819,8 +820,8 @@ async def test_stopping_a_server_waits_for_its_clients_and_aborts_the_stuck_one(
 
     from twisted_ch._server import IdleClientProtocol
     from twisted_ch.service._config import ServerConfig
+    from twisted_ch.service._registry import Registry
     from twisted_ch.service._services import DevicesService
-    from twisted_ch.service._status import Registry
 
     grace = 0.3
     service = DevicesService(
@@ -908,8 +909,8 @@ async def test_program_handlers_in_a_list_are_shown_and_stopped(tmp_path: Path, 
     import threading
     import types
 
+    from twisted_ch.service._registry import Registry
     from twisted_ch.service._services import ProgramService
-    from twisted_ch.service._status import Registry
 
     device = DeviceServer(reactor, {b"P": b"Pwr1\r\n"})
     device.start()

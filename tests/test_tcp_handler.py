@@ -10,7 +10,7 @@ from helpers import Recorder, tcpHandler
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from twisted_ch import GetConnectionHandler, LinkDown, RawTcpHandler
+from twisted_ch import GetConnectionHandler, RawTcpHandler
 from twisted_ch.extronlib.interface import EthernetClientInterface
 from twisted_ch.testing import FakeEndpoint
 
@@ -328,12 +328,12 @@ def test_Disconnect_while_waiting_to_retry_leaves_no_timers() -> None:
     assert clock.getDelayedCalls() == []
 
 
-def test_Send_while_disconnected_is_an_IOError() -> None:
+def test_Send_and_SendAndWait_while_disconnected_send_nothing_and_return_None() -> None:
     clock, ep, h, rec = tcpHandler()
-    with pytest.raises(IOError, match="not connected"):
-        h.Send("P")
-    with pytest.raises(LinkDown):
-        h.SendAndWait("P", 1)
+    assert h.Send("P") is None  # before any Connect(): dropped, no exception
+    assert result(h.SendAndWait("P", 1)) is None  # the Twisted face: a Deferred firing None
+    h.Connect()
+    assert ep.written() == b""
 
 
 def test_SendAndWait_conditions_and_timeouts() -> None:
@@ -708,14 +708,13 @@ def test_every_Send_and_SendAndWait_through_the_handler_counts() -> None:
     h.Interface.Send("D")  # the interface itself is not the handler: not counted
     assert h.missedPolls == 3
     assert ep.written() == b"ABCD"
-    with pytest.raises(LinkDown):
-        h.Send("E")  # would pass the limit: the link is dropped instead
+    assert h.Send("E") is None  # would pass the limit: the link is dropped instead, quietly
     assert ep.written() == b""
     assert h.ConnectionStatus == "Disconnected"
     assert rec.names() == ["Connected", "Disconnected"]
     clock.advance(0)
-    with pytest.raises(LinkDown):
-        h.SendAndWait("F", 1)
+    assert result(h.SendAndWait("F", 1)) is None  # the link is down: nothing sent
+    assert ep.written() == b""
     clock.advance(2)  # reconnected after connectRetryTime, the counter at 0 again
     assert len(ep.attempts) == 2 and h.missedPolls == 0
     h.ResponseAccepted()

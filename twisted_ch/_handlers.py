@@ -11,7 +11,9 @@ B{Send counter.}  Every C{Send}/C{SendAndWait} through the handler adds one (the
 given the handler, so its queries count); C{ResponseAccepted()} resets it.  A PollTimer tick that
 comes while the previous keep-alive call still runs is skipped: nothing sent, nothing counted.
 When a send would take the counter past DisconnectLimit, a TCP/SSH handler drops the link
-instead of sending (L{LinkDown}); a pipe handler reports Disconnected and still sends.
+instead of sending; a pipe handler reports Disconnected and still sends.  A send to a device that
+is down never raises (the reference's rule): nothing is sent, C{Send} returns None and
+C{SendAndWait} None (on the reactor thread a Deferred firing None), one log line per outage.
 
 B{Status.}  L{ConnectionStatus} changes only through L{ConnectionHandler._on}, by this table
 (inputs not listed for a status leave it as it is):
@@ -51,7 +53,7 @@ from twisted.python.failure import Failure
 from twisted_ch import _checks
 from twisted_ch._events import Event, emit
 from twisted_ch._framing import toBytes
-from twisted_ch._link import DeviceLink, LinkIsDown
+from twisted_ch._link import DeviceLink, callerSite
 from twisted_ch._retry import FIXED, RetryPolicy
 from twisted_ch._runtime import (
     ProgramThread,
@@ -60,7 +62,7 @@ from twisted_ch._runtime import (
     logCallbackFailure,
     resolveRuntime,
 )
-from twisted_ch.extronlib._base import LinkInterface
+from twisted_ch.extronlib._base import LinkInterface, droppedSend, noResponse
 from twisted_ch.extronlib.system import Timer
 
 Status = Literal["Connected", "Disconnected", "Unknown"]
@@ -389,14 +391,27 @@ class _LinkHandler(ConnectionHandler):
     # data API, through the interface (validation and both faces live there)
 
     def Send(self, data: bytes | str) -> None:
-        """Send data without waiting (one more on the send counter); IOError if the link is down."""
+        """
+        Send data without waiting (one more on the send counter).  To a device that is down
+        (before C{Connect()}, after a loss or failed attempt, or when this send would pass
+        DisconnectLimit on a TCP/SSH link) nothing is sent and nothing is raised; the first
+        such send per outage is logged.
+        """
         payload = toBytes(data)  # a bad argument is an error, not a send
-        if self._keepAliveQuery is not None and self._countSend():
-            self._overLimit()
+        link = self._link
+        if link.state != "connected":
+            droppedSend(self._rt, link, callerSite(), False)
+            return
+        if self._keepAliveQuery is not None and self._countSend() and self._overLimit():
+            return
         self._WrappedInterface.Send(payload)
 
     def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
-        """Send (one more on the send counter) and wait for the response (see the interface's)."""
+        """
+        Send (one more on the send counter) and wait for the response (see the interface's).  To
+        a device that is down (as for L{Send}) nothing is sent and it returns None; on the
+        reactor thread, a Deferred firing None.
+        """
         payload = toBytes(data)  # bad arguments are errors, not sends
         wait = _checks.seconds(timeout, "timeout", zero=True)
         if wait > self._longestWait:
@@ -408,14 +423,18 @@ class _LinkHandler(ConnectionHandler):
             getattr(iface, "__dict__", ())
         )
         matcher = iface._matcher(delimiter) if ours else None
-        if self._keepAliveQuery is not None and self._countSend():
-            self._overLimit()
+        link = self._link
+        if link.state != "connected":
+            droppedSend(self._rt, link, callerSite(), False)
+            return noResponse()
+        if self._keepAliveQuery is not None and self._countSend() and self._overLimit():
+            return noResponse()
         if matcher is not None:
             return iface._sendAndWait(payload, wait, matcher)
         return iface.SendAndWait(payload, wait, **delimiter)
 
-    def _overLimit(self) -> None:
-        """A send takes the counter past DisconnectLimit (any thread); raise to not send it."""
+    def _overLimit(self) -> bool:
+        """A send takes the counter past DisconnectLimit (any thread); True: do not send it."""
         raise NotImplementedError
 
     def Disconnect(self) -> Any:
@@ -561,9 +580,9 @@ class RawTcpHandler(_LinkHandler):
         if self._link.connected:
             self._runKeepAlive(self._keepAliveQuery, self)
 
-    def _overLimit(self) -> None:
+    def _overLimit(self) -> bool:
         self._rt.twoFaced(self._dropSilentLink)
-        raise LinkIsDown(self._link)
+        return True
 
     def _dropSilentLink(self) -> None:
         if not self._link.connected:
@@ -636,6 +655,7 @@ class RawSimplePipeHandler(_LinkHandler):
         if self._link.connected:
             self._runKeepAlive(self._keepAliveQuery, self)
 
-    def _overLimit(self) -> None:
+    def _overLimit(self) -> bool:
         if self._status != "Disconnected":
             self._rt.twoFaced(self._on, "silent", f"{self._DisconnectLimit} sends unanswered")
+        return False

@@ -6,6 +6,8 @@ Interfaces own a link; handlers watch it.  Everything here runs on the reactor t
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
@@ -71,10 +73,38 @@ def describeFailure(failure: Failure) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
+#: Where twisted_ch's own code is (a call site is the first frame outside it).
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def callerSite(depth: int = 1) -> tuple[str, int] | None:
+    """
+    The file and line of the first frame outside twisted_ch that led to this call (the program's
+    or module's code that sent), or None when there is none.
+    """
+    try:
+        frame = sys._getframe(depth)
+    except ValueError:
+        return None
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not os.path.abspath(filename).startswith(_PACKAGE):
+            return filename, frame.f_lineno
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def describeSite(site: tuple[str, int] | None) -> str:
+    """How a log line names a call site."""
+    return "twisted_ch" if site is None else f"{site[0]}:{site[1]}"
+
+
 class LinkIsDown(LinkDown):
     """
-    L{LinkDown} raised by a L{DeviceLink}: code that sends while the link is down (a module's
-    delayed send landing just after a drop) is an expected event, reported once per outage.
+    L{LinkDown} raised by L{DeviceLink.send}/L{DeviceLink.sendAndWait} while the link is down.
+    The interfaces and handlers catch it (a send to a device that is down is dropped, logged once
+    per outage); Twisted code calling the link itself that lets it escape from a callback gets
+    one warning per outage, no traceback.
     """
 
     def __init__(self, link: DeviceLink) -> None:
@@ -131,6 +161,8 @@ class DeviceLink:
         self._grace: IDelayedCall | None = None
         self._keepOpen = False
         self._droppedSendWarned = False
+        #: the call sites whose sends while down were reported in this outage
+        self._droppedSites: set[object] = set()
         # a device down for a day fails every connectRetryTime: one line per run of identical
         # failures, then a count per period (issue 11 item 6)
         self._failures = Summarizer(clock)
@@ -244,6 +276,7 @@ class DeviceLink:
         self.state = "connected"
         self.lastError = None
         self._droppedSendWarned = False
+        self._droppedSites.clear()
         self._failuresOver()
         self.log.info("{link}: connected", link=self.description)
         for o in list(self.observers):
@@ -346,15 +379,20 @@ class DeviceLink:
             raise LinkIsDown(self)
         self.protocol.send(data)
 
-    def droppedSend(self, where: str) -> None:
+    def droppedSend(self, where: str, site: object = None) -> None:
         """
-        Note that C{where} (a callback) sent while the link was down and did not catch it: a
-        warning the first time per outage, debug after that.
+        Note that C{where} sent while the link was down (nothing was sent): a warning the first
+        time per outage, and per call site C{site} when one is given; debug after that.
         """
-        if self._droppedSendWarned:
+        if self._droppedSendWarned or (site is not None and site in self._droppedSites):
             self.log.debug("{link}: {where} sent while down", link=self.description, where=where)
             return
-        self._droppedSendWarned = True
+        if site is None:
+            self._droppedSendWarned = True
+        elif len(self._droppedSites) < 1000:  # bounded: call sites are few, but code may vary
+            self._droppedSites.add(site)
+        else:
+            self._droppedSendWarned = True
         self.log.warn(
             "{link}: {where} sent while the link is down; not sent (repeats are not logged "
             "until the link is back)",

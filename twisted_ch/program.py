@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 
 from twisted_ch import extronlib
 from twisted_ch._runtime import ProgramThread
+from twisted_ch._stopping import stopHandler
 from twisted_ch.extronlib._lifetime import ProgramObjects
 
 __all__ = ["CONNECTION_HANDLER_NAMES", "Program", "installConnectionHandler", "runProgram"]
@@ -96,8 +97,6 @@ def installConnectionHandler() -> None:
 
 def _stopHandlers(thread: ProgramThread) -> Deferred[Any]:
     """Stop every connection handler the program made (reactor thread)."""
-    from twisted_ch.service._services import stopHandler
-
     handlers = list(thread.runtime.handlers)
     return DeferredList(
         [stopHandler(h, thread.reactor) for h in handlers if hasattr(h, "Interface")],

@@ -39,6 +39,8 @@ from twisted_ch.service._config import (
     loadConfig,
     statusEndpoint,
 )
+from twisted_ch.service._logs import OutageLinesOnly, jsonLogObserver
+from twisted_ch.service._registry import Registry
 from twisted_ch.service._services import (
     ChandlerService,
     DevicesService,
@@ -46,18 +48,13 @@ from twisted_ch.service._services import (
     Shard,
     TraceService,
 )
-from twisted_ch.service._status import (
-    OutageLinesOnly,
-    Registry,
-    StatusService,
-    jsonLogObserver,
-)
 from twisted_ch.service._trace import (
     DEFAULT_TRACE_MINUTES,
     MAX_TRACE_MINUTES,
     WireTrace,
     linkFinder,
 )
+from twisted_ch.service._web import StatusService
 
 __all__ = ["Options", "makeService"]
 

@@ -5,17 +5,19 @@ events (in a module of its own so that each interface family can build on it).
 
 from __future__ import annotations
 
+from threading import get_ident
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
+from twisted.python import threadable
 
 from twisted_ch import _checks
 from twisted_ch._events import Event, emit
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher, toBytes
-from twisted_ch._link import DeviceLink
-from twisted_ch._runtime import Runtime, resolveRuntime
+from twisted_ch._link import DeviceLink, LinkIsDown, callerSite, describeSite
+from twisted_ch._runtime import Runtime, onProgramThread, resolveRuntime
 from twisted_ch.extronlib._lifetime import adopt
 
 __all__ = ["LinkInterface"]
@@ -29,6 +31,33 @@ def _checkTimeout(timeout: object, what: str = "timeout") -> float:
 
 def _checkPort(port: object, what: str, zero: bool = False) -> int:
     return _checks.port(port, what, zero=zero)
+
+
+def _onReactorFace() -> bool:
+    """Whether a two-faced call made now runs inline and returns a Deferred (the Twisted face)."""
+    ioThread = threadable.ioThread
+    if ioThread is not None:
+        return bool(ioThread == get_ident())
+    return not onProgramThread()
+
+
+def droppedSend(rt: Runtime, link: DeviceLink, site: tuple[str, int] | None, perSite: bool) -> None:
+    """
+    Report a send that was dropped because C{link} is down (see L{DeviceLink.droppedSend}): once
+    per outage, or once per outage and call site C{site} with C{perSite}.
+    """
+    where = describeSite(site)
+    key = site if perSite else None
+    if _onReactorFace():
+        link.droppedSend(where, key)
+    else:
+        rt.twoFaced(link.droppedSend, where, key)
+
+
+def noResponse() -> Any:
+    """What a SendAndWait dropped on a link that is down returns: None (the Twisted face: a
+    Deferred firing None)."""
+    return succeed(None) if _onReactorFace() else None
 
 
 class LinkInterface:
@@ -128,14 +157,24 @@ class LinkInterface:
         return self._rt.twoFaced(self._link.close)
 
     def Send(self, data: bytes | str) -> None:
-        """Send bytes (str is encoded as ISO-8859-1); IOError (L{LinkDown}) when not connected."""
-        self._rt.twoFaced(self._link.send, toBytes(data))
+        """
+        Send bytes (str is encoded as ISO-8859-1).  While the link is down (before C{Connect()},
+        after a loss or a failed attempt) nothing is sent and nothing is raised, as on a control
+        processor: the first such send per outage from each call site is logged.
+        """
+        try:
+            self._rt.twoFaced(self._link.send, toBytes(data))
+        except LinkIsDown as e:
+            if e.link is not self._link:
+                raise
+            droppedSend(self._rt, self._link, callerSite(), True)
 
     def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
         """
         Send and wait up to C{timeout} seconds for the response, or until the one condition given
         as C{deliLen=}, C{deliTag=} or C{deliRex=} is met.  Returns the response bytes (C{b''} on
-        timeout or unmet condition); a Deferred of them on the reactor thread.
+        timeout or unmet condition); a Deferred of them on the reactor thread.  While the link is
+        down nothing is sent and it returns None (a Deferred firing None), logged as L{Send}.
         """
         payload = toBytes(data)
         wait = _checkTimeout(timeout)
@@ -147,7 +186,13 @@ class LinkInterface:
 
     def _sendAndWait(self, payload: bytes, wait: float, matcher: ResponseMatcher) -> Any:
         """L{SendAndWait} with its arguments checked already (a handler's path)."""
-        return self._rt.twoFaced(self._link.sendAndWait, payload, wait, matcher)
+        try:
+            return self._rt.twoFaced(self._link.sendAndWait, payload, wait, matcher)
+        except LinkIsDown as e:
+            if e.link is not self._link:
+                raise
+            droppedSend(self._rt, self._link, callerSite(), True)
+            return noResponse()
 
     def StartKeepAlive(self, interval: float, data: bytes | str) -> None:
         """Send C{data} every C{interval} seconds while connected (ControlScript's keep-alive)."""

@@ -115,7 +115,7 @@ class ProbeConfig:
 @dataclass(frozen=True)
 class HealthConfig:
     """
-    How a device's health level is judged (see L{twisted_ch.service._status.healthOf}), and how
+    How a device's health level is judged (see L{twisted_ch.service._outages.healthOf}), and how
     often an outage is summarised in the log.
 
     @ivar warningMisses: a Connected device with this many unanswered sends (or more) is

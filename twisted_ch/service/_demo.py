@@ -31,8 +31,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_ch.service._config import DeviceConfig, ProbeConfig, ServerConfig
+from twisted_ch.service._registry import Registry
 from twisted_ch.service._services import DevicesService
-from twisted_ch.service._status import Registry
 
 __all__ = ["DemoService", "TRANSPORTS"]
 

@@ -29,6 +29,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from twisted_ch.protocols.device import WIRE_TAPS
+from twisted_ch.service._outages import isoTime
 
 __all__ = [
     "DEFAULT_TRACE_MINUTES",
@@ -138,8 +139,6 @@ class TraceRecord:
     masked: bool
 
     def asJSON(self) -> dict[str, object]:
-        from twisted_ch.service._status import isoTime
-
         return {
             "time": isoTime(self.time),
             "direction": self.direction,
@@ -250,8 +249,6 @@ class WireTrace:
         return list(trace.records) if trace is not None else []
 
     def describe(self) -> dict[str, object]:
-        from twisted_ch.service._status import isoTime
-
         return {
             name: {"until": isoTime(t.until), "attached": t.link is not None}
             for name, t in sorted(self.traces.items())
@@ -367,8 +364,6 @@ class TraceResource(Resource):
             until = self.trace.start(name, minutes)
         except ValueError as e:
             return self._answer(request, 400, {"error": f"minutes: {e}"})
-        from twisted_ch.service._status import isoTime
-
         return self._answer(request, 200, {"device": name, "until": isoTime(until)})
 
 

@@ -1,7 +1,7 @@
 """
 Test helpers for twisted_ch users: fake endpoints and transports driven by a C{task.Clock}, device
-simulators on real loopback sockets (TCP, UDP, serial ptys, SSH), and soak-test helpers.  Usable
-from trial or pytest.
+simulators on real loopback sockets (TCP, UDP, serial ptys, SSH), soak-test helpers, and GUI
+Designer layout fixtures (L{packGDL}).  Usable from trial or pytest.
 """
 
 from twisted_ch.testing._flapping import (
@@ -9,6 +9,30 @@ from twisted_ch.testing._flapping import (
     FlappingDevice,
     StateSequence,
     twistedChDelayedCalls,
+)
+from twisted_ch.testing._gdl import (
+    BIG_POPUP_ID,
+    fixtureImages,
+    fixtureLayout,
+    gdlButton,
+    gdlColor,
+    gdlDateTime,
+    gdlFont,
+    gdlGroupRef,
+    gdlImage,
+    gdlLabel,
+    gdlLayout,
+    gdlLevel,
+    gdlModalPopup,
+    gdlPage,
+    gdlPopup,
+    gdlPopupRef,
+    gdlShape,
+    gdlSlider,
+    gdlState,
+    packGDL,
+    solidPNG,
+    twoColourPNG,
 )
 from twisted_ch.testing._kit import (
     DeviceServer,
@@ -40,6 +64,7 @@ from twisted_ch.testing._sis import SISDevice, SISPump, SISServer, SISSession, l
 from twisted_ch.testing._ssh import EchoProtocol, ServerSession, SSHTestServer, generateKey
 
 __all__ = [
+    "BIG_POPUP_ID",
     "DeviceServer",
     "EchoProtocol",
     "EventLog",
@@ -61,6 +86,24 @@ __all__ = [
     "StateSequence",
     "UDPDeviceServer",
     "dropConnections",
+    "fixtureImages",
+    "fixtureLayout",
+    "gdlButton",
+    "gdlColor",
+    "gdlDateTime",
+    "gdlFont",
+    "gdlGroupRef",
+    "gdlImage",
+    "gdlLabel",
+    "gdlLayout",
+    "gdlLevel",
+    "gdlModalPopup",
+    "gdlPage",
+    "gdlPopup",
+    "gdlPopupRef",
+    "gdlShape",
+    "gdlSlider",
+    "gdlState",
     "generateKey",
     "listenDevice",
     "listenLoopback",
@@ -69,8 +112,11 @@ __all__ = [
     "listenSNMP",
     "listenStable",
     "listenUDPDevice",
+    "packGDL",
     "serveSerialDevice",
+    "solidPNG",
     "stablePorts",
     "twistedChDelayedCalls",
+    "twoColourPNG",
     "waitUntil",
 ]

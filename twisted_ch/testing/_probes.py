@@ -15,7 +15,13 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
-from twisted_ch.service.probes import SYS_UPTIME, decodeMessage, encodeMessage, pjlinkDigest
+from twisted_ch.protocols._probecodec import (
+    SYS_UPTIME,
+    _asn1,
+    decodeMessage,
+    encodeMessage,
+    pjlinkDigest,
+)
 from twisted_ch.testing._loopback import LoopbackServer
 
 __all__ = [
@@ -170,8 +176,6 @@ class SNMPAgent(DatagramProtocol):
         self.requests += 1
         if self.silent or self.transport is None:
             return
-        from twisted_ch.service.probes import _asn1
-
         a = _asn1()
         ticks = int((self.reactor.seconds() - self.started) * 100) % 2**32
         binds: list[tuple[str, Any]] = []
@@ -200,8 +204,6 @@ class SNMPAgent(DatagramProtocol):
 
 
 def _withErrorStatus(request: Any, binds: list[tuple[str, Any]], status: int) -> bytes:
-    from twisted_ch.service.probes import _asn1
-
     a = _asn1()
     message, _ = a.decode(
         encodeMessage(request.version, request.community, "response", request.requestId, binds),

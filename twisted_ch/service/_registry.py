@@ -1,0 +1,380 @@
+# -*- test-case-name: tests.test_status_health -*-
+"""
+What the status page shows: the handlers watched (L{Registry}, one L{Entry} each), read when
+asked, and the C{/status} document built from their rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from twisted.logger import Logger
+
+from twisted_ch._version import __version__
+from twisted_ch.service._config import HealthConfig, redactEndpoint
+from twisted_ch.service._outages import HEALTH_LEVELS, DeviceTrack, healthOf, isoTime
+
+__all__ = ["Entry", "Registry"]
+
+log = Logger(namespace="twisted_ch.status")
+#: what L{Registry._gather} keeps of a row: the row itself, or its JSON
+_Row = TypeVar("_Row")
+
+
+@dataclass
+class Entry:
+    """One watched handler: its name, what kind of thing it is, where it connects."""
+
+    name: str
+    handler: Any
+    endpoint: str = ""
+    kind: str = "device"
+    probe: Any = None
+    #: more fields for its status row (JSON scalars)
+    extra: dict[str, object] = field(default_factory=dict)
+    #: its health thresholds (None: the registry's)
+    health: HealthConfig | None = None
+    _shown: tuple[tuple[str, bool], str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    @property
+    def trackName(self) -> str:
+        """The name the handler's own log lines use (its link's description), else the entry's."""
+        name = getattr(self.handler, "logName", None)
+        return name if isinstance(name, str) and name else self.name
+
+    def shownEndpoint(self, showPaths: bool = False) -> str:
+        """
+        The endpoint as operators see it (L{redactEndpoint}), remembered: parsing it was a third
+        of the cost of a status row.  Kept by the entry, so it goes when the device goes.
+        """
+        shown = self._shown
+        if shown is None or shown[0] != (self.endpoint, showPaths):
+            shown = self._shown = (
+                (self.endpoint, showPaths),
+                redactEndpoint(self.endpoint, showPaths),
+            )
+        return shown[1]
+
+    def row(self, showPaths: bool = False) -> dict[str, object]:
+        """The status JSON object for this entry (local paths in its endpoint hidden unless
+        C{showPaths})."""
+        stats: dict[str, Any] = {}
+        statsOf = getattr(self.handler, "stats", None)
+        if callable(statsOf):
+            stats = dict(statsOf())
+        if self.kind == "server":
+            state = "Listening" if stats.get("listening") else "Not listening"
+        else:
+            state = stats.pop("status", getattr(self.handler, "ConnectionStatus", "Unknown"))
+        since = stats.pop("since", None)
+        lastError = stats.pop("lastError", None)
+        row: dict[str, object] = {
+            "name": self.name,
+            "kind": self.kind,
+            "handler": type(self.handler).__name__,
+            "endpoint": self.shownEndpoint(showPaths),
+            "state": state,
+            "since": isoTime(since) if isinstance(since, int | float) else since,
+        }
+        if self.kind == "device":
+            row.update(
+                polls=stats.pop("polls", 0),
+                misses=stats.pop("misses", 0),
+                transitions=stats.pop("transitions", 0),
+                reconnects=stats.pop("reconnects", 0),
+            )
+        probe = self.probe
+        probeProblem = getattr(probe, "lastProblem", None)
+        row["lastError"] = lastError if lastError is not None else probeProblem
+        if probe is not None:
+            describe = getattr(probe, "describe", None)
+            row["probe"] = {
+                **(describe() if callable(describe) else {"type": type(probe).__name__}),
+                "lastProblem": probeProblem,
+            }
+        nextAttempt = stats.pop("nextAttempt", None)
+        if self.kind == "device":
+            row["nextAttempt"] = (
+                isoTime(nextAttempt) if isinstance(nextAttempt, int | float) else None
+            )
+            row["backoff"] = stats.pop("backoff", None)
+        row.update({k: v for k, v in stats.items() if _isJSONScalar(v)})
+        row.update({k: v for k, v in self.extra.items() if _isJSONScalar(v) and k not in row})
+        return row
+
+
+def _isJSONScalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+class Registry:
+    """
+    The handlers the status page and the metrics show: entries added by name, in the order they
+    were added, then those of each source (a callable asked at every read, for handlers that
+    come and go, such as a program's).
+
+    Each device handler gets a L{DeviceTrack} the first time it is seen (its history, outages
+    and health), stopped when its entry is removed or its source goes.
+    """
+
+    def __init__(
+        self,
+        showPaths: bool = False,
+        shard: str | None = None,
+        *,
+        clock: Any = None,
+        health: HealthConfig | None = None,
+    ) -> None:
+        #: show endpoint options holding local paths (the config's C{status.showPaths})
+        self.showPaths = showPaths
+        self._clock = clock
+        self.health = health if health is not None else HealthConfig()
+        self._entries: dict[str, Entry] = {}
+        self._sources: dict[object, Callable[[], Iterable[Entry]]] = {}
+        #: the shard this service is (C{'2/3'}, from C{--shard}): a label on every metric
+        self.shard = shard
+        #: id(handler) -> its track; per source, the handler ids it showed last
+        self._tracks: dict[int, DeviceTrack] = {}
+        self._sourceHandlers: dict[object, set[int]] = {}
+        #: how many tracks have each name (read by the log filter at every log event)
+        self._trackedNames: dict[str, int] = {}
+
+    @property
+    def clock(self) -> Any:
+        """The reactor whose time the tracks use (the global reactor unless one was given)."""
+        if self._clock is None:
+            from twisted.internet import reactor
+
+            self._clock = reactor
+        return self._clock
+
+    def add(self, entry: Entry) -> None:
+        """Show an entry (replacing one of the same name)."""
+        old = self._entries.get(entry.name)
+        if old is not None and old.handler is not entry.handler:
+            self._untrack(old.handler)
+        self._entries[entry.name] = entry
+        self._track(entry)
+
+    def remove(self, name: str) -> None:
+        """Stop showing an entry (and tracking its handler)."""
+        entry = self._entries.pop(name, None)
+        if entry is not None:
+            self._untrack(entry.handler)
+
+    def addSource(self, key: object, source: Callable[[], Iterable[Entry]]) -> None:
+        """Also show the entries C{source()} returns at each read, until L{removeSource}."""
+        self._sources[key] = source
+        self._sourceHandlers[key] = set()
+
+    def removeSource(self, key: object) -> None:
+        """Stop asking a source (and tracking its handlers)."""
+        self._sources.pop(key, None)
+        for handlerId in self._sourceHandlers.pop(key, set()):
+            self._dropTrack(handlerId)
+
+    def _dropTrack(self, handlerId: int) -> None:
+        track = self._tracks.pop(handlerId, None)
+        if track is None:
+            return
+        track.stop()
+        n = self._trackedNames.get(track.name, 0) - 1
+        if n > 0:
+            self._trackedNames[track.name] = n
+        else:
+            self._trackedNames.pop(track.name, None)
+
+    def _track(self, entry: Entry) -> DeviceTrack | None:
+        if entry.kind != "device":
+            return None
+        track = self._tracks.get(id(entry.handler))
+        if track is None or track.handler is not entry.handler:
+            if track is not None:
+                self._dropTrack(id(entry.handler))  # a dead handler's id, reused
+            track = DeviceTrack(
+                entry.trackName, entry.handler, self.clock, entry.health or self.health
+            )
+            self._tracks[id(entry.handler)] = track
+            self._trackedNames[track.name] = self._trackedNames.get(track.name, 0) + 1
+            track.start()
+        return track
+
+    def _untrack(self, handler: Any) -> None:
+        track = self._tracks.get(id(handler))
+        if track is not None and track.handler is handler:
+            self._dropTrack(id(handler))
+
+    def trackOf(self, entry: Entry) -> DeviceTrack | None:
+        """The entry's track (None for servers)."""
+        track = self._tracks.get(id(entry.handler))
+        return track if track is not None and track.handler is entry.handler else None
+
+    def trackedNames(self) -> Collection[str]:
+        """The names (as their own log lines give them) of the devices tracked now."""
+        return self._trackedNames.keys()
+
+    def stopTracking(self) -> None:
+        """Stop every track (the service stops)."""
+        for handlerId in list(self._tracks):
+            self._dropTrack(handlerId)
+        for handlers in self._sourceHandlers.values():
+            handlers.clear()
+
+    def entries(self) -> list[Entry]:
+        """
+        The entries, in order; a source's entry whose name is taken already is shown as
+        C{name #2} (#3, ...), so that no row hides another.
+        """
+        found = list(self._entries.values())
+        taken = set(self._entries)
+        for key, source in list(self._sources.items()):
+            try:
+                more = list(source())
+            except Exception:
+                log.failure("status source {source!r} failed", source=source)
+                continue
+            seen: set[int] = set()
+            for entry in more:
+                name, n = entry.name, 1
+                while name in taken:
+                    n += 1
+                    name = f"{entry.name} #{n}"
+                if name != entry.name:
+                    entry = Entry(
+                        name,
+                        entry.handler,
+                        entry.endpoint,
+                        entry.kind,
+                        entry.probe,
+                        entry.extra,
+                        entry.health,
+                    )
+                taken.add(name)
+                found.append(entry)
+                if self._track(entry) is not None:
+                    seen.add(id(entry.handler))
+            gone = self._sourceHandlers.get(key, set()) - seen
+            for handlerId in gone:
+                self._dropTrack(handlerId)
+            self._sourceHandlers[key] = seen
+        return found
+
+    def __len__(self) -> int:
+        return len(self.entries())
+
+    def rows(self, history: bool = False) -> list[dict[str, object]]:
+        """Each entry's status row, with its health (and, if asked, its recent transitions)."""
+        return list(self.iterRows(history))
+
+    def iterRows(self, history: bool = False) -> Iterator[dict[str, object]]:
+        """
+        L{rows}, one at a time: a page that writes each row out at once holds one row, not
+        10,000 (nor do those rows reach the garbage collector's older generations).
+        """
+        for entry in self.entries():
+            row = entry.row(self.showPaths)
+            if entry.kind == "device":
+                track = self.trackOf(entry)
+                if track is not None:
+                    row["health"] = track.health(row)
+                    row["downSince"] = isoTime(track.downSince)
+                    if history:
+                        row["recent"] = track.recent()
+                else:
+                    down = None
+                    row["health"] = healthOf(
+                        row["state"], row.get("misses"), down, entry.health or self.health
+                    )
+            yield row
+
+    def snapshot(self) -> dict[str, object]:
+        """The whole C{/status} document."""
+        summary, devices, servers = self._gather(lambda row: row)
+        return {**self._heading(summary), "devices": devices, "servers": servers}
+
+    def statusJSON(self, compact: bool = False) -> str:
+        """
+        L{snapshot} as JSON, each row encoded as soon as it is made: compact (one line), or
+        readable: a key per line and a device per line, written by the C encoder (C{indent=}
+        would take the pure-Python one: at 10,000 devices, ten times slower).
+        """
+        summary, devices, servers = self._gather((_COMPACT if compact else _READABLE).encode)
+        return _documentText(
+            self._heading(summary), {"devices": devices, "servers": servers}, compact
+        )
+
+    def _gather(
+        self, keep: Callable[[dict[str, object]], _Row]
+    ) -> tuple[_Summary, list[_Row], list[_Row]]:
+        """The summary, and C{keep} of each device's and each server's row (with history)."""
+        summary = _Summary()
+        devices: list[_Row] = []
+        servers: list[_Row] = []
+        for row in self.iterRows(history=True):
+            if row["kind"] == "device":
+                summary.add(row)
+                devices.append(keep(row))
+            elif row["kind"] == "server":
+                servers.append(keep(row))
+        return summary, devices, servers
+
+    def _heading(self, summary: _Summary) -> dict[str, object]:
+        shard = {} if self.shard is None else {"shard": self.shard}
+        return {
+            "service": "chandler",
+            **shard,
+            "version": __version__,
+            "time": isoTime(datetime.now(UTC).timestamp()),
+            "summary": summary.document(),
+        }
+
+
+class _Summary:
+    """The C{summary} of C{/status}: devices up, down and unknown, and per health level."""
+
+    __slots__ = ("up", "down", "unknown", "health")
+
+    def __init__(self) -> None:
+        self.up = self.down = self.unknown = 0
+        self.health = {level: 0 for level in HEALTH_LEVELS}
+
+    def add(self, row: dict[str, object]) -> None:
+        state = row["state"]
+        if state == "Connected":
+            self.up += 1
+        elif state == "Disconnected":
+            self.down += 1
+        else:
+            self.unknown += 1
+        self.health[str(row.get("health", "unknown"))] += 1
+
+    def document(self) -> dict[str, object]:
+        return {"up": self.up, "down": self.down, "unknown": self.unknown, "health": self.health}
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_READABLE = json.JSONEncoder(separators=(", ", ": "))
+
+
+def _documentText(heading: dict[str, object], lists: dict[str, list[str]], compact: bool) -> str:
+    """A JSON object of C{heading}'s members, then C{lists}' (each item encoded already)."""
+    if compact:
+        encode = _COMPACT.encode
+        members = [f"{encode(k)}:{encode(v)}" for k, v in heading.items()]
+        members += [f"{encode(k)}:[{','.join(items)}]" for k, items in lists.items()]
+        return "{" + ",".join(members) + "}"
+    encode = _READABLE.encode
+    lines = [f"  {encode(k)}: {encode(v)}" for k, v in heading.items()]
+    for key, items in lists.items():
+        if items:
+            rows = ",\n    ".join(items)
+            lines.append(f"  {encode(key)}: [\n    {rows}\n  ]")
+        else:
+            lines.append(f"  {encode(key)}: []")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
