@@ -420,3 +420,18 @@ def test_the_panel_package_exports_the_reader() -> None:
     for name in ("packGDL", "gdlLayout", "gdlButton", "solidPNG", "fixtureLayout"):
         assert getattr(testing, name).__module__ == "twisted_ch.testing._gdl", name
     assert issubclass(LayoutError, ValueError)
+
+
+def test_json_numbers_python_cannot_convert_are_malformed_json(tmp_path: Path) -> None:
+    path = write(tmp_path, b'{"Pages": [], "ScreenSize": ' + b"9" * 5000 + b"}", {})
+    refused(path, "layout.json is malformed JSON")
+
+
+def test_a_layout_compares_by_identity_and_hashes(tmp_path: Path) -> None:
+    path = write(tmp_path, fixtureLayout())
+    a, b = readLayout(path), readLayout(path)
+    assert a != b and len({a, b}) == 2
+
+
+def test_json_nested_too_deeply_is_malformed_json(tmp_path: Path) -> None:
+    refused(write(tmp_path, b"[" * 200_000, {}), r"malformed JSON \(nested too deeply\)")

@@ -11,14 +11,17 @@ Callback = Callable[..., object]
 Owner = TypeVar("Owner")
 
 
-class Event(Generic[Owner]):
+class Event(property, Generic[Owner]):
     """
     A class attribute naming an event: instances hold one callback (or None) under it.
 
-    Assigning anything but a callable or None raises L{TypeError} at once.
+    Assigning anything but a callable or None raises L{TypeError} at once.  An event is a
+    C{property} with a getter, setter and deleter, as on a processor, so code that looks for one
+    (Extron's C{ModuleSupport.eventEx} calls C{type(obj).<name>.fset}) finds it.
     """
 
     def __init__(self, doc: str = "") -> None:
+        super().__init__(self._fget, self._fset, self._fdel, doc)
         self.__doc__ = doc
         self.name = ""
         self._slot = ""
@@ -26,6 +29,21 @@ class Event(Generic[Owner]):
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
         self._slot = f"_event_{name}"
+
+    def _fget(self, obj: Owner) -> Callback | None:
+        value: Callback | None = obj.__dict__.get(self._slot)
+        return value
+
+    def _fset(self, obj: Owner, value: Callback | None) -> None:
+        if value is not None and not callable(value):
+            raise TypeError(
+                f"the {self.name} event handler must be callable or None, "
+                f"not {type(value).__name__}"
+            )
+        obj.__dict__[self._slot] = value
+
+    def _fdel(self, obj: Owner) -> None:
+        obj.__dict__.pop(self._slot, None)
 
     @overload
     def __get__(self, obj: None, objtype: type | None = None) -> Event[Owner]: ...
@@ -38,16 +56,13 @@ class Event(Generic[Owner]):
     ) -> Event[Owner] | Callback | None:
         if obj is None:
             return self
-        value: Callback | None = obj.__dict__.get(self._slot)
-        return value
+        return self._fget(obj)
 
     def __set__(self, obj: Owner, value: Callback | None) -> None:
-        if value is not None and not callable(value):
-            raise TypeError(
-                f"the {self.name} event handler must be callable or None, "
-                f"not {type(value).__name__}"
-            )
-        obj.__dict__[self._slot] = value
+        self._fset(obj, value)
+
+    def __delete__(self, obj: Owner) -> None:
+        self._fdel(obj)
 
 
 def eventNames(cls: type) -> list[str]:

@@ -425,6 +425,11 @@ class _LinkHandler(ConnectionHandler):
         matcher = iface._matcher(delimiter) if ours else None
         link = self._link
         if link.state != "connected":
+            if not ours:
+                # its own rule first: Dante and SP interfaces have no SendAndWait (an
+                # AttributeError, as on the processor); a wrapper's send to a down link is dropped
+                # by the interface itself
+                return iface.SendAndWait(payload, wait, **delimiter)
             droppedSend(self._rt, link, callerSite(), False)
             return noResponse()
         if self._keepAliveQuery is not None and self._countSend() and self._overLimit():

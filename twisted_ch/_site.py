@@ -14,7 +14,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from twisted_ch.project._addresses import AddressMap, Target
 
 __all__ = ["ProgramSite", "current", "install", "isEndpointDescription", "uninstall"]
 
@@ -34,8 +37,10 @@ class ProgramSite:
     @ivar addresses: what the program names (an IP address, a host name, or C{address:port})
         -> what reaches it on this machine (an address, or a client endpoint description).
     @ivar layouts: per UIDevice alias, the path of its GUI Designer layout (C{.gdl}).
-    @ivar ui: per UIDevice alias, the project's panel settings (its C{devices[].ui}: C{press_feedback}
-        C{"none"}/C{"state"}, C{thumb_change_report_interval}, ...).
+    @ivar codeFolder: the project's code folder, on C{sys.path} while the program runs (None:
+        the entry file's folder only, as for any program file).
+    @ivar ui: per UIDevice alias, the project's panel settings (its C{devices[].ui}:
+        C{press_feedback} C{"none"}/C{"state"}, C{thumb_change_report_interval}, ...).
     """
 
     ports: Mapping[str, str] = field(default_factory=dict)
@@ -45,6 +50,8 @@ class ProgramSite:
     addresses: Mapping[str, str] = field(default_factory=dict)
     layouts: Mapping[str, str] = field(default_factory=dict)
     ui: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    codeFolder: str | None = None
+    _routes: Any = field(default=None, repr=False)
     _watchers: list[Callable[[Any], object]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -64,6 +71,24 @@ class ProgramSite:
         """The path of the layout of the UIDevice C{alias}, if the project gives it one."""
         return self.layouts.get(alias)
 
+    def addressMap(self) -> AddressMap:
+        """L{addresses}, checked (L{twisted_ch.project._addresses.AddressProblem} if not)."""
+        if self._routes is None:
+            from twisted_ch.project._addresses import AddressMap
+
+            self._routes = AddressMap(self.addresses)
+        routes: AddressMap = self._routes
+        return routes
+
+    def route(self, host: str, port: int | None, used: bool = True) -> tuple[str, Target] | None:
+        """
+        Where the program's C{host} (and C{port}) goes on this machine: the C{addresses} entry
+        (its key as written, its target), or None.  C{used}: logged at its first use.
+        """
+        if not self.addresses:
+            return None
+        return self.addressMap().route(host, port, used)
+
     def watchHosts(self, watcher: Callable[[Any], object]) -> None:
         """Call C{watcher(host)} for every host (ProcessorDevice, SPDevice) created from now."""
         with self._lock:
@@ -81,9 +106,18 @@ _current: ProgramSite | None = None
 
 
 def install(site: ProgramSite) -> None:
-    """Make C{site} the one extronlib consults (one program per process)."""
+    """
+    Make C{site} the one extronlib consults (one program per process); its addresses map the
+    program threads' HTTP requests too (L{twisted_ch.project._http}) until L{uninstall}.
+    """
     global _current
     _current = site
+    from twisted_ch.project import _http
+
+    if site.addresses:
+        _http.activate(site.addressMap())
+    else:
+        _http.deactivate()
 
 
 def uninstall(site: ProgramSite | None = None) -> None:
@@ -91,6 +125,9 @@ def uninstall(site: ProgramSite | None = None) -> None:
     global _current
     if site is None or _current is site:
         _current = None
+        from twisted_ch.project import _http
+
+        _http.deactivate()
 
 
 def current() -> ProgramSite | None:

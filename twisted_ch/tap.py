@@ -7,6 +7,7 @@ ControlScript-style program, and serve the status page.
     twistd -n chandler                                  # built-in demo, nothing to configure
     twistd -n chandler --config site.toml               # your devices (twisted_ch.service._config)
     twistd -n chandler --program main.py                # a ControlScript program
+    twistd -n chandler --project MyProject --config map.toml   # a Global Scripter project folder
     twistd -n chandler --config site.toml --log-format json --status-port 127.0.0.1:9100
 """
 
@@ -35,6 +36,7 @@ from twisted_ch.service._config import (
     HOST_KEY_POLICIES,
     Config,
     ConfigError,
+    ProgramConfig,
     checkStatusListen,
     loadConfig,
     statusEndpoint,
@@ -67,7 +69,7 @@ class Options(usage.Options):
     """Options of C{twistd chandler}."""
 
     synopsis = (
-        "[--config FILE [--shard I/N]] [--program FILE] [--status-port ADDRESS] "
+        "[--config FILE [--shard I/N]] [--program FILE | --project DIR] [--status-port ADDRESS] "
         "[--log-format text|json] [--trace NAME[,NAME]]"
     )
     longdesc = (
@@ -78,6 +80,14 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "TOML file of the devices and servers to keep alive."],
         ["program", "p", None, "A ControlScript-style program (main.py) to run."],
+        [
+            "project",
+            None,
+            None,
+            "A Global Scripter project folder (or its <name>.json) to run: its entry file, with "
+            "its code folder on the path and its panels' layouts "
+            "[default: the config's [program] project].",
+        ],
         [
             "ssh-host-key-policy",
             None,
@@ -127,6 +137,7 @@ class Options(usage.Options):
         optActions={
             "config": usage.CompleteFiles("*.toml"),
             "program": usage.CompleteFiles("*.py"),
+            "project": usage.CompleteDirs(),
             "log-format": usage.CompleteList(["text", "json"]),
             "log-level": usage.CompleteList(list(_LEVELS)),
         }
@@ -163,6 +174,10 @@ class Options(usage.Options):
                 f"not {self['trace-minutes']!r}"
             )
         self["traceMinutes"] = minutes
+        if self["program"] is not None and self["project"] is not None:
+            raise usage.UsageError(
+                "--program and --project: give one (a project runs its own entry file)"
+            )
         if self["program"] is not None and not Path(self["program"]).is_file():
             raise usage.UsageError(f"--program: no such file {self['program']!r}")
         from twisted.internet import reactor
@@ -195,6 +210,7 @@ class Options(usage.Options):
         from twisted_ch.extronlib.interface import setDefaultHostKeyPolicy
 
         setDefaultHostKeyPolicy(policy or "reject")
+        self["programConfig"] = _programConfig(self, config)
         if self["program"] is None and config is not None and config.program is not None:
             if config.program.file is not None:
                 # relative to the config file, as its other paths
@@ -224,6 +240,29 @@ class Options(usage.Options):
                 checkStatusListen(self["status-port"], self["statusListen"], reactor)
             except ValueError as e:
                 raise usage.UsageError(f"--status-port: expected {e}") from None
+
+
+def _programConfig(options: Options, config: Config | None) -> ProgramConfig | None:
+    """
+    The C{[program]} section the program runs with: with a project (C{--project}, else the
+    config's C{[program] project} unless C{--program} is given) its entry file becomes the
+    program (C{options["program"]}) and the project is read now, so a broken one is a usage error.
+    """
+    from twisted_ch.project import ProjectError, readProject
+
+    section = config.program if config is not None else None
+    project = options["project"]
+    if project is None and options["program"] is None and section is not None:
+        project = section.project
+    if project is None:
+        # --program wins over the config's project
+        return replace(section, project=None) if section is not None else None
+    try:
+        entry = readProject(project).entryFile
+    except ProjectError as e:
+        raise usage.UsageError(str(e)) from None
+    options["program"] = str(entry)
+    return replace(section or ProgramConfig(), project=project, file=None)
 
 
 def shardStatusListen(description: str, shard: Shard) -> str:
@@ -285,7 +324,7 @@ def makeService(options: Options) -> MultiService:
             reactor,
             options["program"],
             registry,
-            config=config.program if config is not None else None,
+            config=options.get("programConfig", config.program if config is not None else None),
         )
         program.onFailure = lambda failure: top.exitWith(_programExitStatus(failure))
         program.setServiceParent(top)

@@ -325,6 +325,7 @@ class DanteInterface(LinkInterface):
         # name, else at DANTE_HOSTS[name], else at <name>.local
         site = _site.current() if host is None else None
         self._described = site.danteEndpointFor(DeviceName) if site is not None else None
+        self._site = site if endpoint is None else None
         self.DeviceName = DeviceName
         self.Hostname = DeviceName
         self.Protocol = Protocol
@@ -348,13 +349,16 @@ class DanteInterface(LinkInterface):
         )
 
     def _makeEndpoint(self) -> IStreamClientEndpoint:
-        from twisted_ch.endpoints.tcp import TCPHostnameEndpoint
-
         if self._described is not None:
             from twisted_ch.endpoints._strings import clientFromString
 
             return clientFromString(self._rt.reactor, self._described)
-        return TCPHostnameEndpoint(self._rt.reactor, self._host, self._port)
+        # [program] addresses may map the host (or host:port) it is reached at
+        from twisted_ch.project._addresses import mappedStream
+
+        return mappedStream(
+            self._rt.reactor, self._site, self._host, self._port, "a Dante interface"
+        )
 
     @classmethod
     def StartService(cls, interface: str = "LAN") -> str:

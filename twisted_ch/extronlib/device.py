@@ -15,12 +15,17 @@ import re
 import threading
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
 
 from twisted_ch import _site
 from twisted_ch._events import Event, emit
 from twisted_ch._runtime import Runtime, resolveRuntime
 from twisted_ch.extronlib._lifetime import adopt
+
+if TYPE_CHECKING:
+    from twisted_ch.panel._gdl import Container, Control, Layout
 
 __all__ = [
     "PROCESSOR_PROPERTIES",
@@ -33,6 +38,8 @@ __all__ = [
 ]
 
 _COM = re.compile(r"COM(\d+)$")
+
+_log = Logger(namespace="twisted_ch.program")
 
 
 class _Host:
@@ -516,21 +523,105 @@ class UIDevice(_Panel):
         self._displayTimerEnabled = False
         self._displayState = "On"
         self._overTemperature = 0
-        #: ID -> control (Button, Label, Level, Slider, Knob), in creation order
+        #: ID -> control (Button, Label, Level, Slider, Knob), in creation order: the first
+        #: object created for each ID (the others share its state)
         self.controls: dict[int | str, Any] = {}
+        self._sharers: dict[int | str, list[Any]] = {}
+        #: the panel's GUI Designer layout, if the project gives it one (L{useLayout})
+        self.layout: Layout | None = None
+        self._logged: set[tuple[str, int | str]] = set()
         with _registryLock:
             _registry.append(weakref.ref(self))
+        site = _site.current()
+        path = site.layoutFor(DeviceAlias) if site is not None else None
+        if path is not None:
+            self._loadLayout(path)
 
-    def _addControl(self, control: Any) -> None:
-        if control.ID in self.controls:
-            from twisted.logger import Logger
+    # the layout
 
-            Logger(namespace="twisted_ch.program").warn(
-                "{device}: a second control with ID {id!r} replaces the first",
-                device=self,
-                id=control.ID,
-            )
-        self.controls[control.ID] = control
+    def _loadLayout(self, path: str) -> None:
+        from twisted_ch.panel._gdl import LayoutError, readLayout
+
+        try:
+            layout = readLayout(path)
+        except LayoutError as e:
+            _log.error("{device}: runs without its layout: {why}", device=self.DeviceAlias, why=e)
+            return
+        self.useLayout(layout)
+
+    def useLayout(self, layout: Layout | None) -> None:
+        """
+        Give the panel its layout (before the program creates its controls): controls take their
+        Name, initial state and text from it, L{popupGroups} are its popup groups, and pages and
+        popups are found by name or ID.  C{None}: no layout (and no popup groups).
+        """
+        self.layout = layout
+        self.popupGroups = {}
+        if layout is not None:
+            for group, popups in layout.popupGroups.items():
+                members = (layout.container(p) for p in popups)
+                self.popupGroups[group] = {c.name for c in members if c is not None}
+
+    def layoutReport(self) -> dict[str, list[int | str]]:
+        """
+        C{missing}: the IDs of the controls the program created that the layout lacks;
+        C{unwrapped}: the layout's UserIds the program created no control for (no layout: none).
+        """
+        if self.layout is None:
+            return {"missing": [], "unwrapped": []}
+        have = self.layout.controlsByUserId
+        missing: list[int | str] = [
+            ID for ID in list(self.controls) if not (isinstance(ID, int) and ID in have)
+        ]
+        unwrapped: list[int | str] = [u for u in sorted(have) if u not in self.controls]
+        return {"missing": missing, "unwrapped": unwrapped}
+
+    def _layoutControl(self, ID: int | str) -> tuple[int | str, Control | None]:
+        """The ID a control created with C{ID} has, and its control in the layout (if any)."""
+        if self.layout is None:
+            return ID, None
+        if isinstance(ID, str):
+            userId = self.layout.userIdOf(ID)
+            if userId is None:
+                return ID, None
+            ID = userId
+        return ID, self.layout.control(ID)
+
+    def _addControl(self, control: Any) -> Any:
+        """Register C{control}; the object created first for its ID, if another was."""
+        sharers = self._sharers.setdefault(control.ID, [])
+        sharers.append(control)
+        if len(sharers) == 1:
+            self.controls[control.ID] = control
+            return None
+        return sharers[0]
+
+    def _sharersOf(self, control: Any) -> list[Any]:
+        return list(self._sharers.get(control.ID, [control]))
+
+    def _logOnce(self, what: str, name: int | str, message: str) -> None:
+        if (what, name) not in self._logged:
+            self._logged.add((what, name))
+            _log.warn("{device}: {message}", device=self.DeviceAlias, message=message)
+
+    def _known(self, what: str, name: int | str) -> Container | None:
+        """The layout's page or popup C{name} (logged once when the layout lacks it)."""
+        if self.layout is None:
+            return None
+        found = self.layout.page(name) if what == "page" else self.layout.popup(name)
+        if found is None:
+            source = self.layout.source
+            self._logOnce(what, name, f"the layout {source} has no {what} {name!r}")
+        return found
+
+    def _same(self, a: int | str, b: int | str) -> bool:
+        """Whether two popup names or numbers name one popup."""
+        if a == b:
+            return True
+        if self.layout is None:
+            return False
+        found = self.layout.popup(a)
+        return found is not None and found is self.layout.popup(b)
 
     # properties
 
@@ -618,6 +709,7 @@ class UIDevice(_Panel):
     def ShowPage(self, page: int | str) -> None:
         """Show a page (by name or number)."""
         self._checkName(page, "page")
+        self._known("page", page)
         self.page = page
 
     def ShowPopup(self, popup: int | str, duration: float = 0) -> None:
@@ -625,13 +717,18 @@ class UIDevice(_Panel):
         self._checkName(popup, "popup")
         if isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0:
             raise ValueError(f"duration must be a non-negative number, got {duration!r}")
+        self._known("popup", popup)
         self._rt.twoFaced(self._showPopup, popup, float(duration))
 
     def _showPopup(self, popup: int | str, duration: float) -> None:
         for members in self.popupGroups.values():
-            if popup in members:
-                for other in members - {popup}:
-                    self._hidePopup(other)
+            if any(self._same(popup, m) for m in members):
+                for shown in list(self.popups):
+                    if not self._same(shown, popup) and any(self._same(shown, m) for m in members):
+                        self._hidePopup(shown)
+        for shown in list(self.popups):
+            if shown != popup and self._same(shown, popup):
+                self._hidePopup(shown)  # shown before under its other name
         self._cancelPopup(popup)
         if popup not in self.popups:
             self.popups.append(popup)
@@ -645,8 +742,10 @@ class UIDevice(_Panel):
 
     def _hidePopup(self, popup: int | str) -> None:
         self._cancelPopup(popup)
-        if popup in self.popups:
-            self.popups.remove(popup)
+        for shown in list(self.popups):
+            if self._same(shown, popup):
+                self._cancelPopup(shown)
+                self.popups.remove(shown)
 
     def _cancelPopup(self, popup: int | str) -> None:
         call = self._popupCalls.pop(popup, None)
@@ -654,10 +753,18 @@ class UIDevice(_Panel):
             call.cancel()
 
     def HidePopupGroup(self, group: int) -> None:
-        """Hide the popups of a group (of L{popupGroups}; a group not described: every popup)."""
+        """
+        Hide the popups of a group (the layout's GroupID, or of L{popupGroups}).  A group not
+        described: every popup, or with a layout none (logged once).
+        """
         if isinstance(group, bool) or not isinstance(group, int):
             raise TypeError(f"group must be a group number, not {group!r}")
         members = self.popupGroups.get(group)
+        if members is None and self.layout is not None:
+            self._logOnce(
+                "group", group, f"the layout {self.layout.source} has no popup group {group}"
+            )
+            return
         if members is None:
             self.HideAllPopups()
             return
@@ -680,8 +787,9 @@ class UIDevice(_Panel):
         super()._stopTimers()
         for popup in list(self._popupCalls):
             self._cancelPopup(popup)
-        for control in list(self.controls.values()):
-            control._stopTimers()
+        for sharers in list(self._sharers.values()):
+            for control in list(sharers):
+                control._stopTimers()
 
     @staticmethod
     def _checkName(value: object, what: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from twisted.internet.interfaces import IStreamClientEndpoint
 
-from twisted_ch import _checks
+from twisted_ch import _checks, _site
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE
 from twisted_ch.extronlib._base import ETHERNET_PROTOCOLS, LinkInterface, _checkPort
 
@@ -36,6 +36,13 @@ from twisted_ch.extronlib._io import (
 from twisted_ch.extronlib._ports import DanteInterface, SerialInterface, SPInterface
 from twisted_ch.extronlib._servers import EthernetServerInterface, EthernetServerInterfaceEx
 from twisted_ch.extronlib._tls import TLSSettings
+from twisted_ch.project._addresses import (
+    DATAGRAM_TYPES,
+    PLAIN_STREAM_TYPES,
+    STREAM_TYPES,
+    hostPortTarget,
+    streamTarget,
+)
 
 __all__ = [
     "HOST_KEY_POLICIES",
@@ -128,6 +135,10 @@ class EthernetClientInterface(LinkInterface):
         self._knownHosts = knownHosts
         self._hostKeyPolicy = hostKeyPolicy
         self.connectionOriented = Protocol != "UDP"
+        # what this machine's [program] addresses map the program's address to, if anything
+        self._site = _site.current() if endpoint is None else None
+        site = self._site
+        self._mapped = site is not None and site.route(Hostname, IPPort, False) is not None
         super().__init__(
             f"{Protocol.lower()}:{Hostname}:{IPPort}",
             reactor=reactor,
@@ -181,30 +192,54 @@ class EthernetClientInterface(LinkInterface):
         self._tls = TLSSettings.make(certificate, cert_reqs, ssl_version, ca_certs)
 
     def _makeEndpoint(self) -> IStreamClientEndpoint:
+        from twisted_ch.endpoints._strings import clientFromString
+
         reactor = self._rt.reactor
         bind = ("", self._servicePort) if self._servicePort else None
+        host, port = self._hostname, self._port
+        found = self._site.route(host, port) if self._site is not None else None
         if self._protocol == "TCP":
+            if found is not None:
+                host, port, described = streamTarget(
+                    found,
+                    port,
+                    "an SSLWrap TCP interface" if self._tls else "a TCP interface",
+                    PLAIN_STREAM_TYPES if self._tls else STREAM_TYPES,
+                )
+                if described is not None:
+                    stream = clientFromString(reactor, described)
+                    # TLS (SSLWrap) over the mapped stream still names the program's host
+                    if self._tls is not None:
+                        return self._tls.clientEndpoint(self._hostname, stream)
+                    return stream
             from twisted_ch.endpoints.tcp import TCPHostnameEndpoint
 
             # an address is connected to as it is; a name is resolved on every attempt
-            tcp = TCPHostnameEndpoint(reactor, self._hostname, self._port, bindAddress=bind)
+            tcp = TCPHostnameEndpoint(reactor, host, port, bindAddress=bind)
             if self._tls is not None:
                 return self._tls.clientEndpoint(self._hostname, tcp)
             return tcp
         if self._protocol == "UDP":
+            if found is not None:
+                host, port, described = streamTarget(found, port, "a UDP interface", DATAGRAM_TYPES)
+                if described is not None:
+                    return clientFromString(reactor, described)
             from twisted_ch.endpoints.udp import UDPClientEndpoint
 
-            return UDPClientEndpoint(reactor, self._hostname, self._port, bindAddress=bind)
+            return UDPClientEndpoint(reactor, host, port, bindAddress=bind)
         from twisted_ch.endpoints.ssh import SSHShellEndpoint
 
         if self._credentials is None:
             raise MissingCredentials("SSH needs Credentials=(username, password)")
+        if found is not None:
+            # SSH is spoken to the mapped host and port (a tcp: description gives both)
+            host, port = hostPortTarget(found, port, "an SSH interface")
         username, password = self._credentials
         policy = self._hostKeyPolicy or _defaultHostKeyPolicy
         return SSHShellEndpoint(
             reactor,
-            self._hostname,
-            self._port,
+            host,
+            port,
             username=username,
             password=password,
             knownHosts=self._knownHosts,
@@ -218,7 +253,12 @@ class EthernetClientInterface(LinkInterface):
 
     @property
     def IPAddress(self) -> str:
-        """The peer's address once connected, else the host name given."""
+        """
+        The peer's address once connected, else the host name given (always the host name given
+        when C{[program] addresses} maps it: the program sees the address it named).
+        """
+        if self._mapped:
+            return self._hostname
         return self._peerHost(self._hostname)
 
     @property

@@ -10,11 +10,12 @@ from typing import Any, ClassVar
 
 from twisted.internet.interfaces import IStreamClientEndpoint
 
-from twisted_ch import _checks
+from twisted_ch import _checks, _site
 from twisted_ch._events import Event, emit
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE
 from twisted_ch._runtime import Runtime, resolveRuntime
 from twisted_ch.extronlib._base import LinkInterface
+from twisted_ch.project._addresses import mappedStream
 
 __all__ = ["DanteDomainManager", "SummitConnect"]
 
@@ -42,6 +43,10 @@ class SummitConnect(LinkInterface):
         _checks.host(Hostname, "Hostname")
         self._port = 5000 if IPPort is None else _checks.port(IPPort, "IPPort")
         self._hostname = Hostname
+        # what this machine's [program] addresses map the program's address to, if anything
+        self._site = _site.current() if endpoint is None else None
+        site = self._site
+        self._mapped = site is not None and site.route(Hostname, self._port, False) is not None
         super().__init__(
             f"summit:{Hostname}:{self._port}",
             reactor=reactor,
@@ -50,9 +55,9 @@ class SummitConnect(LinkInterface):
         )
 
     def _makeEndpoint(self) -> IStreamClientEndpoint:
-        from twisted_ch.endpoints.tcp import TCPHostnameEndpoint
-
-        return TCPHostnameEndpoint(self._rt.reactor, self._hostname, self._port)
+        return mappedStream(
+            self._rt.reactor, self._site, self._hostname, self._port, "a SummitConnect interface"
+        )
 
     @property
     def Hostname(self) -> str:
@@ -61,7 +66,9 @@ class SummitConnect(LinkInterface):
 
     @property
     def IPAddress(self) -> str:
-        """The peer's address once connected, else the host name given."""
+        """The peer's address once connected, else the host name given (always, when mapped)."""
+        if self._mapped:
+            return self._hostname
         return self._peerHost(self._hostname)
 
     @property

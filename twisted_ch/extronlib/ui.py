@@ -7,11 +7,16 @@ person does is driven by the lowercase methods: C{Button.press()}/C{release()},
 C{Knob.turn(steps)}, C{Slider.press(value)}/C{slide(value)}/C{release(value)}; they fire the
 program's events as a panel would (through its program thread), and a disabled control fires none.
 Hold and repeat times run on the runtime's reactor (a L{twisted.internet.task.Clock} in tests).
+
+Several objects created for one ID are one control, as on a panel: they show one state (what one
+sets, the others read), and a touch fires the events of every one of them, each with its own
+hold and repeat times.  With a layout (L{UIDevice.layout}) a control's Name, its initial state and
+text come from the layout's control of that UserId (a name given as ID is looked up there too).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IDelayedCall
 
@@ -20,9 +25,28 @@ from twisted_ch._events import Event, emit
 from twisted_ch._runtime import Runtime
 from twisted_ch.extronlib.device import UIDevice
 
+if TYPE_CHECKING:
+    from twisted_ch.panel._gdl import Control
+
 __all__ = ["Button", "Knob", "Label", "Level", "Slider"]
 
 _BLINK_RATES = {"Slow": 1.0, "Medium": 0.5, "Fast": 0.25}
+
+
+class _Look:
+    """What a panel shows of one control ID: shared by every object the program made for it."""
+
+    def __init__(self, layout: Control | None) -> None:
+        self.visible = True
+        self.enabled = True
+        self.state = layout.defaultState if layout is not None else 0
+        self.text = layout.text if layout is not None else ""
+        self.blink: tuple[float, list[int]] | None = None
+        self.min: float = 0
+        self.max: float = 100
+        self.step: float = 1
+        self.level: float = 0
+        self.fill: float = 0
 
 
 class _Control:
@@ -34,12 +58,14 @@ class _Control:
         if isinstance(ID, bool) or not isinstance(ID, int | str):
             raise TypeError(f"ID must be an int or a name, not {ID!r}")
         self._host = UIHost
-        self._id = ID
-        self._name = ID if isinstance(ID, str) else f"{type(self).__name__}{ID}"
-        self._visible = True
-        self._enabled = True
         self._rt: Runtime = UIHost._rt
-        UIHost._addControl(self)
+        self._id, layout = UIHost._layoutControl(ID)
+        if layout is not None:
+            self._name = layout.name
+        else:
+            self._name = ID if isinstance(ID, str) else f"{type(self).__name__}{ID}"
+        first = UIHost._addControl(self)
+        self._look: _Look = first._look if first is not None else _Look(layout)
 
     @property
     def Host(self) -> UIDevice:
@@ -48,7 +74,7 @@ class _Control:
 
     @property
     def ID(self) -> int | str:
-        """The control's ID (or the name it was created with)."""
+        """The control's ID (or the name it was created with, unless a layout has that name)."""
         return self._id
 
     @property
@@ -59,22 +85,30 @@ class _Control:
     @property
     def Visible(self) -> bool:
         """Whether the control is shown."""
-        return self._visible
+        return self._look.visible
 
     @property
     def Enabled(self) -> bool:
         """Whether the control reacts to touches."""
-        return self._enabled
+        return self._look.enabled
+
+    @property
+    def _enabled(self) -> bool:
+        return self._look.enabled
 
     def SetVisible(self, visible: bool) -> None:
         """Show or hide the control."""
-        self._visible = _bool(visible, "visible")
+        self._look.visible = _bool(visible, "visible")
 
     def _setEnable(self, enable: bool) -> None:
-        self._enabled = _bool(enable, "enable")
+        self._look.enabled = _bool(enable, "enable")
 
     def _emit(self, name: str, *args: object) -> None:
         emit(self._rt, self, name, self, *args)
+
+    def _everyObject(self) -> list[Any]:
+        """Every object the program made for this control's ID (this one included)."""
+        return self._host._sharersOf(self)
 
     def _stopTimers(self) -> None:
         """Cancel the control's pending timers (its host's clean stop; reactor thread)."""
@@ -120,9 +154,6 @@ class Button(_Control):
         self._pressed = False
         self._held = False
         self._timer: IDelayedCall | None = None
-        self._state = 0
-        self._text = ""
-        self._blink: tuple[float, list[int]] | None = None
 
     # documented properties
 
@@ -134,22 +165,22 @@ class Button(_Control):
     @property
     def State(self) -> int:
         """The visual state number."""
-        return self._state
+        return self._look.state
 
     @property
     def BlinkState(self) -> str:
         """'Blinking' or 'Not blinking'."""
-        return "Blinking" if self._blink is not None else "Not blinking"
+        return "Blinking" if self._look.blink is not None else "Not blinking"
 
     @property
     def Text(self) -> str:
-        """The text set with L{SetText}."""
-        return self._text
+        """The text set with L{SetText} (at first: the layout's)."""
+        return self._look.text
 
     @property
     def blinking(self) -> tuple[float, list[int]] | None:
         """(seconds per state, states) while blinking, else None."""
-        return self._blink
+        return self._look.blink
 
     # documented methods
 
@@ -157,14 +188,14 @@ class Button(_Control):
         """Set the visual state (stops blinking)."""
         if isinstance(State, bool) or not isinstance(State, int):
             raise TypeError(f"State must be an int, not {type(State).__name__}")
-        self._blink = None
-        self._state = State
+        self._look.blink = None
+        self._look.state = State
 
     def SetText(self, text: str) -> None:
         """Set the button's text."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, not {type(text).__name__}")
-        self._text = text
+        self._look.text = text
 
     def SetEnable(self, enable: bool) -> None:
         """Enable or disable the button (a disabled button fires no events)."""
@@ -174,11 +205,11 @@ class Button(_Control):
         """Blink through C{stateList} at 'Slow', 'Medium' or 'Fast' (0.5, 1, 2 Hz)."""
         if rate not in _BLINK_RATES:
             raise ValueError(f"rate must be one of {', '.join(_BLINK_RATES)}, got {rate!r}")
-        self._blink = (_BLINK_RATES[rate], self._states(stateList))
+        self._look.blink = (_BLINK_RATES[rate], self._states(stateList))
 
     def CustomBlink(self, rate: float, stateList: list[int]) -> None:
         """Blink through C{stateList}, C{rate} seconds per state."""
-        self._blink = (seconds(rate, "rate"), self._states(stateList))
+        self._look.blink = (seconds(rate, "rate"), self._states(stateList))
 
     @staticmethod
     def _states(stateList: object) -> list[int]:
@@ -193,11 +224,15 @@ class Button(_Control):
 
     def press(self) -> None:
         """A finger on the button: Pressed, and the hold/repeat timers start."""
-        self._rt.twoFaced(self._press)
+        self._rt.twoFaced(self._touchAll, "_press")
 
     def release(self) -> None:
         """The finger lifted: Released (or Tapped), timers stopped."""
-        self._rt.twoFaced(self._release)
+        self._rt.twoFaced(self._touchAll, "_release")
+
+    def _touchAll(self, what: str) -> None:
+        for button in self._everyObject():
+            getattr(button, what)()
 
     def _press(self) -> None:
         if self._pressed or not self._enabled:
@@ -254,7 +289,11 @@ class Knob(_Control):
         """The knob was turned C{steps} detents."""
         if isinstance(steps, bool) or not isinstance(steps, int) or steps == 0:
             raise ValueError(f"steps must be a non-zero int, got {steps!r}")
-        self._rt.twoFaced(self._turn, steps)
+        self._rt.twoFaced(self._turnAll, steps)
+
+    def _turnAll(self, steps: int) -> None:
+        for knob in self._everyObject():
+            knob._turn(steps)
 
     def _turn(self, steps: int) -> None:
         if self._enabled:
@@ -265,20 +304,16 @@ class Knob(_Control):
 class Label(_Control):
     """A text label."""
 
-    def __init__(self, UIHost: UIDevice, ID: int | str) -> None:
-        super().__init__(UIHost, ID)
-        self._text = ""
-
     @property
     def Text(self) -> str:
-        """The text set with L{SetText}."""
-        return self._text
+        """The text set with L{SetText} (at first: the layout's)."""
+        return self._look.text
 
     def SetText(self, text: str) -> None:
         """Set the label's text."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, not {type(text).__name__}")
-        self._text = text
+        self._look.text = text
 
 
 def _number(value: object, what: str) -> float:
@@ -288,26 +323,20 @@ def _number(value: object, what: str) -> float:
 
 
 class _Ranged(_Control):
-    def __init__(self, UIHost: UIDevice, ID: int | str) -> None:
-        super().__init__(UIHost, ID)
-        self._min: float = 0
-        self._max: float = 100
-        self._step: float = 1
-
     @property
     def Min(self) -> float:
         """The lowest value."""
-        return self._min
+        return self._look.min
 
     @property
     def Max(self) -> float:
         """The highest value."""
-        return self._max
+        return self._look.max
 
     @property
     def Step(self) -> float:
         """The step between values."""
-        return self._step
+        return self._look.step
 
     def SetRange(self, Min: float, Max: float, Step: float = 1) -> None:
         """Set the range and step; the value is brought inside it."""
@@ -316,11 +345,11 @@ class _Ranged(_Control):
             raise ValueError(f"Min must be below Max, got {low!r} and {high!r}")
         if step <= 0:
             raise ValueError(f"Step must be positive, got {step!r}")
-        self._min, self._max, self._step = low, high, step
+        self._look.min, self._look.max, self._look.step = low, high, step
         self._clampValue()
 
     def _clamp(self, value: float) -> float:
-        return min(self._max, max(self._min, value))
+        return min(self._look.max, max(self._look.min, value))
 
     def _clampValue(self) -> None:
         raise NotImplementedError
@@ -329,29 +358,25 @@ class _Ranged(_Control):
 class Level(_Ranged):
     """A bar graph showing a level between Min and Max."""
 
-    def __init__(self, UIHost: UIDevice, ID: int | str) -> None:
-        super().__init__(UIHost, ID)
-        self._level: float = 0
-
     @property
     def Level(self) -> float:
         """The level shown."""
-        return self._level
+        return self._look.level
 
     def SetLevel(self, Level: float) -> None:
         """Show C{Level} (kept within Min..Max)."""
-        self._level = self._clamp(_number(Level, "Level"))
+        self._look.level = self._clamp(_number(Level, "Level"))
 
     def Inc(self) -> None:
         """Raise the level by one step."""
-        self._level = self._clamp(self._level + self._step)
+        self._look.level = self._clamp(self._look.level + self._look.step)
 
     def Dec(self) -> None:
         """Lower the level by one step."""
-        self._level = self._clamp(self._level - self._step)
+        self._look.level = self._clamp(self._look.level - self._look.step)
 
     def _clampValue(self) -> None:
-        self._level = self._clamp(self._level)
+        self._look.level = self._clamp(self._look.level)
 
 
 class Slider(_Ranged):
@@ -366,43 +391,46 @@ class Slider(_Ranged):
 
     def __init__(self, UIHost: UIDevice, ID: int | str) -> None:
         super().__init__(UIHost, ID)
-        self._fill: float = 0
         self._pressed = False
 
     @property
     def Fill(self) -> float:
         """The value shown."""
-        return self._fill
+        return self._look.fill
 
     def SetFill(self, Fill: float) -> None:
         """Show C{Fill} (kept within Min..Max)."""
-        self._fill = self._clamp(_number(Fill, "Fill"))
+        self._look.fill = self._clamp(_number(Fill, "Fill"))
 
     def SetEnable(self, enable: bool) -> None:
         """Enable or disable the slider."""
         self._setEnable(enable)
 
     def _clampValue(self) -> None:
-        self._fill = self._clamp(self._fill)
+        self._look.fill = self._clamp(self._look.fill)
 
     def _snap(self, value: float) -> float:
-        steps = round((self._clamp(_number(value, "value")) - self._min) / self._step)
-        snapped = self._clamp(self._min + steps * self._step)
+        steps = round((self._clamp(_number(value, "value")) - self._look.min) / self._look.step)
+        snapped = self._clamp(self._look.min + steps * self._look.step)
         return int(snapped) if float(snapped).is_integer() else snapped
 
     # driving it
 
     def press(self, value: float) -> None:
         """A finger touches the slider at C{value}."""
-        self._rt.twoFaced(self._touchAt, "Pressed", self._snap(value))
+        self._rt.twoFaced(self._touchAll, "Pressed", self._snap(value))
 
     def slide(self, value: float) -> None:
         """The finger moved to C{value}."""
-        self._rt.twoFaced(self._touchAt, "Changed", self._snap(value))
+        self._rt.twoFaced(self._touchAll, "Changed", self._snap(value))
 
     def release(self, value: float) -> None:
         """The finger left the slider at C{value}."""
-        self._rt.twoFaced(self._touchAt, "Released", self._snap(value))
+        self._rt.twoFaced(self._touchAll, "Released", self._snap(value))
+
+    def _touchAll(self, state: str, value: float) -> None:
+        for slider in self._everyObject():
+            slider._touchAt(state, value)
 
     def _touchAt(self, state: str, value: float) -> None:
         if not self._enabled:
@@ -412,5 +440,5 @@ class Slider(_Ranged):
             self._pressed = True
         elif state == "Released":
             self._pressed = False
-        self._fill = value
+        self._look.fill = value
         self._emit(state, state, value)

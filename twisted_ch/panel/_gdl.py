@@ -225,7 +225,7 @@ class FontFace:
     italic: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Layout:
     """
     A GUI Designer layout.
@@ -253,6 +253,7 @@ class Layout:
     popupGroups: Mapping[int, tuple[int, ...]] = field(init=False, repr=False)
     _byId: Mapping[int, Container] = field(init=False, repr=False)
     _byName: Mapping[str, Container] = field(init=False, repr=False)
+    _userIds: Mapping[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         byUser: dict[int, list[Control]] = {}
@@ -270,6 +271,17 @@ class Layout:
         fix(self, "popupGroups", MappingProxyType({k: tuple(v) for k, v in groups.items()}))
         fix(self, "_byId", MappingProxyType({c.id: c for c in containers}))
         fix(self, "_byName", MappingProxyType({c.name: c for c in reversed(containers)}))
+        names = {c.name: uid for uid, cs in reversed(byUser.items()) for c in reversed(cs)}
+        fix(self, "_userIds", MappingProxyType(names))
+
+    def userIdOf(self, name: str) -> int | None:
+        """The UserId of the (first) addressable control named C{name}, if any."""
+        return self._userIds.get(name)
+
+    def control(self, userId: int) -> Control | None:
+        """The first control with the UserId C{userId}, if any."""
+        found = self.controlsByUserId.get(userId)
+        return found[0] if found else None
 
     def page(self, page: int | str) -> Container | None:
         """The page named C{page} (else with that ID), if any."""
@@ -414,6 +426,7 @@ def readLayout(
     except FileProblem as e:
         raise LayoutError(str(e)) from None
     data = bytearray(raw)
+    del raw
     _unpatch(data, reader.fail)
     outer = reader.open(bytes(data), "its outer ZIP")
     inners = [i for i in outer.infolist() if i.filename != "ProjectGCP"]
@@ -443,12 +456,12 @@ def readLayout(
         text = text[1:]
     try:
         document = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
-        message = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
-        where = (
-            f" at line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
-        )
-        reader.fail(f"layout.json is malformed JSON ({message}{where})")
+    except json.JSONDecodeError as e:
+        reader.fail(f"layout.json is malformed JSON ({e.msg} at line {e.lineno} column {e.colno})")
+    except RecursionError:
+        reader.fail("layout.json is malformed JSON (nested too deeply)")
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        reader.fail(f"layout.json is malformed JSON ({e})")
     return _Parser(reader, images, fonts).layout(document)
 
 

@@ -21,8 +21,9 @@ The C{twistd chandler --config} file: TOML, checked completely before anything s
     outageSummary = 60
 
     [program]                           # what a ControlScript program names, on this machine
-    file = "main.py"
+    file = "main.py"                    # or project = "MyProject" (a Global Scripter folder)
     ports = { COM1 = "/dev/ttyUSB0", COM2 = "tcp:host=192.0.2.5:port=4002" }
+    addresses = { "192.168.1.12:22023" = "tcp:127.0.0.1:2222", "192.168.1.20" = "127.0.0.1" }
 
 Every mistake raises one L{ConfigError} naming the file, the key (C{device[1].pollFrequency},
 counting tables from 0) and what was expected.  Messages never show a secret: a probe's
@@ -203,6 +204,11 @@ class ProgramConfig:
     @ivar hosts: per host alias (a ProcessorDevice or SPDevice), its own settings.
     @ivar dante: Dante device names -> client endpoint descriptions.
     @ivar options: keys other sections of the code read (see L{PROGRAM_KEYS}).
+    @ivar project: a Global Scripter project folder (or its C{.json}) to run instead of
+        C{file}; written relative to the config file's folder, held joined to it.
+    @ivar addresses: what the program names (an address, a host name, C{address:port}) -> an
+        address, C{address:port} or a client endpoint description on this machine (see
+        L{twisted_ch.project._addresses}).
     """
 
     file: str | None = None
@@ -210,6 +216,8 @@ class ProgramConfig:
     hosts: Mapping[str, ProgramHostConfig] = field(default_factory=dict)
     dante: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+    project: str | None = None
+    addresses: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -827,7 +835,7 @@ def _statusToken(r: _Reader, table: Mapping[str, Any], status: StatusConfig) -> 
 
 #: Keys of the [program] section; code elsewhere reads the keys of L{ProgramConfig.options}
 #: (add a name here and a checker in L{_PROGRAM_OPTION_CHECKS} to extend the section).
-PROGRAM_KEYS = ("file", "ports", "hosts", "dante")
+PROGRAM_KEYS = ("file", "project", "ports", "hosts", "dante", "addresses")
 _PROGRAM_OPTION_CHECKS: dict[str, Callable[[_Reader, Any, str], Any]] = {}
 #: SSH host-key policies a program's interfaces may default to (reject stays the default).
 HOST_KEY_POLICIES = ("reject", "accept-new")
@@ -878,7 +886,42 @@ def _program(r: _Reader, value: Any, key: str, reactor: Any) -> ProgramConfig:
         for name, check in _PROGRAM_OPTION_CHECKS.items()
         if name in table
     }
-    return ProgramConfig(file, ports, hosts, dante, options)
+    project = r.optional(table, key, "project", r.string, "a project folder's path", None)
+    if project is not None:
+        if file is not None:
+            r.fail(f"{key}.project", "either file (a program) or project (a folder), not both")
+        if not project.strip():
+            r.fail(f"{key}.project", "a project folder's path, got ''")
+        # relative to the config file, as its other paths
+        project = str(Path(r.source).parent / project) if r.source != "<config>" else project
+    addresses = _addresses(r, table.get("addresses", {}), f"{key}.addresses", reactor)
+    return ProgramConfig(file, ports, hosts, dante, options, project, addresses)
+
+
+def _addresses(r: _Reader, value: Any, key: str, reactor: Any) -> dict[str, str]:
+    """What the program names -> an address, address:port or a client endpoint description."""
+    from twisted_ch.project._addresses import AddressProblem, parseName, parseTarget
+
+    found: dict[str, str] = {}
+    seen: dict[tuple[str, int | None], str] = {}
+    for name, target in r.table(value, key).items():
+        where = f'{key}."{name}"'
+        try:
+            normal = parseName(name)
+        except AddressProblem as e:
+            r.fail(where, f"a key that is {e}")
+        if normal in seen:
+            r.fail(where, f"one entry per address; {name!r} is also {seen[normal]!r}")
+        seen[normal] = name
+        text = r.string(target, where, "an address, address:port or a client endpoint description")
+        try:
+            parsed = parseTarget(text)
+        except AddressProblem as e:
+            r.fail(where, str(e))
+        if parsed.description is not None and reactor is not None:
+            checkEndpoint(r, parsed.description, where, reactor)
+        found[name] = text
+    return found
 
 
 def _portMap(r: _Reader, value: Any, key: str, reactor: Any) -> dict[str, str]:

@@ -547,7 +547,22 @@ def buildServer(reactor: Any, cfg: ServerConfig) -> Any:
 
 
 def siteOf(config: ProgramConfig) -> _site.ProgramSite:
-    """The program site a C{[program]} section describes."""
+    """
+    The program site a C{[program]} section describes; with a C{project}, its panels' layouts
+    and settings and its code folder too.
+
+    @raise twisted_ch.project.ProjectError: the project cannot be read.
+    """
+    layouts: dict[str, str] = {}
+    ui: dict[str, dict[str, Any]] = {}
+    codeFolder: str | None = None
+    if config.project is not None:
+        from twisted_ch.project import readProject
+
+        project = readProject(config.project)
+        layouts = project.layouts()
+        ui = project.uiSettings()
+        codeFolder = str(project.codeFolder.resolve())
     return _site.ProgramSite(
         ports=dict(config.ports),
         hostPorts={alias: dict(host.ports) for alias, host in config.hosts.items()},
@@ -557,6 +572,10 @@ def siteOf(config: ProgramConfig) -> _site.ProgramSite:
             if host.spEndpoint is not None
         },
         dante=dict(config.dante),
+        addresses=dict(config.addresses),
+        layouts=layouts,
+        ui=ui,
+        codeFolder=codeFolder,
     )
 
 
@@ -690,6 +709,9 @@ class ProgramService(Service):
             self.site = siteOf(self.config)
             self.site.watchHosts(self._hostCreated)
             _site.install(self.site)
+            # a project's code folder is on the path, as on the processor (import modules.x)
+            if self.site.codeFolder is not None and self.site.codeFolder not in sys.path:
+                sys.path.insert(0, self.site.codeFolder)
         self.program = Program(self.reactor, name=Path(self.path).stem)
         self.registry.addSource(self, self._entries)
         log.info("running program {path}", path=self.path)
