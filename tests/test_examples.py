@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import re
 import sys
 import tomllib
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from test_extronlib_program import pollPanel, post
-from test_tap import URL, Twistd, chandler, stop
+from test_tap import LOOPBACK_ANY_PORT, URL, Twistd, chandler, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -40,7 +41,8 @@ EXAMPLE_TESTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "test_examples",
         (
             "test_project_folder_names_what_its_program_uses",
-            "test_project_program_drives_its_simulated_devices",
+            "test_project_layout_is_what_make_layout_makes",
+            "test_project_example_runs_with_one_command_and_its_panel_drives_the_devices",
         ),
     ),
 }
@@ -183,72 +185,71 @@ def test_project_folder_names_what_its_program_uses() -> None:
         assert (kind, host) == ("tcp", "127.0.0.1") and int(port) in simulated
 
 
-def loopbackProgram(tmp_path: Path, ports: dict[str, int]) -> Path:
-    """A copy of the project's code folder whose program names the simulators' loopback ports
-    (what map.toml's addresses do once C{--project} maps them)."""
-    import shutil
+def test_project_layout_is_what_make_layout_makes() -> None:
+    """layout/Room.gdl is committed generated: make_layout.py makes exactly it, and it reads."""
+    from twisted_ch.panel import readLayout
 
-    src = tmp_path / "src"
-    shutil.copytree(PROJECT / "src", src)
-    main = src / "main.py"
-    text = main.read_text()
-    for address, name in (
-        ("'192.168.1.20', 4999", "projector"),
-        ("'192.168.1.21', 1702", "dsp"),
-        ("'192.168.1.22', 8080", "lights"),
-    ):
-        assert address in text
-        text = text.replace(address, f"'127.0.0.1', {ports[name]}")
-    main.write_text(text)
-    return main
+    makeLayout = loadProjectModule("make_layout")
+    assert (PROJECT / "layout" / "Room.gdl").read_bytes() == makeLayout.build()
+    document = readLayout(PROJECT / "layout" / "Room.gdl").document()
+    assert [p["name"] for p in document["pages"]] == ["Welcome", "Main"]
+    popups = {p["name"]: (p["group"], p["modal"]) for p in document["popups"]}
+    assert popups["Audio"] == popups["Lights"] == (1, False) and popups["Confirm"] == (0, True)
 
 
 @pytest_twisted.ensureDeferred
-async def test_project_program_drives_its_simulated_devices(tmp_path: Path) -> None:
+async def test_project_example_runs_with_one_command_and_its_panel_drives_the_devices() -> None:
     """
-    The project's program (its modules, its ConnectionHandler use, its panel logic) against
-    simulators.py's devices, on the program runner: every device Connected, and presses on the
-    panel reach the projector, the DSP (a TCP module) and the lights (an HTTP module).
+    C{python examples/project/run.py} (the simulators, then twistd chandler --project with
+    map.toml): the unedited project's three devices Connected on /status, the panel's controls
+    named by the layout, and presses reaching the projector, the DSP module and the HTTP lights.
     """
+    from test_tap import pollStatus
     from twisted.internet import reactor
 
-    from twisted_ch.program import Program
-    from twisted_ch.testing import waitUntil
-
-    simulators = loadProjectModule("simulators")
-    room = simulators.listen(reactor, {"projector": 0, "dsp": 0, "lights": 0})
-    ports = {
-        name: port.getHost().port
-        for name, port in zip(("projector", "dsp", "lights"), room.ports, strict=True)
-    }
-    program = Program(reactor)
+    process = Twistd()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    args = [sys.executable, "examples/project/run.py", "--status-port", LOOPBACK_ANY_PORT]
+    reactor.spawnProcess(process, sys.executable, args, env=env, path=str(ROOT))
     try:
-        ns = await program.runFile(loopbackProgram(tmp_path, ports))
-        handlers = [ns["ProjectorHandler"], ns["DSPHandler"], ns["LightsHandler"]]
-        await waitUntil(reactor, lambda: all(h.ConnectionStatus == "Connected" for h in handlers))
-        assert ns["TLP"].page == "Welcome"
+        base = (await process.waitFor(URL.pattern, 30)).group(1).decode("ascii")
+        panel = base + "panel/"
+        for address in ("192.168.1.20:4999", "192.168.1.21:1702", "192.168.1.22:8080"):
+            pattern = address.replace(".", r"\.") + r" -> tcp:127\.0\.0\.1:"
+            await process.waitFor(pattern.encode())
+        document = await pollStatus(
+            base,
+            lambda d: (
+                len(d["devices"]) == 3 and all(row["state"] == "Connected" for row in d["devices"])
+            ),
+            30,
+        )
+        assert {row["variable"] for row in document["devices"]} == {
+            "ProjectorHandler",
+            "DSPHandler",
+            "LightsHandler",
+        }
+        controls = await pollPanel(panel, lambda c: c[101]["text"] == "Projector Connected")
+        assert controls[2]["name"] == "Start" and controls[40]["name"] == "Mute"  # the layout's
 
-        def tap(button: Any) -> None:
-            button.press()
-            button.release()
+        async def tap(control: int) -> None:
+            for action in ("press", "release"):
+                answer = await post(
+                    panel + "action", {"device": "PanelTLP", "id": control, "action": action}
+                )
+                assert answer == {"ok": True}
 
-        tap(ns["Start"])
-        await waitUntil(reactor, lambda: room.projector.power == "1")
-        assert ns["TLP"].page == "Main"
-        tap(ns["Inputs"][2])
-        await waitUntil(reactor, lambda: room.projector.input == "3")
-        tap(ns["Mute"])
-        await waitUntil(reactor, lambda: room.dsp.mute == "1")
-        await waitUntil(reactor, lambda: ns["Mute"].State == 1)  # the DSP's push, back
-        ns["Gain"].press(-12)
-        ns["Gain"].release(-12)
-        await waitUntil(reactor, lambda: room.dsp.gain == -12)
-        await waitUntil(reactor, lambda: ns["GainText"].Text == "-12 dB")
-        tap(ns["LightsTab"])
-        tap(ns["Scenes"][1])
-        await waitUntil(reactor, lambda: room.lights.scene == "2")
-        await waitUntil(reactor, lambda: ns["Scenes"][1].State == 1)
-        assert all(h.ConnectionStatus == "Connected" for h in handlers)
+        await tap(2)  # Start: the projector on, page Main, popup Audio
+        await process.waitFor(rb"projector: PWR 1")
+        await tap(40)
+        await process.waitFor(rb"dsp: SET MUTE 1")
+        await pollPanel(panel, lambda c: c[40]["state"] == 1)
+        await tap(21)
+        await tap(52)
+        await process.waitFor(rb"lights: set=2")
+        await pollPanel(panel, lambda c: c[52]["state"] == 1)
+        assert await stop(process) == 0
     finally:
-        await program.stop()
-        await room.stop()
+        if process.running:
+            process.transport.signalProcess("KILL")  # type: ignore[attr-defined]
+    assert "Traceback" not in process.text, process.text

@@ -82,7 +82,7 @@ def spec() -> tuple[dict[str, Any], dict[int, bytes]]:
     def label(
         userId: int, name: str, left: int, top: int, width: int, height: int, text: str
     ) -> dict[str, Any]:
-        return gdlLabel(next(index), userId, name, left, top, width, height, text, align=4)
+        return gdlLabel(next(index), userId, name, left, top, width, height, text, align=3)
 
     index = iter(range(1000))
     welcome = gdlPage(
