@@ -28,6 +28,7 @@ setup(
     package_data={
         "twisted_ch": ["py.typed"],
         "twisted_ch.panel": ["static/*"],
+        "twisted_ch.service": ["static/*"],
         "twisted.plugins": ["*.py"],
     },
     install_requires=[

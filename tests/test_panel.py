@@ -21,8 +21,8 @@ from twisted.web.server import Site
 
 from twisted_ch.extronlib.device import UIDevice
 from twisted_ch.extronlib.ui import Button, Label, Level, Slider
+from twisted_ch.panel._web import panelResource, panelState
 from twisted_ch.program import Program
-from twisted_ch.service._panel import panelResource, panelState
 from twisted_ch.service._registry import Registry
 from twisted_ch.service._web import statusResource
 

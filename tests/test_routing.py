@@ -94,7 +94,6 @@ def test_other_ethernet_protocols_are_ValueErrors() -> None:
     ("kw", "exc", "text"),
     [
         ({"keepAliveQuery": 5}, ValueError, "must be the name of an Update function"),
-        ({"keepAliveQuery": "Power"}, ValueError, "is not an Update command"),
         ({"DisconnectLimit": 0}, ValueError, "DisconnectLimit must be at least 1"),
         ({"DisconnectLimit": 2.5}, TypeError, "DisconnectLimit must be an int"),
         ({"pollFrequency": 0}, ValueError, "pollFrequency must be positive"),

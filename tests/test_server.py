@@ -138,9 +138,9 @@ def test_a_silent_client_is_dropped_exactly_at_serverTimeout() -> None:
     (client,) = h.Clients
     assert ev.calls == [("Connected", (client, "Connected"))]
     clock.advance(29.75)
-    assert not t.aborted and h.Clients == [client]
-    clock.advance(0.25)  # 30 s after connecting: aborted, not closed gracefully
-    assert t.aborted
+    assert not t.closed and h.Clients == [client]
+    clock.advance(0.25)  # 30 s after connecting: closed gracefully (a FIN), not aborted
+    assert t.closed and not t.aborted
     assert ev.of("Disconnected") == [(client, "Disconnected")]
     assert h.Clients == []
     assert h.stats()["droppedIdle"] == 1
@@ -156,12 +156,12 @@ def test_a_client_sending_every_timeout_minus_one_is_never_dropped() -> None:
     for _ in range(100):
         clock.advance(9)
         send(t, b"still here")
-    assert not t.aborted and len(h.Clients) == 1
+    assert not t.closed and len(h.Clients) == 1
     assert len(ev.of("ReceiveData")) == 100
     clock.advance(9.75)  # silent now: dropped 10 s after its last data
-    assert not t.aborted
+    assert not t.closed
     clock.advance(0.25)
-    assert t.aborted and len(ev.of("Disconnected")) == 1
+    assert t.closed and len(ev.of("Disconnected")) == 1
 
 
 def test_writes_to_a_client_do_not_keep_it_alive() -> None:
@@ -174,9 +174,9 @@ def test_writes_to_a_client_do_not_keep_it_alive() -> None:
         client.Send("status\r\n")
     assert t.value() == b"status\r\n" * 9
     clock.advance(0.75)
-    assert not t.aborted
+    assert not t.closed
     clock.advance(0.25)
-    assert t.aborted
+    assert t.closed
     assert ev.of("Disconnected") == [(client, "Disconnected")]
     with pytest.raises(IOError, match="not connected"):
         client.Send(b"too late")
@@ -196,7 +196,8 @@ def test_Disconnected_fires_once_per_client_however_it_leaves() -> None:
     racer.deviceResets()  # gone just before its timeout would fire
     clock.advance(0.25)
     clock.advance(100)
-    assert idle.aborted and not racer.aborted and not leaves.aborted and not kicked.aborted
+    assert idle.closed and not idle.aborted  # dropped gracefully, and only the idle one:
+    assert not racer.aborted and not leaves.aborted and not kicked.aborted
     assert [args[0] for args in ev.of("Disconnected")] == [
         clients[1],
         clients[2],
@@ -219,14 +220,14 @@ def test_dropped_iff_a_gap_between_data_reaches_the_timeout(quarters: list[int])
     expectedDrop = next((i for i, q in enumerate(quarters) if q >= 20), None)
     for q in quarters:
         for _ in range(min(q, 20)):
-            assert not t.aborted
+            assert not t.closed
             clock.advance(0.25)
         if q >= 20:
-            assert t.aborted  # exactly 5 s into the gap
+            assert t.closed  # exactly 5 s into the gap
             break
-        assert not t.aborted
+        assert not t.closed
         send(t, b".")
-    assert t.aborted == (expectedDrop is not None)
+    assert t.closed == (expectedDrop is not None)
     assert len(ev.of("Disconnected")) == (1 if expectedDrop is not None else 0)
 
 
@@ -276,7 +277,7 @@ def test_StartListen_with_a_timeout_listens_that_long_and_keeps_the_clients() ->
     assert h.stats()["listening"]
     clock.advance(0.25)
     assert not h.stats()["listening"]
-    assert len(h.Clients) == 1 and not t.aborted
+    assert len(h.Clients) == 1 and not t.closed
     send(t, b"x")
     assert len(ev.of("ReceiveData")) == 1
     assert result(h.StartListen()) == "Listening"  # again, now with no end
@@ -358,7 +359,7 @@ def test_raising_callbacks_do_not_break_serving(logged: list[dict[str, Any]]) ->
     clock.advance(9)
     send(a, b"three")
     clock.advance(1)  # b is idle: dropped despite the raising callbacks
-    assert b.aborted and not a.aborted
+    assert b.closed and not a.closed
     assert len(h.Clients) == 1
     assert [s[1] for s in seen] == [
         "Connected",

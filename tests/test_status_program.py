@@ -109,8 +109,28 @@ async def test_a_program_runs_on_this_machine_as_configured(tmp_path: Path) -> N
             if any(r["state"] == "Connected" and r["polls"] > 1 for r in rows):  # type: ignore[attr-defined,index]
                 break
             await deferLater(reactor, 0.05, lambda: None)
-        states = {r["variable"]: r["state"] for r in registry.snapshot()["devices"]}  # type: ignore[attr-defined]
+        states = {r.get("variable"): r["state"] for r in registry.snapshot()["devices"]}  # type: ignore[attr-defined]
         assert states["DisplayHandler"] == "Connected", states
+        # every link of the program, each once: the handler's row stands for its interface
+        for _ in range(100):  # a bounded wait for the top level's globals to be named
+            rows = registry.snapshot()["devices"]
+            if len(rows) == 3 and all("variable" in r for r in rows):  # type: ignore[attr-defined,operator]
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        byVariable = {r["variable"]: r for r in registry.snapshot()["devices"]}  # type: ignore[attr-defined]
+        assert sorted(byVariable) == ["Amp", "DisplayHandler", "Projector"], byVariable
+        handled = byVariable["DisplayHandler"]
+        assert (handled["handlerKind"], handled["interface"]) == ("twisted_ch", "SerialInterface")
+        assert (handled["address"], handled["link"]) == ("IPCP-Pro:COM1", "connected")
+        bare = byVariable["Projector"]
+        assert (bare["handler"], bare["interface"]) == (None, "SerialInterface")
+        assert bare["address"] == "IPCP-Pro:COM2"
+        dante = byVariable["Amp"]
+        assert (dante["interface"], dante["address"], dante["state"]) == (
+            "DanteInterface",
+            "Amp-1",
+            "Connected",
+        )
         assert b"P" in display.received
         # the processor's host goes away: Offline, then back: Online
         await processor.stop()

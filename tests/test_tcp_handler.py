@@ -84,7 +84,7 @@ def test_a_send_past_the_limit_drops_the_link_instead_of_sending_and_reconnects(
     assert h.ConnectionStatus == "Unknown"
     clock.advance(1)  # t=4: a 4th send would take the counter past the limit of 3
     assert ep.written() == b""  # not sent
-    assert first is not None and first.aborted
+    assert first is not None and first.closed and not first.aborted  # gracefully: a FIN
     clock.advance(0)
     assert h.ConnectionStatus == "Disconnected"
     assert rec.names() == ["Disconnected"]
@@ -95,7 +95,7 @@ def test_a_send_past_the_limit_drops_the_link_instead_of_sending_and_reconnects(
     assert len(ep.attempts) == 2
     assert h.missedPolls <= 1  # the count restarted with the new link (a poll is due now too)
     clock.pump([1] * 4)
-    assert ep.transport is not None and ep.transport.aborted  # dropped again, quietly
+    assert ep.transport is not None and ep.transport.closed  # dropped again, quietly
     clock.pump([1] * 30)
     assert rec.names() == ["Disconnected"]
     assert h.transitions == 1
@@ -453,7 +453,7 @@ def test_strict_alternation_under_random_flapping() -> None:
         elif action == "force":
             h.OnDisconnected()
     states = [n for n in rec.names() if n in ("Connected", "Disconnected")]
-    assert len(states) > 50
+    assert len(states) > 30
     assert all(a != b for a, b in zip(states, states[1:], strict=False))
     assert states[-1] == h.ConnectionStatus
 
@@ -673,7 +673,7 @@ def test_the_manuals_synchronous_keepalive_counts_queries_not_ticks() -> None:
     assert rec.names() == ["Connected"]
     clock.pump([1] * 3)  # t=47: the 16th would pass the limit
     assert rec.names() == ["Connected", "Disconnected"]
-    assert ep.transport is not None and ep.transport.aborted
+    assert ep.transport is not None and ep.transport.closed and not ep.transport.aborted
     assert ep.written() == b"P" * 16
 
 

@@ -4,9 +4,44 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.logger import Logger
+
 from twisted_ch import _checks
 from twisted_ch._handlers import RawSimplePipeHandler, RawTcpHandler
 from twisted_ch._version import __version__
+
+log = Logger(namespace="twisted_ch.handlers")
+
+
+class NoUpdateCommand:
+    """
+    The keep-alive of a handler whose C{keepAliveQuery} string names no Update command of its
+    interface (a project's typo): it sends nothing, so the device is never Connected.  The
+    reference builds the same handler and raises C{TypeError: 'str' object is not callable} at
+    every poll; here one error is logged when the handler is made.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, handler: Any) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<keepAliveQuery {self.name!r}: no Update{self.name}>"
+
+
+def _updateCommands(Interface: Any) -> list[str]:
+    """The names of C{Interface}'s Update commands (C{UpdatePower} -> C{'Power'})."""
+    names = []
+    for name in dir(Interface):
+        if name.startswith("Update") and len(name) > 6:
+            try:
+                if callable(getattr(Interface, name, None)):
+                    names.append(name[6:])
+            except Exception:  # pragma: no cover - a property that raises
+                continue
+    return names
 
 
 def ModuleVersion() -> str:
@@ -41,7 +76,9 @@ def GetConnectionHandler(
         EthernetServerInterfaceEx, or no supported interface type; or an argument's type is
         wrong.
     @raise ValueError: an EthernetClientInterface's Protocol is not TCP, UDP or SSH; or
-        C{keepAliveQuery} is neither a callable nor the name of the module's Update command.
+        C{keepAliveQuery} is neither a callable nor a string.  A string that names no Update
+        command of the interface builds a raw handler that polls nothing (the reference's
+        handler, never Connected), with one error logged.
     """
     handler = _build(
         Interface,
@@ -91,7 +128,7 @@ def _build(
         raise TypeError("EthernetServerInterface is not supported; use EthernetServerInterfaceEx")
 
     _checks.disconnectLimit(DisconnectLimit)
-    _checks.period(pollFrequency, "pollFrequency")
+    _checks.seconds(pollFrequency, "pollFrequency", maximum=_checks.MAX_PERIOD)  # (see PollTimer)
     _checks.period(connectRetryTime, "connectRetryTime")
     _checks.period(serverTimeout, "serverTimeout")
     if keepAliveQueryQualifier is not None and not isinstance(keepAliveQueryQualifier, dict):
@@ -109,12 +146,9 @@ def _build(
             connectRetryTime,
             reactor,
         )
+    missing: str | None = None
     if isinstance(keepAliveQuery, str):
-        raise ValueError(
-            f"keepAliveQuery {keepAliveQuery!r} is not an Update command of "
-            f"{type(Interface).__name__} (a Global Scripter module needs Update{keepAliveQuery} "
-            f"and SubscribeStatus); pass a callable for a plain interface"
-        )
+        missing, keepAliveQuery = keepAliveQuery, NoUpdateCommand(keepAliveQuery)
     if keepAliveQuery is not None and not callable(keepAliveQuery):
         raise ValueError(
             "keepAliveQuery must be the name of an Update function in a Global Scripter Module "
@@ -131,7 +165,7 @@ def _build(
     cls: type[RawTcpHandler | RawSimplePipeHandler] = (
         RawTcpHandler if stream else RawSimplePipeHandler
     )
-    return cls(
+    handler = cls(
         Interface,
         DisconnectLimit,
         pollFrequency,
@@ -139,6 +173,23 @@ def _build(
         connectRetryTime,
         reactor=reactor,
     )
+    if missing is not None:
+        available = _updateCommands(Interface)
+        log.error(
+            "{device}: keepAliveQuery {query!r} is not an Update command of {kind} ({available}); "
+            "the {cls} polls nothing and the device is never Connected",
+            device=handler.logName,
+            handler=handler,
+            query=missing,
+            kind=type(Interface).__name__,
+            available=(
+                "its Update commands: " + ", ".join(repr(n) for n in available)
+                if available
+                else "it has no Update commands"
+            ),
+            cls=cls.__name__,
+        )
+    return handler
 
 
 def _ethernetIsStream(Interface: Any) -> bool:

@@ -63,7 +63,7 @@ from twisted_ch._runtime import (
     resolveRuntime,
 )
 from twisted_ch.extronlib._base import LinkInterface, droppedSend, noResponse
-from twisted_ch.extronlib.system import Timer
+from twisted_ch.extronlib.system import MIN_TIMER_INTERVAL, Timer
 
 Status = Literal["Connected", "Disconnected", "Unknown"]
 Input = Literal["answered", "silent", "lost", "forced"]
@@ -85,6 +85,35 @@ _REACTOR_DISPATCH = ReactorDispatcher()
 
 checkCount = _checks.count
 checkSeconds = _checks.seconds
+
+_log = Logger(namespace="twisted_ch.handlers")
+
+
+def pollInterval(value: object, what: str) -> float:
+    """
+    A poll interval: positive, at most a day, and, as for any extronlib Timer, at least 0.1 s
+    (a shorter one is raised to 0.1 s, with a warning: the reference's PollTimer is a Timer).
+    """
+    interval = _checks.seconds(value, what, maximum=_checks.MAX_PERIOD)
+    if interval < MIN_TIMER_INTERVAL:
+        _log.warn(
+            "{what} {asked} s is below the PollTimer's minimum; using {minimum} s",
+            what=what,
+            asked=interval,
+            minimum=MIN_TIMER_INTERVAL,
+        )
+        return MIN_TIMER_INTERVAL
+    return interval
+
+
+class HandlerTimer(Timer):
+    """
+    A handler's PollTimer: an extronlib L{Timer} (intervals below 0.1 s are raised to 0.1 s, at
+    creation and in C{Change}) whose ticks poll on the reactor thread.
+    """
+
+    def _checked(self, Interval: object) -> float:
+        return pollInterval(Interval, "Interval")
 
 
 class FallThrough:
@@ -119,7 +148,7 @@ class ConnectionHandler(FallThrough):
     Disconnected = Event["ConnectionHandler"]("Called as C{(handler, 'Disconnected')}.")
 
     def __init__(self, Interface: Any, pollFrequency: float, *, reactor: Any = None) -> None:
-        _checks.period(pollFrequency, "pollFrequency")
+        pollFrequency = pollInterval(pollFrequency, "pollFrequency")
         ifaceRuntime = getattr(Interface, "_rt", None)
         self._rt: Runtime = (
             ifaceRuntime
@@ -143,7 +172,7 @@ class ConnectionHandler(FallThrough):
         self.transitions = 0
         self.since = self._rt.reactor.seconds()
         self._statusObservers: list[Callable[[Status], object]] = []
-        self._PollTimer = Timer(
+        self._PollTimer = HandlerTimer(
             pollFrequency, self._pollTick, reactor=self._rt.reactor, _dispatcher=_REACTOR_DISPATCH
         )
         self._PollTimer.Pause()
@@ -177,13 +206,18 @@ class ConnectionHandler(FallThrough):
 
     # state
 
-    def _on(self, event: Input, why: str = "") -> None:
-        """Apply one lifecycle input to L{ConnectionStatus} (reactor thread), by L{TRANSITIONS}."""
+    def _on(self, event: Input, why: str = "", inline: bool = False) -> bool:
+        """
+        Apply one lifecycle input to L{ConnectionStatus} (reactor thread), by L{TRANSITIONS};
+        whether it changed.  C{inline}: the caller calls the event's callback itself.
+        """
         new = TRANSITIONS.get((event, self._status))
-        if new is not None:
-            self._setStatus(new, why)
+        if new is not None and new != self._status:
+            self._setStatus(new, why, inline)
+            return True
+        return False
 
-    def _setStatus(self, value: Status, why: str = "") -> None:
+    def _setStatus(self, value: Status, why: str = "", inline: bool = False) -> None:
         if value == self._status:
             return
         previous, self._status = self._status, value
@@ -199,7 +233,8 @@ class ConnectionHandler(FallThrough):
             chStatus=value,
         )
         self._statusChanged(value)
-        emit(self._rt, self, value, self, value)
+        if not inline:
+            emit(self._rt, self, value, self, value)
         for observer in list(self._statusObservers):
             _REACTOR_DISPATCH.call(observer, value)
 
@@ -425,10 +460,7 @@ class _LinkHandler(ConnectionHandler):
         matcher = iface._matcher(delimiter) if ours else None
         link = self._link
         if link.state != "connected":
-            if not ours:
-                # its own rule first: Dante and SP interfaces have no SendAndWait (an
-                # AttributeError, as on the processor); a wrapper's send to a down link is dropped
-                # by the interface itself
+            if matcher is None:  # the interface's own (which drops it too, or has none: Dante)
                 return iface.SendAndWait(payload, wait, **delimiter)
             droppedSend(self._rt, link, callerSite(), False)
             return noResponse()
@@ -598,11 +630,11 @@ class RawTcpHandler(_LinkHandler):
         )
         self._on("silent", why)
         self._link.muteDroppedSends()  # this drop is the outage's report
-        self._link.abort()
+        self._link.drop(why)
 
     def _forceDisconnected(self) -> None:
         super()._forceDisconnected()
-        self._link.abort()
+        self._link.drop("OnDisconnected() called")
 
     def _statusChanged(self, value: Status) -> None:
         super()._statusChanged(value)
@@ -661,6 +693,20 @@ class RawSimplePipeHandler(_LinkHandler):
             self._runKeepAlive(self._keepAliveQuery, self)
 
     def _overLimit(self) -> bool:
-        if self._status != "Disconnected":
-            self._rt.twoFaced(self._on, "silent", f"{self._DisconnectLimit} sends unanswered")
+        if self._status == "Disconnected":
+            return False
+        why = f"{self._DisconnectLimit} sends unanswered"
+        dispatcher = self._rt.dispatcher
+        if not (isinstance(dispatcher, ProgramThread) and dispatcher.isCurrent):
+            self._rt.twoFaced(self._on, "silent", why)  # its events run at once, or queued
+            return False
+        # on the thread its events run on (the program's): Disconnected is reported inside this
+        # send, before the query goes out, as the reference does (not once its wait is over)
+        if self._rt.twoFaced(self._on, "silent", why, True):
+            callback = self.__dict__.get("_event_Disconnected")
+            if callback is not None:
+                try:
+                    callback(self, "Disconnected")
+                except Exception:
+                    logCallbackFailure(Failure(), callback)
         return False

@@ -291,16 +291,19 @@ class DeviceLink:
             return  # a transport this link already gave up on
         self._cancelGrace()
         wasWanted = self.state == "connected"
+        dropped = self.state == "closing" and not self._closeWaiters  # by drop(), not close()
         self.protocol = None
         self.state = "closed"
         closes, self._closeWaiters = self._closeWaiters, []
         why = describeFailure(reason)
         if wasWanted:
             self.lastError = why
+        elif dropped and self.lastError is not None:
+            why = self.lastError
         self.log.info("{link}: disconnected ({reason})", link=self.description, reason=why)
         for o in list(self.observers):
             o.linkLost(why)  # may connect again
-        if wasWanted and self.state == "closed":
+        if (wasWanted or dropped) and self.state == "closed":
             self._scheduleReopen()
         self._fire([], "", closes)
 
@@ -359,8 +362,25 @@ class DeviceLink:
                 self._grace = self.clock.callLater(CLOSE_GRACE, self.abort)
         return d
 
+    def drop(self, why: str) -> None:
+        """
+        End the connected transport (a silent device) as L{close} does, gracefully (a FIN, which
+        some serial-over-IP gateways need to free their port; aborted if the close has not
+        completed within L{CLOSE_GRACE} seconds), while staying wanted: observers see the loss
+        and may connect again.  Nothing more is written to it meanwhile (L{send} raises).
+        """
+        if self.state != "connected" or self.protocol is None:
+            return
+        transport = self.protocol.transport
+        if transport is None:
+            return
+        self.lastError = why
+        self.state = "closing"
+        transport.loseConnection()
+        self._grace = self.clock.callLater(CLOSE_GRACE, self.abort)
+
     def abort(self) -> None:
-        """Drop the connected transport at once (a silent device); observers see the loss."""
+        """Drop the connected transport at once; observers see the loss."""
         self._grace = None
         if self.protocol is not None:
             self.protocol.abort()

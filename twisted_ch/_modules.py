@@ -65,7 +65,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python import threadable
 from twisted.python.failure import Failure
 
@@ -83,6 +83,7 @@ from twisted_ch._runtime import (
     logCallbackFailure,
     useRuntime,
 )
+from twisted_ch._summary import Summarizer
 from twisted_ch.extronlib.system import Timer
 
 __all__ = ["ModuleSimplePipeHandler", "ModuleTcpHandler", "moduleThread"]
@@ -209,6 +210,11 @@ class _ModuleDriver:
         #: what waits for that Connect to return, in order: (start it, cancel it: a Connect)
         self._waiting: list[tuple[Callable[[], None], Callable[[], None] | None]] = []
         self._connectDone: list[Deferred[None]] = []
+        #: a keep-alive Update that raises: told once, then counted (reactor thread)
+        self._raising = Summarizer(self.reactor)
+        self._raised: object = None
+        #: called (reactor thread) for a keep-alive Update that raised before it sent anything
+        self.raisedUnsent: Callable[[], None] | None = None
         module.connectionCounter = disconnectLimit
         subscribe("ConnectionStatus", None, self._connectionStatus)
 
@@ -233,11 +239,66 @@ class _ModuleDriver:
             return False
         self._busy = True
         self._pending += 1
-        afterCall(
-            self.runtime.dispatcher.call(self.module.Update, self.query, self.qualifier),
-            self._polled,
-        )
+        afterCall(self.runtime.dispatcher.call(self._update), self._polled)
         return True
+
+    def _bytesSent(self) -> int:
+        link = getattr(self.module, "__dict__", {}).get("_link")
+        protocol = link.protocol if isinstance(link, DeviceLink) else None
+        return protocol.bytesSent if protocol is not None else 0
+
+    def _update(self) -> None:
+        """The keep-alive Update (where module code runs); what it raises is reported here."""
+        before = self._bytesSent()
+        try:
+            self.module.Update(self.query, self.qualifier)
+        except Exception:
+            failure = Failure()
+            unsent = self._bytesSent() == before
+            if _onReactorThread():
+                self._updateRaised(failure, unsent)
+            else:
+                self.reactor.callFromThread(self._updateRaised, failure, unsent)
+            return
+        if self._raised is not None:
+            if _onReactorThread():
+                self._updateRan()
+            else:
+                self.reactor.callFromThread(self._updateRan)
+
+    def _updateRaised(self, failure: Failure, unsent: bool) -> None:
+        """
+        Reactor thread: the keep-alive Update raised.  The first of a run of identical ones is
+        logged with its traceback, then a count per period; one raised before it sent anything is
+        not counted against the device (the reference's rule).
+        """
+        kind = (failure.type, str(failure.value))
+        if self._raised is not None and self._raised != kind:
+            self._raising.end(self._raised)
+        self._raised = kind
+        self._raising.emit(
+            log,
+            kind,
+            LogLevel.error,
+            "{module}: Update{query} raised {error}",
+            log_failure=failure,
+            module=describe(self.module),
+            query=self.query,
+            error=f"{type(failure.value).__name__}: {failure.value}",
+        )
+        if unsent and self.raisedUnsent is not None:
+            self.raisedUnsent()
+
+    def _updateRan(self) -> None:
+        """Reactor thread: the keep-alive Update ran without raising; a run of failures ended."""
+        if self._raised is not None:
+            self._raising.end(self._raised)
+            self._raised = None
+
+    def stopReporting(self) -> None:
+        """Log a pending count now and leave no timer behind (the handler stopped)."""
+        self._raising.stop()
+        self._raised = None
 
     def _polled(self, _: object) -> None:
         self._busy = False
@@ -545,6 +606,12 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         self._startDriving(keepAliveQuery, keepAliveQualifiers, reactor)
         #: a drop through the module's Disconnect() is under way
         self._dropping = False
+        #: the program called OnDisconnected(): the Disconnected it makes the module report
+        #: keeps the link (the reference's rule)
+        self._forcedByProgram = False
+        #: whether the last poll was counted (the module had not reported Connected)
+        self._pollCounted = False
+        self._driver.raisedUnsent = self._uncountPoll
         self._forwarding = True
 
     def _linkLive(self) -> bool:
@@ -556,10 +623,15 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         """
         Start polling and connect with the module's C{Connect(timeout)}; one attempt unless
         AutoReconnect is on.  Returns what the module's Connect returns ('Connected',
-        'ConnectedAlready' or the failure reason); a Deferred of it on the reactor thread.
+        'ConnectedAlready' or the failure reason); a Deferred of it on the reactor thread.  On a
+        handler that is Connected the module's Connect is not called again (the reference skips
+        it too): polling resumes if paused, and the result is 'ConnectedAlready'.
         """
         if timeout is not None:
             timeout = _checks.seconds(timeout, "timeout")
+        if self._status == "Connected" and self._link.connected:
+            self._rt.twoFaced(self._want, timeout)
+            return self._rt.twoFaced(succeed, "ConnectedAlready")
         if not _onReactorThread():  # a program's own Connect blocks it, as in ControlScript
             self._rt.twoFaced(self._want, timeout)
             return self._driver.twoFaced(self._WrappedInterface.Connect, held=True)(timeout)
@@ -609,6 +681,7 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         self._wanted = False
         self._cancelRetry()
         self._PollTimer.Stop()
+        self._driver.stopReporting()
 
     def _drop(self, why: str) -> None:
         """Drop a live link through the module's Disconnect(), then reconnect (reactor thread)."""
@@ -624,11 +697,11 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
 
     def _dropped(self, _: object) -> None:
         if self._dropping and self._link.state == "connected":
-            self._link.abort()  # the module's Disconnect did not close the link
+            self._link.drop("the module's Disconnect() left it open")
 
     def _moduleReported(self, value: str) -> None:
         super()._moduleReported(value)
-        if value == "Disconnected":
+        if value == "Disconnected" and not self._forcedByProgram:
             self._drop("the module reported Disconnected")
 
     # link observer (reactor thread)
@@ -636,10 +709,12 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
     def linkMade(self) -> None:
         self._newLink()
         self._dropping = False
+        self._forcedByProgram = False
         self._cancelRetry()
 
     def linkLost(self, reason: str) -> None:
         self._dropping = False
+        self._forcedByProgram = False
         self._on("lost", reason)
         self._driver.linkDown()
         self._scheduleRetry()
@@ -651,19 +726,38 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
     def _pollTick(self, timer: Timer, count: int) -> None:
         if not self._link.connected or self._dropping or self._driver.busy:
             return  # a tick while the last Update still runs is skipped: nothing counted
-        if self._status != "Connected" and self._countSend():
+        self._pollCounted = self._status != "Connected"
+        if self._pollCounted and self._countSend():
             self._drop(f"the module reported no Connected to {self._DisconnectLimit} polls")
             return
         self.polls += 1
         self._driver.poll()
 
+    def _uncountPoll(self) -> None:
+        """The last poll's Update raised before it sent anything: it does not count."""
+        if self._pollCounted:
+            self._pollCounted = False
+            with self._counterLock:
+                if self._sends > 0:
+                    self._sends -= 1
+
     def OnDisconnected(self) -> Any:
         """
-        Have the module report Disconnected (its C{OnDisconnected()} runs) and drop the link
-        through its C{Disconnect()} (retried after reconnectTime).
+        Have the module report Disconnected (its C{OnDisconnected()} runs) and nothing more: the
+        link stays up (as the reference's), so polling, once resumed, finds the device on it.
         """
+        self._rt.twoFaced(self._forceByProgram, True)
         result = super().OnDisconnected()
-        self._rt.twoFaced(self._drop, "OnDisconnected() called")
+        if isinstance(result, Deferred):  # what it reported is relayed before this fires
+            return result.addBoth(self._forcedReported)
+        self._rt.twoFaced(self._forceByProgram, False)
+        return result
+
+    def _forceByProgram(self, value: bool) -> None:
+        self._forcedByProgram = value
+
+    def _forcedReported(self, result: object) -> object:
+        self._forcedByProgram = False
         return result
 
 
@@ -718,6 +812,7 @@ class ModuleSimplePipeHandler(_ModuleHandler):
 
     def _disconnect(self) -> Deferred[None]:
         self._PollTimer.Stop()
+        self._driver.stopReporting()
         if self._link is None:
             self._driver.linkDown()
             return succeed(None)

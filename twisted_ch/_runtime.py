@@ -25,14 +25,20 @@ from threading import get_ident
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred, succeed
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python import threadable
 from twisted.python.failure import Failure
+
+from twisted_ch._summary import Summarizer
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 log = Logger(namespace="twisted_ch")
+
+#: A callback that raises in every event is logged once (with its traceback), then counted: one
+#: line per period per callback and exception type (reactor thread only).
+_raised = Summarizer()
 
 
 def describe(f: object) -> str:
@@ -57,12 +63,59 @@ def logCallbackFailure(failure: Failure, f: object) -> None:
     """
     Log a user callback's failure with its traceback, unless the exception reports itself
     (C{reportUnhandled(where)}: an expected event such as a send on a link just dropped).
+    The same callback raising the same exception type again is counted, and the count logged
+    once per period (L{Summarizer}).  Called from another thread, the logging is done on the
+    reactor thread.
     """
     report = getattr(failure.value, "reportUnhandled", None)
     if callable(report):
         report(describe(f))
         return
-    log.failure("callback {callback} raised", failure, callback=describe(f))
+    if isinstance(failure.value, SystemExit):  # (an async callback's)
+        logCallbackExit(failure.value, f)
+        return
+    ioThread = threadable.ioThread
+    if ioThread is not None and ioThread != get_ident():
+        from twisted.internet import reactor
+
+        reactor.callFromThread(_logRaised, failure, describe(f))
+        return
+    _logRaised(failure, describe(f))
+
+
+def logCallbackExit(exit: SystemExit, f: object) -> None:
+    """
+    A user callback called C{sys.exit()}: one clear line (summarised like failures), not a
+    traceback nor an unhandled error; the program and the service keep running.
+    """
+    ioThread = threadable.ioThread
+    if ioThread is not None and ioThread != get_ident():
+        from twisted.internet import reactor
+
+        reactor.callFromThread(logCallbackExit, exit, f)
+        return
+    _raised.emit(
+        log,
+        ("exit", describe(f)),
+        LogLevel.error,
+        "callback {callback} called sys.exit({code}): ignored, a callback cannot end the "
+        "program (it keeps running)",
+        callback=describe(f),
+        code=repr(exit.code) if not isinstance(exit.code, int | None) else exit.code,
+    )
+
+
+def _logRaised(failure: Failure, callback: str) -> None:
+    exception = failure.type
+    name = getattr(exception, "__qualname__", str(exception))
+    _raised.emit(
+        log,
+        ("raised", callback, name),
+        LogLevel.critical,
+        "callback {callback} raised",
+        log_failure=failure,
+        callback=callback,
+    )
 
 
 def afterCall(done: Deferred[None] | None, then: Callable[..., object], *args: object) -> None:
@@ -89,6 +142,9 @@ class ReactorDispatcher:
         except Exception:
             logCallbackFailure(Failure(), f)
             return None
+        except SystemExit as e:
+            logCallbackExit(e, f)
+            return None
         if result is None:
             return None
         if isinstance(result, Deferred):
@@ -112,8 +168,9 @@ class ProgramThread:
     A thread that runs ControlScript-style program code and, in order, the callbacks it registered.
 
     Callbacks are queued from the reactor thread.  When C{maxQueue} are waiting, further received
-    data callbacks are dropped with an error logged (a device flooding data cannot exhaust
-    memory); state events (Connected, Disconnected, ...) are never dropped.
+    data callbacks are dropped with an error logged, once, then counted once a period (a device
+    flooding data can neither exhaust memory nor flood the log); state events (Connected,
+    Disconnected, ...) are never dropped.
     """
 
     _ids = itertools.count(1)
@@ -130,6 +187,7 @@ class ProgramThread:
         self.runtime = Runtime(reactor, self)
         self.dropped = 0
         self._stopping = False
+        self._summary = Summarizer(reactor)
 
     def start(self) -> None:
         """Start the thread."""
@@ -151,7 +209,10 @@ class ProgramThread:
         d: Deferred[None] = Deferred()
         if droppable and self._queue.qsize() >= self.maxQueue:
             self.dropped += 1
-            log.error(
+            self._summary.emit(
+                log,
+                "dropped",
+                LogLevel.error,
                 "program thread {name} is {n} callbacks behind; dropped {callback}",
                 name=self.name,
                 n=self._queue.qsize(),
@@ -192,6 +253,8 @@ class ProgramThread:
                 f(*args)
             except Exception:
                 logCallbackFailure(Failure(), f)
+            except SystemExit as e:
+                logCallbackExit(e, f)
 
         return call
 
@@ -218,6 +281,7 @@ class ProgramThread:
         C{timeout} seconds with a warning (a program stuck in its own code is left behind).
         """
         self._stopping = True
+        self._summary.stop()
         if not self._thread.is_alive():
             return succeed(None)
         d: Deferred[None] = Deferred()

@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from twisted_ch import _checks
 from twisted_ch._events import Event, emit
 from twisted_ch._handlers import FallThrough
+from twisted_ch._link import CLOSE_GRACE
 from twisted_ch._runtime import Runtime, resolveRuntime
 from twisted_ch.extronlib._servers import (
     ClientObject,
@@ -35,12 +36,14 @@ __all__ = ["IdleClientProtocol", "IdleClientsFactory", "ServerExHandler"]
 
 class IdleClientProtocol(TimeoutMixin, ProtocolWrapper):
     """
-    Wraps one client's protocol and aborts the connection once the client has sent nothing for
-    the factory's C{idleTimeout} seconds.
-
-    Aborting (not closing) matters: a client that stopped reading would keep a graceful close
-    waiting for its full buffer forever.
+    Wraps one client's protocol and closes the connection (gracefully: a FIN, as the
+    reference's C{Disconnect()}) once the client has sent nothing for the factory's
+    C{idleTimeout} seconds.  A client that stopped reading would keep a graceful close waiting
+    for its full buffer forever: it is aborted if the close has not completed within
+    L{CLOSE_GRACE} seconds.
     """
+
+    _grace: Any = None
 
     factory: IdleClientsFactory
 
@@ -57,16 +60,18 @@ class IdleClientProtocol(TimeoutMixin, ProtocolWrapper):
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         TimeoutMixin.setTimeout(self, None)
+        if self._grace is not None and self._grace.active():
+            self._grace.cancel()
+        self._grace = None
         ProtocolWrapper.connectionLost(self, reason)
 
     def timeoutConnection(self) -> None:
         self.factory.clientTimedOut(self)
         transport: Any = self.transport
+        transport.loseConnection()
         abort = getattr(transport, "abortConnection", None)
-        if abort is not None:
-            abort()
-        else:
-            transport.loseConnection()
+        if abort is not None and self._grace is None:
+            self._grace = self.factory.clock.callLater(CLOSE_GRACE, abort)
 
 
 class IdleClientsFactory(WrappingFactory[IdleClientProtocol]):

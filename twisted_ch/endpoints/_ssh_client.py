@@ -63,6 +63,7 @@ from ._ssh_errors import (
     SSHConnectError,
     SSHDisconnected,
     fingerprint,
+    peerText,
 )
 from ._ssh_hostkeys import HostKeyVerifier
 
@@ -444,7 +445,7 @@ class ShellSession:
         """The server refused the session channel."""
         c = self.config
         value = getattr(reason, "value", reason)
-        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        text = peerText(value if isinstance(value, bytes) else str(value))
         self.abandon(
             SessionRefused(f"{c.host} port {c.port} refused to open a session channel: {text}")
         )
@@ -558,8 +559,8 @@ class ShellSession:
             self._ssh.disconnect(DISCONNECT_BY_APPLICATION, b"session closed")
 
     def remoteDisconnected(self, code: int, description: bytes) -> None:
-        """The server sent DISCONNECT."""
-        text = description.decode("utf-8", "replace")
+        """The server sent DISCONNECT (its text escaped: it reaches log lines)."""
+        text = peerText(description)
         c = self.config
         if self._phase is _Phase.AUTH:
             self._fail(self._authFailure(f"the server disconnected: {text}"))
@@ -774,11 +775,11 @@ class UserAuth(SSHUserAuthClient):
 
     def ssh_USERAUTH_FAILURE(self, packet: bytes) -> object:
         methods = getNS(packet)[0]
-        self.serverMethods = tuple(m.decode("ascii", "replace") for m in methods.split(b",") if m)
+        self.serverMethods = tuple(peerText(m, 64) for m in methods.split(b",")[:32] if m)
         return super().ssh_USERAUTH_FAILURE(packet)  # type: ignore[no-untyped-call]
 
     def ssh_USERAUTH_BANNER(self, packet: bytes) -> None:
-        banner = getNS(packet)[0].decode("utf-8", "replace")
+        banner = peerText(getNS(packet)[0], 2000)
         self.log.debug(
             "{session}: banner: {banner}", session=self._session.describe(), banner=banner
         )

@@ -15,6 +15,24 @@ from collections.abc import Sequence
 from twisted.conch.ssh.keys import Key
 from twisted.internet.error import ConnectError
 
+#: Characters of a server's text (a DISCONNECT message, a banner) kept in a message.
+PEER_TEXT_LIMIT = 200
+
+
+def peerText(data: bytes | str, limit: int = PEER_TEXT_LIMIT) -> str:
+    """
+    Text a server sent (a DISCONNECT description, a banner, a refusal), fit for a log line:
+    decoded as UTF-8, its control and other unprintable characters escaped (C{\\x1b},
+    C{\\n}, C{\\u202e}), cut to C{limit} characters.
+    """
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    cut = len(text) > limit
+    if cut:
+        text = text[:limit]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text + ("..." if cut else "")
+
 
 def fingerprint(key: Key) -> str:
     """The key's OpenSSH-style fingerprint, as C{ssh-keygen -l} prints it (C{SHA256:...})."""

@@ -33,6 +33,7 @@ paths in C{keys=} are separated by commas.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from typing import Final
@@ -51,6 +52,8 @@ from twisted.internet.interfaces import (
 )
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
+
+from twisted_ch._readfile import FileProblem, readRegularFile
 
 from ._common import parseInt, stringParts
 from ._ssh_client import Secret, SessionConfig, ShellSession, ShellTransport
@@ -93,6 +96,8 @@ __all__ = [
 ]
 
 KeySource = Key | str | os.PathLike[str]
+#: The largest private key file read (a 16,384-bit RSA key is about 13 KB).
+MAX_KEY_FILE = 1 << 16
 BindAddress = str | tuple[str, int]
 
 
@@ -103,7 +108,11 @@ def _loadKey(source: KeySource, passphrase: Secret | None) -> Key:
         return source
     path = os.fspath(source)
     try:
-        key: Key = Key.fromFile(path, passphrase=passphrase.reveal() if passphrase else None)
+        data = readRegularFile(path, MAX_KEY_FILE)  # a FIFO or /dev/zero: one clear error
+    except FileProblem as e:
+        raise ValueError(f"cannot read key file {e}") from None
+    try:
+        key: Key = Key.fromString(data, passphrase=passphrase.reveal() if passphrase else None)
         return key
     except EncryptedKeyError:
         raise ValueError(f"key file {path} is encrypted: give its passphrase") from None
@@ -191,8 +200,15 @@ class SSHShellEndpoint:
             raise ValueError("username must be a non-empty str")
         if hostKeyPolicy not in HOST_KEY_POLICIES:
             raise ValueError(f"hostKeyPolicy must be one of {HOST_KEY_POLICIES}")
-        if not connectTimeout > 0:
-            raise ValueError(f"connectTimeout must be positive, not {connectTimeout!r}")
+        if (
+            isinstance(connectTimeout, bool)
+            or not isinstance(connectTimeout, int | float)
+            or not math.isfinite(connectTimeout)
+            or not connectTimeout > 0
+        ):
+            raise ValueError(
+                f"connectTimeout must be a finite number of seconds above 0, not {connectTimeout!r}"
+            )
         if isinstance(keys, (Key, str, os.PathLike)):
             keys = [keys]
         secretPassphrase = Secret(passphrase) if passphrase is not None else None
@@ -326,7 +342,9 @@ def parseSSHShellEndpoint(reactor: object, *parts: object, **options: object) ->
         try:
             timeout = float(kwargs.pop("timeout"))
         except ValueError:
-            raise ValueError("ssh endpoint: timeout must be a number of seconds") from None
+            timeout = math.nan
+        if not math.isfinite(timeout) or not timeout > 0:
+            raise ValueError("ssh endpoint: timeout must be a finite number of seconds above 0")
     keys = [k for k in kwargs.pop("keys", "").split(",") if k]
     term: str | None = kwargs.pop("term", "vt100")
     if term is not None and term.lower() in ("", "none"):

@@ -28,6 +28,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from twisted_ch._readfile import FileProblem, readRegularFile
+
 __all__ = ["IRFile", "IRFileError", "IRFunction", "findIRFile", "loadIRFile"]
 
 #: the largest IR file read (a function list is a few kilobytes; a device's bytes are refused)
@@ -68,26 +70,27 @@ def findIRFile(name: str, folders: list[Path]) -> Path | None:
     it.  C{name} may not leave those folders.
     """
     given = Path(name)
+    # (found if it exists at all: a FIFO or a device is then refused by loadIRFile, by name)
     if given.is_absolute():
-        return given if given.is_file() else None
+        return given if given.exists() else None
     if ".." in given.parts:
         raise IRFileError(f"IR file name {name!r} may not contain '..'")
     for folder in folders:
         candidate = folder / given
-        if candidate.is_file():
+        if candidate.exists():
             return candidate
     return None
 
 
 def loadIRFile(path: Path) -> IRFile:
-    """Read and check an IR file (see the module's description of the forms read)."""
+    """
+    Read and check an IR file (see the module's description of the forms read): a regular file
+    of at most L{MAX_IR_FILE} bytes, opened without blocking (a FIFO or a device is refused).
+    """
     try:
-        size = path.stat().st_size
-        if size > MAX_IR_FILE:
-            raise IRFileError(f"{path}: {size} bytes is too large for an IR function list")
-        data = path.read_bytes()
-    except OSError as e:
-        raise IRFileError(f"{path}: cannot be read ({e.strerror or e})") from None
+        data = readRegularFile(path, MAX_IR_FILE)
+    except FileProblem as e:
+        raise IRFileError(str(e)) from None
     if not data.strip():
         raise IRFileError(f"{path}: is empty")
     try:

@@ -49,6 +49,8 @@ class ProgramObjects:
         self._lock = threading.Lock()
         self._objects: list[weakref.ref[Releasable]] = []
         self.released = False
+        #: how many objects were added so far (a reader sees at a glance whether any is new)
+        self.generation = 0
 
     @classmethod
     def forThread(cls, thread: Any, reactor: Any) -> ProgramObjects:
@@ -72,9 +74,16 @@ class ProgramObjects:
             released = self.released
             if not released:
                 self._objects.append(weakref.ref(obj))
+                self.generation += 1
         if released:
             log.warn("{obj} was created after its program stopped; releasing it", obj=obj)
             self.reactor.callFromThread(_releaseOne, obj)
+
+    def live(self) -> list[Releasable]:
+        """The tracked objects that still exist, oldest first (any thread)."""
+        with self._lock:
+            refs = list(self._objects)
+        return [obj for obj in (ref() for ref in refs) if obj is not None]
 
     def __len__(self) -> int:
         with self._lock:

@@ -24,6 +24,7 @@ from twisted.internet.defer import Deferred
 from twisted.python import threadable
 
 from twisted_ch import _checks
+from twisted_ch._readfile import readRegularFile
 from twisted_ch._runtime import Runtime, resolveRuntime
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Ping",
     "WakeOnLan",
     "certificatePath",
+    "readCertificate",
 ]
 
 #: Where L{WakeOnLan} sends its magic packet (the IPv4 broadcast address, as a processor does).
@@ -64,13 +66,32 @@ def certificatePath(alias: str) -> Path:
         raise ValueError(f"certificate alias must be a plain name, not {alias!r}")
     folder = dataDirectory() / "certificates"
     for name in (alias, f"{alias}.pem", f"{alias}.crt"):
-        if (folder / name).is_file():
+        # found if it exists at all: one that is not a regular file is refused when read
+        if (folder / name).exists():
             return folder / name
     raise FileNotFoundError(f"no certificate {alias!r} in {folder} (tried .pem and .crt too)")
 
 
-def _hasPrivateKey(path: Path) -> bool:
-    return b"PRIVATE KEY-----" in path.read_bytes()
+#: The largest certificate file read (a chain of a few certificates and a key: kilobytes).
+MAX_CERTIFICATE_FILE = 1 << 20
+
+
+def readCertificate(alias: str) -> tuple[Path, bytes]:
+    """
+    The file of a certificate alias (L{certificatePath}) and its content: a regular file of at
+    most L{MAX_CERTIFICATE_FILE} bytes, opened without blocking.
+
+    @raise twisted_ch._readfile.FileProblem: a FIFO, a device, a directory, a file too large.
+    """
+    path = certificatePath(alias)
+    return path, readRegularFile(path, MAX_CERTIFICATE_FILE)
+
+
+def _caData(data: bytes) -> str | bytes:
+    """A certificate file's content as C{load_verify_locations(cadata=...)} takes it."""
+    if b"-----BEGIN" in data:
+        return data.decode("ascii", "replace")  # PEM
+    return data  # DER
 
 
 def GetUnverifiedContext() -> ssl.SSLContext:
@@ -89,11 +110,11 @@ def GetSSLContext(alias: str | None = None) -> ssl.SSLContext:
     """
     context = ssl.create_default_context()
     if alias is not None:
-        path = certificatePath(alias)
-        if _hasPrivateKey(path):
-            context.load_cert_chain(str(path))
+        path, data = readCertificate(alias)  # checked first: a regular file, bounded
+        if b"PRIVATE KEY-----" in data:
+            context.load_cert_chain(str(path))  # (OpenSSL reads a key chain by path only)
         else:
-            context.load_verify_locations(cafile=str(path))
+            context.load_verify_locations(cadata=_caData(data))
     return context
 
 

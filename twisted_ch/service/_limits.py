@@ -9,14 +9,19 @@ descriptors the devices need, nor make the status page unreachable.
     C{MaxClients}, the status page's connection limit.  A configuration that does not fit refuses
     to start with one line saying what to change.
   - The status page (L{ConnectionLimiter}) serves at most L{STATUS_MAX_CONNECTIONS} connections: a
-    newcomer beyond them takes the place of the least recently active one, so idle or trickling
-    connections can never lock the page; a connection silent for L{STATUS_IDLE_TIMEOUT} is
-    dropped.
+    newcomer beyond them takes the place of a half-open one (never answered: connected, or
+    trickling its request), the least recently active first, and of a connection that was
+    answered only when none is half-open; so idle or trickling connections can never lock the
+    page out of a client it already served.  A connection silent for L{STATUS_IDLE_TIMEOUT} is
+    dropped; one that does not complete a request within L{STATUS_HEADER_DEADLINE} too.
+  - Each client (address) has a budget of rendering time (L{ClientBudget}): past it, its
+    requests that are costly to render are refused (429) until the budget refills.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Any, NoReturn
 
 from twisted.internet.interfaces import IAddress, IReactorTime
@@ -36,8 +41,15 @@ __all__ = [
     "DESCRIPTORS_PER_SSH_DEVICE",
     "descriptorsPerDevice",
     "SPARE_DESCRIPTORS",
+    "STATUS_BUDGET_BURST",
+    "STATUS_BUDGET_RATE",
+    "STATUS_CHEAP_RENDER",
+    "STATUS_HEADER_DEADLINE",
     "STATUS_IDLE_TIMEOUT",
+    "STATUS_MAX_BUFFERED",
     "STATUS_MAX_CONNECTIONS",
+    "STATUS_MAX_PIPELINED",
+    "ClientBudget",
     "ConnectionLimiter",
     "DescriptorBudgetError",
     "checkDescriptorBudget",
@@ -51,6 +63,21 @@ log = Logger(namespace="twisted_ch.tap")
 STATUS_MAX_CONNECTIONS = 32
 #: Seconds a status-page connection may stay silent before it is dropped.
 STATUS_IDLE_TIMEOUT = 30.0
+#: Seconds a status-page connection has to send a whole request (head and body) once it connected
+#: or was answered: a client trickling its request (slowloris) is dropped after them.
+STATUS_HEADER_DEADLINE = 10.0
+#: Seconds of rendering per second a status-page client (an address) may use, and how many it
+#: may use at once: past them, its costly requests are refused until the budget refills.
+STATUS_BUDGET_RATE = 0.2
+STATUS_BUDGET_BURST = 0.5
+#: Seconds under which a page's last render counts as cheap: never refused for the budget.
+STATUS_CHEAP_RENDER = 0.002
+#: Requests a status-page client may send ahead of the answers (HTTP pipelining) in a row:
+#: one more and the connection is dropped.
+STATUS_MAX_PIPELINED = 16
+#: Bytes held for one status-page connection (answers its client has not read, requests it sent
+#: ahead): past them the connection is dropped.
+STATUS_MAX_BUFFERED = 8 << 20
 #: Descriptors kept per device: its connection (a socket, a serial port; closed before the next
 #: attempt opens another).
 DESCRIPTORS_PER_DEVICE = 1
@@ -153,6 +180,14 @@ class _LimitedProtocol(ProtocolWrapper, TimeoutMixin):
         self.setTimeout(self.factory.idleTimeout)
         super().connectionMade()
 
+    def write(self, data: bytes) -> None:
+        self.factory.answered(self)
+        super().write(data)
+
+    def writeSequence(self, data: Any) -> None:
+        self.factory.answered(self)
+        super().writeSequence(data)
+
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
         self.factory.active(self)
@@ -179,8 +214,10 @@ class ConnectionLimiter(WrappingFactory):
     """
     Wraps a server factory: at most C{maxConnections} connections at once, each dropped after
     C{idleTimeout} seconds without data from its client.  At the limit, a new connection takes
-    the place of the least recently active one (which is aborted), so a crowd of idle or
-    trickling connections cannot keep a real client out.  Evictions are logged summarised.
+    the place of a half-open one (never written to), the least recently active first, or, when
+    every one was answered, of the least recently active of those (which is aborted): so a
+    crowd of idle, trickling or connect-and-close clients cannot keep out a client that was
+    served.  Evictions are logged summarised.
     """
 
     protocol = _LimitedProtocol
@@ -206,22 +243,31 @@ class ConnectionLimiter(WrappingFactory):
         self.name = name
         self.evicted = 0
         self.idleDropped = 0
+        #: connections never written to, then those answered, least recently active first
+        self._halfOpen: OrderedDict[int, Any] = OrderedDict()
         self._byActivity: OrderedDict[int, Any] = OrderedDict()
         self._summary = Summarizer(clock)
 
     @property
     def connections(self) -> int:
         """Connections open now."""
-        return len(self._byActivity)
+        return len(self._byActivity) + len(self._halfOpen)
 
     def active(self, protocol: _LimitedProtocol) -> None:
         """C{protocol}'s client sent data: it is the most recently active."""
-        if id(protocol) in self._byActivity:
-            self._byActivity.move_to_end(id(protocol))
+        for connections in (self._halfOpen, self._byActivity):
+            if id(protocol) in connections:
+                connections.move_to_end(id(protocol))
+
+    def answered(self, protocol: _LimitedProtocol) -> None:
+        """C{protocol} was written to: it is no longer half-open."""
+        if id(protocol) in self._halfOpen:
+            self._byActivity[id(protocol)] = self._halfOpen.pop(id(protocol))
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
-        while len(self._byActivity) >= self.maxConnections:
-            _, oldest = self._byActivity.popitem(last=False)
+        while self.connections >= self.maxConnections:
+            victims = self._halfOpen or self._byActivity
+            _, oldest = victims.popitem(last=False)
             self.evicted += 1
             self._summary.emit(
                 log,
@@ -235,7 +281,7 @@ class ConnectionLimiter(WrappingFactory):
             oldest.abort()
         protocol = super().buildProtocol(addr)
         if protocol is not None:
-            self._byActivity[id(protocol)] = protocol
+            self._halfOpen[id(protocol)] = protocol
         return protocol
 
     def stopFactory(self) -> None:
@@ -244,5 +290,56 @@ class ConnectionLimiter(WrappingFactory):
         super().stopFactory()
 
     def unregisterProtocol(self, p: Any) -> None:
+        self._halfOpen.pop(id(p), None)
         self._byActivity.pop(id(p), None)
         super().unregisterProtocol(p)
+
+
+class ClientBudget:
+    """
+    Rendering time per client: each client (a hashable key, its address) may use C{rate}
+    seconds of rendering per second, C{burst} at once.  A client past its budget is refused the
+    pages whose last render took C{cheap} seconds or more (a page never rendered is allowed);
+    cheap ones (a reused document) are always served.  At most C{maxClients} are remembered.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        rate: float = STATUS_BUDGET_RATE,
+        burst: float = STATUS_BUDGET_BURST,
+        cheap: float = STATUS_CHEAP_RENDER,
+        maxClients: int = 1024,
+    ) -> None:
+        self.clock = clock
+        self.rate = rate
+        self.burst = burst
+        self.cheap = cheap
+        self.maxClients = maxClients
+        #: per client: (seconds left, when counted)
+        self._left: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
+        #: per page: the seconds its last render took
+        self._cost: OrderedDict[bytes, float] = OrderedDict()
+        self.refused = 0
+
+    def _now(self, client: Hashable) -> float:
+        now = self.clock.seconds()
+        left, then = self._left.get(client, (self.burst, now))
+        return min(self.burst, left + (now - then) * self.rate)
+
+    def allows(self, client: Hashable, page: bytes) -> bool:
+        """Whether C{client} may have C{page} rendered now (counted in L{refused} if not)."""
+        if self._cost.get(page, 0.0) < self.cheap or self._now(client) > 0:
+            return True
+        self.refused += 1
+        return False
+
+    def charge(self, client: Hashable, page: bytes, seconds: float) -> None:
+        """C{page}, rendered for C{client}, took C{seconds}."""
+        self._cost[page] = seconds
+        self._cost.move_to_end(page)
+        self._left[client] = (self._now(client) - seconds, self.clock.seconds())
+        self._left.move_to_end(client)
+        for kept in (self._cost, self._left):
+            while len(kept) > self.maxClients:
+                kept.popitem(last=False)

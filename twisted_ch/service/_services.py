@@ -46,6 +46,7 @@ from twisted_ch.service._limits import (
     raiseDescriptorLimit,
     refuseToStart,
 )
+from twisted_ch.service._links import REFRESH_EVERY, ProgramLinks, interfaceFields
 from twisted_ch.service._registry import Entry, Registry
 
 __all__ = [
@@ -642,6 +643,20 @@ class OnlineProbe:
         self.host.setOnline(online)
 
 
+def _isLinkOrHandler(value: object) -> bool:
+    """Whether a program's global is an interface with a link, or a handler of one."""
+    if isinstance(value, type):
+        return False
+    try:
+        return (
+            hasattr(value, "link")
+            and hasattr(value, "Send")
+            or (hasattr(value, "Interface") and hasattr(value, "ConnectionStatus"))
+        )
+    except Exception:
+        return False
+
+
 def _isBuilt(handler: Any) -> bool:
     """
     Whether a handler is fully constructed.  A handler joins its runtime's set at the start of
@@ -668,7 +683,9 @@ class ProgramService(Service):
     """
     Runs a ControlScript-style program.  Every connection handler it creates (the runtime
     records them, wherever the program keeps them) shows on the status page and is stopped
-    with the service, also when the program's top level has not finished by then.
+    with the service, also when the program's top level has not finished by then.  So does
+    every other link it creates: an interface a handler of the program's own wraps (its
+    ConnectionStatus shown), or none (its link's state shown); see L{ProgramLinks}.
     """
 
     def __init__(
@@ -691,8 +708,12 @@ class ProgramService(Service):
         self.program: Any = None
         #: called with the failure when the program cannot load (its top level raised)
         self.onFailure: Callable[[Failure], object] | None = None
-        #: the global name of each handler bound to one, once the top level has run
+        #: the global name of each handler (or interface) bound to one, once the top level ran
         self._variables: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        #: the program's links that no twisted_ch handler wraps
+        self.links: ProgramLinks | None = None
+        self._refresh: Any = None
+        self._generation = -1
 
     @property
     def handlers(self) -> list[Any]:
@@ -713,32 +734,89 @@ class ProgramService(Service):
             if self.site.codeFolder is not None and self.site.codeFolder not in sys.path:
                 sys.path.insert(0, self.site.codeFolder)
         self.program = Program(self.reactor, name=Path(self.path).stem)
+        self.links = ProgramLinks(self.program.objects, self.reactor)
         self.registry.addSource(self, self._entries)
+        from twisted.internet.task import LoopingCall
+
+        self._refresh = LoopingCall(self._refreshLinks)
+        self._refresh.clock = self.reactor
+        self._refresh.start(REFRESH_EVERY, now=False).addErrback(
+            lambda f: log.failure("program {path}: watching its links", f, path=self.path)
+        )
         log.info("running program {path}", path=self.path)
         self.program.runFile(self.path).addCallbacks(self._ran, self._failed)
 
     def _entries(self) -> list[Entry]:
-        """The status rows: one per handler, named by its logName (a server: its variable)."""
+        """
+        The status rows: one per handler, named by its logName (a server: its variable), and
+        one per other link of the program (named by its link's description).
+        """
         entries = []
+        wrapped = []
         for handler in self.handlers:
+            # a handler being built is its interface's already: that is no row of its own
+            interface = getattr(handler, "__dict__", {}).get("_WrappedInterface")
+            if interface is not None:
+                wrapped.append(interface)
             if not _isBuilt(handler):
                 continue
+            interface = handler.Interface
+            wrapped.append(interface)
             kind = "server" if hasattr(type(handler), "StartListen") else "device"
             variable = self._variables.get(handler)
             name = getattr(handler, "logName", None)
             if not isinstance(name, str) or not name:
-                name = variable or repr(handler.Interface)
+                name = variable or repr(interface)
             extra: dict[str, object] = {"variable": variable} if variable else {}
-            entries.append(Entry(name, handler, repr(handler.Interface), kind, None, extra))
+            if kind == "device":
+                extra.update(interfaceFields(interface), handlerKind="twisted_ch")
+                state = getattr(getattr(interface, "link", None), "state", None)
+                if isinstance(state, str):
+                    extra["link"] = state
+            entries.append(Entry(name, handler, repr(interface), kind, None, extra))
+        for link in self.links.links(wrapped) if self.links is not None else ():
+            interface = link.Interface
+            if interface is None:
+                continue
+            variable = self._variableOf(link.wrapper) or self._variableOf(interface)
+            extra = {"variable": variable} if variable else {}
+            extra.update(interfaceFields(interface))
+            entries.append(Entry(link.logName, link, repr(interface), "device", None, extra))
         return sorted(entries, key=lambda e: e.name)
+
+    def _variableOf(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            return self._variables.get(value)
+        except TypeError:  # not weakly referenceable: never recorded
+            return None
+
+    def _refreshLinks(self) -> None:
+        """
+        Each second: what the program's own handlers say now; and, when the program created
+        something, the status rows read (so a new link's outages are logged from now on).
+        """
+        if self.links is None or self.program is None:
+            return
+        self.links.refresh()
+        generation = self.program.objects.generation
+        if generation != self._generation:
+            self._generation = generation
+            self.registry.entries()
 
     def _ran(self, namespace: dict[str, Any]) -> None:
         if not self.running:
             return
         handlers = self.handlers
         for name, value in namespace.items():
-            if any(value is h for h in handlers):
-                self._variables.setdefault(value, name)
+            if any(value is h for h in handlers) or _isLinkOrHandler(value):
+                try:
+                    self._variables.setdefault(value, name)
+                except TypeError:  # not weakly referenceable
+                    pass
+        if self.links is not None:
+            self.links.searchSoon()  # the handlers of the program's own are made by now
         self.registry.entries()  # its handlers' outages are logged from now on
         log.info(
             "program {path} ran its top level; {n} handlers on the status page",
@@ -790,6 +868,10 @@ class ProgramService(Service):
         if self.site is not None:
             _site.uninstall(self.site)
         self.registry.removeSource(self)
+        if self._refresh is not None and self._refresh.running:
+            self._refresh.stop()
+        if self.links is not None:
+            self.links.stop()
         program = self.program
         if program is None:
             return succeed(None)
