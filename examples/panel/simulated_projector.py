@@ -30,6 +30,9 @@ log = Logger(namespace="examples.panel.projector")
 
 DEFAULT_PORT = 4999
 
+#: what start() listens on (its factory is the SimulatedProjector), newest last
+LISTENING: list[IListeningPort] = []
+
 
 class ProjectorProtocol(Protocol):
     """One client of the simulated projector: commands in, the projector's state out."""
@@ -94,6 +97,7 @@ def start() -> tuple[str, int]:
         listening = listen(reactor, port)
     else:
         listening = blockingCallFromThread(reactor, listen, reactor, port)
+    LISTENING.append(listening)
     return "127.0.0.1", listening.getHost().port
 
 
