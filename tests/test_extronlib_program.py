@@ -295,7 +295,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "panel" / "main.
 
 @pytest_twisted.ensureDeferred
 async def test_the_panel_example_runs_and_its_buttons_drive_the_simulated_projector(
-    tmp_path: Path, freshImports: None
+    tmp_path: Path, freshImports: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from twisted_ch.testing import waitUntil
 
@@ -304,19 +304,25 @@ async def test_the_panel_example_runs_and_its_buttons_drive_the_simulated_projec
     try:
         # (a copy, so that its data directory is the test's)
         copy = tmp_path / "main.py"
-        copy.write_text(EXAMPLE.read_text().replace("(4999,", "(0,"))
+        copy.write_text(EXAMPLE.read_text())
+        simulator = EXAMPLE.with_name("simulated_projector.py")
+        (tmp_path / simulator.name).write_text(simulator.read_text())
+        monkeypatch.setenv("PANEL_PROJECTOR_PORT", "0")
         ns = await program.runFile(copy)
+        projector = ns["simulated_projector"].LISTENING[-1]
         status = ns["Status"]
         await waitUntil(reactor, lambda: ns["Projector"].Interface.link.connected)
+        # the simulator answers the first keep-alive: Connected (before the press that follows)
+        await waitUntil(reactor, lambda: status.Text == "Projector Connected")
         ns["Sources"][1].press()
         ns["Sources"][1].release()
         await waitUntil(reactor, lambda: status.Text == "Input 2")
         assert [b.State for b in ns["Sources"]] == [0, 1, 0]
-        await waitUntil(reactor, lambda: ns["SimulatorState"]["input"] == "2")
+        await waitUntil(reactor, lambda: projector.factory.input == "2")
     finally:
         if ns:
             await ns["Projector"].Disconnect()
-            await ns["Simulator"].StopListen()
+            await ns["simulated_projector"].LISTENING[-1].stopListening()
             for timer in (ns["WarmupTimer"], ns["ShowTime"]):
                 timer.Stop()
         await program.stop()

@@ -359,3 +359,10 @@ async def test_get_connection_handler_snippet(
             await ns["Dvs605"].Disconnect()
         await program.stop()
         await sis.shutdown()
+
+
+def test_every_manual_example_file_has_a_test() -> None:
+    """Each file of examples/manual/ is run by a test of this module (tests/test_examples.py)."""
+    source = Path(__file__).read_text()
+    untested = [p.name for p in sorted(EXAMPLES.glob("*.py")) if f'"{p.name}"' not in source]
+    assert untested == []

@@ -3,40 +3,29 @@ A meeting-room program as Global Scripter writes it, for the virtual panel:
 
     twistd -n chandler --program examples/panel/main.py
 
-then open http://127.0.0.1:8790/panel/ and press the buttons.  The projector is simulated in
-this file (a TCP server on loopback answering power and input commands), so nothing else is
-needed; set PROJECTOR to a real one's address to drive it instead.
+then open http://127.0.0.1:8790/panel/ and press the buttons.  The projector is simulated by
+simulated_projector.py beside this file (a TCP server on loopback answering power and input
+commands, run on the reactor), so nothing else is needed: the log shows each command it takes
+(``projector simulator: INP 2``).  To drive a real projector, delete the simulator's import and
+start line and set PROJECTOR to its address and port.
 """
 
 ## Begin ControlScript Import --------------------------------------------------
 ## End ControlScript Import ----------------------------------------------------
+import simulated_projector  # beside this file: the simulated projector
 from ConnectionHandler import GetConnectionHandler
 from extronlib import Version, event
 from extronlib.device import ProcessorDevice, UIDevice
-from extronlib.interface import EthernetClientInterface, EthernetServerInterfaceEx
+from extronlib.interface import EthernetClientInterface
 from extronlib.system import MESet, ProgramLog, Timer
 from extronlib.ui import Button, Label, Level
 
 print(Version())  ## Sanity check ControlScript Import
 
-## A projector simulator (remove it, and set PROJECTOR, to drive a real one) ----
-Simulator = EthernetServerInterfaceEx(4999, Interface="127.0.0.1")
-SimulatorState = {"power": "0", "input": "1"}
-
-
-@event(Simulator, "ReceiveData")
-def SimulatorAnswers(client, data):
-    for command in data.decode("ascii", "replace").split("\r"):
-        if command.startswith("PWR "):
-            SimulatorState["power"] = command[4:]
-        elif command.startswith("INP "):
-            SimulatorState["input"] = command[4:]
-        if command:
-            client.Send("PWR={power} INP={input}\r".format(**SimulatorState))
-
-
-Simulator.StartListen()
-PROJECTOR = ("127.0.0.1", Simulator.IPPort)
+## A projector simulator, run on the reactor: the keep-alive's SendAndWait blocks this program's
+## thread, so a simulator on it could only answer after the wait timed out.  To drive a real
+## projector, delete this line (and the import) and set PROJECTOR = ("192.168.1.50", 4999).
+PROJECTOR = simulated_projector.start()
 ## -----------------------------------------------------------------------------
 
 Processor = ProcessorDevice("Main")
@@ -65,6 +54,13 @@ def KeepAlive(interface):
 Projector = GetConnectionHandler(
     EthernetClientInterface(*PROJECTOR), KeepAlive, pollFrequency=2, DisconnectLimit=2
 )
+
+
+@event(Projector, "ReceiveData")
+def ProjectorAnswers(interface, data):
+    # the answers to the panel's commands (those not claimed by the keep-alive's SendAndWait)
+    if b"PWR=" in data:
+        interface.ResponseAccepted()
 
 
 @event(Projector, ["Connected", "Disconnected"])
