@@ -60,7 +60,6 @@ needsProject = pytest.mark.skipif(
 
 #: an HTTP module's row names the module's object until the structure branch names every
 #: program link by the address the program gave
-WAITS_ON_STRUCTURE = "waits on branch structure: a program's link on /status by its address"
 
 
 @asynccontextmanager
@@ -275,14 +274,11 @@ async def test_a_gs_project_runs_unedited_unprivileged_and_its_panel_drives_the_
                 process.transport.signalProcess("KILL")  # type: ignore[attr-defined]
     assert "Traceback" not in process.text, process.text
     assert "Permission denied" not in process.text, process.text
-    if listed(document, "192.168.1.22:8080") is None:
-        pytest.xfail(WAITS_ON_STRUCTURE + " (the HTTP module's row); everything else passed")
+    lights = listed(document, "192.168.1.22:8080")  # the HTTP module: named by its variable
+    assert lights is not None and lights["name"] == "LightsHandler", document["devices"]
 
 
 @needsProject
-@pytest.mark.xfail(
-    strict=True, reason="waits on branch structure: the links of a program's own ConnectionHandler"
-)
 @pytest_twisted.ensureDeferred
 async def test_a_gs_project_with_its_own_connection_handler_shows_every_device(
     workspace: Path,

@@ -18,6 +18,7 @@ import types
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -83,10 +84,36 @@ def addressOf(interface: Any) -> str:
         name = getattr(interface, "DeviceName", None)
         if isinstance(name, str) and name:
             return name
+        named = _moduleAddress(interface)
+        if named is not None:
+            return named
     except Exception:
         pass
     description = getattr(getattr(interface, "link", None), "description", None)
     return description if isinstance(description, str) else repr(interface)
+
+
+def _moduleAddress(module: Any) -> str | None:
+    """
+    Where a module with no extronlib interface (an HTTP module) says its device is: the host
+    and port of its C{url} (never its user or password), else its C{IPAddress} and port.
+    """
+    for attribute in ("url", "URL"):
+        url = getattr(module, attribute, None)
+        if isinstance(url, str) and "//" in url:
+            parts = urlsplit(url)
+            if parts.hostname:
+                host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+                return f"{host}:{parts.port}" if parts.port else host
+    for attribute in ("IPAddress", "ipAddress", "host"):
+        value = getattr(module, attribute, None)
+        if isinstance(value, str) and value:
+            for portName in ("IPPort", "Port", "port"):
+                port = getattr(module, portName, None)
+                if isinstance(port, int | str) and str(port).isdigit():
+                    return f"{value}:{port}"
+            return value
+    return None
 
 
 def interfaceFields(interface: Any) -> dict[str, object]:
@@ -122,7 +149,7 @@ class ProgramLink:
         self._wrapper: Callable[[], Any] = lambda: None
         self._clock = clock
         link = interface.link
-        self._link = weakref.ref(link)
+        self._link: Callable[[], Any] = weakref.ref(link)
         #: "Unknown", "Connected" or "Disconnected" (a wrapper's own value, whatever it says)
         self.status: str = "Connected" if link.connected else "Unknown"
         self.since = clock.seconds()
@@ -228,6 +255,35 @@ class ProgramLink:
         self.refresh()
 
 
+class ProgramModule(ProgramLink):
+    """
+    A module of a program with no extronlib interface (an HTTP module) that the program's own
+    handler wraps, as a status row's handler: that handler's C{ConnectionStatus}.
+    """
+
+    def __init__(self, module: Any, wrapper: Any, name: str, clock: IReactorTime) -> None:
+        self._interface = weakref.ref(module)
+        self._link = lambda: None
+        self._clock = clock
+        self._name = name
+        self.status = "Unknown"
+        self.since = clock.seconds()
+        self.transitions = 0
+        self._observers = []
+        self.setWrapper(wrapper)
+
+    @property
+    def logName(self) -> str:
+        """How log lines name the device: the program's variable for its handler."""
+        return self._name
+
+    def stats(self) -> dict[str, object]:
+        return {**super().stats(), "link": None}
+
+    def detach(self) -> None:
+        pass
+
+
 class ProgramServer:
     """
     A server interface of a program that no twisted_ch handler wraps, as a server row's handler:
@@ -317,6 +373,7 @@ class ProgramLinks:
         self._servers: weakref.WeakKeyDictionary[_ServerInterface, ProgramServer] = (
             weakref.WeakKeyDictionary()
         )
+        self._modules: weakref.WeakKeyDictionary[Any, ProgramModule] = weakref.WeakKeyDictionary()
         self._searched: tuple[int, float] | None = None
 
     def links(self, wrapped: Iterable[object] = ()) -> list[ProgramLink | ProgramServer]:
@@ -351,13 +408,35 @@ class ProgramLinks:
         self._findWrappers(found)
         return everything
 
+    def modules(self, handlers: Iterable[tuple[str, Any]]) -> list[ProgramModule]:
+        """
+        A L{ProgramModule} per C{(variable, handler)} of the program's own handlers whose
+        C{Interface} is a module with no extronlib interface (those with one are L{links}).
+        """
+        rows = []
+        for name, handler in handlers:
+            try:
+                module = handler.Interface
+            except Exception:
+                continue
+            if module is None or isinstance(module, LinkInterface | _ServerInterface):
+                continue
+            row = self._modules.get(module)
+            if row is None:
+                try:
+                    row = self._modules[module] = ProgramModule(module, handler, name, self.clock)
+                except TypeError:  # not weakly referenceable
+                    continue
+            rows.append(row)
+        return rows
+
     def searchSoon(self) -> None:
         """Search for the handlers of unwrapped interfaces at the next read (the top level ran)."""
         self._searched = None
 
     def refresh(self) -> None:
         """Read every link's status again (what the program's handlers say now)."""
-        for link in list(self._links.values()):
+        for link in [*self._links.values(), *self._modules.values()]:
             link.refresh()
 
     def stop(self) -> None:
@@ -366,6 +445,7 @@ class ProgramLinks:
             link.detach()
         self._links.clear()
         self._servers.clear()
+        self._modules.clear()
 
     def _findWrappers(self, links: list[ProgramLink]) -> None:
         unwrapped: dict[int, tuple[ProgramLink, LinkInterface]] = {}

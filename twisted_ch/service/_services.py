@@ -631,13 +631,7 @@ def readableName(interface: Any) -> str:
     """An interface (or a module with none) as people read it: its class, and its address."""
     name = type(interface).__name__
     address = addressOf(interface)
-    if isObjectRepr(address):
-        for attribute in ("ipAddress", "IPAddress", "host", "url", "URL"):
-            value = getattr(interface, attribute, None)
-            if isinstance(value, str) and value:
-                return f"{name} {value}"
-        return name
-    return f"{name} {address}"
+    return name if isObjectRepr(address) else f"{name} {address}"
 
 
 def buildHandler(reactor: Any, cfg: DeviceConfig) -> tuple[Any, Any]:
@@ -942,7 +936,23 @@ class ProgramService(Service):
             extra = {"variable": variable} if variable else {}
             extra.update(interfaceFields(interface))
             entries.append(Entry(link.logName, link, repr(interface), link.kind, None, extra))
+        if self.links is not None:  # modules with no interface under the program's own handlers
+            for row in self.links.modules(self._ownHandlers()):
+                module = row.Interface
+                if module is None:
+                    continue
+                extra = {"variable": row.logName, **interfaceFields(module)}
+                entries.append(Entry(row.logName, row, readableName(module), "device", None, extra))
         return sorted(entries, key=lambda e: e.name)
+
+    def _ownHandlers(self) -> list[tuple[str, Any]]:
+        """The program's own handlers its top level named (not twisted_ch's), by variable."""
+        ours = {id(h) for h in self.handlers}
+        found = []
+        for value, name in list(self._variables.items()):
+            if id(value) not in ours and getattr(value, "ConnectionStatus", None) is not None:
+                found.append((name, value))
+        return found
 
     def _variableOf(self, value: Any) -> str | None:
         if value is None:
