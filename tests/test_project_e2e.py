@@ -35,33 +35,6 @@ from twisted_ch.testing import SSHTestServer, waitUntil
 UNPRIVILEGED = 65534
 
 
-def _landed() -> list[str]:
-    """What this module needs that is not on this branch yet (by branch name)."""
-    from importlib.util import find_spec
-
-    import twisted_ch.project
-
-    missing = []
-    if not hasattr(twisted_ch.project, "readProject"):
-        missing.append("project (--project, [program] addresses)")
-    if find_spec("twisted_ch.panel._web") is None:
-        missing.append("renderer (the panel draws the layout)")
-    return missing
-
-
-#: --project and the layout renderer are other branches' work: until both are merged these
-#: tests cannot run (the report to the lead says so); they run as soon as they are
-needsProjectAndRenderer = pytest.mark.skipif(
-    bool(_landed()), reason=f"waits on branch(es): {', '.join(_landed())}"
-)
-needsProject = pytest.mark.skipif(
-    any(m.startswith("project") for m in _landed()), reason="waits on branch project"
-)
-
-#: an HTTP module's row names the module's object until the structure branch names every
-#: program link by the address the program gave
-
-
 @asynccontextmanager
 async def devices() -> AsyncIterator[dict[str, Any]]:
     """Every device of the project, simulated on loopback; yields them and their targets."""
@@ -202,7 +175,6 @@ def press(browser: Any, uid: int) -> None:
     ActionChains(browser).move_to_element(element).click_and_hold().pause(0.05).release().perform()
 
 
-@needsProjectAndRenderer
 @pytest_twisted.ensureDeferred
 async def test_a_gs_project_runs_unedited_unprivileged_and_its_panel_drives_the_devices(
     browser: Any, workspace: Path
@@ -278,7 +250,6 @@ async def test_a_gs_project_runs_unedited_unprivileged_and_its_panel_drives_the_
     assert lights is not None and lights["name"] == "LightsHandler", document["devices"]
 
 
-@needsProject
 @pytest_twisted.ensureDeferred
 async def test_a_gs_project_with_its_own_connection_handler_shows_every_device(
     workspace: Path,
