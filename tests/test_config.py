@@ -723,3 +723,38 @@ def test_no_spelling_twisted_reads_as_a_secret_option_shows_its_value() -> None:
         assert "ZZsecretZZ" not in redactEndpoint(description)
 
     check()
+
+
+def test_a_config_that_is_a_device_a_fifo_or_too_large_is_one_error(tmp_path: Path) -> None:
+    import os
+
+    from twisted_ch.service import _config
+
+    link = tmp_path / "zero.toml"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(ConfigError, match="a character device, not a regular file"):
+        loadConfig(link)
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="a FIFO, not a regular file"):  # and no hang
+        loadConfig(fifo)
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"#" * (_config.MAX_CONFIG_BYTES + 1))
+    with pytest.raises(ConfigError, match="more than the") as info:
+        loadConfig(big)
+    assert str(info.value).count(str(big)) == 1  # named once, not twice
+
+
+def test_toml_nested_without_end_is_one_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text("x = " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        loadConfig(path)
+
+
+def test_status_hosts_are_names_the_status_port_also_answers_to(tmp_path: Path) -> None:
+    config = loadConfig(write(tmp_path, '[status]\nhosts = ["AV.example.org", "rack-1"]\n'))
+    assert config.status.hosts == ("av.example.org", "rack-1")
+    for bad, key in (('"x"', "status.hosts"), ('["http://x"]', "status.hosts[0]")):
+        with pytest.raises(ConfigError, match=key.replace("[", r"\[")):
+            loadConfig(write(tmp_path, f"[status]\nhosts = {bad}\n"))

@@ -242,3 +242,13 @@ def test_the_connections_are_frozen_once_the_first_connects_are_over(
     assert fake.calls[-3:] == ["unfreeze", "collect", "freeze"] and len(fake.calls) == 8
     top.stopService()
     assert not [c for c in reactor.getDelayedCalls() if c.active()]
+
+
+def test_makeService_gives_the_status_site_the_configured_hosts(tmp_path: Path) -> None:
+    from twisted_ch.service._web import StatusService
+
+    config = tmp_path / "site.toml"
+    config.write_text('[status]\nhosts = ["av.example.org"]\n')
+    service = tap.makeService(parsed("--config", str(config)))
+    status = [s for s in service if isinstance(s, StatusService)]  # type: ignore[attr-defined]
+    assert [s.site.hosts for s in status] == [("av.example.org",)]

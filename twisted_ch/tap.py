@@ -358,9 +358,10 @@ def makeService(options: Options) -> MultiService:
     trace = WireTrace(reactor, linkFinder(registry.entries))
     if options.get("statusListen"):
         token = config.status.token if config is not None else None
-        StatusService(reactor, options["statusListen"], registry, trace, token).setServiceParent(
-            top
-        )
+        hosts = config.status.hosts if config is not None else ()
+        StatusService(
+            reactor, options["statusListen"], registry, trace, token, hosts=hosts
+        ).setServiceParent(top)
     if shard is not None and config is not None:
         _log.info(
             "shard {shard}: {devices} devices and {servers} servers of the config are this shard's",

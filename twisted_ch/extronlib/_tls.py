@@ -25,9 +25,10 @@ SSL_VERSIONS = ("TLSv2", "TLSv1.2", "TLSv1.3")
 
 
 def _pem(alias: str) -> bytes:
-    from twisted_ch.extronlib._net import certificatePath
+    """A certificate alias's file, bounded and read without blocking (L{readCertificate})."""
+    from twisted_ch.extronlib._net import readCertificate
 
-    return certificatePath(alias).read_bytes()
+    return readCertificate(alias)[1]
 
 
 @dataclass(frozen=True)

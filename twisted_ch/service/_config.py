@@ -34,14 +34,16 @@ description that does not parse only by its type and option names.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar
 
 from twisted_ch import _checks
+from twisted_ch._readfile import FileProblem, readRegularFile
 
 __all__ = [
     "Config",
@@ -187,6 +189,9 @@ class StatusConfig:
     #: show endpoint options holding local paths (key files, known_hosts, agent socket)
     showPaths: bool = False
     token: str | None = field(default=None, repr=False)
+    #: names the status port answers to besides this machine's own (a Host header naming
+    #: another is refused: DNS rebinding)
+    hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -459,7 +464,9 @@ _DEVICE_KEYS = (
 )
 _INTERFACE = "an IP address to listen on, such as 127.0.0.1 (0.0.0.0: every interface)"
 _SERVER_KEYS = ("name", "port", "interface", "serverTimeout", "MaxClients", "room", "tags")
-_STATUS_KEYS = ("listen", "showPaths", "token")
+_STATUS_KEYS = ("listen", "showPaths", "token", "hosts")
+#: the largest config file read (a larger one, or one that is no regular file, is refused)
+MAX_CONFIG_BYTES = 16 << 20
 
 #: Options each stock probe accepts (beyond C{type}), with the checker for each.
 _PROBE_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -482,15 +489,18 @@ def loadConfig(path: str | Path, reactor: Any = None) -> Config:
     """
     source = str(path)
     try:
-        raw = Path(path).read_bytes()
-    except OSError as e:
-        raise ConfigError(source, None, f"cannot read the file: {e.strerror or e}") from None
+        raw = readRegularFile(path, MAX_CONFIG_BYTES)
+    except FileProblem as e:
+        why = str(e).removeprefix(f"{os.fspath(path)}: ")
+        raise ConfigError(source, None, why) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise ConfigError(source, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(source, None, f"invalid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(source, None, "invalid TOML: nested too deeply") from None
     return parseConfig(data, source, reactor)
 
 
@@ -542,6 +552,8 @@ def parseConfig(data: Mapping[str, Any], source: str = "<config>", reactor: Any 
                 r.boolean(table["showPaths"], "status.showPaths", "true or false"),
             )
         status = _statusToken(r, table, status)
+        if "hosts" in table:
+            status = replace(status, hosts=_statusHosts(r, table["hosts"]))
     program = _program(r, data["program"], "program", reactor) if "program" in data else None
     if reactor is not None:
         for i, d in enumerate(devices):
@@ -878,6 +890,21 @@ def _health(r: _Reader, value: Any, key: str, base: HealthConfig | None) -> Heal
         errorAfter = r.nonNegative(table["errorAfter"], f"{key}.errorAfter", "seconds (>= 0)")
     summary = r.optional(table, key, "outageSummary", r.seconds, "seconds", base.outageSummary)
     return HealthConfig(misses, errorAfter, summary)
+
+
+def _statusHosts(r: _Reader, value: Any) -> tuple[str, ...]:
+    """C{[status] hosts}: host names (no port, no scheme) the status port also answers to."""
+    if not isinstance(value, list):
+        r.fail("status.hosts", "a list of host names")
+    names: list[Any] = value
+    hosts = []
+    for i, name in enumerate(names):
+        key = f"status.hosts[{i}]"
+        text = r.string(name, key, "a host name such as av.example.org")
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", text):
+            r.fail(key, f"a host name (letters, digits, '.' and '-'), got {text!r}")
+        hosts.append(text.lower())
+    return tuple(hosts)
 
 
 def _statusToken(r: _Reader, table: Mapping[str, Any], status: StatusConfig) -> StatusConfig:
