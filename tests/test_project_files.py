@@ -45,6 +45,9 @@ def test_the_projects_rfiles_and_ir_files_are_where_the_program_looks(
     assert (project.rfileFolder, project.irFolder) == (folder / "secrets", folder / "ir")
     site = siteOf(ProgramConfig(project=str(folder)))
     assert site.rfileFolder == str((folder / "secrets").resolve())
+    # its files live in the project folder's data/, never in its code (GS uploads that)
+    assert site.dataFolder == str((folder / "data").resolve()) and site.codeFolder is not None
+    assert not site.dataFolder.startswith(site.codeFolder + "/")
     # the program wrote a file of its own before, and an old copy of the project's
     (data / "restricted").mkdir(parents=True)
     (data / "restricted" / "settings.json").write_text("old")
@@ -74,3 +77,21 @@ def test_without_a_project_nothing_is_deployed(tmp_path: Path, data: Path) -> No
         assert ir.fileProblem is not None and str(data / "ir") in ir.fileProblem
     finally:
         _site.uninstall()
+
+
+def test_a_program_runs_with_the_data_directory_it_is_given(tmp_path: Path) -> None:
+    from twisted.internet.testing import MemoryReactorClock
+
+    from twisted_ch.program import Program
+
+    (tmp_path / "src").mkdir()
+    entry = tmp_path / "src" / "main.py"
+    entry.write_text("x = 1\n")
+    program = Program(MemoryReactorClock())  # never running: the file is not executed
+    try:
+        program.runFile(entry, tmp_path / "data")
+        assert _files.dataDirectory() == (tmp_path / "data").resolve()
+        program.runFile(entry)
+        assert _files.dataDirectory() == (tmp_path / "src" / "data").resolve()
+    finally:
+        _files.setDataDirectory(None, program=True)

@@ -37,6 +37,8 @@ class ProgramSite:
     @ivar addresses: what the program names (an IP address, a host name, or C{address:port})
         -> what reaches it on this machine (an address, or a client endpoint description).
     @ivar layouts: per UIDevice alias, the path of its GUI Designer layout (C{.gdl}).
+    @ivar dataFolder: where the program's files (C{File}, C{RFile}) live (None: C{data/} beside
+        the entry file); a project's is C{data/} in the project folder, never in its code.
     @ivar codeFolder: the project's code folder, on C{sys.path} while the program runs (None:
         the entry file's folder only, as for any program file).
     @ivar rfileFolder: the project's RFile folder: its files are put in the RFile area when the
@@ -54,6 +56,7 @@ class ProgramSite:
     layouts: Mapping[str, str] = field(default_factory=dict)
     ui: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     codeFolder: str | None = None
+    dataFolder: str | None = None
     rfileFolder: str | None = None
     irFolder: str | None = None
     _routes: Any = field(default=None, repr=False)

@@ -146,10 +146,13 @@ class Program:
         self.objects: ProgramObjects = thread.objects
         self.namespace: dict[str, Any] = {}
 
-    def runFile(self, path: str | Path) -> Deferred[dict[str, Any]]:
+    def runFile(
+        self, path: str | Path, dataDirectory: str | Path | None = None
+    ) -> Deferred[dict[str, Any]]:
         """
         Execute a program file on the program thread (its directory first on C{sys.path}, so
         its device modules import); fires with the module namespace when its top level has run.
+        Its files (C{File}, C{RFile}) live in C{dataDirectory}, by default C{data/} beside it.
         """
         extronlib.install()
         installConnectionHandler()
@@ -159,7 +162,7 @@ class Program:
             raise FileNotFoundError(f"no program file {str(target)!r}")
         from twisted_ch.extronlib._files import setDataDirectory
 
-        setDataDirectory(target.parent / "data", program=True)
+        setDataDirectory(dataDirectory or target.parent / "data", program=True)
         folder = str(target.parent)
         if folder not in sys.path:
             sys.path.insert(0, folder)

@@ -704,6 +704,7 @@ def siteOf(config: ProgramConfig) -> _site.ProgramSite:
     layouts: dict[str, str] = {}
     ui: dict[str, dict[str, Any]] = {}
     codeFolder: str | None = None
+    dataFolder: str | None = None
     rfileFolder: str | None = None
     irFolder: str | None = None
     if config.project is not None:
@@ -713,6 +714,7 @@ def siteOf(config: ProgramConfig) -> _site.ProgramSite:
         layouts = project.layouts()
         ui = project.uiSettings()
         codeFolder = str(project.codeFolder.resolve())
+        dataFolder = str((project.folder / "data").resolve())
         rfileFolder = str(project.rfileFolder.resolve()) if project.rfileFolder else None
         irFolder = str(project.irFolder.resolve()) if project.irFolder else None
     return _site.ProgramSite(
@@ -728,6 +730,7 @@ def siteOf(config: ProgramConfig) -> _site.ProgramSite:
         layouts=layouts,
         ui=ui,
         codeFolder=codeFolder,
+        dataFolder=dataFolder,
         rfileFolder=rfileFolder,
         irFolder=irFolder,
     )
@@ -897,7 +900,8 @@ class ProgramService(Service):
             lambda f: log.failure("program {path}: watching its links", f, path=self.path)
         )
         log.info("running program {path}", path=self.path)
-        self.program.runFile(self.path).addCallbacks(self._ran, self._failed)
+        data = self.site.dataFolder if self.site is not None else None
+        self.program.runFile(self.path, data).addCallbacks(self._ran, self._failed)
 
     def _entries(self) -> list[Entry]:
         """
