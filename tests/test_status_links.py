@@ -254,6 +254,10 @@ async def test_a_program_with_its_own_connection_handler_shows_every_device(
                 "three devices Connected",
             )
             assert failed == []
+            told = [
+                formatEvent(e) for e in events if "ran its top level" in str(e.get("log_format"))
+            ]
+            assert told and "; 3 links on the status page (0 with twisted_ch's" in told[0], told
             base = str(status.url)
             document = json.loads(await threads.deferToThread(fetch, base + "status"))
             devices = {d["name"]: d for d in document["devices"]}

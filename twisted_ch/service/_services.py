@@ -992,10 +992,13 @@ class ProgramService(Service):
         if self.links is not None:
             self.links.searchSoon()  # the handlers of the program's own are made by now
         self.registry.entries()  # its handlers' outages are logged from now on
+        rows = self._entries()  # twisted_ch's handlers, and every other link of the program
         log.info(
-            "program {path} ran its top level; {n} handlers on the status page",
+            "program {path} ran its top level; {n} on the status page ({h} with twisted_ch's "
+            "handlers)",
             path=self.path,
-            n=len(handlers),
+            n=f"{len(rows)} link" if len(rows) == 1 else f"{len(rows)} links",
+            h=len(handlers),
         )
 
     def _failed(self, failure: Failure) -> None:
