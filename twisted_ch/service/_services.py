@@ -453,7 +453,7 @@ class DevicesService(Service):
         queue = self._toConnect
         while queue and batch > 0:
             cfg, handler = queue.popleft()
-            if self.handlers.get(cfg.name) is handler:
+            if self.handlers.get(cfg.name) is handler and not self._isPaused(cfg.name):
                 result = self._connect(cfg, handler)
                 batch -= 1
                 if isinstance(result, Deferred) and not result.called:
@@ -464,6 +464,11 @@ class DevicesService(Service):
             self._connecting = self.reactor.callLater(
                 max(1, round(self.startRate * START_TICK)) / self.startRate, self._connectBatch
             )
+
+    def _isPaused(self, name: str) -> bool:
+        """Paused for maintenance before its first connect (resuming connects it)."""
+        entry = self.registry.find(name)
+        return entry is not None and self.registry.pausedSince(entry) is not None
 
     @property
     def starting(self) -> bool:
