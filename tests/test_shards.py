@@ -255,7 +255,7 @@ def test_makeService_gives_the_status_site_the_configured_hosts(tmp_path: Path) 
 
 
 def test_a_device_paused_before_its_first_connect_is_not_connected_until_resumed() -> None:
-    from twisted_ch.service._actions import runAction as perform
+    from twisted_ch.service._actions import runAction
 
     reactor = MemoryReactorClock()
     devices = [DeviceConfig(f"d{i}", f"tcp:host=127.0.0.1:port={100 + i}") for i in range(100)]
@@ -263,10 +263,10 @@ def test_a_device_paused_before_its_first_connect_is_not_connected_until_resumed
     service.startService()
     last = service.registry.find("d99")
     assert last is not None
-    assert perform(service.registry, last, "pause") is None  # still queued for its first connect
+    assert runAction(service.registry, last, "pause") is None  # still queued for its first connect
     while service.starting and reactor.getDelayedCalls():
         reactor.advance(START_TICK)
     assert 199 not in [c[1] for c in reactor.tcpClients]  # the paused one was not connected
     assert len(reactor.tcpClients) == 99
-    assert perform(service.registry, last, "resume") is None
+    assert runAction(service.registry, last, "resume") is None
     assert [c[1] for c in reactor.tcpClients].count(199) == 1
