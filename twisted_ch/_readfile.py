@@ -12,7 +12,7 @@ import os
 import stat
 from typing import Final
 
-__all__ = ["FileProblem", "readRegularFile", "readTextFile"]
+__all__ = ["FileProblem", "fileKind", "readRegularFile", "readTextFile"]
 
 _FLAGS: Final = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 _FLAGS_NOCTTY: Final = _FLAGS | getattr(os, "O_NOCTTY", 0)
@@ -24,6 +24,11 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISSOCK, "a socket"),
 )
+
+
+def fileKind(mode: int) -> str:
+    """What a file of this C{st_mode} is, when it is not a regular file ('a FIFO', ...)."""
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
 
 
 class FileProblem(ValueError):
@@ -49,8 +54,7 @@ def readRegularFile(path: str | os.PathLike[str], limit: int) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
-            raise FileProblem(f"{name}: it is {kind}, not a regular file")
+            raise FileProblem(f"{name}: it is {fileKind(st.st_mode)}, not a regular file")
         if st.st_size > limit:
             raise FileProblem(f"{name}: it holds {st.st_size} bytes, more than the {limit} read")
         chunks: list[bytes] = []

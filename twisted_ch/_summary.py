@@ -81,9 +81,7 @@ class Summarizer:
         state = self._kinds.get(kind)
         if state is not None and now - state.start < self.period:
             state.count += 1
-            # the count line is not a failure: the traceback was logged with the first of the kind
-            counted = {k: v for k, v in fields.items() if k != "log_failure"}
-            state.logger, state.level, state.format, state.fields = logger, level, format, counted
+            state.logger, state.level, state.format, state.fields = logger, level, format, fields
             if state.timer is None:
                 delay = max(0.0, state.start + self.period - now)
                 state.timer = clock.callLater(delay, self._periodEnded, kind)
@@ -116,10 +114,12 @@ class Summarizer:
                 state.timer.cancel()
             state.timer = None
         if state.count and state.logger is not None:
+            # the count line is not a failure: the traceback was logged with the first of the kind
+            fields = {k: v for k, v in state.fields.items() if k != "log_failure"}
             state.logger.emit(
                 state.level,
                 state.format + " ({repeated} more like it in the previous {since:.0f} s)",
-                **{**state.fields, "repeated": state.count, "since": now - state.start},
+                **{**fields, "repeated": state.count, "since": now - state.start},
             )
         state.count = 0
 

@@ -50,6 +50,8 @@ from twisted.conch.ssh.keys import Key
 from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
+from twisted_ch._readfile import fileKind
+
 from ._ssh_errors import (
     HostKeyChanged,
     HostKeyError,
@@ -215,22 +217,12 @@ def _parse(data: bytes, statKey: StatKey) -> _Parsed:
     return _Parsed(data, statKey)
 
 
-_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
 def _checkRegular(st: os.stat_result) -> None:
     """
     @raise OSError: C{st} is not a regular file of at most L{MAX_KNOWN_HOSTS_BYTES}.
     """
     if not stat.S_ISREG(st.st_mode):
-        kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
-        raise OSError(errno.EINVAL, f"it is {kind}, not a regular file")
+        raise OSError(errno.EINVAL, f"it is {fileKind(st.st_mode)}, not a regular file")
     if st.st_size > MAX_KNOWN_HOSTS_BYTES:
         raise OSError(
             errno.EFBIG,
