@@ -144,18 +144,19 @@ class ProgramLink:
 
     kind = "device"
 
-    def __init__(self, interface: LinkInterface, clock: IReactorTime) -> None:
+    def __init__(self, interface: Any, clock: IReactorTime) -> None:
         self._interface = weakref.ref(interface)
         self._wrapper: Callable[[], Any] = lambda: None
         self._clock = clock
-        link = interface.link
-        self._link: Callable[[], Any] = weakref.ref(link)
+        link = interface.link if isinstance(interface, LinkInterface) else None
+        self._link: Callable[[], Any] = weakref.ref(link) if link is not None else lambda: None
         #: "Unknown", "Connected" or "Disconnected" (a wrapper's own value, whatever it says)
-        self.status: str = "Connected" if link.connected else "Unknown"
+        self.status: str = "Connected" if link is not None and link.connected else "Unknown"
         self.since = clock.seconds()
         self.transitions = 0
         self._observers: list[Callable[[str], object]] = []
-        link.observers.append(self)
+        if link is not None:
+            link.observers.append(self)
 
     @property
     def Interface(self) -> LinkInterface | None:
@@ -262,14 +263,8 @@ class ProgramModule(ProgramLink):
     """
 
     def __init__(self, module: Any, wrapper: Any, name: str, clock: IReactorTime) -> None:
-        self._interface = weakref.ref(module)
-        self._link = lambda: None
-        self._clock = clock
+        super().__init__(module, clock)  # no link: the wrapper's status alone
         self._name = name
-        self.status = "Unknown"
-        self.since = clock.seconds()
-        self.transitions = 0
-        self._observers = []
         self.setWrapper(wrapper)
 
     @property
@@ -279,9 +274,6 @@ class ProgramModule(ProgramLink):
 
     def stats(self) -> dict[str, object]:
         return {**super().stats(), "link": None}
-
-    def detach(self) -> None:
-        pass
 
 
 class ProgramServer:
