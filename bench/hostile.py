@@ -18,6 +18,19 @@ Three processes, so that no party's CPU is counted as another's:
     each time) and reports the healthy devices' poll rate, their false transitions and the
     C{/status} latency.
 
+Then the HTTP cases (issue 19), each in a fresh C{twistd chandler} with C{httpDevices} healthy
+devices (the witnesses, polled every 0.5 s), one hostile HTTP party at a time run by a child
+process (C{--attack KIND PORT}), beside a dashboard that fetches C{/status?compact=1} once a
+second on a new connection (16 requests, 5 s each at most):
+
+  - C{pipelining}: connections each sending 300 pipelined C{GET /status} and never reading;
+  - C{slowloris}: 600 connections trickling a request's headers a byte a second;
+  - C{connect-close}: a connect/close loop (~57/s) plus 31 connections trickling headers;
+  - C{concurrent-status}: 32 clients looping full C{GET /status} (keep-alive).
+
+Each row: the witnesses' poll rate (per cent of the expected), the dashboard's successes out of
+16, and what the party got (answers, 429s, connections dropped).
+
 Plus a row per stock answer pattern: the cost of one search over its worst case at 16 KiB and
 64 KiB, and their ratio (4.0 is linear), with the old SIS C{Q} pattern for comparison, and the
 matcher's whole cost for a response trickled one byte per read (16 vs 64 KiB; 16 is quadratic).
@@ -348,8 +361,264 @@ def patternCosts() -> list[dict[str, Any]]:
     return rows
 
 
-def run(healthy: int = 50, seconds: float = 20.0, log: Any = print) -> dict[str, Any]:
-    """Both phases against one simulator process; the pattern rows."""
+# -- the HTTP cases (issue 19)
+
+HTTP_KINDS = ("pipelining", "slowloris", "connect-close", "concurrent-status")
+_GET_STATUS = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def attack(kind: str, port: int) -> None:
+    """Run one hostile HTTP party against 127.0.0.1:C{port} until killed; print counts on exit."""
+    import selectors
+    import signal
+    import threading
+
+    counts = {"connections": 0, "answers": 0, "tooMany": 0, "dropped": 0}
+    stop = threading.Event()
+
+    def report(*_: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, report)
+
+    def trickler(n: int, pace: float) -> None:
+        """C{n} connections each sending a request's headers a byte every C{pace} seconds."""
+        sel = selectors.DefaultSelector()
+        socks: dict[socket.socket, int] = {}
+
+        def open1() -> None:
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            socks[s] = 0
+            sel.register(s, selectors.EVENT_READ)
+            counts["connections"] += 1
+
+        for _ in range(n):
+            open1()
+        head = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 4096
+        next_ = time.monotonic()
+        while not stop.is_set():
+            for key, _ in sel.select(timeout=0.05):
+                s = key.fileobj
+                try:
+                    data = s.recv(65536)  # type: ignore[union-attr]
+                except OSError:
+                    data = b""
+                if not data:  # dropped by the server: open another
+                    sel.unregister(s)
+                    s.close()  # type: ignore[union-attr]
+                    del socks[s]  # type: ignore[arg-type]
+                    counts["dropped"] += 1
+                    open1()
+            if time.monotonic() >= next_:
+                next_ += pace
+                for s, sent in list(socks.items()):
+                    try:
+                        s.send(head[sent : sent + 1])
+                        socks[s] = min(sent + 1, len(head) - 1)
+                    except OSError:
+                        pass
+
+    def pipeliner() -> None:
+        while not stop.is_set():
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
+                counts["connections"] += 1
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                s.sendall(_GET_STATUS * 300)  # never read
+                s.settimeout(0.5)
+                end = time.monotonic() + 3
+                while time.monotonic() < end and not stop.is_set():
+                    try:
+                        if not s.recv(1, socket.MSG_PEEK):
+                            counts["dropped"] += 1
+                            break
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        counts["dropped"] += 1
+                        break
+                    time.sleep(0.5)
+                s.close()
+            except OSError:
+                time.sleep(0.05)
+
+    def connectClose() -> None:
+        while not stop.is_set():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                counts["connections"] += 1
+            except OSError:
+                pass
+            time.sleep(1 / 57)
+
+    def looper() -> None:
+        import http.client
+
+        conn: Any = None
+        while not stop.is_set():
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    counts["connections"] += 1
+                conn.request("GET", "/status")
+                response = conn.getresponse()
+                response.read()
+                counts["answers" if response.status == 200 else "tooMany"] += 1
+                if response.status == 429:
+                    time.sleep(0.01)
+            except (OSError, http.client.HTTPException):
+                counts["dropped"] += 1
+                conn = None
+                time.sleep(0.05)
+
+    workers: list[Any] = []
+    if kind == "pipelining":
+        workers = [pipeliner] * 4
+    elif kind == "slowloris":
+        workers = [lambda: trickler(600, 1.0)]
+    elif kind == "connect-close":
+        workers = [connectClose, lambda: trickler(31, 1.0)]
+    elif kind == "concurrent-status":
+        workers = [looper] * 32
+    else:
+        raise SystemExit(f"unknown attack {kind!r}")
+    threads = [threading.Thread(target=w, daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    stop.wait()
+    print(json.dumps(counts), flush=True)
+
+
+def _get(url: str, timeout: float) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
+            return bytes(response.read()) if response.status == 200 else None
+    except OSError:
+        return None
+
+
+def _witnessPolls(url: str) -> tuple[float, int]:
+    """When, and the polls of the healthy devices so far (retried until /status answers)."""
+    for _ in range(100):
+        body = _get(url, 10)
+        if body is not None:
+            doc = json.loads(body)
+            polls = sum(d["polls"] for d in doc["devices"] if d["name"].startswith("healthy-"))
+            return time.monotonic(), polls
+        time.sleep(0.2)
+    raise RuntimeError("/status did not answer")
+
+
+def _httpPhase(
+    ports: dict[str, int], devices: int, kind: str | None, workdir: Path, log: Any
+) -> dict[str, Any]:
+    config = workdir / f"http-{kind or 'alone'}.toml"
+    config.write_text(_config(ports, devices, False, 0, ""))
+    output = open(workdir / (config.stem + ".log"), "w+b")  # noqa: SIM115
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    process = subprocess.Popen(
+        [TWISTD, "-n", "--pidfile=", "chandler", "--config", str(config),
+         "--status-port", "tcp:0:interface=127.0.0.1"],
+        stdout=output, stderr=subprocess.STDOUT, env=env, cwd=workdir,
+    )  # fmt: skip
+    attacker: subprocess.Popen[bytes] | None = None
+    try:
+        base = None
+        deadline = time.monotonic() + 60
+        while base is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            output.seek(0)
+            m = re.search(rb"status page at (http://127\.0\.0\.1:(\d+)/)status", output.read())
+            if m:
+                base, statusPort = m.group(1).decode(), int(m.group(2))
+        if base is None:
+            raise RuntimeError("twistd did not start")
+        compact = base + "status?compact=1"
+        while True:  # every witness Connected first
+            doc = json.loads(_get(compact, 30) or b'{"devices": []}')
+            rows = [d for d in doc["devices"] if d["name"].startswith("healthy-")]
+            if rows and all(d["state"] == "Connected" for d in rows):
+                break
+            time.sleep(0.5)
+        time.sleep(2.0)
+        t0, polls0 = _witnessPolls(compact)
+        if kind is not None:
+            attacker = subprocess.Popen(
+                [sys.executable, "-m", "bench.hostile", "--attack", kind, str(statusPort)],
+                stdout=subprocess.PIPE,
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+            time.sleep(2.0)  # the party is at it
+        ok = 0
+        latencies = []
+        for _ in range(16):  # the dashboard: a request a second, on a new connection
+            start = time.monotonic()
+            if _get(compact, 5) is not None:
+                ok += 1
+                latencies.append(time.monotonic() - start)
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - start)))
+        party: dict[str, Any] = {}
+        if attacker is not None:
+            attacker.terminate()
+            out, _ = attacker.communicate(timeout=30)
+            party = json.loads(out.decode().strip().splitlines()[-1] or "{}")
+            attacker = None
+        t1, polls1 = _witnessPolls(compact)
+        rate = (polls1 - polls0) / (t1 - t0)
+        result = {
+            "case": kind or "alone",
+            "devices": devices,
+            "witnessPollsPerSecond": round(rate, 1),
+            "witnessPercent": round(100 * rate / (devices / 0.5), 1),
+            "dashboardOk": ok,
+            "dashboardOf": 16,
+            "dashboardMaxMs": round(max(latencies) * 1000, 1) if latencies else None,
+            "party": party,
+            "twistdCpuSeconds": _cpuOf(process.pid),
+        }
+        log(f"http {result['case']}: {result}")
+        return result
+    finally:
+        if attacker is not None:
+            attacker.kill()
+            attacker.wait(10)
+        process.terminate()
+        process.wait(30)
+        output.seek(0)
+        text = output.read().decode("utf-8", "replace")
+        output.close()
+        if "Traceback" in text or "Too many open files" in text:
+            log(f"twistd output ({kind}) had a traceback or EMFILE:\n" + text[-4000:])
+
+
+def runHTTP(
+    devices: int = 500, log: Any = print, kinds: tuple[str, ...] = HTTP_KINDS
+) -> list[dict[str, Any]]:
+    """The HTTP cases (and a row without any party), each in a fresh twistd."""
+    workdir = Path(tempfile.mkdtemp(prefix="hostile-http-"))
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "bench.hostile", "--serve", "1"],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        assert sim.stdout is not None
+        ports = json.loads(sim.stdout.readline())
+        return [_httpPhase(ports, devices, kind, workdir, log) for kind in (None, *kinds)]
+    finally:
+        sim.terminate()
+        sim.wait(30)
+
+
+def run(
+    healthy: int = 50,
+    seconds: float = 20.0,
+    log: Any = print,
+    httpDevices: int = 500,
+) -> dict[str, Any]:
+    """Both phases against one simulator process; the pattern rows; the HTTP cases."""
     workdir = Path(tempfile.mkdtemp(prefix="hostile-"))
     sim = subprocess.Popen(
         [sys.executable, "-m", "bench.hostile", "--serve", str(healthy)],
@@ -364,7 +633,8 @@ def run(healthy: int = 50, seconds: float = 20.0, log: Any = print) -> dict[str,
     finally:
         sim.terminate()
         sim.wait(30)
-    return {"alone": alone, "hostile": beside, "patterns": patternCosts()}
+    http = runHTTP(httpDevices, log) if httpDevices else []
+    return {"alone": alone, "hostile": beside, "patterns": patternCosts(), "http": http}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -390,9 +660,36 @@ def table(result: dict[str, Any]) -> str:
             f"| {p['pattern']} | {p['sizes'][0]} / {p['sizes'][1]} | "
             f"{p['ms'][0]} / {p['ms'][1]} | {p['ratio']} |"
         )
+    rows += httpTable(result.get("http", []))
     return "\n".join(rows)
+
+
+def httpTable(http: list[dict[str, Any]]) -> list[str]:
+    """The HTTP cases' rows (markdown)."""
+    if not http:
+        return []
+    rows = [
+        "",
+        f"| status-port case ({http[0]['devices']} witnesses, 0.5 s polls) | witness polls/s "
+        "(% of expected) | dashboard ok | dashboard max ms | the party got |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for r in http:
+        party = ", ".join(f"{k} {v}" for k, v in r["party"].items()) or "-"
+        rows.append(
+            f"| {r['case']} | {r['witnessPollsPerSecond']} ({r['witnessPercent']}%) | "
+            f"{r['dashboardOk']}/{r['dashboardOf']} | {r['dashboardMaxMs']} | {party} |"
+        )
+    return rows
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve"]:
         serve(int(sys.argv[2]))
+    elif sys.argv[1:2] == ["--attack"]:
+        attack(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1:2] == ["--http"]:  # the HTTP cases alone: --http [DEVICES [KIND...]]
+        n = int(sys.argv[2]) if len(sys.argv) > 2 else 500
+        kinds = tuple(sys.argv[3:]) or HTTP_KINDS
+        found = runHTTP(n, lambda m: print(m, file=sys.stderr, flush=True), kinds)
+        print("\n".join(httpTable(found)))

@@ -17,8 +17,9 @@ import itertools
 import queue
 import sys
 import threading
+import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from threading import get_ident
@@ -36,9 +37,59 @@ T = TypeVar("T")
 
 log = Logger(namespace="twisted_ch")
 
+
+class _Repeats:
+    """
+    Like L{Summarizer}, without a timer (user callbacks fail on every reactor, a test's Clock
+    included, and a timer on the global one would outlive them): the first event of a kind is
+    logged, the next ones within C{period} seconds counted, and the count logged with the first
+    event after the period, or by L{stop}.  Reactor thread only.
+    """
+
+    def __init__(self, period: float = 60.0, now: Callable[[], float] = time.monotonic) -> None:
+        self.period = period
+        self.now = now
+        #: per kind: (period start, count, logger, level, format, fields)
+        self._kinds: dict[Hashable, list[Any]] = {}
+
+    def emit(
+        self, logger: Logger, kind: Hashable, level: LogLevel, fmt: str, **fields: Any
+    ) -> None:
+        now = self.now()
+        state = self._kinds.get(kind)
+        if state is not None and now - state[0] < self.period:
+            state[1] += 1
+            state[2:] = [logger, level, fmt, fields]
+            logger.emit(LogLevel.debug, fmt, **fields)
+            return
+        if state is not None:
+            self._report(state, now)
+        elif len(self._kinds) >= 1000:
+            self.stop()
+        self._kinds[kind] = [now, 0, logger, level, fmt, fields]
+        logger.emit(level, fmt, **fields)
+
+    @staticmethod
+    def _report(state: list[Any], now: float) -> None:
+        start, count, logger, level, fmt, fields = state
+        if count:
+            logger.emit(
+                level,
+                fmt + " ({repeated} more like it in the previous {since:.0f} s)",
+                **{**fields, "repeated": count, "since": now - start},
+            )
+
+    def stop(self) -> None:
+        """Log every count not yet logged, and forget."""
+        now = self.now()
+        for state in self._kinds.values():
+            self._report(state, now)
+        self._kinds.clear()
+
+
 #: A callback that raises in every event is logged once (with its traceback), then counted: one
-#: line per period per callback and exception type (reactor thread only).
-_raised = Summarizer()
+#: line per period per callback and exception type.
+_raised = _Repeats()
 
 
 def describe(f: object) -> str:
