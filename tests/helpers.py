@@ -1,10 +1,20 @@
-"""Builders shared by the Clock-driven tests."""
+"""
+Helpers shared by the test modules.
+
+Clock-driven: Recorder, tcpHandler.  Real loopback sockets: bounded, sleep, freePort, Watch,
+ANSWER (the answer a Watch accepts).
+"""
 
 from __future__ import annotations
 
+import functools
+import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from twisted.internet.task import Clock
+from twisted.internet import reactor
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import Clock, deferLater
 
 from twisted_ch import GetConnectionHandler
 from twisted_ch.extronlib.interface import EthernetClientInterface
@@ -39,3 +49,88 @@ def tcpHandler(keepAlive: Any = None, **kw: Any) -> tuple[Clock, FakeEndpoint, A
     rec = Recorder()
     rec.hook(handler, "Connected", "Disconnected", "ConnectFailed", "ReceiveData")
     return clock, endpoint, handler, rec
+
+
+ANSWER = b"Pwr1\r\n"
+
+
+def bounded(seconds: float) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
+    """Cancel the test (and so run its cleanup) if it takes longer than C{seconds}."""
+
+    def decorate(test: Callable[..., Awaitable[Any]]) -> Any:
+        @functools.wraps(test)
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            d = ensureDeferred(test(*args, **kwargs))
+            d.addTimeout(seconds, reactor)
+            return await d
+
+        return run
+
+    return decorate
+
+
+async def sleep(seconds: float) -> None:
+    await deferLater(reactor, seconds)
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Watch:
+    """
+    A handler with every event, poll and accepted answer recorded with the reactor's time.
+
+    The keep-alive sends C{P}; ReceiveData calls ResponseAccepted for each complete C{Pwr1}
+    line (lines are assembled across chunks, so a slow drip still counts).
+    """
+
+    def __init__(
+        self, port: int, keepAlive: Any = "send", host: str = "127.0.0.1", **kw: Any
+    ) -> None:
+        self.events: list[tuple[str, Any, float]] = []
+        self.sends: list[float] = []
+        self.accepts: list[float] = []
+        self.chunks: list[bytes] = []
+        self.lines: list[bytes] = []
+        self._partial = b""
+        iface = EthernetClientInterface(host, port, maxResponse=kw.pop("maxResponse", 4096))
+        query = self.keepAlive if keepAlive == "send" else keepAlive
+        self.handler = GetConnectionHandler(iface, query, **kw)
+        h = self.handler
+        h.Connected = lambda _, s: self.record("Connected", s)
+        h.Disconnected = lambda _, s: self.record("Disconnected", s)
+        h.ConnectFailed = lambda _, reason: self.record("ConnectFailed", reason)
+        h.ReceiveData = self.onData
+
+    def record(self, name: str, arg: Any) -> None:
+        self.events.append((name, arg, reactor.seconds()))
+
+    def keepAlive(self, h: Any) -> None:
+        h.Send("P")  # sends nothing (and returns None) when it would pass DisconnectLimit
+        self.sends.append(reactor.seconds())
+
+    def onData(self, h: Any, data: bytes) -> None:
+        self.chunks.append(data)
+        self._partial += data
+        while b"\r\n" in self._partial:
+            line, self._partial = self._partial.split(b"\r\n", 1)
+            self.lines.append(line + b"\r\n")
+            if line == b"Pwr1":
+                self.accepts.append(reactor.seconds())
+                h.ResponseAccepted()
+
+    def names(self, *which: str) -> list[str]:
+        return [n for n, _, _ in self.events if not which or n in which]
+
+    def states(self) -> list[str]:
+        return self.names("Connected", "Disconnected")
+
+    def last(self, name: str) -> float:
+        return max(t for n, _, t in self.events if n == name)
+
+    def assertAlternates(self) -> None:
+        states = self.states()
+        assert all(a != b for a, b in zip(states, states[1:], strict=False)), states
