@@ -73,8 +73,9 @@ async def sleep(seconds: float) -> None:
     await deferLater(reactor, seconds)
 
 
-def freePort() -> int:
-    with socket.socket() as s:
+def freePort(udp: bool = False) -> int:
+    """A loopback port nobody listens on (just released): TCP, or UDP if C{udp}."""
+    with socket.socket(type=socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from cryptography.hazmat.primitives.asymmetric import rsa
+from helpers import freePort
 from sshd_fixture import PASSPHRASE, OpenSSHServer, startAgent, startOpenSSH
 from twisted.conch.client.knownhosts import KnownHostsFile
 from twisted.conch.ssh.agent import SSHAgentServer
@@ -590,10 +591,9 @@ async def test_cancel_during_handshake(reactor: Any, known_hosts: Path):
 
 @pytest_twisted.ensureDeferred
 async def test_connection_refused(reactor: Any, known_hosts: Path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        unused = s.getsockname()[1]
-    ep = SSHShellEndpoint(reactor, "127.0.0.1", unused, username=USER, knownHosts=str(known_hosts))
+    ep = SSHShellEndpoint(
+        reactor, "127.0.0.1", freePort(), username=USER, knownHosts=str(known_hosts)
+    )
     assert isinstance(await failure(ep.connect(Factory()), reactor), ConnectionRefusedError)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import freePort
 from twisted.internet import error, reactor
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
@@ -159,16 +159,10 @@ def test_interleave_alternates_and_drops_repeats() -> None:
     assert interleave([]) == []
 
 
-def closedPort() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest_twisted.ensureDeferred
 async def test_localhost_refused_fails_without_waiting_for_the_attempt_delay() -> None:
     # with an hour between attempts, only failing each attempt at once can finish this test
-    endpoint = TCPHostnameEndpoint(reactor, "localhost", closedPort(), attemptDelay=3600)
+    endpoint = TCPHostnameEndpoint(reactor, "localhost", freePort(), attemptDelay=3600)
     attempt = endpoint.connect(Factory.forProtocol(Protocol)).addTimeout(10, reactor)
     with pytest.raises(error.ConnectionRefusedError):
         await attempt

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import freePort
 from twisted.internet import error
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
@@ -266,14 +267,6 @@ async def test_dns_failure(quiet_reactor: list[Any]) -> None:
     assert built == []
 
 
-def _deadPort() -> int:
-    """A loopback UDP port nobody listens on (just released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @pytest.mark.parametrize("fixedLocalPort", [False, True], ids=["ephemeral", "bound"])
 @pytest_twisted.ensureDeferred
 async def test_closed_remote_port_is_survived(
@@ -285,8 +278,8 @@ async def test_closed_remote_port_is_survived(
     data flows both ways again.
     """
     reactor = _reactor()
-    remote = _deadPort()
-    bindAddress = ("127.0.0.1", _deadPort() if fixedLocalPort else 0)
+    remote = freePort(udp=True)
+    bindAddress = ("127.0.0.1", freePort(udp=True) if fixedLocalPort else 0)
     protocol = await _connect(UDPClientEndpoint(reactor, "127.0.0.1", remote, bindAddress))
     transport: Any = protocol.transport
     localPort = transport.getHost().port

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import freePort
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
@@ -138,12 +139,7 @@ async def test_asynchronous_example(tmp_path: Path, capsys: pytest.CaptureFixtur
 async def test_tcp_extras_example_reports_ConnectFailed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    text = example("tcp_extras.py", {"'192.168.1.1', 5000": f"'127.0.0.1', {port}"})
+    text = example("tcp_extras.py", {"'192.168.1.1', 5000": f"'127.0.0.1', {freePort()}"})
     async with running(tmp_path, text) as (handler, _):
         await waitUntil(
             reactor,
