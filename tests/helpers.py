@@ -15,6 +15,7 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_ch import GetConnectionHandler
 from twisted_ch.extronlib.interface import EthernetClientInterface
@@ -49,6 +50,14 @@ def tcpHandler(keepAlive: Any = None, **kw: Any) -> tuple[Clock, FakeEndpoint, A
     rec = Recorder()
     rec.hook(handler, "Connected", "Disconnected", "ConnectFailed", "ReceiveData")
     return clock, endpoint, handler, rec
+
+
+# trial's checks of a Deferred's result, for plain pytest functions: the result so far (failing
+# the test if there is none, or it is of the other kind), or that there is none yet
+_trial = SynchronousTestCase()
+successResultOf = _trial.successResultOf
+failureResultOf = _trial.failureResultOf
+assertNoResult = _trial.assertNoResult
 
 
 ANSWER = b"Pwr1\r\n"
