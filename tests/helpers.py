@@ -15,6 +15,7 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock, deferLater
+from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_ch import GetConnectionHandler
@@ -50,6 +51,40 @@ def tcpHandler(keepAlive: Any = None, **kw: Any) -> tuple[Clock, FakeEndpoint, A
     rec = Recorder()
     rec.hook(handler, "Connected", "Disconnected", "ConnectFailed", "ReceiveData")
     return clock, endpoint, handler, rec
+
+
+class LoggedEvents(list[Any]):
+    """
+    The events logged to the global log publisher while it is installed (a context manager; the
+    C{loggedEvents} fixture installs one for a whole test).
+
+    @ivar keep: which events to keep (all without it).
+    @ivar text: keep each event's formatted text instead of the event.
+    """
+
+    def __init__(self, keep: Callable[[LogEvent], bool] | None = None, text: bool = False) -> None:
+        super().__init__()
+        self.keep = keep
+        self.text = text
+
+    def _observe(self, event: LogEvent) -> None:
+        if self.keep is None or self.keep(event):
+            self.append(formatEvent(event) if self.text else event)
+
+    def __enter__(self) -> LoggedEvents:
+        globalLogPublisher.addObserver(self._observe)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        globalLogPublisher.removeObserver(self._observe)
+
+    def texts(self, level: LogLevel | None = None) -> list[str]:
+        """The formatted events (those at C{level} only, if given)."""
+        return [formatEvent(e) for e in self if level is None or e.get("log_level") == level]
+
+    def failures(self) -> list[LogEvent]:
+        """The events that logged a failure (a traceback)."""
+        return [e for e in self if "log_failure" in e]
 
 
 # trial's checks of a Deferred's result, for plain pytest functions: the result so far (failing

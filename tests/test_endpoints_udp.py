@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from helpers import freePort
+from helpers import LoggedEvents, freePort
 from twisted.internet import error
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
@@ -130,20 +130,14 @@ class Echo(DatagramProtocol):
             await d.addTimeout(TIMEOUT, _reactor())
 
 
+_UDP_NAMESPACE = "twisted_ch.endpoints.udp"
+
+
 @pytest.fixture
 def link_events() -> Iterator[list[dict[str, Any]]]:
     """Log events emitted by the UDP link."""
-    events: list[dict[str, Any]] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if event.get("log_namespace", "").startswith("twisted_ch.endpoints.udp"):
-            events.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    try:
+    with LoggedEvents(lambda e: e.get("log_namespace", "").startswith(_UDP_NAMESPACE)) as events:
         yield events
-    finally:
-        globalLogPublisher.removeObserver(observe)
 
 
 async def _listen(host: str, port: int = 0) -> tuple[Echo, Any]:

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import LoggedEvents
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.task import deferLater
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import formatEvent
 
 from twisted_ch import EndpointInterface, GetConnectionHandler
 from twisted_ch.service.probes import (
@@ -90,10 +91,8 @@ async def udpHandler(port: int, probe: Probe, pollFrequency: float = 60.0) -> An
 
 @pytest.fixture
 def logged() -> Any:
-    events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
+    with LoggedEvents() as events:
+        yield events
 
 
 # SIS

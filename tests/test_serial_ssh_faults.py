@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest_twisted
-from helpers import ANSWER, bounded
+from helpers import ANSWER, LoggedEvents, bounded
 from twisted.internet import reactor
-from twisted.logger import globalLogPublisher
 
 from twisted_ch import GetConnectionHandler, RawSimplePipeHandler
 from twisted_ch.extronlib.interface import (
@@ -113,17 +112,15 @@ async def test_ssh_wrong_password_fails_every_retry_without_revealing_it(tmp_pat
     h = GetConnectionHandler(iface, lambda h: h.Send("P"), connectRetryTime=0.1)
     reasons: list[str] = []
     states: list[str] = []
-    logged: list[dict[str, Any]] = []
     h.ConnectFailed = lambda _, reason: reasons.append(reason)
     h.addStatusObserver(states.append)
-    globalLogPublisher.addObserver(logged.append)
     try:
-        await h.Connect()
-        await waitUntil(reactor, lambda: len(reasons) >= 3)
-        assert all("uthentication" in r for r in reasons), reasons
-        assert states == []  # never reached: Unknown (issue 10)
+        with LoggedEvents() as logged:
+            await h.Connect()
+            await waitUntil(reactor, lambda: len(reasons) >= 3)
+            assert all("uthentication" in r for r in reasons), reasons
+            assert states == []  # never reached: Unknown (issue 10)
     finally:
-        globalLogPublisher.removeObserver(logged.append)
         await h.Disconnect()
         await server.stop()
     seen = [*reasons, str(h.stats()), repr(h), repr(iface)]

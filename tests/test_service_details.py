@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from helpers import ANSWER, Watch, bounded
+from helpers import ANSWER, LoggedEvents, Watch, bounded
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory
-from twisted.logger import globalLogPublisher
 
 from twisted_ch.testing import listenDevice, waitUntil
 
@@ -60,15 +59,11 @@ async def test_status_pages_that_do_not_exist_are_404_and_names_stay_one_row(
     finally:
         await service.stopService()
 
-    events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
     socketPath = tmp_path / "status.sock"
     unix = StatusService(reactor, f"unix:{socketPath}", registry)
-    try:
+    with LoggedEvents() as events:
         unix.startService()
         await unix.stopService()
-    finally:
-        globalLogPublisher.removeObserver(events.append)
     texts = [formatEvent(e) for e in events]
     assert any(f"UNIX socket {socketPath}" in t for t in texts), texts
     assert not any("UNIXAddress(" in t for t in texts)
@@ -82,13 +77,11 @@ async def test_dropping_a_silent_device_names_the_device_not_the_handler() -> No
     device = listenDevice(reactor, {b"P": ANSWER})
     device.silent = True
     w = Watch(device.port, pollFrequency=0.05, DisconnectLimit=2)
-    events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
     try:
-        await w.handler.Connect()
-        await waitUntil(reactor, lambda: "Disconnected" in w.states(), 10)
+        with LoggedEvents() as events:
+            await w.handler.Connect()
+            await waitUntil(reactor, lambda: "Disconnected" in w.states(), 10)
     finally:
-        globalLogPublisher.removeObserver(events.append)
         await w.handler.Disconnect()
         await device.shutdown()
     (line,) = [formatEvent(e) for e in events if "dropping the link" in formatEvent(e)][:1]
