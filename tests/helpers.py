@@ -1,7 +1,8 @@
 """
 Helpers shared by the test modules.
 
-Clock-driven: Recorder, tcpHandler.  Real loopback sockets: bounded, sleep, freePort, Watch,
+Clock-driven: rig (Clock + FakeEndpoint + interface + handler, a Rig), tcpHandler (its
+tuple), Recorder.  Real loopback sockets: bounded, sleep, freePort, Watch,
 ANSWER (the answer a Watch accepts).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import functools
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import reactor
@@ -43,14 +45,76 @@ class Recorder:
         return [n for n, _ in self.calls]
 
 
-def tcpHandler(keepAlive: Any = None, **kw: Any) -> tuple[Clock, FakeEndpoint, Any, Recorder]:
-    clock = Clock()
+#: the events a Rig records unless told otherwise
+HANDLER_EVENTS = ("Connected", "Disconnected", "ConnectFailed", "ReceiveData")
+
+
+def _sendP(h: Any) -> None:
+    h.Send(b"P")
+
+
+@dataclass
+class Rig:
+    """
+    A Clock-driven handler on a FakeEndpoint (see L{rig}).
+
+    @ivar clock: the reactor of the interface, the handler and the endpoint.
+    @ivar endpoint: the FakeEndpoint the interface connects through.
+    @ivar interface: the interface (an EthernetClientInterface unless rig was given another).
+    @ivar handler: its connection handler, or None when rig was told C{handler=False}.
+    @ivar events: the handler's events recorded (those rig was given as C{record}).
+    """
+
+    clock: Clock
+    endpoint: FakeEndpoint
+    interface: Any
+    handler: Any
+    events: Recorder
+
+
+def rig(
+    keepAlive: Any = _sendP,
+    *,
+    clock: Clock | None = None,
+    protocol: str = "TCP",
+    interface: Callable[[Clock, FakeEndpoint], Any] | None = None,
+    handler: bool = True,
+    record: tuple[str, ...] = HANDLER_EVENTS,
+    **options: Any,
+) -> Rig:
+    """
+    Clock + FakeEndpoint + interface + handler: the one builder of the Clock-driven tests.
+
+    @param keepAlive: the handler's keepAliveQuery (default: send C{P}).
+    @param clock: the Clock to use (a new one without it).
+    @param protocol: the default interface's Protocol: an EthernetClientInterface to
+        192.0.2.1, port 23 (TCP) or 5000 (UDP).
+    @param interface: builds another interface from the clock and the endpoint.
+    @param handler: False: build no handler (C{Rig.handler} is None).
+    @param record: the handler events to record in C{Rig.events} (none: leave them unset).
+    @param options: GetConnectionHandler's keyword arguments.
+    """
+    clock = Clock() if clock is None else clock
     endpoint = FakeEndpoint(clock)
-    iface = EthernetClientInterface("192.0.2.1", 23, reactor=clock, endpoint=endpoint)
-    handler = GetConnectionHandler(iface, keepAlive or (lambda h: h.Send(b"P")), **kw)
-    rec = Recorder()
-    rec.hook(handler, "Connected", "Disconnected", "ConnectFailed", "ReceiveData")
-    return clock, endpoint, handler, rec
+    if interface is None:
+        port = 5000 if protocol == "UDP" else 23
+        iface = EthernetClientInterface(
+            "192.0.2.1", port, protocol, reactor=clock, endpoint=endpoint
+        )
+    else:
+        iface = interface(clock, endpoint)
+    events = Recorder()
+    made = None
+    if handler:
+        made = GetConnectionHandler(iface, keepAlive, **options)
+        events.hook(made, *record)
+    return Rig(clock, endpoint, iface, made, events)
+
+
+def tcpHandler(keepAlive: Any = None, **kw: Any) -> tuple[Clock, FakeEndpoint, Any, Recorder]:
+    """L{rig}'s parts as a tuple (clock, endpoint, handler, events); None: send C{P}."""
+    r = rig(keepAlive or _sendP, **kw)
+    return r.clock, r.endpoint, r.handler, r.events
 
 
 class LoggedEvents(list[Any]):

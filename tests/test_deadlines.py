@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpers import rig
 from twisted.internet.task import Clock
 
 from twisted_ch.extronlib.interface import EndpointInterface
@@ -15,10 +16,9 @@ from twisted_ch.testing import FakeEndpoint
 
 
 def connected(clock: Clock) -> tuple[Any, FakeEndpoint]:
-    endpoint = FakeEndpoint(clock)
-    iface = EndpointInterface(endpoint, reactor=clock)
-    iface.Connect()
-    return iface, endpoint
+    r = rig(clock=clock, interface=lambda c, e: EndpointInterface(e, reactor=c), handler=False)
+    r.interface.Connect()
+    return r.interface, r.endpoint
 
 
 def results(d: Any) -> list[bytes]:

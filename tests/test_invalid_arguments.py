@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import rig
 from twisted.internet.task import Clock
 
 from twisted_ch import GetConnectionHandler, RawSimplePipeHandler, RawTcpHandler
@@ -22,7 +23,6 @@ from twisted_ch.extronlib.interface import (
 from twisted_ch.extronlib.software import DanteDomainManager, SummitConnect
 from twisted_ch.extronlib.system import Clock as ScheduleClock
 from twisted_ch.extronlib.system import Email, Timer, Wait
-from twisted_ch.testing import FakeEndpoint
 
 # -- invalid arguments, everywhere
 
@@ -30,7 +30,7 @@ _clock = Clock()
 
 
 def _iface() -> EthernetClientInterface:
-    return EthernetClientInterface("192.0.2.1", 23, reactor=_clock, endpoint=FakeEndpoint(_clock))
+    return rig(clock=_clock, handler=False).interface
 
 
 def _handler() -> Any:
