@@ -40,6 +40,9 @@ class SimulatedDevice(Protocol):
 
     Bytes that start no known request are skipped one at a time.  While the server is
     C{silent}, requests are read and not answered.
+
+    @ivar server: the L{DeviceServer} it belongs to (its C{responses}, C{silent} and counters).
+    @ivar buffer: bytes received that may still be the start of a request.
     """
 
     def __init__(self, server: DeviceServer) -> None:
@@ -75,6 +78,11 @@ class DeviceServer(LoopbackServer):
     """
     A loopback TCP device simulator that tests can silence, stop, restart and reset (see
     L{LoopbackServer}).
+
+    @ivar responses: each request (bytes) and its reply; the longest request matching wins.
+    @ivar silent: while True, requests are read, counted and not answered.
+    @ivar received: every chunk of bytes a client sent, in order.
+    @ivar requests: how many known requests arrived (answered or not).
     """
 
     protocol = SimulatedDevice
@@ -102,6 +110,14 @@ class UDPDeviceServer(DatagramProtocol):
     A loopback UDP device: each datagram that is a known request gets its reply, sent back to
     the sender.  Tests can silence it, stop it (its port then answers ICMP unreachable) and restart
     it on the same port.
+
+    @ivar reactor: the reactor it listens with.
+    @ivar responses: each request datagram and its reply.
+    @ivar silent: while True, requests are read, counted and not answered.
+    @ivar requests: how many known requests arrived (answered or not).
+    @ivar received: every datagram received, in order.
+    @ivar port: its port (0 before the first L{start}; kept across a stop).
+    @ivar listening: its listening port while it listens, else None.
     """
 
     def __init__(self, reactor: Any, responses: Mapping[bytes, bytes]) -> None:
@@ -164,6 +180,10 @@ class PtyPair:
     """
     Two linked pseudo-terminals made by socat, at the stable paths C{devA} and C{devB}: a serial
     cable for tests.  L{unplug} kills socat (both ends vanish); L{plug} brings them back.
+
+    @ivar reactor: the reactor that runs socat.
+    @ivar devA: one end's path (a symbolic link socat makes while plugged in).
+    @ivar devB: the other end's path.
     """
 
     def __init__(self, reactor: Any, directory: str) -> None:
