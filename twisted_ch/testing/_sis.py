@@ -185,6 +185,13 @@ class SISServer(LoopbackServer):
     nothing, as a device hung after its prompt), L{dropClients}, L{stop} (refuse new
     connections) and L{start} (listen again on the same port).  L{connections} counts the
     connections accepted.
+
+    @ivar device: the L{SISDevice} its connections share (each gets its own L{SISSession}).
+    @ivar verbose: the verbose mode of each new session.
+    @ivar silent: while True, new connections get no greeting and nothing is answered.
+    @ivar mute: while True, new connections are greeted and nothing is answered.
+    @ivar connections: how many connections were accepted.
+    @ivar received: every chunk of bytes a client sent, in order.
     """
 
     def __init__(self, reactor: Any, device: SISDevice | None = None, verbose: int = 0) -> None:
