@@ -1,9 +1,27 @@
 """
-Helpers shared by the test modules.
+Plain helpers shared by the test modules (fixtures are in conftest.py).  Use these instead of a
+local copy.
 
-Clock-driven: rig (Clock + FakeEndpoint + interface + handler, a Rig), tcpHandler (its
-tuple), Recorder.  Real loopback sockets: bounded, sleep, freePort, Watch,
-ANSWER (the answer a Watch accepts).
+Clock-driven handlers:
+  rig              Clock + FakeEndpoint + interface + handler, as a L{Rig} (the one builder)
+  tcpHandler       rig's parts as a tuple (clock, endpoint, handler, events)
+  Recorder         records the event calls of a handler
+
+Deferreds (trial's, for pytest functions):
+  successResultOf  the result a Deferred has now (fails the test if it has none or failed)
+  failureResultOf  the Failure it has now, of the given types
+  assertNoResult   fails the test if it has a result
+
+Log events:
+  LoggedEvents     events logged while it is installed (a context manager), optionally filtered
+                   or as texts; the C{loggedEvents} fixture installs one for a whole test
+
+Real loopback sockets:
+  freePort         a loopback port nobody listens on (TCP or UDP)
+  bounded          cancels an async test that takes longer than its timeout
+  sleep            waits on the global reactor
+  Watch            a handler to a loopback device with every event and accepted answer timed
+  ANSWER           the answer a Watch accepts
 """
 
 from __future__ import annotations
