@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from helpers import LoggedEvents
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -90,9 +89,8 @@ async def udpHandler(port: int, probe: Probe, pollFrequency: float = 60.0) -> An
 
 
 @pytest.fixture
-def logged() -> Any:
-    with LoggedEvents() as events:
-        yield events
+def logged(loggedEvents: Any) -> Any:
+    return loggedEvents
 
 
 # SIS
