@@ -3,6 +3,7 @@ Shared pytest configuration: real-I/O tests run on the global reactor via pytest
 
 Fixtures shared by the test modules:
 
+loggedEvents        every event logged while a test runs (a helpers.LoggedEvents)
 loggedFailures      the failures logged while a test runs
 quiet_reactor       the same list, and the test fails if anything logged a failure or it left
                     new readers, writers or DelayedCalls on the reactor (selectables of the
@@ -17,6 +18,15 @@ from typing import Any
 import pytest
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
+
+
+@pytest.fixture
+def loggedEvents() -> Iterator[Any]:
+    """Every event logged while the test runs."""
+    from helpers import LoggedEvents  # here: it imports the reactor pytest-twisted installs
+
+    with LoggedEvents() as events:
+        yield events
 
 
 @pytest.fixture

@@ -18,13 +18,13 @@ import pwd
 import re
 import secrets
 import shutil
-import socket
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from helpers import freePort
 from twisted.conch.ssh.agent import SSHAgentClient
 from twisted.conch.ssh.keys import Key
 from twisted.internet.defer import Deferred
@@ -130,13 +130,6 @@ def _terminate(process: IProcessTransport, ended: Deferred[Any]) -> None:
             process.signalProcess("TERM")
         except ProcessExitedAlready:
             pass
-
-
-def _freePort() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _config(directory: str, port: int, version: tuple[int, int]) -> str:
@@ -251,7 +244,7 @@ async def startOpenSSH(reactor: IReactorProcess) -> OpenSSHServer:
                 with open(path + ".pub") as pub:
                     f.write(pub.read())
         os.chmod(authorized, 0o644)
-        port = _freePort()
+        port = freePort()
         config = f"{directory}/sshd_config"
         with open(config, "w") as f:
             f.write(_config(directory, port, await _sshdVersion(reactor)))

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from cryptography.hazmat.primitives.asymmetric import rsa
+from helpers import LoggedEvents, freePort
 from sshd_fixture import PASSPHRASE, OpenSSHServer, startAgent, startOpenSSH
 from twisted.conch.client.knownhosts import KnownHostsFile
 from twisted.conch.ssh.agent import SSHAgentServer
@@ -42,7 +43,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import formatEvent
 from twisted.plugin import getPlugins
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
@@ -590,19 +591,16 @@ async def test_cancel_during_handshake(reactor: Any, known_hosts: Path):
 
 @pytest_twisted.ensureDeferred
 async def test_connection_refused(reactor: Any, known_hosts: Path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        unused = s.getsockname()[1]
-    ep = SSHShellEndpoint(reactor, "127.0.0.1", unused, username=USER, knownHosts=str(known_hosts))
+    ep = SSHShellEndpoint(
+        reactor, "127.0.0.1", freePort(), username=USER, knownHosts=str(known_hosts)
+    )
     assert isinstance(await failure(ep.connect(Factory()), reactor), ConnectionRefusedError)
 
 
 @pytest_twisted.ensureDeferred
 async def test_password_never_logged_or_shown(reactor: Any, start_server: Any, known_hosts: Path):
     wrong = "Wr0ng-Pa55-plugh"
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with LoggedEvents() as events:
         server = start_server()
         trust(known_hosts, server)
         ep = endpoint(reactor, server, known_hosts, passphrase="unused-passphrase")
@@ -614,8 +612,6 @@ async def test_password_never_logged_or_shown(reactor: Any, start_server: Any, k
         badEndpoint = endpoint(reactor, server, known_hosts, password=wrong)
         error = await failure(badEndpoint.connect(Factory()), reactor)
         await bounded(server.whenDisconnected(), reactor)
-    finally:
-        globalLogPublisher.removeObserver(events.append)
     logged = "\n".join(f"{formatEvent(e)}\n{e!r}" for e in events)
     assert "SSH session open" in logged  # the observer did see the endpoint's events
     shown = [repr(ep), str(ep), repr(badEndpoint), str(error), repr(error), repr(client.transport)]
@@ -1232,9 +1228,7 @@ async def test_a_fifo_known_hosts_fails_each_connect_clearly_and_leaves_the_reac
 async def test_a_rejected_host_key_is_one_quiet_line_and_the_server_learns_no_path(
     reactor: Any, start_server: Any, known_hosts: Path
 ) -> None:
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with LoggedEvents() as events:
         server = start_server()
         for _ in range(3):
             error = await failure(
@@ -1242,8 +1236,6 @@ async def test_a_rejected_host_key_is_one_quiet_line_and_the_server_learns_no_pa
             )
             assert isinstance(error, UnknownHostKey)
         await deferLater(reactor, 0.05, lambda: None)  # the server's side of the close
-    finally:
-        globalLogPublisher.removeObserver(events.append)
     ours = [e for e in events if "_ssh_client" in (e.get("log_namespace") or "")]
     assert [e for e in events if "log_failure" in e] == []
     texts = [formatEvent(e) for e in ours if e["log_level"].name != "debug"]
@@ -1256,17 +1248,13 @@ async def test_a_rejected_host_key_is_one_quiet_line_and_the_server_learns_no_pa
 async def test_openssh_rejected_host_key_logs_no_bad_packet_length(
     reactor: Any, sshd: OpenSSHServer, known_hosts: Path
 ) -> None:
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with LoggedEvents() as events:
         for _ in range(3):
             error = await failure(
                 openssh(reactor, sshd, known_hosts, password=sshd.password).connect(Factory()),
                 reactor,
             )
             assert isinstance(error, UnknownHostKey)
-    finally:
-        globalLogPublisher.removeObserver(events.append)
     texts = [formatEvent(e) for e in events]
     assert not any("bad packet" in t or "Traceback" in t for t in texts), texts
     assert [e for e in events if "log_failure" in e] == []

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import assertNoResult, failureResultOf, freePort, successResultOf
 from twisted.internet import error, reactor
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
@@ -72,62 +72,54 @@ def accept(clock: MemoryReactorClock, i: int) -> Protocol:
     return protocol
 
 
-def outcome(d: Deferred[Any]) -> list[Any]:
-    box: list[Any] = []
-    d.addBoth(box.append)
-    return box
-
-
 def test_a_refused_name_fails_at_once() -> None:
     clock, _, endpoint = setUp("192.0.2.7")
-    result = outcome(endpoint.connect(Factory.forProtocol(Protocol)))
+    d = endpoint.connect(Factory.forProtocol(Protocol))
     assert [c[:2] for c in clock.tcpClients] == [("192.0.2.7", 23)]
     refuse(clock, 0)
-    assert result and result[0].check(error.ConnectionRefusedError)
+    failureResultOf(d, error.ConnectionRefusedError)
     assert not clock.getDelayedCalls()
 
 
 def test_a_failed_attempt_starts_the_next_address_at_once_alternating_families() -> None:
     clock, _, endpoint = setUp("2001:db8::1", "2001:db8::2", "192.0.2.7")
-    result = outcome(endpoint.connect(Factory.forProtocol(Protocol)))
+    d = endpoint.connect(Factory.forProtocol(Protocol))
     refuse(clock, 0)
     assert [c[0] for c in clock.tcpClients] == ["2001:db8::1", "192.0.2.7"]
     refuse(clock, 1)
     assert [c[0] for c in clock.tcpClients][2] == "2001:db8::2"
-    assert not result
+    assertNoResult(d)
     protocol = accept(clock, 2)
-    assert result == [protocol]
+    assert successResultOf(d) is protocol
     assert not clock.getDelayedCalls()
 
 
 def test_a_slow_attempt_lets_the_next_start_after_the_delay_and_the_loser_is_cancelled() -> None:
     clock, _, endpoint = setUp("2001:db8::1", "192.0.2.7")
-    result = outcome(endpoint.connect(Factory.forProtocol(Protocol)))
+    d = endpoint.connect(Factory.forProtocol(Protocol))
     assert len(clock.tcpClients) == 1
     clock.advance(0.24)
     assert len(clock.tcpClients) == 1
     clock.advance(0.01)
     assert len(clock.tcpClients) == 2
     protocol = accept(clock, 1)
-    assert result == [protocol]
+    assert successResultOf(d) is protocol
     assert clock.connectors[0].stoppedConnecting
     assert not clock.getDelayedCalls()
 
 
 def test_no_address_is_a_dns_lookup_error() -> None:
     clock, _, endpoint = setUp()
-    result = outcome(endpoint.connect(Factory.forProtocol(Protocol)))
-    assert result[0].check(error.DNSLookupError)
-    assert "device.example" in str(result[0].value)
+    d = endpoint.connect(Factory.forProtocol(Protocol))
+    assert "device.example" in str(failureResultOf(d, error.DNSLookupError).value)
     assert not clock.tcpClients
 
 
 def test_cancel_while_resolving_ignores_the_late_answer() -> None:
     clock, resolver, endpoint = setUp("192.0.2.7", hold=True)
     d = endpoint.connect(Factory.forProtocol(Protocol))
-    result = outcome(d)
     d.cancel()
-    assert result[0].check(error.ConnectingCancelledError)
+    failureResultOf(d, error.ConnectingCancelledError)
     resolver.finish()
     assert not clock.tcpClients
 
@@ -135,10 +127,9 @@ def test_cancel_while_resolving_ignores_the_late_answer() -> None:
 def test_cancel_while_connecting_stops_every_attempt() -> None:
     clock, _, endpoint = setUp("2001:db8::1", "192.0.2.7")
     d = endpoint.connect(Factory.forProtocol(Protocol))
-    result = outcome(d)
     clock.advance(0.25)
     d.cancel()
-    assert result[0].check(error.ConnectingCancelledError)
+    failureResultOf(d, error.ConnectingCancelledError)
     assert all(c.stoppedConnecting for c in clock.connectors)
     assert not clock.getDelayedCalls()
 
@@ -159,16 +150,10 @@ def test_interleave_alternates_and_drops_repeats() -> None:
     assert interleave([]) == []
 
 
-def closedPort() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest_twisted.ensureDeferred
 async def test_localhost_refused_fails_without_waiting_for_the_attempt_delay() -> None:
     # with an hour between attempts, only failing each attempt at once can finish this test
-    endpoint = TCPHostnameEndpoint(reactor, "localhost", closedPort(), attemptDelay=3600)
+    endpoint = TCPHostnameEndpoint(reactor, "localhost", freePort(), attemptDelay=3600)
     attempt = endpoint.connect(Factory.forProtocol(Protocol)).addTimeout(10, reactor)
     with pytest.raises(error.ConnectionRefusedError):
         await attempt
@@ -208,11 +193,11 @@ def test_attempts_failing_in_the_call_leave_no_timer() -> None:
         return real(host, v6)
 
     endpoint._endpoint = attempt
-    result = outcome(endpoint.connect(Factory.forProtocol(Protocol)))
+    d = endpoint.connect(Factory.forProtocol(Protocol))
     assert started == ["2001:db8::1", "192.0.2.7"]  # the first failed in its connect call
     refuse(clock, 0)
     assert started == ["2001:db8::1", "192.0.2.7", "2001:db8::2"]
-    assert result and result[0].check(ValueError)  # the last attempt's error
+    failureResultOf(d, ValueError)  # the last attempt's error
     assert not clock.getDelayedCalls()
 
 
@@ -235,6 +220,5 @@ def test_cancel_works_for_a_name_idna_cannot_encode() -> None:
     clock, _, _ = setUp("192.0.2.7", hold=True)
     endpoint = TCPHostnameEndpoint(clock, "x" * 64 + ".example", 23)
     d = endpoint.connect(Factory.forProtocol(Protocol))
-    result = outcome(d)
     d.cancel()
-    assert result[0].check(error.ConnectingCancelledError)
+    failureResultOf(d, error.ConnectingCancelledError)

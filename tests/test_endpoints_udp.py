@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import LoggedEvents, freePort
 from twisted.internet import error
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
@@ -129,20 +130,14 @@ class Echo(DatagramProtocol):
             await d.addTimeout(TIMEOUT, _reactor())
 
 
+_UDP_NAMESPACE = "twisted_ch.endpoints.udp"
+
+
 @pytest.fixture
 def link_events() -> Iterator[list[dict[str, Any]]]:
     """Log events emitted by the UDP link."""
-    events: list[dict[str, Any]] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if event.get("log_namespace", "").startswith("twisted_ch.endpoints.udp"):
-            events.append(event)
-
-    globalLogPublisher.addObserver(observe)
-    try:
+    with LoggedEvents(lambda e: e.get("log_namespace", "").startswith(_UDP_NAMESPACE)) as events:
         yield events
-    finally:
-        globalLogPublisher.removeObserver(observe)
 
 
 async def _listen(host: str, port: int = 0) -> tuple[Echo, Any]:
@@ -266,14 +261,6 @@ async def test_dns_failure(quiet_reactor: list[Any]) -> None:
     assert built == []
 
 
-def _deadPort() -> int:
-    """A loopback UDP port nobody listens on (just released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @pytest.mark.parametrize("fixedLocalPort", [False, True], ids=["ephemeral", "bound"])
 @pytest_twisted.ensureDeferred
 async def test_closed_remote_port_is_survived(
@@ -285,8 +272,8 @@ async def test_closed_remote_port_is_survived(
     data flows both ways again.
     """
     reactor = _reactor()
-    remote = _deadPort()
-    bindAddress = ("127.0.0.1", _deadPort() if fixedLocalPort else 0)
+    remote = freePort(udp=True)
+    bindAddress = ("127.0.0.1", freePort(udp=True) if fixedLocalPort else 0)
     protocol = await _connect(UDPClientEndpoint(reactor, "127.0.0.1", remote, bindAddress))
     transport: Any = protocol.transport
     localPort = transport.getHost().port

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import successResultOf
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 
@@ -39,17 +39,6 @@ from twisted_ch.extronlib.software import DanteDomainManager, SummitConnect
 from twisted_ch.testing import DeviceServer, FakeEndpoint, waitUntil
 from twisted_ch.testing._ssh import EchoProtocol, SSHTestServer
 
-
-def value(result: Any) -> Any:
-    """The value of a call's result, a fired Deferred on the reactor thread."""
-    if isinstance(result, Deferred):
-        box: list[Any] = []
-        result.addBoth(box.append)
-        assert box, "the Deferred has not fired"
-        return box[0]
-    return result
-
-
 # SSH
 
 
@@ -67,11 +56,11 @@ def test_ssh_without_credentials_is_built_and_each_attempt_fails_with_the_reason
     reasons: list[str] = []
     handler = GetConnectionHandler(iface, lambda h: None, connectRetryTime=5)
     handler.ConnectFailed = lambda h, reason: reasons.append(reason)
-    first = value(handler.Connect())
+    first = successResultOf(handler.Connect())
     assert first == "MissingCredentials: SSH needs Credentials=(username, password)"
     clock.advance(5)
     assert reasons == [first, first]
-    value(handler.Disconnect())
+    successResultOf(handler.Disconnect())
     assert clock.getDelayedCalls() == []
 
 
@@ -208,10 +197,10 @@ def test_with_char_delay_send_and_wait_times_out_after_the_last_byte() -> None:
     assert endpoint.written() == b"OWR?\r"
     clock.advance(0.4)  # 0.9 s after the call, 0.4 s after the last byte: still waiting
     endpoint.respond(b"PWR1\r")
-    assert value(answer) == b"PWR1\r"
+    assert successResultOf(answer) == b"PWR1\r"
     late = port.SendAndWait(b"AB", 0.5, deliTag=b"\r")
     clock.pump([0.1, 0.5])
-    assert value(late) == b""
+    assert successResultOf(late) == b""
     assert clock.getDelayedCalls() == []
 
 

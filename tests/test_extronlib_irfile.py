@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from helpers import LoggedEvents
+from twisted.logger import LogLevel
 
 from twisted_ch.extronlib import _files
 from twisted_ch.extronlib._irfile import IRFileError, findIRFile, loadIRFile
@@ -51,15 +52,11 @@ def data(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def warnings() -> Iterator[list[str]]:
-    seen: list[str] = []
+    def keep(event: dict[str, Any]) -> bool:
+        return event.get("log_level") == LogLevel.warn and "IR file" in str(event.get("log_format"))
 
-    def observe(event: dict[str, Any]) -> None:
-        if event.get("log_level") == LogLevel.warn and "IR file" in str(event.get("log_format")):
-            seen.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield seen
-    globalLogPublisher.removeObserver(observe)
+    with LoggedEvents(keep, text=True) as seen:
+        yield seen
 
 
 def test_an_xml_ir_file_is_read_and_its_functions_checked(data: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import LoggedEvents
 from twisted.internet.task import Clock
-from twisted.logger import formatEvent, globalLogPublisher
 
 from twisted_ch import _site
 from twisted_ch.extronlib.device import UIDevice
@@ -75,17 +75,8 @@ def layout(gdlPath: Path) -> Layout:
 
 @pytest.fixture
 def logged() -> Iterator[list[str]]:
-    lines: list[str] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if event.get("log_namespace") == "twisted_ch.program":
-            lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    try:
+    with LoggedEvents(lambda e: e.get("log_namespace") == "twisted_ch.program", text=True) as lines:
         yield lines
-    finally:
-        globalLogPublisher.removeObserver(observe)
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import LoggedEvents
 from twisted.internet import reactor
 from twisted.internet.task import Clock
-from twisted.logger import globalLogPublisher
 
 from twisted_ch import GetConnectionHandler
 from twisted_ch.extronlib import _serialmode
@@ -103,17 +103,13 @@ def test_a_driver_refusing_the_settings() -> None:
 
 @pytest.fixture
 def warnings() -> Iterator[list[str]]:
-    from twisted.logger import LogLevel, formatEvent
+    from twisted.logger import LogLevel
 
-    seen: list[str] = []
+    def keep(event: dict[str, Any]) -> bool:
+        return event.get("log_level") == LogLevel.warn and "Mode" in str(event.get("log_format"))
 
-    def observe(event: dict[str, Any]) -> None:
-        if event.get("log_level") == LogLevel.warn and "Mode" in str(event.get("log_format")):
-            seen.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield seen
-    globalLogPublisher.removeObserver(observe)
+    with LoggedEvents(keep, text=True) as seen:
+        yield seen
 
 
 def test_mode_without_a_local_serial_port_is_reported_once(

@@ -30,11 +30,11 @@ from typing import Any, TypeVar
 
 import pytest
 import pytest_twisted
+from helpers import LoggedEvents
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import deferLater
-from twisted.logger import globalLogPublisher
 
 import twisted_ch.devices.extr_sis_generic as sis
 from twisted_ch import GetConnectionHandler, LinkDown
@@ -426,23 +426,21 @@ class DelayedSendModule(sis.EthernetClass):  # type: ignore[misc]
 @pytest.mark.parametrize("face", FACES)
 @bounded(30)
 async def test_module_send_after_a_drop_is_one_warning_per_outage(face: str) -> None:
-    events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
     server = listenSIS(reactor)
     try:
-        async with moduleHandler(
-            face, server, DelayedSendModule, pollFrequency=0.05, DisconnectLimit=8,
-            connectRetryTime=0.4,
-        ) as (h, states, _):  # fmt: skip
-            await h.whenStatus("Connected")
-            for _ in range(2):
-                server.dropClients()
-                await h.whenStatus("Disconnected")
+        with LoggedEvents() as events:
+            async with moduleHandler(
+                face, server, DelayedSendModule, pollFrequency=0.05, DisconnectLimit=8,
+                connectRetryTime=0.4,
+            ) as (h, states, _):  # fmt: skip
                 await h.whenStatus("Connected")
-            await sleep(0.3)
-            seen = [e for e in events if e.get("link") == h.Interface.link.description]
+                for _ in range(2):
+                    server.dropClients()
+                    await h.whenStatus("Disconnected")
+                    await h.whenStatus("Connected")
+                await sleep(0.3)
+                seen = [e for e in events if e.get("link") == h.Interface.link.description]
     finally:
-        globalLogPublisher.removeObserver(events.append)
         await server.shutdown()
     assert [e for e in events if "log_failure" in e] == []  # no traceback
     warnings = [e for e in seen if "sent while the link is down" in e["log_format"]]

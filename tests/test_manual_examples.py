@@ -15,16 +15,15 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import freePort, rig
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
 
-from twisted_ch import GetConnectionHandler, Runtime, useRuntime
-from twisted_ch.extronlib.interface import EthernetClientInterface
+from twisted_ch import Runtime, useRuntime
 from twisted_ch.program import Program
 from twisted_ch.testing import (
     DeviceServer,
-    FakeEndpoint,
     PtyPair,
     listenDevice,
     listenSIS,
@@ -138,12 +137,7 @@ async def test_asynchronous_example(tmp_path: Path, capsys: pytest.CaptureFixtur
 async def test_tcp_extras_example_reports_ConnectFailed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    text = example("tcp_extras.py", {"'192.168.1.1', 5000": f"'127.0.0.1', {port}"})
+    text = example("tcp_extras.py", {"'192.168.1.1', 5000": f"'127.0.0.1', {freePort()}"})
     async with running(tmp_path, text) as (handler, _):
         await waitUntil(
             reactor,
@@ -172,12 +166,8 @@ def runClockExample(name: str, clock: Clock, namespace: dict[str, Any]) -> dict[
 
 def test_controlling_auto_reconnect_example() -> None:
     clock = clockAt(20, 59)
-    endpoint = FakeEndpoint(clock)
-    handler = GetConnectionHandler(
-        EthernetClientInterface("192.0.2.1", 23, reactor=clock, endpoint=endpoint),
-        answeredKeepAlive,
-        connectRetryTime=60,
-    )
+    r = rig(answeredKeepAlive, clock=clock, record=(), connectRetryTime=60)
+    endpoint, handler = r.endpoint, r.handler
     handler.Connect()
     runClockExample("controlling_auto_reconnect.py", clock, {"DeviceInterface": handler})
     clock.advance(60)  # 21:00: nightly shutdown
@@ -199,12 +189,8 @@ def test_controlling_auto_reconnect_example() -> None:
 
 
 def test_pause_and_resume_polling_example() -> None:
-    clock = Clock()
-    endpoint = FakeEndpoint(clock)
-    handler = GetConnectionHandler(
-        EthernetClientInterface("192.0.2.1", 23, reactor=clock, endpoint=endpoint),
-        answeredKeepAlive,
-    )
+    r = rig(answeredKeepAlive, record=())
+    clock, endpoint, handler = r.clock, r.endpoint, r.handler
     handler.Connect()
     ns = runClockExample("pause_and_resume_polling.py", clock, {"DeviceInterface": handler})
 

@@ -12,7 +12,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.task import deferLater
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import formatEvent
 
 from twisted_ch import EndpointInterface, GetConnectionHandler
 from twisted_ch.service.probes import (
@@ -89,11 +89,8 @@ async def udpHandler(port: int, probe: Probe, pollFrequency: float = 60.0) -> An
 
 
 @pytest.fixture
-def logged() -> Any:
-    events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
+def logged(loggedEvents: Any) -> Any:
+    return loggedEvents
 
 
 # SIS

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import LoggedEvents
 from test_extronlib_net import certificates, httpsServer  # noqa: F401 - the fixtures
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
-from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web import resource, server
 
 from twisted_ch import _site
@@ -72,17 +72,8 @@ def test_bad_targets_are_refused(target: str) -> None:
 
 
 def logged() -> Iterator[list[str]]:
-    lines: list[str] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if event.get("log_namespace") == "twisted_ch.program":
-            lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    try:
+    with LoggedEvents(lambda e: e.get("log_namespace") == "twisted_ch.program", text=True) as lines:
         yield lines
-    finally:
-        globalLogPublisher.removeObserver(observe)
 
 
 programLog = pytest.fixture(logged)

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
+from helpers import LoggedEvents
 from twisted.internet import reactor
-from twisted.logger import globalLogPublisher
 
 from twisted_ch import GetConnectionHandler, RawTcpHandler
 from twisted_ch.extronlib.interface import EthernetClientInterface
@@ -63,18 +63,17 @@ async def test_ssh_wrong_password_is_ConnectFailed_without_leaking_it(tmp_path: 
     server.start()
     knownHosts = tmp_path / "known_hosts"
     knownHosts.write_text(server.knownHostsLine())
-    logged: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(logged.append)
-    handler = sshHandler(server, knownHosts, SECRET, connectRetryTime=60)
+    with LoggedEvents() as logged:  # from the handler's creation on
+        handler = sshHandler(server, knownHosts, SECRET, connectRetryTime=60)
     failures: list[str] = []
     handler.ConnectFailed = lambda h, reason: failures.append(reason)
     try:
-        result = await handler.Connect()
-        assert "uthentication" in result and "admin" in result
-        assert failures == [result]
-        assert handler.ConnectionStatus == "Unknown"  # never reached (issue 10)
+        with logged:
+            result = await handler.Connect()
+            assert "uthentication" in result and "admin" in result
+            assert failures == [result]
+            assert handler.ConnectionStatus == "Unknown"  # never reached (issue 10)
     finally:
-        globalLogPublisher.removeObserver(logged.append)
         await handler.Disconnect()
         await server.stop()
     from twisted.logger import formatEvent

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from helpers import LoggedEvents
 from twisted.internet.task import Clock as TaskClock
 
 from twisted_ch.extronlib import event
@@ -142,16 +143,10 @@ def test_clock_rejects_bad_times_and_days() -> None:
 
 
 def test_program_log_levels() -> None:
-    from twisted.logger import globalLogPublisher
-
-    seen: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(seen.append)
-    try:
+    with LoggedEvents() as seen:
         ProgramLog("hello", "info")
         ProgramLog("careful", "warning")
         ProgramLog("bad")
-    finally:
-        globalLogPublisher.removeObserver(seen.append)
     mine = [(e["log_level"].name, e["entry"]) for e in seen if "entry" in e]
     assert mine == [("info", "hello"), ("warn", "careful"), ("error", "bad")]
     with pytest.raises(ValueError, match="Severity"):

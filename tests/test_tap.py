@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import LoggedEvents
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
@@ -638,26 +639,6 @@ def test_status_rows_hide_endpoint_secrets() -> None:
 # the services, in-process: what they bind, log and leave behind
 
 
-class LogEvents(list[dict[str, Any]]):
-    """Log events seen while it is installed (a context manager)."""
-
-    def __enter__(self) -> LogEvents:
-        from twisted.logger import globalLogPublisher
-
-        globalLogPublisher.addObserver(self.append)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        from twisted.logger import globalLogPublisher
-
-        globalLogPublisher.removeObserver(self.append)
-
-    def texts(self, level: Any = None) -> list[str]:
-        from twisted.logger import formatEvent
-
-        return [formatEvent(e) for e in self if level is None or e.get("log_level") == level]
-
-
 def _ipv6Loopback() -> bool:
     import socket
 
@@ -697,7 +678,7 @@ async def test_status_page_binds_loopback_unless_told_and_logs_what_it_bound(
     description = statusEndpoint(listen)
     assert description is not None
     service = StatusService(reactor, description, Registry())
-    with LogEvents() as events:
+    with LoggedEvents() as events:
         service.startService()
     try:
         assert service.port is not None
@@ -732,7 +713,7 @@ async def test_a_server_on_every_interface_warns() -> None:
     from twisted_ch.service._services import DevicesService
 
     service = DevicesService(reactor, Registry(), servers=[ServerConfig("panel", 0, "0.0.0.0")])
-    with LogEvents() as events:
+    with LoggedEvents() as events:
         service.startService()
     try:
         warnings = [t for t in events.texts(LogLevel.warn) if "reachable from the network" in t]

@@ -5,19 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest_twisted
+from helpers import freePort
 from twisted.internet import reactor
 
 from twisted_ch import GetConnectionHandler
 from twisted_ch.extronlib.interface import EthernetClientInterface
 from twisted_ch.testing import listenDevice, waitUntil
-
-
-def freePort() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def makeHandler(port: int, **kw: Any) -> tuple[Any, list[str]]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from helpers import rig
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -40,10 +41,9 @@ class _Full:
 
 
 def connected(clock: Clock) -> tuple[Any, FakeEndpoint, _Full]:
-    endpoint = FakeEndpoint(clock)
-    iface = EndpointInterface(endpoint, reactor=clock)
-    iface.Connect()
-    return iface, endpoint, _Full(endpoint)
+    r = rig(clock=clock, interface=lambda c, e: EndpointInterface(e, reactor=c), handler=False)
+    r.interface.Connect()
+    return r.interface, r.endpoint, _Full(r.endpoint)
 
 
 def outcome(d: Deferred[bytes]) -> list[object]:

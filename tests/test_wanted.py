@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import rig
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 
@@ -18,7 +19,6 @@ from twisted_ch._runtime import Runtime, useRuntime
 from twisted_ch.extronlib.device import ProcessorDevice
 from twisted_ch.extronlib.interface import (
     EndpointInterface,
-    EthernetClientInterface,
     EthernetServerInterfaceEx,
 )
 from twisted_ch.service._config import HealthConfig
@@ -26,24 +26,24 @@ from twisted_ch.service._outages import DeviceTrack
 from twisted_ch.testing import FakeEndpoint
 
 
+def _rig(clock: Any, keepAlive: Any, **kw: Any) -> tuple[Any, FakeEndpoint]:
+    r = rig(keepAlive, clock=clock, record=(), pollFrequency=60, connectRetryTime=2, **kw)
+    return r.handler, r.endpoint
+
+
 def tcp(clock: Any) -> tuple[Any, FakeEndpoint]:
-    endpoint = FakeEndpoint(clock)
-    iface = EthernetClientInterface("127.0.0.1", 23, reactor=clock, endpoint=endpoint)
-    return GetConnectionHandler(iface, None, pollFrequency=60, connectRetryTime=2), endpoint
+    return _rig(clock, None)
 
 
 def udp(clock: Any) -> tuple[Any, FakeEndpoint]:
-    endpoint = FakeEndpoint(clock)
-    iface = EthernetClientInterface("127.0.0.1", 5000, "UDP", reactor=clock, endpoint=endpoint)
-    keepAlive = lambda h: h.Send("q")  # noqa: E731
-    return GetConnectionHandler(iface, keepAlive, pollFrequency=60, connectRetryTime=2), endpoint
+    return _rig(clock, lambda h: h.Send("q"), protocol="UDP")
 
 
 def udpService(clock: Any) -> tuple[Any, FakeEndpoint]:
-    endpoint = FakeEndpoint(clock)
-    iface = EndpointInterface(endpoint, reactor=clock, connectionOriented=False, openNow=False)
-    keepAlive = lambda h: h.Send("q")  # noqa: E731
-    return GetConnectionHandler(iface, keepAlive, pollFrequency=60, connectRetryTime=2), endpoint
+    def service(clock: Any, endpoint: FakeEndpoint) -> EndpointInterface:
+        return EndpointInterface(endpoint, reactor=clock, connectionOriented=False, openNow=False)
+
+    return _rig(clock, lambda h: h.Send("q"), interface=service)
 
 
 def server(clock: Any) -> tuple[Any, None]:

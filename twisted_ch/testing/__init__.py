@@ -1,9 +1,21 @@
 """
-Test helpers for twisted_ch users: fake endpoints and transports driven by a C{task.Clock}, device
-simulators on real loopback sockets (TCP, UDP, serial ptys, SSH), soak-test helpers, and GUI
-Designer layout fixtures (L{packGDL}).  Usable from trial or pytest.
+Test helpers for twisted_ch users.  Usable from trial or pytest.
+
+Deterministic fakes (C{_fakes}), for C{task.Clock}-driven tests: nothing moves unless the test
+moves it.  L{FakeEndpoint} and its L{FakeTransport}; L{SISPump}, an L{SISDevice} behind a
+FakeEndpoint.
+
+Simulators on real loopback sockets, driven by the reactor: L{DeviceServer} / L{listenDevice}
+(canned answers over TCP), L{UDPDeviceServer}, L{PtyPair} / L{serveSerialDevice} (serial ptys),
+L{SISServer}, L{PJLinkServer}, L{SNMPAgent}, L{SSHTestServer}, L{FlappingDevice} (soak tests),
+L{LoopbackServer} and its helpers; L{waitUntil} polls a condition on a real reactor.
+
+Recorders for soak tests: L{EventLog}, L{StateSequence}, L{twistedChDelayedCalls}.
+
+GUI Designer layout fixtures: L{packGDL} and the C{gdl*} builders.
 """
 
+from twisted_ch.testing._fakes import FakeEndpoint, FakeTransport, SISPump
 from twisted_ch.testing._flapping import (
     EventLog,
     FlappingDevice,
@@ -36,8 +48,6 @@ from twisted_ch.testing._gdl import (
 )
 from twisted_ch.testing._kit import (
     DeviceServer,
-    FakeEndpoint,
-    FakeTransport,
     PtyPair,
     SimulatedDevice,
     UDPDeviceServer,
@@ -60,7 +70,7 @@ from twisted_ch.testing._probes import (
     listenPJLink,
     listenSNMP,
 )
-from twisted_ch.testing._sis import SISDevice, SISPump, SISServer, SISSession, listenSIS
+from twisted_ch.testing._sis import SISDevice, SISServer, SISSession, listenSIS
 from twisted_ch.testing._ssh import EchoProtocol, ServerSession, SSHTestServer, generateKey
 
 __all__ = [

@@ -43,6 +43,18 @@ class FlappingDevice(Factory):
     flapping, misbehaves at exponential random times (mean C{meanUp} s) from its own seeded RNG:
     it goes silent, closes its clients (FIN), resets them (RST), or stops listening.  It recovers
     after a mean of C{meanDown} s.  Actions taken are listed in L{actions}.
+
+    @ivar reactor: the reactor it listens and schedules its misbehaviour with.
+    @ivar rng: its seeded random number generator (the same seed, the same actions).
+    @ivar meanUp: the mean time in seconds between recovering and misbehaving.
+    @ivar meanDown: the mean time in seconds a misbehaviour lasts.
+    @ivar request: the bytes it answers.
+    @ivar answer: its answer to each C{request}.
+    @ivar clients: the protocols connected now.
+    @ivar silent: while True, requests are read and not answered.
+    @ivar port: its port (0 before the first L{listen}).
+    @ivar listening: its listening port while it listens, else None.
+    @ivar actions: each misbehaviour (silent, fin, rst, stop) and failed relisten, in order.
     """
 
     protocol = _FlappingClient  # type: ignore[assignment]

@@ -1,6 +1,7 @@
 """
-Test helpers for twisted_ch users: fake endpoints driven by a Clock, and device simulators that
-listen on real loopback sockets.  Usable from trial or pytest.
+Device simulators on real loopback sockets (TCP, UDP, serial ptys through socat) and
+L{waitUntil}.  The Clock-driven fakes are in L{twisted_ch.testing._fakes}.  Usable from trial or
+pytest.
 """
 
 from __future__ import annotations
@@ -9,25 +10,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet import error
-from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
     IAddress,
-    IProtocolFactory,
-    IReactorTime,
-    IStreamClientEndpoint,
 )
 from twisted.internet.protocol import DatagramProtocol, ProcessProtocol, Protocol
-from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from twisted_ch.testing._loopback import LoopbackServer
 
 __all__ = [
     "DeviceServer",
-    "FakeEndpoint",
-    "FakeTransport",
     "PtyPair",
     "SimulatedDevice",
     "UDPDeviceServer",
@@ -36,99 +29,6 @@ __all__ = [
     "serveSerialDevice",
     "waitUntil",
 ]
-
-
-class FakeTransport(StringTransport):
-    """A StringTransport whose close reaches the protocol on the next clock turn, like a reactor."""
-
-    def __init__(self, clock: IReactorTime, peer: IAddress | None = None) -> None:
-        super().__init__(  # type: ignore[no-untyped-call]
-            peerAddress=peer or IPv4Address("TCP", "192.0.2.1", 23)
-        )
-        self.clock = clock
-        self.protocol: Protocol | None = None
-        self.closed = False
-        self.aborted = False
-        #: set to make loseConnection hang, as with a peer that stopped reading
-        self.peerStopsReading = False
-
-    def _lose(self, reason: Failure) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.disconnecting = True
-        protocol = self.protocol
-        if protocol is not None:
-            self.clock.callLater(0, protocol.connectionLost, reason)
-
-    def loseConnection(self) -> None:
-        if self.peerStopsReading:  # buffered writes never drain: only an abort closes it
-            self.disconnecting = True
-            return
-        self._lose(Failure(error.ConnectionDone()))
-
-    def abortConnection(self) -> None:
-        self.aborted = True
-        self._lose(Failure(error.ConnectionAborted()))
-
-    def deviceCloses(self) -> None:
-        """The device closed its end."""
-        self._lose(Failure(error.ConnectionDone()))
-
-    def deviceResets(self) -> None:
-        """The link broke (reset, cable pulled)."""
-        self._lose(Failure(error.ConnectionLost()))
-
-
-@implementer(IStreamClientEndpoint)
-class FakeEndpoint:
-    """
-    A client endpoint for Clock-driven tests.
-
-    Each C{connect} is recorded in L{attempts}; by default it succeeds at once with a
-    L{FakeTransport}.  Set C{refuse = True} to fail attempts with ConnectionRefusedError, or
-    C{hang = True} to leave them pending (the caller's timeout or cancel ends them).
-    """
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self.clock = clock
-        self.refuse = False
-        self.hang = False
-        self.attempts: list[Deferred[Any]] = []
-        self.protocol: Protocol | None = None
-        self.transport: FakeTransport | None = None
-
-    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
-        if self.refuse:
-            d: Deferred[Any] = fail(error.ConnectionRefusedError("refused by FakeEndpoint"))
-            self.attempts.append(d)
-            return d
-        if self.hang:
-            d = Deferred(lambda d: None)
-            self.attempts.append(d)
-            return d
-        transport = FakeTransport(self.clock)
-        protocol = protocolFactory.buildProtocol(transport.getPeer())  # type: ignore[no-untyped-call]
-        assert isinstance(protocol, Protocol)
-        transport.protocol = protocol
-        self.protocol, self.transport = protocol, transport
-        protocol.makeConnection(transport)
-        d = Deferred()
-        self.attempts.append(d)
-        d.callback(protocol)
-        return d
-
-    def written(self) -> bytes:
-        """Bytes written on the current transport, clearing them."""
-        assert self.transport is not None
-        data: bytes = self.transport.value()  # type: ignore[no-untyped-call]
-        self.transport.clear()  # type: ignore[no-untyped-call]
-        return data
-
-    def respond(self, data: bytes) -> None:
-        """Deliver bytes from the device."""
-        assert self.protocol is not None
-        self.protocol.dataReceived(data)
 
 
 Responder = Callable[[bytes], bytes | None]
@@ -140,6 +40,9 @@ class SimulatedDevice(Protocol):
 
     Bytes that start no known request are skipped one at a time.  While the server is
     C{silent}, requests are read and not answered.
+
+    @ivar server: the L{DeviceServer} it belongs to (its C{responses}, C{silent} and counters).
+    @ivar buffer: bytes received that may still be the start of a request.
     """
 
     def __init__(self, server: DeviceServer) -> None:
@@ -175,6 +78,11 @@ class DeviceServer(LoopbackServer):
     """
     A loopback TCP device simulator that tests can silence, stop, restart and reset (see
     L{LoopbackServer}).
+
+    @ivar responses: each request (bytes) and its reply; the longest request matching wins.
+    @ivar silent: while True, requests are read, counted and not answered.
+    @ivar received: every chunk of bytes a client sent, in order.
+    @ivar requests: how many known requests arrived (answered or not).
     """
 
     protocol = SimulatedDevice
@@ -202,6 +110,14 @@ class UDPDeviceServer(DatagramProtocol):
     A loopback UDP device: each datagram that is a known request gets its reply, sent back to
     the sender.  Tests can silence it, stop it (its port then answers ICMP unreachable) and restart
     it on the same port.
+
+    @ivar reactor: the reactor it listens with.
+    @ivar responses: each request datagram and its reply.
+    @ivar silent: while True, requests are read, counted and not answered.
+    @ivar requests: how many known requests arrived (answered or not).
+    @ivar received: every datagram received, in order.
+    @ivar port: its port (0 before the first L{start}; kept across a stop).
+    @ivar listening: its listening port while it listens, else None.
     """
 
     def __init__(self, reactor: Any, responses: Mapping[bytes, bytes]) -> None:
@@ -264,6 +180,10 @@ class PtyPair:
     """
     Two linked pseudo-terminals made by socat, at the stable paths C{devA} and C{devB}: a serial
     cable for tests.  L{unplug} kills socat (both ends vanish); L{plug} brings them back.
+
+    @ivar reactor: the reactor that runs socat.
+    @ivar devA: one end's path (a symbolic link socat makes while plugged in).
+    @ivar devB: the other end's path.
     """
 
     def __init__(self, reactor: Any, directory: str) -> None:

@@ -74,6 +74,11 @@ class LoopbackServer(Factory):
     """
     A simulated device's TCP server on 127.0.0.1 that tests can stop and start again on the same
     port (see L{listenLoopback}).  Its protocols keep themselves in L{clients} while connected.
+
+    @ivar reactor: the reactor it listens with.
+    @ivar clients: the protocols connected now.
+    @ivar port: its port (0 before the first L{start}; kept across a stop).
+    @ivar listening: its listening port while it listens, else None.
     """
 
     noisy = False

@@ -99,6 +99,12 @@ class PJLinkServer(LoopbackServer):
     C{PJLINK ERRA}; without one it greets with C{PJLINK 0}.  C{power} is the state it reports
     (0 off, 1 on, 2 cooling, 3 warming up); while C{silent} it answers nothing.  It can be
     stopped, started again and shut down as a L{LoopbackServer}.
+
+    @ivar password: the PJLink password (None: no authentication).
+    @ivar power: the power state it reports; C{%1POWR 0|1} sets it.
+    @ivar silent: while True, commands are recorded and not answered.
+    @ivar authFailures: how many commands came with a wrong digest.
+    @ivar commands: every authenticated command line, in order.
     """
 
     def __init__(self, reactor: Any, password: str | None = None, power: int = 1) -> None:
@@ -132,6 +138,18 @@ class SNMPAgent(DatagramProtocol):
     Requests with another community are dropped, as agents do.  Test knobs: C{silent} answers
     nothing; C{decoy} sends first a response with a wrong request-id; C{wrongIdOnly} sends only
     that wrong one.
+
+    @ivar reactor: the reactor it listens with (sysUpTime counts from its start).
+    @ivar community: the community it answers (bytes).
+    @ivar started: the reactor time it was built at.
+    @ivar silent: while True, requests are counted and not answered.
+    @ivar decoy: send a response with a wrong request-id before each answer.
+    @ivar wrongIdOnly: send only the wrong-request-id response.
+    @ivar junk: datagrams sent before each answer (a hostile agent's flood).
+    @ivar requests: how many GETs with its community arrived.
+    @ivar dropped: how many datagrams were dropped (undecodable, not a GET, other community).
+    @ivar port: its port (0 before the first start).
+    @ivar listening: its listening port while it listens, else None.
     """
 
     noisy = False
@@ -143,7 +161,6 @@ class SNMPAgent(DatagramProtocol):
         self.silent = False
         self.decoy = False
         self.wrongIdOnly = False
-        #: datagrams sent before each answer (a hostile agent's flood)
         self.junk: list[bytes] = []
         self.requests = 0
         self.dropped = 0

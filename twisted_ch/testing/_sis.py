@@ -3,8 +3,8 @@ A simulated Extron SIS scaler (a DVS 605-like device) for tests.
 
 L{SISSession} is the device's command interpreter as a pure object (bytes in, bytes out);
 L{SISServer} serves it on a loopback TCP port with test controls (silence, dropping clients,
-refusing connections); L{SISPump} plays it over a L{twisted_ch.testing.FakeEndpoint} in
-Clock-driven tests.
+refusing connections); L{SISPump} (in L{twisted_ch.testing._fakes}, importable from here too)
+plays it over a L{twisted_ch.testing.FakeEndpoint} in Clock-driven tests.
 
 The SIS subset: C{<n>!} / C{!} (input), C{<n>B} / C{B} (video mute 0-2), C{<n>F} / C{F} (freeze),
 C{ESC <n>CV} (verbose mode; query answers are tagged - C{In3 All}, C{Vmt1}, C{Frz0} - in modes 2
@@ -17,13 +17,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from typing import Protocol as TypingProtocol
 
 from twisted.internet import error
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
+from twisted_ch.testing._fakes import SISPump
 from twisted_ch.testing._loopback import LoopbackServer
 
 __all__ = ["SISDevice", "SISProtocol", "SISPump", "SISServer", "SISSession", "listenSIS"]
@@ -185,6 +185,13 @@ class SISServer(LoopbackServer):
     nothing, as a device hung after its prompt), L{dropClients}, L{stop} (refuse new
     connections) and L{start} (listen again on the same port).  L{connections} counts the
     connections accepted.
+
+    @ivar device: the L{SISDevice} its connections share (each gets its own L{SISSession}).
+    @ivar verbose: the verbose mode of each new session.
+    @ivar silent: while True, new connections get no greeting and nothing is answered.
+    @ivar mute: while True, new connections are greeted and nothing is answered.
+    @ivar connections: how many connections were accepted.
+    @ivar received: every chunk of bytes a client sent, in order.
     """
 
     def __init__(self, reactor: Any, device: SISDevice | None = None, verbose: int = 0) -> None:
@@ -205,60 +212,3 @@ def listenSIS(reactor: Any, device: SISDevice | None = None, verbose: int = 0) -
     server = SISServer(reactor, device, verbose)
     server.start()
     return server
-
-
-class _FakeEndpointLike(TypingProtocol):
-    transport: Any
-
-    def written(self) -> bytes: ...
-
-    def respond(self, data: bytes) -> None: ...
-
-
-class SISPump:
-    """
-    Plays an L{SISDevice} behind a L{twisted_ch.testing.FakeEndpoint}, for Clock-driven tests.
-
-    Nothing moves by itself: L{pump} delivers what the client wrote to the device and the
-    device's answer back (a new connection first gets the greeting, unless C{banner=False}, as
-    on a serial port).
-    """
-
-    def __init__(
-        self,
-        endpoint: _FakeEndpointLike,
-        device: SISDevice,
-        *,
-        banner: bool = True,
-        verbose: int = 0,
-    ) -> None:
-        self.endpoint = endpoint
-        self.device = device
-        self.banner = banner
-        self.verbose = verbose
-        #: While True, what the client writes is read and never answered.
-        self.silent = False
-        #: Everything the client wrote, answered or not.
-        self.received: list[bytes] = []
-        self.session: SISSession | None = None
-        self._transport: object = None
-
-    def pump(self) -> bytes:
-        """Move one round of bytes; returns what the device answered."""
-        transport = self.endpoint.transport
-        if transport is None or getattr(transport, "closed", False):
-            return b""
-        answer = b""
-        if transport is not self._transport or self.session is None:
-            self._transport = transport
-            self.session = self.device.session(self.verbose)
-            if self.banner and not self.silent:
-                answer += self.session.greeting()
-        data = self.endpoint.written()
-        if data:
-            self.received.append(data)
-        if data and not self.silent:
-            answer += self.session.feed(data)
-        if answer:
-            self.endpoint.respond(answer)
-        return answer
