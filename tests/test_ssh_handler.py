@@ -79,6 +79,7 @@ async def test_ssh_wrong_password_is_ConnectFailed_without_leaking_it(tmp_path: 
     from twisted.logger import formatEvent
 
     text = "\n".join(formatEvent(e) + repr(e) for e in logged)
+    assert "uthentication" in text  # the failure was logged, and captured here
     assert SECRET not in text
     assert SECRET not in repr(handler) and SECRET not in repr(handler.Interface)
 
