@@ -510,3 +510,42 @@ def test_a_server_interface_without_a_handler_has_a_server_row() -> None:
     # a server twisted_ch's handler wraps is that handler's row
     assert [link.Interface for link in links.links(wrapped=[server])] == [client]
     links.stop()
+
+
+def test_a_search_that_finds_nothing_waits_twice_as_long_before_the_next() -> None:
+    import itertools
+
+    from twisted_ch.extronlib._lifetime import ProgramObjects
+    from twisted_ch.service import _links
+    from twisted_ch.service._links import SEARCH_EVERY, SEARCH_LONGEST, ProgramLinks
+
+    clock = Clock()
+    objects = ProgramObjects(clock)
+    links = ProgramLinks(objects, clock)
+    bare = EthernetClientInterface("127.0.0.1", 1, reactor=clock, endpoint=FakeEndpoint(clock))
+    objects.add(bare)
+    searches: list[float] = []
+    real = links._search
+
+    def counted(unwrapped: Any) -> bool:
+        searches.append(clock.seconds())
+        return real(unwrapped)
+
+    links._search = counted  # type: ignore[method-assign]
+    links.links()
+    for _ in range(80):
+        clock.advance(SEARCH_EVERY)
+        links.links()
+    gaps = [b - a for a, b in itertools.pairwise(searches)]
+    assert gaps[:5] == [k * SEARCH_EVERY for k in (2, 4, 8, 16, 16)]
+    assert max(gaps) == SEARCH_LONGEST
+    # a handler made after the program creates something is found SEARCH_GAP later, and the
+    # waits start again from SEARCH_EVERY
+    late = QuietHandler(bare)
+    objects.add(
+        EthernetClientInterface("127.0.0.1", 2, reactor=clock, endpoint=FakeEndpoint(clock))
+    )
+    clock.advance(_links.SEARCH_GAP)
+    found = {link.Interface: link for link in links.links()}
+    assert found[bare].wrapper is late
+    assert links._every == SEARCH_EVERY

@@ -34,8 +34,12 @@ log = Logger(namespace="twisted_ch.status")
 #: Seconds between two reads of what the program's own handlers say (their ConnectionStatus).
 REFRESH_EVERY = 1.0
 #: Seconds between two searches of the heap for the handler of an interface still unwrapped,
-#: when the program has created nothing meanwhile.
+#: when the program has created nothing meanwhile; doubled after each search that found
+#: nothing new, up to L{SEARCH_LONGEST} (a program using an interface with no handler at all
+#: would otherwise pay for a search, a reactor turn of tens of ms on a big heap, for ever).
 SEARCH_EVERY = 30.0
+#: The longest wait between two searches while the program creates nothing.
+SEARCH_LONGEST = 16 * SEARCH_EVERY
 #: Seconds at least between two searches when it has (a search costs about 8 ms per 100,000
 #: objects on the heap; a program making a Wait per button press must not search at each).
 SEARCH_GAP = 5.0
@@ -367,6 +371,9 @@ class ProgramLinks:
         )
         self._modules: weakref.WeakKeyDictionary[Any, ProgramModule] = weakref.WeakKeyDictionary()
         self._searched: tuple[int, float] | None = None
+        #: the wait before the next search when the program creates nothing (L{SEARCH_EVERY},
+        #: doubled by each fruitless search)
+        self._every = SEARCH_EVERY
 
     def links(self, wrapped: Iterable[object] = ()) -> list[ProgramLink | ProgramServer]:
         """
@@ -464,14 +471,22 @@ class ProgramLinks:
         generation = self.objects.generation
         if self._searched is not None:
             lastGeneration, when = self._searched
-            wait = SEARCH_GAP if generation != lastGeneration else SEARCH_EVERY
+            wait = SEARCH_GAP if generation != lastGeneration else self._every
             if now - when < wait:
                 return
+            if generation != lastGeneration:
+                self._every = SEARCH_EVERY
         self._searched = (generation, now)
-        self._search(unwrapped)
+        if self._search(unwrapped):
+            self._every = SEARCH_EVERY
+        else:
+            self._every = min(self._every * 2, SEARCH_LONGEST)
 
-    def _search(self, unwrapped: dict[int, tuple[ProgramLink, LinkInterface]]) -> None:
-        """The heap's objects referring to each interface (or holding it in their __dict__)."""
+    def _search(self, unwrapped: dict[int, tuple[ProgramLink, LinkInterface]]) -> bool:
+        """
+        The heap's objects referring to each interface (or holding it in their __dict__): the
+        handlers among them are set as the wrappers; whether one was found.
+        """
         interfaces = [interface for _, interface in unwrapped.values()]
         referrers = gc.get_referrers(*interfaces)
         dicts = [r for r in referrers if type(r) is dict]
@@ -484,6 +499,7 @@ class ProgramLinks:
                 if not isinstance(r, _NOT_HANDLERS) and id(getattr(r, "__dict__", None)) in ids
             ]
         del referrers, dicts
+        found = False
         for holder in holders:
             try:
                 interface = getattr(holder, "Interface", None)
@@ -492,3 +508,5 @@ class ProgramLinks:
             entry = unwrapped.get(id(interface))
             if entry is not None and entry[0].wrapper is None and _wraps(holder, entry[1]):
                 entry[0].setWrapper(holder)
+                found = True
+        return found
