@@ -42,9 +42,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar
 
+from twisted.logger import Logger
+
 from twisted_ch import _checks
+from twisted_ch._confusables import lookAlikes
 from twisted_ch._memory import DEFAULT_MEMORY_LIMIT, MIN_MEMORY_LIMIT
 from twisted_ch._readfile import FileProblem, readRegularFile
+
+log = Logger(namespace="twisted_ch.config")
 
 __all__ = [
     "Config",
@@ -246,6 +251,8 @@ class Config:
     status: StatusConfig = field(default_factory=StatusConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     program: ProgramConfig | None = None
+    #: what loading it warned about (logged then): names that look like another
+    warnings: tuple[str, ...] = ()
 
 
 def endpointType(description: str) -> str:
@@ -561,7 +568,38 @@ def parseConfig(data: Mapping[str, Any], source: str = "<config>", reactor: Any 
     if reactor is not None:
         for i, d in enumerate(devices):
             checkEndpoint(r, d.endpoint, f"device[{i}].endpoint", reactor)
-    return Config(source, devices, servers, status, health, program)
+    warnings = _lookAlikes(named, devices, servers, program)
+    for warning in warnings:
+        log.warn("{source}: {warning}", source=source, warning=warning)
+    return Config(source, devices, servers, status, health, program, tuple(warnings))
+
+
+def _lookAlikes(
+    named: list[tuple[str, str, bool]],
+    devices: tuple[DeviceConfig, ...],
+    servers: tuple[ServerConfig, ...],
+    program: ProgramConfig | None,
+) -> list[str]:
+    """Names (of devices and servers, rooms, a program's aliases) that look like another."""
+    warnings = lookAlikes(((f"{where}.name", name) for where, name, _ in named))
+    rooms: dict[str, str] = {}
+    for kind, items in (("device", devices), ("server", servers)):
+        for i, item in enumerate(items):
+            if item.room:
+                rooms.setdefault(item.room, f"{kind}[{i}].room")
+    warnings += lookAlikes((where, room) for room, where in rooms.items())
+    if program is not None:
+        aliases = [("program.hosts", program.hosts), ("program.dante", program.dante)]
+        warnings += lookAlikes((f"{key}.{name}", name) for key, table in aliases for name in table)
+        warnings += lookAlikes(
+            [(f"program.ports.{name}", name) for name in program.ports]
+            + [
+                (f"program.hosts.{alias}.ports.{name}", name)
+                for alias, host in program.hosts.items()
+                for name in host.ports
+            ]
+        )
+    return warnings
 
 
 def checkStatusListen(written: str, description: str, reactor: Any) -> None:

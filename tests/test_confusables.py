@@ -1,0 +1,79 @@
+"""
+Names that differ only by look-alike characters (issue 19 item 9): a Cyrillic C{о}, fullwidth
+forms, combining marks beside the plain name are accepted (they are other names) and warned
+about at load, naming both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import formatEvent, globalLogPublisher
+
+from twisted_ch._confusables import lookAlikes, skeleton
+from twisted_ch.service._config import parseConfig
+
+
+def device(name: str, room: str = "") -> dict[str, Any]:
+    table: dict[str, Any] = {"name": name, "endpoint": "tcp:host=192.0.2.10:port=23"}
+    if room:
+        table["room"] = room
+    return table
+
+
+def test_look_alikes_share_a_skeleton_and_plain_names_do_not() -> None:
+    plain = "projector"
+    for other in (
+        "pr\N{CYRILLIC SMALL LETTER O}jector",
+        "\uff50\uff52\uff4f\uff4a\uff45\uff43\uff54\uff4f\uff52",  # fullwidth
+        "proje\N{COMBINING ACUTE ACCENT}ctor",
+        "proj\N{LATIN SMALL LETTER E WITH ACUTE}ctor",
+        "\N{GREEK SMALL LETTER RHO}rojector",
+    ):
+        assert other != plain and skeleton(other) == plain, other
+    for different in ("Projector", "projector2", "projecter", "proj ector"):
+        assert skeleton(different) != plain
+
+
+def test_a_config_warns_of_look_alike_devices_servers_and_rooms() -> None:
+    cyrillic = "pr\N{CYRILLIC SMALL LETTER O}jector"
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        config = parseConfig(
+            {
+                "device": [
+                    device("projector", "Board Room"),
+                    device(cyrillic, "B\N{CYRILLIC SMALL LETTER O}ard Room"),
+                    device("codec", "Board Room"),
+                ],
+                "server": [{"name": "\uff43\uff4f\uff44\uff45\uff43", "port": 9000}],  # ｃｏｄｅｃ
+                "program": {
+                    "file": "main.py",
+                    "hosts": {"IPCP-Pro": {}, "IPCP\N{EN DASH}Pro": {}},
+                },
+            },
+            "site.toml",
+        )
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert [d.name for d in config.devices] == ["projector", cyrillic, "codec"]  # accepted
+    warnings = list(config.warnings)
+    assert len(warnings) == 4, warnings
+    assert warnings[0].startswith(
+        f"device[1].name {cyrillic!r} looks like device[0].name 'projector' but is another name"
+    )
+    assert "<U+043E CYRILLIC SMALL LETTER O>" in warnings[0]
+    assert warnings[1].startswith("server[0].name 'ｃｏｄｅｃ' looks like device[2].name 'codec'")
+    assert warnings[2].startswith("device[1].room 'Bоard Room' looks like device[0].room")
+    assert warnings[3].startswith("program.hosts.IPCP–Pro 'IPCP–Pro' looks like program.hosts")
+    lines = [formatEvent(e) for e in events if e.get("log_namespace") == "twisted_ch.config"]
+    assert lines == [f"site.toml: {w}" for w in warnings]
+
+
+def test_distinct_names_are_not_warned_about() -> None:
+    config = parseConfig(
+        {"device": [device("projector", "Room 1"), device("Projector 2", "Room 1")]}
+    )
+    assert config.warnings == ()
+    assert lookAlikes([("a", "x"), ("b", "x")]) == []  # a duplicate is not a look-alike
