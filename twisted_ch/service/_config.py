@@ -583,10 +583,11 @@ def _lookAlikes(
     """Names (of devices and servers, rooms, a program's aliases) that look like another."""
     warnings = lookAlikes(((f"{where}.name", name) for where, name, _ in named))
     rooms: dict[str, str] = {}
-    for kind, items in (("device", devices), ("server", servers)):
-        for i, item in enumerate(items):
-            if item.room:
-                rooms.setdefault(item.room, f"{kind}[{i}].room")
+    placed = [(f"device[{i}].room", d.room) for i, d in enumerate(devices)]
+    placed += [(f"server[{i}].room", s.room) for i, s in enumerate(servers)]
+    for where, room in placed:
+        if room:
+            rooms.setdefault(room, where)
     warnings += lookAlikes((where, room) for room, where in rooms.items())
     if program is not None:
         aliases = [("program.hosts", program.hosts), ("program.dante", program.dante)]
