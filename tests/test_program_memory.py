@@ -162,6 +162,34 @@ def test_a_program_past_its_limit_is_interrupted_and_stopped(lines: Lines) -> An
     assert more is None and len(chunks) == held
 
 
+def stubborn(chunks: list[bytes], cap: int) -> None:
+    """A program that catches even the watchdog's exception (once), and allocates on."""
+    try:
+        hog(chunks, cap)
+    except BaseException:
+        hog(chunks, cap)
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_program_that_catches_the_exception_gets_it_again(lines: Lines) -> Any:
+    program = Program(reactor, name="stubborn", memoryLimit=64 * MiB, samplePeriod=None)
+    chunks: list[bytes] = []
+    ran = program.runCallable(stubborn, chunks, 1024)
+    watchdog = program.memory
+    assert watchdog is not None
+    for _ in range(20_000):  # sampled by hand; then abort again, as the sampler thread does
+        if watchdog.sample() is not None and watchdog.tripped:
+            program.thread.abort()
+        if ran.called:
+            break
+        yield deferLater(reactor, 0.001, lambda: None)
+    raised = yield ran.addCallbacks(lambda result: result, lambda failure: failure.value)
+    assert isinstance(raised, MemoryLimitExceeded)
+    assert len(chunks) < 1024
+    yield program.stoppedForMemory
+    assert len([t for t in lines.texts() if "stubborn" in t]) == 1
+
+
 def test_memory_limit_in_the_config(tmp_path: Path) -> None:
     def program(value: str) -> ProgramConfig:
         parsed = parseConfig(tomllib.loads(f"[program]\nfile = 'main.py'\n{value}\n"))

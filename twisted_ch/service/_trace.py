@@ -205,8 +205,8 @@ class _Masker:
         rx = direction == "rx"
         window = self.echoWindow > 0
         secrets = self.secrets
-        if window and self.transient:
-            secrets = [*secrets, self.transient]
+        if rx and window and self.transient and len(self.transient) >= MIN_MASKED_SECRET:
+            secrets = [*secrets, self.transient]  # its echo only
         if rx:
             self.echoWindow = max(0, self.echoWindow - len(data))
             if not self.echoWindow:
