@@ -214,6 +214,7 @@ class _Masker:
         if not secrets:
             return data, False
         hide = bytearray(len(data))
+        hit = False
         for secret in secrets:
             if rx:
                 k = self.pending.pop(secret, 0)
@@ -221,13 +222,16 @@ class _Masker:
                     rest = secret[k:]
                     if data.startswith(rest):
                         hide[: len(rest)] = b"\x01" * len(rest)
+                        hit = True
                     elif rest.startswith(data):
                         hide[:] = b"\x01" * len(data)
+                        hit = True
                         self.pending[secret] = k + len(data)
                         continue
             at = data.find(secret)
             while at >= 0:
                 hide[at : at + len(secret)] = b"\x01" * len(secret)
+                hit = True
                 at = data.find(secret, at + 1)
             if rx:
                 # the end of this chunk may be the start of the secret, the rest to follow
@@ -236,10 +240,18 @@ class _Masker:
                         self.pending[secret] = k
                         if window or k >= MIN_MASKED_SECRET:
                             hide[len(data) - k :] = b"\x01" * k
+                            hit = True
                         break
-        if not any(hide):
+        if not hit:
             return data, False
-        return bytes(0x2A if h else b for b, h in zip(data, hide, strict=True)), True
+        shown = bytearray(data)
+        at = hide.find(1)
+        while at >= 0:
+            end = hide.find(0, at)
+            end = len(hide) if end < 0 else end
+            shown[at:end] = b"*" * (end - at)
+            at = hide.find(1, end)
+        return bytes(shown), True
 
 
 @dataclass(frozen=True)
