@@ -6,8 +6,10 @@ about at load, naming both.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest_twisted
 from twisted.logger import formatEvent, globalLogPublisher
 
 from twisted_ch._confusables import lookAlikes, skeleton
@@ -77,3 +79,19 @@ def test_distinct_names_are_not_warned_about() -> None:
     )
     assert config.warnings == ()
     assert lookAlikes([("a", "x"), ("b", "x")]) == []  # a duplicate is not a look-alike
+
+
+@pytest_twisted.ensureDeferred
+async def test_check_config_prints_the_warnings_after_ok(tmp_path: Path) -> None:
+    from test_tap import ended, spawn
+
+    (tmp_path / "site.toml").write_text(
+        '[[device]]\nname = "projector"\nendpoint = "tcp:host=127.0.0.1:port=1"\n'
+        '[[device]]\nname = "pr\u043ejector"\nendpoint = "tcp:host=127.0.0.1:port=1"\n',
+        encoding="utf-8",
+    )
+    process = spawn(tmp_path, "chandler", "--check-config", "site.toml")
+    assert await ended(process) == 0, process.text  # a warning, not a refusal
+    ok, warning = process.text.splitlines()
+    assert ok == "site.toml: ok: 2 devices, 0 servers"
+    assert warning.startswith("site.toml: warning: device[1].name 'pr\u043ejector' looks like")
