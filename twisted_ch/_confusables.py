@@ -15,7 +15,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["lookAlikes", "skeleton"]
+__all__ = ["describePair", "lookAlikePairs", "lookAlikes", "lookAlikesAmong", "skeleton"]
 
 #: letters of other scripts drawn like Latin ones, and the Latin letter each looks like
 _LOOKS = {
@@ -111,22 +111,43 @@ def _shown(name: str) -> str:
     )
 
 
-def lookAlikes(named: Iterable[tuple[str, str]]) -> list[str]:
+def lookAlikePairs(
+    named: Iterable[tuple[str, str]],
+) -> list[tuple[tuple[str, str], tuple[str, str]]]:
     """
-    For C{(where, name)} pairs, one warning per name that differs from an earlier one only by
-    characters that look alike (L{skeleton}), naming both.  Identical names are not reported
-    (that is a duplicate, for the caller to refuse).
+    For C{(where, name)} pairs, each later one whose name differs from an earlier one's only by
+    characters that look alike (L{skeleton}), with that earlier one.  Identical names are not
+    paired (that is a duplicate, for the caller to refuse).
     """
     seen: dict[str, tuple[str, str]] = {}
-    warnings = []
+    pairs = []
     for where, name in named:
         key = skeleton(name)
         first = seen.get(key)
         if first is None:
             seen[key] = (where, name)
         elif first[1] != name:
-            warnings.append(
-                f"{where} {name!r} looks like {first[0]} {first[1]!r} but is another name "
-                f"({_shown(name)} beside {_shown(first[1])}): check which one is meant"
-            )
-    return warnings
+            pairs.append(((where, name), first))
+    return pairs
+
+
+def describePair(later: tuple[str, str], first: tuple[str, str]) -> str:
+    """The warning about two look-alike names, naming both."""
+    return (
+        f"{later[0]} {later[1]!r} looks like {first[0]} {first[1]!r} but is another name "
+        f"({_shown(later[1])} beside {_shown(first[1])}): check which one is meant"
+    )
+
+
+def lookAlikes(named: Iterable[tuple[str, str]]) -> list[str]:
+    """One warning (L{describePair}) per name that looks like an earlier one (L{lookAlikePairs})."""
+    return [describePair(later, first) for later, first in lookAlikePairs(named)]
+
+
+def lookAlikesAmong(named: Iterable[tuple[str, str]], ours: str) -> list[str]:
+    """
+    The warnings about look-alike pairs (L{lookAlikes}) of which at least one's C{where} starts
+    with C{ours} (say, the rows a program created, beside a config's already warned about).
+    """
+    pairs = lookAlikePairs(named)
+    return [describePair(a, b) for a, b in pairs if a[0].startswith(ours) or b[0].startswith(ours)]
