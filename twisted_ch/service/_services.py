@@ -29,6 +29,7 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
 from twisted_ch import _site
+from twisted_ch._confusables import lookAlikesAmong
 from twisted_ch._memory import MemoryLimitExceeded
 from twisted_ch._retry import RetryPolicy
 from twisted_ch._stopping import CLIENT_CLOSE_GRACE, stopHandler
@@ -1001,6 +1002,13 @@ class ProgramService(Service):
             self.links.searchSoon()  # the handlers of the program's own are made by now
         self.registry.entries()  # its handlers' outages are logged from now on
         rows = self._entries()  # twisted_ch's handlers, and every other link of the program
+        ours = {id(r.handler) for r in rows}
+        named = [
+            (f"{'the program' if id(e.handler) in ours else 'a'} {e.kind} row", e.name)
+            for e in self.registry.entries()
+        ]
+        for warning in lookAlikesAmong(named, "the program"):  # beside one that looks alike
+            log.warn("program {path}: {warning}", path=self.path, warning=warning)
         log.info(
             "program {path} ran its top level; {n} on the status page ({h} with twisted_ch's "
             "handlers)",
