@@ -95,3 +95,50 @@ async def test_check_config_prints_the_warnings_after_ok(tmp_path: Path) -> None
     ok, warning = process.text.splitlines()
     assert ok == "site.toml: ok: 2 devices, 0 servers"
     assert warning.startswith("site.toml: warning: device[1].name 'pr\u043ejector' looks like")
+
+
+PROGRAM = """
+from extronlib.interface import EthernetClientInterface
+from ConnectionHandler import GetConnectionHandler
+
+Projector = GetConnectionHandler(
+    EthernetClientInterface("127.0.0.1", {port}), "Q", pollFrequency=60
+)
+"""
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_program_row_named_like_a_configured_device_is_warned_about(tmp_path: Path) -> Any:
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    from twisted_ch.service._registry import Entry, Registry
+    from twisted_ch.service._services import ProgramService
+    from twisted_ch.testing import DeviceServer
+    from twisted_ch.testing._probes import SIS_RESPONSES
+
+    device = DeviceServer(reactor, SIS_RESPONSES)
+    device.start()
+    path = tmp_path / "main.py"
+    path.write_text(PROGRAM.format(port=device.port))
+    registry = Registry(clock=reactor)
+    # a configured device named like the program's row (its link), with fullwidth digits
+    fullwidth = "".join(chr(0xFF10 + int(c)) for c in str(device.port))
+    registry.add(Entry(f"tcp:127.0.0.1:{fullwidth}", None, ""))
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    service = ProgramService(reactor, str(path), registry)
+    try:
+        service.startService()
+        for _ in range(500):  # bounded: the top level runs
+            if any("ran its top level" in str(e.get("log_format")) for e in events):
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        warned = [formatEvent(e) for e in events if "looks like" in formatEvent(e)]
+        assert len(warned) == 1, warned
+        assert f"the program device row 'tcp:127.0.0.1:{device.port}'" in warned[0]
+        assert f"a device row 'tcp:127.0.0.1:{fullwidth}'" in warned[0]
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+        yield service.stopService()
+        yield device.shutdown()
