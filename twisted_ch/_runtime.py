@@ -399,9 +399,11 @@ class ProgramThread:
                 fire = d.callback
             finally:
                 self._bytesOut += size  # (before the Deferred fires: its data is no longer held)
-                with lock:
-                    self._inCall = False
-                    if self.aborted:  # an exception abort() raised and not yet delivered
+                # abort() sets aborted, then reads _inCall; this clears _inCall, then reads
+                # aborted: so one raised and not yet delivered is withdrawn here
+                self._inCall = False
+                if self.aborted:
+                    with lock:
                         raiseInThread(get_ident(), None)
             toReactor(fire, result)
 
