@@ -22,6 +22,7 @@ from twisted.logger import eventAsJSON, formatEvent, globalLogPublisher
 from twisted_ch import GetConnectionHandler
 from twisted_ch.extronlib.interface import EthernetClientInterface
 from twisted_ch.protocols.device import WIRE_TAPS
+from twisted_ch.service._logs import eventAsLine
 from twisted_ch.service._registry import Entry, Registry
 from twisted_ch.service._trace import WireTrace, _Masker, _maskSNMPCommunity, linkFinder
 from twisted_ch.service._web import StatusService
@@ -42,8 +43,13 @@ class Outputs(list[dict[str, Any]]):
         return [e for e in self if e.get("log_namespace") == "twisted_ch.trace" and e.get("trace")]
 
     def text(self) -> str:
+        """The log file's lines: text, C{--log-format json}'s, and Twisted's own JSON form."""
         events = self.traced()
-        return "\n".join([formatEvent(e) for e in events] + [eventAsJSON(e) for e in events])
+        return "\n".join(
+            [formatEvent(e) for e in events]
+            + [eventAsLine(e) for e in events]
+            + [eventAsJSON(e) for e in events]
+        )
 
 
 def forms(secret: bytes) -> list[str]:
