@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 import pytest_twisted
@@ -309,3 +310,39 @@ def test_a_secret_split_over_chunks_is_masked_and_other_text_is_not() -> None:
     # a secret inside a larger chunk sent
     shown2, masked = mask("tx", b"LOGIN PIN 7319-kz\r")
     assert masked and b"7319" not in shown2 and shown2.startswith(b"LOGIN ")
+
+
+# the whole service: twistd chandler --trace, its log as written
+
+
+@pytest_twisted.ensureDeferred
+async def test_twistd_traces_a_secret_probe_without_its_payload(tmp_path: Path) -> None:
+    from test_tap import chandler, stop
+
+    port, device = echoDevice()
+    try:
+        (tmp_path / "site.toml").write_text(
+            "[[device]]\n"
+            'name = "keypad"\n'
+            f'endpoint = "tcp:host=127.0.0.1:port={port.getHost().port}"\n'
+            'probe = { type = "send", send = "PIN 7319-kz\\\\r", expect = "OK", secret = true }\n'
+            "pollFrequency = 0.2\n"
+        )
+        for logFormat in ("text", "json"):
+            device.received.clear()
+            process = chandler(
+                tmp_path, "--config", "site.toml", "--trace", "keypad", "--log-format", logFormat
+            )
+            try:
+                await process.waitFor(rb"wire trace on", 30)
+                for _ in range(400):  # bounded: three polls answered
+                    if b"".join(device.received).count(b"PIN 7319-kz\r") >= 3:
+                        break
+                    await deferLater(reactor, 0.01, lambda: None)
+            finally:
+                await stop(process)
+            assert b"".join(device.received).count(b"PIN 7319-kz\r") >= 3
+            assert process.text.count("<secret: 12 bytes>") >= 3, process.text  # each poll
+            assertAbsent(b"PIN 7319-kz\r", process.text)
+    finally:
+        await port.stopListening()
