@@ -267,3 +267,43 @@ def test_a_hog_is_stopped_with_one_line_and_the_witness_is_polled_on(
         yield service.stopService()
         yield witness.Disconnect()
         yield device.shutdown()
+
+
+@pytest_twisted.ensureDeferred
+async def test_twistd_stops_a_hog_and_polls_its_devices_on(tmp_path: Path) -> None:
+    from test_tap import chandler, stop
+
+    device = DeviceServer(reactor, SIS_RESPONSES)
+    device.start()
+    (tmp_path / "hog.py").write_text(HOG)
+    (tmp_path / "site.toml").write_text(
+        "[[device]]\n"
+        'name = "witness"\n'
+        f'endpoint = "tcp:host=127.0.0.1:port={device.port}"\n'
+        'probe = { type = "sis", query = "Q" }\n'
+        "pollFrequency = 0.1\n"
+        "[program]\n"
+        'file = "hog.py"\n'
+        'memoryLimit = "64 MiB"\n'
+    )
+    process = chandler(tmp_path, "--config", "site.toml")
+    try:
+        await process.waitFor(rb"program hog stopped: [^\n]*\n", 60)
+        polled = device.requests
+        for _ in range(1000):  # bounded: the witness is polled on
+            if device.requests >= polled + 10:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        assert device.requests >= polled + 10
+        assert process.running
+    finally:
+        code = await stop(process)
+        await device.shutdown()
+    assert code == 0, process.text
+    levels = ("#warn]", "#error]", "#critical]")
+    lines = [line for line in process.text.splitlines() if any(x in line for x in levels)]
+    stopped = [line for line in lines if "program hog stopped" in line]
+    assert len(stopped) == 1, process.text
+    assert "past its memoryLimit of 64 MiB" in stopped[0]
+    assert [line for line in lines if "hog" in line] == stopped, lines
+    print("\ntwistd:", stopped[0].split("] ", 1)[1], f"; witness polls: {device.requests}")
