@@ -415,8 +415,7 @@ class ProgramThread:
         the program's code still runs (it caught the exception).  Whether code was running.
         """
         self.aborted = True
-        self._stopping = True
-        self._summary.stop()
+        self._stopping = True  # (its summary's timer is the reactor's: stop() cancels it)
         kept = []
         while True:
             try:
