@@ -30,6 +30,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python import threadable
 from twisted.python.failure import Failure
 
+from twisted_ch._memory import MemoryLimitExceeded, raiseInThread
 from twisted_ch._summary import Summarizer
 
 P = ParamSpec("P")
@@ -214,29 +215,65 @@ def _ended(result: object, f: Callable[..., object]) -> None:
         logCallbackFailure(result, f)
 
 
+#: Callbacks a program thread holds queued before received data is dropped.
+DEFAULT_MAX_QUEUE = 10_000
+#: Bytes of received data a program thread holds queued before more is dropped.
+DEFAULT_MAX_QUEUE_BYTES = 16 * 1024 * 1024
+
+
+def _dataSize(args: tuple[object, ...]) -> int:
+    """The bytes of data (bytes, bytearray, memoryview, str) among a callback's arguments."""
+    size = 0
+    for a in args:
+        if isinstance(a, bytes | bytearray | str):
+            size += len(a)
+        elif isinstance(a, memoryview):
+            size += a.nbytes
+    return size
+
+
+_Entry = tuple[Callable[..., object], tuple[object, ...], Deferred[Any], int]
+
+
 class ProgramThread:
     """
     A thread that runs ControlScript-style program code and, in order, the callbacks it registered.
 
-    Callbacks are queued from the reactor thread.  When C{maxQueue} are waiting, further received
-    data callbacks are dropped with an error logged, once, then counted once a period (a device
+    Callbacks are queued from the reactor thread.  When C{maxQueue} are waiting, or the data
+    they carry (their bytes and str arguments) comes to C{maxQueueBytes}, further received data
+    callbacks are dropped with an error logged, once, then counted once a period (a device
     flooding data can neither exhaust memory nor flood the log); state events (Connected,
-    Disconnected, ...) are never dropped.
+    Disconnected, ...) are never dropped.  One chunk larger than C{maxQueueBytes} is queued when
+    nothing else is, so the queue holds at most C{maxQueueBytes} plus one chunk.
     """
 
     _ids = itertools.count(1)
 
-    def __init__(self, reactor: Any, name: str | None = None, maxQueue: int = 10_000) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        name: str | None = None,
+        maxQueue: int = DEFAULT_MAX_QUEUE,
+        maxQueueBytes: int = DEFAULT_MAX_QUEUE_BYTES,
+    ) -> None:
         self.reactor = reactor
         self.name = name or f"twisted_ch-program-{next(self._ids)}"
-        self._queue: queue.SimpleQueue[
-            tuple[Callable[..., object], tuple[object, ...], Deferred[Any]]
-        ]
+        self._queue: queue.SimpleQueue[_Entry]
         self._queue = queue.SimpleQueue()  # bounded by call(), so the reactor never blocks on it
         self.maxQueue = maxQueue
+        self.maxQueueBytes = maxQueueBytes
+        # data bytes queued: added by the reactor thread, taken by the program thread (one writer
+        # each, so no lock); see queuedBytes
+        self._bytesIn = 0
+        self._bytesOut = 0
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self.runtime = Runtime(reactor, self)
         self.dropped = 0
+        self.droppedBytes = 0
+        #: set by L{abort}: the program's code is being stopped
+        self.aborted = False
+        self._inCall = False
+        self._abortLock = threading.Lock()
         self._stopping = False
         self._summary = Summarizer(reactor)
 
@@ -250,6 +287,11 @@ class ProgramThread:
             self._thread.start()
 
     @property
+    def ident(self) -> int | None:
+        """The thread's identifier (None before it started)."""
+        return self._thread.ident
+
+    @property
     def isCurrent(self) -> bool:
         """Whether the calling thread is this program thread."""
         return threading.current_thread() is self._thread
@@ -258,21 +300,35 @@ class ProgramThread:
         self, f: Callable[..., object], *args: object, droppable: bool = False
     ) -> Deferred[None]:
         d: Deferred[None] = Deferred()
-        if droppable and self._queue.qsize() >= self.maxQueue:
-            self.dropped += 1
-            self._summary.emit(
-                log,
-                "dropped",
-                LogLevel.error,
-                "program thread {name} is {n} callbacks behind; dropped {callback}",
-                name=self.name,
-                n=self._queue.qsize(),
-                callback=describe(f),
-            )
-            d.callback(None)
-            return d
-        self._put(f, args, d, lambda r: None)
+        size = _dataSize(args) if droppable else 0
+        if droppable:
+            held = self.queuedBytes
+            if self._queue.qsize() >= self.maxQueue or (held and held + size > self.maxQueueBytes):
+                self.dropped += 1
+                self.droppedBytes += size
+                self._summary.emit(
+                    log,
+                    "dropped",
+                    LogLevel.error,
+                    "program thread {name} is {n} callbacks behind; dropped {callback} "
+                    "({held} bytes of data queued; the limits are {maxQueue} callbacks and "
+                    "{maxQueueBytes} bytes)",
+                    name=self.name,
+                    n=self._queue.qsize(),
+                    callback=describe(f),
+                    held=held,
+                    maxQueue=self.maxQueue,
+                    maxQueueBytes=self.maxQueueBytes,
+                )
+                d.callback(None)
+                return d
+        self._put(f, args, d, lambda r: None, size)
         return d
+
+    @property
+    def queuedBytes(self) -> int:
+        """The bytes of data the queued callbacks carry (an estimate while both threads run)."""
+        return self._bytesIn - self._bytesOut
 
     def run(self, f: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Deferred[T]:
         """Run C{f} on the program thread; the Deferred fires with its result or failure."""
@@ -290,11 +346,13 @@ class ProgramThread:
         args: tuple[object, ...],
         d: Deferred[Any],
         onError: Callable[[object], None] | None,
+        size: int = 0,
     ) -> None:
         if self._stopping:
             d.callback(None)
             return
-        entry = (f, args, d) if onError is None else (self._logged(f), args, d)
+        self._bytesIn += size
+        entry = (f, args, d, size) if onError is None else (self._logged(f), args, d, size)
         self._queue.put_nowait(entry)
 
     @staticmethod
@@ -306,25 +364,75 @@ class ProgramThread:
                 logCallbackFailure(Failure(), f)
             except SystemExit as e:
                 logCallbackExit(e, f)
+            except MemoryLimitExceeded:
+                pass  # the program is being stopped: its watchdog logged why
 
         return call
 
     def _run(self) -> None:
         _local.runtime = self.runtime
+        while True:
+            try:
+                self._loop()
+                return
+            except MemoryLimitExceeded:
+                # raised by abort() just as a callback ended: that callback is over (its
+                # Deferred unfired), the thread goes on to the queue (its stop, soon)
+                continue
+
+    def _loop(self) -> None:
         toReactor = bridgeTo(self.reactor).post
         get = self._queue.get
+        lock = self._abortLock
         while True:
-            f, args, d = get()
+            f, args, d, size = get()
             if f is _STOP:
                 toReactor(d.callback, None)
                 return
+            fire: Callable[[Any], object]
+            self._inCall = True
             try:
                 result = f(*args)
             except BaseException:
-                failure = Failure()
-                toReactor(d.errback, failure)
+                fire, result = d.errback, Failure()
             else:
-                toReactor(d.callback, result)
+                fire = d.callback
+            finally:
+                self._bytesOut += size  # (before the Deferred fires: its data is no longer held)
+                # abort() sets aborted, then reads _inCall; this clears _inCall, then reads
+                # aborted: so one raised and not yet delivered is withdrawn here
+                self._inCall = False
+                if self.aborted:
+                    with lock:
+                        raiseInThread(get_ident(), None)
+            toReactor(fire, result)
+
+    def abort(self) -> bool:
+        """
+        Stop the program's code now (another thread, e.g. a watchdog's): no more callbacks
+        are queued, those queued are dropped, and the callback (or top level) running gets
+        L{MemoryLimitExceeded} raised at its next bytecode.  Called again, raises it again if
+        the program's code still runs (it caught the exception).  Whether code was running.
+        """
+        self.aborted = True
+        self._stopping = True  # (its summary's timer is the reactor's: stop() cancels it)
+        kept = []
+        while True:
+            try:
+                entry = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if entry[0] is _STOP:
+                kept.append(entry)
+            else:
+                self.reactor.callFromThread(entry[2].callback, None)
+        for entry in kept:
+            self._queue.put_nowait(entry)
+        with self._abortLock:
+            ident = self._thread.ident
+            if self._inCall and ident is not None and self._thread.is_alive():
+                return raiseInThread(ident, MemoryLimitExceeded)
+        return False
 
     def stop(self, timeout: float = 5.0) -> Deferred[None]:
         """
@@ -336,7 +444,7 @@ class ProgramThread:
         if not self._thread.is_alive():
             return succeed(None)
         d: Deferred[None] = Deferred()
-        self._queue.put_nowait((_STOP, (), d))
+        self._queue.put_nowait((_STOP, (), d, 0))
 
         def stuck(failure: Failure) -> None:
             failure.trap(TimeoutError, CancelledError)

@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_ch import extronlib
+from twisted_ch._memory import SAMPLE_PERIOD, MemoryWatchdog
 from twisted_ch._runtime import ProgramThread
 from twisted_ch._stopping import stopHandler
 from twisted_ch.extronlib._lifetime import ProgramObjects
@@ -121,12 +122,16 @@ class _ReleasingThread(ProgramThread):
         super().__init__(reactor, name=name)
         #: what the program created (see L{twisted_ch.extronlib._lifetime})
         self.objects = ProgramObjects.forThread(self, reactor)
+        #: the program's memory watchdog, stopped with the thread
+        self.watchdog: MemoryWatchdog | None = None
 
     def stop(self, timeout: float = 5.0) -> Deferred[None]:
         """Let queued work finish, end the thread, then release what the program made."""
         ended = super().stop(timeout)
 
         def release(_: object) -> Deferred[None]:
+            if self.watchdog is not None:
+                self.watchdog.stop()
             return _stopHandlers(self).addCallback(lambda _: self.objects.release())
 
         return ended.addCallback(release)
@@ -136,15 +141,103 @@ class Program:
     """
     A program file or callable, run on its own program thread.  L{stop} leaves nothing of it
     running: handlers stopped, every link and listening port it opened closed, its timers gone.
+
+    With a C{memoryLimit} (bytes), a L{MemoryWatchdog} samples the process's resident memory
+    every C{samplePeriod} seconds from the program's start (None: no sampler thread; call
+    C{memory.sample()}); past the limit, the program's code is interrupted
+    (L{ProgramThread.abort}), one line is logged, and the program is stopped as by L{stop},
+    its global variables then cleared (so that what they hold can be freed).
     """
 
-    def __init__(self, reactor: Any, name: str = "program") -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        name: str = "program",
+        memoryLimit: int | None = None,
+        samplePeriod: float | None = SAMPLE_PERIOD,
+    ) -> None:
         self.reactor = reactor
+        self.name = name
         thread = _ReleasingThread(reactor, name=name)
+        self._thread = thread
         self.thread: ProgramThread = thread
         #: what the program has created that L{stop} releases
         self.objects: ProgramObjects = thread.objects
         self.namespace: dict[str, Any] = {}
+        self.memoryLimit = memoryLimit
+        self.samplePeriod = samplePeriod
+        #: the memory watchdog, once the program started with a limit
+        self.memory: MemoryWatchdog | None = None
+        #: fires once the program was stopped for its memory (and all it made released)
+        self.stoppedForMemory: Deferred[None] | None = None
+        self._file: str | None = None
+        self._globals: list[dict[str, Any]] = []
+
+    def _watchMemory(self) -> None:
+        """Start the memory bound (reactor thread), once."""
+        if self.memoryLimit is None or self.memory is not None:
+            return
+        watchdog = MemoryWatchdog(self.memoryLimit, self._overLimit, period=self.samplePeriod or 1)
+        if not watchdog.start():
+            log.warn(
+                "program {name}: memoryLimit is not enforced: this system does not report the "
+                "process's resident memory (/proc/self/statm)",
+                name=self.name,
+            )
+            return
+        watchdog.again = self.thread.abort
+        self.memory = self._thread.watchdog = watchdog
+        if self.samplePeriod is not None:
+            watchdog.run(self.thread.name)
+
+    def _overLimit(self, growth: int) -> None:
+        """The watchdog found the process past the limit (on its thread, or a test's)."""
+        self._globals = self._programGlobals()
+        self.thread.abort()
+        self.reactor.callFromThread(self._stopForMemory, growth)
+
+    def _programGlobals(self) -> list[dict[str, Any]]:
+        """The program file's global variables: from its running frames and its namespace."""
+        found: list[dict[str, Any]] = []
+
+        def add(g: object) -> None:
+            if isinstance(g, dict) and g.get("__file__") == self._file:
+                if not any(g is seen for seen in found):
+                    found.append(g)
+
+        ident = self.thread.ident
+        frame = sys._current_frames().get(ident) if ident is not None else None
+        while frame is not None:
+            add(frame.f_globals)
+            frame = frame.f_back
+        for value in list(self.namespace.values()):
+            add(getattr(value, "__globals__", None))
+        return found
+
+    def _stopForMemory(self, growth: int) -> None:
+        if self.stoppedForMemory is not None:
+            return
+        mib = 1024 * 1024
+        log.error(
+            "program {name} stopped: the process grew by {growth} MiB since the program "
+            "started, past its memoryLimit of {limit} MiB; its links, ports and timers are "
+            "released, the service and its other devices keep running",
+            name=self.name,
+            growth=growth // mib,
+            limit=(self.memoryLimit or 0) // mib,
+        )
+        self.stoppedForMemory = self.stop()
+
+        def forget(result: object) -> object:
+            if self.memory is not None:
+                self.memory.stop()
+            for g in self._globals:
+                g.clear()
+            self._globals = []
+            self.namespace.clear()
+            return result
+
+        self.stoppedForMemory.addBoth(forget)
 
     def runFile(
         self, path: str | Path, dataDirectory: str | Path | None = None
@@ -163,6 +256,8 @@ class Program:
         from twisted_ch.extronlib._files import setDataDirectory
 
         setDataDirectory(dataDirectory or target.parent / "data", program=True)
+        self._file = str(target)
+        self._watchMemory()
         folder = str(target.parent)
         if folder not in sys.path:
             sys.path.insert(0, folder)
@@ -179,6 +274,7 @@ class Program:
         """Run C{f(*args)} on the program thread (starting it if needed)."""
         extronlib.install()
         installConnectionHandler()
+        self._watchMemory()
         self.thread.ensureStarted()
         return self.thread.run(f, *args)
 

@@ -177,7 +177,8 @@ class Options(usage.Options):
             print(
                 f"{self['check-config']}: ok: {_count(len(config.devices), 'device')}, "
                 f"{_count(len(config.servers), 'server')}"
-                + (", a [program] section" if config.program is not None else ""),
+                + (", a [program] section" if config.program is not None else "")
+                + "".join(f"\n{self['check-config']}: warning: {w}" for w in config.warnings),
                 flush=True,
             )
             raise SystemExit(0)

@@ -42,8 +42,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar
 
+from twisted.logger import Logger
+
 from twisted_ch import _checks
+from twisted_ch._confusables import lookAlikes
+from twisted_ch._memory import DEFAULT_MEMORY_LIMIT, MIN_MEMORY_LIMIT
 from twisted_ch._readfile import FileProblem, readRegularFile
+
+log = Logger(namespace="twisted_ch.config")
 
 __all__ = [
     "Config",
@@ -231,6 +237,8 @@ class ProgramConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     project: str | None = None
     addresses: Mapping[str, str] = field(default_factory=dict)
+    #: the program's memory bound in bytes (None: unbounded); see L{twisted_ch._memory}
+    memoryLimit: int | None = DEFAULT_MEMORY_LIMIT
 
 
 @dataclass(frozen=True)
@@ -243,6 +251,8 @@ class Config:
     status: StatusConfig = field(default_factory=StatusConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     program: ProgramConfig | None = None
+    #: what loading it warned about (logged then): names that look like another
+    warnings: tuple[str, ...] = ()
 
 
 def endpointType(description: str) -> str:
@@ -558,7 +568,39 @@ def parseConfig(data: Mapping[str, Any], source: str = "<config>", reactor: Any 
     if reactor is not None:
         for i, d in enumerate(devices):
             checkEndpoint(r, d.endpoint, f"device[{i}].endpoint", reactor)
-    return Config(source, devices, servers, status, health, program)
+    warnings = _lookAlikes(named, devices, servers, program)
+    for warning in warnings:
+        log.warn("{source}: {warning}", source=source, warning=warning)
+    return Config(source, devices, servers, status, health, program, tuple(warnings))
+
+
+def _lookAlikes(
+    named: list[tuple[str, str, bool]],
+    devices: tuple[DeviceConfig, ...],
+    servers: tuple[ServerConfig, ...],
+    program: ProgramConfig | None,
+) -> list[str]:
+    """Names (of devices and servers, rooms, a program's aliases) that look like another."""
+    warnings = lookAlikes(((f"{where}.name", name) for where, name, _ in named))
+    rooms: dict[str, str] = {}
+    placed = [(f"device[{i}].room", d.room) for i, d in enumerate(devices)]
+    placed += [(f"server[{i}].room", s.room) for i, s in enumerate(servers)]
+    for where, room in placed:
+        if room:
+            rooms.setdefault(room, where)
+    warnings += lookAlikes((where, room) for room, where in rooms.items())
+    if program is not None:
+        aliases = [("program.hosts", program.hosts), ("program.dante", program.dante)]
+        warnings += lookAlikes((f"{key}.{name}", name) for key, table in aliases for name in table)
+        warnings += lookAlikes(
+            [(f"program.ports.{name}", name) for name in program.ports]
+            + [
+                (f"program.hosts.{alias}.ports.{name}", name)
+                for alias, host in program.hosts.items()
+                for name in host.ports
+            ]
+        )
+    return warnings
 
 
 def checkStatusListen(written: str, description: str, reactor: Any) -> None:
@@ -919,7 +961,7 @@ def _statusToken(r: _Reader, table: Mapping[str, Any], status: StatusConfig) -> 
 
 #: Keys of the [program] section; code elsewhere reads the keys of L{ProgramConfig.options}
 #: (add a name here and a checker in L{_PROGRAM_OPTION_CHECKS} to extend the section).
-PROGRAM_KEYS = ("file", "project", "ports", "hosts", "dante", "addresses")
+PROGRAM_KEYS = ("file", "project", "ports", "hosts", "dante", "addresses", "memoryLimit")
 _PROGRAM_OPTION_CHECKS: dict[str, Callable[[_Reader, Any, str], Any]] = {}
 #: SSH host-key policies a program's interfaces may default to (reject stays the default).
 HOST_KEY_POLICIES = ("reject", "accept-new")
@@ -979,7 +1021,45 @@ def _program(r: _Reader, value: Any, key: str, reactor: Any) -> ProgramConfig:
         # relative to the config file, as its other paths
         project = str(Path(r.source).parent / project) if r.source != "<config>" else project
     addresses = _addresses(r, table.get("addresses", {}), f"{key}.addresses", reactor)
-    return ProgramConfig(file, ports, hosts, dante, options, project, addresses)
+    memoryLimit: int | None = DEFAULT_MEMORY_LIMIT
+    if "memoryLimit" in table:
+        memoryLimit = _memoryLimit(r, table["memoryLimit"], f"{key}.memoryLimit")
+    return ProgramConfig(file, ports, hosts, dante, options, project, addresses, memoryLimit)
+
+
+def memoryLimitOf(config: ProgramConfig | None) -> int | None:
+    """The memory bound of a program run with C{config} (none: the default)."""
+    return DEFAULT_MEMORY_LIMIT if config is None else config.memoryLimit
+
+
+_UNITS = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_MAX_MEMORY_LIMIT = 1024**4
+
+
+def _memoryLimit(r: _Reader, value: Any, key: str) -> int | None:
+    """
+    C{[program] memoryLimit}: C{"512 MiB"} (KiB, MiB, GiB, TiB), a number of MiB, or
+    C{"off"}; at least L{MIN_MEMORY_LIMIT}.
+    """
+    expected = (
+        f'a size such as "512 MiB" or "2 GiB" (at least {MIN_MEMORY_LIMIT >> 20} MiB), or "off"'
+    )
+    if isinstance(value, str) and value.strip().lower() == "off":
+        return None
+    if isinstance(value, bool):
+        r.fail(key, f"{expected}, got {r.got(value, key)}")
+    if isinstance(value, int | float):
+        size = float(value) * _UNITS["mib"]
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]iB)\s*", value, re.IGNORECASE)
+        if m is None:
+            r.fail(key, f"{expected}, got {value[:40]!r}")
+        size = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    else:
+        r.fail(key, f"{expected}, got {r.got(value, key)}")
+    if not MIN_MEMORY_LIMIT <= size <= _MAX_MEMORY_LIMIT:
+        r.fail(key, f"{expected} and at most 1 TiB, got {value!r}")
+    return int(size)
 
 
 def _addresses(r: _Reader, value: Any, key: str, reactor: Any) -> dict[str, str]:

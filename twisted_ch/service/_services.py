@@ -29,6 +29,8 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
 
 from twisted_ch import _site
+from twisted_ch._confusables import lookAlikesAmong
+from twisted_ch._memory import MemoryLimitExceeded
 from twisted_ch._retry import RetryPolicy
 from twisted_ch._stopping import CLIENT_CLOSE_GRACE, stopHandler
 from twisted_ch.service._config import (
@@ -37,6 +39,7 @@ from twisted_ch.service._config import (
     ProgramConfig,
     ServerConfig,
     isWildcardAddress,
+    memoryLimitOf,
     redactEndpoint,
 )
 from twisted_ch.service._limits import (
@@ -894,7 +897,8 @@ class ProgramService(Service):
             # a project's code folder is on the path, as on the processor (import modules.x)
             if self.site.codeFolder is not None and self.site.codeFolder not in sys.path:
                 sys.path.insert(0, self.site.codeFolder)
-        self.program = Program(self.reactor, name=Path(self.path).stem)
+        limit = memoryLimitOf(self.config)
+        self.program = Program(self.reactor, name=Path(self.path).stem, memoryLimit=limit)
         self.links = ProgramLinks(self.program.objects, self.reactor)
         self.registry.addSource(self, self._entries)
         from twisted.internet.task import LoopingCall
@@ -998,6 +1002,13 @@ class ProgramService(Service):
             self.links.searchSoon()  # the handlers of the program's own are made by now
         self.registry.entries()  # its handlers' outages are logged from now on
         rows = self._entries()  # twisted_ch's handlers, and every other link of the program
+        ours = {id(r.handler) for r in rows}
+        named = [
+            (f"{'the program' if id(e.handler) in ours else 'a'} {e.kind} row", e.name)
+            for e in self.registry.entries()
+        ]
+        for warning in lookAlikesAmong(named, "the program"):  # beside one that looks alike
+            log.warn("program {path}: {warning}", path=self.path, warning=warning)
         log.info(
             "program {path} ran its top level; {n} on the status page ({h} with twisted_ch's "
             "handlers)",
@@ -1007,6 +1018,8 @@ class ProgramService(Service):
         )
 
     def _failed(self, failure: Failure) -> None:
+        if isinstance(failure.value, MemoryLimitExceeded):
+            return  # stopped past its memoryLimit (one line logged); the service runs on
         if isinstance(failure.value, SystemExit) and failure.value.code in (0, None):
             log.info("program {path} ended its top level with sys.exit()", path=self.path)
             return

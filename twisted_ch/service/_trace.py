@@ -6,10 +6,14 @@ Started with C{twistd chandler --trace NAME[,NAME]} or at run time over HTTP (C{
 on the status port, see L{TraceResource}), which is refused unless the status port is bound to
 loopback or the request carries the config's C{[status] token}.
 
-Secrets are never traced in clear: the PJLink authentication exchange (the projector's random
-and the digest that answers it), an SNMP message's community and whatever is sent after a
-password prompt are masked in the trace; SSH credentials never reach it (the trace sees the
-shell channel's data, not the SSH layer's).
+Secrets are never traced in clear (in C{/trace}'s JSON, the log lines and their fields alike,
+since all are made from the one masked record): the PJLink authentication exchange (the
+projector's random and the digest that answers it), an SNMP message's community in any BER
+encoding, whatever is sent after a password prompt (and, when the trace starts on a link already
+up, the first chunk sent before anything is received: its prompt may have come before), a
+C{secret = true} probe's payload and an SNMP probe's community; and each of those wherever it
+passes again, the device's echo included (also split over chunks).  SSH credentials never reach
+the trace (it sees the shell channel's data, not the SSH layer's).
 """
 
 from __future__ import annotations
@@ -71,61 +75,183 @@ def printable(data: bytes) -> str:
 _PJLINK_GREETING = re.compile(rb"(PJLINK 1 )([^\r]{1,64})")
 _PJLINK_DIGEST = re.compile(rb"^([0-9A-Fa-f]{32})(%|$)")
 _PASSWORD_PROMPT = re.compile(rb"(?i)(pass(?:word|phrase|code)?|pin)\s*[:>?]\s*$")
+#: A known secret shorter than this is masked only where it is the whole chunk sent (a one-byte
+#: PIN masked wherever it occurs would mask every such byte the device sends).
+MIN_MASKED_SECRET = 3
+#: Prompt answers remembered per trace, so that their echoes are masked.
+KEEP_ANSWERS = 8
+
+
+def _berHeader(data: bytes, at: int) -> tuple[int, int, int | None] | None:
+    """
+    The BER header at C{at}: C{(tag, start of contents, length)} (length None: the indefinite
+    form), or None if there is none.  Every length form: short, long (1-8 bytes, leading zeros
+    allowed), indefinite.
+    """
+    if at + 2 > len(data):
+        return None
+    tag, first = data[at], data[at + 1]
+    if tag & 0x1F == 0x1F:
+        return None  # a multi-byte tag: no SNMP header starts with one
+    if first < 0x80:
+        return tag, at + 2, first
+    n = first & 0x7F
+    if n == 0:
+        return tag, at + 2, None
+    if n > 8 or at + 2 + n > len(data):
+        return None
+    return tag, at + 2 + n, int.from_bytes(data[at + 2 : at + 2 + n], "big")
 
 
 def _maskSNMPCommunity(data: bytes) -> bytes | None:
     """
     An SNMP v1/v2c message (C{SEQUENCE { INTEGER version, OCTET STRING community, ...}}) with
-    its community replaced by C{*}s, or None if C{data} is not one.
+    its community replaced by C{*}s, or None if C{data} is not one.  Any BER encoding of the
+    header is recognised (long-form or indefinite lengths, a version with leading zeros); a
+    constructed community (C{0x24}) is masked to its end.
     """
-
-    def length(at: int) -> tuple[int, int] | None:
-        """A BER length at C{at}: (value, where the content starts)."""
-        if at >= len(data):
+    if len(data) < 5 or data[0] != 0x30:
+        return None
+    outer = _berHeader(data, 0)
+    if outer is None:
+        return None
+    version = _berHeader(data, outer[1])
+    if version is None or version[0] != 0x02 or not version[2] or version[2] > 8:
+        return None
+    community = _berHeader(data, version[1] + version[2])
+    if community is None or community[0] not in (0x04, 0x24):
+        return None
+    start, size = community[1], community[2]
+    if community[0] == 0x04:
+        if size is None or start + size > len(data):
             return None
-        first = data[at]
-        if first < 0x80:
-            return first, at + 1
-        n = first & 0x7F
-        if not 1 <= n <= 3 or at + 1 + n > len(data):
-            return None
-        return int.from_bytes(data[at + 1 : at + 1 + n], "big"), at + 1 + n
-
-    if len(data) < 8 or data[0] != 0x30:
-        return None
-    outer = length(1)
-    if outer is None or data[outer[1] : outer[1] + 3] not in (b"\x02\x01\x00", b"\x02\x01\x01"):
-        return None
-    at = outer[1] + 3
-    if at >= len(data) or data[at] != 0x04:
-        return None
-    community = length(at + 1)
-    if community is None or community[1] + community[0] > len(data):
-        return None
-    start, end = community[1], community[1] + community[0]
+        end = start + size
+    else:  # constructed: its pieces and their headers, to its end (or the data's)
+        end = len(data) if size is None else min(len(data), start + size)
     return data[:start] + b"*" * (end - start) + data[end:]
 
 
-class _Masker:
-    """Masks one device's secrets as they pass, remembering a password prompt between chunks."""
+def _core(secret: bytes) -> bytes:
+    """A secret without the line ending and padding it was sent with (what an echo shows)."""
+    return secret.strip(b"\r\n\t\0 ")
 
-    def __init__(self) -> None:
+
+class _Masker:
+    """
+    Masks one device's secrets as they pass: the PJLink random and digest, SNMP communities,
+    the answer to a password prompt (remembered between chunks), and every known secret (a
+    C{secret = true} probe's payload, an SNMP probe's community, an answer sent to a prompt)
+    wherever it passes, the device's echo included, also split over chunks.
+
+    @param midSession: the trace starts on a link that is up already (a prompt may have come
+        before it): the first chunk sent before anything is received is masked.
+    """
+
+    def __init__(self, secrets: Iterable[bytes] = (), midSession: bool = False) -> None:
         self.promptSeen = False
+        self.unsure = midSession
+        self.rxTail = b""
+        self.secrets: list[bytes] = []
+        #: per secret, how many of its first bytes ended the last chunk received
+        self.pending: dict[bytes, int] = {}
+        #: bytes of rx still expected to carry an echo of a secret just sent
+        self.echoWindow = 0
+        self.exact: set[bytes] = set()
+        #: what was sent masked as a maybe-secret (L{midSession}): masked in its echo window
+        self.transient: bytes | None = None
+        for secret in secrets:
+            self.learn(secret)
+
+    def learn(self, secret: bytes) -> None:
+        """Mask C{secret} from now on, wherever it passes."""
+        if not secret:
+            return
+        self.exact.add(secret)
+        for s in {secret, _core(secret)}:
+            if len(s) >= MIN_MASKED_SECRET and s not in self.secrets:
+                self.secrets.append(s)
+        if len(self.secrets) > KEEP_ANSWERS * 2:
+            del self.secrets[0]
+        self.secrets.sort(key=len, reverse=True)
 
     def __call__(self, direction: str, data: bytes) -> tuple[bytes, bool]:
         """The chunk as it may be shown, and whether something was masked."""
         snmp = _maskSNMPCommunity(data)
         if snmp is not None:
-            return snmp, True
+            return self._known(direction, snmp)[0], True
         if direction == "rx":
-            self.promptSeen = bool(_PASSWORD_PROMPT.search(data[-64:]))
+            self.rxTail = (self.rxTail + data)[-64:]
+            self.promptSeen = bool(_PASSWORD_PROMPT.search(self.rxTail))
+            self.unsure = False
             masked, n = _PJLINK_GREETING.subn(lambda m: m.group(1) + b"<random>", data)
-            return masked, bool(n)
+            masked, known = self._known(direction, masked)
+            return masked, bool(n) or known
+        self.rxTail = b""
+        secret = self.promptSeen or self.unsure or data in self.exact
         if self.promptSeen:
-            self.promptSeen = False
+            self.learn(data)  # its echo, and its next passing, are masked too
+        elif self.unsure:
+            self.transient = _core(data)  # maybe a secret: its echo is masked
+        self.promptSeen = self.unsure = False
+        if secret:
+            self.echoWindow = 2 * len(data) + 64
             return b"<secret: %d bytes>" % len(data), True
         masked, n = _PJLINK_DIGEST.subn(b"<digest>\\2", data)
-        return masked, bool(n)
+        masked, known = self._known(direction, masked)
+        return masked, bool(n) or known
+
+    def _known(self, direction: str, data: bytes) -> tuple[bytes, bool]:
+        """C{data} with every known secret in it (or continued from the last chunk) masked."""
+        rx = direction == "rx"
+        window = self.echoWindow > 0
+        secrets = self.secrets
+        if rx and window and self.transient and len(self.transient) >= MIN_MASKED_SECRET:
+            secrets = [*secrets, self.transient]  # its echo only
+        if rx:
+            self.echoWindow = max(0, self.echoWindow - len(data))
+            if not self.echoWindow:
+                self.transient = None
+        if not secrets:
+            return data, False
+        hide = bytearray(len(data))
+        hit = False
+        for secret in secrets:
+            if rx:
+                k = self.pending.pop(secret, 0)
+                if k:
+                    rest = secret[k:]
+                    if data.startswith(rest):
+                        hide[: len(rest)] = b"\x01" * len(rest)
+                        hit = True
+                    elif rest.startswith(data):
+                        hide[:] = b"\x01" * len(data)
+                        hit = True
+                        self.pending[secret] = k + len(data)
+                        continue
+            at = data.find(secret)
+            while at >= 0:
+                hide[at : at + len(secret)] = b"\x01" * len(secret)
+                hit = True
+                at = data.find(secret, at + 1)
+            if rx:
+                # the end of this chunk may be the start of the secret, the rest to follow
+                for k in range(min(len(secret) - 1, len(data)), 0, -1):
+                    if data.endswith(secret[:k]):
+                        self.pending[secret] = k
+                        if window or k >= MIN_MASKED_SECRET:
+                            hide[len(data) - k :] = b"\x01" * k
+                            hit = True
+                        break
+        if not hit:
+            return data, False
+        shown = bytearray(data)
+        at = hide.find(1)
+        while at >= 0:
+            end = hide.find(0, at)
+            end = len(hide) if end < 0 else end
+            shown[at:end] = b"*" * (end - at)
+            at = hide.find(1, end)
+        return bytes(shown), True
 
 
 @dataclass(frozen=True)
@@ -204,6 +330,11 @@ class WireTrace:
             if trace.link is not None:
                 WIRE_TAPS.pop(trace.link, None)
             trace.link = link
+            secrets = getattr(self.find, "secrets", None)
+            trace.mask = _Masker(
+                secrets(trace.name) if secrets is not None else (),
+                midSession=bool(getattr(link, "connected", False)),
+            )
             WIRE_TAPS[link] = lambda direction, data: self._record(trace, direction, data)
         # look again within a second while the device is not found, else at the end
         wait = trace.until - now if trace.link is not None else min(1.0, trace.until - now)
@@ -367,18 +498,41 @@ class TraceResource(Resource):
         return self._answer(request, 200, {"device": name, "until": isoTime(until)})
 
 
-def linkFinder(entries: Callable[[], Iterable[Any]]) -> Callable[[str], Any]:
+class DeviceFinder:
     """
     C{find(name)} over status entries: the link of the device entry of that name (or, for a
-    program's handler, bound to a global variable of that name).
+    program's handler, bound to a global variable of that name); C{secrets(name)}: what its
+    probe sends that the trace masks (a C{secret = true} payload, an SNMP community).
     """
 
-    def find(name: str) -> Any:
-        for entry in entries():
+    def __init__(self, entries: Callable[[], Iterable[Any]]) -> None:
+        self.entries = entries
+
+    def _entry(self, name: str) -> Any:
+        for entry in self.entries():
             named = entry.name == name or entry.extra.get("variable") == name
             if named and entry.kind == "device":
-                interface = getattr(entry.handler, "Interface", None)
-                return getattr(interface, "link", None)
+                return entry
         return None
 
-    return find
+    def __call__(self, name: str) -> Any:
+        entry = self._entry(name)
+        interface = getattr(getattr(entry, "handler", None), "Interface", None)
+        return getattr(interface, "link", None)
+
+    def secrets(self, name: str) -> list[bytes]:
+        """The secrets the device's probe sends (and the device may echo)."""
+        probe = getattr(self._entry(name), "probe", None)
+        found = []
+        send = getattr(probe, "send", None)
+        if getattr(probe, "secret", False) is True and isinstance(send, bytes):
+            found.append(send)
+        community = getattr(probe, "community", None)
+        if isinstance(community, bytes) and community:
+            found.append(community)
+        return found
+
+
+def linkFinder(entries: Callable[[], Iterable[Any]]) -> DeviceFinder:
+    """A L{DeviceFinder} over status entries (see there)."""
+    return DeviceFinder(entries)
