@@ -57,6 +57,12 @@ class Owner:
         self.machine.connect(self.machine.timeout)
 
 
+def keep(o: Owner) -> None:
+    """Wanted, and the owner's attempt (what a handler's Connect() does)."""
+    o.machine.keep(3)
+    o.machine.connect(3)
+
+
 def _fail(o: Owner) -> None:
     o.machine.failed(o.attempts[-1], "Connection refused")
 
@@ -64,26 +70,26 @@ def _fail(o: Owner) -> None:
 #: How to reach each (state, wanted) from a fresh machine.
 SETUPS: dict[str, tuple[StateName, bool, Callable[[Owner], object]]] = {
     "idle": ("Idle", False, lambda o: None),
-    "connecting wanted": ("Connecting", True, lambda o: o.machine.keep(3)),
+    "connecting wanted": ("Connecting", True, lambda o: keep(o)),
     "connecting once": ("Connecting", False, lambda o: o.machine.connect(3)),
-    "up wanted": ("Up", True, lambda o: (o.machine.keep(3), o.machine.made("p"))),
+    "up wanted": ("Up", True, lambda o: (keep(o), o.machine.made("p"))),
     "up once": ("Up", False, lambda o: (o.machine.connect(3), o.machine.made("p"))),
     "dropping wanted": (
         "Dropping",
         True,
-        lambda o: (o.machine.keep(3), o.machine.made("p"), o.machine.drop("silent")),
+        lambda o: (keep(o), o.machine.made("p"), o.machine.drop("silent")),
     ),
     "dropping stopped": (
         "Dropping",
         False,
-        lambda o: (o.machine.keep(3), o.machine.made("p"), o.machine.stop()),
+        lambda o: (keep(o), o.machine.made("p"), o.machine.stop()),
     ),
     "waiting for a retry": (
         "Waiting",
         True,
-        lambda o: (o.machine.setReconnecting(True), o.machine.keep(3), _fail(o)),
+        lambda o: (o.machine.setReconnecting(True), keep(o), _fail(o)),
     ),
-    "waiting for a connect": ("Waiting", True, lambda o: (o.machine.keep(3), _fail(o))),
+    "waiting for a connect": ("Waiting", True, lambda o: (keep(o), _fail(o))),
     "stopped": ("Stopped", False, lambda o: o.machine.stop()),
 }
 
@@ -168,7 +174,9 @@ def test_stop_cancels_what_the_state_holds_and_leaves_no_timer(setup: str) -> No
         assert done is not None and not done.called
         fired: list[object] = []
         done.addCallback(fired.append)
-        for d in o.machine.lost("Connection closed"):
+        closes, again = o.machine.lost("Connection closed")
+        assert not again
+        for d in closes:
             d.callback(None)
         assert fired == [None]
     else:
@@ -193,7 +201,10 @@ def test_a_close_that_does_not_complete_is_aborted_after_the_grace() -> None:
 def test_a_keep_while_closing_connects_again_once_the_transport_is_gone() -> None:
     o = build("dropping stopped")
     o.machine.keep(4)
-    o.machine.lost("Connection closed")
+    closes, again = o.machine.lost("Connection closed")
+    assert again and len(closes) == 1  # the stop's
+    assert o.machine.state.name == "Waiting" and o.machine.wanted
+    o.machine.connect(4)  # the owner connects, once its observers heard of the loss
     assert o.machine.state.name == "Connecting" and o.calls[-1] == "attempt 4"
     assert o.clock.getDelayedCalls() == []
 
@@ -202,7 +213,7 @@ def test_a_wanted_link_retries_by_its_policy_and_a_connect_resets_the_count() ->
     o = Owner()
     o.machine.retrier.policy = RetryPolicy(maxRetryTime=40.0)
     o.machine.setReconnecting(True)
-    o.machine.keep(3)
+    keep(o)
     gaps = []
     for _ in range(5):
         _fail(o)
@@ -222,6 +233,7 @@ def test_jitter_spreads_the_retries() -> None:
     o.machine.retrier.policy = RetryPolicy(jitter=0.5, random=rng.random)
     o.machine.setReconnecting(True)
     o.machine.keep(None)
+    o.machine.connect(None)
     gaps = []
     for _ in range(4):
         _fail(o)
@@ -254,6 +266,13 @@ def test_a_failure_of_a_cancelled_attempt_is_not_the_current_one() -> None:
     o.machine.stop()
     assert not o.machine.failed(attempt, "Cancelled")
     assert o.machine.state.name == "Stopped"
+
+
+def test_keep_while_a_retry_is_pending_cancels_it_for_the_owners_connect() -> None:
+    o = build("waiting for a retry")
+    o.machine.keep(3)
+    assert o.clock.getDelayedCalls() == [] and o.machine.state.name == "Waiting"
+    assert o.machine.wanted
 
 
 def test_a_retime_waits_the_new_delay_from_now() -> None:

@@ -2,10 +2,11 @@
 """
 The lifecycle of a device's link, as one state machine: L{Connection}.
 
-    Idle --connect/keep--> Connecting --made--> Up --drop/stop--> Dropping --lost--> Waiting
-                              |  ^                |                                  |
-                              |  +----retry-------+---------lost----------------------+
-                              +--failed--> Waiting (wanted) or Idle (one attempt only)
+    Idle --keep--> Waiting --connect/retry--> Connecting --made--> Up --drop/stop--> Dropping
+      |                ^  ^                       |                |                     |
+      +---connect------|--|-----------------------+                +--lost--+    lost----+
+                       |  +--failed (wanted; else Idle)                     |            |
+                       +----------------------------------------------------+------------+
     any state --stop--> Stopped (once the transport, if any, is gone)
 
 Each state owns its data, as Twisted's C{ClientService} states do: L{Connecting} the attempt's
@@ -58,10 +59,9 @@ TRANSITIONS: dict[tuple[StateName, Input], tuple[StateName, StateName]] = {
     ("Waiting", "connect"): ("Connecting", "Connecting"),
     ("Connecting", "connect"): ("Connecting", "Connecting"),
     ("Up", "connect"): ("Up", "Up"),
-    # wanted from now on: connect if idle; a waiting link keeps waiting (for its retry, or for
-    # the connect its owner makes next)
-    ("Idle", "keep"): ("Connecting", "Connecting"),
-    ("Stopped", "keep"): ("Connecting", "Connecting"),
+    # wanted from now on; the owner connects next (a pending retry is cancelled for that)
+    ("Idle", "keep"): ("Waiting", "Waiting"),
+    ("Stopped", "keep"): ("Waiting", "Waiting"),
     ("Waiting", "keep"): ("Waiting", "Waiting"),
     ("Connecting", "keep"): ("Connecting", "Connecting"),
     ("Up", "keep"): ("Up", "Up"),
@@ -77,7 +77,7 @@ TRANSITIONS: dict[tuple[StateName, Input], tuple[StateName, StateName]] = {
     ("Connecting", "made"): ("Up", "Up"),
     ("Connecting", "failed"): ("Waiting", "Idle"),
     ("Up", "lost"): ("Waiting", "Idle"),
-    ("Dropping", "lost"): ("Waiting", "Stopped"),  # (a keep meanwhile: Connecting)
+    ("Dropping", "lost"): ("Waiting", "Stopped"),
     # closing the transport gracefully; wanted stays as it was
     ("Up", "drop"): ("Dropping", "Dropping"),
     ("Connecting", "drop"): ("Waiting", "Idle"),
@@ -241,17 +241,25 @@ class Connection:
             self._cancelRetry(state)
         return self._startAttempt(timeout, state.wanted)
 
-    def keep(self, timeout: float | None) -> State:
-        """Wanted from now on: an attempt now if there is no transport and no retry pending."""
+    def keep(self, timeout: float | None, reconnect: bool = True) -> State:
+        """
+        Wanted from now on, retries with C{timeout}; without a transport, the link waits for the
+        C{connect} its owner makes next (a pending retry is cancelled: that connect replaces it).
+        While Dropping, C{reconnect}: the owner connects once the transport is gone (else its
+        retry does, or a connect waiting for the close).
+        """
         state = self.state
         self._target("keep", True)
         self.timeout = timeout
         if isinstance(state, Idle | Stopped):
-            return self._startAttempt(timeout, True)
-        if isinstance(state, Connecting | Up):
+            return self._enter(Waiting(None))
+        if isinstance(state, Waiting):
+            self._cancelRetry(state)
+        elif isinstance(state, Connecting | Up):
             state.wanted = True
         elif isinstance(state, Dropping):
-            state.wanted = state.reconnect = True
+            state.wanted = True
+            state.reconnect = state.reconnect or reconnect
         return state
 
     def release(self) -> State:
@@ -286,20 +294,24 @@ class Connection:
         self._down(self._target("failed", state.wanted))
         return True
 
-    def lost(self, reason: str) -> list[Deferred[None]]:
-        """The transport is gone; the Deferreds that waited for it (to fire after observers)."""
+    def lost(self, reason: str | None) -> tuple[list[Deferred[None]], bool]:
+        """
+        The transport is gone (last failed with C{reason}).  Returns the Deferreds that waited
+        for it and whether a C{keep} came meanwhile: the owner then connects (both once its
+        observers heard of the loss).
+        """
         state = self.state
         self.reason = reason
         if isinstance(state, Dropping):
             self._cancelTimer(state)
             if state.reconnect:
-                self._startAttempt(self.timeout, True)
+                self._enter(Waiting(None))
             else:
                 self._down(self._target("lost", state.wanted))
-            return state.closes
+            return state.closes, state.reconnect
         if isinstance(state, Up):
             self._down(self._target("lost", state.wanted))
-        return []
+        return [], False
 
     def drop(self, reason: str | None = None) -> State:
         """

@@ -646,12 +646,13 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
 
     def _reconnect(self) -> None:
         if self._driver.thread is None:  # inline: a thread-less reactor (a Clock)
-            self._driver.later(self._WrappedInterface.Connect, self._connectTimeout)
+            self._driver.later(self._WrappedInterface.Connect, self._link.connection.timeout)
             return
         # on a thread of its own: a device that never completes the connect blocks no other
         # module sharing the module thread, nor the program that made the module
+        connection = self._link.connection
         attempt = self._driver.connect(
-            self._connectTimeout, lambda: self._wanted and self._autoReconnect
+            connection.timeout, lambda: connection.wanted and connection.reconnecting
         )
         attempt.addErrback(logCallbackFailure, self._WrappedInterface.Connect)
 
@@ -680,8 +681,7 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         return self._driver.cancelConnects()
 
     def _stopWanting(self) -> None:
-        self._wanted = False
-        self._cancelRetry()
+        self._link.release()  # closed once the module's Disconnect ran
         self._PollTimer.Stop()
         self._driver.stopReporting()
 
@@ -712,18 +712,15 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         self._newLink()
         self._dropping = False
         self._forcedByProgram = False
-        self._cancelRetry()
 
     def linkLost(self, reason: str) -> None:
         self._dropping = False
         self._forcedByProgram = False
         self._on("lost", reason)
         self._driver.linkDown()
-        self._scheduleRetry()
 
     def linkFailed(self, reason: str) -> None:
         emit(self._rt, self, "ConnectFailed", self, reason)
-        self._scheduleRetry()
 
     def _pollTick(self, timer: Timer, count: int) -> None:
         if not self._link.connected or self._dropping or self._driver.busy:
@@ -803,7 +800,7 @@ class ModuleSimplePipeHandler(_ModuleHandler):
     def retryPolicy(self, policy: RetryPolicy) -> None:
         if self._link is not None:
             self._link.retrier.policy = policy
-            self._link.retrier.retime()
+            self._link.connection.retime()
 
     @property
     def wanted(self) -> bool:
