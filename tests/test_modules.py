@@ -310,6 +310,35 @@ def test_silent_device_counter_passes_connectionCounter_disconnects_once_then_co
     assert r.handler.transitions == 3
 
 
+@pytest.mark.parametrize("kind", ["tcp", "serial"])
+def test_misses_are_the_modules_unanswered_polls_for_both_module_handlers(kind: str) -> None:
+    # /status misses: the one meaning of the send counter, the sends since the last good
+    # answer (the module counts them: it parses the answers); was always 0 for a module
+    r = connected(kind, DisconnectLimit=5)
+    assert r.handler.missedPolls == 0 and r.handler.stats().misses == 0
+    r.pump.silent = True
+    r.run(3)
+    assert r.module.counter == 3
+    assert r.handler.missedPolls == 3 and r.handler.stats().misses == 3
+    assert r.handler.ConnectionStatus == "Connected"
+    r.pump.silent = False
+    r.run(1)
+    assert r.handler.stats().misses == 0
+
+
+def test_a_handlers_stats_are_a_frozen_record() -> None:
+    import dataclasses
+
+    from twisted_ch._stats import LinkStats, statsRow
+
+    r = connected("tcp")
+    stats = r.handler.stats()
+    assert isinstance(stats, LinkStats) and stats.status == "Connected"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.misses = 3  # type: ignore[misc]
+    assert statsRow(stats)["reconnects"] == stats.reconnects == 0
+
+
 def test_tcp_drop_tells_the_module_and_reconnects_after_connectRetryTime() -> None:
     r = connected(connectRetryTime=3)
     first = r.endpoint.transport
@@ -367,7 +396,7 @@ def test_never_reached_fires_ConnectFailed_per_attempt_and_stays_Unknown() -> No
     r.clock.advance(5)
     assert r.rec.names() == ["ConnectFailed"] * 3
     assert r.handler.ConnectionStatus == "Unknown"
-    assert r.handler.stats()["lastError"] == "Connection refused"
+    assert r.handler.stats().lastError == "Connection refused"
     assert told == []
     r.endpoint.refuse = False
     r.clock.advance(5)

@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 from twisted.internet.defer import Deferred, succeed
@@ -62,6 +63,7 @@ from twisted_ch._runtime import (
     logCallbackFailure,
     resolveRuntime,
 )
+from twisted_ch._stats import LinkStats
 from twisted_ch.extronlib._base import LinkInterface, droppedSend, noResponse
 from twisted_ch.extronlib.system import MIN_TIMER_INTERVAL, Timer
 
@@ -209,7 +211,10 @@ class ConnectionHandler(FallThrough):
 
     @property
     def missedPolls(self) -> int:
-        """The send counter: sends through the handler since the last accepted response."""
+        """
+        Sends through the handler since the last accepted response (the keep-alive's too): what
+        DisconnectLimit bounds, and C{/status} shows as C{misses}.
+        """
         return self._sends
 
     # state
@@ -276,17 +281,17 @@ class ConnectionHandler(FallThrough):
     def _statusChanged(self, value: Status) -> None:
         """Hook for subclasses, called before the event."""
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> LinkStats:
         """Counters for operators: status, since, polls, misses, transitions, last error."""
         link: DeviceLink | None = getattr(self._WrappedInterface, "link", None)
-        return {
-            "status": self._status,
-            "since": self.since,
-            "polls": self.polls,
-            "misses": self._sends,
-            "transitions": self.transitions,
-            "lastError": link.lastError if link is not None else None,
-        }
+        return LinkStats(
+            status=self._status,
+            since=self.since,
+            polls=self.polls,
+            misses=self.missedPolls,
+            transitions=self.transitions,
+            lastError=link.lastError if link is not None else None,
+        )
 
     # the send counter (any thread)
 
@@ -643,13 +648,13 @@ class RawTcpHandler(_LinkHandler):
         if value == "Connected":
             self._link.retrier.reset()
 
-    def stats(self) -> dict[str, object]:
-        return {
-            **super().stats(),
-            "reconnects": self.reconnects,
-            "nextAttempt": self._link.connection.nextAttempt,
-            "backoff": self._link.retrier.why,
-        }
+    def stats(self) -> LinkStats:
+        return replace(
+            super().stats(),
+            reconnects=self.reconnects,
+            nextAttempt=self._link.connection.nextAttempt,
+            backoff=self._link.retrier.why,
+        )
 
 
 class RawSimplePipeHandler(_LinkHandler):

@@ -523,6 +523,17 @@ class _ModuleHandler(ConnectionHandler):
         return self._driver.query
 
     @property
+    def missedPolls(self) -> int:
+        """
+        Polls since the module last parsed an answer: the module's own C{counter} (what its
+        C{connectionCounter}, the handler's DisconnectLimit, bounds), as for a raw handler's sends.
+        """
+        counter = getattr(self._WrappedInterface, "counter", None)
+        if isinstance(counter, int) and not isinstance(counter, bool):
+            return counter
+        return self._sends
+
+    @property
     def moduleThread(self) -> ProgramThread | None:
         """The program thread module code runs on (None: inline on a thread-less reactor)."""
         return self._driver.thread

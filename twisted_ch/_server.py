@@ -25,6 +25,7 @@ from twisted_ch._handlers import FallThrough
 from twisted_ch._link import CLOSE_GRACE
 from twisted_ch._retry import Retrier, RetryPolicy
 from twisted_ch._runtime import Runtime, resolveRuntime
+from twisted_ch._stats import ServerStats
 from twisted_ch.extronlib._servers import (
     ClientObject,
     EthernetServerInterfaceEx,
@@ -276,18 +277,18 @@ class ServerExHandler(FallThrough):
             timeout=self._idleTimeout,
         )
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> ServerStats:
         """Counters for operators."""
         iface = self._WrappedInterface
-        return {
-            "listening": iface.listening,
-            "port": iface.IPPort,
-            "clients": len(iface.Clients),
-            "droppedIdle": self.droppedIdle,
-            "refused": iface.refused,
-            "listenFailures": self.listenFailures,
-            "lastFailure": self.lastFailure,
-        }
+        return ServerStats(
+            listening=iface.listening,
+            port=iface.IPPort,
+            clients=len(iface.Clients),
+            droppedIdle=self.droppedIdle,
+            refused=iface.refused,
+            listenFailures=self.listenFailures,
+            lastFailure=self.lastFailure,
+        )
 
     def __repr__(self) -> str:
         return f"<ServerExHandler {self._WrappedInterface!r}>"
