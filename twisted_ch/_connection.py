@@ -186,7 +186,7 @@ class Connection:
         changed: Callable[[State], None] = lambda state: None,
     ) -> None:
         self.clock = clock
-        self.retrier = Retrier(clock, 0.0)
+        self.retrier = Retrier()
         self.reconnecting = False
         self.timeout: float | None = None
         self.resetOnUp = True
@@ -313,10 +313,11 @@ class Connection:
             self._down(self._target("lost", state.wanted))
         return [], False
 
-    def drop(self, reason: str | None = None) -> State:
+    def drop(self, reason: str | None = None, closed: Deferred[None] | None = None) -> State:
         """
         Close the transport gracefully (aborted after C{closeGrace} seconds), wanted as it was; a
-        running attempt is cancelled.  Nothing to drop: nothing happens.
+        running attempt is cancelled.  Nothing to drop: nothing happens.  C{closed} fires once the
+        transport is gone (also when that is at once).
         """
         state = self.state
         if not self.accepts("drop"):
@@ -329,7 +330,7 @@ class Connection:
                 state.attempt.cancel()
             return self.state
         assert isinstance(state, Up)
-        return self._startClosing(state.protocol, state.wanted)
+        return self._startClosing(state.protocol, state.wanted, closed)
 
     def stop(self) -> Deferred[None] | None:
         """
@@ -345,11 +346,12 @@ class Connection:
             if state.attempt is not None:
                 state.attempt.cancel()
             return None
-        elif isinstance(state, Up):
-            state = self._startClosing(state.protocol, False)
+        d: Deferred[None] = Deferred()
+        if isinstance(state, Up):
+            self._startClosing(state.protocol, False, d)  # (the close may complete at once)
+            return d
         if isinstance(state, Dropping):
             state.wanted = state.reconnect = False
-            d: Deferred[None] = Deferred()
             state.closes.append(d)
             return d
         self._enter(Stopped())
@@ -390,10 +392,12 @@ class Connection:
         if isinstance(state, Connecting) and state.attempt is None:
             state.attempt = attempt
 
-    def _startClosing(self, protocol: object, wanted: bool) -> Dropping:
+    def _startClosing(
+        self, protocol: object, wanted: bool, closed: Deferred[None] | None = None
+    ) -> Dropping:
         timer = self.clock.callLater(self.closeGrace, self.overdue, protocol)
-        state = self._enter(Dropping(timer, wanted))
-        assert isinstance(state, Dropping)
+        state = Dropping(timer, wanted, closes=[closed] if closed is not None else [])
+        self._enter(state)
         self._close(protocol)
         return state
 
@@ -410,12 +414,7 @@ class Connection:
     def _schedule(self) -> None:
         state = self.state
         assert isinstance(state, Waiting) and state.call is None
-        retry = self.retrier.policy.next(
-            self.retrier.interval, self.retrier.failures + 1, self.reason
-        )
-        self.retrier.failures += 1
-        self.retrier.why = retry.why
-        state.call = self.clock.callLater(retry.delay, self._retryNow)
+        state.call = self.clock.callLater(self.retrier.next(self.reason), self._retryNow)
 
     def _retryNow(self) -> None:
         state = self.state

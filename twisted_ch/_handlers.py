@@ -33,10 +33,11 @@ stays 'Unknown', its link's C{lastError} says why.  Unknown is never re-entered,
 Disconnected strictly alternate, and one outage gives one Disconnected and, once the device
 answers again, one Connected.
 
-B{The link of a TCP/SSH handler} is wanted from C{Connect()} to C{Disconnect()}; while wanted
-and C{AutoReconnect} is on, a lost link or failed attempt is retried by its L{Retrier}
+B{The link of a TCP/SSH handler} is wanted from C{Connect()} to C{Disconnect()}; its lifecycle is
+one L{twisted_ch._connection.Connection} (the link's): while wanted and C{AutoReconnect} is on, a
+lost link or failed attempt waits in its Waiting state for the retry its L{Retrier} times
 (C{connectRetryTime}, or as L{RawTcpHandler.retryPolicy} says); a new link starts with the
-counter at 0.  Pipe links (L{DeviceLink.retrier}) and servers retry through the same L{Retrier}.
+counter at 0.  Pipe links and servers live and retry by the same machine.
 """
 
 from __future__ import annotations

@@ -354,9 +354,9 @@ class DeviceLink:
         self.log.info("{link}: disconnected ({reason})", link=self.description, reason=why)
         for o in list(self.observers):
             o.linkLost(why)  # may connect again
+        self._fire([], "", closes)
         if again and isinstance(self.connection.state, Waiting):
             self.connection.connect(self.connection.timeout)  # kept again while it closed
-        self._fire([], "", closes)
 
     # keeping a link open
 
@@ -394,12 +394,15 @@ class DeviceLink:
         connection = self.connection
         if self._reopens or not connection.wanted:
             return self.stop()
-        connection.drop()
         state = connection.state
+        d: Deferred[None] = Deferred()
         if isinstance(state, Dropping):
-            d: Deferred[None] = Deferred()
             state.closes.append(d)
             return d
+        if isinstance(state, Up):
+            connection.drop(closed=d)
+            return d
+        connection.drop()  # (an attempt is cancelled)
         return succeed(None)
 
     def stop(self) -> Deferred[None]:
