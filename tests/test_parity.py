@@ -414,7 +414,7 @@ class UDPModule(EthernetClientInterface):
         self.counter += 1
         if self.counter > self.connectionCounter:
             self.OnDisconnected()
-        self.order.append("send")
+        self.order.append(f"send {self.counter}")
         answer = self.SendAndWait("P", 0.5, deliTag=b"\r\n")
         self.order.append("returned")
         if answer == ANSWER:
@@ -461,7 +461,8 @@ async def test_a_udp_module_reports_Disconnected_inside_the_update_that_passes_t
         await h.whenStatus("Disconnected")
         await waitUntil(reactor, lambda: "Disconnected" in order and order[-1] == "returned")
         at = order.index("Disconnected")
-        assert order[at - 1 : at + 3] == ["returned", "Disconnected", "send", "returned"], order
+        # the third unanswered update passes the limit (2): Disconnected comes inside it
+        assert order[at - 2 : at + 3] == ["send 2", "returned", "Disconnected", "send 3", "returned"]
     finally:
         await f.run(h.Disconnect)
         await f.stop()

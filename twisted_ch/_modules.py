@@ -216,6 +216,11 @@ class _ModuleDriver:
         self._raised: object = None
         #: called (reactor thread) for a keep-alive Update that raised before it sent anything
         self.raisedUnsent: Callable[[], None] | None = None
+        #: the keep-alive Update runs (where module code runs)
+        self._updating = False
+        #: called where module code runs for a Disconnected the keep-alive Update reported; True:
+        #: it was delivered there, inside the Update (a pipe module's, as the reference does)
+        self.reportHere: Callable[[], bool] | None = None
         module.connectionCounter = disconnectLimit
         subscribe("ConnectionStatus", None, self._connectionStatus)
 
@@ -251,6 +256,7 @@ class _ModuleDriver:
     def _update(self) -> None:
         """The keep-alive Update (where module code runs); what it raises is reported here."""
         before = self._bytesSent()
+        self._updating = True
         try:
             self.module.Update(self.query, self.qualifier)
         except Exception:
@@ -261,6 +267,8 @@ class _ModuleDriver:
             else:
                 self.reactor.callFromThread(self._updateRaised, failure, unsent)
             return
+        finally:
+            self._updating = False
         if self._raised is not None:
             if _onReactorThread():
                 self._updateRan()
@@ -488,7 +496,12 @@ class _ModuleDriver:
         if value in ("Connected", "Disconnected"):
             if _onReactorThread():
                 self.report(str(value))
-            else:
+            elif not (
+                value == "Disconnected"
+                and self._updating
+                and self.reportHere is not None
+                and self.reportHere()
+            ):
                 self.reactor.callFromThread(self.report, str(value))
         subscriber = self.subscriber
         if subscriber is not None:
@@ -544,9 +557,15 @@ class _ModuleHandler(ConnectionHandler):
             self._resetCounter()
             if self._linkLive():
                 self._on("answered", "reported by the module")
-        elif self._status != "Unknown" or self._PollTimer.State != "Stopped":
+        else:
+            self._moduleDisconnected()
+
+    def _moduleDisconnected(self, inline: bool = False) -> bool:
+        """The module reported Disconnected (reactor thread); whether the status changed."""
+        if self._status != "Unknown" or self._PollTimer.State != "Stopped":
             # (a handler stopped before it ever connected: the module's OnDisconnected is no news)
-            self._on("silent", "reported by the module")
+            return self._on("silent", "reported by the module", inline)
+        return False
 
     def SubscribeStatus(self, command: str, qualifier: Any, callback: Any) -> None:
         """The module's SubscribeStatus; C{'ConnectionStatus'} is kept by the handler."""
@@ -799,6 +818,7 @@ class ModuleSimplePipeHandler(_ModuleHandler):
         if self._link is not None:
             self._link.reopenDelay = retry
             self._link.observers.append(self)
+        self._driver.reportHere = self._disconnectedHere
         self._forwarding = True
         self._wantedOpen = False  # a module without a link: from Connect() to Disconnect()
 
@@ -846,6 +866,24 @@ class ModuleSimplePipeHandler(_ModuleHandler):
             self._driver.linkDown()
             return succeed(None)
         return self._link.close()
+
+    def _disconnectedHere(self) -> bool:
+        """
+        The keep-alive Update reported Disconnected (where module code runs): on the thread this
+        handler's events run on (the program's), the event runs here, inside the Update, before
+        its query goes out (the reference's rule, as a raw pipe handler's); True if it did.
+        """
+        dispatcher = self._rt.dispatcher
+        if not (isinstance(dispatcher, ProgramThread) and dispatcher.isCurrent):
+            return False
+        if self._rt.twoFaced(self._moduleDisconnected, True):
+            callback = self.__dict__.get("_event_Disconnected")
+            if callback is not None:
+                try:
+                    callback(self, "Disconnected")
+                except Exception:
+                    logCallbackFailure(Failure(), callback)
+        return True
 
     def _pollTick(self, timer: Timer, count: int) -> None:
         if self._link is not None and not self._link.connected:
