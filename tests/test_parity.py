@@ -462,7 +462,8 @@ async def test_a_udp_module_reports_Disconnected_inside_the_update_that_passes_t
         await waitUntil(reactor, lambda: "Disconnected" in order and order[-1] == "returned")
         at = order.index("Disconnected")
         # the third unanswered update passes the limit (2): Disconnected comes inside it
-        assert order[at - 2 : at + 3] == ["send 2", "returned", "Disconnected", "send 3", "returned"]
+        inside = ["send 2", "returned", "Disconnected", "send 3", "returned"]
+        assert order[at - 2 : at + 3] == inside, order
     finally:
         await f.run(h.Disconnect)
         await f.stop()
