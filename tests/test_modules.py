@@ -1131,3 +1131,40 @@ async def test_loopback_drop_refuse_silence_and_return() -> None:
         if handler is not None:
             await handler.Disconnect()
         await server.shutdown()
+
+
+# --- the order of the handler's calls into the module -----------------------------------------
+
+
+def test_call_order_a_connect_waits_for_the_calls_before_it_and_holds_those_after() -> None:
+    from twisted_ch._modules import _CallOrder
+
+    order = _CallOrder()
+    log: list[str] = []
+    order.started()  # a poll runs where module code runs
+    order.call(lambda: log.append("call 1"))  # nothing runs aside: at once
+    order.connect(lambda: (log.append("connect"), setattr(order, "aside", [])), lambda: None)
+    order.call(lambda: log.append("call 2"))
+    assert log == ["call 1"] and order.held  # the Connect waits for the poll
+    order.finished()
+    assert log == ["call 1", "connect"]  # it runs aside; call 2 waits for it to return
+    returned = order.cancelConnects()
+    assert not returned.called
+    waiters, order.aside = order.aside, None
+    assert waiters == [returned]
+    order.next()
+    assert log == ["call 1", "connect", "call 2"] and not order.held
+
+
+def test_call_order_cancels_the_connects_that_have_not_started() -> None:
+    from twisted_ch._modules import _CallOrder
+
+    order = _CallOrder()
+    cancelled: list[int] = []
+    order.started()
+    order.connect(lambda: cancelled.append(-1), lambda: cancelled.append(1))
+    order.call(lambda: cancelled.append(2))
+    done = order.cancelConnects()
+    assert done.called and cancelled == [1, 2]  # the call behind it runs now
+    order.finished()
+    assert cancelled == [1, 2] and not order.held

@@ -60,7 +60,9 @@ import functools
 import re
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
@@ -156,6 +158,83 @@ def _placeModule(module: Any, reactor: Any) -> tuple[Runtime, ProgramThread | No
     return runtime, thread
 
 
+@dataclass
+class _Queued:
+    """A call waiting in L{_CallOrder}: C{start} it; C{cancel}: a module Connect's (else None)."""
+
+    start: Callable[[], None]
+    cancel: Callable[[], None] | None = None
+
+
+class _CallOrder:
+    """
+    The order of a handler's calls into its module (reactor thread).  Calls run where module
+    code runs, in the order made (that thread's queue keeps it).  A module Connect runs aside,
+    on a thread of its own: it starts once the calls before it have finished, and the calls
+    after it wait here until it has returned.
+
+    @ivar running: calls started where module code runs and not yet finished.
+    @ivar aside: while a Connect runs aside, the Deferreds that wait for it to return; else None.
+    @ivar queue: what waits, in order: for the Connect aside to return, or (a Connect) for the
+        calls before it to finish.
+    """
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.aside: list[Deferred[None]] | None = None
+        self.queue: deque[_Queued] = deque()
+
+    @property
+    def held(self) -> bool:
+        """Whether a new call must wait (a Connect runs aside, or waits to)."""
+        return self.aside is not None or bool(self.queue)
+
+    def call(self, start: Callable[[], None]) -> None:
+        """Start a call now, or once the Connect before it has returned."""
+        if self.held:
+            self.queue.append(_Queued(start))
+        else:
+            start()
+
+    def connect(self, start: Callable[[], None], cancel: Callable[[], None]) -> None:
+        """Start a Connect now, or once every call before it has finished."""
+        if self.held or self.running:
+            self.queue.append(_Queued(start, cancel))
+        else:
+            start()
+
+    def started(self) -> None:
+        """A call started where module code runs."""
+        self.running += 1
+
+    def finished(self, result: object = None) -> object:
+        """A call finished there: what waited for it may start."""
+        self.running -= 1
+        self.next()
+        return result
+
+    def next(self) -> None:
+        """Start what waited, in order; a Connect waits for the calls before it to finish."""
+        queue = self.queue
+        while queue and self.aside is None:
+            if queue[0].cancel is not None and self.running:
+                return
+            queue.popleft().start()
+
+    def cancelConnects(self) -> Deferred[None]:
+        """Drop the Connects that have not started; fires once none runs aside."""
+        cancelled = [q.cancel for q in self.queue if q.cancel is not None]
+        self.queue = deque(q for q in self.queue if q.cancel is None)
+        for cancel in cancelled:
+            cancel()
+        if self.aside is None:
+            self.next()
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self.aside.append(d)
+        return d
+
+
 class _ModuleDriver:
     """
     Runs a module's code where it belongs and relays its C{ConnectionStatus} to a handler.
@@ -198,19 +277,15 @@ class _ModuleDriver:
         self.reported: object = None
         #: The user's ConnectionStatus callback, kept here since the handler holds the module's.
         self.subscriber: Callable[..., object] | None = None
-        self._busy = False
+        #: the keep-alive Update was called and has not finished (reactor thread)
+        self._polling = False
+        #: the order of the handler's calls into the module (reactor thread)
+        self._order = _CallOrder()
         #: While the handler's calls into the module run, reports are held (module code's thread).
         self._holding = 0
         self._holdLock = threading.Lock()
         self._heldQualifier: object = None
         self._delivered: object = None
-        #: the handler's calls into the module queued or running where module code runs (reactor)
-        self._pending = 0
-        #: a module Connect runs on a thread of its own (reactor)
-        self._connecting = False
-        #: what waits for that Connect to return, in order: (start it, cancel it: a Connect)
-        self._waiting: list[tuple[Callable[[], None], Callable[[], None] | None]] = []
-        self._connectDone: list[Deferred[None]] = []
         #: a keep-alive Update that raises: told once, then counted (reactor thread)
         self._raising = Summarizer(self.reactor)
         self._raised: object = None
@@ -229,7 +304,7 @@ class _ModuleDriver:
     @property
     def busy(self) -> bool:
         """Whether the last keep-alive Update or a Connect still runs (a tick now is skipped)."""
-        return self._busy or self._connecting or bool(self._waiting)
+        return self._polling or self._order.held
 
     def poll(self) -> bool:
         """
@@ -243,8 +318,8 @@ class _ModuleDriver:
                 query=self.query,
             )
             return False
-        self._busy = True
-        self._pending += 1
+        self._polling = True
+        self._order.started()
         afterCall(self.runtime.dispatcher.call(self._update), self._polled)
         return True
 
@@ -310,8 +385,8 @@ class _ModuleDriver:
         self._raised = None
 
     def _polled(self, _: object) -> None:
-        self._busy = False
-        self._ran(None)
+        self._polling = False
+        self._order.finished()
 
     def linkDown(self) -> None:
         """The link was lost: the module's C{OnDisconnected()} runs (every time)."""
@@ -322,35 +397,21 @@ class _ModuleDriver:
         Run the module's C{method} where module code runs, its reports held, after any Connect
         of the handler's still running; fires when done.
         """
-        if self._connecting or self._waiting:
-            d: Deferred[None] = Deferred()
+        if not self._order.held:
+            return self._now(method, *args)
+        d: Deferred[None] = Deferred()
 
-            def start() -> None:
-                self._now(method, *args).chainDeferred(d)
+        def start() -> None:
+            self._now(method, *args).chainDeferred(d)
 
-            self._waiting.append((start, None))
-            return d
-        return self._now(method, *args)
+        self._order.call(start)
+        return d
 
     def _now(self, method: Callable[..., object], *args: object) -> Deferred[None]:
-        self._pending += 1
+        self._order.started()
         done = self.runtime.call(self.held, method, *args)
-        done.addBoth(self._ran)
+        done.addBoth(self._order.finished)
         return done
-
-    def _ran(self, result: object) -> object:
-        self._pending -= 1
-        self._next()
-        return result
-
-    def _next(self) -> None:
-        """Start what waited, in order; a Connect waits for the calls before it to finish."""
-        while self._waiting and not self._connecting:
-            start, cancel = self._waiting[0]
-            if cancel is not None and self._pending:
-                return
-            del self._waiting[0]
-            start()
 
     def connect(
         self, timeout: float | None, wanted: Callable[[], bool] | None = None
@@ -369,7 +430,7 @@ class _ModuleDriver:
             if wanted is not None and not wanted():
                 d.callback("Cancelled")
                 return
-            self._connecting = True
+            self._order.aside = []
             self._hold()
             thread = threading.Thread(
                 target=self._connectAside,
@@ -379,40 +440,28 @@ class _ModuleDriver:
             )
             thread.start()
 
-        if self._connecting or self._waiting or self._pending:
-            self._waiting.append((start, lambda: d.callback("Cancelled")))
-        else:
-            start()
+        self._order.connect(start, lambda: d.callback("Cancelled"))
         return d
 
     def _connected(self, result: object, d: Deferred[object]) -> None:
-        self._connecting = False
-        self._pending += 1  # what the module reported meanwhile is relayed on its thread
-        afterCall(self.runtime.dispatcher.call(self._unhold), self._ran)
-        waiters, self._connectDone = self._connectDone, []
+        order = self._order
+        waiters, order.aside = order.aside or [], None
+        order.started()  # what the module reported meanwhile is relayed on its thread
+        afterCall(self.runtime.dispatcher.call(self._unhold), order.finished)
         for w in waiters:
             w.callback(None)
         if isinstance(result, Failure):
             d.errback(result)
         else:
             d.callback(result)
-        self._next()
+        order.next()
 
     def cancelConnects(self) -> Deferred[None]:
         """
         Drop the Connects that have not started; fires once none runs (the caller may cancel
         its attempt meanwhile: L{twisted_ch._link.DeviceLink.close}).
         """
-        cancelled = [cancel for _, cancel in self._waiting if cancel is not None]
-        self._waiting = [w for w in self._waiting if w[1] is None]
-        for cancel in cancelled:
-            cancel()
-        if not self._connecting:
-            self._next()
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._connectDone.append(d)
-        return d
+        return self._order.cancelConnects()
 
     # a thread of the Connect's own
 
