@@ -79,6 +79,11 @@ SETUPS: dict[str, tuple[StateName, bool, Callable[[Owner], object]]] = {
         True,
         lambda o: (keep(o), o.machine.made("p"), o.machine.drop("silent")),
     ),
+    "dropping by its owner": (
+        "Dropping",
+        True,
+        lambda o: (keep(o), o.machine.made("p"), o.machine.drop("silent", byOwner=True)),
+    ),
     "dropping stopped": (
         "Dropping",
         False,
@@ -196,6 +201,20 @@ def test_a_close_that_does_not_complete_is_aborted_after_the_grace() -> None:
     o.machine.lost("Connection lost")
     assert o.machine.state.name == "Stopped"
     assert o.clock.getDelayedCalls() == []
+
+
+def test_a_drop_by_its_owner_closes_nothing_until_the_next_drop_or_stop() -> None:
+    # a module's Disconnect() runs first (it may still send): no close, no timer yet
+    o = build("dropping by its owner")
+    state = o.machine.state
+    assert isinstance(state, Dropping) and not state.closing
+    assert o.calls[-1] == "attempt 3" and o.clock.getDelayedCalls() == []
+    o.machine.drop()  # its Disconnect left it open: the machine closes it
+    state = o.machine.state
+    assert isinstance(state, Dropping) and state.closing and state.wanted
+    assert o.calls[-1] == "close p" and len(o.clock.getDelayedCalls()) == 1
+    o.machine.lost("Connection closed")
+    assert o.machine.state.name == "Waiting" and o.clock.getDelayedCalls() == []
 
 
 def test_a_keep_while_closing_connects_again_once_the_transport_is_gone() -> None:

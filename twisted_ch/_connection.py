@@ -80,6 +80,7 @@ TRANSITIONS: dict[tuple[StateName, Input], tuple[StateName, StateName]] = {
     ("Dropping", "lost"): ("Waiting", "Stopped"),
     # closing the transport gracefully; wanted stays as it was
     ("Up", "drop"): ("Dropping", "Dropping"),
+    ("Dropping", "drop"): ("Dropping", "Dropping"),  # (the owner's own drop: the close starts)
     ("Connecting", "drop"): ("Waiting", "Idle"),
     # not wanted, and no transport left once Dropping is over
     ("Idle", "stop"): ("Stopped", "Stopped"),
@@ -127,14 +128,22 @@ class Dropping:
     """
     The transport is closing gracefully; C{timer} aborts it if the close takes too long.
     C{reconnect}: connect again once it is gone (a C{keep} came meanwhile).  C{closes}: the
-    Deferreds that fire once it is gone.
+    Deferreds that fire once it is gone.  Without C{protocol} (None) the close has started; with
+    it, the owner drops it its own way first (a module's C{Disconnect()}, which may still send):
+    the next C{drop} or C{stop} starts the close.
     """
 
     timer: IDelayedCall | None
     wanted: bool
     reconnect: bool = False
     closes: list[Deferred[None]] = field(default_factory=list)
+    protocol: object = None
     name: StateName = field(default="Dropping", init=False)
+
+    @property
+    def closing(self) -> bool:
+        """Whether the transport's close has started."""
+        return self.protocol is None
 
 
 @dataclass
@@ -313,13 +322,25 @@ class Connection:
             self._down(self._target("lost", state.wanted))
         return [], False
 
-    def drop(self, reason: str | None = None, closed: Deferred[None] | None = None) -> State:
+    def drop(
+        self,
+        reason: str | None = None,
+        closed: Deferred[None] | None = None,
+        byOwner: bool = False,
+    ) -> State:
         """
         Close the transport gracefully (aborted after C{closeGrace} seconds), wanted as it was; a
         running attempt is cancelled.  Nothing to drop: nothing happens.  C{closed} fires once the
-        transport is gone (also when that is at once).
+        transport is gone (also when that is at once).  C{byOwner}: the owner closes it its own
+        way first (see L{Dropping}); the next C{drop} or C{stop} starts the close.
         """
         state = self.state
+        if isinstance(state, Dropping):
+            if closed is not None:
+                state.closes.append(closed)
+            if not state.closing and not byOwner:
+                self._startClosing(state.protocol, state.wanted, state)
+            return self.state
         if not self.accepts("drop"):
             return state
         if reason is not None:
@@ -330,7 +351,20 @@ class Connection:
                 state.attempt.cancel()
             return self.state
         assert isinstance(state, Up)
-        return self._startClosing(state.protocol, state.wanted, closed)
+        if byOwner:
+            return self._enter(
+                Dropping(
+                    None,
+                    state.wanted,
+                    closes=[] if closed is None else [closed],
+                    protocol=state.protocol,
+                )
+            )
+        return self._startClosing(
+            state.protocol,
+            state.wanted,
+            Dropping(None, state.wanted, closes=[] if closed is None else [closed]),
+        )
 
     def stop(self) -> Deferred[None] | None:
         """
@@ -347,12 +381,14 @@ class Connection:
                 state.attempt.cancel()
             return None
         d: Deferred[None] = Deferred()
-        if isinstance(state, Up):
-            self._startClosing(state.protocol, False, d)  # (the close may complete at once)
+        if isinstance(state, Up):  # (the close may complete at once)
+            self._startClosing(state.protocol, False, Dropping(None, False, closes=[d]))
             return d
         if isinstance(state, Dropping):
             state.wanted = state.reconnect = False
             state.closes.append(d)
+            if not state.closing:
+                self._startClosing(state.protocol, False, state)
             return d
         self._enter(Stopped())
         return None
@@ -392,11 +428,10 @@ class Connection:
         if isinstance(state, Connecting) and state.attempt is None:
             state.attempt = attempt
 
-    def _startClosing(
-        self, protocol: object, wanted: bool, closed: Deferred[None] | None = None
-    ) -> Dropping:
+    def _startClosing(self, protocol: object, wanted: bool, before: Dropping) -> Dropping:
+        """Close C{protocol}: Dropping with its abort timer (what C{before} held carried over)."""
         timer = self.clock.callLater(self.closeGrace, self.overdue, protocol)
-        state = Dropping(timer, wanted, closes=[closed] if closed is not None else [])
+        state = Dropping(timer, wanted, before.reconnect, before.closes)
         self._enter(state)
         self._close(protocol)
         return state

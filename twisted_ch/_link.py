@@ -224,7 +224,10 @@ class DeviceLink:
 
     def _entered(self, state: State) -> None:
         """The lifecycle's state, as the transport's (closed, connecting, connected, closing)."""
-        self.state = _LINK_STATES[state.name]
+        if isinstance(state, Dropping) and not state.closing:
+            self.state = "connected"  # (its owner drops it its own way, which may still send)
+        else:
+            self.state = _LINK_STATES[state.name]
 
     def _makeEndpoint(self) -> IStreamClientEndpoint:
         if callable(self._endpoint) and not IStreamClientEndpoint.providedBy(self._endpoint):
@@ -342,8 +345,9 @@ class DeviceLink:
         if self.protocol is not None and protocol is not self.protocol:
             return  # a transport this link already gave up on
         state = self.connection.state
-        wasUp = isinstance(state, Up)
-        dropped = isinstance(state, Dropping) and not state.closes  # by drop(), not close()
+        wasUp = isinstance(state, Up) or (isinstance(state, Dropping) and not state.closing)
+        # by drop(), not close()
+        dropped = isinstance(state, Dropping) and state.closing and not state.closes
         self.protocol = None
         why = describeFailure(reason)
         if wasUp:
@@ -394,12 +398,8 @@ class DeviceLink:
         connection = self.connection
         if self._reopens or not connection.wanted:
             return self.stop()
-        state = connection.state
-        d: Deferred[None] = Deferred()
-        if isinstance(state, Dropping):
-            state.closes.append(d)
-            return d
-        if isinstance(state, Up):
+        if isinstance(connection.state, Up | Dropping):
+            d: Deferred[None] = Deferred()
             connection.drop(closed=d)
             return d
         connection.drop()  # (an attempt is cancelled)

@@ -72,6 +72,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from twisted_ch import _checks
+from twisted_ch._connection import Dropping, Up
 from twisted_ch._events import emit
 from twisted_ch._handlers import ConnectionHandler, RawTcpHandler
 from twisted_ch._link import DeviceLink
@@ -685,8 +686,6 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
             self, Interface, DisconnectLimit, pollFrequency, None, reconnectTime, reactor=reactor
         )
         self._startDriving(keepAliveQuery, keepAliveQualifiers, reactor)
-        #: a drop through the module's Disconnect() is under way
-        self._dropping = False
         #: the program called OnDisconnected(): the Disconnected it makes the module report
         #: keeps the link (the reference's rule)
         self._forcedByProgram = False
@@ -696,7 +695,8 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         self._forwarding = True
 
     def _linkLive(self) -> bool:
-        return self._link.connected and not self._dropping
+        # (not while a drop through the module's Disconnect() is under way: Dropping)
+        return isinstance(self._link.connection.state, Up)
 
     # connecting and disconnecting: through the module's own methods
 
@@ -766,9 +766,9 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
 
     def _drop(self, why: str) -> None:
         """Drop a live link through the module's Disconnect(), then reconnect (reactor thread)."""
-        if self._dropping or not self._link.connected:
+        if not self._linkLive():
             return
-        self._dropping = True
+        self._link.connection.drop(why, byOwner=True)
         self.log.info(
             "{device}: {why}; dropping the link", device=self.logName, handler=self, why=why
         )
@@ -777,7 +777,8 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         done.addCallback(self._dropped)
 
     def _dropped(self, _: object) -> None:
-        if self._dropping and self._link.state == "connected":
+        state = self._link.connection.state
+        if isinstance(state, Dropping) and not state.closing:
             self._link.drop("the module's Disconnect() left it open")
 
     def _moduleReported(self, value: str) -> None:
@@ -789,11 +790,9 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
 
     def linkMade(self) -> None:
         self._newLink()
-        self._dropping = False
         self._forcedByProgram = False
 
     def linkLost(self, reason: str) -> None:
-        self._dropping = False
         self._forcedByProgram = False
         self._on("lost", reason)
         self._driver.linkDown()
@@ -802,7 +801,7 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         emit(self._rt, self, "ConnectFailed", self, reason)
 
     def _pollTick(self, timer: Timer, count: int) -> None:
-        if not self._link.connected or self._dropping or self._driver.busy:
+        if not self._linkLive() or self._driver.busy:
             return  # a tick while the last Update still runs is skipped: nothing counted
         self._pollCounted = self._status != "Connected"
         if self._pollCounted and self._countSend():
