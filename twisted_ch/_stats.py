@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_connection -*-
+# -*- test-case-name: tests.test_modules,tests.test_server -*-
 """
 What a handler reports to operators: a typed, frozen record per kind (L{LinkStats} for device
 handlers, L{ServerStats} for server handlers), read as attributes.
