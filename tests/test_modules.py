@@ -310,6 +310,35 @@ def test_silent_device_counter_passes_connectionCounter_disconnects_once_then_co
     assert r.handler.transitions == 3
 
 
+@pytest.mark.parametrize("kind", ["tcp", "serial"])
+def test_misses_are_the_modules_unanswered_polls_for_both_module_handlers(kind: str) -> None:
+    # /status misses: the one meaning of the send counter, the sends since the last good
+    # answer (the module counts them: it parses the answers); was always 0 for a module
+    r = connected(kind, DisconnectLimit=5)
+    assert r.handler.missedPolls == 0 and r.handler.stats().misses == 0
+    r.pump.silent = True
+    r.run(3)
+    assert r.module.counter == 3
+    assert r.handler.missedPolls == 3 and r.handler.stats().misses == 3
+    assert r.handler.ConnectionStatus == "Connected"
+    r.pump.silent = False
+    r.run(1)
+    assert r.handler.stats().misses == 0
+
+
+def test_a_handlers_stats_are_a_frozen_record() -> None:
+    import dataclasses
+
+    from twisted_ch._stats import LinkStats, statsRow
+
+    r = connected("tcp")
+    stats = r.handler.stats()
+    assert isinstance(stats, LinkStats) and stats.status == "Connected"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.misses = 3  # type: ignore[misc]
+    assert statsRow(stats)["reconnects"] == stats.reconnects == 0
+
+
 def test_tcp_drop_tells_the_module_and_reconnects_after_connectRetryTime() -> None:
     r = connected(connectRetryTime=3)
     first = r.endpoint.transport
@@ -367,7 +396,7 @@ def test_never_reached_fires_ConnectFailed_per_attempt_and_stays_Unknown() -> No
     r.clock.advance(5)
     assert r.rec.names() == ["ConnectFailed"] * 3
     assert r.handler.ConnectionStatus == "Unknown"
-    assert r.handler.stats()["lastError"] == "Connection refused"
+    assert r.handler.stats().lastError == "Connection refused"
     assert told == []
     r.endpoint.refuse = False
     r.clock.advance(5)
@@ -1102,3 +1131,40 @@ async def test_loopback_drop_refuse_silence_and_return() -> None:
         if handler is not None:
             await handler.Disconnect()
         await server.shutdown()
+
+
+# --- the order of the handler's calls into the module -----------------------------------------
+
+
+def test_call_order_a_connect_waits_for_the_calls_before_it_and_holds_those_after() -> None:
+    from twisted_ch._modules import _CallOrder
+
+    order = _CallOrder()
+    log: list[str] = []
+    order.started()  # a poll runs where module code runs
+    order.call(lambda: log.append("call 1"))  # nothing runs aside: at once
+    order.connect(lambda: (log.append("connect"), setattr(order, "aside", [])), lambda: None)
+    order.call(lambda: log.append("call 2"))
+    assert log == ["call 1"] and order.held  # the Connect waits for the poll
+    order.finished()
+    assert log == ["call 1", "connect"]  # it runs aside; call 2 waits for it to return
+    returned = order.cancelConnects()
+    assert not returned.called
+    waiters, order.aside = order.aside, None
+    assert waiters == [returned]
+    order.next()
+    assert log == ["call 1", "connect", "call 2"] and not order.held
+
+
+def test_call_order_cancels_the_connects_that_have_not_started() -> None:
+    from twisted_ch._modules import _CallOrder
+
+    order = _CallOrder()
+    cancelled: list[int] = []
+    order.started()
+    order.connect(lambda: cancelled.append(-1), lambda: cancelled.append(1))
+    order.call(lambda: cancelled.append(2))
+    done = order.cancelConnects()
+    assert done.called and cancelled == [1, 2]  # the call behind it runs now
+    order.finished()
+    assert cancelled == [1, 2] and not order.held

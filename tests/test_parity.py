@@ -395,6 +395,81 @@ async def test_a_udp_pipe_reports_Disconnected_before_the_query_past_the_limit_g
         await device.stop()
 
 
+class UDPModule(EthernetClientInterface):
+    """
+    A Global Scripter module's shape over UDP: its keep-alive Update counts, says Disconnected
+    once the count passes connectionCounter (before it sends, as Extron's modules do), then
+    waits for the answer.
+    """
+
+    def __init__(self, port: int, order: list[str]) -> None:
+        super().__init__("127.0.0.1", port, Protocol="UDP")
+        self.order = order
+        self.connectionCounter = 15
+        self.counter = 0
+        self.callbacks: dict[str, Any] = {}
+        self.status: dict[str, Any] = {}
+
+    def UpdatePower(self, value: Any, qualifier: Any) -> None:
+        self.counter += 1
+        if self.counter > self.connectionCounter:
+            self.OnDisconnected()
+        self.order.append(f"send {self.counter}")
+        answer = self.SendAndWait("P", 0.5, deliTag=b"\r\n")
+        self.order.append("returned")
+        if answer == ANSWER:
+            self.counter = 0
+            self.WriteStatus("ConnectionStatus", "Connected")
+
+    def Update(self, command: str, qualifier: Any = None) -> None:
+        getattr(self, "Update" + command)(None, qualifier)
+
+    def SubscribeStatus(self, command: str, qualifier: Any, callback: Any) -> None:
+        self.callbacks[command] = callback
+
+    def WriteStatus(self, command: str, value: Any, qualifier: Any = None) -> None:
+        if self.status.get(command) != value:
+            self.status[command] = value
+            if command in self.callbacks:
+                self.callbacks[command](command, value, qualifier)
+
+    def OnDisconnected(self) -> None:
+        self.WriteStatus("ConnectionStatus", "Disconnected")
+
+
+@bounded(20)
+async def test_a_udp_module_reports_Disconnected_inside_the_update_that_passes_the_limit() -> None:
+    # a program's module over UDP: the handler's Disconnected runs inside the Update whose count
+    # passes the limit, before its query goes out (the reference), not after its wait
+    device = listenUDPDevice(reactor, {b"P": ANSWER})
+    f = Face("program")
+    order: list[str] = []
+
+    def make() -> Any:
+        module = UDPModule(device.port, order)
+        h = GetConnectionHandler(module, "Power", DisconnectLimit=2, pollFrequency=0.1)
+        h.Disconnected = lambda h, state: order.append(state)
+        h.Connected = lambda h, state: order.append(state)
+        return h
+
+    h = await f.run(make)
+    try:
+        await f.run(h.Connect)
+        await h.whenStatus("Connected")
+        await waitUntil(reactor, lambda: order[-1:] == ["returned"])
+        device.silent = True
+        await h.whenStatus("Disconnected")
+        await waitUntil(reactor, lambda: "Disconnected" in order and order[-1] == "returned")
+        at = order.index("Disconnected")
+        # the third unanswered update passes the limit (2): Disconnected comes inside it
+        inside = ["send 2", "returned", "Disconnected", "send 3", "returned"]
+        assert order[at - 2 : at + 3] == inside, order
+    finally:
+        await f.run(h.Disconnect)
+        await f.stop()
+        await device.stop()
+
+
 # --- 8. dropping a link closes it gracefully (a FIN), aborted only past a bound ---------------
 
 

@@ -183,22 +183,14 @@ def test_config_keys_reach_every_kind_through_buildHandler(
     assert gaps(fake.times) == [round(g, 6) for g in expectedGaps(2.0, 4, REFUSED)]
 
 
-def test_retrier_counts_one_pending_attempt_and_resets() -> None:
-    clock = Clock()
-    runs: list[float] = []
-    retrier = Retrier(clock, 5.0, RetryPolicy(maxRetryTime=40))
-    assert retrier.schedule(lambda: runs.append(clock.seconds()), None) == 5.0
-    assert retrier.schedule(lambda: runs.append(-1), None) is None  # one pending at a time
-    assert retrier.pending and retrier.nextAttempt == 5.0
-    clock.advance(5)
-    assert runs == [5.0] and not retrier.pending and retrier.nextAttempt is None
-    assert retrier.schedule(lambda: None, None) == 10.0
-    assert retrier.why == "2 failures in a row: backing off"
-    retrier.cancel()
-    assert clock.getDelayedCalls() == [] and retrier.failures == 2
+def test_retrier_counts_failures_and_resets() -> None:
+    retrier = Retrier(5.0, RetryPolicy(maxRetryTime=40))
+    assert retrier.next(None) == 5.0 and retrier.why is None
+    assert retrier.next(None) == 10.0
+    assert retrier.why == "2 failures in a row: backing off" and retrier.failures == 2
     retrier.reset()
     assert (retrier.failures, retrier.why) == (0, None)
-    assert retrier.schedule(lambda: None, None) == 5.0
+    assert retrier.next(None) == 5.0
 
 
 # --- one attempt at t=0 (a pipe link opens when asked) -----------------------------------------

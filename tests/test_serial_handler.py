@@ -89,7 +89,7 @@ async def test_serial_unplug_and_replug(cable: PtyPair) -> None:
         await handler.whenStatus("Connected")
         await cable.unplug()  # both ends vanish: noticed at once, not after the poll limit
         await handler.whenStatus("Disconnected")
-        assert "devA" in str(handler.stats()["lastError"])
+        assert "devA" in str(handler.stats().lastError)
         await cable.plug()
         deviceEnd = await serveSerialDevice(reactor, cable.devB, device)
         await handler.whenStatus("Connected")  # the port was reopened
@@ -121,7 +121,7 @@ async def test_missing_serial_port_is_an_unreached_device_not_a_crash(tmp_path: 
     try:
         handler.Connect()
         await waitUntil(reactor, lambda: len(failures) >= 3)  # reopened every connectRetryTime
-        assert "no-such-tty" in str(handler.stats()["lastError"])
+        assert "no-such-tty" in str(handler.stats().lastError)
         # never reached: Unknown, with the reason as lastError (issue 10; it was Disconnected)
         assert handler.ConnectionStatus == "Unknown"
     finally:

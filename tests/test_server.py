@@ -31,6 +31,7 @@ from zope.interface import implementer
 
 from twisted_ch import GetConnectionHandler, ProgramThread
 from twisted_ch._server import ServerExHandler
+from twisted_ch._stats import ServerStats
 from twisted_ch.extronlib import _servers
 from twisted_ch.extronlib.interface import EthernetServerInterface, EthernetServerInterfaceEx
 from twisted_ch.testing import FakeTransport
@@ -143,7 +144,7 @@ def test_a_silent_client_is_dropped_exactly_at_serverTimeout() -> None:
     assert t.closed and not t.aborted
     assert ev.of("Disconnected") == [(client, "Disconnected")]
     assert h.Clients == []
-    assert h.stats()["droppedIdle"] == 1
+    assert h.stats().droppedIdle == 1
     assert client.IPAddress == "192.0.2.7"  # still readable after it left
     result(h.StopListen())
     assert clock.getDelayedCalls() == []
@@ -205,7 +206,7 @@ def test_Disconnected_fires_once_per_client_however_it_leaves() -> None:
         clients[0],
     ]
     assert [args[0] for args in ev.of("Connected")] == clients
-    assert h.stats()["droppedIdle"] == 1
+    assert h.stats().droppedIdle == 1
     result(h.StopListen())
     assert clock.getDelayedCalls() == []
 
@@ -251,7 +252,7 @@ def test_ListenFailed_is_retried_every_listenRetryTime_until_the_port_is_free() 
     busy.busy.clear()
     clock.advance(5)
     assert busy.attempts == 5
-    assert h.stats()["listening"] and h.stats()["listenFailures"] == 4
+    assert h.stats().listening and h.stats().listenFailures == 4
     assert clock.getDelayedCalls() == []  # no retry timer once listening
     assert connect(clock) is not None
     assert len(ev.of("Connected")) == 1
@@ -274,16 +275,16 @@ def test_StartListen_with_a_timeout_listens_that_long_and_keeps_the_clients() ->
     assert result(h.StartListen(10)) == "Listening"
     t = connected(clock)
     clock.advance(9.75)
-    assert h.stats()["listening"]
+    assert h.stats().listening
     clock.advance(0.25)
-    assert not h.stats()["listening"]
+    assert not h.stats().listening
     assert len(h.Clients) == 1 and not t.closed
     send(t, b"x")
     assert len(ev.of("ReceiveData")) == 1
     assert result(h.StartListen()) == "Listening"  # again, now with no end
     assert result(h.StartListen(3)) == "ListeningAlready"
     clock.advance(3)
-    assert not h.stats()["listening"]
+    assert not h.stats().listening
     t.deviceCloses()
     clock.advance(0)
     assert clock.getDelayedCalls() == []
@@ -296,7 +297,7 @@ def test_MaxClients_refuses_extra_clients_and_says_so(logged: list[dict[str, Any
     first, second = connected(clock), connected(clock)
     assert connect(clock) is None
     assert not first.closed and not second.closed
-    assert h.stats()["refused"] == 1 and len(h.Clients) == 2
+    assert h.stats().refused == 1 and len(h.Clients) == 2
     assert any("refused client" in (formatEvent(e) or "") for e in logged)
     assert any("MaxClients (2) reached" in (formatEvent(e) or "") for e in logged)
     first.deviceCloses()
@@ -399,17 +400,17 @@ def test_handler_exposes_the_interface_and_client_api() -> None:
     assert t.value() == b"\x00\xff\xe9"
     h.Disconnect(client)  # the interface's Disconnect(client), through the handler
     assert t.closed and not t.aborted
-    assert h.stats() == {
-        "listening": True,
-        "port": 9000,
-        "clients": 1,  # leaves on the next turn, like a reactor
-        "droppedIdle": 0,
-        "refused": 0,
-        "listenFailures": 0,
-        "lastFailure": None,
-    }
+    assert h.stats() == ServerStats(
+        listening=True,
+        port=9000,
+        clients=1,  # leaves on the next turn, like a reactor
+        droppedIdle=0,
+        refused=0,
+        listenFailures=0,
+        lastFailure=None,
+    )
     clock.advance(0)
-    assert h.stats()["clients"] == 0
+    assert h.stats().clients == 0
 
 
 def test_single_client_EthernetServerInterface_events_get_the_interface() -> None:
@@ -540,7 +541,7 @@ async def test_the_manuals_server_example(
         printed.append(capsys.readouterr().out)
         return "".join(printed)
 
-    assert Server.stats()["listening"] and Server.IPPort != 0
+    assert Server.stats().listening and Server.IPPort != 0
     assert Server.clientIdleTimeout == 30
     peer = await dial(Server.IPPort)
     assert peer.transport is not None
@@ -622,7 +623,7 @@ async def test_fifty_real_clients_idle_ones_dropped_busy_ones_kept() -> None:
     late.transport.write(b"ping\n")  # type: ignore[union-attr]
     await eventually(lambda: b"pong" in late.received)
     stats = server.stats()
-    assert stats["droppedIdle"] == 33 and stats["clients"] == 18
+    assert stats.droppedIdle == 33 and stats.clients == 18
 
     for loop in loops:
         loop.stop()
@@ -651,7 +652,7 @@ async def test_a_real_port_in_use_fails_then_listens_once_free() -> None:
         await eventually(lambda: len(failures) >= 3)  # retried
     finally:
         await within(blocker.stopListening())
-    await eventually(lambda: bool(server.stats()["listening"]))
+    await eventually(lambda: server.stats().listening)
     peer = await dial(port)
     await eventually(lambda: len(server.Clients) == 1)
     peer.transport.loseConnection()  # type: ignore[union-attr]
@@ -672,7 +673,7 @@ async def test_real_MaxClients_closes_extra_clients_at_once() -> None:
     await eventually(lambda: len(ev.calls) == 1)
     extra = await dial(server.IPPort)
     await within(extra.lost)
-    assert server.stats()["refused"] == 1
+    assert server.stats().refused == 1
     assert [c.ServicePort for c in server.Clients] == [first.localPort]
     first.transport.loseConnection()  # type: ignore[union-attr]
     await eventually(lambda: len(ev.calls) == 2)
@@ -767,7 +768,7 @@ async def test_StartListen_right_after_StopListen_waits_for_the_port_to_close() 
     server.StopListen()
     assert await within(pending) == "Cancelled"
     await within(stopped)
-    assert not server.stats()["listening"] and ev.calls == []
+    assert not server.stats().listening and ev.calls == []
     peer = Peer()
     with pytest.raises(error.ConnectionRefusedError):
         await dial(port, peer)

@@ -159,7 +159,7 @@ def test_never_reached_fires_ConnectFailed_per_attempt_and_stays_Unknown() -> No
     assert result(h.Connect()) == "Connection refused"
     assert rec.names() == ["ConnectFailed"]
     assert h.ConnectionStatus == "Unknown"
-    assert h.stats()["lastError"] == "Connection refused"
+    assert h.stats().lastError == "Connection refused"
     clock.advance(5)
     assert rec.names() == ["ConnectFailed", "ConnectFailed"]
     assert h.ConnectionStatus == "Unknown"

@@ -33,10 +33,11 @@ stays 'Unknown', its link's C{lastError} says why.  Unknown is never re-entered,
 Disconnected strictly alternate, and one outage gives one Disconnected and, once the device
 answers again, one Connected.
 
-B{The link of a TCP/SSH handler} is wanted from C{Connect()} to C{Disconnect()}; while wanted
-and C{AutoReconnect} is on, a lost link or failed attempt is retried by its L{Retrier}
+B{The link of a TCP/SSH handler} is wanted from C{Connect()} to C{Disconnect()}; its lifecycle is
+one L{twisted_ch._connection.Connection} (the link's): while wanted and C{AutoReconnect} is on, a
+lost link or failed attempt waits in its Waiting state for the retry its L{Retrier} times
 (C{connectRetryTime}, or as L{RawTcpHandler.retryPolicy} says); a new link starts with the
-counter at 0.  Pipe links (L{DeviceLink.retrier}) and servers retry through the same L{Retrier}.
+counter at 0.  Pipe links and servers live and retry by the same machine.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 from twisted.internet.defer import Deferred, succeed
@@ -54,7 +56,7 @@ from twisted_ch import _checks
 from twisted_ch._events import Event, emit
 from twisted_ch._framing import toBytes
 from twisted_ch._link import DeviceLink, callerSite
-from twisted_ch._retry import FIXED, Retrier, RetryPolicy
+from twisted_ch._retry import FIXED, RetryPolicy
 from twisted_ch._runtime import (
     ProgramThread,
     ReactorDispatcher,
@@ -62,6 +64,7 @@ from twisted_ch._runtime import (
     logCallbackFailure,
     resolveRuntime,
 )
+from twisted_ch._stats import LinkStats
 from twisted_ch.extronlib._base import LinkInterface, droppedSend, noResponse
 from twisted_ch.extronlib.system import MIN_TIMER_INTERVAL, Timer
 
@@ -209,7 +212,10 @@ class ConnectionHandler(FallThrough):
 
     @property
     def missedPolls(self) -> int:
-        """The send counter: sends through the handler since the last accepted response."""
+        """
+        Sends through the handler since the last accepted response (the keep-alive's too): what
+        DisconnectLimit bounds, and C{/status} shows as C{misses}.
+        """
         return self._sends
 
     # state
@@ -276,17 +282,17 @@ class ConnectionHandler(FallThrough):
     def _statusChanged(self, value: Status) -> None:
         """Hook for subclasses, called before the event."""
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> LinkStats:
         """Counters for operators: status, since, polls, misses, transitions, last error."""
         link: DeviceLink | None = getattr(self._WrappedInterface, "link", None)
-        return {
-            "status": self._status,
-            "since": self.since,
-            "polls": self.polls,
-            "misses": self._sends,
-            "transitions": self.transitions,
-            "lastError": link.lastError if link is not None else None,
-        }
+        return LinkStats(
+            status=self._status,
+            since=self.since,
+            polls=self.polls,
+            misses=self.missedPolls,
+            transitions=self.transitions,
+            lastError=link.lastError if link is not None else None,
+        )
 
     # the send counter (any thread)
 
@@ -513,41 +519,44 @@ class RawTcpHandler(_LinkHandler):
     ) -> None:
         super().__init__(Interface, DisconnectLimit, pollFrequency, keepAliveQuery, reactor=reactor)
         self._retryTime = _checks.period(connectRetryTime, "connectRetryTime")
-        self._autoReconnect = True
-        self._wanted = False
-        self._connectTimeout: float | None = None
-        self._retrier = Retrier(self._rt.reactor, self._retryTime, FIXED)
+        # the link's lifecycle keeps it from Connect() to Disconnect(), retried by its retrier
+        connection = self._link.connection
+        connection.retrier.interval = self._retryTime
+        connection.retrier.policy = FIXED
+        connection.reconnecting = True  # AutoReconnect
+        connection.resetOnUp = False  # the count restarts once the device is Connected
+        self._link.retryHook = self._retryNow
         self.reconnects = 0
 
     @property
     def retryPolicy(self) -> RetryPolicy:
         """How long to wait before each reconnection attempt (see L{twisted_ch._retry})."""
-        return self._retrier.policy
+        return self._link.retrier.policy
 
     @retryPolicy.setter
     def retryPolicy(self, policy: RetryPolicy) -> None:
-        self._retrier.policy = policy
-        self._retrier.retime()
+        self._link.retrier.policy = policy
+        self._link.connection.retime()
 
     @property
     def failedAttempts(self) -> int:
         """Attempts failed or links lost since the device was last Connected."""
-        return self._retrier.failures
+        return self._link.retrier.failures
 
     @property
     def retryWhy(self) -> str | None:
         """Why the next attempt waits longer than connectRetryTime (a backoff), else None."""
-        return self._retrier.why
+        return self._link.retrier.why
 
     @property
     def wanted(self) -> bool:
         """Whether the link is wanted: from C{Connect()} to C{Disconnect()}."""
-        return self._wanted
+        return self._link.wanted
 
     @property
     def AutoReconnect(self) -> bool:
         """Whether the handler reconnects after a disconnect or failed attempt."""
-        return self._autoReconnect
+        return self._link.connection.reconnecting
 
     @AutoReconnect.setter
     def AutoReconnect(self, value: bool) -> None:
@@ -559,9 +568,7 @@ class RawTcpHandler(_LinkHandler):
         return self._retryTime
 
     def _setAutoReconnect(self, value: bool) -> None:
-        self._autoReconnect = value
-        if not value:
-            self._cancelRetry()
+        self._link.connection.setReconnecting(value)
 
     def Connect(self, timeout: float | None = None) -> Any:
         """
@@ -577,56 +584,40 @@ class RawTcpHandler(_LinkHandler):
     StartPolling = Connect
 
     def _want(self, timeout: float | None) -> None:
-        """The link is wanted from now on: polling runs, no retry is pending."""
-        self._wanted = True
-        self._connectTimeout = timeout
+        """The link is wanted from now on (no retry pending: a connect follows); polling runs."""
+        self._link.connection.keep(timeout)
         if self._PollTimer.State != "Running":
             self._PollTimer.Restart()
-        self._cancelRetry()
 
     def _connect(self, timeout: float | None) -> Deferred[str]:
-        self._want(timeout)
-        return self._link.connect(timeout)
+        if self._PollTimer.State != "Running":
+            self._PollTimer.Restart()
+        return self._link.connect(timeout, keep=True)
 
     def _disconnect(self) -> Deferred[None]:
-        self._wanted = False
-        self._cancelRetry()
-        return super()._disconnect()
+        self._PollTimer.Stop()
+        return self._link.stop()
 
-    # reconnecting: the one place that schedules attempts
-
-    def _scheduleRetry(self) -> None:
-        """After a loss or failed attempt: the next attempt (see L{retryPolicy})."""
-        if self._wanted and self._autoReconnect:
-            self._retrier.schedule(self._retryNow, self._link.lastError)
-
-    def _cancelRetry(self) -> None:
-        self._retrier.cancel()
+    # reconnecting: the link's lifecycle times the attempts (its Waiting state)
 
     def _retryNow(self) -> None:
-        if self._wanted and self._autoReconnect and self._link.state == "closed":
-            self.reconnects += 1
-            self._reconnect()
+        """A retry is due (the link is wanted and down)."""
+        self.reconnects += 1
+        self._reconnect()
 
     def _reconnect(self) -> None:
         """Make one reconnect attempt."""
-        self._link.connect(self._connectTimeout)
+        self._link.connect(self._link.connection.timeout)
 
     # link observer (reactor thread)
 
     def linkMade(self) -> None:
         super().linkMade()
-        self._cancelRetry()
         if self._keepAliveQuery is None:
             self._on("answered", "link opened; no keep-alive")
 
-    def linkLost(self, reason: str) -> None:
-        super().linkLost(reason)
-        self._scheduleRetry()
-
     def linkFailed(self, reason: str) -> None:
         emit(self._rt, self, "ConnectFailed", self, reason)
-        self._scheduleRetry()
 
     # the counter
 
@@ -656,15 +647,15 @@ class RawTcpHandler(_LinkHandler):
     def _statusChanged(self, value: Status) -> None:
         super()._statusChanged(value)
         if value == "Connected":
-            self._retrier.reset()
+            self._link.retrier.reset()
 
-    def stats(self) -> dict[str, object]:
-        return {
-            **super().stats(),
-            "reconnects": self.reconnects,
-            "nextAttempt": self._retrier.nextAttempt,
-            "backoff": self._retrier.why,
-        }
+    def stats(self) -> LinkStats:
+        return replace(
+            super().stats(),
+            reconnects=self.reconnects,
+            nextAttempt=self._link.connection.nextAttempt,
+            backoff=self._link.retrier.why,
+        )
 
 
 class RawSimplePipeHandler(_LinkHandler):
@@ -700,7 +691,7 @@ class RawSimplePipeHandler(_LinkHandler):
     @retryPolicy.setter
     def retryPolicy(self, policy: RetryPolicy) -> None:
         self._link.retrier.policy = policy
-        self._link.retrier.retime()
+        self._link.connection.retime()
 
     @property
     def wanted(self) -> bool:

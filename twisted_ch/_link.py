@@ -12,13 +12,14 @@ from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from twisted.internet import error
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.defer import TimeoutError as DeferredTimeout
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IAddress, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from twisted_ch._connection import Connecting, Connection, Dropping, State, StateName, Up, Waiting
 from twisted_ch._framing import DEFAULT_MAX_RESPONSE, ResponseMatcher
 from twisted_ch._retry import Retrier
 from twisted_ch._summary import Summarizer
@@ -31,6 +32,16 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 CLOSE_GRACE = 2.0
 
 LinkState = Literal["closed", "connecting", "connected", "closing"]
+
+#: The transport's state in each lifecycle state.
+_LINK_STATES: dict[StateName, LinkState] = {
+    "Idle": "closed",
+    "Connecting": "connecting",
+    "Up": "connected",
+    "Dropping": "closing",
+    "Waiting": "closed",
+    "Stopped": "closed",
+}
 
 
 class LinkObserver(Protocol):
@@ -129,12 +140,13 @@ class _LinkFactory(Factory):
 
 class DeviceLink:
     """
-    Connects an endpoint on request and reports what happens to its observers.
+    Connects an endpoint on request and reports what happens to its observers; its lifecycle is
+    one L{Connection} (L{connection}), which holds the attempt, the close's timer and the retry.
 
     With C{reopenDelay} set, the link keeps itself open: it connects at L{open} and again after
     every failure or loss, as its L{retrier} says (C{reopenDelay} seconds by default), until
-    L{close} (serial ports and UDP sockets, whose
-    status the keep-alive decides, work this way).
+    L{close} (serial ports and UDP sockets, whose status the keep-alive decides, work this way).
+    A TCP handler keeps its link the same way, with its own interval and retry (L{retryHook}).
     """
 
     log = Logger()
@@ -151,18 +163,29 @@ class DeviceLink:
         self.clock = clock
         self.description = description
         self.maxResponse = maxResponse
-        #: reopens a kept-open link (see L{reopenDelay}); its policy is the handler's
-        self.retrier = Retrier(clock, reopenDelay or 0.0)
+        #: the lifecycle: every attempt, close timer and retry of this link
+        self.connection = Connection(
+            clock,
+            self._startAttempt,
+            self._closeTransport,
+            self._abortTransport,
+            self._retryNow,
+            CLOSE_GRACE,
+            self._entered,
+        )
+        self.connection.retrier.interval = reopenDelay or 0.0
+        self.connection.reconnecting = reopenDelay is not None
+        #: whether the link keeps itself open (a pipe): then L{close} stops it for good
         self._reopens = reopenDelay is not None
+        #: called when a retry is due, instead of connecting (a handler's own attempt)
+        self.retryHook: Callable[[], object] | None = None
+        #: the transport's side of the lifecycle (what sends check): see L{_entered}
         self.state: LinkState = "closed"
         self.protocol: DeviceProtocol | None = None
         self.observers: list[LinkObserver] = []
         self.lastError: str | None = None
-        self._attempt: Deferred[Any] | None = None
+        #: callers of L{connect} waiting for the current attempt's outcome
         self._attemptWaiters: list[Deferred[str]] = []
-        self._closeWaiters: list[Deferred[None]] = []
-        self._grace: IDelayedCall | None = None
-        self._keepOpen = False
         self._droppedSendWarned = False
         #: the call sites whose sends while down were reported in this outage
         self._droppedSites: set[object] = set()
@@ -172,6 +195,11 @@ class DeviceLink:
         self._failing: str | None = None
 
     @property
+    def retrier(self) -> Retrier:
+        """The delays between attempts of a wanted link (its policy is the handler's)."""
+        return self.connection.retrier
+
+    @property
     def reopenDelay(self) -> float | None:
         """Seconds from a failure or loss to reopening a kept-open link (None: not reopened)."""
         return self.retrier.interval if self._reopens else None
@@ -179,61 +207,73 @@ class DeviceLink:
     @reopenDelay.setter
     def reopenDelay(self, value: float | None) -> None:
         self._reopens = value is not None
+        self.connection.setReconnecting(value is not None)
         if value is not None:
             self.retrier.interval = value
-            self.retrier.retime()
+            self.connection.retime()
 
     @property
     def wanted(self) -> bool:
-        """Whether the link is kept open (from L{open} to L{close})."""
-        return self._keepOpen
+        """Whether the link is kept open (from L{open} or a handler's keep to L{close})."""
+        return self.connection.wanted
 
     @property
     def connected(self) -> bool:
         """Whether a transport is connected now."""
         return self.state == "connected"
 
+    def _entered(self, state: State) -> None:
+        """The lifecycle's state, as the transport's (closed, connecting, connected, closing)."""
+        if isinstance(state, Dropping) and not state.closing:
+            self.state = "connected"  # (its owner drops it its own way, which may still send)
+        else:
+            self.state = _LINK_STATES[state.name]
+
     def _makeEndpoint(self) -> IStreamClientEndpoint:
         if callable(self._endpoint) and not IStreamClientEndpoint.providedBy(self._endpoint):
             return self._endpoint()
         return self._endpoint
 
-    def connect(self, timeout: float | None = None) -> Deferred[str]:
+    def connect(self, timeout: float | None = None, keep: bool = False) -> Deferred[str]:
         """
-        Connect once.
+        Connect once; C{keep}: and keep the link from now on (a handler's C{Connect()}: retried
+        after failures and losses, see L{Connection}).
 
         @return: Deferred firing with C{'Connected'}, C{'ConnectedAlready'}, or the failure reason
             (it never fails).
         """
-        if self.state == "connected":
+        connection = self.connection
+        if keep:
+            connection.keep(timeout, reconnect=False)  # (while closing, this connect waits)
+        state = connection.state
+        if isinstance(state, Up):
             return succeed("ConnectedAlready")
-        if self.state == "closing":
+        if isinstance(state, Dropping):
             # the old transport must be gone before a new one starts
             closed: Deferred[None] = Deferred()
-            self._closeWaiters.append(closed)
+            state.closes.append(closed)
             return closed.addCallback(lambda _: self.connect(timeout))
         result: Deferred[str] = Deferred()
         self._attemptWaiters.append(result)
-        if self.state == "connecting":
-            return result
-        self._cancelReopen()
-        self.state = "connecting"
+        if not isinstance(state, Connecting):
+            connection.connect(timeout)
+        return result
+
+    def _startAttempt(self, timeout: float | None) -> None:
+        """The lifecycle's attempt: connect the endpoint (its outcome comes back as an input)."""
+        attempt: Deferred[Any]
         try:
             attempt = self._makeEndpoint().connect(_LinkFactory(self))
         except Exception:
-            attempt = Deferred()
-            attempt.errback()
-        self._attempt = attempt
+            attempt = fail()
+        self.connection.attempting(attempt)
         attempt.addTimeout(DEFAULT_CONNECT_TIMEOUT if timeout is None else timeout, self.clock)
-        attempt.addCallbacks(self._attemptSucceeded, self._attemptFailed)
-        return result
+        attempt.addCallbacks(self._attemptSucceeded, self._attemptFailed, errbackArgs=(attempt,))
 
-    def _takeWaiters(self) -> tuple[list[Deferred[str]], list[Deferred[None]]]:
-        """Detach the current attempt's and close's waiters, before observers may start anew."""
-        self._attempt = None
+    def _takeWaiters(self) -> list[Deferred[str]]:
+        """Detach the current attempt's waiters, before observers may start anew."""
         attempts, self._attemptWaiters = self._attemptWaiters, []
-        closes, self._closeWaiters = self._closeWaiters, []
-        return attempts, closes
+        return attempts
 
     @staticmethod
     def _fire(attempts: list[Deferred[str]], outcome: str, closes: list[Deferred[None]]) -> None:
@@ -247,21 +287,19 @@ class DeviceLink:
         # a close requested meanwhile keeps its waiters until the transport is gone
         selfConnected = getattr(protocol, "selfConnected", None)
         if selfConnected is not None:  # never a link: the attempt failed, as refused
-            self._attemptFailed(Failure(selfConnected))
+            state = self.connection.state
+            attempt = state.attempt if isinstance(state, Connecting) else None
+            self._attemptFailed(Failure(selfConnected), attempt)
             return
-        self._attempt = None
-        attempts, self._attemptWaiters = self._attemptWaiters, []
         outcome = "Connected" if protocol is self.protocol else "Connection lost"
-        self._fire(attempts, outcome, [])
+        self._fire(self._takeWaiters(), outcome, [])
 
-    def _attemptFailed(self, failure: Failure) -> None:
-        wanted = self.state == "connecting"
-        self.state = "closed"
-        attempts, closes = self._takeWaiters()
-        if not wanted:  # close() cancelled it
-            self._fire(attempts, "Cancelled", closes)
-            return
+    def _attemptFailed(self, failure: Failure, attempt: Deferred[Any] | None) -> None:
         reason = describeFailure(failure)
+        attempts = self._takeWaiters()
+        if attempt is None or not self.connection.failed(attempt, reason):
+            self._fire(attempts, "Cancelled", [])  # stopped or dropped meanwhile
+            return
         self.lastError = reason
         if self._failing is not None and self._failing != reason:
             self._failures.end((self.description, self._failing))  # a new reason: told at once
@@ -276,9 +314,7 @@ class DeviceLink:
         )
         for o in list(self.observers):
             o.linkFailed(reason)  # may connect again: the waiters above are this attempt's
-        if self.state == "closed":
-            self._scheduleReopen()
-        self._fire(attempts, reason, closes)
+        self._fire(attempts, reason, [])
 
     def _failuresOver(self) -> None:
         """The run of failed attempts ended (connected, or closed): its count is logged now."""
@@ -289,13 +325,11 @@ class DeviceLink:
     # DeviceSink
 
     def linkMade(self, protocol: DeviceProtocol) -> None:
-        if self.state == "closing":
-            protocol.abort()
+        if not self.connection.made(protocol):
+            protocol.abort()  # no attempt wants it (closed meanwhile)
             return
         self.protocol = protocol
-        self.state = "connected"
         self.lastError = None
-        self.retrier.reset()
         self._droppedSendWarned = False
         self._droppedSites.clear()
         self._failuresOver()
@@ -310,23 +344,23 @@ class DeviceLink:
     def linkLost(self, protocol: DeviceProtocol, reason: Failure) -> None:
         if self.protocol is not None and protocol is not self.protocol:
             return  # a transport this link already gave up on
-        self._cancelGrace()
-        wasWanted = self.state == "connected"
-        dropped = self.state == "closing" and not self._closeWaiters  # by drop(), not close()
+        state = self.connection.state
+        wasUp = isinstance(state, Up) or (isinstance(state, Dropping) and not state.closing)
+        # by drop(), not close()
+        dropped = isinstance(state, Dropping) and state.closing and not state.closes
         self.protocol = None
-        self.state = "closed"
-        closes, self._closeWaiters = self._closeWaiters, []
         why = describeFailure(reason)
-        if wasWanted:
+        if wasUp:
             self.lastError = why
         elif dropped and self.lastError is not None:
             why = self.lastError
+        closes, again = self.connection.lost(self.lastError)
         self.log.info("{link}: disconnected ({reason})", link=self.description, reason=why)
         for o in list(self.observers):
             o.linkLost(why)  # may connect again
-        if (wasWanted or dropped) and self.state == "closed":
-            self._scheduleReopen()
         self._fire([], "", closes)
+        if again and isinstance(self.connection.state, Waiting):
+            self.connection.connect(self.connection.timeout)  # kept again while it closed
 
     # keeping a link open
 
@@ -335,51 +369,51 @@ class DeviceLink:
         Connect now and keep reconnecting after losses (needs C{reopenDelay}); a link kept open
         already (connecting, connected, or waiting to reopen) is left as it is: one attempt.
         """
-        if self._keepOpen and (self.state in ("connecting", "connected") or self.retrier.pending):
+        connection = self.connection
+        state = connection.state
+        if connection.wanted and (
+            isinstance(state, Connecting | Up) or connection.nextAttempt is not None
+        ):
             return
-        self._keepOpen = True
-        if self.state == "closed":
-            self.connect()
-        elif self.state == "closing":
-            closed: Deferred[None] = Deferred()
-            self._closeWaiters.append(closed)
-            closed.addCallback(lambda _: self._reopenNow())
+        connection.keep(None)
+        if isinstance(connection.state, Waiting):
+            connection.connect(None)
 
-    def _scheduleReopen(self) -> None:
-        if self._keepOpen and self._reopens:
-            self.retrier.schedule(self._reopenNow, self.lastError)
-
-    def _reopenNow(self) -> None:
-        if self._keepOpen and self.state == "closed":
-            self.connect()
-
-    def _cancelReopen(self) -> None:
-        self.retrier.cancel()
+    def _retryNow(self) -> None:
+        """A wanted link's retry is due: the handler's attempt, else one more connect."""
+        hook = self.retryHook
+        if hook is not None:
+            hook()
+        else:
+            self.connect(self.connection.timeout)
 
     # closing
 
     def close(self) -> Deferred[None]:
-        """Stop keeping the link open and disconnect; fires once no transport is left."""
-        self._keepOpen = False
-        self._cancelReopen()
+        """
+        Disconnect; fires once no transport is left.  A link that keeps itself open (a pipe) or
+        that nobody keeps is stopped (not reopened); one a handler keeps (TCP) is retried by it.
+        """
         self._failuresOver()
-        if self.state == "closed":
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._closeWaiters.append(d)
-        if self.state == "connecting":
-            self.state = "closing"
-            if self._attempt is not None:
-                self._attempt.cancel()
-        elif self.state == "connected":
-            self.state = "closing"
-            assert self.protocol is not None
-            transport = self.protocol.transport
-            if transport is not None:
-                transport.loseConnection()
-                # a peer that stops reading would hold buffered writes (and us) forever
-                self._grace = self.clock.callLater(CLOSE_GRACE, self.abort)
-        return d
+        connection = self.connection
+        if self._reopens or not connection.wanted:
+            return self.stop()
+        if isinstance(connection.state, Up | Dropping):
+            d: Deferred[None] = Deferred()
+            connection.drop(closed=d)
+            return d
+        connection.drop()  # (an attempt is cancelled)
+        return succeed(None)
+
+    def stop(self) -> Deferred[None]:
+        """Stop keeping the link and disconnect; fires once no transport is left."""
+        self._failuresOver()
+        done = self.connection.stop()
+        return done if done is not None else succeed(None)
+
+    def release(self) -> None:
+        """Stop keeping the link, leaving its transport as it is (closed later by its owner)."""
+        self.connection.release()
 
     def drop(self, why: str) -> None:
         """
@@ -388,27 +422,24 @@ class DeviceLink:
         completed within L{CLOSE_GRACE} seconds), while staying wanted: observers see the loss
         and may connect again.  Nothing more is written to it meanwhile (L{send} raises).
         """
-        if self.state != "connected" or self.protocol is None:
-            return
-        transport = self.protocol.transport
-        if transport is None:
+        if self.state != "connected" or self.protocol is None or self.protocol.transport is None:
             return
         self.lastError = why
-        self.state = "closing"
-        transport.loseConnection()
-        self._grace = self.clock.callLater(CLOSE_GRACE, self.abort)
+        self.connection.drop(why)
+
+    def _closeTransport(self, protocol: object) -> None:
+        transport = getattr(protocol, "transport", None)
+        if transport is not None:
+            transport.loseConnection()
+
+    def _abortTransport(self, protocol: object) -> None:
+        if isinstance(protocol, DeviceProtocol):
+            protocol.abort()
 
     def abort(self) -> None:
         """Drop the connected transport at once; observers see the loss."""
-        self._grace = None
         if self.protocol is not None:
             self.protocol.abort()
-
-    def _cancelGrace(self) -> None:
-        if self._grace is not None:
-            if self._grace.active():
-                self._grace.cancel()
-            self._grace = None
 
     # data
 

@@ -60,7 +60,9 @@ import functools
 import re
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
@@ -70,6 +72,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from twisted_ch import _checks
+from twisted_ch._connection import Dropping, Up
 from twisted_ch._events import emit
 from twisted_ch._handlers import ConnectionHandler, RawTcpHandler
 from twisted_ch._link import DeviceLink
@@ -156,6 +159,83 @@ def _placeModule(module: Any, reactor: Any) -> tuple[Runtime, ProgramThread | No
     return runtime, thread
 
 
+@dataclass
+class _Queued:
+    """A call waiting in L{_CallOrder}: C{start} it; C{cancel}: a module Connect's (else None)."""
+
+    start: Callable[[], None]
+    cancel: Callable[[], None] | None = None
+
+
+class _CallOrder:
+    """
+    The order of a handler's calls into its module (reactor thread).  Calls run where module
+    code runs, in the order made (that thread's queue keeps it).  A module Connect runs aside,
+    on a thread of its own: it starts once the calls before it have finished, and the calls
+    after it wait here until it has returned.
+
+    @ivar running: calls started where module code runs and not yet finished.
+    @ivar aside: while a Connect runs aside, the Deferreds that wait for it to return; else None.
+    @ivar queue: what waits, in order: for the Connect aside to return, or (a Connect) for the
+        calls before it to finish.
+    """
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.aside: list[Deferred[None]] | None = None
+        self.queue: deque[_Queued] = deque()
+
+    @property
+    def held(self) -> bool:
+        """Whether a new call must wait (a Connect runs aside, or waits to)."""
+        return self.aside is not None or bool(self.queue)
+
+    def call(self, start: Callable[[], None]) -> None:
+        """Start a call now, or once the Connect before it has returned."""
+        if self.held:
+            self.queue.append(_Queued(start))
+        else:
+            start()
+
+    def connect(self, start: Callable[[], None], cancel: Callable[[], None]) -> None:
+        """Start a Connect now, or once every call before it has finished."""
+        if self.held or self.running:
+            self.queue.append(_Queued(start, cancel))
+        else:
+            start()
+
+    def started(self) -> None:
+        """A call started where module code runs."""
+        self.running += 1
+
+    def finished(self, result: object = None) -> object:
+        """A call finished there: what waited for it may start."""
+        self.running -= 1
+        self.next()
+        return result
+
+    def next(self) -> None:
+        """Start what waited, in order; a Connect waits for the calls before it to finish."""
+        queue = self.queue
+        while queue and self.aside is None:
+            if queue[0].cancel is not None and self.running:
+                return
+            queue.popleft().start()
+
+    def cancelConnects(self) -> Deferred[None]:
+        """Drop the Connects that have not started; fires once none runs aside."""
+        cancelled = [q.cancel for q in self.queue if q.cancel is not None]
+        self.queue = deque(q for q in self.queue if q.cancel is None)
+        for cancel in cancelled:
+            cancel()
+        if self.aside is None:
+            self.next()
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self.aside.append(d)
+        return d
+
+
 class _ModuleDriver:
     """
     Runs a module's code where it belongs and relays its C{ConnectionStatus} to a handler.
@@ -198,24 +278,25 @@ class _ModuleDriver:
         self.reported: object = None
         #: The user's ConnectionStatus callback, kept here since the handler holds the module's.
         self.subscriber: Callable[..., object] | None = None
-        self._busy = False
+        #: the keep-alive Update was called and has not finished (reactor thread)
+        self._polling = False
+        #: the order of the handler's calls into the module (reactor thread)
+        self._order = _CallOrder()
         #: While the handler's calls into the module run, reports are held (module code's thread).
         self._holding = 0
         self._holdLock = threading.Lock()
         self._heldQualifier: object = None
         self._delivered: object = None
-        #: the handler's calls into the module queued or running where module code runs (reactor)
-        self._pending = 0
-        #: a module Connect runs on a thread of its own (reactor)
-        self._connecting = False
-        #: what waits for that Connect to return, in order: (start it, cancel it: a Connect)
-        self._waiting: list[tuple[Callable[[], None], Callable[[], None] | None]] = []
-        self._connectDone: list[Deferred[None]] = []
         #: a keep-alive Update that raises: told once, then counted (reactor thread)
         self._raising = Summarizer(self.reactor)
         self._raised: object = None
         #: called (reactor thread) for a keep-alive Update that raised before it sent anything
         self.raisedUnsent: Callable[[], None] | None = None
+        #: the keep-alive Update runs (where module code runs)
+        self._updating = False
+        #: called where module code runs for a Disconnected the keep-alive Update reported; True:
+        #: it was delivered there, inside the Update (a pipe module's, as the reference does)
+        self.reportHere: Callable[[], bool] | None = None
         module.connectionCounter = disconnectLimit
         subscribe("ConnectionStatus", None, self._connectionStatus)
 
@@ -224,7 +305,7 @@ class _ModuleDriver:
     @property
     def busy(self) -> bool:
         """Whether the last keep-alive Update or a Connect still runs (a tick now is skipped)."""
-        return self._busy or self._connecting or bool(self._waiting)
+        return self._polling or self._order.held
 
     def poll(self) -> bool:
         """
@@ -238,8 +319,8 @@ class _ModuleDriver:
                 query=self.query,
             )
             return False
-        self._busy = True
-        self._pending += 1
+        self._polling = True
+        self._order.started()
         afterCall(self.runtime.dispatcher.call(self._update), self._polled)
         return True
 
@@ -251,6 +332,7 @@ class _ModuleDriver:
     def _update(self) -> None:
         """The keep-alive Update (where module code runs); what it raises is reported here."""
         before = self._bytesSent()
+        self._updating = True
         try:
             self.module.Update(self.query, self.qualifier)
         except Exception:
@@ -261,6 +343,8 @@ class _ModuleDriver:
             else:
                 self.reactor.callFromThread(self._updateRaised, failure, unsent)
             return
+        finally:
+            self._updating = False
         if self._raised is not None:
             if _onReactorThread():
                 self._updateRan()
@@ -302,8 +386,8 @@ class _ModuleDriver:
         self._raised = None
 
     def _polled(self, _: object) -> None:
-        self._busy = False
-        self._ran(None)
+        self._polling = False
+        self._order.finished()
 
     def linkDown(self) -> None:
         """The link was lost: the module's C{OnDisconnected()} runs (every time)."""
@@ -314,35 +398,21 @@ class _ModuleDriver:
         Run the module's C{method} where module code runs, its reports held, after any Connect
         of the handler's still running; fires when done.
         """
-        if self._connecting or self._waiting:
-            d: Deferred[None] = Deferred()
+        if not self._order.held:
+            return self._now(method, *args)
+        d: Deferred[None] = Deferred()
 
-            def start() -> None:
-                self._now(method, *args).chainDeferred(d)
+        def start() -> None:
+            self._now(method, *args).chainDeferred(d)
 
-            self._waiting.append((start, None))
-            return d
-        return self._now(method, *args)
+        self._order.call(start)
+        return d
 
     def _now(self, method: Callable[..., object], *args: object) -> Deferred[None]:
-        self._pending += 1
+        self._order.started()
         done = self.runtime.call(self.held, method, *args)
-        done.addBoth(self._ran)
+        done.addBoth(self._order.finished)
         return done
-
-    def _ran(self, result: object) -> object:
-        self._pending -= 1
-        self._next()
-        return result
-
-    def _next(self) -> None:
-        """Start what waited, in order; a Connect waits for the calls before it to finish."""
-        while self._waiting and not self._connecting:
-            start, cancel = self._waiting[0]
-            if cancel is not None and self._pending:
-                return
-            del self._waiting[0]
-            start()
 
     def connect(
         self, timeout: float | None, wanted: Callable[[], bool] | None = None
@@ -361,7 +431,7 @@ class _ModuleDriver:
             if wanted is not None and not wanted():
                 d.callback("Cancelled")
                 return
-            self._connecting = True
+            self._order.aside = []
             self._hold()
             thread = threading.Thread(
                 target=self._connectAside,
@@ -371,40 +441,28 @@ class _ModuleDriver:
             )
             thread.start()
 
-        if self._connecting or self._waiting or self._pending:
-            self._waiting.append((start, lambda: d.callback("Cancelled")))
-        else:
-            start()
+        self._order.connect(start, lambda: d.callback("Cancelled"))
         return d
 
     def _connected(self, result: object, d: Deferred[object]) -> None:
-        self._connecting = False
-        self._pending += 1  # what the module reported meanwhile is relayed on its thread
-        afterCall(self.runtime.dispatcher.call(self._unhold), self._ran)
-        waiters, self._connectDone = self._connectDone, []
+        order = self._order
+        waiters, order.aside = order.aside or [], None
+        order.started()  # what the module reported meanwhile is relayed on its thread
+        afterCall(self.runtime.dispatcher.call(self._unhold), order.finished)
         for w in waiters:
             w.callback(None)
         if isinstance(result, Failure):
             d.errback(result)
         else:
             d.callback(result)
-        self._next()
+        order.next()
 
     def cancelConnects(self) -> Deferred[None]:
         """
         Drop the Connects that have not started; fires once none runs (the caller may cancel
         its attempt meanwhile: L{twisted_ch._link.DeviceLink.close}).
         """
-        cancelled = [cancel for _, cancel in self._waiting if cancel is not None]
-        self._waiting = [w for w in self._waiting if w[1] is None]
-        for cancel in cancelled:
-            cancel()
-        if not self._connecting:
-            self._next()
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._connectDone.append(d)
-        return d
+        return self._order.cancelConnects()
 
     # a thread of the Connect's own
 
@@ -488,7 +546,12 @@ class _ModuleDriver:
         if value in ("Connected", "Disconnected"):
             if _onReactorThread():
                 self.report(str(value))
-            else:
+            elif not (
+                value == "Disconnected"
+                and self._updating
+                and self.reportHere is not None
+                and self.reportHere()
+            ):
                 self.reactor.callFromThread(self.report, str(value))
         subscriber = self.subscriber
         if subscriber is not None:
@@ -523,6 +586,17 @@ class _ModuleHandler(ConnectionHandler):
         return self._driver.query
 
     @property
+    def missedPolls(self) -> int:
+        """
+        Polls since the module last parsed an answer: the module's own C{counter} (what its
+        C{connectionCounter}, the handler's DisconnectLimit, bounds), as for a raw handler's sends.
+        """
+        counter = getattr(self._WrappedInterface, "counter", None)
+        if isinstance(counter, int) and not isinstance(counter, bool):
+            return counter
+        return self._sends
+
+    @property
     def moduleThread(self) -> ProgramThread | None:
         """The program thread module code runs on (None: inline on a thread-less reactor)."""
         return self._driver.thread
@@ -533,9 +607,15 @@ class _ModuleHandler(ConnectionHandler):
             self._resetCounter()
             if self._linkLive():
                 self._on("answered", "reported by the module")
-        elif self._status != "Unknown" or self._PollTimer.State != "Stopped":
+        else:
+            self._moduleDisconnected()
+
+    def _moduleDisconnected(self, inline: bool = False) -> bool:
+        """The module reported Disconnected (reactor thread); whether the status changed."""
+        if self._status != "Unknown" or self._PollTimer.State != "Stopped":
             # (a handler stopped before it ever connected: the module's OnDisconnected is no news)
-            self._on("silent", "reported by the module")
+            return self._on("silent", "reported by the module", inline)
+        return False
 
     def SubscribeStatus(self, command: str, qualifier: Any, callback: Any) -> None:
         """The module's SubscribeStatus; C{'ConnectionStatus'} is kept by the handler."""
@@ -606,8 +686,6 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
             self, Interface, DisconnectLimit, pollFrequency, None, reconnectTime, reactor=reactor
         )
         self._startDriving(keepAliveQuery, keepAliveQualifiers, reactor)
-        #: a drop through the module's Disconnect() is under way
-        self._dropping = False
         #: the program called OnDisconnected(): the Disconnected it makes the module report
         #: keeps the link (the reference's rule)
         self._forcedByProgram = False
@@ -617,7 +695,8 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         self._forwarding = True
 
     def _linkLive(self) -> bool:
-        return self._link.connected and not self._dropping
+        # (not while a drop through the module's Disconnect() is under way: Dropping)
+        return isinstance(self._link.connection.state, Up)
 
     # connecting and disconnecting: through the module's own methods
 
@@ -646,12 +725,13 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
 
     def _reconnect(self) -> None:
         if self._driver.thread is None:  # inline: a thread-less reactor (a Clock)
-            self._driver.later(self._WrappedInterface.Connect, self._connectTimeout)
+            self._driver.later(self._WrappedInterface.Connect, self._link.connection.timeout)
             return
         # on a thread of its own: a device that never completes the connect blocks no other
         # module sharing the module thread, nor the program that made the module
+        connection = self._link.connection
         attempt = self._driver.connect(
-            self._connectTimeout, lambda: self._wanted and self._autoReconnect
+            connection.timeout, lambda: connection.wanted and connection.reconnecting
         )
         attempt.addErrback(logCallbackFailure, self._WrappedInterface.Connect)
 
@@ -680,16 +760,15 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         return self._driver.cancelConnects()
 
     def _stopWanting(self) -> None:
-        self._wanted = False
-        self._cancelRetry()
+        self._link.release()  # closed once the module's Disconnect ran
         self._PollTimer.Stop()
         self._driver.stopReporting()
 
     def _drop(self, why: str) -> None:
         """Drop a live link through the module's Disconnect(), then reconnect (reactor thread)."""
-        if self._dropping or not self._link.connected:
+        if not self._linkLive():
             return
-        self._dropping = True
+        self._link.connection.drop(why, byOwner=True)
         self.log.info(
             "{device}: {why}; dropping the link", device=self.logName, handler=self, why=why
         )
@@ -698,7 +777,8 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         done.addCallback(self._dropped)
 
     def _dropped(self, _: object) -> None:
-        if self._dropping and self._link.state == "connected":
+        state = self._link.connection.state
+        if isinstance(state, Dropping) and not state.closing:
             self._link.drop("the module's Disconnect() left it open")
 
     def _moduleReported(self, value: str) -> None:
@@ -710,23 +790,18 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
 
     def linkMade(self) -> None:
         self._newLink()
-        self._dropping = False
         self._forcedByProgram = False
-        self._cancelRetry()
 
     def linkLost(self, reason: str) -> None:
-        self._dropping = False
         self._forcedByProgram = False
         self._on("lost", reason)
         self._driver.linkDown()
-        self._scheduleRetry()
 
     def linkFailed(self, reason: str) -> None:
         emit(self._rt, self, "ConnectFailed", self, reason)
-        self._scheduleRetry()
 
     def _pollTick(self, timer: Timer, count: int) -> None:
-        if not self._link.connected or self._dropping or self._driver.busy:
+        if not self._linkLive() or self._driver.busy:
             return  # a tick while the last Update still runs is skipped: nothing counted
         self._pollCounted = self._status != "Connected"
         if self._pollCounted and self._countSend():
@@ -791,6 +866,7 @@ class ModuleSimplePipeHandler(_ModuleHandler):
         if self._link is not None:
             self._link.reopenDelay = retry
             self._link.observers.append(self)
+        self._driver.reportHere = self._disconnectedHere
         self._forwarding = True
         self._wantedOpen = False  # a module without a link: from Connect() to Disconnect()
 
@@ -803,7 +879,7 @@ class ModuleSimplePipeHandler(_ModuleHandler):
     def retryPolicy(self, policy: RetryPolicy) -> None:
         if self._link is not None:
             self._link.retrier.policy = policy
-            self._link.retrier.retime()
+            self._link.connection.retime()
 
     @property
     def wanted(self) -> bool:
@@ -838,6 +914,24 @@ class ModuleSimplePipeHandler(_ModuleHandler):
             self._driver.linkDown()
             return succeed(None)
         return self._link.close()
+
+    def _disconnectedHere(self) -> bool:
+        """
+        The keep-alive Update reported Disconnected (where module code runs): on the thread this
+        handler's events run on (the program's), the event runs here, inside the Update, before
+        its query goes out (the reference's rule, as a raw pipe handler's); True if it did.
+        """
+        dispatcher = self._rt.dispatcher
+        if not (isinstance(dispatcher, ProgramThread) and dispatcher.isCurrent):
+            return False
+        if self._rt.twoFaced(self._moduleDisconnected, True):
+            callback = self.__dict__.get("_event_Disconnected")
+            if callback is not None:
+                try:
+                    callback(self, "Disconnected")
+                except Exception:
+                    logCallbackFailure(Failure(), callback)
+        return True
 
     def _pollTick(self, timer: Timer, count: int) -> None:
         if self._link is not None and not self._link.connected:

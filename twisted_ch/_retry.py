@@ -16,9 +16,6 @@ from __future__ import annotations
 import random as _random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 __all__ = [
     "AUTH_FAILURES",
@@ -117,8 +114,9 @@ FIXED = RetryPolicy()
 
 class Retrier:
     """
-    The one reconnection scheduler of TCP, pipe and server handlers: at most one attempt
-    pending, each C{policy.next(interval, failures, reason)} seconds after a failure or loss.
+    The delays of one lifecycle's retries (TCP, pipe and server handlers alike: the
+    L{twisted_ch._connection.Connection}'s Waiting state holds the pending one), each
+    C{policy.next(interval, failures, reason)} seconds after a failure or loss.
 
     @ivar interval: the base delay (C{connectRetryTime} or C{listenRetryTime}).
     @ivar policy: the delays (L{FIXED}: the reference's fixed interval).
@@ -126,59 +124,18 @@ class Retrier:
     @ivar why: why the pending attempt waits longer than C{interval} (a backoff), else None.
     """
 
-    def __init__(self, clock: IReactorTime, interval: float, policy: RetryPolicy = FIXED) -> None:
-        self.clock = clock
+    def __init__(self, interval: float = 0.0, policy: RetryPolicy = FIXED) -> None:
         self.interval = interval
         self.policy = policy
         self.failures = 0
         self.why: str | None = None
-        self._call: IDelayedCall | None = None
-        self._attempt: Callable[[], Any] = lambda: None
-        self._reason: str | None = None
 
-    @property
-    def pending(self) -> bool:
-        """Whether an attempt is scheduled."""
-        return self._call is not None
-
-    @property
-    def nextAttempt(self) -> float | None:
-        """When the pending attempt runs (clock seconds), else None."""
-        call = self._call
-        return call.getTime() if call is not None and call.active() else None
-
-    def schedule(self, attempt: Callable[[], Any], reason: str | None) -> float | None:
-        """
-        Count one failure (last failed with C{reason}) and run C{attempt} after the policy's
-        delay, unless an attempt is pending already; the delay, or None if one was pending.
-        """
-        if self._call is not None:
-            return None
+    def next(self, reason: str | None) -> float:
+        """Count one failure (last failed with C{reason}); the delay before the next attempt."""
         self.failures += 1
         retry = self.policy.next(self.interval, self.failures, reason)
         self.why = retry.why
-        self._attempt = attempt
-        self._reason = reason
-        self._call = self.clock.callLater(retry.delay, self._run)
         return retry.delay
-
-    def _run(self) -> None:
-        self._call = None
-        self._attempt()
-
-    def retime(self) -> None:
-        """The interval or policy changed: a pending attempt waits the new delay from now."""
-        if self._call is not None:
-            self.cancel()
-            self.failures -= 1
-            self.schedule(self._attempt, self._reason)
-
-    def cancel(self) -> None:
-        """Drop the pending attempt, if any (the count stays)."""
-        if self._call is not None:
-            if self._call.active():
-                self._call.cancel()
-            self._call = None
 
     def reset(self) -> None:
         """The device is up: the next failure is the first."""

@@ -13,18 +13,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IAddress, IProtocol, IReactorTime
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin, WrappingFactory
 from twisted.python.failure import Failure
 
 from twisted_ch import _checks
+from twisted_ch._connection import Connecting, Connection, Dropping, Up, Waiting
 from twisted_ch._events import Event, emit
 from twisted_ch._handlers import FallThrough
 from twisted_ch._link import CLOSE_GRACE
-from twisted_ch._retry import Retrier, RetryPolicy
+from twisted_ch._retry import RetryPolicy
 from twisted_ch._runtime import Runtime, resolveRuntime
+from twisted_ch._stats import ServerStats
 from twisted_ch.extronlib._servers import (
     ClientObject,
     EthernetServerInterfaceEx,
@@ -154,9 +156,20 @@ class ServerExHandler(FallThrough):
         )
         Interface.listenThrough(self.factory)
         Interface.observers.append(self)
-        self._wanted = False
-        self._window = 0.0
-        self._retrier = Retrier(self._rt.reactor, self._retryTime)
+        #: listening's lifecycle, as a link's: a listen attempt is Connecting, a port Up, a
+        #: failure Waiting for its retry; its timeout is the listening window
+        self._connection = Connection(
+            self._rt.reactor,
+            self._listenAttempt,
+            self._closePort,
+            lambda port: None,  # (closing a port aborts its idle clients itself)
+            self._retryNow,
+            CLOSE_GRACE,
+        )
+        self._connection.retrier.interval = self._retryTime
+        self._connection.reconnecting = True
+        #: StartListen()s waiting for the current attempt's result
+        self._listenWaiters: list[Deferred[str]] = []
         self.droppedIdle = 0
         self.listenFailures = 0
         self.lastFailure: str | None = None
@@ -196,53 +209,75 @@ class ServerExHandler(FallThrough):
         return self._rt.twoFaced(self._startListen, seconds)
 
     def _startListen(self, timeout: float) -> Deferred[str]:
-        self._wanted = True
-        self._window = timeout
-        self._cancelRetry()
+        connection = self._connection
+        connection.keep(timeout)  # the window; a pending retry is cancelled
+        state = connection.state
+        if isinstance(state, Up):  # (its window restarts)
+            return self._WrappedInterface.startListening(timeout)
+        if isinstance(state, Dropping):  # listens once the port is closed
+            d: Deferred[str] = Deferred()
+            self._listenWaiters.append(d)
+            return d
         return self._attempt()
 
     def _attempt(self) -> Deferred[str]:
-        return self._WrappedInterface.startListening(self._window).addCallback(self._attempted)
+        d: Deferred[str] = Deferred()
+        self._listenWaiters.append(d)
+        if not isinstance(self._connection.state, Connecting):
+            self._connection.connect(self._connection.timeout)
+        return d
 
-    def _attempted(self, result: str) -> str:
-        if "Listening" in result:
-            self._retrier.reset()
-            return result
-        if result == "Cancelled" or not self._wanted:
-            return result  # listening, or a StopListen came first
+    def _listenAttempt(self, window: float | None) -> None:
+        """The lifecycle's attempt: listen (its result comes back as an input)."""
+        # the lifecycle holds a handle: a StopListen cancels it, the interface's own attempt
+        # then ends 'Cancelled'
+        handle: Deferred[None] = Deferred(lambda d: None)
+        handle.addErrback(lambda f: f.trap(CancelledError))
+        self._connection.attempting(handle)
+        self._WrappedInterface.startListening(window or 0.0).addCallback(self._attempted, handle)
+
+    def _attempted(self, result: str, handle: Deferred[None]) -> None:
+        waiters, self._listenWaiters = self._listenWaiters, []
+        try:
+            if "Listening" in result:
+                self._connection.made(self._WrappedInterface)
+            elif result != "Cancelled" and self._connection.failed(handle, result):
+                self._failed(result)  # (else a StopListen came first)
+        finally:
+            for d in waiters:
+                d.callback(result)
+
+    def _failed(self, result: str) -> None:
         self.listenFailures += 1
         self.lastFailure = result
-        delay = self._retrier.schedule(self._retryNow, result) if self._wanted else None
+        when = self._connection.nextAttempt
+        delay = when - self._rt.reactor.seconds() if when is not None else self._retryTime
         self.log.warn(
             "{handler}: cannot listen ({reason}: {detail}); retrying in {delay} s",
             handler=self,
             reason=result,
             detail=self._WrappedInterface.lastError,
-            delay=round(delay, 3) if delay is not None else self._retryTime,
+            delay=round(delay, 3),
         )
         emit(self._rt, self, "ListenFailed", self, result)
-        return result
 
     @property
     def retryPolicy(self) -> RetryPolicy:
-        """How long to wait before each listen attempt after a failure (see L{Retrier})."""
-        return self._retrier.policy
+        """How long to wait before each listen attempt after a failure (see L{RetryPolicy})."""
+        return self._connection.retrier.policy
 
     @retryPolicy.setter
     def retryPolicy(self, policy: RetryPolicy) -> None:
-        self._retrier.policy = policy
+        self._connection.retrier.policy = policy
 
     @property
     def wanted(self) -> bool:
         """Whether listening is wanted: from C{StartListen()} to C{StopListen()}."""
-        return self._wanted
+        return self._connection.wanted
 
     def _retryNow(self) -> None:
-        if self._wanted and not self._WrappedInterface.listening:
+        if not self._WrappedInterface.listening:
             self._attempt()
-
-    def _cancelRetry(self) -> None:
-        self._retrier.cancel()
 
     def StopListen(self) -> Any:
         """
@@ -252,9 +287,22 @@ class ServerExHandler(FallThrough):
         return self._rt.twoFaced(self._stopListen)
 
     def _stopListen(self) -> Deferred[None]:
-        self._wanted = False
-        self._cancelRetry()
-        return self._WrappedInterface.stopListening()
+        if isinstance(self._connection.state, Dropping):  # a StartListen waits for the close
+            waiters, self._listenWaiters = self._listenWaiters, []
+            for d in waiters:
+                d.callback("Cancelled")
+        done = self._connection.stop()  # listening: the port closes (L{_closePort})
+        return done if done is not None else self._WrappedInterface.stopListening()
+
+    def _closePort(self, server: object) -> None:
+        def closed(_: None) -> None:
+            closes, again = self._connection.lost(None)
+            for d in closes:
+                d.callback(None)
+            if again and isinstance(self._connection.state, Waiting):  # a StartListen meanwhile
+                self._connection.connect(self._connection.timeout)
+
+        self._WrappedInterface.stopListening().addCallback(closed)
 
     # interface observer (reactor thread)
 
@@ -276,18 +324,18 @@ class ServerExHandler(FallThrough):
             timeout=self._idleTimeout,
         )
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> ServerStats:
         """Counters for operators."""
         iface = self._WrappedInterface
-        return {
-            "listening": iface.listening,
-            "port": iface.IPPort,
-            "clients": len(iface.Clients),
-            "droppedIdle": self.droppedIdle,
-            "refused": iface.refused,
-            "listenFailures": self.listenFailures,
-            "lastFailure": self.lastFailure,
-        }
+        return ServerStats(
+            listening=iface.listening,
+            port=iface.IPPort,
+            clients=len(iface.Clients),
+            droppedIdle=self.droppedIdle,
+            refused=iface.refused,
+            listenFailures=self.listenFailures,
+            lastFailure=self.lastFailure,
+        )
 
     def __repr__(self) -> str:
         return f"<ServerExHandler {self._WrappedInterface!r}>"

@@ -14,6 +14,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from twisted_ch._stats import statsRow
 from twisted_ch.service._config import HealthConfig
 
 __all__ = [
@@ -197,7 +198,7 @@ class DeviceTrack:
 
     def _lastError(self) -> str | None:
         try:
-            error = self.handler.stats().get("lastError")
+            error = statsRow(self.handler.stats()).get("lastError")
         except Exception:
             return None
         return error if isinstance(error, str) else None
@@ -257,7 +258,7 @@ class DeviceTrack:
         attempts = self._attemptCount()
         backoff = None
         try:
-            backoff = self.handler.stats().get("backoff")
+            backoff = statsRow(self.handler.stats()).get("backoff")
         except Exception:
             pass
         outageLog.warn(

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from twisted.logger import Logger
 
+from twisted_ch._stats import statsRow
 from twisted_ch._version import __version__
 from twisted_ch.service._config import HealthConfig, redactEndpoint
 from twisted_ch.service._outages import HEALTH_LEVELS, DeviceTrack, healthOf, isoTime
@@ -73,7 +74,7 @@ class Entry:
         stats: dict[str, Any] = {}
         statsOf = getattr(self.handler, "stats", None)
         if callable(statsOf):
-            stats = dict(statsOf())
+            stats = statsRow(statsOf())
         if self.kind == "server":
             state = "Listening" if stats.get("listening") else "Not listening"
         else:
