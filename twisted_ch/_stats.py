@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
 
-__all__ = ["LinkStats", "ServerStats", "statsRow"]
+__all__ = ["LinkStats", "ProgramLinkStats", "ProgramServerStats", "ServerStats", "statsRow"]
 
 
 class _Record:
@@ -60,6 +60,45 @@ class ServerStats(_Record):
     refused: int
     listenFailures: int
     lastFailure: str | None
+
+
+@dataclass(frozen=True)
+class ProgramLinkStats(_Record):
+    """
+    What the status page reads of a program's interface that no twisted_ch handler wraps.
+
+    @ivar status: what the program's own handler says (else what the link says).
+    @ivar since: when it last changed (reactor seconds).
+    @ivar transitions: status changes.
+    @ivar lastError: why the link last failed or was lost, if it did.
+    @ivar link: the link's own state (C{connected}, C{closed}, ...); None for a module without
+        an extronlib interface.
+    @ivar handler: the class name of the program's own handler wrapping it, if one was found.
+    @ivar handlerKind: C{"program"} when such a handler was found, else None.
+    """
+
+    status: str
+    since: float
+    transitions: int
+    lastError: str | None
+    link: str | None
+    handler: str | None
+    handlerKind: str | None
+
+
+@dataclass(frozen=True)
+class ProgramServerStats(_Record):
+    """
+    What the status page reads of a program's server interface that no twisted_ch handler wraps.
+
+    @ivar handler: always None: no handler of twisted_ch's or the program's runs it.
+    """
+
+    listening: bool
+    clients: int
+    refused: int
+    lastError: str | None
+    handler: None = None
 
 
 def statsRow(stats: object) -> dict[str, Any]:

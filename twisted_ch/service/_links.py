@@ -17,12 +17,14 @@ import gc
 import types
 import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from twisted_ch._stats import ProgramLinkStats, ProgramServerStats
 from twisted_ch.extronlib._base import LinkInterface
 from twisted_ch.extronlib._lifetime import ProgramObjects
 from twisted_ch.extronlib._servers import _ServerInterface
@@ -197,19 +199,19 @@ class ProgramLink:
     def removeStatusObserver(self, observer: Callable[[str], object]) -> None:
         self._observers.remove(observer)
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> ProgramLinkStats:
         """What the status row shows: status, since, transitions, the link's state and error."""
         link = self._link()
         wrapper = self.wrapper
-        return {
-            "status": self.status,
-            "since": self.since,
-            "transitions": self.transitions,
-            "lastError": link.lastError if link is not None else None,
-            "link": link.state if link is not None else "closed",
-            "handler": type(wrapper).__name__ if wrapper is not None else None,
-            "handlerKind": "program" if wrapper is not None else None,
-        }
+        return ProgramLinkStats(
+            status=self.status,
+            since=self.since,
+            transitions=self.transitions,
+            lastError=link.lastError if link is not None else None,
+            link=link.state if link is not None else "closed",
+            handler=type(wrapper).__name__ if wrapper is not None else None,
+            handlerKind="program" if wrapper is not None else None,
+        )
 
     def _read(self) -> str:
         wrapper = self.wrapper
@@ -276,8 +278,8 @@ class ProgramModule(ProgramLink):
         """How log lines name the device: the program's variable for its handler."""
         return self._name
 
-    def stats(self) -> dict[str, object]:
-        return {**super().stats(), "link": None}
+    def stats(self) -> ProgramLinkStats:
+        return replace(super().stats(), link=None)
 
 
 class ProgramServer:
@@ -304,18 +306,17 @@ class ProgramServer:
         server = self._interface()
         return repr(server) if server is not None else self._name
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> ProgramServerStats:
         """What the server row shows."""
         server = self._interface()
         if server is None:
-            return {"listening": False, "clients": 0, "refused": 0, "lastError": None}
-        return {
-            "listening": server.listening,
-            "clients": len(server.Clients),
-            "refused": server.refused,
-            "lastError": server.lastError,
-            "handler": None,
-        }
+            return ProgramServerStats(listening=False, clients=0, refused=0, lastError=None)
+        return ProgramServerStats(
+            listening=server.listening,
+            clients=len(server.Clients),
+            refused=server.refused,
+            lastError=server.lastError,
+        )
 
     def detach(self) -> None:
         """Nothing to stop watching (a server row is read when shown)."""
