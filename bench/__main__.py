@@ -1,5 +1,6 @@
 """
-Command line: C{python -m bench {poll,latency,paths,soak,hostile,scale,all}} (or C{./dev bench ...}).
+Command line: C{python -m bench {poll,latency,paths,soak,hostile,scale,all}} (or
+C{./dev bench ...}).
 
 See C{bench/README.md} for what each measures and how.
 """

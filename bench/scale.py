@@ -175,8 +175,17 @@ class Simulator:
         nports = max(1, math.ceil(clients / DEVICES_PER_PORT))
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "bench.sim", "--kind", "sis", "--ports", str(nports),
-                "--max-clients", str(clients), "--backlog", "4096",
+                sys.executable,
+                "-m",
+                "bench.sim",
+                "--kind",
+                "sis",
+                "--ports",
+                str(nports),
+                "--max-clients",
+                str(clients),
+                "--backlog",
+                "4096",
             ],  # fmt: skip
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -332,8 +341,16 @@ def emptyShardRSS(folder: Path) -> int:
     logPath = folder / "empty.log"
     with open(logPath, "w") as out:
         proc = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "chandler", "--config", str(config), "--log-format",
-             "json"],  # fmt: skip
+            [
+                TWISTD,
+                "-n",
+                "--pidfile=",
+                "chandler",
+                "--config",
+                str(config),
+                "--log-format",
+                "json",
+            ],  # fmt: skip
             stdout=out,
             stderr=subprocess.DEVNULL,
             cwd=folder,
@@ -463,6 +480,7 @@ def run(
                 "peakRssKiB": hwm,
                 "rssKiBPerDevice": round(rss / max(1, r.devices), 2),
                 "rssKiBPerDeviceAboveEmpty": round((rss - baseline) / max(1, r.devices), 2),
+                "stallLines": len(r.stalls),
                 "longestStallMs": round(r.longestMs, 1),
                 "longestStallStartupMs": round(max(startupStalls, default=0.0), 1),
                 "longestStallWindowMs": round(max((ms for _, ms in windowStalls), default=0), 1),
@@ -526,7 +544,8 @@ def run(
 
 def _startupText(r: ShardRun) -> str:
     if r.connectedAt is not None:
-        return f"shard {r.index}: all {r.devices} Connected after {r.connectedAt - r.launched:.1f} s"
+        seconds = r.connectedAt - r.launched
+        return f"shard {r.index}: all {r.devices} Connected after {seconds:.1f} s"
     text = r.startupLine.get("text") if r.startupLine else "no start-up line"
     return f"shard {r.index}: {text}"
 

@@ -1,12 +1,13 @@
 """
 The device simulator process: answers C{P} with C{Pwr1\\r\\n} on a few loopback ports.
 
-Run as C{python -m bench.sim --ports K} (C{--kind sis}: those ports are SIS devices).  It prints one JSON line C{{"ports": [...]}} once
-listening (with C{--protocols}, also C{"sis"}, C{"pjlink"} and C{"snmp"} ports: an Extron SIS
-device answering C{Q} with its firmware version, a PJLink projector greeting C{PJLINK 0} and
-answering C{%1POWR ?}, and an SNMP agent on UDP answering sysUpTime.0), then obeys line commands
-on stdin, answering each with a JSON line that carries the
-CLOCK_MONOTONIC time the action took effect (comparable with the client's C{time.monotonic()}):
+Run as C{python -m bench.sim --ports K} (C{--kind sis}: those ports are SIS devices).  It prints
+one JSON line C{{"ports": [...]}} once listening (with C{--protocols}, also C{"sis"},
+C{"pjlink"} and C{"snmp"} ports: an Extron SIS device answering C{Q} with its firmware version,
+a PJLink projector greeting C{PJLINK 0} and answering C{%1POWR ?}, and an SNMP agent on UDP
+answering sysUpTime.0), then obeys line commands on stdin, answering each with a JSON line that
+carries the CLOCK_MONOTONIC time the action took effect (comparable with the client's
+C{time.monotonic()}):
 
     silent | answer      stop / resume answering (connections stay open: a silent device)
     close | reset        close every client connection with FIN / with RST

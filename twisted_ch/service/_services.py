@@ -72,8 +72,9 @@ log = Logger(namespace="twisted_ch.tap")
 #: Seconds a program's thread gets to finish (its top level, its queued callbacks) at stop.
 PROGRAM_STOP_TIMEOUT = 5.0
 #: First connects per second when the service starts: a big config's devices connect over a
-#: window (17,000 devices, a shard of 50,000: 4.3 s) instead of all at once, which would overflow the listen backlogs
-#: of shared device gateways and leave SYNs to the kernel's 1, 3, 7 ... s retransmissions.
+#: window (17,000 devices, a shard of 50,000: 4.3 s) instead of all at once, which would
+#: overflow the listen backlogs of shared device gateways and leave SYNs to the kernel's 1, 3,
+#: 7 ... s retransmissions.
 START_RATE = 4000.0
 #: How often a batch of first connects is started (a batch is START_RATE * START_TICK devices).
 START_TICK = 0.01
@@ -175,6 +176,7 @@ class ChandlerService(MultiService):
         #: set the garbage collector for a long-running fleet (see L{GC_THRESHOLD}); twistd only
         self.tuneGC = False
         self._gcTimer: IDelayedCall | None = None
+        self._gcDisabled = False
         #: measures the reactor's stalls while the reactor runs (None: not measured)
         self.stallMonitor: StallMonitor | None = None
         self._previousSIGTERM: Any = None
@@ -203,6 +205,12 @@ class ChandlerService(MultiService):
             # what exists now (the configured devices, the modules) lives as long as the service:
             # full collections need not go through it again and again
             gc.freeze()
+            # while the devices are built and first connected, nothing is collected: what is
+            # made then lives as long as the service (a collection of the middle generation
+            # would go through a growing fleet, tens of milliseconds each time)
+            if any(getattr(child, "starting", False) for child in self):
+                gc.disable()
+                self._gcDisabled = True
             self._gcTimer = self.reactor.callLater(GC_SETTLE_CHECK, self._freezeWhenStarted, 1)
         if self.handleSIGTERM:
             self.reactor.callWhenRunning(self._takeSIGTERM)
@@ -221,13 +229,21 @@ class ChandlerService(MultiService):
                 GC_SETTLE_CHECK, self._freezeWhenStarted, checks + 1
             )
             return
-        self._refreeze(young=True)
+        # what was built and connected since startService (a whole fleet) is frozen as it is:
+        # going through it would hold the reactor for as long as a full collection
+        gc.freeze()
+        self._enableGC()
+        self._gcTimer = self.reactor.callLater(GC_REFREEZE, self._refreeze)
 
-    def _refreeze(self, young: bool = False) -> None:
-        # the first time (the devices built and connected since startService: a whole
-        # fleet) only the young generations are collected; later ones only go through what is
-        # not frozen (what lived since the last freeze)
-        gc.collect(1 if young else 2)
+    def _enableGC(self) -> None:
+        if self._gcDisabled:
+            self._gcDisabled = False
+            gc.enable()
+
+    def _refreeze(self) -> None:
+        # a full collection goes through what is not frozen only: what lived since the last
+        # freeze
+        gc.collect()
         gc.freeze()
         self._gcTimer = self.reactor.callLater(GC_REFREEZE, self._refreeze)
 
@@ -295,6 +311,7 @@ class ChandlerService(MultiService):
         if self._gcTimer is not None and self._gcTimer.active():
             self._gcTimer.cancel()
         self._gcTimer = None
+        self._enableGC()
         if self._previousSIGTERM is not None:
             signal.signal(signal.SIGTERM, self._previousSIGTERM)
             self._previousSIGTERM = None
