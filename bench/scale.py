@@ -229,9 +229,12 @@ class ShardRun:
     _log: IO[str] | None = None
     connectedAt: float | None = None
     startupLine: dict[str, Any] | None = None
-    #: (time, longest stall of that second in ms) of each --stall-report line
-    stalls: list[tuple[float, float]] = field(default_factory=list)
+    #: (time, longest stall of that second in ms, the most CPU a stall of it used in ms) of
+    #: each --stall-report line
+    stalls: list[tuple[float, float, float]] = field(default_factory=list)
     longestMs: float = 0.0
+    longestCPUMs: float = 0.0
+    gcMs: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
     def read(self) -> None:
@@ -252,8 +255,11 @@ class ShardRun:
                 continue
             when = logTime(record)
             if record.get("reactorStall") and when is not None:
-                self.stalls.append((when, float(record.get("periodMs", 0.0))))
+                busy = float(record.get("periodBusiestMs", 0.0))
+                self.stalls.append((when, float(record.get("periodMs", 0.0)), busy))
                 self.longestMs = max(self.longestMs, float(record.get("longestMs", 0.0)))
+                self.longestCPUMs = max(self.longestCPUMs, float(record.get("longestCPUMs", 0)))
+                self.gcMs = max(self.gcMs, float(record.get("gcMs", 0.0)))
             elif record.get("startup") and self.startupLine is None:
                 self.startupLine = record
                 if record.get("connected") == record.get("devices"):
@@ -459,14 +465,17 @@ def run(
     window = windowEnd - windowStart
     perShard = []
     for i, r in enumerate(runs):
-        startupStalls = [ms for t, ms in r.stalls if t <= startupEnd]
-        windowStalls = [(t, ms) for t, ms in r.stalls if windowStart <= t <= windowEnd + 1.5]
-        scrapedAt = [s["at"] for s in scrapes if s["shard"] == r.index]
-        # a stall line covers the second before it: with a scrape in it, or without
-        withScrape = [ms for t, ms in windowStalls if any(t - 1.2 <= a <= t for a in scrapedAt)]
-        withoutScrape = [
-            ms for t, ms in windowStalls if not any(t - 1.2 <= a <= t for a in scrapedAt)
-        ]
+        startupStalls = [ms for t, ms, _ in r.stalls if t <= startupEnd]
+        windowStalls = [(t, ms) for t, ms, _ in r.stalls if windowStart <= t <= windowEnd + 1.5]
+        scraping = [(s["at"], s["at"] + s["seconds"]) for s in scrapes if s["shard"] == r.index]
+
+        # a stall line covers the second before it: while a page of it was fetched, or not
+        def during(t: float) -> bool:
+            return any(a <= t and b >= t - 1.2 for a, b in scraping)
+
+        withScrape = [ms for t, ms in windowStalls if during(t)]
+        withoutScrape = [ms for t, ms in windowStalls if not during(t)]
+        busiest = max((cpu for _, _, cpu in r.stalls), default=0.0)
         rss, hwm = memory[i]
         perShard.append(
             {
@@ -482,6 +491,9 @@ def run(
                 "rssKiBPerDeviceAboveEmpty": round((rss - baseline) / max(1, r.devices), 2),
                 "stallLines": len(r.stalls),
                 "longestStallMs": round(r.longestMs, 1),
+                "longestStallCPUMs": round(r.longestCPUMs, 1),
+                "busiestStallCPUMs": round(busiest, 1),
+                "longestGCMs": round(r.gcMs, 1),
                 "longestStallStartupMs": round(max(startupStalls, default=0.0), 1),
                 "longestStallWindowMs": round(max((ms for _, ms in windowStalls), default=0), 1),
                 "longestStallWindowWithScrapeMs": round(max(withScrape, default=0.0), 1),
@@ -574,7 +586,9 @@ def targets(result: dict[str, Any], deadline: float = 30.0) -> list[tuple[str, b
             f"{stall:.1f} ms (start-up "
             f"{max(s['longestStallStartupMs'] for s in shards):.1f}, window with scrapes "
             f"{max(s['longestStallWindowWithScrapeMs'] for s in shards):.1f}, without "
-            f"{max(s['longestStallWindowWithoutScrapeMs'] for s in shards):.1f})",
+            f"{max(s['longestStallWindowWithoutScrapeMs'] for s in shards):.1f}; the most "
+            f"CPU the reactor's thread used in one stall: "
+            f"{max(s['busiestStallCPUMs'] for s in shards):.1f} ms)",
         ),
     ]
 
@@ -587,8 +601,9 @@ def table(result: dict[str, Any]) -> str:
         f"empty shard {result['emptyShardRssKiB'] / 1024:.1f} MiB.",
         "",
         "| shard | devices | all Connected (s) | RSS MiB | KiB/device (above empty) | longest "
-        "stall ms (start-up / window with scrape / without) | CPU | answered/s |",
-        "|---|---:|---:|---:|---:|---|---:|---:|",
+        "stall ms (start-up / window with scrape / without) | CPU ms of the longest / most CPU "
+        "in a stall | longest GC ms | CPU | answered/s |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for s in result["perShard"]:
         out.append(
@@ -596,7 +611,9 @@ def table(result: dict[str, Any]) -> str:
             f"{s['rssKiB'] / 1024:.0f} | {s['rssKiBPerDevice']:.2f} "
             f"({s['rssKiBPerDeviceAboveEmpty']:.2f}) | {s['longestStallMs']:.1f} "
             f"({s['longestStallStartupMs']:.1f} / {s['longestStallWindowWithScrapeMs']:.1f} / "
-            f"{s['longestStallWindowWithoutScrapeMs']:.1f}) | {100 * s['cpuFraction']:.0f}% | "
+            f"{s['longestStallWindowWithoutScrapeMs']:.1f}) | {s['longestStallCPUMs']:.1f} / "
+            f"{s['busiestStallCPUMs']:.1f} | {s['longestGCMs']:.1f} | "
+            f"{100 * s['cpuFraction']:.0f}% | "
             f"{s['answeredPerSecond']:.0f} |"
         )
     out += [

@@ -379,7 +379,9 @@ def makeService(options: Options) -> MultiService:
     top.logObserver = logObserverFor(options, registry)
     stallReport = options.get("stallReport", STALL_REPORT)
     if stallReport:
-        top.stallMonitor = StallMonitor(reactor, now=time.monotonic, report=stallReport)
+        top.stallMonitor = StallMonitor(
+            reactor, now=time.monotonic, report=stallReport, cpu=time.thread_time
+        )
     trace = WireTrace(reactor, linkFinder(registry.entries))
     if options.get("statusListen"):
         token = config.status.token if config is not None else None

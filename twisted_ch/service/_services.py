@@ -87,7 +87,7 @@ START_PATIENCE = 1.0
 #: seconds after which a slice ends earlier: the reactor serves the status page and the first
 #: connects in between (a device takes about 0.2 ms to build).
 BUILD_SLICE = 100
-BUILD_SLICE_SECONDS = 0.01
+BUILD_SLICE_SECONDS = 0.005
 #: A config of more devices than this starts with one line, not one per device.
 WATCH_LINES = 100
 #: Seconds between two looks whether every device is Connected at start, and how many looks

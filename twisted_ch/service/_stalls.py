@@ -4,12 +4,15 @@ The reactor's stalls: how long the reactor was kept from its next iteration.
 
 A timer due every L{STALL_TICK} seconds measures how late it runs: a callback, a page render or a
 garbage collection that holds the reactor for 80 ms makes the timer run about 80 ms late.  The
-longest lateness of each period and since start are logged (C{--stall-report}), and a stall of
+longest lateness of each period and since start are logged (C{--stall-report}, with the
+period's longest garbage collection, a usual cause), and a stall of
 L{STALL_WARN} or more is a warning (summarised: the first, then a count per minute).
 """
 
 from __future__ import annotations
 
+import gc
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,9 +38,12 @@ STALL_REPORT = 60.0
 class StallMonitor:
     """
     Measures how late a timer due every C{tick} seconds runs on C{reactor}, by C{now} (a
-    monotonic clock; the reactor's by default).  L{longest} is the longest stall since
-    L{start}, L{periodLongest} that of the current report period; L{over} counts the stalls
-    of C{over} seconds or more.  Every C{report} seconds (0: never) one line says both.
+    monotonic clock; the reactor's by default), and with C{cpu} (the reactor thread's CPU
+    clock) how much CPU the thread used meanwhile: a stall the thread was busy for is the
+    reactor's own, one it was not is the machine's (the process waited for a core).
+    L{longest} is the longest stall since L{start}, L{periodLongest} that of the current report
+    period; L{over} counts the stalls of C{over} seconds or more.  Every C{report} seconds (0:
+    never) one line says both.
     """
 
     def __init__(
@@ -48,6 +54,7 @@ class StallMonitor:
         over: float = STALL_OVER,
         warn: float = STALL_WARN,
         report: float = STALL_REPORT,
+        cpu: Callable[[], float] | None = None,
     ) -> None:
         if not tick > 0:
             raise ValueError(f"tick must be positive, got {tick!r}")
@@ -57,6 +64,16 @@ class StallMonitor:
         self.overSeconds = over
         self.warnSeconds = warn
         self.report = report
+        #: the CPU time of the reactor's thread (C{time.thread_time}; None: not measured): a
+        #: stall whose thread used little CPU meanwhile was the machine's (other processes ran)
+        self.cpu = cpu
+        #: of the longest stall of the period and since start: the CPU its thread used (seconds)
+        self.periodLongestCPU = 0.0
+        self.longestCPU = 0.0
+        #: the stall that used the most CPU in the period and since start (seconds of CPU)
+        self.periodBusiest = 0.0
+        self.busiest = 0.0
+        self._lastCPU = 0.0
         #: the longest stall since start (seconds), and the count of stalls of C{over} or more
         self.longest = 0.0
         self.over = 0
@@ -67,6 +84,10 @@ class StallMonitor:
         self._periodStart = 0.0
         self._timer: IDelayedCall | None = None
         self._summary = Summarizer(reactor)
+        #: the longest garbage collection of the period (seconds) and its generation
+        self.gcLongest = 0.0
+        self.gcGeneration = -1
+        self._gcStarted = 0.0
 
     @property
     def running(self) -> bool:
@@ -78,23 +99,46 @@ class StallMonitor:
         if self._timer is not None:
             return
         self._last = self._periodStart = self.now()
+        self._lastCPU = self.cpu() if self.cpu is not None else 0.0
         self._timer = self.reactor.callLater(self.tick, self._check)
+        gc.callbacks.append(self._collecting)
 
     def stop(self) -> None:
         """Stop measuring; logs a pending warning count and leaves no timer."""
         timer, self._timer = self._timer, None
         if timer is not None and timer.active():
             timer.cancel()
+        if self._collecting in gc.callbacks:
+            gc.callbacks.remove(self._collecting)
         self._summary.stop()
+
+    def _collecting(self, phase: str, info: dict[str, int]) -> None:
+        """The garbage collector starts or ends a collection (it may be what stalls)."""
+        if phase == "start":
+            self._gcStarted = time.perf_counter()
+            return
+        took = time.perf_counter() - self._gcStarted
+        if took > self.gcLongest:
+            self.gcLongest = took
+            self.gcGeneration = info.get("generation", -1)
 
     def _check(self) -> None:
         now = self.now()
         stall = now - self._last - self.tick
         self._last = now
+        used = 0.0
+        if self.cpu is not None:
+            cpu = self.cpu()
+            used, self._lastCPU = max(0.0, cpu - self._lastCPU - self.tick), cpu
+            if used > self.periodBusiest:
+                self.periodBusiest = used
+                self.busiest = max(self.busiest, used)
         if stall > self.periodLongest:
             self.periodLongest = stall
+            self.periodLongestCPU = used
             if stall > self.longest:
                 self.longest = stall
+                self.longestCPU = used
         if stall >= self.overSeconds:
             self.over += 1
             self.periodOver += 1
@@ -114,8 +158,19 @@ class StallMonitor:
         log.info(
             "reactor: longest stall {periodMs:.1f} ms in the last {period:.0f} s ({periodOver} "
             "of {overMs:.0f} ms or more); {longestMs:.1f} ms since start ({over} of {overMs:.0f} "
-            "ms or more)",
+            "ms or more); longest garbage collection {gcMs:.1f} ms{busy}",
             reactorStall=True,
+            gcMs=self.gcLongest * 1000,
+            gcGeneration=self.gcGeneration,
+            busy=(
+                ""
+                if self.cpu is None
+                else f"; the busiest stall used {self.periodBusiest * 1000:.1f} ms of CPU"
+            ),
+            periodCPUMs=self.periodLongestCPU * 1000,
+            periodBusiestMs=self.periodBusiest * 1000,
+            longestCPUMs=self.longestCPU * 1000,
+            busiestMs=self.busiest * 1000,
             periodMs=self.periodLongest * 1000,
             period=now - self._periodStart,
             periodOver=self.periodOver,
@@ -125,12 +180,17 @@ class StallMonitor:
         )
         self.periodLongest = 0.0
         self.periodOver = 0
+        self.gcLongest = 0.0
+        self.gcGeneration = -1
+        self.periodLongestCPU = self.periodBusiest = 0.0
         self._periodStart = now
 
     def stats(self) -> dict[str, Any]:
         """What was measured, in milliseconds."""
         return {
             "longestMs": round(self.longest * 1000, 2),
+            "longestCPUMs": round(self.longestCPU * 1000, 2),
+            "busiestMs": round(self.busiest * 1000, 2),
             "over": self.over,
             "overMs": self.overSeconds * 1000,
             "periodLongestMs": round(self.periodLongest * 1000, 2),
