@@ -470,11 +470,8 @@ def run(
         scraping = [(s["at"], s["at"] + s["seconds"]) for s in scrapes if s["shard"] == r.index]
 
         # a stall line covers the second before it: while a page of it was fetched, or not
-        def during(t: float) -> bool:
-            return any(a <= t and b >= t - 1.2 for a, b in scraping)
-
-        withScrape = [ms for t, ms in windowStalls if during(t)]
-        withoutScrape = [ms for t, ms in windowStalls if not during(t)]
+        withScrape = [ms for t, ms in windowStalls if _during(t, scraping)]
+        withoutScrape = [ms for t, ms in windowStalls if not _during(t, scraping)]
         busiest = max((cpu for _, _, cpu in r.stalls), default=0.0)
         rss, hwm = memory[i]
         perShard.append(
@@ -552,6 +549,11 @@ def run(
             path.unlink()
         folder.rmdir()
     return result
+
+
+def _during(t: float, spans: list[tuple[float, float]]) -> bool:
+    """Whether the second before C{t} overlaps one of the C{(start, end)} spans."""
+    return any(a <= t and b >= t - 1.2 for a, b in spans)
 
 
 def _startupText(r: ShardRun) -> str:
