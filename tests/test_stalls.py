@@ -307,3 +307,32 @@ def test_a_shard_too_big_for_the_limit_refuses_to_start_saying_so(
     service = DevicesService(MemoryReactorClock(), Registry(), _devices(2_000))
     with pytest.raises(SystemExit, match=r"3 or more processes \(--shard I/3\)"):
         service.startService()
+
+
+# building a device: its endpoint description is parsed once
+
+
+def test_a_tcp_description_is_parsed_once_into_twisted_s_own_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from twisted.internet import endpoints
+
+    from twisted_ch.endpoints._strings import clientFromString
+
+    calls: list[str] = []
+    parse = endpoints._parse
+
+    def counting(description: str) -> Any:
+        calls.append(description)
+        return parse(description)
+
+    monkeypatch.setattr(endpoints, "_parse", counting)
+    reactor = MemoryReactorClock()
+    description = "tcp:host=127.0.0.1:port=9:timeout=7"
+    ours = clientFromString(reactor, description)
+    assert calls == [description]
+    theirs = endpoints.clientFromString(reactor, description)
+    assert type(ours) is type(theirs)
+    assert vars(ours) == vars(theirs)
+    with pytest.raises(TypeError):  # Twisted's own error for an option it does not know
+        clientFromString(reactor, "tcp:host=127.0.0.1:port=9:colour=red")
