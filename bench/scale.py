@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ def freePorts(n: int) -> int:
     for _ in range(100):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
+            base: int = s.getsockname()[1]
         if base + n > 65535:
             continue
         socks = []
@@ -291,16 +292,20 @@ def startShard(
     return ShardRun(index, devices, status + index - 1, proc, launched, logPath)
 
 
-def fetch(url: str, html: bool = False) -> tuple[float, int]:
-    """Seconds to fetch C{url} whole, and its size in bytes (-1: it failed)."""
+def fetch(url: str, html: bool = False) -> tuple[float, int, int]:
+    """Seconds to fetch C{url} whole, its size (-1: it failed) and HTTP status (0: none)."""
     headers = {"Accept": "text/html"} if html else {}
     started = time.monotonic()
+    status = 0
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60) as r:
             size = len(r.read())
+            status = r.status
+    except urllib.error.HTTPError as e:
+        size, status = -1, e.code
     except OSError:
         size = -1
-    return time.monotonic() - started, size
+    return time.monotonic() - started, size, status
 
 
 #: What a scrape fetches from each shard: (label, path, as a browser).
@@ -320,7 +325,7 @@ def scrapeAll(shards: Sequence[ShardRun]) -> list[dict[str, Any]]:
     def one(run: ShardRun) -> None:
         for label, path, html in PAGES:
             started = time.time()
-            seconds, size = fetch(f"http://127.0.0.1:{run.statusPort}{path}", html)
+            seconds, size, status = fetch(f"http://127.0.0.1:{run.statusPort}{path}", html)
             with lock:
                 results.append(
                     {
@@ -329,6 +334,7 @@ def scrapeAll(shards: Sequence[ShardRun]) -> list[dict[str, Any]]:
                         "at": started,
                         "seconds": seconds,
                         "bytes": size,
+                        "status": status,
                     }
                 )
 
@@ -507,10 +513,12 @@ def run(
     for label, _, _ in PAGES:
         times = [s["seconds"] for s in scrapes if s["page"] == label and s["bytes"] >= 0]
         failed = sum(1 for s in scrapes if s["page"] == label and s["bytes"] < 0)
+        refused = sum(1 for s in scrapes if s["page"] == label and s["status"] == 429)
         sizes_ = [s["bytes"] for s in scrapes if s["page"] == label and s["bytes"] >= 0]
         pages[label] = {
             "fetches": len(times),
             "failed": failed,
+            "refused429": refused,
             "medianMs": round(median(times) * 1000, 1) if times else None,
             "maxMs": round(max(times) * 1000, 1) if times else None,
             "medianBytes": int(median(sizes_)) if sizes_ else None,
@@ -623,13 +631,14 @@ def table(result: dict[str, Any]) -> str:
         f"Overall: all Connected {result['secondsToAllConnected']} s after the first launch.",
         "",
         "| page (every shard, every "
-        f"{result['scrapeEvery']:g} s) | fetches | failed | median ms | max ms | bytes |",
+        f"{result['scrapeEvery']:g} s) | answered | failed (of which 429: the client's "
+        "rendering budget) | median ms | max ms | bytes |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for label, p in result["pages"].items():
         out.append(
-            f"| {label} | {p['fetches']} | {p['failed']} | {p['medianMs']} | {p['maxMs']} | "
-            f"{p['medianBytes']} |"
+            f"| {label} | {p['fetches']} | {p['failed']} ({p['refused429']}) | {p['medianMs']} | "
+            f"{p['maxMs']} | {p['medianBytes']} |"
         )
     out += ["", "| target | met | measured |", "|---|---|---|"]
     for t in result["targets"]:
