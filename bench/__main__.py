@@ -1,5 +1,6 @@
 """
-Command line: C{python -m bench {poll,latency,soak,all}} (or C{./dev bench ...}).
+Command line: C{python -m bench {poll,latency,paths,soak,hostile,scale,all}} (or
+C{./dev bench ...}).
 
 See C{bench/README.md} for what each measures and how.
 """
@@ -20,6 +21,26 @@ from bench._util import machine, sourceState
 
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
+    return value
+
+
+def _positiveFloat(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"a positive number, not {text!r}")
+    return value
 
 
 def cmdPoll(args: argparse.Namespace) -> dict[str, Any]:
@@ -100,6 +121,26 @@ def cmdHostile(args: argparse.Namespace) -> dict[str, Any]:
     result["source"] = sourceState()
     report.writeJSON("hostile-latest.json", result)
     print(hostile.table(result))
+    return result
+
+
+def cmdScale(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import scale
+
+    result = scale.run(
+        args.devices,
+        args.shards or None,
+        args.poll,
+        args.seconds,
+        args.scrape,
+        deadline=args.deadline,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+        keep=args.keep,
+    )
+    result["machine"] = machine()
+    result["source"] = sourceState()
+    report.writeJSON(args.out, result)
+    print(scale.table(result))
     return result
 
 
@@ -340,6 +381,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--healthy", type=int, default=50)
     p.add_argument("--seconds", type=float, default=20.0)
     p.set_defaults(func=cmdHostile)
+
+    p = sub.add_parser("scale", help="a fleet of 50,000 devices in shards on this machine")
+    p.add_argument("--devices", type=_positive, default=50000)
+    p.add_argument(
+        "--shards", type=int, default=0, help="shards (0: the fewest the descriptor limit allows)"
+    )
+    p.add_argument("--poll", type=_positiveFloat, default=10.0, help="pollFrequency (s)")
+    p.add_argument("--seconds", type=_positiveFloat, default=60.0, help="window after start-up")
+    p.add_argument("--scrape", type=_positiveFloat, default=15.0, help="seconds between scrapes")
+    p.add_argument("--deadline", type=_positiveFloat, default=30.0, help="start-up target (s)")
+    p.add_argument("--keep", action="store_true", help="keep the config and logs")
+    p.add_argument("--out", default="scale-latest.json", help="file in bench/results/")
+    p.set_defaults(func=cmdScale)
 
     p = sub.add_parser("all", help="poll + latency at sizes that finish in a few minutes")
     p.add_argument("--quick", action="store_true", help="smaller sizes, shorter windows")

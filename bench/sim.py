@@ -1,12 +1,13 @@
 """
 The device simulator process: answers C{P} with C{Pwr1\\r\\n} on a few loopback ports.
 
-Run as C{python -m bench.sim --ports K}.  It prints one JSON line C{{"ports": [...]}} once
-listening (with C{--protocols}, also C{"sis"}, C{"pjlink"} and C{"snmp"} ports: an Extron SIS
-device answering C{Q} with its firmware version, a PJLink projector greeting C{PJLINK 0} and
-answering C{%1POWR ?}, and an SNMP agent on UDP answering sysUpTime.0), then obeys line commands
-on stdin, answering each with a JSON line that carries the
-CLOCK_MONOTONIC time the action took effect (comparable with the client's C{time.monotonic()}):
+Run as C{python -m bench.sim --ports K} (C{--kind sis}: those ports are SIS devices).  It prints
+one JSON line C{{"ports": [...]}} once listening (with C{--protocols}, also C{"sis"},
+C{"pjlink"} and C{"snmp"} ports: an Extron SIS device answering C{Q} with its firmware version,
+a PJLink projector greeting C{PJLINK 0} and answering C{%1POWR ?}, and an SNMP agent on UDP
+answering sysUpTime.0), then obeys line commands on stdin, answering each with a JSON line that
+carries the CLOCK_MONOTONIC time the action took effect (comparable with the client's
+C{time.monotonic()}):
 
     silent | answer      stop / resume answering (connections stay open: a silent device)
     close | reset        close every client connection with FIN / with RST
@@ -175,13 +176,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--protocols", action="store_true", help="also SIS, PJLink (TCP) and SNMP (UDP) devices"
     )
+    parser.add_argument(
+        "--kind",
+        choices=("p", "sis"),
+        default="p",
+        help="what the --ports answer: P with Pwr1 (p), or Q with a firmware version (sis)",
+    )
     args = parser.parse_args(argv)
-    raiseFileLimit(args.max_clients + 256)
+    limit = raiseFileLimit(args.max_clients + 256)
+    if limit < args.max_clients + 64:
+        print(
+            f"bench.sim: --max-clients {args.max_clients} may need {args.max_clients + 64} open "
+            f"descriptors, but this process may open {limit} (ulimit -Hn)",
+            file=sys.stderr,
+        )
 
     from twisted.internet import reactor
     from twisted.internet.stdio import StandardIO
 
     devices = Devices()
+    if args.kind == "sis":
+        devices.protocol = SISDevice  # type: ignore[assignment]
     control = Control(reactor, devices, [0] * args.ports, args.backlog)
     control.listen()
     announce: dict[str, Any] = {"ports": control.ports}

@@ -20,6 +20,7 @@ descriptors the devices need, nor make the status page unreachable.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any, NoReturn
@@ -144,11 +145,15 @@ def checkDescriptorBudget(
     statusShare: int,
     limit: int,
     deviceDescriptors: int | None = None,
+    hard: int | None = None,
 ) -> int:
     """
     Check that C{devices} (keeping C{deviceDescriptors} between them; by default
     L{DESCRIPTORS_PER_DEVICE} each), the servers' client shares (their C{MaxClients}, by name)
     and the status page's share fit in C{limit} descriptors with L{SPARE_DESCRIPTORS} to spare.
+    C{hard} is the hard limit (-1: unlimited; None: not known): when the soft C{limit} is below
+    what is needed but the hard limit is not, the message says that the soft limit could not be
+    raised; when the hard limit is too low, how many shards would fit.
 
     @return: the descriptors the configuration may use at most.
     @raise DescriptorBudgetError: they do not fit; the message says what to change.
@@ -156,16 +161,33 @@ def checkDescriptorBudget(
     if deviceDescriptors is None:
         deviceDescriptors = devices * DESCRIPTORS_PER_DEVICE
     servers = sum(serverShares.values())
-    needed = SPARE_DESCRIPTORS + deviceDescriptors + servers + len(serverShares) + statusShare + 1
+    fixed = SPARE_DESCRIPTORS + servers + len(serverShares) + statusShare + 1
+    needed = fixed + deviceDescriptors
     if limit >= 0 and needed > limit:
         largest = sorted(serverShares.items(), key=lambda kv: -kv[1])[:3]
         shares = ", ".join(f"{name!r} MaxClients={n}" for name, n in largest)
+        if hard is not None and (hard < 0 or hard >= needed):
+            change = (
+                f"the soft limit could not be raised to the hard limit "
+                f"({'unlimited' if hard < 0 else hard}): raise it (LimitNOFILE= in a systemd "
+                "unit, ulimit -n)"
+            )
+        else:
+            shards = math.ceil(deviceDescriptors / (limit - fixed)) if limit > fixed else 0
+            split = (
+                f"split the devices over {shards} or more processes (--shard I/{shards}), "
+                if shards > 1 and deviceDescriptors
+                else ""
+            )
+            change = (
+                f"{split}lower MaxClients or raise the limit (LimitNOFILE= in a systemd unit, "
+                "ulimit -n; a hard limit only as root)"
+            )
         raise DescriptorBudgetError(
             f"the configuration may need {needed} open descriptors ({devices} devices: "
             f"{deviceDescriptors}, {servers} server clients{': ' + shares if shares else ''}"
             f", {statusShare} status-page connections, {SPARE_DESCRIPTORS} spare) but the "
-            f"process may open {limit}: lower MaxClients or raise the limit (LimitNOFILE= in a "
-            "systemd unit, ulimit -n)"
+            f"process may open {limit}: {change}"
         )
     return needed
 

@@ -8,6 +8,7 @@ devices and servers, and a ControlScript-style program.
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import hashlib
 import ipaddress
@@ -15,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -52,6 +54,7 @@ from twisted_ch.service._limits import (
 )
 from twisted_ch.service._links import REFRESH_EVERY, ProgramLinks, addressOf, interfaceFields
 from twisted_ch.service._registry import Entry, Registry, isObjectRepr
+from twisted_ch.service._stalls import StallMonitor
 
 __all__ = [
     "Shard",
@@ -72,9 +75,10 @@ log = Logger(namespace="twisted_ch.tap")
 #: Seconds a program's thread gets to finish (its top level, its queued callbacks) at stop.
 PROGRAM_STOP_TIMEOUT = 5.0
 #: First connects per second when the service starts: a big config's devices connect over a
-#: window (10,000 devices: 5 s) instead of all at once, which would overflow the listen backlogs
-#: of shared device gateways and leave SYNs to the kernel's 1, 3, 7 ... s retransmissions.
-START_RATE = 2000.0
+#: window (17,000 devices, a shard of 50,000: 4.3 s) instead of all at once, which would
+#: overflow the listen backlogs of shared device gateways and leave SYNs to the kernel's 1, 3,
+#: 7 ... s retransmissions.
+START_RATE = 4000.0
 #: How often a batch of first connects is started (a batch is START_RATE * START_TICK devices).
 START_TICK = 0.01
 #: At most this many first connects are unanswered at once (a listen backlog is commonly 128),
@@ -82,15 +86,28 @@ START_TICK = 0.01
 #: START_PATIENCE seconds (a device that is off) no longer holds the others back.
 START_OUTSTANDING = 100
 START_PATIENCE = 1.0
+#: Devices built (their handler made and shown) per reactor turn at start, at most, and the
+#: seconds after which a slice ends earlier: the reactor serves the status page and the first
+#: connects in between (a device takes about 0.2 ms to build).
+BUILD_SLICE = 100
+BUILD_SLICE_SECONDS = 0.005
+#: A config of more devices than this starts with one line, not one per device.
+WATCH_LINES = 100
+#: Seconds between two looks whether every device is Connected at start, and how many looks
+#: at most (then the start-up line says how many are).
+START_WATCH = 0.5
+START_WATCH_CHECKS = 240
 #: The cyclic garbage collector's first threshold while chandler runs (CPython's default: 700).
 #: Every device has a keep-alive in flight at times, and at the default a fleet collects so often
 #: that those short-lived objects reach the oldest generation and force full collections of the
 #: whole fleet (at 2,000 devices, a quarter of chandler's CPU went to the collector).
 GC_THRESHOLD = 20_000
 #: Once the first connects are over, what then exists (every device's connection) is frozen too,
-#: so that full collections no longer go through it; every GC_REFREEZE seconds it is unfrozen,
-#: collected and frozen again, so garbage cycles among frozen objects (a connection replaced by
-#: a reconnection) are held that long at most.
+#: so that full collections no longer go through it; every GC_REFREEZE seconds what has lived
+#: since is collected and frozen as well.  Frozen objects are never unfrozen: a full collection
+#: of a 17,000-device fleet holds the reactor for about a second.  Garbage cycles among frozen
+#: objects are not reclaimed (Twisted breaks a closed connection's protocol-transport cycle, and
+#: a reconnection replaces a device's connection without one).
 GC_REFREEZE = 600.0
 #: How often the service looks whether the first connects are over (at most GC_SETTLE_CHECKS).
 GC_SETTLE_CHECK = 1.0
@@ -162,6 +179,9 @@ class ChandlerService(MultiService):
         #: set the garbage collector for a long-running fleet (see L{GC_THRESHOLD}); twistd only
         self.tuneGC = False
         self._gcTimer: IDelayedCall | None = None
+        self._gcDisabled = False
+        #: measures the reactor's stalls while the reactor runs (None: not measured)
+        self.stallMonitor: StallMonitor | None = None
         self._previousSIGTERM: Any = None
         self._previousSIGHUP: Any = None
         #: reads the config again for L{reload}: its devices and servers (this shard's), or
@@ -188,9 +208,21 @@ class ChandlerService(MultiService):
             # what exists now (the configured devices, the modules) lives as long as the service:
             # full collections need not go through it again and again
             gc.freeze()
+            # while the devices are built and first connected, nothing is collected: what is
+            # made then lives as long as the service (a collection of the middle generation
+            # would go through a growing fleet, tens of milliseconds each time)
+            if any(getattr(child, "starting", False) for child in self):
+                gc.disable()
+                self._gcDisabled = True
             self._gcTimer = self.reactor.callLater(GC_SETTLE_CHECK, self._freezeWhenStarted, 1)
         if self.handleSIGTERM:
             self.reactor.callWhenRunning(self._takeSIGTERM)
+        if self.stallMonitor is not None:
+            self.reactor.callWhenRunning(self._startStallMonitor)
+
+    def _startStallMonitor(self) -> None:
+        if self.running and self.stallMonitor is not None:
+            self.stallMonitor.start()
 
     def _freezeWhenStarted(self, checks: int) -> None:
         """Freeze the connections too, once no child is making first connects (L{GC_REFREEZE})."""
@@ -200,10 +232,20 @@ class ChandlerService(MultiService):
                 GC_SETTLE_CHECK, self._freezeWhenStarted, checks + 1
             )
             return
-        self._refreeze()
+        # what was built and connected since startService (a whole fleet) is frozen as it is:
+        # going through it would hold the reactor for as long as a full collection
+        gc.freeze()
+        self._enableGC()
+        self._gcTimer = self.reactor.callLater(GC_REFREEZE, self._refreeze)
+
+    def _enableGC(self) -> None:
+        if self._gcDisabled:
+            self._gcDisabled = False
+            gc.enable()
 
     def _refreeze(self) -> None:
-        gc.unfreeze()
+        # a full collection goes through what is not frozen only: what lived since the last
+        # freeze
         gc.collect()
         gc.freeze()
         self._gcTimer = self.reactor.callLater(GC_REFREEZE, self._refreeze)
@@ -267,9 +309,12 @@ class ChandlerService(MultiService):
 
     def stopService(self) -> Deferred[None]:
         log.info("chandler stopping")
+        if self.stallMonitor is not None:
+            self.stallMonitor.stop()
         if self._gcTimer is not None and self._gcTimer.active():
             self._gcTimer.cancel()
         self._gcTimer = None
+        self._enableGC()
         if self._previousSIGTERM is not None:
             signal.signal(signal.SIGTERM, self._previousSIGTERM)
             self._previousSIGTERM = None
@@ -367,13 +412,26 @@ class DevicesService(Service):
         servers: Iterable[ServerConfig] = (),
         clientCloseGrace: float = CLIENT_CLOSE_GRACE,
         startRate: float = START_RATE,
+        buildSlice: int = BUILD_SLICE,
     ) -> None:
         self.reactor = reactor
         self.registry = registry
         self.clientCloseGrace = clientCloseGrace
         if not startRate > 0:
             raise ValueError(f"startRate must be positive, got {startRate!r}")
+        if buildSlice < 1:
+            raise ValueError(f"buildSlice must be at least 1, got {buildSlice!r}")
         self.startRate = startRate
+        self.buildSlice = buildSlice
+        #: the clock a build slice's time is measured by (a slice ends after BUILD_SLICE_SECONDS)
+        self.sliceClock: Callable[[], float] = time.perf_counter
+        #: devices still to be built at start (L{BUILD_SLICE} per reactor turn)
+        self._toBuild: deque[DeviceConfig] = deque()
+        self._building: IDelayedCall | None = None
+        self._watching: IDelayedCall | None = None
+        self._startedAt = 0.0
+        self._builtAt: float | None = None
+        self._connectsMadeAt: float | None = None
         #: handlers built at start whose first Connect is still to come, in config order
         self._toConnect: deque[tuple[DeviceConfig, Any]] = deque()
         self._connecting: Any = None
@@ -424,24 +482,98 @@ class DevicesService(Service):
         return True
 
     def startService(self) -> None:
-        soft, _hard = raiseDescriptorLimit()
+        soft, hard = raiseDescriptorLimit()
         try:
-            checkDescriptorBudget(
+            needed = checkDescriptorBudget(
                 len(self._devices),
                 {s.name: s.MaxClients or 0 for s in self._servers},
                 STATUS_MAX_CONNECTIONS,
                 soft,
                 sum(descriptorsPerDevice(d.endpointType) for d in self._devices),
+                hard,
             )
         except DescriptorBudgetError as e:
             refuseToStart(str(e))
+        if len(self._devices) > WATCH_LINES:
+            log.info(
+                "descriptors: {devices} devices may need {needed} of the {limit} this process "
+                "may open",
+                devices=len(self._devices),
+                needed=needed,
+                limit="unlimited" if soft < 0 else soft,
+            )
         super().startService()
-        # every device is built (and shown) now; first connects go out at startRate
-        for device in self._devices:
-            self._startDevice(device, spread=True)
         for server in self._servers:
             self._startServer(server)
+        # the devices are built (and shown) BUILD_SLICE at a time, one slice per reactor turn,
+        # so that a big config does not hold the reactor; first connects go out at startRate
+        # as soon as the first are built
+        self._toBuild = deque(self._devices)
+        if len(self._devices) > WATCH_LINES:
+            log.info(
+                "watching {devices} devices (each one's line is at debug level)",
+                devices=len(self._devices),
+            )
+        self._startedAt = self.reactor.seconds()
+        self._builtAt = self._connectsMadeAt = None
+        self._buildSlice()
         self._connectBatch()
+        self._watchStart(0)
+
+    def _watchStart(self, checks: int) -> None:
+        """
+        Each L{START_WATCH} s until every device is Connected (at most L{START_WATCH_CHECKS}
+        times): when all are, one line says how long the start took.
+        """
+        self._watching = None
+        devices = [h for name, h in self.handlers.items() if self._names.get(name) == "device"]
+        connected = sum(1 for h in devices if h.ConnectionStatus == "Connected")
+        now = self.reactor.seconds()
+        if self._builtAt is None and not self._toBuild:
+            self._builtAt = now
+        if self._connectsMadeAt is None and not self.starting:
+            self._connectsMadeAt = now
+        total = len(self._devices)
+        if connected >= total or checks >= START_WATCH_CHECKS:
+            built, made = self._builtAt, self._connectsMadeAt
+            log.info(
+                "start-up: {connected} of {devices} devices Connected {seconds:.1f} s after the "
+                "service started (built in {built}, first connects made in {made})",
+                startup=True,
+                connected=connected,
+                devices=total,
+                seconds=now - self._startedAt,
+                built="-" if built is None else f"{built - self._startedAt:.1f} s",
+                made="-" if made is None else f"{made - self._startedAt:.1f} s",
+            )
+            return
+        self._watching = self.reactor.callLater(START_WATCH, self._watchStart, checks + 1)
+
+    def _buildSlice(self) -> None:
+        self._building = None
+        toBuild = self._toBuild
+        clock = self.sliceClock
+        started = clock()
+        for _ in range(min(self.buildSlice, len(toBuild))):
+            self._startDevice(toBuild.popleft(), spread=True)
+            if clock() - started >= BUILD_SLICE_SECONDS:
+                break
+        if toBuild:
+            self._building = self.reactor.callLater(0, self._buildSlice)
+        elif self._builtAt is None:
+            self._builtAt = self.reactor.seconds()
+
+    def _finishBuilding(self) -> None:
+        """Build every device still to be built, now (before a reload changes the list)."""
+        if self._building is not None:
+            if self._building.active():
+                self._building.cancel()
+            self._building = None
+        toBuild, self._toBuild = self._toBuild, deque()
+        for device in toBuild:
+            self._startDevice(device, spread=True)
+        if self._connecting is None and self._toConnect:
+            self._connectBatch()
 
     def _connectBatch(self) -> None:
         self._connecting = None
@@ -463,7 +595,7 @@ class DevicesService(Service):
                     key = id(handler)
                     outstanding[key] = now
                     result.addBoth(self._answered, key)
-        if queue:
+        if queue or self._toBuild:
             self._connecting = self.reactor.callLater(
                 max(1, round(self.startRate * START_TICK)) / self.startRate, self._connectBatch
             )
@@ -475,14 +607,23 @@ class DevicesService(Service):
 
     @property
     def starting(self) -> bool:
-        """Whether first connects are still to be made or answered."""
-        return bool(self._toConnect or self._outstanding)
+        """Whether devices are still to be built, or first connects made or answered."""
+        return bool(self._toBuild or self._toConnect or self._outstanding)
 
     def _answered(self, result: object, key: int) -> object:
         self._outstanding.pop(key, None)
         return result
 
     def _stopConnecting(self) -> None:
+        if self._watching is not None:
+            if self._watching.active():
+                self._watching.cancel()
+            self._watching = None
+        if self._building is not None:
+            if self._building.active():
+                self._building.cancel()
+            self._building = None
+        self._toBuild.clear()
         self._toConnect.clear()
         self._outstanding.clear()
         if self._connecting is not None:
@@ -512,11 +653,13 @@ class DevicesService(Service):
                 config=cfg,
             )
         )
-        log.info(
+        # a big config's start is one line (see startService); each device's at debug level
+        quiet = spread and len(self._devices) > WATCH_LINES
+        (log.debug if quiet else log.info)(
             "{device}: watching {endpoint} ({connection}; probe {probe}; poll every {poll} s; "
             "disconnected after {limit} misses)",
             device=cfg.name,
-            endpoint=redactEndpoint(cfg.endpoint),
+            endpoint=_Redacted(cfg.endpoint) if quiet else redactEndpoint(cfg.endpoint),
             connection=cfg.connection,
             probe=cfg.probe.kind if cfg.probe is not None else "none",
             poll=cfg.pollFrequency,
@@ -584,6 +727,8 @@ class DevicesService(Service):
         unchanged keep their handler, link and history.  The difference, and a Deferred that
         fires once the stopped ones are stopped (and the changed ones started again).
         """
+        if self.running:
+            self._finishBuilding()
         newDevices, newServers = list(devices), list(servers)
         every: list[DeviceConfig | ServerConfig] = [*newDevices, *newServers]
         diff = diffConfigs([*self._devices, *self._servers], every)
@@ -635,6 +780,20 @@ class DevicesService(Service):
         return _gather(stops, "devices")
 
 
+class _Redacted:
+    """An endpoint description shown redacted when a log line is written (not before)."""
+
+    __slots__ = ("description",)
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def __str__(self) -> str:
+        return redactEndpoint(self.description)
+
+    __repr__ = __str__
+
+
 def readableName(interface: Any) -> str:
     """An interface (or a module with none) as people read it: its class, and its address."""
     name = type(interface).__name__
@@ -677,8 +836,14 @@ def buildHandler(reactor: Any, cfg: DeviceConfig) -> tuple[Any, Any]:
 def retryPolicyFor(cfg: DeviceConfig, random: Any = None) -> RetryPolicy:
     """The reconnection delays of a configured device: its jitter and backoff settings."""
     if random is None:
-        return RetryPolicy(jitter=cfg.retryJitter, maxRetryTime=cfg.maxRetryTime)
+        return _sharedPolicy(cfg.retryJitter, cfg.maxRetryTime)
     return RetryPolicy(jitter=cfg.retryJitter, maxRetryTime=cfg.maxRetryTime, random=random)
+
+
+@functools.lru_cache(maxsize=256)
+def _sharedPolicy(jitter: float, maxRetryTime: float | None) -> RetryPolicy:
+    """One (immutable) policy for every device of the same settings: less memory per device."""
+    return RetryPolicy(jitter=jitter, maxRetryTime=maxRetryTime)
 
 
 def buildServer(reactor: Any, cfg: ServerConfig) -> Any:
