@@ -425,6 +425,8 @@ class DevicesService(Service):
         self.buildSlice = buildSlice
         #: the clock a build slice's time is measured by (a slice ends after BUILD_SLICE_SECONDS)
         self.sliceClock: Callable[[], float] = time.perf_counter
+        #: called with a device's name as soon as it is built, before its first connect
+        self.deviceAdded: list[Callable[[str], object]] = []
         #: devices still to be built at start (L{BUILD_SLICE} per reactor turn)
         self._toBuild: deque[DeviceConfig] = deque()
         self._building: IDelayedCall | None = None
@@ -653,6 +655,11 @@ class DevicesService(Service):
                 config=cfg,
             )
         )
+        for added in self.deviceAdded:
+            try:
+                added(cfg.name)
+            except Exception:
+                log.failure("{device}: a device-added observer failed", device=cfg.name)
         # a big config's start is one line (see startService); each device's at debug level
         quiet = spread and len(self._devices) > WATCH_LINES
         (log.debug if quiet else log.info)(

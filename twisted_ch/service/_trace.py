@@ -318,6 +318,13 @@ class WireTrace:
         self._attach(trace)
         return until
 
+    def deviceAdded(self, name: str) -> None:
+        """A device named C{name} was just built: a trace waiting for it starts now, before its
+        link opens (a look once a second could come after its first exchange)."""
+        trace = self.traces.get(name)
+        if trace is not None and trace.link is None:
+            self._attach(trace)
+
     def _attach(self, trace: _Trace) -> None:
         if trace.timer is not None and trace.timer.active():
             trace.timer.cancel()
