@@ -62,7 +62,7 @@ def _paired(
     and within a shape the implementations in turn); per (implementation, shape) the median run,
     with its ratio to C{base} and its µs above C{base} (of the medians, and per round).
     """
-    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    runs: dict[tuple[str, str], list[dict[str, Any] | None]] = {}
     for r in range(repeats):
         for shape in shapes:
             for impl in impls:
@@ -72,18 +72,27 @@ def _paired(
                 if impl.startswith("fleet-") and shape == "spread":
                     # first connects (so polls) spread over 1 s, as the raw pollers' connects are
                     extra += ["--start-rate", str(n)]
-                runs.setdefault((impl, shape), []).append(
-                    poll.runChild(impl, n, ports, window, *extra)
-                )
+                try:
+                    got: dict[str, Any] | None = poll.runChild(impl, n, ports, window, *extra)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    # one failed run costs its round's pair, not the whole benchmark
+                    log(f"paths: {impl} N={n} {shape} round {r + 1} failed: {str(e)[-300:]}")
+                    got = None
+                runs.setdefault((impl, shape), []).append(got)
     out = []
-    for (_impl, shape), these in runs.items():
+    for (_impl, shape), every in runs.items():
+        # the rounds in which both this implementation and the base ran
+        pairs = [(a, b) for a, b in zip(every, runs[(base, shape)], strict=True) if a and b]
+        if not pairs:
+            continue
+        these = [a for a, _ in pairs]
         ordered = sorted(these, key=lambda x: x["cpuMicrosPerPoll"])
         row = dict(ordered[(len(ordered) - 1) // 2])
         row["shape"] = shape
         row["cpuRuns"] = [x["cpuMicrosPerPoll"] for x in these]
-        bases = runs[(base, shape)]
+        row["failedRuns"] = sum(1 for a in every if a is None)
         cpu = [x["cpuMicrosPerPoll"] for x in these]
-        baseCpu = [x["cpuMicrosPerPoll"] for x in bases]
+        baseCpu = [b["cpuMicrosPerPoll"] for _, b in pairs]
         row[key] = round(median(cpu) / median(baseCpu), 3)
         row[key + "Paired"] = round(median(a / b for a, b in zip(cpu, baseCpu, strict=True)), 3)
         row["microsAboveRaw"] = round(median(cpu) - median(baseCpu), 1)
