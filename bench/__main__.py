@@ -80,7 +80,13 @@ def cmdPaths(args: argparse.Namespace) -> dict[str, Any]:
         print(message, file=sys.stderr, flush=True)
 
     result = paths.run(
-        args.devices, args.seconds, args.repeat, args.big or None, log=log, parts=args.only
+        args.devices,
+        args.seconds,
+        args.repeat,
+        args.big or None,
+        log=log,
+        parts=args.only,
+        shape=args.shape,
     )
     result["machine"] = machine()
     result["source"] = sourceState()
@@ -365,6 +371,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument(
         "--only", default="rows,startup,shards,events", help="which parts (comma-separated)"
+    )
+    p.add_argument(
+        "--shape",
+        choices=("together", "spread", "both"),
+        default="both",
+        help="rows: polls together in one reactor turn, spread over the second, or both",
     )
     p.set_defaults(func=cmdPaths)
 

@@ -5,6 +5,11 @@ blocks it in SendAndWait, at 1 Hz, against the simulator on ports P).
 
 A device in this process writes its CLOCK_MONOTONIC time every 5-20 ms (random); the program's
 callback subtracts it from its own clock.  Prints one JSON line: n, median, p99, max (ms).
+
+The program connects its handlers one blocking C{Connect()} after another, which spreads their
+PollTimers over a few milliseconds; with C{--shape together} (the default) every PollTimer is
+then restarted in one reactor turn (L{bench.pollers.together}), so the N keep-alives fall due
+together every second, as for handlers started at once.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--handlers", type=int, default=50)
     parser.add_argument("--ports", type=lambda s: [int(p) for p in s.split(",")], required=True)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--shape", choices=("together", "spread"), default="together")
     args = parser.parse_args(argv)
     raiseFileLimit(args.handlers + 256)
 
@@ -95,7 +101,11 @@ def main(argv: list[str] | None = None) -> None:
 
     async def main() -> None:
         program = Program(reactor, name="events")
-        await program.runCallable(build)
+        handlers = await program.runCallable(build)
+        if args.shape == "together":
+            from bench.pollers import together
+
+            together(handlers)
         await deferLater(reactor, 2.0)  # every poll phase settled
         push()
         measuring[0] = True
@@ -104,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         ms = [d * 1e3 for d in delays]
         result = {
             "handlers": args.handlers,
+            "shape": args.shape,
             "n": len(ms),
             "median": round(percentile(ms, 0.5), 3),
             "p99": round(percentile(ms, 0.99), 3),

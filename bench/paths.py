@@ -3,8 +3,11 @@ C{python -m bench paths}: the paths users run (issue 12), each beside a raw Twis
 same rounds, plus the fleet's start-up, its scaling over shards, and event delivery on a busy
 program thread.
 
-* rows: L{bench.poll.run} over the implementations of L{bench.pollers.PATHS} with raw Twisted
-  (and SNMP beside a raw Twisted UDP poller), taking turns within each round;
+* rows: the implementations of L{bench.pollers.PATHS} beside raw Twisted (and SNMP beside a raw
+  Twisted UDP poller), in both shapes (polls together in one reactor turn, as a ControlScript
+  program's handlers poll, and spread over the second, as the fleet's do), the implementations
+  and shapes taking turns within each round; each row gives its ratio to raw Twisted and its
+  CPU µs per poll above raw, per shape;
 * startup: C{twistd chandler} with 10,000 configured devices against a simulator whose ports
   have an ordinary listen backlog (128): seconds until every device is Connected, and the
   kernel's listen-queue overflows meanwhile (a SYN storm shows there);
@@ -24,7 +27,7 @@ from statistics import median
 from typing import Any
 
 from bench import poll
-from bench.pollers import PATHS, SNMP_IMPLS
+from bench.pollers import PATHS, SHAPES, SNMP_IMPLS
 
 ROW_IMPLS = ("twisted", "twisted_ch", *PATHS)
 
@@ -43,15 +46,81 @@ def listenOverflows() -> int:
     return -1
 
 
-def rows(n: int, seconds: float, repeats: int, log: Any, big: int | None = None) -> dict[str, Any]:
-    """Every path at N=n (and the fleet and raw Twisted at N=big), paired by round."""
-    result = poll.run([n], seconds, [], ROW_IMPLS, repeats, log)
-    snmp = poll.run([n], seconds, [], SNMP_IMPLS, repeats, log)
-    result["rows"] += snmp["rows"]
-    if big:
-        large = poll.run([big], seconds, [], ("twisted", "fleet-sis"), repeats, log)
-        result["rows"] += large["rows"]
-    return result
+def _paired(
+    n: int,
+    ports: list[int],
+    impls: tuple[str, ...],
+    base: str,
+    key: str,
+    seconds: float,
+    repeats: int,
+    shapes: tuple[str, ...],
+    log: Any,
+) -> list[dict[str, Any]]:
+    """
+    Every implementation in every shape, C{repeats} rounds (within a round, each shape in turn,
+    and within a shape the implementations in turn); per (implementation, shape) the median run,
+    with its ratio to C{base} and its µs above C{base} (of the medians, and per round).
+    """
+    runs: dict[tuple[str, str], list[dict[str, Any] | None]] = {}
+    for r in range(repeats):
+        for shape in shapes:
+            for impl in impls:
+                window = poll.windowFor(impl, seconds)
+                log(f"paths: {impl} N={n} {shape} round {r + 1}/{repeats} ({window:g} s window)")
+                extra = ["--shape", shape]
+                if impl.startswith("fleet-") and shape == "spread":
+                    # first connects (so polls) spread over 1 s, as the raw pollers' connects are
+                    extra += ["--start-rate", str(n)]
+                try:
+                    got: dict[str, Any] | None = poll.runChild(impl, n, ports, window, *extra)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    # one failed run costs its round's pair, not the whole benchmark
+                    log(f"paths: {impl} N={n} {shape} round {r + 1} failed: {str(e)[-300:]}")
+                    got = None
+                runs.setdefault((impl, shape), []).append(got)
+    out = []
+    for (_impl, shape), every in runs.items():
+        # the rounds in which both this implementation and the base ran
+        pairs = [(a, b) for a, b in zip(every, runs[(base, shape)], strict=True) if a and b]
+        if not pairs:
+            continue
+        these = [a for a, _ in pairs]
+        ordered = sorted(these, key=lambda x: x["cpuMicrosPerPoll"])
+        row = dict(ordered[(len(ordered) - 1) // 2])
+        row["shape"] = shape
+        row["cpuRuns"] = [x["cpuMicrosPerPoll"] for x in these]
+        row["failedRuns"] = sum(1 for a in every if a is None)
+        cpu = [x["cpuMicrosPerPoll"] for x in these]
+        baseCpu = [b["cpuMicrosPerPoll"] for _, b in pairs]
+        row[key] = round(median(cpu) / median(baseCpu), 3)
+        row[key + "Paired"] = round(median(a / b for a, b in zip(cpu, baseCpu, strict=True)), 3)
+        row["microsAboveRaw"] = round(median(cpu) - median(baseCpu), 1)
+        row["microsAboveRawPaired"] = round(
+            median(a - b for a, b in zip(cpu, baseCpu, strict=True)), 1
+        )
+        out.append(row)
+    return out
+
+
+def rows(
+    n: int,
+    seconds: float,
+    repeats: int,
+    log: Any,
+    big: int | None = None,
+    shapes: tuple[str, ...] = SHAPES,
+) -> dict[str, Any]:
+    """Every path at N=n (and the fleet and raw Twisted at N=big), in each shape, by round."""
+    out: list[dict[str, Any]] = []
+    with poll.simulator(max(n, big or 0)) as (_, ports):
+        args = (seconds, repeats, shapes, log)
+        out += _paired(n, ports, ROW_IMPLS, "twisted", "ratioToRawTwisted", *args)
+        out += _paired(n, ports, SNMP_IMPLS, "twisted-snmp", "ratioToRawSNMP", *args)
+        if big:
+            large = ("twisted", "twisted_ch", "twisted_ch-async", "twisted_ch-program", "fleet-sis")
+            out += _paired(big, ports, large, "twisted", "ratioToRawTwisted", *args)
+    return {"rows": out, "seconds": seconds, "repeats": repeats, "shapes": list(shapes)}
 
 
 def startup(n: int, backlog: int, log: Any) -> dict[str, Any]:
@@ -135,25 +204,36 @@ def shards(n: int, pollFrequency: float, seconds: float, repeats: int, log: Any)
     }
 
 
-def events(seconds: float, log: Any) -> dict[str, Any]:
-    """Event delivery on a program thread, without and with 50 polling handlers."""
+def events(seconds: float, log: Any, shapes: tuple[str, ...] = SHAPES) -> dict[str, Any]:
+    """
+    Event delivery on a program thread, without and with 50 polling handlers (their polls
+    together, and spread: keys C{50} and C{50-spread}).
+    """
     out: dict[str, Any] = {}
+    runs = [("0", 0, "together")] + [
+        ("50" if shape == "together" else "50-spread", 50, shape) for shape in shapes
+    ]
     with poll.simulator(100) as (_, ports):
-        for busy in (0, 50):
-            log(f"events: a program thread with {busy} polling handlers")
+        for key, busy, shape in runs:
+            log(f"events: a program thread with {busy} polling handlers ({shape})")
             cmd = [
                 sys.executable, "-m", "bench.events", "--handlers", str(busy),
                 "--ports", ",".join(map(str, ports)), "--seconds", str(seconds),
+                "--shape", shape,
             ]  # fmt: skip
             done = subprocess.run(cmd, capture_output=True, timeout=120 + seconds, check=False)
             lines = done.stdout.decode().strip().splitlines()
             if done.returncode != 0 or not lines:
                 raise RuntimeError(f"bench.events failed: {done.stderr.decode()[-2000:]}")
-            out[str(busy)] = json.loads(lines[-1])
-    quiet, busy = out["0"], out["50"]
-    out["addedMs"] = {
-        k: round(busy[k] - quiet[k], 3) for k in ("median", "p99", "max") if k in busy
-    }
+            out[key] = json.loads(lines[-1])
+    quiet = out["0"]
+    for key, name in (("50", "addedMs"), ("50-spread", "addedMsSpread")):
+        if key in out:
+            out[name] = {
+                k: round(out[key][k] - quiet[k], 3)
+                for k in ("median", "p99", "max")
+                if k in out[key]
+            }
     return out
 
 
@@ -164,27 +244,46 @@ def run(
     big: int | None = 10000,
     log: Any = print,
     parts: str = "rows,startup,shards,events",
+    shape: str = "both",
 ) -> dict[str, Any]:
-    """Everything above, in one go (or the C{parts} named)."""
+    """Everything above, in one go (or the C{parts} named; rows in C{shape}: one, or both)."""
+    if shape not in (*SHAPES, "both"):
+        raise ValueError(f"shape must be together, spread or both, not {shape!r}")
+    shapes = SHAPES if shape == "both" else (shape,)
     wanted = set(parts.split(","))
     out: dict[str, Any] = {"rows": {"rows": []}}
     if "rows" in wanted:
-        out["rows"] = rows(n, seconds, repeats, log, big)
+        out["rows"] = rows(n, seconds, repeats, log, big, shapes)
     if "startup" in wanted:
         out["startup"] = startup(10000, 128, log)
     if "shards" in wanted:
         out["shards"] = shards(2000, 0.25, 10.0, repeats, log)
     if "events" in wanted:
-        out["events"] = events(10.0, log)
+        out["events"] = events(10.0, log, shapes)
     return out
 
 
-def _ratio(row: dict[str, Any]) -> str:
+def _shapeCells(row: dict[str, Any] | None) -> str:
+    """A row's cells for one shape: µs per poll (every round), ratio (per round), µs above raw."""
+    if row is None:
+        return "| - | - | - "
+    every = ", ".join(f"{v:.0f}" for v in row.get("cpuRuns", [row["cpuMicrosPerPoll"]]))
+    cpu = f"{row['cpuMicrosPerPoll']:.0f} ({every})"
+    if row["impl"] in ("twisted", "twisted-snmp"):
+        return f"| {cpu} | 1.00 | 0 "
     for key in ("ratioToRawTwisted", "ratioToRawSNMP"):
         value, paired = row.get(key), row.get(key + "Paired")
-        if value is not None and row["impl"] not in ("twisted", "twisted-snmp"):
-            return f"{value:.2f} ({paired:.2f})" if paired is not None else f"{value:.2f}"
-    return "1.00"
+        if value is not None:
+            ratio = f"{value:.2f}" + (f" ({paired:.2f})" if paired is not None else "")
+            above = row.get("microsAboveRaw")
+            abovePaired = row.get("microsAboveRawPaired")
+            extra = (
+                "-"
+                if above is None
+                else f"{above:+.0f}" + (f" ({abovePaired:+.0f})" if abovePaired is not None else "")
+            )
+            return f"| {cpu} | {ratio} | {extra} "
+    return f"| {cpu} | - | - "
 
 
 LABELS = {
@@ -202,18 +301,26 @@ LABELS = {
 
 def table(result: dict[str, Any]) -> str:
     """The markdown tables of a L{run} result."""
-    out = [
-        "| path | N | polls/s | CPU µs per answered poll (median) | every round "
-        "| ratio to raw Twisted (per round) | CPU of one core | KiB RSS per device | GC ms/s |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
-    ]
+    byKey: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
     for r in result["rows"]["rows"]:
-        every = ", ".join(f"{v:.0f}" for v in r.get("cpuRuns", [r["cpuMicrosPerPoll"]]))
+        byKey.setdefault((r["impl"], r["devices"]), {})[r.get("shape", "spread")] = r
+    out = [
+        "| path | N | together: CPU µs per answered poll (every round) | ratio to raw "
+        "(per round) | µs above raw (per round) | spread: CPU µs per answered poll (every round) "
+        "| ratio to raw (per round) | µs above raw (per round) | polls/s | CPU of one core "
+        "(together, spread) | KiB RSS per device |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (impl, n), shapes in byKey.items():
+        any_ = shapes.get("spread") or next(iter(shapes.values()))
+        cpuOf = ", ".join(
+            f"{100 * shapes[k]['cpuFraction']:.0f}%" if k in shapes else "-"
+            for k in ("together", "spread")
+        )
         out.append(
-            f"| {LABELS.get(r['impl'], r['impl'])} | {r['devices']:,} | {r['pollsPerSecond']:.0f} "
-            f"| {r['cpuMicrosPerPoll']:.0f} | {every} | {_ratio(r)} "
-            f"| {100 * r['cpuFraction']:.0f}% | {r['rssKiBPerHandler']:.1f} "
-            f"| {r.get('gcMillisPerSecond') or 0:.1f} |"
+            f"| {LABELS.get(impl, impl)} | {n:,} "
+            f"{_shapeCells(shapes.get('together'))}{_shapeCells(shapes.get('spread'))}"
+            f"| {any_['pollsPerSecond']:.0f} | {cpuOf} | {any_['rssKiBPerHandler']:.1f} |"
         )
     s = result.get("startup")
     if s:
@@ -245,54 +352,70 @@ def table(result: dict[str, Any]) -> str:
         ]
     ev = result.get("events")
     if ev:
-        q, b = ev["0"], ev["50"]
+        q = ev["0"]
         out += [
             "",
             "| event delivery on a program thread (ms, device write → ReceiveData callback) "
             "| n | median | p99 | max |",
             "|---|---:|---:|---:|---:|",
             f"| program alone | {q['n']} | {q['median']:.3f} | {q['p99']:.3f} | {q['max']:.3f} |",
-            f"| with 50 handlers polling (blocking SendAndWait, 1 Hz) | {b['n']} "
-            f"| {b['median']:.3f} | {b['p99']:.3f} | {b['max']:.3f} |",
-            f"| added | | {ev['addedMs']['median']:.3f} | {ev['addedMs']['p99']:.3f} "
-            f"| {ev['addedMs']['max']:.3f} |",
         ]
+        for key, added, shape in (
+            ("50", "addedMs", "together"),
+            ("50-spread", "addedMsSpread", "spread"),
+        ):
+            b, a = ev.get(key), ev.get(added)
+            if b is None or a is None:
+                continue
+            out += [
+                f"| with 50 handlers polling, {shape} (blocking SendAndWait, 1 Hz) | {b['n']} "
+                f"| {b['median']:.3f} | {b['p99']:.3f} | {b['max']:.3f} |",
+                f"| added ({shape}) | | {a['median']:.3f} | {a['p99']:.3f} | {a['max']:.3f} |",
+            ]
     return "\n".join(out)
 
 
+#: issue 21's per-poll targets: the ratio to raw a path may cost, in both shapes, at every N
+LIMITS = {
+    "twisted_ch": (1.1, "ratioToRawTwisted"),
+    "twisted_ch-async": (1.3, "ratioToRawTwisted"),
+    "twisted_ch-program": (2.5, "ratioToRawTwisted"),
+    "fleet-sis": (1.3, "ratioToRawTwisted"),
+    "fleet-pjlink": (1.3, "ratioToRawTwisted"),
+    "fleet-send": (1.3, "ratioToRawTwisted"),
+    "fleet-snmp": (1.3, "ratioToRawSNMP"),
+}
+
+
 def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
-    """Issue 12's targets: (target, met, evidence)."""
+    """Issue 12's and 21's targets: (target, met, evidence)."""
     out: list[tuple[str, bool, str]] = []
-    rowsBy = {(r["impl"], r["devices"]): r for r in result["rows"]["rows"]}
-
-    def ratio(impl: str, n: int, key: str = "ratioToRawTwisted") -> tuple[float, float] | None:
-        r = rowsBy.get((impl, n))
-        if r is None or r.get(key) is None:
-            return None
-        return r[key], r.get(key + "Paired", r[key])
-
-    sizes = sorted({n for _, n in rowsBy})
-    n = sizes[0] if sizes else 0
-    for impl, limit, key in (
-        ("twisted_ch", 1.1, "ratioToRawTwisted"),
-        ("twisted_ch-async", 1.3, "ratioToRawTwisted"),
-        ("twisted_ch-program", 3.0, "ratioToRawTwisted"),
-        ("fleet-sis", 1.5, "ratioToRawTwisted"),
-        ("fleet-pjlink", 1.5, "ratioToRawTwisted"),
-        ("fleet-send", 1.5, "ratioToRawTwisted"),
-        ("fleet-snmp", 1.5, "ratioToRawSNMP"),
-    ):
-        got = ratio(impl, n, key)
-        if got is not None:
-            out.append(
-                (
-                    f"N={n}: {LABELS[impl]} ≤ {limit}x raw",
-                    got[0] <= limit and got[1] <= limit,
-                    f"{got[0]:.2f}x (per round {got[1]:.2f}x)",
-                )
+    rowsShaped = {
+        (r["impl"], r["devices"], r.get("shape", "spread")): r for r in result["rows"]["rows"]
+    }
+    # one row per (impl, N) for the targets that are not per shape: the spread one if run
+    rowsBy: dict[tuple[str, int], dict[str, Any]] = {}
+    for (impl, n, shape), r in rowsShaped.items():
+        if shape == "spread" or (impl, n) not in rowsBy:
+            rowsBy[(impl, n)] = r
+    for (impl, n, shape), r in sorted(rowsShaped.items()):
+        if impl not in LIMITS:
+            continue
+        limit, key = LIMITS[impl]
+        got = r.get(key)
+        if got is None:
+            continue
+        paired = r.get(key + "Paired", got)
+        out.append(
+            (
+                f"N={n:,}, {shape}: {LABELS[impl]} ≤ {limit}x raw",
+                got <= limit and paired <= limit,
+                f"{got:.2f}x (per round {paired:.2f}x), "
+                f"{r.get('microsAboveRaw', 0):+.0f} µs above raw",
             )
+        )
     for (impl, size), r in sorted(rowsBy.items()):
-        if impl == "fleet-sis" and size >= 10000:
+        if impl == "fleet-sis" and size >= 10000 and r.get("shape", "spread") == "spread":
             ok = r["cpuFraction"] <= 0.6 and r["pollsPerSecond"] >= 0.98 * size
             out.append(
                 (
@@ -332,13 +455,15 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
             )
         )
     ev = result.get("events")
-    if ev:
-        out.append(
-            (
-                "50 polling handlers add ≤ 1 ms to any event's delivery",
-                ev["addedMs"]["max"] <= 1.0,
-                f"added median {ev['addedMs']['median']:.3f} ms, "
-                f"p99 {ev['addedMs']['p99']:.3f} ms, max {ev['addedMs']['max']:.3f} ms",
+    for added, shape in (("addedMs", "together"), ("addedMsSpread", "spread")):
+        a = (ev or {}).get(added)
+        if a:
+            out.append(
+                (
+                    f"50 handlers polling ({shape}) add ≤ 1 ms to an event's delivery (p99)",
+                    a["p99"] <= 1.0,
+                    f"added median {a['median']:.3f} ms, p99 {a['p99']:.3f} ms, "
+                    f"max {a['max']:.3f} ms",
+                )
             )
-        )
     return out

@@ -11,8 +11,16 @@ twisted-direct  the same, but writing with C{socket.send} as twisted_ch's Device
 asyncio      plain asyncio Protocols rescheduling their own poll with C{loop.call_at}.
 
 Run as C{python -m bench.pollers --impl NAME --devices N --ports P1,P2 --seconds S}; prints one
-JSON line with what it measured.  Connections are opened evenly over C{--ramp} seconds so the
-polls are spread over each second, as they would be for devices started at different times.
+JSON line with what it measured.  Two shapes (C{--shape}):
+
+spread       connections are opened evenly over C{--ramp} seconds, so the polls are spread over
+             each second, as they are for devices started at different times (the fleet's
+             first connects are spread by the service itself, at C{--start-rate}).
+together     what a ControlScript program does: the N handlers (or protocols) are connected at
+             once with the same pollFrequency, so their polls fall due in the same reactor
+             iteration.  The raw pollers start their LoopingCalls at one common phase; the
+             fleet, whose service spreads first connects, has every device's PollTimer
+             restarted in one reactor turn once all are Connected (L{together}).
 """
 
 from __future__ import annotations
@@ -45,6 +53,38 @@ ALL_IMPLS = IMPLS + PATHS + SNMP_IMPLS
 SCRAPE_EVERY = 15.0
 INTERVAL = 1.0
 REQUEST = b"P"
+SHAPES = ("together", "spread")
+#: the run's shape: C{together} is set by main() from C{--shape}; C{epoch} is the common phase
+#: of the raw pollers' polls in that shape (set at the first connection)
+SHAPE: dict[str, Any] = {"together": False, "epoch": None}
+
+
+def firstPollDelay(now: float) -> float | None:
+    """
+    In the C{together} shape, how long until a raw poller connected at C{now} polls first, so
+    that every poller polls at the same phase (None in the C{spread} shape: poll one interval
+    after connecting, as LoopingCall's C{now=False} does).
+    """
+    if not SHAPE["together"]:
+        return None
+    epoch = SHAPE["epoch"]
+    if epoch is None:
+        epoch = SHAPE["epoch"] = now + INTERVAL
+    ahead = epoch - now
+    while ahead <= 0:
+        ahead += INTERVAL
+    return ahead
+
+
+def together(handlers: list[Any]) -> None:
+    """
+    Restart every handler's PollTimer in this one reactor turn, so their polls fall due together
+    from now on (as for a program's handlers created and connected at once).  The C{together}
+    shape's knob for the fleet, whose service spreads first connects, and for bench.events,
+    whose program thread connects its handlers one blocking Connect() after another.
+    """
+    for h in handlers:
+        h._PollTimer.Restart()
 
 
 @dataclass
@@ -59,6 +99,7 @@ class Counters:
 class Result:
     impl: str
     devices: int
+    shape: str
     seconds: float
     connected: int
     pollsPerSecond: float
@@ -336,11 +377,13 @@ def setupFleet(
             gc.freeze()
         devices = [s for s in service if hasattr(s, "handlers")]
         c.probes = []
+        c.handlers = []  # type: ignore[attr-defined]
         c.devices = 0  # type: ignore[attr-defined]
         for d in devices:
             for h in d.handlers.values():
                 h.addStatusObserver(statusObserver(h))
                 c.probes.append(h._keepAliveQuery)
+                c.handlers.append(h)  # type: ignore[attr-defined]
                 c.devices += 1  # type: ignore[attr-defined]
         status = [s for s in service if getattr(s, "url", None)]
         c.statusURL = status[0].url if status else None  # type: ignore[attr-defined]
@@ -365,6 +408,15 @@ def scraper(url: str, every: float) -> Any:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def startLoop(reactor: Any, loop: Any) -> None:
+    """Start a raw poller's LoopingCall: one interval from now, or at the common phase."""
+    delay = firstPollDelay(reactor.seconds())
+    if delay is None:
+        loop.start(INTERVAL, now=False)
+    else:
+        reactor.callLater(delay, lambda: loop.running or loop.start(INTERVAL, now=True))
 
 
 def setupTwistedSNMP(
@@ -396,7 +448,7 @@ def setupTwistedSNMP(
             self.rid = 0
             self.loop = LoopingCall(self.poll)
             self.loop.clock = reactor
-            self.loop.start(INTERVAL, now=False)
+            startLoop(reactor, self.loop)
 
         def poll(self) -> None:
             c.sent += 1
@@ -461,7 +513,7 @@ def setupTwisted(
             self.lines = Lines(c)
             self.loop = LoopingCall(self.poll)
             self.loop.clock = reactor
-            self.loop.start(INTERVAL, now=False)
+            startLoop(reactor, self.loop)
 
         def poll(self) -> None:
             c.sent += 1
@@ -555,7 +607,8 @@ def runAsyncio(args: argparse.Namespace) -> Result:
                 c.connected += 1
                 self.transport: asyncio.Transport = transport  # type: ignore[assignment]
                 self.lines = Lines(c)
-                self.next = loop.time() + INTERVAL
+                delay = firstPollDelay(loop.time())
+                self.next = loop.time() + (INTERVAL if delay is None else delay)
                 self.handle = loop.call_at(self.next, self.poll)
 
             def poll(self) -> None:
@@ -639,8 +692,9 @@ async def measure(
         start(0)
         n = getattr(c, "devices", n)
     else:
+        ramp = 0.0 if SHAPE["together"] else args.ramp
         for i in range(n):
-            callLater(args.ramp * i / n, start, i)
+            callLater(ramp * i / n, start, i)
     deadline = now() + args.ramp + 60 + n / 200
     while c.connected < n and now() < deadline:
         await sleep(0.02 if fleet else 0.1)
@@ -654,6 +708,9 @@ async def measure(
         )
     if c.connected < n:
         notes.append(f"only {c.connected} of {n} connected")
+    if fleet and SHAPE["together"]:
+        together(getattr(c, "handlers", []))
+        notes.append("together: every device's PollTimer restarted in one reactor turn")
     await sleep(INTERVAL * max(1.0, args.poll_frequency) + args.settle)
     scraping = None
     url = getattr(c, "statusURL", None)
@@ -663,11 +720,15 @@ async def measure(
     traced1 = tracemalloc.get_traced_memory()[0] if args.memory else 0
     # a full collection of N handlers stalls the reactor; let the polls due meanwhile run first
     await sleep(1.5)
-    profiler = None
+    profiler = threadProfiler = None
+    program = getattr(setupTwistedChProgram, "program", None) if impl.endswith("program") else None
     if args.profile:
         import cProfile
 
         profiler = cProfile.Profile()
+        if program is not None:  # the program thread's own profile, beside the reactor's
+            threadProfiler = cProfile.Profile()
+            await program.runCallable(threadProfiler.enable)
         profiler.enable()
     gcTimer = GCTimer()
     gc.callbacks.append(gcTimer)
@@ -683,12 +744,16 @@ async def measure(
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
+        if threadProfiler is not None and program is not None:
+            await program.runCallable(threadProfiler.disable)
+            threadProfiler.dump_stats(args.profile + ".program")
         notes.append(f"cProfile of the window in {args.profile} (CPU figures include its cost)")
     wall = t1 - t0
     answered = answered1 - answered0
     return Result(
         impl=impl,
         devices=n,
+        shape="together" if SHAPE["together"] else "spread",
         seconds=round(wall, 3),
         connected=c.connected,
         pollsPerSecond=round(answered / wall, 1),
@@ -726,11 +791,20 @@ def main(argv: list[str] | None = None) -> None:
         "--start-rate", type=float, default=0, help="fleet rows: first connects per second"
     )
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--ramp", type=float, default=1.0, help="seconds to open all connections")
+    parser.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="spread",
+        help="together: polls fall due in one reactor turn; spread: over the --ramp",
+    )
+    parser.add_argument(
+        "--ramp", type=float, default=1.0, help="spread: seconds to open all connections"
+    )
     parser.add_argument("--settle", type=float, default=2.0)
     parser.add_argument("--memory", action="store_true", help="trace allocations (slower)")
     parser.add_argument("--profile", help="write a cProfile of the measured window to this file")
     args = parser.parse_args(argv)
+    SHAPE["together"] = args.shape == "together"
     # the fleet checks its descriptor budget at start (2 per device, see service._limits)
     raiseFileLimit(2 * args.devices + 1024)
     result = runAsyncio(args) if args.impl == "asyncio" else runTwisted(args.impl, args)

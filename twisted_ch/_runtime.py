@@ -511,6 +511,11 @@ class _Waiter:
         self.lock.release()
 
 
+_ThreadCalls = list[tuple[Callable[..., object], tuple[object, ...], dict[str, object]]]
+#: the keywords of every call a L{Bridge} appends to a reactor's queue (never changed)
+_NO_KEYWORDS: dict[str, object] = {}
+
+
 class Bridge:
     """
     How other threads call into one reactor, in call order.
@@ -522,14 +527,46 @@ class Bridge:
     reactor's C{callFromThread} queue like any other: so it keeps its place among every other
     call made from that thread (a batch of our own would run ahead of C{callFromThread} calls
     queued before it).
+
+    Wake-ups are coalesced: C{callFromThread} writes to the reactor's waker on every call, but a
+    program thread posts twice per blocking poll (the keep-alive's end, then the next keep-alive's
+    SendAndWait), usually before the reactor has woken for the first.  On a Twisted reactor whose
+    C{callFromThread} is C{ReactorBase}'s, a post appends to the same C{threadCallQueue} (so the
+    order with every other C{callFromThread} call is kept) and wakes the reactor only when no
+    wake-up of ours is pending: the wake appends a marker after the call, and the reactor
+    clearing the marker ends the pending wake-up.  A call appended while the marker waits is
+    run by the same pass of the reactor over its queue, or by the next, which the reactor wakes
+    itself for (C{runUntilCurrent} does when calls were added while it ran them).
     """
 
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
+        #: the reactor's thread-call queue, when posts may go there directly (see above)
+        self._calls: _ThreadCalls | None = _threadCalls(reactor)
+        #: a wake-up of ours is written and its marker not yet run by the reactor
+        self._wakePending = False
+        #: waker writes made (a count, for tests and benchmarks)
+        self.wakeUps = 0
 
     def post(self, f: Callable[..., object], *args: object) -> None:
         """Call C{f(*args)} on the reactor thread soon, after every call posted before it."""
-        self.reactor.callFromThread(_logged, f, args)
+        calls = self._calls
+        if calls is None:
+            self.wakeUps += 1
+            self.reactor.callFromThread(_logged, f, args)
+            return
+        calls.append((_logged, (f, args), _NO_KEYWORDS))
+        # read after the append: True means the marker has not run, so this call runs in the
+        # pass that runs it, or in the next
+        if not self._wakePending:
+            self._wakePending = True
+            calls.append((self._woken, (), _NO_KEYWORDS))
+            self.wakeUps += 1
+            self.reactor.wakeUp()
+
+    def _woken(self) -> None:
+        """The marker (reactor thread): calls posted from now on wake the reactor again."""
+        self._wakePending = False
 
     def call(self, f: Callable[..., Any], *args: object, **kwargs: object) -> Any:
         """
@@ -550,6 +587,26 @@ class Bridge:
         if failure is not None:
             failure.raiseException()
         return result
+
+
+def _threadCalls(reactor: Any) -> _ThreadCalls | None:
+    """
+    The C{threadCallQueue} of a reactor whose C{callFromThread} and C{wakeUp} are
+    C{ReactorBase}'s (append, then wake), else None (any other reactor: its own C{callFromThread}).
+    """
+    from twisted.internet.base import ReactorBase
+
+    kind = type(reactor)
+    calls = getattr(reactor, "threadCallQueue", None)
+    if (
+        isinstance(reactor, ReactorBase)
+        and isinstance(calls, list)
+        and getattr(kind, "callFromThread", None) is getattr(ReactorBase, "callFromThread", 0)
+        and getattr(kind, "wakeUp", None) is ReactorBase.wakeUp
+        and getattr(kind, "runUntilCurrent", None) is ReactorBase.runUntilCurrent
+    ):
+        return calls
+    return None
 
 
 def _logged(f: Callable[..., object], args: tuple[object, ...]) -> None:
