@@ -828,6 +828,9 @@ def buildHandler(reactor: Any, cfg: DeviceConfig) -> tuple[Any, Any]:
     )
     if probe is not None:
         probe.attach(handler)
+        # Connected with the first answer at link-up, not one pollFrequency later: a fleet of
+        # 50,000 at 10 s is then all Connected while its first connects are made
+        handler.pollAtLinkUp = True
     if hasattr(handler, "retryPolicy"):
         handler.retryPolicy = retryPolicyFor(cfg)
     return handler, probe
