@@ -105,3 +105,28 @@ def test_a_ControlScript_handler_first_polls_one_pollFrequency_after_Connect() -
     clock.advance(0.1)
     assert fake.written() == b"P"
     handler.Disconnect()
+
+
+def test_the_link_up_probe_goes_out_once_every_observer_knows_the_link_is_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a PJLink probe's session (an observer added after the handler) resets at link-up and then
+    # waits for the greeting: the probe must not wait for the old link's
+    clock = Clock()
+    fake = FakeEndpoint(clock)
+    monkeypatch.setattr(_strings, "clientFromString", lambda reactor, text: fake)
+    cfg = DeviceConfig(
+        "p",
+        "tcp:host=127.0.0.1:port=4352",
+        probe=ProbeConfig("pjlink", {"password": "demo"}),
+        pollFrequency=10.0,
+    )
+    handler, probe = buildHandler(clock, cfg)
+    handler.Connect()
+    assert fake.written() == b""  # waits for the greeting
+    fake.respond(b"PJLINK 1 498e4a67\r")
+    sent = fake.written()
+    assert sent.endswith(b"%1POWR ?\r") and len(sent) == 32 + 9  # the digest, then the query
+    fake.respond(b"%1POWR=1\r")
+    assert handler.ConnectionStatus == "Connected" and probe.authFailures == 0
+    handler.Disconnect()

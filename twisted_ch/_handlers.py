@@ -431,6 +431,9 @@ class _LinkHandler(ConnectionHandler):
 
     def linkMade(self) -> None:
         self._newLink()
+
+    def linkReady(self) -> None:
+        """Every observer of the link heard that it is up (see L{DeviceLink.linkMade})."""
         if self.pollAtLinkUp:
             self._pollTick(self._PollTimer, 0)  # then the PollTimer's ticks, as they come
 

@@ -334,8 +334,15 @@ class DeviceLink:
         self._droppedSites.clear()
         self._failuresOver()
         self.log.info("{link}: connected", link=self.description)
-        for o in list(self.observers):
+        observers = list(self.observers)
+        for o in observers:
             o.linkMade()
+        # then what sends at once (a handler's first poll): every observer knows the link is
+        # new by now (a PJLink probe's session waits for this link's greeting, not the last one's)
+        for o in observers:
+            ready = getattr(o, "linkReady", None)
+            if ready is not None and self.protocol is protocol:
+                ready()
 
     def linkData(self, data: bytes) -> None:
         for o in tuple(self.observers):
