@@ -91,8 +91,10 @@ async def test_sighup_applies_the_config_and_leaves_an_unchanged_device_alone(
         # (new is Connected with its first answer, at link-up: keep polls on meanwhile)
         after = await pollStatus(
             base,
-            lambda doc: byName(doc).get("new", {}).get("state") == "Connected"
-            and byName(doc)["keep"]["polls"] > keep["polls"],
+            lambda doc: (
+                byName(doc).get("new", {}).get("state") == "Connected"
+                and byName(doc)["keep"]["polls"] > keep["polls"]
+            ),
         )
         assert sorted(byName(after)) == ["keep", "new"]
         kept = byName(after)["keep"]
