@@ -6,10 +6,11 @@ them (what a frozen fleet would never reclaim, see service/_services.py's GC_REF
 A DevicesService of N SIS devices (as twistd chandler builds them) on loopback against one
 simulator; once every device is Connected the heap is collected and frozen as the service does
 after start-up, the collector is switched off, and then: R rounds in which the simulator resets
-(RST), closes (FIN) or refuses (stops listening for a moment) every connection and every device
-reconnects and is Connected again; then a reload that removes half the devices.  After each
-phase the heap is unfrozen and collected with DEBUG_SAVEALL: the unreachable objects, by type,
-and the bytes their freeing gave back (tracemalloc), per reconnect and per removed device.
+(RST) or closes (FIN) every connection, R in which it also refuses new ones for a moment, each
+until every device has reconnected and is Connected again; then a reload that removes half the
+devices.  After each phase the heap is unfrozen and collected with DEBUG_SAVEALL: the unreachable
+objects, by type, and the bytes their freeing gave back (tracemalloc), per reconnect, per connect
+attempt and per removed device.  C{--full-collection N} times instead what reclaiming them costs.
 """
 
 from __future__ import annotations
@@ -93,34 +94,41 @@ async def _run(reactor: Any, devices: int, rounds: int, poll: float, out: dict[s
     found, freed, kinds = garbage()
     out["steady"] = {"objects": found, "bytes": freed, "types": dict(kinds.most_common(12))}
 
-    reconnects = 0
-    for r in range(rounds):
-        how = ("rst", "fin", "refuse")[r % 3]
-        before = sum(h.transitions for h in service.handlers.values())
-        if how == "refuse":
-            await sim.stop()
-            sim.dropClients(abort=True)
-            await deferLater(reactor, 0.35)  # a few refused attempts per device
-            sim.start()
-        else:
-            sim.dropClients(abort=how == "rst")
+    from twisted_ch._link import attemptsMade
 
-        def over(before: int = before) -> bool:
-            done = sum(h.transitions for h in service.handlers.values())
-            return done >= before + 2 * devices and allConnected()
+    for phase, kinds_ in (("drops", ("rst", "fin")), ("refusals", ("refuse",))):
+        reconnects = 0
+        attempts = attemptsMade()
+        for r in range(rounds):
+            how = kinds_[r % len(kinds_)]
+            before = sum(h.transitions for h in service.handlers.values())
+            if how == "refuse":
+                await sim.stop()
+                sim.dropClients(abort=True)
+                await deferLater(reactor, 0.35)  # a few refused attempts per device
+                sim.start()
+            else:
+                sim.dropClients(abort=how == "rst")
 
-        await until(f"round {r} ({how})", over)
-        reconnects += devices
-    await deferLater(reactor, SETTLE)
-    found, freed, kinds = garbage()
-    out["reconnects"] = {
-        "reconnects": reconnects,
-        "objects": found,
-        "bytes": freed,
-        "objectsPerReconnect": found / reconnects,
-        "bytesPerReconnect": freed / reconnects,
-        "types": dict(kinds.most_common(20)),
-    }
+            def over(before: int = before) -> bool:
+                done = sum(h.transitions for h in service.handlers.values())
+                return done >= before + 2 * devices and allConnected()
+
+            await until(f"{phase} round {r} ({how})", over)
+            reconnects += devices
+        await deferLater(reactor, SETTLE)
+        attempts = attemptsMade() - attempts
+        found, freed, kinds = garbage()
+        out[phase] = {
+            "reconnects": reconnects,
+            "attempts": attempts,
+            "objects": found,
+            "bytes": freed,
+            "objectsPerReconnect": round(found / reconnects, 1),
+            "bytesPerReconnect": round(freed / reconnects),
+            "bytesPerAttempt": round(freed / attempts),
+            "types": dict(kinds.most_common(12)),
+        }
 
     keep = configs[: devices // 2]
     removed = devices - len(keep)
@@ -133,13 +141,51 @@ async def _run(reactor: Any, devices: int, rounds: int, poll: float, out: dict[s
         "removed": removed,
         "objects": found,
         "bytes": freed,
-        "objectsPerRemoval": found / removed,
-        "bytesPerRemoval": freed / removed,
+        "objectsPerRemoval": round(found / removed, 1),
+        "bytesPerRemoval": round(freed / removed),
         "types": dict(kinds.most_common(20)),
     }
     await service.stopService()
     await sim.shutdown()
     gc.enable()
+
+
+def fullCollection(devices: int) -> dict[str, Any]:
+    """
+    What the full collection churn triggers costs: C{devices} SIS devices built by a
+    DevicesService on a Clock, each connected through a FakeEndpoint (a protocol and a transport
+    each, as a fleet has once it is up), frozen; then unfreeze, collect, freeze again, timed.
+    """
+    from twisted.internet.task import Clock
+
+    from twisted_ch.endpoints import _strings
+    from twisted_ch.service._config import DeviceConfig, ProbeConfig
+    from twisted_ch.service._registry import Registry
+    from twisted_ch.service._services import START_TICK, DevicesService
+    from twisted_ch.testing import FakeEndpoint
+
+    clock = Clock()
+    _strings.clientFromString = lambda reactor, text: FakeEndpoint(clock)  # type: ignore[assignment]
+    configs = [
+        DeviceConfig(f"d{i}", "tcp:host=127.0.0.1:port=9", probe=ProbeConfig("sis", {}))
+        for i in range(devices)
+    ]
+    service = DevicesService(clock, Registry(), configs, startRate=1_000_000)
+    gc.collect()
+    gc.freeze()
+    service.startService()
+    while service.starting:
+        clock.advance(START_TICK)
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        times.append(time.perf_counter() - started)
+    return {"devices": devices, "frozenObjects": frozen, "seconds": [round(t, 3) for t in times]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--poll", type=float, default=0.2)
     parser.add_argument("--json", help="write the results here too")
+    parser.add_argument(
+        "--full-collection",
+        type=int,
+        metavar="N",
+        help="only time the full collection (unfreeze, collect, freeze) of N built devices",
+    )
     args = parser.parse_args(argv)
+    if args.full_collection:
+        print(json.dumps(fullCollection(args.full_collection)))
+        return 0
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner
 
