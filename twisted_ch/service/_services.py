@@ -107,16 +107,20 @@ GC_THRESHOLD = 20_000
 #: so that full collections no longer go through it; every GC_REFREEZE seconds what has lived
 #: since is collected and frozen as well.  Frozen objects are not collected: a garbage cycle
 #: among them stays until the heap is unfrozen.  Churn makes such cycles: every connect attempt
-#: leaves one (Twisted's TCP connector, client transport and wrapping factory: about 15 objects,
-#: 1.8 KB, once the attempt is refused or its connection lost), and so does every device a
-#: reload removes or changes (its handler, link, timer and probe: about 35 objects, 5 KB),
-#: measured by C{python -m bench.churn}.  So at a GC_REFREEZE tick after churn (attempts plus
+#: leaves one once it is refused or its connection lost (Twisted's TCP connector and wrapping
+#: factory: 5 objects, 563 bytes per dropped connection, the link breaking the transport's part;
+#: a refused attempt's transport too: 0.9 KiB), and so does every device a reload removes or
+#: changes (its handler, link, timer and probe: 32 objects, 3.9 KB), as measured by
+#: C{python -m bench.churn}.  So at a GC_REFREEZE tick after churn (attempts plus
 #: removed devices since the last full collection) of at least GC_CHURN times the fleet's
 #: devices (and at least GC_CHURN_MIN), the heap is unfrozen, collected whole and frozen again:
 #: what churn leaks is reclaimed within GC_REFREEZE seconds, at the cost of one full collection
 #: (at 17,000 devices it holds the reactor for about a second, see bench/README.md's Findings
 #: item 10); a fleet that does not churn never pays it.
 GC_REFREEZE = 600.0
+#: Churn (connect attempts and removed devices) per device of the fleet that is worth a full
+#: collection at the next GC_REFREEZE tick, and the least churn that is (a small fleet's full
+#: collection is cheap, but its garbage is too).
 GC_CHURN = 0.5
 GC_CHURN_MIN = 1000
 #: How often the service looks whether the first connects are over (at most GC_SETTLE_CHECKS).
