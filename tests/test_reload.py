@@ -88,8 +88,13 @@ async def test_sighup_applies_the_config_and_leaves_an_unchanged_device_alone(
         config.write_text(_site(("keep", sims["keep"].port), ("new", sims["new"].port)))
         process.transport.signalProcess("HUP")  # type: ignore[attr-defined]
         await process.waitFor(rb"reload: 1 added, 1 removed, 0 changed, 1 unchanged")
+        # (new is Connected with its first answer, at link-up: keep polls on meanwhile)
         after = await pollStatus(
-            base, lambda doc: byName(doc).get("new", {}).get("state") == "Connected"
+            base,
+            lambda doc: (
+                byName(doc).get("new", {}).get("state") == "Connected"
+                and byName(doc)["keep"]["polls"] > keep["polls"]
+            ),
         )
         assert sorted(byName(after)) == ["keep", "new"]
         kept = byName(after)["keep"]

@@ -250,7 +250,7 @@ def test_the_connections_are_frozen_once_the_first_connects_are_over(
     assert fake.calls == ["threshold", "freeze", "disable", "freeze", "enable"]
     reactor.advance(_services.GC_REFREEZE)
     # later, what lived since is collected (a full collection skips what is frozen) and frozen;
-    # nothing is ever unfrozen
+    # without churn nothing is unfrozen (tests/test_churn.py: with it)
     assert fake.calls[-2:] == ["collect2", "freeze"] and len(fake.calls) == 7
     assert "unfreeze" not in fake.calls
     top.stopService()

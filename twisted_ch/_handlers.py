@@ -398,6 +398,12 @@ class _LinkHandler(ConnectionHandler):
 
     ReceiveData = Event["ConnectionHandler"]("Called as C{(handler, data)} for received bytes.")
 
+    #: Whether the keep-alive also runs each time the link opens (a tick's path: one in flight
+    #: at most, its sends counted), so a device can be Connected at once instead of one
+    #: pollFrequency later.  Off by default (the reference's PollTimer first ticks one interval
+    #: after it starts); the fleet service turns it on for its devices.
+    pollAtLinkUp = False
+
     def __init__(
         self,
         Interface: Any,
@@ -425,6 +431,11 @@ class _LinkHandler(ConnectionHandler):
 
     def linkMade(self) -> None:
         self._newLink()
+
+    def linkReady(self) -> None:
+        """Every observer of the link heard that it is up (see L{DeviceLink.linkMade})."""
+        if self.pollAtLinkUp:
+            self._pollTick(self._PollTimer, 0)  # then the PollTimer's ticks, as they come
 
     def linkLost(self, reason: str) -> None:
         self._on("lost", reason)

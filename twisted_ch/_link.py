@@ -44,6 +44,20 @@ _LINK_STATES: dict[StateName, LinkState] = {
 }
 
 
+#: Connect attempts started by every link of this process (see L{attemptsMade}).
+_attempts = 0
+
+
+def attemptsMade() -> int:
+    """
+    How many connect attempts the links of this process have started.  Each one's Twisted
+    objects (a TCP attempt's connector, client transport and wrapping factory) end as a garbage
+    cycle once the attempt fails or its connection is lost: the fleet service counts them to
+    know when a full collection is worth its stall (L{twisted_ch.service._services.GC_CHURN}).
+    """
+    return _attempts
+
+
 class LinkObserver(Protocol):
     """Told about a link's transitions, on the reactor thread."""
 
@@ -109,6 +123,19 @@ def callerSite(depth: int = 1) -> tuple[str, int] | None:
 def describeSite(site: tuple[str, int] | None) -> str:
     """How a log line names a call site."""
     return "twisted_ch" if site is None else f"{site[0]}:{site[1]}"
+
+
+def _releaseConnector(transport: object) -> None:
+    """
+    A lost TCP transport and its connector refer to each other (C{transport.connector},
+    C{connector.transport}): a garbage cycle Twisted leaves (it breaks it for a failed attempt,
+    not for a lost connection), never reclaimed once frozen (see the fleet service's
+    C{GC_REFREEZE}).  Breaking it lets reference counting free the transport.  The connector
+    needs no transport once its connection is lost (Twisted's own C{connectionFailed} clears it).
+    """
+    connector = getattr(transport, "connector", None)
+    if connector is not None and getattr(connector, "transport", None) is transport:
+        connector.transport = None
 
 
 class LinkIsDown(LinkDown):
@@ -261,6 +288,8 @@ class DeviceLink:
 
     def _startAttempt(self, timeout: float | None) -> None:
         """The lifecycle's attempt: connect the endpoint (its outcome comes back as an input)."""
+        global _attempts
+        _attempts += 1
         attempt: Deferred[Any]
         try:
             attempt = self._makeEndpoint().connect(_LinkFactory(self))
@@ -334,14 +363,22 @@ class DeviceLink:
         self._droppedSites.clear()
         self._failuresOver()
         self.log.info("{link}: connected", link=self.description)
-        for o in list(self.observers):
+        observers = list(self.observers)
+        for o in observers:
             o.linkMade()
+        # then what sends at once (a handler's first poll): every observer knows the link is
+        # new by now (a PJLink probe's session waits for this link's greeting, not the last one's)
+        for o in observers:
+            ready = getattr(o, "linkReady", None)
+            if ready is not None and self.protocol is protocol:
+                ready()
 
     def linkData(self, data: bytes) -> None:
         for o in tuple(self.observers):
             o.linkData(data)
 
     def linkLost(self, protocol: DeviceProtocol, reason: Failure) -> None:
+        _releaseConnector(protocol.transport)
         if self.protocol is not None and protocol is not self.protocol:
             return  # a transport this link already gave up on
         state = self.connection.state

@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 
 from twisted_ch import _site
 from twisted_ch._confusables import lookAlikesAmong
+from twisted_ch._link import attemptsMade
 from twisted_ch._memory import MemoryLimitExceeded
 from twisted_ch._retry import RetryPolicy
 from twisted_ch._stopping import CLIENT_CLOSE_GRACE, stopHandler
@@ -104,11 +105,24 @@ START_WATCH_CHECKS = 240
 GC_THRESHOLD = 20_000
 #: Once the first connects are over, what then exists (every device's connection) is frozen too,
 #: so that full collections no longer go through it; every GC_REFREEZE seconds what has lived
-#: since is collected and frozen as well.  Frozen objects are never unfrozen: a full collection
-#: of a 17,000-device fleet holds the reactor for about a second.  Garbage cycles among frozen
-#: objects are not reclaimed (Twisted breaks a closed connection's protocol-transport cycle, and
-#: a reconnection replaces a device's connection without one).
+#: since is collected and frozen as well.  Frozen objects are not collected: a garbage cycle
+#: among them stays until the heap is unfrozen.  Churn makes such cycles: every connect attempt
+#: leaves one once it is refused or its connection lost (Twisted's TCP connector and wrapping
+#: factory: 5 objects, 563 bytes per dropped connection, the link breaking the transport's part;
+#: a refused attempt's transport too: 0.9 KiB), and so does every device a reload removes or
+#: changes (its handler, link, timer and probe: 32 objects, 3.9 KB), as measured by
+#: C{python -m bench.churn}.  So at a GC_REFREEZE tick after churn (attempts plus
+#: removed devices since the last full collection) of at least GC_CHURN times the fleet's
+#: devices (and at least GC_CHURN_MIN), the heap is unfrozen, collected whole and frozen again:
+#: what churn leaks is reclaimed within GC_REFREEZE seconds, at the cost of one full collection
+#: (at 17,000 devices it holds the reactor for about a second, see bench/README.md's Findings
+#: item 10); a fleet that does not churn never pays it.
 GC_REFREEZE = 600.0
+#: Churn (connect attempts and removed devices) per device of the fleet that is worth a full
+#: collection at the next GC_REFREEZE tick, and the least churn that is (a small fleet's full
+#: collection is cheap, but its garbage is too).
+GC_CHURN = 0.5
+GC_CHURN_MIN = 1000
 #: How often the service looks whether the first connects are over (at most GC_SETTLE_CHECKS).
 GC_SETTLE_CHECK = 1.0
 GC_SETTLE_CHECKS = 300
@@ -180,6 +194,10 @@ class ChandlerService(MultiService):
         self.tuneGC = False
         self._gcTimer: IDelayedCall | None = None
         self._gcDisabled = False
+        #: connect attempts made before this service (not its churn), and its churn (see
+        #: L{_churn}) at the last full collection
+        self._attemptsBefore = attemptsMade()
+        self._churnSince = 0
         #: measures the reactor's stalls while the reactor runs (None: not measured)
         self.stallMonitor: StallMonitor | None = None
         self._previousSIGTERM: Any = None
@@ -236,6 +254,7 @@ class ChandlerService(MultiService):
         # going through it would hold the reactor for as long as a full collection
         gc.freeze()
         self._enableGC()
+        self._churnSince = self._churn()
         self._gcTimer = self.reactor.callLater(GC_REFREEZE, self._refreeze)
 
     def _enableGC(self) -> None:
@@ -243,11 +262,35 @@ class ChandlerService(MultiService):
             self._gcDisabled = False
             gc.enable()
 
+    def _churn(self) -> int:
+        """Connect attempts made, and devices removed or replaced, since the service was made."""
+        removed = sum(getattr(child, "removedDevices", 0) for child in self)
+        return attemptsMade() - self._attemptsBefore + removed
+
+    def _fleetSize(self) -> int:
+        return sum(len(getattr(child, "handlers", ())) for child in self)
+
     def _refreeze(self) -> None:
-        # a full collection goes through what is not frozen only: what lived since the last
-        # freeze
-        gc.collect()
-        gc.freeze()
+        churn = self._churn()
+        if churn - self._churnSince >= max(GC_CHURN * self._fleetSize(), GC_CHURN_MIN):
+            # the garbage cycles churn left among frozen objects (see GC_REFREEZE)
+            started = time.perf_counter()
+            gc.unfreeze()
+            found = gc.collect()
+            gc.freeze()
+            log.info(
+                "garbage collection: {found} objects reclaimed after {churn} connect attempts "
+                "and removed devices, in {seconds:.2f} s",
+                found=found,
+                churn=churn - self._churnSince,
+                seconds=time.perf_counter() - started,
+            )
+            self._churnSince = churn
+        else:
+            # a full collection goes through what is not frozen only: what lived since the last
+            # freeze
+            gc.collect()
+            gc.freeze()
         self._gcTimer = self.reactor.callLater(GC_REFREEZE, self._refreeze)
 
     def _takeSIGTERM(self) -> None:
@@ -443,6 +486,8 @@ class DevicesService(Service):
         self._servers: list[ServerConfig] = []
         self._names: dict[str, str] = {}
         self.handlers: dict[str, Any] = {}
+        #: devices and servers stopped by a reload (removed, or changed: replaced by a new one)
+        self.removedDevices = 0
         for device in devices:
             self.add(device)
         for server in servers:
@@ -762,6 +807,7 @@ class DevicesService(Service):
         self.registry.remove(name)
         if handler is None:
             return succeed(None)
+        self.removedDevices += 1
         return stopHandler(handler, self.reactor, self.clientCloseGrace)
 
     def _startAgain(self, result: Any, cfg: DeviceConfig | ServerConfig) -> Any:
@@ -835,6 +881,9 @@ def buildHandler(reactor: Any, cfg: DeviceConfig) -> tuple[Any, Any]:
     )
     if probe is not None:
         probe.attach(handler)
+        # Connected with the first answer at link-up, not one pollFrequency later: a fleet of
+        # 50,000 at 10 s is then all Connected while its first connects are made
+        handler.pollAtLinkUp = True
     if hasattr(handler, "retryPolicy"):
         handler.retryPolicy = retryPolicyFor(cfg)
     return handler, probe
