@@ -122,14 +122,14 @@ class _JSONStatus(Resource):
         request.setHeader(b"cache-control", b"no-store")
         # ?compact=1 (what the dashboard polls): one line, a third smaller, reused a while
         compact = (request.args or {}).get(b"compact", [b"0"])[-1] not in (b"", b"0")
-        pieces = _encoded(self.registry.statusPieces(query, compact))
         if not compact:
-            return streamBody(request, pieces)
+            return streamBody(request, _encoded(self.registry.statusPieces(query, compact)))
         key = bytes(request.uri)
         kept = self._kept.get(key)
         started = self._timer()
         if kept is not None and started < kept[0]:
             return kept[1]
+        pieces = _encoded(self.registry.statusPieces(query, compact))
         first: list[float] = []
 
         def keep(written: list[bytes], seconds: float) -> None:
