@@ -52,6 +52,7 @@ __all__ = [
     "STATUS_MAX_BUFFERED",
     "STATUS_MAX_CONNECTIONS",
     "STATUS_MAX_PIPELINED",
+    "STATUS_NEWCOMER_GRACE",
     "STATUS_PROBATION",
     "ClientBudget",
     "ConnectionLimiter",
@@ -65,9 +66,12 @@ log = Logger(namespace="twisted_ch.tap")
 
 #: Connections the status page serves at once.
 STATUS_MAX_CONNECTIONS = 32
-#: Newcomers the status page lets in past L{STATUS_MAX_CONNECTIONS} for two reactor turns (to
-#: see whether they send a request) before it evicts at once.
+#: Newcomers the status page lets in past L{STATUS_MAX_CONNECTIONS} for
+#: L{STATUS_NEWCOMER_GRACE} seconds (to see whether they send a request) before it evicts at once.
 STATUS_PROBATION = 64
+#: Seconds a newcomer past L{STATUS_MAX_CONNECTIONS} has to send a whole request before the
+#: surplus is evicted (half-open connections first).
+STATUS_NEWCOMER_GRACE = 0.05
 #: Seconds a status-page connection may stay silent before it is dropped.
 STATUS_IDLE_TIMEOUT = 30.0
 #: Seconds a status-page connection has to send a whole request (head and body) once it connected
@@ -251,8 +255,8 @@ class ConnectionLimiter(WrappingFactory):
     Wraps a server factory: at most C{maxConnections} connections at once, each dropped after
     C{idleTimeout} seconds without data from its client.
 
-    Past the limit a newcomer is let in, and two reactor turns later (when it has had a chance to
-    send its request) connections are evicted down to the limit: first those whose client has
+    Past the limit a newcomer is let in, and C{grace} seconds later (when it has had the chance
+    to send its request) connections are evicted down to the limit: first those whose client has
     not sent a whole request (half-open: connected, trickling), the oldest first; then those
     waiting between requests, the least recently active first; last those being answered, the
     one whose rendering cost the most lately first.  At C{maxConnections + probation} the
@@ -272,6 +276,7 @@ class ConnectionLimiter(WrappingFactory):
         clock: IReactorTime | None = None,
         name: str = "status page",
         probation: int = STATUS_PROBATION,
+        grace: float = STATUS_NEWCOMER_GRACE,
     ) -> None:
         super().__init__(wrappedFactory)
         if clock is None:
@@ -283,6 +288,7 @@ class ConnectionLimiter(WrappingFactory):
         self.maxConnections = maxConnections
         self.idleTimeout = idleTimeout
         self.probation = probation
+        self.grace = grace
         self.name = name
         self.evicted = 0
         self.idleDropped = 0
@@ -338,11 +344,8 @@ class ConnectionLimiter(WrappingFactory):
 
     def _enforceSoon(self) -> None:
         if self._enforcing is None:
-            # two turns: a newcomer's request, sent with its connect, is read in between
-            self._enforcing = self.clock.callLater(0, self._enforceNext)
-
-    def _enforceNext(self) -> None:
-        self._enforcing = self.clock.callLater(0, self._enforce)
+            # a newcomer's request, sent with its connect, is read in the meantime
+            self._enforcing = self.clock.callLater(self.grace, self._enforce)
 
     def _enforce(self) -> None:
         self._enforcing = None
