@@ -71,7 +71,7 @@ STATUS_MAX_CONNECTIONS = 32
 STATUS_PROBATION = 64
 #: Seconds a newcomer past L{STATUS_MAX_CONNECTIONS} has to send a whole request before the
 #: surplus is evicted (half-open connections first).
-STATUS_NEWCOMER_GRACE = 0.05
+STATUS_NEWCOMER_GRACE = 0.02
 #: Seconds a status-page connection may stay silent before it is dropped.
 STATUS_IDLE_TIMEOUT = 30.0
 #: Seconds a status-page connection has to send a whole request (head and body) once it connected

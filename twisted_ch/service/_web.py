@@ -562,6 +562,39 @@ class _TraceResource(TraceResource):
         return self._answer(request, 403, {"error": f"refused: {refused}"})
 
 
+#: The status port's listen backlog (unless its description gives one): a crowd reconnecting
+#: at once (evicted tricklers) must not fill the queue and make a client's connect wait seconds.
+STATUS_BACKLOG = 1024
+
+
+#: Connections the status port accepts per reactor turn (Twisted's port grows its batch without
+#: bound under a connection storm: newcomers accepted in one batch would evict each other before
+#: any of them could be read, the dashboard among them).
+STATUS_ACCEPTS_PER_TURN = 16
+
+
+def _clampAccepts(port: object, most: int) -> None:
+    """Make a listening TCP C{port} accept at most C{most} connections per reactor turn."""
+    original = getattr(port, "doRead", None)
+    if not callable(original) or not hasattr(port, "numberAccepts"):
+        return
+
+    def doRead() -> object:
+        if getattr(port, "numberAccepts", 0) > most:
+            port.numberAccepts = most
+        return original()
+
+    port.doRead = doRead  # type: ignore[attr-defined]
+
+
+def _withBacklog(description: str) -> str:
+    """A TCP server description with L{STATUS_BACKLOG} when it gives no backlog."""
+    kind = description.split(":", 1)[0].strip().lower()
+    if kind in ("tcp", "tcp6") and "backlog=" not in description:
+        return f"{description}:backlog={STATUS_BACKLOG}"
+    return description
+
+
 class StatusService(Service):
     """
     Serves the status page on a server endpoint description (bound when the service starts).
@@ -603,7 +636,7 @@ class StatusService(Service):
     def startService(self) -> None:
         from twisted.internet.endpoints import serverFromString
 
-        endpoint = serverFromString(self.reactor, self.description)
+        endpoint = serverFromString(self.reactor, _withBacklog(self.description))
         result: list[Any] = []
         # at most STATUS_MAX_CONNECTIONS at once, idle ones dropped (twisted_ch.service._limits)
         self.limiter = ConnectionLimiter(self.site, clock=self.reactor)
@@ -614,6 +647,7 @@ class StatusService(Service):
         if not IListeningPort.providedBy(outcome):
             refuseToStart(f"the status page cannot listen: {outcome.getErrorMessage()}")
         self.port = outcome
+        _clampAccepts(outcome, STATUS_ACCEPTS_PER_TURN)
         super().startService()
         address: Any = outcome.getHost()
         host = getattr(address, "host", None)
