@@ -178,3 +178,25 @@ def test_clients_looping_on_the_full_status_leave_the_dashboard_its_turn(
 
     served = yield threads.deferToThread(attack)
     assert served == 16 and answers[0] >= 8
+
+
+def test_the_port_accepts_a_bounded_batch_per_turn_with_a_deep_backlog(
+    status: StatusService,
+) -> None:
+    from twisted_ch.service._web import STATUS_ACCEPTS_PER_TURN, STATUS_BACKLOG, _withBacklog
+
+    assert _withBacklog("tcp:8790:interface=127.0.0.1").endswith(f":backlog={STATUS_BACKLOG}")
+    assert _withBacklog("tcp:8790:backlog=7") == "tcp:8790:backlog=7"
+    assert _withBacklog("unix:/run/chandler.sock") == "unix:/run/chandler.sock"
+    port: Any = status.port
+    port.numberAccepts = 500  # as Twisted's port grows it under a storm
+    port.doRead()  # nothing waiting: it accepts none
+    assert port.numberAccepts <= STATUS_ACCEPTS_PER_TURN
+    crowd = [socket.create_connection(("127.0.0.1", portOf(status))) for _ in range(40)]
+    try:
+        port.numberAccepts = 500
+        port.doRead()
+        assert 0 < status.limiter.connections <= STATUS_ACCEPTS_PER_TURN
+    finally:
+        for s in crowd:
+            s.close()
