@@ -133,7 +133,8 @@ def test_the_readable_document_pages_too_one_device_per_line() -> None:
 def siteOn(registry: Registry, clock: Clock, timer: Any = None) -> StatusSite:
     kw = {} if timer is None else {"timer": timer}
     site = StatusSite(statusResource(registry), reactor=clock, **kw)
-    site.renders.share = 1.0  # no rest between steps: a step a turn (the share has its own test)
+    site.renders.share = 1.0  # no rest between steps (the share has its own test)
+    site.renders.turn = 0.0  # a step a turn (the turn has its own test)
     return site
 
 
@@ -284,6 +285,22 @@ def test_renders_take_at_most_their_share_of_the_reactor() -> None:
     turn(clock)
     (pending,) = [c for c in clock.getDelayedCalls() if c.func == site.renders._step]
     assert pending.getTime() == pytest.approx(0.001)  # half the reactor: a rest as long
+
+
+def test_a_turn_takes_steps_until_they_add_up_to_its_budget() -> None:
+    clock = Clock()
+    now = [0.0]
+
+    def timer() -> float:
+        now[0] += 0.0005  # each step: 0.5 ms (its two readings)
+        return now[0]
+
+    site = siteOn(fleet(clock, STATUS_ROWS_PER_STEP * 10), clock, timer)
+    site.renders.turn = 0.0015
+    channel, transport = connect(site)
+    ask(channel, "/status")
+    turn(clock)
+    assert site.renders.steps == 3
 
 
 def test_a_client_that_does_not_read_pauses_its_render() -> None:

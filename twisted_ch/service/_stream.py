@@ -22,6 +22,7 @@ from zope.interface import implementer
 
 __all__ = [
     "STATUS_RENDER_SHARE",
+    "STATUS_RENDER_TURN",
     "STATUS_USAGE_MEMORY",
     "RenderQueue",
     "Usage",
@@ -33,6 +34,9 @@ log = Logger(namespace="twisted_ch.status")
 #: The share of the reactor's time streamed renders may take (the rest is the devices'): after a
 #: step that took t seconds, the next waits t x (1 / share - 1).
 STATUS_RENDER_SHARE = 0.5
+#: Seconds of rendering a reactor turn takes at most (steps are run until they add up to it):
+#: a busy reactor's turns are long, one step per turn would make a big page take seconds.
+STATUS_RENDER_TURN = 0.004
 #: Seconds over which a connection's rendering is remembered when renders take turns (it decays
 #: exponentially with this time constant): the connection that used the least goes first.
 STATUS_USAGE_MEMORY = 10.0
@@ -108,8 +112,9 @@ class _Render:
 
 class RenderQueue:
     """
-    Streamed renders, one step per reactor turn (the step of the render whose connection used the
-    least rendering lately), taking at most C{share} of the reactor's time.
+    Streamed renders, a few steps per reactor turn (each the step of the render whose connection
+    used the least rendering lately; more until they took C{turn} seconds), taking at most
+    C{share} of the reactor's time.
 
     @ivar steps: steps run (for tests and benchmarks).
     @ivar longest: the longest step's seconds.
@@ -120,10 +125,12 @@ class RenderQueue:
         clock: IReactorTime,
         timer: Callable[[], float] = time.perf_counter,
         share: float = STATUS_RENDER_SHARE,
+        turn: float = STATUS_RENDER_TURN,
     ) -> None:
         self.clock = clock
         self.timer = timer
         self.share = share
+        self.turn = turn
         self._renders: list[_Render] = []
         self._call: Any = None
         self._rest = 0.0
@@ -176,11 +183,22 @@ class RenderQueue:
         return best
 
     def _step(self) -> None:
+        """Steps of the renders (least used first) until C{turn} seconds were spent, then rest."""
         self._call = None
-        render = self._pick()
-        if render is None:
-            self._rest = 0.0
-            return
+        spent = 0.0
+        while True:
+            render = self._pick()
+            if render is None:
+                self._rest = 0.0
+                return
+            spent += self._stepOf(render)
+            if spent >= self.turn or not any(not r.paused for r in self._renders):
+                break
+        self._rest = spent * (1 / self.share - 1) if 0 < self.share < 1 else 0.0
+        self._schedule()
+
+    def _stepOf(self, render: _Render) -> float:
+        """One step of C{render}; the seconds it took."""
         started = self.timer()
         finished = False
         try:
@@ -220,8 +238,7 @@ class RenderQueue:
             self._remove(render)
             if not render.over:
                 self._renders.append(render)
-        self._rest = spent * (1 / self.share - 1) if 0 < self.share < 1 else 0.0
-        self._schedule()
+        return spent
 
 
 def streamBody(request: Request, pieces: Generator[bytes, None, bytes], **kw: Any) -> bytes | int:
