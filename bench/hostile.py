@@ -686,7 +686,11 @@ def httpTable(http: list[dict[str, Any]]) -> list[str]:
 # -- the cost of the status port's pages to the reactor (issue 21)
 
 
-def statusCost(devices: int, rounds: int = 3) -> dict[str, Any]:
+def statusCost(
+    devices: int,
+    rounds: int = 3,
+    pages: tuple[str, ...] = ("status", "status?compact=1", "metrics"),
+) -> dict[str, Any]:
     """
     C{devices} real TCP handlers (never connected: their rows as they are) on a status page in
     this process; each of C{/status}, C{/status?compact=1}, C{/metrics} fetched C{rounds} times
@@ -737,7 +741,7 @@ def statusCost(devices: int, rounds: int = 3) -> dict[str, Any]:
 
     def client() -> None:
         try:
-            for page in ("status", "status?compact=1", "metrics"):
+            for page in pages:
                 walls, longest = [], 0.0
                 for _ in range(rounds):
                     reactor.callFromThread(gaps.clear)  # type: ignore[attr-defined]
@@ -813,7 +817,13 @@ if __name__ == "__main__":
     elif sys.argv[1:2] == ["--attack"]:
         attack(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1:2] == ["--status-cost"]:  # --status-cost DEVICES
-        print(json.dumps(statusCost(int(sys.argv[2]))))
+        print(
+            json.dumps(
+                statusCost(
+                    int(sys.argv[2]), **({"pages": tuple(sys.argv[3:])} if sys.argv[3:] else {})
+                )
+            )
+        )
     elif sys.argv[1:2] == ["--http"]:  # the HTTP cases alone: --http [DEVICES [KIND...]]
         n = int(sys.argv[2]) if len(sys.argv) > 2 else 500
         kinds = tuple(sys.argv[3:]) or HTTP_KINDS

@@ -335,8 +335,8 @@ class ConnectionLimiter(WrappingFactory):
             log,
             "evicted",
             LogLevel.warn,
-            "{name}: {limit} connections open; one was dropped for a new client (half-open "
-            "ones first, the costliest of those answered last)",
+            "{name}: {limit} connections open; the least recently active one was dropped for "
+            "a new client (half-open ones first, the costliest of those answered last)",
             name=self.name,
             limit=self.maxConnections,
         )
