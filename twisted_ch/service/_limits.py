@@ -9,10 +9,10 @@ descriptors the devices need, nor make the status page unreachable.
     C{MaxClients}, the status page's connection limit.  A configuration that does not fit refuses
     to start with one line saying what to change.
   - The status page (L{ConnectionLimiter}) serves at most L{STATUS_MAX_CONNECTIONS} connections: a
-    newcomer beyond them is let in, and once it had the chance to send its request the surplus
-    is evicted: half-open ones (no whole request: connected, or trickling it) first, then those
-    waiting between requests, then the costliest of those being answered; so idle, trickling or
-    connect-and-close clients can never lock the page out of a client that asks.  A connection
+    newcomer beyond them takes the place of a half-open one (no whole request: connected, or
+    trickling it) first, then of one waiting between requests, then of the costliest of those
+    being answered; so idle, trickling or connect-and-close clients can never lock the page out
+    of a client that asks.  A connection
     silent for L{STATUS_IDLE_TIMEOUT} is dropped; one that does not complete a request within
     L{STATUS_HEADER_DEADLINE} too.
   - Each client (address), and each of its connections, has a budget of rendering time
@@ -52,8 +52,6 @@ __all__ = [
     "STATUS_MAX_BUFFERED",
     "STATUS_MAX_CONNECTIONS",
     "STATUS_MAX_PIPELINED",
-    "STATUS_NEWCOMER_GRACE",
-    "STATUS_PROBATION",
     "ClientBudget",
     "ConnectionLimiter",
     "DescriptorBudgetError",
@@ -66,12 +64,6 @@ log = Logger(namespace="twisted_ch.tap")
 
 #: Connections the status page serves at once.
 STATUS_MAX_CONNECTIONS = 32
-#: Newcomers the status page lets in past L{STATUS_MAX_CONNECTIONS} for
-#: L{STATUS_NEWCOMER_GRACE} seconds (to see whether they send a request) before it evicts at once.
-STATUS_PROBATION = 64
-#: Seconds a newcomer past L{STATUS_MAX_CONNECTIONS} has to send a whole request before the
-#: surplus is evicted (half-open connections first).
-STATUS_NEWCOMER_GRACE = 0.02
 #: Seconds a status-page connection may stay silent before it is dropped.
 STATUS_IDLE_TIMEOUT = 30.0
 #: Seconds a status-page connection has to send a whole request (head and body) once it connected
@@ -255,14 +247,14 @@ class ConnectionLimiter(WrappingFactory):
     Wraps a server factory: at most C{maxConnections} connections at once, each dropped after
     C{idleTimeout} seconds without data from its client.
 
-    Past the limit a newcomer is let in, and C{grace} seconds later (when it has had the chance
-    to send its request) connections are evicted down to the limit: first those whose client has
-    not sent a whole request (half-open: connected, trickling), the oldest first; then those
-    waiting between requests, the least recently active first; last those being answered, the
-    one whose rendering cost the most lately first.  At C{maxConnections + probation} the
-    eviction is at once.  So a crowd of idle, trickling or connect-and-close clients cannot keep
-    out a client that sends its request, and a client looping on costly pages goes before one
-    that asks little.  Evictions are logged summarised.
+    At the limit a newcomer takes the place of: a connection whose client has not sent a whole
+    request (half-open: connected, trickling), the least recently active first; else one waiting
+    between requests, the least recently active first; else, of those being answered, the one
+    whose rendering cost the most lately.  So a crowd of idle, trickling or connect-and-close
+    clients cannot keep out a client that sends its request, and a client looping on costly
+    pages goes before one that asks little.  (The status port accepts a bounded batch per reactor
+    turn, L{twisted_ch.service._web.STATUS_ACCEPTS_PER_TURN}: a newcomer's request is read before
+    a storm's next batch can evict it.)  Evictions are logged summarised.
     """
 
     protocol = _LimitedProtocol
@@ -275,8 +267,6 @@ class ConnectionLimiter(WrappingFactory):
         idleTimeout: float = STATUS_IDLE_TIMEOUT,
         clock: IReactorTime | None = None,
         name: str = "status page",
-        probation: int = STATUS_PROBATION,
-        grace: float = STATUS_NEWCOMER_GRACE,
     ) -> None:
         super().__init__(wrappedFactory)
         if clock is None:
@@ -287,8 +277,6 @@ class ConnectionLimiter(WrappingFactory):
         self.clock: IReactorTime = clock
         self.maxConnections = maxConnections
         self.idleTimeout = idleTimeout
-        self.probation = probation
-        self.grace = grace
         self.name = name
         self.evicted = 0
         self.idleDropped = 0
@@ -296,7 +284,6 @@ class ConnectionLimiter(WrappingFactory):
         #: least recently active first
         self._halfOpen: OrderedDict[int, Any] = OrderedDict()
         self._byActivity: OrderedDict[int, Any] = OrderedDict()
-        self._enforcing: Any = None
         self._summary = Summarizer(clock)
 
     @property
@@ -306,8 +293,9 @@ class ConnectionLimiter(WrappingFactory):
 
     def active(self, protocol: _LimitedProtocol) -> None:
         """C{protocol}'s client sent data: it is the most recently active."""
-        if id(protocol) in self._byActivity:
-            self._byActivity.move_to_end(id(protocol))
+        for connections in (self._halfOpen, self._byActivity):
+            if id(protocol) in connections:
+                connections.move_to_end(id(protocol))
 
     def answered(self, protocol: _LimitedProtocol) -> None:
         """C{protocol} sent a whole request or was written to: it is no longer half-open."""
@@ -342,31 +330,16 @@ class ConnectionLimiter(WrappingFactory):
         )
         victim.abort()
 
-    def _enforceSoon(self) -> None:
-        if self._enforcing is None:
-            # a newcomer's request, sent with its connect, is read in the meantime
-            self._enforcing = self.clock.callLater(self.grace, self._enforce)
-
-    def _enforce(self) -> None:
-        self._enforcing = None
-        while self.connections > self.maxConnections:
-            self._evict()
-
     def buildProtocol(self, addr: IAddress | None) -> Any:
-        while self.connections >= self.maxConnections + self.probation:
+        while self.connections >= self.maxConnections:
             self._evict()
         protocol = super().buildProtocol(addr)
         if protocol is not None:
             self._halfOpen[id(protocol)] = protocol
-        if self.connections > self.maxConnections:
-            self._enforceSoon()
         return protocol
 
     def stopFactory(self) -> None:
         """Not listening any more: log the evictions not yet told, and leave no timer."""
-        pending, self._enforcing = self._enforcing, None
-        if pending is not None and pending.active():
-            pending.cancel()
         self._summary.stop()
         super().stopFactory()
 

@@ -16,8 +16,12 @@ none while its client is not reading the answers; a client that pipelines more t
 L{STATUS_MAX_PIPELINED} requests in a row, or whose connection holds more than
 L{STATUS_MAX_BUFFERED} bytes, is dropped, and so is one that does not send a whole request
 within L{STATUS_HEADER_DEADLINE} of connecting or of its last answer (slowloris).  Each client
-address has a budget of rendering time (L{ClientBudget}): past it, its costly requests are
-answered 429 until it refills.
+address, and each connection, has a budget of rendering time (L{ClientBudget}): past it, its
+costly requests are answered 429 until it refills.
+
+The big pages (C{/status}, C{/metrics}, the text index) are rendered a step at a time by the
+site's L{RenderQueue} and streamed, with the filters of L{StatusQuery}: no request holds the
+reactor for more than a few milliseconds.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ log = Logger(namespace="twisted_ch.status")
 #: rendering it takes at most about a tenth of the reactor.
 STATUS_REUSE = 10.0
 #: Compact documents (one per distinct query) kept for reuse.
-STATUS_REUSE_KEPT = 8
+STATUS_REUSE_KEPT = 4
 
 
 def _badQuery(request: Request, why: str) -> bytes:
