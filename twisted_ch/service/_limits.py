@@ -284,6 +284,8 @@ class ConnectionLimiter(WrappingFactory):
         #: least recently active first
         self._halfOpen: OrderedDict[int, Any] = OrderedDict()
         self._byActivity: OrderedDict[int, Any] = OrderedDict()
+        #: connections being answered that close once answered (evicted gently)
+        self._closing: set[int] = set()
         self._summary = Summarizer(clock)
 
     @property
@@ -303,18 +305,27 @@ class ConnectionLimiter(WrappingFactory):
         if id(protocol) in self._halfOpen:
             self._byActivity[id(protocol)] = self._halfOpen.pop(id(protocol))
 
-    def _victim(self) -> Any:
+    def _victim(self, closing: bool = True) -> Any:
         if self._halfOpen:
             return next(iter(self._halfOpen.values()))
         waiting = [p for p in self._byActivity.values() if not p.busy]
         if waiting:
             return waiting[0]
-        busy = list(self._byActivity.values())
+        busy = [p for p in self._byActivity.values() if closing or id(p) not in self._closing]
         return max(busy, key=lambda p: p.used()) if busy else None
 
     def _evict(self) -> None:
-        victim = self._victim()
+        hard = self.connections >= 2 * self.maxConnections
+        victim = self._victim(closing=hard)
         if victim is None:
+            return
+        if victim.busy and not hard:
+            # being answered: it closes once answered (its work is not thrown away, nor does
+            # its client's reconnecting throw away another's), and the newcomer is let in
+            self._closing.add(id(victim))
+            close = getattr(victim.wrappedProtocol, "closeWhenAnswered", None)
+            if callable(close):
+                close()
             return
         self._halfOpen.pop(id(victim), None)
         self._byActivity.pop(id(victim), None)
@@ -331,8 +342,11 @@ class ConnectionLimiter(WrappingFactory):
         victim.abort()
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
-        while self.connections >= self.maxConnections:
+        while self.connections - len(self._closing) >= self.maxConnections:
+            before = (self.connections, len(self._closing))
             self._evict()
+            if (self.connections, len(self._closing)) == before:
+                break
         protocol = super().buildProtocol(addr)
         if protocol is not None:
             self._halfOpen[id(protocol)] = protocol
@@ -344,6 +358,7 @@ class ConnectionLimiter(WrappingFactory):
         super().stopFactory()
 
     def unregisterProtocol(self, p: Any) -> None:
+        self._closing.discard(id(p))
         self._halfOpen.pop(id(p), None)
         self._byActivity.pop(id(p), None)
         super().unregisterProtocol(p)

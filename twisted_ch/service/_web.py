@@ -301,7 +301,14 @@ class StatusChannel(HTTPChannel):
     pipelined = 0
     _next: Any = None
     _whenWritable = False
+    _closeWhenAnswered = False
     site: StatusSite
+
+    def closeWhenAnswered(self) -> None:
+        """Close once the request being answered is (its connection was evicted)."""
+        self._closeWhenAnswered = True
+        if not self.requests:
+            self.loseConnection()
 
     def connectionMade(self) -> None:
         #: the rendering this connection used lately (streamed renders take turns by it)
@@ -336,7 +343,7 @@ class StatusChannel(HTTPChannel):
         told = getattr(self.transport, "requestAnswered", None)
         if callable(told):
             told()
-        if not self.persistent:
+        if not self.persistent or self._closeWhenAnswered:
             self.loseConnection()
             return
         if heldBytes(self.transport) > self.maxBuffered:
