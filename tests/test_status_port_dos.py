@@ -200,3 +200,41 @@ def test_the_port_accepts_a_bounded_batch_per_turn_with_a_deep_backlog(
     finally:
         for s in crowd:
             s.close()
+
+
+def test_a_connection_being_answered_is_evicted_once_answered() -> None:
+    """At the limit with every connection being answered, the costliest closes after its answer
+    (not mid-render: clients looping on /status would evict each other for ever)."""
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from twisted_ch.service._limits import ConnectionLimiter
+    from twisted_ch.service._web import StatusSite, statusResource
+
+    clock = Clock()
+    registry = Registry(clock=clock)
+    for i in range(STATUS_ROWS_PER_STEP * 3):
+        registry.add(Entry(f"dev-{i}", Device()))
+    site = StatusSite(statusResource(registry), reactor=clock)
+    site.renders.share = 1.0
+    limiter = ConnectionLimiter(site, maxConnections=2, clock=clock)
+    limiter.doStart()
+    opened = []
+    for i in range(3):
+        address = IPv4Address("TCP", "127.0.0.1", 41000 + i)
+        wrapper = limiter.buildProtocol(address)
+        transport = StringTransport(peerAddress=address)
+        wrapper.makeConnection(transport)
+        if i < 2:
+            wrapper.wrappedProtocol.usage.add(float(i + 1), clock.seconds())  # the 2nd costs more
+            wrapper.dataReceived(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        opened.append((wrapper, transport))
+    assert limiter.evicted == 0 and limiter.connections == 3  # the newcomer is in
+    costly = opened[1][1]
+    assert not costly.disconnecting  # still being answered
+    for _ in range(20):
+        clock.advance(0.01)
+    assert costly.value().endswith(b"0\r\n\r\n") and costly.disconnecting  # answered, then closed
+    assert not opened[0][1].disconnecting
+    limiter.doStop()
