@@ -238,3 +238,23 @@ def test_a_connection_being_answered_is_evicted_once_answered() -> None:
     assert costly.value().endswith(b"0\r\n\r\n") and costly.disconnecting  # answered, then closed
     assert not opened[0][1].disconnecting
     limiter.doStop()
+
+
+def test_an_address_past_its_budget_is_refused_on_its_busy_connections_not_a_fresh_one() -> None:
+    from twisted.internet.task import Clock
+
+    from twisted_ch.service._limits import (
+        STATUS_CONNECTION_BUDGET,
+        STATUS_FRESH_CONNECTION,
+        ClientBudget,
+    )
+
+    budget = ClientBudget(Clock())
+    budget.charge("127.0.0.1", b"/status", 2.0)  # loopers on 127.0.0.1 spent the address's budget
+    budget.cost(b"/cheap", 0.0)
+    assert budget.allows("127.0.0.1", b"/status", 0.0)  # the dashboard's new connection
+    assert not budget.allows("127.0.0.1", b"/status", STATUS_FRESH_CONNECTION * 2)  # a looper's
+    assert budget.allows("127.0.0.1", b"/cheap", STATUS_CONNECTION_BUDGET * 2)
+    assert not budget.allows("10.0.0.2", b"/status", STATUS_CONNECTION_BUDGET * 2)  # its own
+    assert budget.allows("10.0.0.2", b"/status", STATUS_FRESH_CONNECTION * 2)
+    assert budget.refused == 2

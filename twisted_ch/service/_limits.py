@@ -47,6 +47,7 @@ __all__ = [
     "STATUS_BUDGET_RATE",
     "STATUS_CHEAP_RENDER",
     "STATUS_CONNECTION_BUDGET",
+    "STATUS_FRESH_CONNECTION",
     "STATUS_HEADER_DEADLINE",
     "STATUS_IDLE_TIMEOUT",
     "STATUS_MAX_BUFFERED",
@@ -79,6 +80,10 @@ STATUS_BUDGET_BURST = 1.0
 #: L{twisted_ch.service._stream.STATUS_USAGE_MEMORY} seconds): past them, its costly requests
 #: are refused until it used less.
 STATUS_CONNECTION_BUDGET = 2.0
+#: Seconds of rendering under which a connection counts as fresh: its address's budget does not
+#: refuse it (on loopback every client is one address: the dashboard beside clients looping on
+#: /status), its own does.
+STATUS_FRESH_CONNECTION = 0.05
 #: Seconds under which a page's last render counts as cheap: never refused for the budget.
 STATUS_CHEAP_RENDER = 0.002
 #: Requests a status-page client may send ahead of the answers (HTTP pipelining) in a row:
@@ -368,8 +373,9 @@ class ClientBudget:
     """
     Rendering time per client: each client (a hashable key, its address) may use C{rate}
     seconds of rendering per second, C{burst} at once, and each of its connections
-    C{connectionBudget} seconds lately.  A client or connection past its budget is refused the
-    pages whose last render took C{cheap} seconds or more (a page never rendered is allowed);
+    C{connectionBudget} seconds lately.  A connection past its budget, or past its client's
+    unless it is fresh (used under L{STATUS_FRESH_CONNECTION} lately), is refused the pages
+    whose last render took C{cheap} seconds or more (a page never rendered is allowed);
     cheap ones (a reused document) are always served.  At most C{maxClients} are remembered.
     """
 
@@ -406,7 +412,9 @@ class ClientBudget:
         """
         if self._cost.get(page, 0.0) < self.cheap:
             return True
-        if self._now(client) > 0 and connectionUsed <= self.connectionBudget:
+        if connectionUsed <= self.connectionBudget and (
+            self._now(client) > 0 or connectionUsed < STATUS_FRESH_CONNECTION
+        ):
             return True
         self.refused += 1
         return False
