@@ -683,11 +683,147 @@ def httpTable(http: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+# -- the cost of the status port's pages to the reactor (issue 21)
+
+
+def statusCost(
+    devices: int,
+    rounds: int = 3,
+    pages: tuple[str, ...] = ("status", "status?compact=1", "metrics"),
+) -> dict[str, Any]:
+    """
+    C{devices} real TCP handlers (never connected: their rows as they are) on a status page in
+    this process; each of C{/status}, C{/status?compact=1}, C{/metrics} fetched C{rounds} times
+    by a client in another thread: per page the median wall time of a fetch and the longest
+    reactor turn seen during the fetches (the longest gap between two turns of a 0-delay loop).
+    """
+    import threading
+
+    from twisted.internet import reactor
+
+    from twisted_ch import GetConnectionHandler
+    from twisted_ch.extronlib.interface import EthernetClientInterface
+    from twisted_ch.service._registry import Entry, Registry
+    from twisted_ch.service._web import StatusService
+    from twisted_ch.service.probes import SISProbe
+    from twisted_ch.testing import FakeEndpoint
+
+    registry = Registry(clock=reactor)
+    for i in range(devices):
+        endpoint = FakeEndpoint(reactor)
+        iface = EthernetClientInterface("127.0.0.1", 23, reactor=reactor, endpoint=endpoint)
+        iface.link.description = f"device-{i}"
+        handler = GetConnectionHandler(iface, lambda h: None, pollFrequency=10)
+        registry.add(
+            Entry(f"device-{i}", handler, "tcp:host=127.0.0.1:port=23", probe=SISProbe("N"),
+                  room=f"room {i % 50}")
+        )  # fmt: skip
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the fleet built: its objects are not the collector's to walk every turn
+    service = StatusService(reactor, "tcp:0:interface=127.0.0.1", registry)
+    service.startService()
+    assert service.port is not None
+    base = f"http://127.0.0.1:{service.port.getHost().port}/"
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+        if running[0]:
+            reactor.callLater(0, tick)  # type: ignore[attr-defined]
+
+    running = [True]
+    found: dict[str, Any] = {"devices": devices}
+
+    def client() -> None:
+        try:
+            for page in pages:
+                walls, longest = [], 0.0
+                for _ in range(rounds):
+                    reactor.callFromThread(gaps.clear)  # type: ignore[attr-defined]
+                    time.sleep(0.2)
+                    start = time.monotonic()
+                    # a client in another process: no GIL shared with the reactor
+                    while True:
+                        got = subprocess.run(
+                            ["curl", "-s", "-w", "%{http_code}", "--max-time", "120", base + page],
+                            capture_output=True,
+                            check=True,
+                        ).stdout
+                        if not got.endswith(b"429"):  # spent its budget (before): wait
+                            break
+                        time.sleep(1.0)
+                        start = time.monotonic()
+                    size = len(got) - 3
+                    walls.append(time.monotonic() - start)
+                    time.sleep(0.05)
+                    seen: list[float] = []
+                    done = threading.Event()
+
+                    def copy(into: list[float] = seen, ev: threading.Event = done) -> None:
+                        into.extend(gaps)
+                        ev.set()
+
+                    reactor.callFromThread(copy)  # type: ignore[attr-defined]
+                    done.wait(60)
+                    longest = max(longest, max(seen, default=0.0))
+                    if page == "status?compact=1":
+                        time.sleep(STATUS_REUSE_WAIT)  # not the reused document: built again
+                found[page] = {
+                    "ms": round(statistics.median(walls) * 1000, 1),
+                    "longestTurnMs": round(longest * 1000, 1),
+                    "bytes": size,
+                }
+        except Exception as e:
+            found["error"] = repr(e)
+        finally:
+            renders = getattr(service.site, "renders", None)
+            if renders is not None:
+                found["longestStepMs"] = round(renders.longest * 1000, 1)
+                found["steps"] = renders.steps
+                steps = sorted(b - a for a, b in zip(marks[::2], marks[1::2], strict=False))
+                if steps:
+                    found["medianStepMs"] = round(steps[len(steps) // 2] * 1000, 2)
+                    found["p99StepMs"] = round(steps[int(len(steps) * 0.99)] * 1000, 2)
+            running[0] = False
+            reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
+
+    renders = getattr(service.site, "renders", None)
+    marks: list[float] = []
+    if renders is not None:  # every step's time (the queue reads its timer around each)
+
+        def timer() -> float:
+            marks.append(time.perf_counter())
+            return marks[-1]
+
+        renders.timer = timer
+    reactor.callLater(0, tick)  # type: ignore[attr-defined]
+    threading.Thread(target=client, daemon=True).start()
+    reactor.run()  # type: ignore[attr-defined]
+    return found
+
+
+#: Seconds the cost benchmark waits between compact fetches (past their reuse).
+STATUS_REUSE_WAIT = 6.0
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve"]:
         serve(int(sys.argv[2]))
     elif sys.argv[1:2] == ["--attack"]:
         attack(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1:2] == ["--status-cost"]:  # --status-cost DEVICES
+        print(
+            json.dumps(
+                statusCost(
+                    int(sys.argv[2]), **({"pages": tuple(sys.argv[3:])} if sys.argv[3:] else {})
+                )
+            )
+        )
     elif sys.argv[1:2] == ["--http"]:  # the HTTP cases alone: --http [DEVICES [KIND...]]
         n = int(sys.argv[2]) if len(sys.argv) > 2 else 500
         kinds = tuple(sys.argv[3:]) or HTTP_KINDS

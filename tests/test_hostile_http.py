@@ -398,6 +398,7 @@ def test_a_client_that_was_answered_is_evicted_after_every_half_open_one() -> No
         for p, _t in tricklers:
             p.dataReceived(b"X")
         newcomer, _ = connect(limiter, opened)
+        clock.advance(1)  # the surplus goes once the newcomer could send its request
         tricklers = tricklers[1:] + [(newcomer, _)]
     assert not getattr(servedT, "aborted", False)
     assert limiter.evicted == 20 and limiter.connections == 4
@@ -406,8 +407,10 @@ def test_a_client_that_was_answered_is_evicted_after_every_half_open_one() -> No
         p.write(b"HTTP/1.1 200 OK\r\n\r\n")
     for p, _t in tricklers:
         p.dataReceived(b"GET")
-    connect(limiter, opened)
-    assert getattr(servedT, "aborted", False)
+    asking, askingT = connect(limiter, opened)
+    asking.requestReceived()  # it sent a whole request within its grace
+    clock.advance(1)
+    assert getattr(servedT, "aborted", False) and not getattr(askingT, "aborted", False)
     limiter.doStop()
 
 

@@ -346,48 +346,8 @@ def test_status_json_is_the_snapshot_compact_or_one_device_per_line() -> None:
         else:
             assert [ln.strip().startswith('{"name": "room') for ln in lines].count(True) == 3
     empty = Registry().statusJSON()
-    assert '\n  "devices": [],\n  "servers": []\n}\n' in empty
-
-
-def test_a_compact_status_is_served_again_for_ten_times_what_it_took_to_build() -> None:
-    """
-    However many dashboards poll C{/status?compact=1}, building it takes at most about a tenth of
-    the reactor: a document that took t seconds is served again for 10 t seconds.  The plain
-    document is built for every request.
-    """
-    from twisted.web.test.requesthelper import DummyRequest
-
-    from twisted_ch.service._web import STATUS_REUSE, _JSONStatus
-
-    now = [100.0]
-    registry = Registry()
-    registry.add(Entry("room", _Counters("Connected", 1, 0)))
-    built: list[bool] = []
-    real = registry.statusJSON
-
-    def slowStatusJSON(compact: bool = False) -> str:
-        built.append(compact)
-        now[0] += 0.2  # this build takes 0.2 s
-        return real(compact)
-
-    registry.statusJSON = slowStatusJSON  # type: ignore[method-assign]
-    page = _JSONStatus(registry, timer=lambda: now[0])
-
-    def get(compact: bool) -> bytes:
-        request = DummyRequest([b""])
-        request.args = {b"compact": [b"1" if compact else b"0"]}
-        return page.render_GET(request)
-
-    first = get(True)
-    assert built == [True]
-    now[0] += 0.2 * STATUS_REUSE - 0.01  # still within 10 x 0.2 s after the build ended
-    assert get(True) is first and built == [True]
-    get(False)  # the plain document: always built
-    assert built == [True, False]
-    now[0] += 0.02
-    registry.add(Entry("hall", _Counters("Disconnected", 1, 0)))
-    again = get(True)
-    assert built == [True, False, True] and b'"hall"' in again and b'"hall"' not in first
+    assert '\n  "devices": [],\n  "servers": [],\n  "summary": {' in empty
+    assert empty.endswith('"next": null}\n}\n')
 
 
 def test_a_silent_drop_is_logged_and_shown_with_its_reason() -> None:

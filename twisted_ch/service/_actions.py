@@ -201,6 +201,6 @@ def mountActions(
 ) -> None:
     """Put C{/actions} on the status site, and the room and tag filters on its C{/status}."""
     whole = root.children.get(b"status")
-    if whole is not None:
+    if whole is not None and not getattr(whole, "filtersRooms", False):
         root.putChild(b"status", FilteredStatus(registry, whole))
     root.putChild(b"actions", ActionsResource(registry, loopback, token))

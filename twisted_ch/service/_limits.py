@@ -9,13 +9,15 @@ descriptors the devices need, nor make the status page unreachable.
     C{MaxClients}, the status page's connection limit.  A configuration that does not fit refuses
     to start with one line saying what to change.
   - The status page (L{ConnectionLimiter}) serves at most L{STATUS_MAX_CONNECTIONS} connections: a
-    newcomer beyond them takes the place of a half-open one (never answered: connected, or
-    trickling its request), the least recently active first, and of a connection that was
-    answered only when none is half-open; so idle or trickling connections can never lock the
-    page out of a client it already served.  A connection silent for L{STATUS_IDLE_TIMEOUT} is
-    dropped; one that does not complete a request within L{STATUS_HEADER_DEADLINE} too.
-  - Each client (address) has a budget of rendering time (L{ClientBudget}): past it, its
-    requests that are costly to render are refused (429) until the budget refills.
+    newcomer beyond them takes the place of a half-open one (no whole request: connected, or
+    trickling it) first, then of one waiting between requests, then of the costliest of those
+    being answered; so idle, trickling or connect-and-close clients can never lock the page out
+    of a client that asks.  A connection
+    silent for L{STATUS_IDLE_TIMEOUT} is dropped; one that does not complete a request within
+    L{STATUS_HEADER_DEADLINE} too.
+  - Each client (address), and each of its connections, has a budget of rendering time
+    (L{ClientBudget}): past it, its requests that are costly to render are refused (429) until
+    the budget refills.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ __all__ = [
     "STATUS_BUDGET_BURST",
     "STATUS_BUDGET_RATE",
     "STATUS_CHEAP_RENDER",
+    "STATUS_CONNECTION_BUDGET",
+    "STATUS_FRESH_CONNECTION",
     "STATUS_HEADER_DEADLINE",
     "STATUS_IDLE_TIMEOUT",
     "STATUS_MAX_BUFFERED",
@@ -68,9 +72,19 @@ STATUS_IDLE_TIMEOUT = 30.0
 #: or was answered: a client trickling its request (slowloris) is dropped after them.
 STATUS_HEADER_DEADLINE = 10.0
 #: Seconds of rendering per second a status-page client (an address) may use, and how many it
-#: may use at once: past them, its costly requests are refused until the budget refills.
-STATUS_BUDGET_RATE = 0.2
-STATUS_BUDGET_BURST = 0.5
+#: may use at once: past them, its costly requests are refused until the budget refills.  (Above
+#: the share streamed renders may take, L{twisted_ch.service._stream.STATUS_RENDER_SHARE}: on
+#: loopback, where every client is one address, streamed pages alone do not spend it.)
+STATUS_BUDGET_RATE = 0.6
+STATUS_BUDGET_BURST = 1.0
+#: Seconds of rendering one status-page connection may have used lately (decayed over
+#: L{twisted_ch.service._stream.STATUS_USAGE_MEMORY} seconds): past them, its costly requests
+#: are refused until it used less.
+STATUS_CONNECTION_BUDGET = 2.0
+#: Seconds of rendering under which a connection counts as fresh: its address's budget does not
+#: refuse it (on loopback every client is one address: the dashboard beside clients looping on
+#: /status), its own does.
+STATUS_FRESH_CONNECTION = 0.05
 #: Seconds under which a page's last render counts as cheap: never refused for the budget.
 STATUS_CHEAP_RENDER = 0.002
 #: Requests a status-page client may send ahead of the answers (HTTP pipelining) in a row:
@@ -193,9 +207,17 @@ def checkDescriptorBudget(
 
 
 class _LimitedProtocol(ProtocolWrapper, TimeoutMixin):
-    """One connection: dropped after C{idleTimeout} seconds without data from the client."""
+    """
+    One connection: dropped after C{idleTimeout} seconds without data from the client.  Its
+    protocol tells it (L{requestReceived}, L{requestAnswered}) when its client has sent a whole
+    request and when that was answered; C{usage} is its protocol's (a L{_stream.Usage}), if any.
+    """
 
     factory: ConnectionLimiter
+    #: its client sent a whole request (or was answered): not half-open any more
+    proven = False
+    #: a request of its client is being answered
+    busy = False
 
     def connectionMade(self) -> None:
         self.callLater = self.factory.clock.callLater  # type: ignore[method-assign,assignment]
@@ -214,6 +236,21 @@ class _LimitedProtocol(ProtocolWrapper, TimeoutMixin):
         self.resetTimeout()
         self.factory.active(self)
         super().dataReceived(data)
+
+    def requestReceived(self) -> None:
+        """Its client sent a whole request: it is served, not evicted before half-open ones."""
+        self.busy = True
+        self.factory.answered(self)
+
+    def requestAnswered(self) -> None:
+        """Its request was answered (it waits for the next)."""
+        self.busy = False
+
+    def used(self) -> float:
+        """The rendering its protocol used lately (0: unknown)."""
+        usage = getattr(self.wrappedProtocol, "usage", None)
+        at = getattr(usage, "at", None)
+        return float(at(self.factory.clock.seconds())) if callable(at) else 0.0
 
     def timeoutConnection(self) -> None:
         self.factory.idleDropped += 1
@@ -235,11 +272,16 @@ class _LimitedProtocol(ProtocolWrapper, TimeoutMixin):
 class ConnectionLimiter(WrappingFactory):
     """
     Wraps a server factory: at most C{maxConnections} connections at once, each dropped after
-    C{idleTimeout} seconds without data from its client.  At the limit, a new connection takes
-    the place of a half-open one (never written to), the least recently active first, or, when
-    every one was answered, of the least recently active of those (which is aborted): so a
-    crowd of idle, trickling or connect-and-close clients cannot keep out a client that was
-    served.  Evictions are logged summarised.
+    C{idleTimeout} seconds without data from its client.
+
+    At the limit a newcomer takes the place of: a connection whose client has not sent a whole
+    request (half-open: connected, trickling), the least recently active first; else one waiting
+    between requests, the least recently active first; else, of those being answered, the one
+    whose rendering cost the most lately.  So a crowd of idle, trickling or connect-and-close
+    clients cannot keep out a client that sends its request, and a client looping on costly
+    pages goes before one that asks little.  (The status port accepts a bounded batch per reactor
+    turn, L{twisted_ch.service._web.STATUS_ACCEPTS_PER_TURN}: a newcomer's request is read before
+    a storm's next batch can evict it.)  Evictions are logged summarised.
     """
 
     protocol = _LimitedProtocol
@@ -265,9 +307,12 @@ class ConnectionLimiter(WrappingFactory):
         self.name = name
         self.evicted = 0
         self.idleDropped = 0
-        #: connections never written to, then those answered, least recently active first
+        #: connections not proven (no whole request yet), oldest first; then the proven ones,
+        #: least recently active first
         self._halfOpen: OrderedDict[int, Any] = OrderedDict()
         self._byActivity: OrderedDict[int, Any] = OrderedDict()
+        #: connections being answered that close once answered (evicted gently)
+        self._closing: set[int] = set()
         self._summary = Summarizer(clock)
 
     @property
@@ -282,25 +327,53 @@ class ConnectionLimiter(WrappingFactory):
                 connections.move_to_end(id(protocol))
 
     def answered(self, protocol: _LimitedProtocol) -> None:
-        """C{protocol} was written to: it is no longer half-open."""
+        """C{protocol} sent a whole request or was written to: it is no longer half-open."""
+        protocol.proven = True
         if id(protocol) in self._halfOpen:
             self._byActivity[id(protocol)] = self._halfOpen.pop(id(protocol))
 
+    def _victim(self, closing: bool = True) -> Any:
+        if self._halfOpen:
+            return next(iter(self._halfOpen.values()))
+        waiting = [p for p in self._byActivity.values() if not p.busy]
+        if waiting:
+            return waiting[0]
+        busy = [p for p in self._byActivity.values() if closing or id(p) not in self._closing]
+        return max(busy, key=lambda p: p.used()) if busy else None
+
+    def _evict(self) -> None:
+        hard = self.connections >= 2 * self.maxConnections
+        victim = self._victim(closing=hard)
+        if victim is None:
+            return
+        if victim.busy and not hard:
+            # being answered: it closes once answered (its work is not thrown away, nor does
+            # its client's reconnecting throw away another's), and the newcomer is let in
+            self._closing.add(id(victim))
+            close = getattr(victim.wrappedProtocol, "closeWhenAnswered", None)
+            if callable(close):
+                close()
+            return
+        self._halfOpen.pop(id(victim), None)
+        self._byActivity.pop(id(victim), None)
+        self.evicted += 1
+        self._summary.emit(
+            log,
+            "evicted",
+            LogLevel.warn,
+            "{name}: {limit} connections open; the least recently active one was dropped for "
+            "a new client (half-open ones first, the costliest of those answered last)",
+            name=self.name,
+            limit=self.maxConnections,
+        )
+        victim.abort()
+
     def buildProtocol(self, addr: IAddress | None) -> Any:
-        while self.connections >= self.maxConnections:
-            victims = self._halfOpen or self._byActivity
-            _, oldest = victims.popitem(last=False)
-            self.evicted += 1
-            self._summary.emit(
-                log,
-                "evicted",
-                LogLevel.warn,
-                "{name}: {limit} connections open; the least recently active one was dropped "
-                "for a new client",
-                name=self.name,
-                limit=self.maxConnections,
-            )
-            oldest.abort()
+        while self.connections - len(self._closing) >= self.maxConnections:
+            before = (self.connections, len(self._closing))
+            self._evict()
+            if (self.connections, len(self._closing)) == before:
+                break
         protocol = super().buildProtocol(addr)
         if protocol is not None:
             self._halfOpen[id(protocol)] = protocol
@@ -312,6 +385,7 @@ class ConnectionLimiter(WrappingFactory):
         super().stopFactory()
 
     def unregisterProtocol(self, p: Any) -> None:
+        self._closing.discard(id(p))
         self._halfOpen.pop(id(p), None)
         self._byActivity.pop(id(p), None)
         super().unregisterProtocol(p)
@@ -320,8 +394,10 @@ class ConnectionLimiter(WrappingFactory):
 class ClientBudget:
     """
     Rendering time per client: each client (a hashable key, its address) may use C{rate}
-    seconds of rendering per second, C{burst} at once.  A client past its budget is refused the
-    pages whose last render took C{cheap} seconds or more (a page never rendered is allowed);
+    seconds of rendering per second, C{burst} at once, and each of its connections
+    C{connectionBudget} seconds lately.  A connection past its budget, or past its client's
+    unless it is fresh (used under L{STATUS_FRESH_CONNECTION} lately), is refused the pages
+    whose last render took C{cheap} seconds or more (a page never rendered is allowed);
     cheap ones (a reused document) are always served.  At most C{maxClients} are remembered.
     """
 
@@ -332,8 +408,10 @@ class ClientBudget:
         burst: float = STATUS_BUDGET_BURST,
         cheap: float = STATUS_CHEAP_RENDER,
         maxClients: int = 1024,
+        connectionBudget: float = STATUS_CONNECTION_BUDGET,
     ) -> None:
         self.clock = clock
+        self.connectionBudget = connectionBudget
         self.rate = rate
         self.burst = burst
         self.cheap = cheap
@@ -349,19 +427,35 @@ class ClientBudget:
         left, then = self._left.get(client, (self.burst, now))
         return min(self.burst, left + (now - then) * self.rate)
 
-    def allows(self, client: Hashable, page: bytes) -> bool:
-        """Whether C{client} may have C{page} rendered now (counted in L{refused} if not)."""
-        if self._cost.get(page, 0.0) < self.cheap or self._now(client) > 0:
+    def allows(self, client: Hashable, page: bytes, connectionUsed: float = 0.0) -> bool:
+        """
+        Whether C{client} may have C{page} rendered now, on a connection that used
+        C{connectionUsed} seconds of rendering lately (counted in L{refused} if not).
+        """
+        if self._cost.get(page, 0.0) < self.cheap:
+            return True
+        if connectionUsed <= self.connectionBudget and (
+            self._now(client) > 0 or connectionUsed < STATUS_FRESH_CONNECTION
+        ):
             return True
         self.refused += 1
         return False
 
     def charge(self, client: Hashable, page: bytes, seconds: float) -> None:
         """C{page}, rendered for C{client}, took C{seconds}."""
+        self.cost(page, seconds)
+        self.spend(client, seconds)
+
+    def cost(self, page: bytes, seconds: float) -> None:
+        """C{page}'s last render took C{seconds} in all."""
         self._cost[page] = seconds
         self._cost.move_to_end(page)
+        while len(self._cost) > self.maxClients:
+            self._cost.popitem(last=False)
+
+    def spend(self, client: Hashable, seconds: float) -> None:
+        """C{client} used C{seconds} of rendering (a render, or a step of one)."""
         self._left[client] = (self._now(client) - seconds, self.clock.seconds())
         self._left.move_to_end(client)
-        for kept in (self._cost, self._left):
-            while len(kept) > self.maxClients:
-                kept.popitem(last=False)
+        while len(self._left) > self.maxClients:
+            self._left.popitem(last=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -19,12 +19,22 @@ from twisted_ch._stats import statsRow
 from twisted_ch._version import __version__
 from twisted_ch.service._config import HealthConfig, redactEndpoint
 from twisted_ch.service._outages import HEALTH_LEVELS, DeviceTrack, healthOf, isoTime
+from twisted_ch.service._query import StatusQuery
 
-__all__ = ["ROOM_ORDER", "Entry", "Registry", "isObjectRepr", "roomHealth"]
+__all__ = [
+    "ROOM_ORDER",
+    "STATUS_ROWS_PER_STEP",
+    "Entry",
+    "allOf",
+    "Registry",
+    "isObjectRepr",
+    "roomHealth",
+]
 
 log = Logger(namespace="twisted_ch.status")
-#: what L{Registry._gather} keeps of a row: the row itself, or its JSON
-_Row = TypeVar("_Row")
+_Piece = TypeVar("_Piece", str, bytes)
+#: Entries a status document reads per step (L{Registry.statusPieces}): a few ms of the reactor.
+STATUS_ROWS_PER_STEP = 100
 
 
 @dataclass
@@ -329,29 +339,39 @@ class Registry:
                 tag is not None and tag not in entry.tags
             ):
                 continue
-            row = entry.row(self.showPaths)
-            if row["since"] is None and entry.name in self._entries:
-                row["since"] = isoTime(self._since(entry.name, row["state"]))
-            paused = self.pausedSince(entry) if self._paused else None
+            yield self.rowOf(entry, history)
+
+    def rowOf(self, entry: Entry, history: bool = False) -> dict[str, object]:
+        """C{entry}'s status row, with its health (and, if asked, its recent transitions)."""
+        row = entry.row(self.showPaths)
+        if row["since"] is None and entry.name in self._entries:
+            row["since"] = isoTime(self._since(entry.name, row["state"]))
+        paused = self.pausedSince(entry) if self._paused else None
+        if paused is not None:
+            row["paused"] = True
+            row["pausedSince"] = isoTime(paused)
+            row["nextAttempt"] = None
+        if entry.kind == "device":
+            track = self.trackOf(entry)
+            if track is not None:
+                row["health"] = track.health(row)
+                row["downSince"] = isoTime(track.downSince)
+                if history:
+                    row["recent"] = track.recent()
+            else:
+                down = None
+                row["health"] = healthOf(
+                    row["state"], row.get("misses"), down, entry.health or self.health
+                )
             if paused is not None:
-                row["paused"] = True
-                row["pausedSince"] = isoTime(paused)
-                row["nextAttempt"] = None
-            if entry.kind == "device":
-                track = self.trackOf(entry)
-                if track is not None:
-                    row["health"] = track.health(row)
-                    row["downSince"] = isoTime(track.downSince)
-                    if history:
-                        row["recent"] = track.recent()
-                else:
-                    down = None
-                    row["health"] = healthOf(
-                        row["state"], row.get("misses"), down, entry.health or self.health
-                    )
-                if paused is not None:
-                    row["health"] = "paused"  # maintenance: not an error
-            yield row
+                row["health"] = "paused"  # maintenance: not an error
+        return row
+
+    def addHistory(self, entry: Entry, row: dict[str, object]) -> None:
+        """Add C{recent} (the last hour's transitions) to C{entry}'s C{row}, if it is tracked."""
+        track = self.trackOf(entry)
+        if track is not None:
+            row["recent"] = track.recent()
 
     def _since(self, name: str, state: object) -> float:
         """Since when an entry that tells no time of its own has been in C{state} (as seen)."""
@@ -362,49 +382,88 @@ class Registry:
 
     def snapshot(self, room: str | None = None, tag: str | None = None) -> dict[str, object]:
         """The whole C{/status} document (only C{room}'s and C{tag}'s entries, when given)."""
-        summary, devices, servers = self._gather(lambda row: row, room, tag)
-        return {**self._heading(summary), "devices": devices, "servers": servers}
+        document: dict[str, object] = json.loads(self.statusJSON(True, room, tag))
+        return document
 
     def statusJSON(
         self, compact: bool = False, room: str | None = None, tag: str | None = None
     ) -> str:
-        """
-        L{snapshot} as JSON, each row encoded as soon as it is made: compact (one line), or
-        readable: a key per line and a device per line, written by the C encoder (C{indent=}
-        would take the pure-Python one: at 10,000 devices, ten times slower).
-        """
-        keep = (_COMPACT if compact else _READABLE).encode
-        summary, devices, servers = self._gather(keep, room, tag)
-        return _documentText(
-            self._heading(summary), {"devices": devices, "servers": servers}, compact
-        )
+        """L{statusPieces} at once, as one text (tests, small registries)."""
+        return allOf(self.statusPieces(StatusQuery(room=room, tag=tag), compact))
 
-    def _gather(
+    def statusPieces(
         self,
-        keep: Callable[[dict[str, object]], _Row],
-        room: str | None = None,
-        tag: str | None = None,
-    ) -> tuple[_Summary, list[_Row], list[_Row]]:
-        """The summary, and C{keep} of each device's and each server's row (with history)."""
+        query: StatusQuery | None = None,
+        compact: bool = False,
+        step: int = STATUS_ROWS_PER_STEP,
+    ) -> Generator[str, None, str]:
+        """
+        The C{/status} document for C{query}, in pieces: each C{next()} reads at most C{step}
+        entries, so a caller can give the reactor back between pieces (L{_stream.RenderQueue});
+        the last piece is the generator's return value (a document of one step is just that).
+
+        Compact (one line), or readable: a key per line and a device per line, each row written
+        by the C encoder (C{indent=} would take the pure-Python one, ten times slower).  The
+        heading first, then C{devices} (those C{query} lists, in order), C{servers}, and last
+        the C{summary} (every device C{query} covers, listed or not) and C{page}.
+        """
+        query = query or StatusQuery()
+        entries = [e for e in self.entries() if query.covers(e)]
+        encode = (_COMPACT if compact else _READABLE).encode
+        heading = self._heading()
+        if compact:
+            opening = "{" + ",".join(f"{encode(k)}:{encode(v)}" for k, v in heading.items())
+            opening += ',"devices":['
+            first, later = "", ","
+        else:
+            opening = "{\n" + "".join(f"  {encode(k)}: {encode(v)},\n" for k, v in heading.items())
+            opening += '  "devices": ['
+            first, later = "\n    ", ",\n    "
         summary = _Summary()
-        devices: list[_Row] = []
-        servers: list[_Row] = []
-        for row in self.iterRows(True, room, tag):
+        servers: list[str] = []
+        matched = 0
+        out: list[str] = [opening]
+        for done, entry in enumerate(entries, 1):
+            row = self.rowOf(entry)
             if row["kind"] == "device":
                 summary.add(row)
-                devices.append(keep(row))
-            elif row["kind"] == "server":
-                servers.append(keep(row))
-        return summary, devices, servers
+                if query.lists(row):
+                    if query.inPage(matched):
+                        self.addHistory(entry, row)
+                        out.append((later if matched > query.offset else first) + encode(row))
+                    matched += 1
+            elif row["kind"] == "server" and query.lists(row):
+                servers.append(encode(row))
+            if done % step == 0:
+                yield "".join(out)
+                out = []
+        listed = matched > query.offset and (query.limit is None or query.limit > 0)
+        page = {
+            "matched": matched,
+            "offset": query.offset,
+            "limit": query.limit,
+            "next": query.nextOffset(matched),
+        }
+        if compact:
+            out.append(f'],"servers":[{",".join(servers)}],')
+            out.append(f'"summary":{encode(summary.document())},"page":{encode(page)}}}')
+        else:
+            out.append("\n  ]," if listed else "],")
+            if servers:
+                out.append('\n  "servers": [\n    ' + ",\n    ".join(servers) + "\n  ],")
+            else:
+                out.append('\n  "servers": [],')
+            out.append(f'\n  "summary": {encode(summary.document())},')
+            out.append(f'\n  "page": {encode(page)}\n}}\n')
+        return "".join(out)
 
-    def _heading(self, summary: _Summary) -> dict[str, object]:
+    def _heading(self) -> dict[str, object]:
         shard = {} if self.shard is None else {"shard": self.shard}
         return {
             "service": "chandler",
             **shard,
             "version": __version__,
             "time": isoTime(datetime.now(UTC).timestamp()),
-            "summary": summary.document(),
         }
 
 
@@ -419,6 +478,17 @@ def roomHealth(counts: dict[str, int]) -> str:
         if counts.get(level):
             worst = level
     return worst
+
+
+def allOf(pieces: Generator[_Piece, None, _Piece]) -> _Piece:
+    """Every piece of a stepped render (its yields, then its return value) joined."""
+    found: list[_Piece] = []
+    while True:
+        try:
+            found.append(next(pieces))
+        except StopIteration as e:
+            found.append(e.value)
+            return found[0][:0].join(found)
 
 
 class _Summary:
@@ -467,21 +537,3 @@ class _Summary:
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 _READABLE = json.JSONEncoder(separators=(", ", ": "))
-
-
-def _documentText(heading: dict[str, object], lists: dict[str, list[str]], compact: bool) -> str:
-    """A JSON object of C{heading}'s members, then C{lists}' (each item encoded already)."""
-    if compact:
-        encode = _COMPACT.encode
-        members = [f"{encode(k)}:{encode(v)}" for k, v in heading.items()]
-        members += [f"{encode(k)}:[{','.join(items)}]" for k, items in lists.items()]
-        return "{" + ",".join(members) + "}"
-    encode = _READABLE.encode
-    lines = [f"  {encode(k)}: {encode(v)}" for k, v in heading.items()]
-    for key, items in lists.items():
-        if items:
-            rows = ",\n    ".join(items)
-            lines.append(f"  {encode(key)}: [\n    {rows}\n  ]")
-        else:
-            lines.append(f"  {encode(key)}: []")
-    return "{\n" + ",\n".join(lines) + "\n}\n"

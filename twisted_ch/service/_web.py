@@ -16,15 +16,20 @@ none while its client is not reading the answers; a client that pipelines more t
 L{STATUS_MAX_PIPELINED} requests in a row, or whose connection holds more than
 L{STATUS_MAX_BUFFERED} bytes, is dropped, and so is one that does not send a whole request
 within L{STATUS_HEADER_DEADLINE} of connecting or of its last answer (slowloris).  Each client
-address has a budget of rendering time (L{ClientBudget}): past it, its costly requests are
-answered 429 until it refills.
+address, and each connection, has a budget of rendering time (L{ClientBudget}): past it, its
+costly requests are answered 429 until it refills.
+
+The big pages (C{/status}, C{/metrics}, the text index) are rendered a step at a time by the
+site's L{RenderQueue} and streamed, with the filters of L{StatusQuery}: no request holds the
+reactor for more than a few milliseconds.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from twisted.application.service import Service
@@ -51,8 +56,10 @@ from twisted_ch.service._limits import (
     ConnectionLimiter,
     refuseToStart,
 )
-from twisted_ch.service._metrics import METRICS_CONTENT_TYPE, metricsText
-from twisted_ch.service._registry import Registry
+from twisted_ch.service._metrics import METRICS_CONTENT_TYPE, metricsPieces
+from twisted_ch.service._query import QueryError, StatusQuery
+from twisted_ch.service._registry import STATUS_ROWS_PER_STEP, Registry
+from twisted_ch.service._stream import RenderQueue, Usage, streamBody
 from twisted_ch.service._trace import TraceResource, WireTrace, isLoopback
 
 __all__ = [
@@ -66,39 +73,80 @@ __all__ = [
 
 log = Logger(namespace="twisted_ch.status")
 
-#: A compact C{/status} document (what every open dashboard fetches each second) that took t
-#: seconds to build is served again for STATUS_REUSE x t seconds: however many dashboards are
-#: open, building it takes at most about a tenth of the reactor (at 10,000 devices a build takes
-#: 0.17 s, so a document is at most 2 s old; for a room's devices, well under a millisecond).
+#: A compact C{/status} document (what every open dashboard fetches) that took t seconds of
+#: rendering is served again for STATUS_REUSE x t seconds: however many dashboards ask the same,
+#: rendering it takes at most about a tenth of the reactor.
 STATUS_REUSE = 10.0
+#: Compact documents (one per distinct query) kept for reuse.
+STATUS_REUSE_KEPT = 4
+
+
+def _badQuery(request: Request, why: str) -> bytes:
+    request.setResponseCode(400)
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"cache-control", b"no-store")
+    return json.dumps({"error": why}).encode("utf-8") + b"\n"
+
+
+def _encoded(pieces: Generator[str, None, str]) -> Generator[bytes, None, bytes]:
+    """A stepped render's pieces in UTF-8."""
+    while True:
+        try:
+            piece = next(pieces)
+        except StopIteration as e:
+            return str(e.value or "").encode("utf-8")
+        yield piece.encode("utf-8")
 
 
 class _JSONStatus(Resource):
+    """
+    C{/status}: the document of L{Registry.statusPieces}, streamed a step at a time (see
+    L{twisted_ch.service._stream}), for the request's L{StatusQuery}.
+    """
+
     isLeaf = True
+    #: this resource reads ?room= and ?tag= itself (L{mountActions} need not wrap it)
+    filtersRooms = True
 
     def __init__(self, registry: Registry, timer: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.registry = registry
         self._timer = timer
-        #: the last compact document and until when (L{timer}) it is served again
-        self._compact: tuple[float, bytes] | None = None
+        #: per query (the request's URI): a compact document and until when it is served again
+        self._kept: OrderedDict[bytes, tuple[float, bytes]] = OrderedDict()
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> bytes | int:
         if request.postpath and request.postpath != [b""]:  # /status/anything: no such page
             return _notFound(request)
+        try:
+            query = StatusQuery.fromArgs(request.args)
+        except QueryError as e:
+            return _badQuery(request, str(e))
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
-        # ?compact=1 (what the dashboard polls): one line, a third smaller
+        # ?compact=1 (what the dashboard polls): one line, a third smaller, reused a while
         compact = (request.args or {}).get(b"compact", [b"0"])[-1] not in (b"", b"0")
         if not compact:
-            return self.registry.statusJSON().encode("utf-8")
+            return streamBody(request, _encoded(self.registry.statusPieces(query, compact)))
+        key = bytes(request.uri)
+        kept = self._kept.get(key)
         started = self._timer()
-        kept = self._compact
         if kept is not None and started < kept[0]:
             return kept[1]
-        body = self.registry.statusJSON(compact=True).encode("utf-8")
-        ended = self._timer()
-        self._compact = (ended + STATUS_REUSE * (ended - started), body)
+        pieces = _encoded(self.registry.statusPieces(query, compact))
+        first: list[float] = []
+
+        def keep(written: list[bytes], seconds: float) -> None:
+            spent = seconds + first[0] if first else seconds
+            self._kept[key] = (self._timer() + STATUS_REUSE * spent, b"".join(written))
+            self._kept.move_to_end(key)
+            while len(self._kept) > STATUS_REUSE_KEPT:
+                self._kept.popitem(last=False)
+
+        body = streamBody(request, pieces, onDone=keep)
+        first.append(self._timer() - started)
+        if isinstance(body, bytes):  # one step: done already
+            keep([body], 0.0)
         return body
 
 
@@ -115,18 +163,18 @@ class _Metrics(Resource):
         super().__init__()
         self.registry = registry
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> bytes | int:
         if request.postpath and request.postpath != [b""]:
             return _notFound(request)
         request.setHeader(b"content-type", METRICS_CONTENT_TYPE)
         request.setHeader(b"cache-control", b"no-store")
-        return metricsText(self.registry)
+        return streamBody(request, metricsPieces(self.registry))
 
 
 class _Index(Resource):
     """
     C{/}: the dashboard for browsers; a plain-text list for clients that do not ask for HTML
-    (C{curl}).
+    (C{curl}), streamed, with the filters of C{/status} (L{StatusQuery}).
     """
 
     def __init__(self, registry: Registry) -> None:
@@ -141,19 +189,43 @@ class _Index(Resource):
 
         return notFound()
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> bytes | int:
         accept = (request.getHeader(b"accept") or b"").lower()
         request.setHeader(b"vary", b"accept")
         if b"text/html" in accept or b"application/xhtml" in accept:
             return self.page.render_GET(request)
+        try:
+            query = StatusQuery.fromArgs(request.args)
+        except QueryError as e:
+            return _badQuery(request, str(e))
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        lines = [f"chandler {__version__}: {len(self.registry)} watched", ""]
-        for row in self.registry.iterRows():
-            name = _oneLine(str(row["name"]))  # a program's handler may be named anything
-            health = row.get("health", "")
-            lines.append(f"{name:<24} {row['state']:<13} {health!s:<8} since {row['since']}")
-        lines += ["", "/status   JSON per device", "/metrics  Prometheus text", ""]
-        return "\n".join(lines).encode("utf-8")
+        return streamBody(request, _encoded(self._lines(query)))
+
+    def _lines(
+        self, query: StatusQuery, step: int = STATUS_ROWS_PER_STEP
+    ) -> Generator[str, None, str]:
+        registry = self.registry
+        entries = [e for e in registry.entries() if query.covers(e)]
+        lines: list[str] = [f"chandler {__version__}: {len(entries)} watched\n\n"]
+        matched = 0
+        for done, entry in enumerate(entries, 1):
+            row = registry.rowOf(entry)
+            if query.lists(row):
+                if query.inPage(matched) or row["kind"] != "device":
+                    name = _oneLine(str(row["name"]))  # a program's handler may be named anything
+                    health = row.get("health", "")
+                    lines.append(
+                        f"{name:<24} {row['state']:<13} {health!s:<8} since {row['since']}\n"
+                    )
+                matched += row["kind"] == "device"
+            if done % step == 0:
+                yield "".join(lines)
+                lines = []
+        more = query.nextOffset(matched)
+        if more is not None:
+            lines.append(f"... {matched - more} more: ?offset={more}\n")
+        lines += ["\n/status   JSON per device\n/metrics  Prometheus text\n"]
+        return "".join(lines)
 
 
 def _oneLine(text: str) -> str:
@@ -229,9 +301,18 @@ class StatusChannel(HTTPChannel):
     pipelined = 0
     _next: Any = None
     _whenWritable = False
+    _closeWhenAnswered = False
     site: StatusSite
 
+    def closeWhenAnswered(self) -> None:
+        """Close once the request being answered is (its connection was evicted)."""
+        self._closeWhenAnswered = True
+        if not self.requests:
+            self.loseConnection()
+
     def connectionMade(self) -> None:
+        #: the rendering this connection used lately (streamed renders take turns by it)
+        self.usage = Usage()
         super().connectionMade()
         self._startDeadline()
 
@@ -250,13 +331,19 @@ class StatusChannel(HTTPChannel):
 
     def allContentReceived(self) -> None:
         self._stopDeadline()
+        told = getattr(self.transport, "requestReceived", None)  # a ConnectionLimiter's
+        if callable(told):
+            told()
         super().allContentReceived()
 
     def requestDone(self, request: HTTPRequest) -> None:
         if request != self.requests[0]:
             raise TypeError
         del self.requests[0]
-        if not self.persistent:
+        told = getattr(self.transport, "requestAnswered", None)
+        if callable(told):
+            told()
+        if not self.persistent or self._closeWhenAnswered:
             self.loseConnection()
             return
         if heldBytes(self.transport) > self.maxBuffered:
@@ -334,7 +421,26 @@ class _BudgetedRequest(Request):
         try:
             super().render(resrc)
         finally:
-            site.budget.charge(_clientOf(self), _pageOf(self), site.timer() - started)
+            spent = site.timer() - started
+            client, page = _clientOf(self), _pageOf(self)
+            if getattr(self, "streamed", False):  # the rest is charged step by step
+                site.budget.spend(client, spent)
+                self._chargeSteps(site, client, page, spent)
+            else:
+                site.budget.charge(client, page, spent)
+
+    def _chargeSteps(self, site: StatusSite, client: str, page: bytes, spent: float) -> None:
+        total = [spent]
+
+        def step(seconds: float) -> None:
+            total[0] += seconds
+            site.budget.spend(client, seconds)
+
+        def done(_: object) -> None:
+            site.budget.cost(page, total[0])
+
+        self.onStep = step
+        self.notifyFinish().addCallback(done).addErrback(lambda _: None)
 
 
 def _clientOf(request: Request) -> str:
@@ -372,6 +478,8 @@ class StatusSite(Site):
         self.hosts = tuple(hosts)
         self.timer = timer
         self.budget = ClientBudget(self.reactor)
+        #: streamed renders (C{/status}, C{/metrics}, the text index), a step per turn
+        self.renders = RenderQueue(self.reactor, timer)
         self.refused = 0
         self.drops = 0
         self._summary = Summarizer(reactor)
@@ -409,15 +517,17 @@ class StatusSite(Site):
     def getResourceFor(self, request: Request) -> IResource:
         why = self.refusal(request)
         if why is None:
-            if not self.budget.allows(_clientOf(request), _pageOf(request)):
+            usage = getattr(request.channel, "usage", None)
+            used = usage.at(self.reactor.seconds()) if isinstance(usage, Usage) else 0.0
+            if not self.budget.allows(_clientOf(request), _pageOf(request), used):
                 request.site = self
                 request.setHeader(b"retry-after", b"1")
                 self._summary.emit(
                     log,
                     "budget",
                     LogLevel.warn,
-                    "status page: {client} used its rendering budget; its costly requests "
-                    "are refused (429) until it refills",
+                    "status page: {client} (or one of its connections) used its rendering "
+                    "budget; its costly requests are refused (429) until it refills",
                     client=_clientOf(request),
                 )
                 return _Refused(429, "this client used its rendering budget: retry later")
@@ -439,6 +549,61 @@ class StatusSite(Site):
         """Not listening any more: log the refusals not yet told, and leave no timer."""
         self._summary.stop()
         super().stopFactory()
+
+
+class _TraceResource(TraceResource):
+    """L{TraceResource} whose refused C{POST}s are logged summarised by the site (a web page can
+    send thousands: one line, then a count per period)."""
+
+    def render_POST(self, request: Request) -> bytes:
+        refused = self._refusal(request)
+        if refused is None:
+            return super().render_POST(request)
+        site = getattr(request, "site", None)
+        if isinstance(site, StatusSite):
+            site.refused += 1
+            site._summary.emit(
+                log,
+                ("trace refused", refused),
+                LogLevel.warn,
+                "wire trace request from {client} refused: {why}",
+                client=_clientOf(request),
+                why=refused,
+            )
+        return self._answer(request, 403, {"error": f"refused: {refused}"})
+
+
+#: The status port's listen backlog (unless its description gives one): a crowd reconnecting
+#: at once (evicted tricklers) must not fill the queue and make a client's connect wait seconds.
+STATUS_BACKLOG = 1024
+
+
+#: Connections the status port accepts per reactor turn (Twisted's port grows its batch without
+#: bound under a connection storm: newcomers accepted in one batch would evict each other before
+#: any of them could be read, the dashboard among them).
+STATUS_ACCEPTS_PER_TURN = 16
+
+
+def _clampAccepts(port: object, most: int) -> None:
+    """Make a listening TCP C{port} accept at most C{most} connections per reactor turn."""
+    original = getattr(port, "doRead", None)
+    if not callable(original) or not hasattr(port, "numberAccepts"):
+        return
+
+    def doRead() -> object:
+        if getattr(port, "numberAccepts", 0) > most:
+            port.numberAccepts = most
+        return original()
+
+    port.doRead = doRead  # type: ignore[attr-defined]
+
+
+def _withBacklog(description: str) -> str:
+    """A TCP server description with L{STATUS_BACKLOG} when it gives no backlog."""
+    kind = description.split(":", 1)[0].strip().lower()
+    if kind in ("tcp", "tcp6") and "backlog=" not in description:
+        return f"{description}:backlog={STATUS_BACKLOG}"
+    return description
 
 
 class StatusService(Service):
@@ -469,7 +634,7 @@ class StatusService(Service):
         self.registry = registry
         self.root = statusResource(registry)
         if trace is not None:
-            self.root.putChild(b"trace", TraceResource(trace, self.boundToLoopback, token))
+            self.root.putChild(b"trace", _TraceResource(trace, self.boundToLoopback, token))
         mountActions(self.root, registry, self.boundToLoopback, token)  # /actions, ?room= ?tag=
         self.site = StatusSite(self.root, hosts, reactor)
         self.port: IListeningPort | None = None
@@ -482,7 +647,7 @@ class StatusService(Service):
     def startService(self) -> None:
         from twisted.internet.endpoints import serverFromString
 
-        endpoint = serverFromString(self.reactor, self.description)
+        endpoint = serverFromString(self.reactor, _withBacklog(self.description))
         result: list[Any] = []
         # at most STATUS_MAX_CONNECTIONS at once, idle ones dropped (twisted_ch.service._limits)
         self.limiter = ConnectionLimiter(self.site, clock=self.reactor)
@@ -493,6 +658,7 @@ class StatusService(Service):
         if not IListeningPort.providedBy(outcome):
             refuseToStart(f"the status page cannot listen: {outcome.getErrorMessage()}")
         self.port = outcome
+        _clampAccepts(outcome, STATUS_ACCEPTS_PER_TURN)
         super().startService()
         address: Any = outcome.getHost()
         host = getattr(address, "host", None)

@@ -98,13 +98,31 @@
     box.replaceChildren(...labels);
   }
   function wanted(device) {
+    // what the server was asked for too (query()); here at once, before the next answer
     const state = document.getElementById("filter-state").value;
     const name = document.getElementById("filter-name").value.trim().toLowerCase();
     if (state) {
       const [field, value] = state.split(":");
       if (String(device[field]) !== value) return false;
     }
+    if (/[*?[]/.test(name)) return true;  // a glob: the server's to match
     return !name || String(device.name).toLowerCase().includes(name);
+  }
+  function query() {
+    // the filters as /status arguments: the server lists only those, MAX_ROWS at most
+    const args = new URLSearchParams({ compact: "1", limit: String(MAX_ROWS) });
+    const state = document.getElementById("filter-state").value;
+    if (state) {
+      const [field, value] = state.split(":");
+      args.set(field === "health" ? "health" : "state", value);
+    }
+    const name = document.getElementById("filter-name").value.trim();
+    if (name) args.set("name", name);
+    return "status?" + args.toString();
+  }
+  function filtersChanged() {
+    render();
+    refreshSoon();
   }
   function nameCell(name, endpoint) {
     // each word an unbreakable box: lines break only between words
@@ -254,9 +272,12 @@
     }
     for (const old of Array.from(table.tBodies)) old.remove();
     for (const body of bodies) table.appendChild(body);
-    const total = (last.devices || []).length, shown = Math.min(picked.length, MAX_ROWS);
+    const counts = last.summary || {}, page = last.page || {};
+    const total = (counts.up || 0) + (counts.down || 0) + (counts.unknown || 0);
+    const matched = page.matched === undefined ? picked.length : page.matched;
+    const shown = Math.min(picked.length, MAX_ROWS);
     let text = shown === total ? total + " devices" : shown + " of " + total + " devices shown";
-    if (picked.length > MAX_ROWS) text += " (the first " + MAX_ROWS + ": filter to see others)";
+    if (matched > MAX_ROWS) text += " (the first " + MAX_ROWS + ": filter to see others)";
     document.getElementById("shown").textContent = text;
     const servers = document.querySelector("#servers tbody");
     const srows = document.createDocumentFragment();
@@ -273,7 +294,7 @@
     timer = null;
     const updated = document.getElementById("updated");
     try {
-      const response = await fetch("status?compact=1", { cache: "no-store" });
+      const response = await fetch(query(), { cache: "no-store" });
       if (!response.ok) throw new Error("HTTP " + response.status);
       last = await response.json();
       failures = 0;
@@ -286,15 +307,16 @@
       updated.classList.add("stale");
     }
     // every second; a big fleet's document less often (about 2 ms per device, at most 10 s)
-    const size = last ? (last.devices || []).length : 0;
+    const s = last ? last.summary || {} : {};
+    const size = (s.up || 0) + (s.down || 0) + (s.unknown || 0);
     const every = Math.min(10000, Math.max(1000, 2 * size));
     const wait = failures ? Math.min(10000, 1000 * failures) : every;
     if (timer === null) timer = setTimeout(refresh, wait);
   }
   document.addEventListener("DOMContentLoaded", () => {
     document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
-    document.getElementById("filter-state").addEventListener("change", render);
-    document.getElementById("filter-name").addEventListener("input", render);
+    document.getElementById("filter-state").addEventListener("change", filtersChanged);
+    document.getElementById("filter-name").addEventListener("input", filtersChanged);
     document.getElementById("devices").addEventListener("click", (e) => {
       const node = e.target.closest("button.action");
       if (node) act(node);
