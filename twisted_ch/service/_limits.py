@@ -53,6 +53,7 @@ __all__ = [
     "STATUS_IDLE_TIMEOUT",
     "STATUS_MAX_BUFFERED",
     "STATUS_MAX_CONNECTIONS",
+    "STATUS_MAX_HELD",
     "STATUS_MAX_PIPELINED",
     "ClientBudget",
     "ConnectionLimiter",
@@ -66,6 +67,9 @@ log = Logger(namespace="twisted_ch.tap")
 
 #: Connections the status page serves at once.
 STATUS_MAX_CONNECTIONS = 32
+#: The status page's connections at the most: a connection being answered when a newcomer comes
+#: closes once answered, the newcomer let in meanwhile, up to twice L{STATUS_MAX_CONNECTIONS}.
+STATUS_MAX_HELD = 2 * STATUS_MAX_CONNECTIONS
 #: Seconds a status-page connection may stay silent before it is dropped.
 STATUS_IDLE_TIMEOUT = 30.0
 #: Seconds a status-page connection has to send a whole request (head and body) once it connected
@@ -342,7 +346,7 @@ class ConnectionLimiter(WrappingFactory):
         return max(busy, key=lambda p: p.used()) if busy else None
 
     def _evict(self) -> None:
-        hard = self.connections >= 2 * self.maxConnections
+        hard = self.connections >= 2 * self.maxConnections  # STATUS_MAX_HELD by default
         victim = self._victim(closing=hard)
         if victim is None:
             return

@@ -46,7 +46,7 @@ from twisted_ch.service._config import (
     redactEndpoint,
 )
 from twisted_ch.service._limits import (
-    STATUS_MAX_CONNECTIONS,
+    STATUS_MAX_HELD,
     DescriptorBudgetError,
     checkDescriptorBudget,
     descriptorsPerDevice,
@@ -534,7 +534,7 @@ class DevicesService(Service):
             needed = checkDescriptorBudget(
                 len(self._devices),
                 {s.name: s.MaxClients or 0 for s in self._servers},
-                STATUS_MAX_CONNECTIONS,
+                STATUS_MAX_HELD,
                 soft,
                 sum(descriptorsPerDevice(d.endpointType) for d in self._devices),
                 hard,
