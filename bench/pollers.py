@@ -379,12 +379,19 @@ def setupFleet(
         c.probes = []
         c.handlers = []  # type: ignore[attr-defined]
         c.devices = 0  # type: ignore[attr-defined]
+
+        def watch(h: Any) -> None:
+            h.addStatusObserver(statusObserver(h))
+            c.probes.append(h._keepAliveQuery)
+            c.handlers.append(h)  # type: ignore[attr-defined]
+
         for d in devices:
+            # the service builds its devices in slices: the first is built now, the rest in
+            # the next reactor turns (each watched as it is built, before its first connect)
             for h in d.handlers.values():
-                h.addStatusObserver(statusObserver(h))
-                c.probes.append(h._keepAliveQuery)
-                c.handlers.append(h)  # type: ignore[attr-defined]
-                c.devices += 1  # type: ignore[attr-defined]
+                watch(h)
+            d.deviceAdded.append(lambda name, d=d: watch(d.handlers[name]))
+            c.devices += len(d.handlers) + len(d._toBuild)  # type: ignore[attr-defined]
         status = [s for s in service if getattr(s, "url", None)]
         c.statusURL = status[0].url if status else None  # type: ignore[attr-defined]
 
