@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
-from twisted_ch._runtime import Runtime
+from twisted.python.failure import Failure
+
+from twisted_ch._runtime import Runtime, logCallbackFailure
 
 Callback = Callable[..., object]
 Owner = TypeVar("Owner")
@@ -81,3 +83,17 @@ def emit(runtime: Runtime, obj: Any, name: str, *args: object) -> None:
             runtime.dispatcher.call(callback, *args, droppable=True)
         else:
             runtime.dispatcher.call(callback, *args)
+
+
+def emitHere(obj: Any, name: str, *args: object) -> None:
+    """
+    Call C{obj}'s callback for event C{name}, if any, on this thread now (the thread its events
+    run on), its failure logged: for an event the reference delivers inside the call that
+    causes it.
+    """
+    callback = obj.__dict__.get("_event_" + name)
+    if callback is not None:
+        try:
+            callback(*args)
+        except Exception:
+            logCallbackFailure(Failure(), callback)

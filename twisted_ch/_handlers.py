@@ -53,7 +53,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_ch import _checks
-from twisted_ch._events import Event, emit
+from twisted_ch._events import Event, emit, emitHere
 from twisted_ch._framing import toBytes
 from twisted_ch._link import DeviceLink, callerSite
 from twisted_ch._retry import FIXED, RetryPolicy
@@ -735,10 +735,5 @@ class RawSimplePipeHandler(_LinkHandler):
         # on the thread its events run on (the program's): Disconnected is reported inside this
         # send, before the query goes out, as the reference does (not once its wait is over)
         if self._rt.twoFaced(self._on, "silent", why, True):
-            callback = self.__dict__.get("_event_Disconnected")
-            if callback is not None:
-                try:
-                    callback(self, "Disconnected")
-                except Exception:
-                    logCallbackFailure(Failure(), callback)
+            emitHere(self, "Disconnected", self, "Disconnected")
         return False

@@ -73,7 +73,7 @@ from twisted.python.failure import Failure
 
 from twisted_ch import _checks
 from twisted_ch._connection import Dropping, Up
-from twisted_ch._events import emit
+from twisted_ch._events import emit, emitHere
 from twisted_ch._handlers import ConnectionHandler, RawTcpHandler
 from twisted_ch._link import DeviceLink
 from twisted_ch._retry import RetryPolicy
@@ -925,12 +925,7 @@ class ModuleSimplePipeHandler(_ModuleHandler):
         if not (isinstance(dispatcher, ProgramThread) and dispatcher.isCurrent):
             return False
         if self._rt.twoFaced(self._moduleDisconnected, True):
-            callback = self.__dict__.get("_event_Disconnected")
-            if callback is not None:
-                try:
-                    callback(self, "Disconnected")
-                except Exception:
-                    logCallbackFailure(Failure(), callback)
+            emitHere(self, "Disconnected", self, "Disconnected")
         return True
 
     def _pollTick(self, timer: Timer, count: int) -> None:
