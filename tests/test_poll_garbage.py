@@ -8,51 +8,11 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from twisted.internet.task import Clock
 
-from twisted_ch import GetConnectionHandler
-from twisted_ch.extronlib.interface import EndpointInterface
-from twisted_ch.service.probes import makeProbe
-from twisted_ch.testing import FakeEndpoint
-
-ANSWERS = {"send": b"Pwr1\r\n", "async": b"Pwr1\r\n", "sis": b"1.23\r\n", "pjlink": b"%1POWR=1\r"}
-
-
-def build(path: str, clock: Clock) -> tuple[Any, FakeEndpoint]:
-    endpoint = FakeEndpoint(clock)
-    keepAlive: Any
-    if path == "send":
-
-        def keepAlive(h: Any) -> None:
-            h.Send(b"P")
-
-    elif path == "async":
-
-        async def keepAlive(h: Any) -> None:
-            if (await h.SendAndWait(b"P", 2, deliTag=b"\r\n")).startswith(b"Pwr"):
-                h.ResponseAccepted()
-
-    else:
-        keepAlive = makeProbe(path, {})
-    h = GetConnectionHandler(
-        EndpointInterface(endpoint, reactor=clock), keepAlive, pollFrequency=1, reactor=clock
-    )
-    if path == "send":
-
-        def onData(handler: Any, data: bytes) -> None:
-            if b"Pwr" in data:
-                handler.ResponseAccepted()
-
-        h.ReceiveData = onData
-    if hasattr(keepAlive, "attach"):
-        keepAlive.attach(h)
-    h.Connect()
-    if path == "pjlink":
-        endpoint.respond(b"PJLINK 0\r")
-    return h, endpoint
+from bench.micro import ANSWERS, build  # the paths bench.micro measures, built the same way
 
 
 @pytest.fixture
