@@ -418,6 +418,7 @@ class _BudgetedRequest(Request):
             super().render(resrc)
             return
         started = site.timer()
+        usage = getattr(self.channel, "usage", None)  # the channel is gone once it finished
         try:
             super().render(resrc)
         finally:
@@ -428,6 +429,8 @@ class _BudgetedRequest(Request):
                 self._chargeSteps(site, client, page, spent)
             else:
                 site.budget.charge(client, page, spent)
+                if isinstance(usage, Usage):  # the connection used it too: not fresh any more
+                    usage.add(spent, site.reactor.seconds())
 
     def _chargeSteps(self, site: StatusSite, client: str, page: bytes, spent: float) -> None:
         total = [spent]
