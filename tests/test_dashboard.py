@@ -502,3 +502,46 @@ def test_dashboard_rooms_timeline_widths_errors_and_a_pause_button(
         yield answering.shutdown()
         yield silent.shutdown()
     assert (tmp_path / "rooms.png").read_bytes()[:8] == PNG
+
+
+@pytest_twisted.inlineCallbacks
+def test_dashboard_pages_through_more_devices_than_a_page(browser: Any) -> Any:
+    from twisted.internet import reactor
+
+    from twisted_ch.service._registry import Entry, Registry
+    from twisted_ch.service._web import StatusService
+
+    registry = Registry(clock=reactor)
+    for i in range(5):
+        registry.add(Entry(f"calm-{i}", Calm(), "tcp:host=127.0.0.1:port=2"))
+    service = StatusService(reactor, "tcp:0:interface=127.0.0.1", registry)
+    service.startService()
+    try:
+        assert service.url is not None
+        yield threads.deferToThread(browser.get, service.url + "?rows=2")
+
+        def check() -> None:
+            def shows(names: list[str], text: str) -> None:
+                waitFor(browser, lambda b: sorted(rows(b)) == names)
+                assert browser.find_element("id", "shown").text == text
+
+            prev = browser.find_element("id", "page-prev")
+            nxt = browser.find_element("id", "page-next")
+            shows(["calm-0", "calm-1"], "1\u20132 of 5 devices")
+            assert prev.get_attribute("disabled") and not nxt.get_attribute("disabled")
+            nxt.click()
+            shows(["calm-2", "calm-3"], "3\u20134 of 5 devices")
+            nxt.click()
+            shows(["calm-4"], "5\u20135 of 5 devices")
+            assert nxt.get_attribute("disabled") and not prev.get_attribute("disabled")
+            prev.click()
+            shows(["calm-2", "calm-3"], "3\u20134 of 5 devices")
+            # a filter starts again from its own first page: one match, no pager
+            browser.find_element("id", "filter-name").send_keys("calm-4")
+            shows(["calm-4"], "1 of 5 devices shown")
+            assert not browser.find_element("id", "pager").is_displayed()
+
+        yield threads.deferToThread(check)
+    finally:
+        yield service.stopService()
+        registry.stopTracking()

@@ -7,7 +7,10 @@
   const HEALTHS = ["ok", "warning", "error", "unknown", "paused"];
   const NO_ROOM = "(no room)";
   const MAX_ROWS = 1000;
-  let last = null, failures = 0;
+  // rows per page: ?rows=N in the dashboard's address (1 to MAX_ROWS)
+  const ROWS = Math.min(MAX_ROWS,
+    Math.max(1, parseInt(new URLSearchParams(location.search).get("rows"), 10) || MAX_ROWS));
+  let last = null, failures = 0, offset = 0;
 
   function el(tag, attrs, text) {
     const node = document.createElement(tag);
@@ -109,8 +112,9 @@
     return !name || String(device.name).toLowerCase().includes(name);
   }
   function query() {
-    // the filters as /status arguments: the server lists only those, MAX_ROWS at most
-    const args = new URLSearchParams({ compact: "1", limit: String(MAX_ROWS) });
+    // the filters as /status arguments: the server lists only those, a page of ROWS at a time
+    const args = new URLSearchParams({ compact: "1", limit: String(ROWS) });
+    if (offset > 0) args.set("offset", String(offset));
     const state = document.getElementById("filter-state").value;
     if (state) {
       const [field, value] = state.split(":");
@@ -121,7 +125,15 @@
     return "status?" + args.toString();
   }
   function filtersChanged() {
+    offset = 0;  // other rows match: from their first page
     render();
+    refreshSoon();
+  }
+  function turnPage(step) {
+    const page = (last && last.page) || {};
+    const next = step > 0 ? page.next : Math.max(0, offset - ROWS);
+    if (next === null || next === undefined || next === offset) return;
+    offset = next;
     refreshSoon();
   }
   function nameCell(name, endpoint) {
@@ -256,7 +268,7 @@
     // grouped by room (in the config's order), the worst first within each room
     const picked = (last.devices || []).filter(wanted);
     const groups = new Map();
-    picked.slice(0, MAX_ROWS).forEach((d, i) => {
+    picked.slice(0, ROWS).forEach((d, i) => {
       const room = d.room || NO_ROOM;
       if (!groups.has(room)) groups.set(room, []);
       groups.get(room).push([SEVERITY[d.health] ?? 2, i, d]);
@@ -275,10 +287,24 @@
     const counts = last.summary || {}, page = last.page || {};
     const total = (counts.up || 0) + (counts.down || 0) + (counts.unknown || 0);
     const matched = page.matched === undefined ? picked.length : page.matched;
-    const shown = Math.min(picked.length, MAX_ROWS);
-    let text = shown === total ? total + " devices" : shown + " of " + total + " devices shown";
-    if (matched > MAX_ROWS) text += " (the first " + MAX_ROWS + ": filter to see others)";
+    const shown = Math.min(picked.length, ROWS);
+    const paged = matched > ROWS || offset > 0;
+    let text;
+    if (paged) {
+      const first = shown ? offset + 1 : 0;
+      text = first + "\u2013" + (offset + shown) + " of " + matched + " devices";
+      if (matched !== total) text += " (" + total + " in all)";
+    } else {
+      text = shown === total ? total + " devices" : shown + " of " + total + " devices shown";
+    }
     document.getElementById("shown").textContent = text;
+    document.getElementById("pager").hidden = !paged;
+    document.getElementById("page-prev").disabled = offset === 0;
+    document.getElementById("page-next").disabled = page.next === null || page.next === undefined;
+    if (paged && offset > 0 && offset >= matched) {  // devices went: back to the last page
+      offset = Math.max(0, Math.floor((matched - 1) / ROWS) * ROWS);
+      refreshSoon();
+    }
     const servers = document.querySelector("#servers tbody");
     const srows = document.createDocumentFragment();
     for (const s of last.servers || []) if (wanted(s)) srows.appendChild(serverRow(s));
@@ -317,6 +343,8 @@
     document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
     document.getElementById("filter-state").addEventListener("change", filtersChanged);
     document.getElementById("filter-name").addEventListener("input", filtersChanged);
+    document.getElementById("page-prev").addEventListener("click", () => turnPage(-1));
+    document.getElementById("page-next").addEventListener("click", () => turnPage(1));
     document.getElementById("devices").addEventListener("click", (e) => {
       const node = e.target.closest("button.action");
       if (node) act(node);
