@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from twisted.internet.task import Clock
+from twisted.python import threadable
 
 from twisted_ch import GetConnectionHandler
 from twisted_ch.extronlib.interface import EndpointInterface
@@ -54,6 +55,8 @@ def build(path: str, clock: Clock) -> tuple[Any, FakeEndpoint]:
 
 
 def run(path: str, polls: int) -> float:
+    # this thread stands for the reactor's (a Twisted application's calls come from it)
+    threadable.registerAsIOThread()
     clock = Clock()
     h, endpoint = build(path, clock)
     answer = ANSWERS[path]
