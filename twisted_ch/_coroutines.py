@@ -18,19 +18,14 @@ from collections.abc import Coroutine
 from contextvars import Context, copy_context
 from inspect import isgenerator
 from types import CoroutineType
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.python.failure import Failure
 
 from twisted_ch._runtime import logCallbackFailure
 
-__all__ = ["CoroutineOwner", "CoroutineRun", "isCoroutine"]
-
-
-def isCoroutine(value: object) -> TypeGuard[Coroutine[Any, Any, object]]:
-    """Whether C{value} is a native coroutine (what calling an C{async def} returns)."""
-    return type(value) is CoroutineType
+__all__ = ["CoroutineOwner", "CoroutineRun"]
 
 
 class CoroutineOwner(Protocol):
@@ -67,17 +62,16 @@ class CoroutineRun:
 
     def start(self) -> None:
         """Run the coroutine up to its first await of something not yet there."""
-        self._step(None)
+        self(None)
 
     def __call__(self, result: object) -> None:
-        """The Deferred it awaits fired (this run is its callback and its errback)."""
-        if self._stepping:  # fired already: L{_step} goes on with it, without recursing
+        """
+        Step the coroutine with C{result} (the Deferred it awaits fired: this run is its callback
+        and its errback).  The result is consumed, a failure too: it is thrown into the coroutine.
+        """
+        if self._stepping:  # fired already, inside addBoth below: the loop goes on with it
             self._got, self._result = True, result
             return None
-        self._step(result)
-        return None  # the result is consumed, a failure too (it was thrown into the coroutine)
-
-    def _step(self, result: object) -> None:
         coro, context = self._coro, self._context
         while True:
             try:
@@ -86,14 +80,14 @@ class CoroutineRun:
                 else:
                     yielded = context.run(coro.send, result)
             except StopIteration:
-                self._end()
-                return
+                self._owner._coroutineEnded(self._token)
+                return None
             except BaseException:
                 logCallbackFailure(Failure(), self._f)
-                self._end()
-                return
+                self._owner._coroutineEnded(self._token)
+                return None
             if not isinstance(yielded, Deferred):
-                if isCoroutine(yielded) or isgenerator(yielded):
+                if type(yielded) is CoroutineType or isgenerator(yielded):
                     yielded = ensureDeferred(yielded)  # type: ignore[arg-type]
                 else:  # not awaitable by Twisted: sent back, as ensureDeferred does
                     result = yielded
@@ -104,8 +98,5 @@ class CoroutineRun:
             finally:
                 self._stepping = False
             if not self._got:
-                return  # to be resumed by the Deferred
+                return None  # to be resumed by the Deferred
             result, self._result, self._got = self._result, None, False
-
-    def _end(self) -> None:
-        self._owner._coroutineEnded(self._token)

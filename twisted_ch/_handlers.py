@@ -48,6 +48,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from threading import get_ident
+from types import CoroutineType
 from typing import Any, Literal
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
@@ -56,7 +57,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from twisted_ch import _checks
-from twisted_ch._coroutines import CoroutineRun, isCoroutine
+from twisted_ch._coroutines import CoroutineRun
 from twisted_ch._events import Event, emit, emitHere
 from twisted_ch._framing import toBytes
 from twisted_ch._link import DeviceLink, callerSite
@@ -368,8 +369,8 @@ class ConnectionHandler(FallThrough):
         if result is None:  # finished synchronously (the usual case)
             self._keepAliveBusy = False
             return
-        if isCoroutine(result):
-            CoroutineRun(result, query, self, run).start()  # (may end at once)
+        if type(result) is CoroutineType:
+            CoroutineRun(result, query, self, run)(None)  # its first step (it may end there)
             if self._keepAliveBusy and run == self._keepAliveRun:
                 self._setGiveUp()  # (after its first step: its SendAndWait timeouts count)
             return
