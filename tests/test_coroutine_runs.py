@@ -243,3 +243,43 @@ def test_an_async_poll_in_flight_holds_few_objects_for_the_collector() -> None:
         endpoint.protocol.dataReceived(answer)  # type: ignore[union-attr]
     assert all(h.missedPolls == 0 for h, _ in polls)
     assert inFlight <= 12, inFlight
+
+
+def test_an_answer_s_callbacks_on_the_reactor_run_as_the_dispatcher_ran_them(
+    loggedFailures: list[Failure],
+) -> None:
+    # ReceiveData on the reactor face is called inline (no dispatcher Deferred): a coroutine it
+    # returns runs, a Deferred's failure and a raise are logged, polling goes on
+    later: Deferred[None] = Deferred()
+    seen: list[bytes] = []
+
+    def keepAlive(h: Any) -> None:
+        h.Send("P")
+
+    clock, endpoint, h = handler(keepAlive)
+
+    async def asyncReceive(handler: Any, data: bytes) -> None:
+        await later
+        seen.append(data)
+        handler.ResponseAccepted()
+
+    h.ReceiveData = asyncReceive
+    clock.advance(1)
+    endpoint.respond(b"Pwr1\r\n")
+    assert seen == [] and h.ConnectionStatus == "Unknown"
+    later.callback(None)
+    assert seen == [b"Pwr1\r\n"] and h.ConnectionStatus == "Connected"
+
+    h.ReceiveData = lambda handler, data: fail(Boom("deferred"))
+    clock.advance(1)
+    endpoint.respond(b"Pwr1\r\n")
+
+    def raising(handler: Any, data: bytes) -> None:
+        raise Boom("raised")
+
+    h.ReceiveData = raising
+    clock.advance(1)
+    endpoint.respond(b"Pwr1\r\n")
+    assert [str(f.value) for f in loggedFailures] == ["deferred", "raised"]
+    clock.advance(1)
+    assert endpoint.written().count(b"P") >= 1 and h.polls == 4

@@ -58,7 +58,7 @@ from twisted.python.failure import Failure
 
 from twisted_ch import _checks
 from twisted_ch._coroutines import CoroutineRun
-from twisted_ch._events import Event, emit, emitHere
+from twisted_ch._events import Event, callOnReactor, emit, emitHere
 from twisted_ch._framing import toBytes
 from twisted_ch._link import DeviceLink, callerSite
 from twisted_ch._retry import FIXED, RetryPolicy
@@ -71,6 +71,7 @@ from twisted_ch._runtime import (
     resolveRuntime,
 )
 from twisted_ch._stats import LinkStats
+from twisted_ch._ticks import PollTimerTicks, ticksOf
 from twisted_ch.extronlib._base import LinkInterface, droppedSend, noResponse
 from twisted_ch.extronlib.system import MIN_TIMER_INTERVAL, Timer
 
@@ -121,10 +122,34 @@ class HandlerTimer(Timer):
     creation and in C{Change}) whose ticks poll on the reactor thread.
     """
 
+    #: the ticks of every PollTimer of this clock (no LoopingCall per timer: see L{_ticks})
+    _ticks: PollTimerTicks | None = None
+    #: the schedule the timer is on (bumped at each start and stop: queued ticks go stale)
+    _schedule = 0
+    _startedAt = 0.0
+    _ticking = False
+
     def __init__(self, Interval: float, poll: Callable[[Timer, int], None], **kwargs: Any) -> None:
         #: the handler's own tick, called inline (not through a dispatcher) while it is Function
         self._poll = poll
         super().__init__(Interval, poll, **kwargs)
+
+    def _start(self) -> None:
+        self._stopLoop()
+        self._setState("Running")
+        ticks = self._ticks
+        if ticks is None:
+            ticks = self._ticks = ticksOf(self._rt.reactor)
+        self._schedule += 1
+        self._ticking = True
+        ticks.start(self)
+
+    def _stopLoop(self) -> None:
+        if self._ticking:
+            self._ticking = False
+            self._schedule += 1
+            assert self._ticks is not None
+            self._ticks.stop(self)
 
     def _checked(self, Interval: object) -> float:
         return pollInterval(Interval, "Interval")
@@ -430,7 +455,8 @@ class ConnectionHandler(FallThrough):
 
     def ResponseAccepted(self) -> None:
         """Reset the send counter: call it when a good response arrived (Connected, if not yet)."""
-        self._resetCounter()
+        with self._counterLock:  # (L{_resetCounter}, inline: every answer)
+            self._sends = 0
         if self._status != "Connected":
             self._rt.twoFaced(self._responseAccepted)
 
@@ -508,7 +534,11 @@ class _LinkHandler(ConnectionHandler):
     def linkData(self, data: bytes) -> None:
         callback = self.__dict__.get("_event_ReceiveData")  # emit(), inlined: every answer
         if callback is not None:
-            self._rt.dispatcher.call(callback, self, data, droppable=True)
+            dispatcher = self._rt.dispatcher
+            if type(dispatcher) is ReactorDispatcher:
+                callOnReactor(callback, self, data)
+            else:
+                dispatcher.call(callback, self, data, droppable=True)
 
     def linkFailed(self, reason: str) -> None:
         pass  # never reached: no status change (the link keeps the reason as lastError)
@@ -714,7 +744,7 @@ class RawTcpHandler(_LinkHandler):
     # the counter
 
     def _pollTick(self, timer: Timer, count: int) -> None:
-        if self._link.connected:
+        if self._link.state == "connected":
             self._runKeepAlive(self._keepAliveQuery, self)
 
     def _overLimit(self) -> bool:
@@ -802,7 +832,7 @@ class RawSimplePipeHandler(_LinkHandler):
             self._PollTimer.Restart()
 
     def _pollTick(self, timer: Timer, count: int) -> None:
-        if self._link.connected:
+        if self._link.state == "connected":
             self._runKeepAlive(self._keepAliveQuery, self)
 
     def _overLimit(self) -> bool:
