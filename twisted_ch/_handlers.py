@@ -71,7 +71,6 @@ from twisted_ch._runtime import (
     resolveRuntime,
 )
 from twisted_ch._stats import LinkStats
-from twisted_ch._ticks import PollTimerTicks, ticksOf
 from twisted_ch.extronlib._base import LinkInterface, droppedSend, noResponse
 from twisted_ch.extronlib.system import MIN_TIMER_INTERVAL, Timer
 
@@ -122,34 +121,10 @@ class HandlerTimer(Timer):
     creation and in C{Change}) whose ticks poll on the reactor thread.
     """
 
-    #: the ticks of every PollTimer of this clock (no LoopingCall per timer: see L{_ticks})
-    _ticks: PollTimerTicks | None = None
-    #: the schedule the timer is on (bumped at each start and stop: queued ticks go stale)
-    _schedule = 0
-    _startedAt = 0.0
-    _ticking = False
-
     def __init__(self, Interval: float, poll: Callable[[Timer, int], None], **kwargs: Any) -> None:
         #: the handler's own tick, called inline (not through a dispatcher) while it is Function
         self._poll = poll
         super().__init__(Interval, poll, **kwargs)
-
-    def _start(self) -> None:
-        self._stopLoop()
-        self._setState("Running")
-        ticks = self._ticks
-        if ticks is None:
-            ticks = self._ticks = ticksOf(self._rt.reactor)
-        self._schedule += 1
-        self._ticking = True
-        ticks.start(self)
-
-    def _stopLoop(self) -> None:
-        if self._ticking:
-            self._ticking = False
-            self._schedule += 1
-            assert self._ticks is not None
-            self._ticks.stop(self)
 
     def _checked(self, Interval: object) -> float:
         return pollInterval(Interval, "Interval")
