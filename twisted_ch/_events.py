@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from types import CoroutineType
 from typing import Any, Generic, TypeVar, overload
 
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.python.failure import Failure
 
-from twisted_ch._runtime import Runtime, logCallbackFailure
+from twisted_ch._coroutines import CoroutineRun
+from twisted_ch._runtime import Runtime, logCallbackExit, logCallbackFailure
 
 Callback = Callable[..., object]
 Owner = TypeVar("Owner")
@@ -97,3 +101,42 @@ def emitHere(obj: Any, name: str, *args: object) -> None:
             callback(*args)
         except Exception:
             logCallbackFailure(Failure(), callback)
+
+
+class _NoOwner:
+    """The owner of an event callback's coroutine run: nobody waits for its end."""
+
+    def _coroutineEnded(self, token: int) -> None:
+        pass
+
+
+_NO_OWNER = _NoOwner()
+
+
+def _logged(result: object, f: object) -> None:
+    if isinstance(result, Failure):
+        logCallbackFailure(result, f)
+
+
+def callOnReactor(callback: Callback, *args: object) -> None:
+    """
+    Call an event's C{callback} on the reactor thread now, as the reactor's dispatcher does
+    (its failure and C{sys.exit()} logged; a coroutine it returns run, a Deferred's failure
+    logged), without a Deferred of its own: a device's answers take this path.
+    """
+    try:
+        result = callback(*args)
+    except Exception:
+        logCallbackFailure(Failure(), callback)
+        return
+    except SystemExit as e:
+        logCallbackExit(e, callback)
+        return
+    if result is None:
+        return
+    if type(result) is CoroutineType:
+        CoroutineRun(result, callback, _NO_OWNER, 0)(None)
+    elif isinstance(result, Deferred):
+        result.addBoth(_logged, callback)
+    elif inspect.isawaitable(result):
+        ensureDeferred(result).addBoth(_logged, callback)  # type: ignore[arg-type]

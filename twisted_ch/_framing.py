@@ -242,8 +242,13 @@ class ResponseMatcher:
     ) -> ResponseMatcher:
         """Validate SendAndWait's C{**delimiter} keywords and build a matcher from them."""
         # a keep-alive passes the same condition on every poll: validate it once
-        try:
+        key: tuple[Any, ...] | None
+        if len(delimiter) == 1:  # the usual case: one condition
+            ((name, value),) = delimiter.items()
+            key = (maxResponse, name, type(value), value)
+        else:
             key = (maxResponse, *((k, type(v), v) for k, v in delimiter.items()))
+        try:
             condition = _validated.get(key)
         except TypeError:  # an unhashable value: validate it (and report it) every time
             key, condition = None, None
@@ -313,6 +318,16 @@ class ResponseMatcher:
             after the response), else L{None}.
         """
         if not self._buffer:  # the usual case: the whole response in one read, nothing held
+            tag = self.deliTag
+            if tag is not None and self.deliLen is None:  # (L{_match}, inline)
+                self.scanned += len(data)
+                at = data.find(tag)
+                if at >= 0:
+                    at += len(tag)
+                    return (data, b"") if at == len(data) else (data[:at], data[at:])
+                self._buffer += data
+                self._held(0, data)
+                return None
             found = self._match(data, 0, data)
             if found is not None:
                 return (data, b"") if found == len(data) else (data[:found], data[found:])

@@ -42,18 +42,23 @@ counter at 0.  Pipe links and servers live and retry by the same machine.
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from threading import get_ident
+from types import CoroutineType
 from typing import Any, Literal
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.logger import Logger
+from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from twisted_ch import _checks
-from twisted_ch._events import Event, emit, emitHere
+from twisted_ch._coroutines import CoroutineRun
+from twisted_ch._events import Event, callOnReactor, emit, emitHere
 from twisted_ch._framing import toBytes
 from twisted_ch._link import DeviceLink, callerSite
 from twisted_ch._retry import FIXED, RetryPolicy
@@ -61,6 +66,7 @@ from twisted_ch._runtime import (
     ProgramThread,
     ReactorDispatcher,
     Runtime,
+    logCallbackExit,
     logCallbackFailure,
     resolveRuntime,
 )
@@ -115,8 +121,26 @@ class HandlerTimer(Timer):
     creation and in C{Change}) whose ticks poll on the reactor thread.
     """
 
+    def __init__(self, Interval: float, poll: Callable[[Timer, int], None], **kwargs: Any) -> None:
+        #: the handler's own tick, called inline (not through a dispatcher) while it is Function
+        self._poll = poll
+        super().__init__(Interval, poll, **kwargs)
+
     def _checked(self, Interval: object) -> float:
         return pollInterval(Interval, "Interval")
+
+    def _tick(self) -> None:
+        function = self._function
+        if function is not self._poll:  # replaced by the program: a Timer's tick
+            super()._tick()
+            return
+        # the handler's tick returns None and logs its keep-alive's failures itself: no
+        # dispatcher, no busy flag (its keep-alive has its own)
+        self._count += 1
+        try:
+            function(self, self._count)
+        except Exception:
+            logCallbackFailure(Failure(), function)
 
 
 class FallThrough:
@@ -326,11 +350,44 @@ class ConnectionHandler(FallThrough):
             return
         self._keepAliveBusy = True
         self.polls += 1
-        self._keepAliveRun += 1
-        run = self._keepAliveRun
+        run = self._keepAliveRun = self._keepAliveRun + 1
         dispatcher = self._rt.dispatcher
+        if type(dispatcher) is not ReactorDispatcher:
+            self._runDispatched(dispatcher, query, args, run)
+            return
+        # ReactorDispatcher.call, inline: an async def keep-alive runs as a CoroutineRun and a
+        # Deferred carries its own end, so no Deferred or callback is added per poll (polls in
+        # flight hold fewer objects for the collector to walk)
+        try:
+            result = query(*args)
+        except Exception:
+            logCallbackFailure(Failure(), query)
+            result = None
+        except SystemExit as e:
+            logCallbackExit(e, query)
+            result = None
+        if result is None:  # finished synchronously (the usual case)
+            self._keepAliveBusy = False
+            return
+        if type(result) is CoroutineType:
+            CoroutineRun(result, query, self, run)(None)  # its first step (it may end there)
+            if self._keepAliveBusy and run == self._keepAliveRun:
+                self._setGiveUp()  # (after its first step: its SendAndWait timeouts count)
+            return
+        self._setGiveUp()
+        if isinstance(result, Deferred):
+            result.addBoth(self._keepAliveDone, run, query)
+        elif inspect.isawaitable(result):
+            ensureDeferred(result).addBoth(self._keepAliveDone, run, query)  # type: ignore[arg-type]
+        else:
+            self._keepAliveBusy = False
+
+    def _runDispatched(
+        self, dispatcher: Any, query: KeepAlive, args: tuple[object, ...], run: int
+    ) -> None:
+        """Call the keep-alive through a dispatcher of its own (a program thread's)."""
         done = dispatcher.call(query, *args)
-        if done is None:  # finished synchronously (the usual case)
+        if done is None:  # finished synchronously
             self._keepAliveBusy = False
             return
         # (not done.called: a Deferred has its result before a callback's Deferred, which its
@@ -339,15 +396,23 @@ class ConnectionHandler(FallThrough):
             # a program thread cannot be interrupted: as in ControlScript, its ticks wait for it
             self._keepAliveGiveUp = math.inf
         else:
-            # one that waits for answers is running, not stuck: the bound allows for every miss
-            # (checked at the next tick, so no timer per poll)
-            bound = (self._DisconnectLimit + 1) * (self._PollTimer.Interval + self._longestWait)
-            self._keepAliveGiveUp = self._rt.reactor.seconds() + bound
+            self._setGiveUp()
         done.addBoth(self._keepAliveDone, run)
 
-    def _keepAliveDone(self, result: object, run: int) -> None:
+    def _setGiveUp(self) -> None:
+        # one that waits for answers is running, not stuck: the bound allows for every miss
+        # (checked at the next tick, so no timer per poll)
+        bound = (self._DisconnectLimit + 1) * (self._PollTimer.Interval + self._longestWait)
+        self._keepAliveGiveUp = self._rt.reactor.seconds() + bound
+
+    def _coroutineEnded(self, token: int) -> None:
+        """An C{async def} keep-alive's L{CoroutineRun} ended (its failure was logged)."""
+        if token == self._keepAliveRun:
+            self._keepAliveBusy = False
+
+    def _keepAliveDone(self, result: object, run: int, query: object = "keep-alive") -> None:
         if isinstance(result, Failure):
-            logCallbackFailure(result, "keep-alive")
+            logCallbackFailure(result, query)
         if run == self._keepAliveRun:
             self._keepAliveBusy = False
 
@@ -365,7 +430,8 @@ class ConnectionHandler(FallThrough):
 
     def ResponseAccepted(self) -> None:
         """Reset the send counter: call it when a good response arrived (Connected, if not yet)."""
-        self._resetCounter()
+        with self._counterLock:  # (L{_resetCounter}, inline: every answer)
+            self._sends = 0
         if self._status != "Connected":
             self._rt.twoFaced(self._responseAccepted)
 
@@ -443,7 +509,11 @@ class _LinkHandler(ConnectionHandler):
     def linkData(self, data: bytes) -> None:
         callback = self.__dict__.get("_event_ReceiveData")  # emit(), inlined: every answer
         if callback is not None:
-            self._rt.dispatcher.call(callback, self, data, droppable=True)
+            dispatcher = self._rt.dispatcher
+            if type(dispatcher) is ReactorDispatcher:
+                callOnReactor(callback, self, data)
+            else:
+                dispatcher.call(callback, self, data, droppable=True)
 
     def linkFailed(self, reason: str) -> None:
         pass  # never reached: no status change (the link keeps the reason as lastError)
@@ -464,7 +534,19 @@ class _LinkHandler(ConnectionHandler):
             return
         if self._keepAliveQuery is not None and self._countSend() and self._overLimit():
             return
-        self._WrappedInterface.Send(payload)
+        iface = self._WrappedInterface
+        ioThread = threadable.ioThread
+        if (
+            ioThread is not None
+            and ioThread == get_ident()
+            and link.protocol is not None
+            and type(iface).Send is LinkInterface.Send
+            and "Send" not in iface.__dict__
+        ):
+            # the Twisted face of the interface's own Send, inline: the link is connected
+            link.protocol.send(payload)
+            return
+        iface.Send(payload)
 
     def SendAndWait(self, data: bytes | str, timeout: float, **delimiter: Any) -> Any:
         """
@@ -491,9 +573,13 @@ class _LinkHandler(ConnectionHandler):
             return noResponse()
         if self._keepAliveQuery is not None and self._countSend() and self._overLimit():
             return noResponse()
-        if matcher is not None:
-            return iface._sendAndWait(payload, wait, matcher)
-        return iface.SendAndWait(payload, wait, **delimiter)
+        if matcher is None:
+            return iface.SendAndWait(payload, wait, **delimiter)
+        ioThread = threadable.ioThread
+        if ioThread is not None and ioThread == get_ident() and link.protocol is not None:
+            # the Twisted face of the interface's own SendAndWait, inline: the link is connected
+            return link.protocol.sendAndWait(payload, wait, matcher)
+        return iface._sendAndWait(payload, wait, matcher)
 
     def _overLimit(self) -> bool:
         """A send takes the counter past DisconnectLimit (any thread); True: do not send it."""
@@ -633,7 +719,7 @@ class RawTcpHandler(_LinkHandler):
     # the counter
 
     def _pollTick(self, timer: Timer, count: int) -> None:
-        if self._link.connected:
+        if self._link.state == "connected":
             self._runKeepAlive(self._keepAliveQuery, self)
 
     def _overLimit(self) -> bool:
@@ -721,7 +807,7 @@ class RawSimplePipeHandler(_LinkHandler):
             self._PollTimer.Restart()
 
     def _pollTick(self, timer: Timer, count: int) -> None:
-        if self._link.connected:
+        if self._link.state == "connected":
             self._runKeepAlive(self._keepAliveQuery, self)
 
     def _overLimit(self) -> bool:

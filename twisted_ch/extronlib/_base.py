@@ -136,7 +136,8 @@ class LinkInterface:
             emit(self._rt, self, "Disconnected", self, "Disconnected")
 
     def linkData(self, data: bytes) -> None:
-        emit(self._rt, self, "ReceiveData", self, data)
+        if "_event_ReceiveData" in self.__dict__:  # (usually not set when a handler wraps it)
+            emit(self._rt, self, "ReceiveData", self, data)
 
     def linkFailed(self, reason: str) -> None:
         emit(self._rt, self, "ConnectFailed", self, reason)

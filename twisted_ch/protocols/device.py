@@ -104,16 +104,17 @@ class DeviceSink(TypingProtocol):
         """The transport of C{protocol} is gone (called once per protocol)."""
 
 
-class _Wait:
-    """One queued or active SendAndWait."""
-
-    __slots__ = ("data", "timeout", "matcher", "result")
+class _Wait(Deferred[bytes]):
+    """
+    One queued or active SendAndWait: the Deferred its caller holds, with the data it sends and
+    the matcher it waits with (one object per call, not a record and a Deferred).
+    """
 
     def __init__(self, data: bytes, timeout: float, matcher: ResponseMatcher) -> None:
+        Deferred.__init__(self)
         self.data = data
         self.timeout = timeout
         self.matcher = matcher
-        self.result: Deferred[bytes] = Deferred()
 
 
 class DeadlineOwner(TypingProtocol):
@@ -162,7 +163,9 @@ class Deadlines:
     def add(self, timeout: float, owner: DeadlineOwner, serial: int) -> None:
         """A wait was sent: time it out after C{timeout} seconds unless it ends first."""
         self.waiting += 1
-        now = self.clock.seconds()
+        clock = self._clock()
+        assert clock is not None, "a connection outlived its clock"
+        now = clock.seconds()
         deadline = now + timeout
         queue = self._queues.get(timeout)
         if queue is None:
@@ -309,13 +312,15 @@ class DeviceProtocol(Protocol):
         self.bytesReceived += len(data)
         if WIRE_TAPS:
             _tap(self.sink, "rx", data)
-        if self._waits:
-            found = self._waits[0].matcher.feed(data)
+        waits = self._waits
+        if waits:
+            wait = waits[0]
+            found = wait.matcher.feed(data)
             if found is None:
                 return
             response, data = found
             # bytes after a response arrived before the next command was sent: not its answer
-            self._finish(self._waits[0], response)
+            self._finish(wait, response)
         if data:
             self.sink.linkData(data)
 
@@ -332,7 +337,7 @@ class DeviceProtocol(Protocol):
         self._queuedWaitBytes = 0
         while self._waits:
             wait = self._waits.pop(0)
-            wait.result.callback(wait.matcher.timedOut()[0])
+            wait.callback(wait.matcher.timedOut()[0])
         self.sink.linkLost(self, reason)
 
     def send(self, data: bytes) -> None:
@@ -344,20 +349,7 @@ class DeviceProtocol(Protocol):
             queued for it already (the data is not sent; the link stays up for the keep-alive
             to judge).
         """
-        if not self.connected or self.transport is None:
-            raise LinkDown("not connected")
         tcp = self._tcp
-        if tcp is None or tcp.dataBuffer or tcp._tempDataLen:
-            queued = queuedBytes(self.transport)
-            if queued and queued + len(data) > self.maxWriteBuffer:
-                self.writesRefused += 1
-                raise WriteBufferFull(
-                    f"the device is not reading: {queued} bytes are queued for it already "
-                    f"(the limit is {self.maxWriteBuffer}); {len(data)} bytes not sent"
-                )
-        self.bytesSent += len(data)
-        if WIRE_TAPS:
-            _tap(self.sink, "tx", data)
         if tcp is None or (
             tcp.dataBuffer
             or tcp._tempDataLen
@@ -366,22 +358,42 @@ class DeviceProtocol(Protocol):
             or tcp._aborting
             or tcp.TLS
             or not tcp.connected
+            or not self.connected
         ):
-            self.transport.write(data)
+            self._write(data)
             return
         # Nothing is queued: send now.  transport.write would queue the bytes and register the
         # socket for writability, costing two epoll_ctl calls and a reactor round on every poll.
         # Whatever is not sent at once (full socket buffer, error) goes through transport.write,
         # so order, flow control and error reporting stay Twisted's.
+        self.bytesSent += len(data)
+        if WIRE_TAPS:
+            _tap(self.sink, "tx", data)
         try:
             sent = tcp.socket.send(data)
         except BlockingIOError:
             sent = 0
         except OSError:
-            self.transport.write(data)  # Twisted's write path reports the lost connection
+            tcp.write(data)  # Twisted's write path reports the lost connection
             return
         if sent < len(data):
-            self.transport.write(data[sent:])
+            tcp.write(data[sent:])
+
+    def _write(self, data: bytes) -> None:
+        """L{send} through the transport's C{write} (not TCP, or TCP with bytes queued)."""
+        if not self.connected or self.transport is None:
+            raise LinkDown("not connected")
+        queued = queuedBytes(self.transport)
+        if queued and queued + len(data) > self.maxWriteBuffer:
+            self.writesRefused += 1
+            raise WriteBufferFull(
+                f"the device is not reading: {queued} bytes are queued for it already "
+                f"(the limit is {self.maxWriteBuffer}); {len(data)} bytes not sent"
+            )
+        self.bytesSent += len(data)
+        if WIRE_TAPS:
+            _tap(self.sink, "tx", data)
+        self.transport.write(data)
 
     def sendAndWait(self, data: bytes, timeout: float, matcher: ResponseMatcher) -> Deferred[bytes]:
         """
@@ -417,17 +429,21 @@ class DeviceProtocol(Protocol):
             wait = _Wait(data, timeout, matcher)
             waits.append(wait)
             self._queuedWaitBytes += len(data)
-            return wait.result
+            return wait
         wait = _Wait(data, timeout, matcher)
         waits.append(wait)
         try:
-            self._begin(wait)
+            # L{_begin}, inline: send first (a send that raises leaves no deadline behind)
+            self.send(data)
+            serial = self._serial = self._serial + 1
+            self._inFlight = True
+            self._deadlines.add(timeout, self, serial)
         except BaseException:
             # nobody will hold this wait: it must not block the calls after it
             if waits and waits[0] is wait:
                 del waits[0]
             raise
-        return wait.result
+        return wait
 
     def _begin(self, wait: _Wait) -> None:
         # send first: a send that raises leaves no deadline behind
@@ -448,7 +464,7 @@ class DeviceProtocol(Protocol):
                 failure = Failure()
                 if waits and waits[0] is wait:
                     del waits[0]
-                wait.result.errback(failure)
+                wait.errback(failure)
 
     def _deadlinePassed(self, serial: int) -> None:
         """The deadline of the wait sent as C{serial} has come (L{Deadlines})."""
@@ -468,7 +484,7 @@ class DeviceProtocol(Protocol):
     def _finish(self, wait: _Wait, response: bytes) -> None:
         self._serial += 1
         self._inFlight = False
-        self._deadlines.ended()
+        self._deadlines.waiting -= 1  # (L{Deadlines.ended})
         if wait.matcher.dropped:
             self.log.warn(
                 "response exceeded {limit} bytes without meeting its condition; "
@@ -480,7 +496,7 @@ class DeviceProtocol(Protocol):
         # fire this wait before sending the next: whatever that send does, this caller has its
         # answer (a callback that calls sendAndWait with nothing queued sends at once; queued
         # waits are sent after it, in order)
-        wait.result.callback(response)
+        wait.callback(response)
         if self._waits:
             self._beginNext()
 
