@@ -246,3 +246,40 @@ def test_the_probe_judges_a_shortcut_answer_as_a_decoded_one() -> None:
         handler = object()
         assert fast._judge(shortcut, handler) == slow._judge(decodeMessage(datagram), handler)
         assert (fast.uptime, fast.lastProblem) == (slow.uptime, slow.lastProblem)
+
+
+def test_the_session_counts_and_answers_alike_with_or_without_the_shortcut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Wrong community, version or id, a replay, past the budget: the same either way."""
+    from twisted_ch.service import probes
+    from twisted_ch.service.probes import SNMP_DATAGRAM_BUDGET
+
+    a = _asn1()
+
+    def good(rid: int, community: bytes = b"site", version: int = 1) -> bytes:
+        return encodeMessage(version, community, "response", rid, [(SYS_UPTIME, a.TimeTicks(9))])
+
+    def run() -> tuple[Any, ...]:
+        probe, session, answered = _session()
+        for rid in range(1, 4):
+            session.expect(rid, 5.0).addCallback(answered.append)
+        for datagram in [
+            good(1, b"guess"),
+            good(1, version=0),
+            good(9),
+            good(1),
+            good(1),  # a replay
+            good(2) + b"\x00",  # not the usual shape: pyasn1's
+        ] + [good(3, b"guess")] * (SNMP_DATAGRAM_BUDGET * 2):
+            session.linkData(datagram)
+        for _ in range(SNMP_DATAGRAM_BUDGET + 5):  # the budget: charged alike
+            session.expect(100, 5.0)
+            session.linkData(good(100))
+        seen = [(m.requestId, m.errorStatus, m.binds) for m in answered if m is not None]
+        return probe.ignored, probe.dropped, seen, sorted(session.pending)
+
+    fast = run()
+    monkeypatch.setattr(probes, "decodeUptime", lambda datagram: None)
+    assert run() == fast
+    assert fast[0] > 0 and fast[1] > 0 and [s[0] for s in fast[2]][:2] == [1, 2]

@@ -122,13 +122,16 @@ class Probe:
     def _once(self, handler: Any) -> Deferred[bool]:
         self.attach(handler)
         query = self.query
-        try:
-            if getattr(query, "__func__", None) is type(self)._sendQuery is not None:
-                # a stock probe: its send's Deferred, judged and accepted by one callback
+        if getattr(query, "__func__", None) is type(self)._sendQuery is not None:
+            # a stock probe: its send's Deferred, judged and accepted by one callback
+            try:
                 sent: Deferred[Any] = self._send(handler)
-                return sent.addCallbacks(
-                    self._answered, self._failed, callbackArgs=(handler,), errbackArgs=(handler,)
-                )
+            except Exception:
+                sent = fail()
+            return sent.addCallbacks(
+                self._answered, self._failed, callbackArgs=(handler,), errbackArgs=(handler,)
+            )
+        try:
             result = query(handler)
         except Exception:
             d: Deferred[bool] = fail()
@@ -574,6 +577,23 @@ class _SNMPSession:
 
     def linkData(self, data: bytes) -> None:
         probe = self.probe
+        pending = self.pending
+        message = None
+        if pending and len(data) <= MAX_SNMP_DATAGRAM:
+            # the usual answer, read without pyasn1 (decodeUptime); it passes the cheap checks
+            # when _reject would pass it (the same fields), else _reject below says why not
+            message = decodeUptime(data)
+            if (
+                message is not None
+                and message.requestId in pending
+                and message.version == SNMP_VERSIONS[probe.version]
+                and hmac.compare_digest(message.community, probe.community)
+            ):
+                if not self._withinBudget():
+                    probe.dropped += 1
+                    return
+                pending[message.requestId].callback(message)
+                return
         why = self._reject(data)
         if why is not None:
             probe.ignored += 1
@@ -583,16 +603,14 @@ class _SNMPSession:
         if not self._withinBudget():
             probe.dropped += 1
             return
-        # the usual answer is read without pyasn1; any other shape is pyasn1's to judge
-        message = decodeUptime(data)
-        if message is None:
-            try:
-                message = decodeMessage(data)
-            except ValueError as e:
-                probe.ignored += 1
-                log.debug("{link}: ignored a datagram: {why}", link=self.link.description, why=e)
-                return
-        waiter = self.pending.get(message.requestId)
+        # any other shape than the usual answer is pyasn1's to judge
+        try:
+            message = decodeMessage(data)
+        except ValueError as e:
+            probe.ignored += 1
+            log.debug("{link}: ignored a datagram: {why}", link=self.link.description, why=e)
+            return
+        waiter = pending.get(message.requestId)
         if message.pduKind != "response" or waiter is None:  # pragma: no cover - peeked above
             probe.ignored += 1
             return
@@ -652,7 +670,9 @@ class SNMPProbe(Probe):
         self._session(handler)
 
     def _session(self, handler: Any) -> _SNMPSession:
-        link = _requireLink(handler, "snmp")
+        link = getattr(getattr(handler, "Interface", handler), "link", None)  # (_linkOf)
+        if not isinstance(link, DeviceLink):
+            link = _requireLink(handler, "snmp")
         session = self._sessions.get(id(link))
         if session is None or session.link is not link:
             session = _SNMPSession(link, self)
