@@ -17,6 +17,10 @@ from twisted_ch.protocols.device import LinkDown
 from twisted_ch.service.probes import Probe, SendExpectProbe, SISProbe
 
 
+class NotADeferred:
+    """What a handler of another kind might answer SendAndWait with on the reactor thread."""
+
+
 class FakeHandler:
     """What a probe calls: SendAndWait (answered as told) and ResponseAccepted (counted)."""
 
@@ -24,10 +28,13 @@ class FakeHandler:
         self.answer = answer
         self.accepted = 0
         self.sent: list[bytes] = []
+        self.raw = False
 
     def SendAndWait(self, data: bytes, timeout: float, **delimiter: Any) -> Any:
         self.sent.append(data)
         answer = self.answer
+        if isinstance(answer, NotADeferred | bytes) and self.raw:
+            return answer
         if isinstance(answer, BaseException):
             if isinstance(answer, LinkDown | ValueError):
                 return fail(answer)
@@ -45,8 +52,9 @@ def _slow(probe: Probe) -> Probe:
     return probe
 
 
-def _poll(probe: Probe, answer: Any) -> tuple[Any, ...]:
+def _poll(probe: Probe, answer: Any, raw: bool = False) -> tuple[Any, ...]:
     handler = FakeHandler(answer)
+    handler.raw = raw
     events: list[LogEvent] = []
     globalLogPublisher.addObserver(events.append)
     try:
@@ -124,3 +132,11 @@ def test_the_fast_path_is_taken_only_for_the_stock_query(monkeypatch: pytest.Mon
     _poll(Mine(), b"1.23\r\n")
     _poll(_slow(SISProbe()), b"1.23\r\n")
     assert calls == ["fast", "mine"]
+
+
+def test_a_send_answered_with_no_deferred_fails_as_the_query_path_fails() -> None:
+    for answer in (b"1.23\r\n", NotADeferred()):
+        fast, slow = SISProbe(), _slow(SISProbe())
+        one, other = _poll(fast, answer, raw=True), _poll(slow, answer, raw=True)
+        assert one == other
+        assert one[0] == [False] and "AttributeError" in str(fast.lastProblem)

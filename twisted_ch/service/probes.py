@@ -122,17 +122,20 @@ class Probe:
     def _once(self, handler: Any) -> Deferred[bool]:
         self.attach(handler)
         query = self.query
-        if getattr(query, "__func__", None) is type(self)._sendQuery is not None:
-            # a stock probe: its send's Deferred, judged and accepted by one callback
-            try:
-                sent: Deferred[Any] = self._send(handler)
-            except Exception:
-                sent = fail()
-            return sent.addCallbacks(
-                self._answered, self._failed, callbackArgs=(handler,), errbackArgs=(handler,)
-            )
         try:
-            result = query(handler)
+            if getattr(query, "__func__", None) is type(self)._sendQuery is not None:
+                sent = self._send(handler)
+                if isinstance(sent, Deferred):
+                    # a stock probe: its send's Deferred, judged and accepted by one callback
+                    return sent.addCallbacks(
+                        self._answered,
+                        self._failed,
+                        callbackArgs=(handler,),
+                        errbackArgs=(handler,),
+                    )
+                result = sent.addCallback(self._judge, handler)  # what its query does with it
+            else:
+                result = query(handler)
         except Exception:
             d: Deferred[bool] = fail()
         else:
