@@ -454,7 +454,9 @@ class PJLinkProbe(Probe):
         self._session(handler)
 
     def _session(self, handler: Any) -> _PJLinkSession:
-        link = _requireLink(handler, "pjlink")
+        link = getattr(getattr(handler, "Interface", handler), "link", None)  # (_linkOf)
+        if not isinstance(link, DeviceLink):
+            link = _requireLink(handler, "pjlink")
         session = self._sessions.get(id(link))
         if session is None or session.link is not link:
             session = _PJLinkSession(link)
