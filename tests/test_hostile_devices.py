@@ -158,7 +158,8 @@ def test_snmp_datagrams_that_answer_no_request_are_rejected_before_decoding(
     good = encodeMessage(1, b"site", "response", 7, [(SYS_UPTIME, a.TimeTicks(5))])
     session.linkData(good)
     session.linkData(good)  # a replay: the request is answered already
-    assert decoded == [len(good)] and len(answered) == 1
+    # (the usual answer is read without pyasn1: decodeUptime; tests/test_snmp_fastpath.py)
+    assert decoded == [] and len(answered) == 1
     # junk never touches the budget: cheap rejections are not charged
     for _ in range(SNMP_DATAGRAM_BUDGET * 3):
         session.linkData(big)

@@ -17,8 +17,10 @@ __all__ = [
     "SNMP_VERSIONS",
     "SYS_UPTIME",
     "ProbeUnavailable",
+    "GetRequestTemplate",
     "SNMPMessage",
     "decodeMessage",
+    "decodeUptime",
     "decodeTimeTicks",
     "encodeMessage",
     "peekResponse",
@@ -143,6 +145,8 @@ class SNMPMessage:
     requestId: int
     errorStatus: int
     binds: list[tuple[str, bytes]]  # (oid, BER-encoded value)
+    #: sysUpTime's hundredths of a second, when L{decodeUptime} read them (else None)
+    uptimeTicks: int | None = None
 
 
 def decodeMessage(datagram: bytes) -> SNMPMessage:
@@ -229,4 +233,118 @@ def peekResponse(datagram: bytes) -> tuple[int, bytes, int] | None:
         datagram[version[1]],
         datagram[community[1] : community[2]],
         int.from_bytes(datagram[rid[1] : rid[2]], "big", signed=True),
+    )
+
+
+def _intLength(n: int) -> int:
+    """The bytes of a positive C{n}'s shortest two's complement encoding (as BER writes it)."""
+    return n.bit_length() // 8 + 1
+
+
+class GetRequestTemplate:
+    """
+    A GetRequest of one OID (a NULL value) for one version and community, encoded by pyasn1
+    once per length of request-id and then only patched with each request's id: the bytes are
+    L{encodeMessage}'s for the same arguments.
+    """
+
+    __slots__ = ("version", "community", "oid", "_parts")
+
+    def __init__(self, version: int, community: bytes, oid: str = SYS_UPTIME) -> None:
+        self.version = version
+        self.community = community
+        self.oid = oid
+        #: request-id content length -> (the bytes before the id's content, those after)
+        self._parts: dict[int, tuple[bytes, bytes]] = {}
+
+    def encode(self, requestId: int) -> bytes:
+        """The GetRequest carrying C{requestId} (1 to 2**31 - 1, as the SNMP probe makes them)."""
+        if not 0 < requestId < 2**31:
+            raise ValueError(f"request-id must be 1 to 2**31 - 1, not {requestId}")
+        n = _intLength(requestId)
+        parts = self._parts.get(n)
+        if parts is None:
+            parts = self._parts[n] = self._split(requestId)
+        return parts[0] + requestId.to_bytes(n, "big") + parts[1]
+
+    def _split(self, requestId: int) -> tuple[bytes, bytes]:
+        whole = encodeMessage(
+            self.version, self.community, "get-request", requestId, [(self.oid, _asn1().NULL)]
+        )
+        outer = _berItem(whole, 0)
+        version = _berItem(whole, outer[1]) if outer else None
+        community = _berItem(whole, version[2]) if version else None
+        pdu = _berItem(whole, community[2]) if community else None
+        rid = _berItem(whole, pdu[1]) if pdu else None
+        content = requestId.to_bytes(_intLength(requestId), "big")
+        if rid is None or rid[0] != 0x02 or whole[rid[1] : rid[2]] != content:
+            raise ValueError(f"pyasn1 encoded request-id {requestId} unexpectedly")
+        return whole[: rid[1]], whole[rid[2] :]
+
+
+#: sysUpTime.0's OBJECT IDENTIFIER contents, as BER writes them
+_SYS_UPTIME_OID = bytes.fromhex("2b06010201010300")
+
+
+def _int(data: bytes, item: tuple[int, int, int] | None, most: int) -> int | None:
+    """The value of an INTEGER item of 1 to C{most} content bytes, else None."""
+    if item is None or item[0] != 0x02 or not 1 <= item[2] - item[1] <= most:
+        return None
+    return int.from_bytes(data[item[1] : item[2]], "big", signed=True)
+
+
+def decodeUptime(datagram: bytes) -> SNMPMessage | None:
+    """
+    The usual answer to the SNMP probe, decoded without pyasn1: a v1/v2c Response carrying one
+    binding, sysUpTime.0 with a TimeTicks value, and nothing else (no byte left over anywhere).
+    Anything else gives None, for L{decodeMessage} to judge.  What it returns is what
+    L{decodeMessage} returns for the same datagram, with L{SNMPMessage.uptimeTicks} set to what
+    L{decodeTimeTicks} reads from the value.
+    """
+    outer = _berItem(datagram, 0)
+    if outer is None or outer[0] != 0x30 or outer[2] != len(datagram):
+        return None
+    versionItem = _berItem(datagram, outer[1])
+    version = _int(datagram, versionItem, 1)
+    if version is None or versionItem is None:
+        return None
+    community = _berItem(datagram, versionItem[2])
+    if community is None or community[0] != 0x04:
+        return None
+    pdu = _berItem(datagram, community[2])
+    if pdu is None or pdu[0] != 0xA2 or pdu[2] != outer[2]:
+        return None
+    ridItem = _berItem(datagram, pdu[1])
+    requestId = _int(datagram, ridItem, 5)
+    if requestId is None or ridItem is None:
+        return None
+    statusItem = _berItem(datagram, ridItem[2])
+    errorStatus = _int(datagram, statusItem, 4)
+    if errorStatus is None or statusItem is None:
+        return None
+    indexItem = _berItem(datagram, statusItem[2])
+    if _int(datagram, indexItem, 4) is None or indexItem is None:
+        return None
+    binds = _berItem(datagram, indexItem[2])
+    if binds is None or binds[0] != 0x30 or binds[2] != pdu[2]:
+        return None
+    bind = _berItem(datagram, binds[1])
+    if bind is None or bind[0] != 0x30 or bind[2] != binds[2]:
+        return None
+    oid = _berItem(datagram, bind[1])
+    if oid is None or oid[0] != 0x06 or datagram[oid[1] : oid[2]] != _SYS_UPTIME_OID:
+        return None
+    value = _berItem(datagram, oid[2])
+    if value is None or value[0] != 0x43 or value[2] != bind[2]:
+        return None
+    if not 1 <= value[2] - value[1] <= 8:
+        return None
+    return SNMPMessage(
+        version,
+        datagram[community[1] : community[2]],
+        "response",
+        requestId,
+        errorStatus,
+        [(SYS_UPTIME, datagram[oid[2] : value[2]])],
+        int.from_bytes(datagram[value[1] : value[2]], "big", signed=True),
     )

@@ -46,6 +46,28 @@ def isoTime(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
+#: the text L{_sharedIsoTime} wrote last
+_lastIso: list[str] = [""]
+
+
+def _sharedIsoTime(seconds: float) -> str | None:
+    """
+    L{isoTime}, the same text object for the same millisecond: the devices of a start-up slice,
+    built in the same reactor turn, keep one string for their first transition, not one each.
+    """
+    iso = isoTime(seconds)
+    if iso == _lastIso[0]:
+        return _lastIso[0]
+    if iso is not None:
+        _lastIso[0] = iso
+    return iso
+
+
+def _noLink() -> None:
+    """The link of a track that watches none (shared: no function object per track)."""
+    return None
+
+
 def healthOf(state: object, misses: object, down: float | None, thresholds: HealthConfig) -> str:
     """
     A device's health level (one of L{HEALTH_LEVELS}).
@@ -85,6 +107,23 @@ class DeviceTrack:
     never reached fails; it ends when the device is Connected.
     """
 
+    # one per device: slotted (50,000 devices on a machine, issue 21)
+    __slots__ = (
+        "name",
+        "logName",
+        "_handler",
+        "clock",
+        "thresholds",
+        "history",
+        "forgotten",
+        "downSince",
+        "attempts",
+        "_pollsAtDown",
+        "_summary",
+        "_linkRef",
+        "_watching",
+    )
+
     def __init__(
         self,
         name: str,
@@ -107,10 +146,12 @@ class DeviceTrack:
         self.thresholds = thresholds
         #: (time, the time as ISO 8601, state, reason) of each transition, oldest first
         # a list, not a deque(maxlen=): an empty deque holds a 64-slot block (half a KiB a device)
-        self.history: list[tuple[float, str | None, str, str | None]] = []
+        # (made with its one item: no room kept for three more)
         state = getattr(handler, "ConnectionStatus", "Unknown")
         now = clock.seconds()
-        self.history.append((now, isoTime(now), str(state), None))
+        self.history: list[tuple[float, str | None, str, str | None]] = [
+            (now, _sharedIsoTime(now), str(state), None)
+        ]
         #: the time of the newest transition dropped to keep L{HISTORY_LIMIT} (None: none)
         self.forgotten: float | None = None
         #: when the current outage started (None: no outage)
@@ -118,7 +159,7 @@ class DeviceTrack:
         self.attempts = 0
         self._pollsAtDown = 0.0
         self._summary: Any = None
-        self._linkRef: Callable[[], Any] = lambda: None
+        self._linkRef: Callable[[], Any] = _noLink
         self._watching = False
 
     @property
@@ -159,7 +200,7 @@ class DeviceTrack:
         link = self._linkRef()
         if link is not None and self in link.observers:
             link.observers.remove(self)
-        self._linkRef = lambda: None
+        self._linkRef = _noLink
         self._cancelSummary()
 
     # what the handler and its link report (reactor thread)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -84,7 +84,7 @@ class Entry:
         stats: dict[str, Any] = {}
         statsOf = getattr(self.handler, "stats", None)
         if callable(statsOf):
-            stats = statsRow(statsOf())
+            stats = _statsDict(statsOf())
         if self.kind == "server":
             state = "Listening" if stats.get("listening") else "Not listening"
         else:
@@ -138,6 +138,28 @@ def isObjectRepr(text: str) -> bool:
 
 def _isJSONScalar(value: object) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
+
+
+#: a stats record's type -> its fields' names (L{_statsDict})
+_RECORD_FIELDS: dict[type, tuple[str, ...]] = {}
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _statsDict(stats: object) -> dict[str, Any]:
+    """
+    L{statsRow}: a record of scalars read field by field (C{dataclasses.asdict} deep-copies each
+    value, a third of a status row's cost); any other record or mapping as L{statsRow} reads it.
+    """
+    names = _RECORD_FIELDS.get(type(stats))
+    if names is None:
+        if not is_dataclass(stats) or isinstance(stats, type):
+            return statsRow(stats)
+        names = _RECORD_FIELDS[type(stats)] = tuple(f.name for f in fields(stats))
+    row = {name: getattr(stats, name) for name in names}
+    for value in row.values():
+        if type(value) not in _SCALARS:
+            return statsRow(stats)  # a nested or mutable value: asdict copies it
+    return row
 
 
 class Registry:

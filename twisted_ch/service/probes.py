@@ -21,12 +21,14 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from _thread import get_ident
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail
 from twisted.logger import Logger
+from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from twisted_ch._framing import toBytes
@@ -35,11 +37,13 @@ from twisted_ch._runtime import Runtime
 from twisted_ch.protocols._probecodec import (
     SNMP_VERSIONS,
     SYS_UPTIME,
+    GetRequestTemplate,
     ProbeUnavailable,
     SNMPMessage,
     _asn1,
     decodeMessage,
     decodeTimeTicks,
+    decodeUptime,
     encodeMessage,
     peekResponse,
     pjlinkDigest,
@@ -56,6 +60,7 @@ __all__ = [
     "STOCK_PROBES",
     "SYS_UPTIME",
     "SendExpectProbe",
+    "encodeMessage",
     "makeProbe",
     "peekResponse",
     "pjlinkDigest",
@@ -92,6 +97,9 @@ class Probe:
     """
 
     kind = "probe"
+    #: the class's own L{query}, when it is L{_send} judged by L{_judge} (the stock probes):
+    #: L{_once} then chains the two itself, one callback per poll instead of two
+    _sendQuery: Any = None
 
     def __init__(self, timeout: float = 2.0) -> None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
@@ -106,13 +114,28 @@ class Probe:
     def __call__(self, handler: Any) -> Any:
         rt = getattr(handler, "_rt", None)
         if isinstance(rt, Runtime):
-            return rt.twoFaced(self._once, handler)
+            ioThread = threadable.ioThread
+            if ioThread is None or ioThread != get_ident():
+                return rt.twoFaced(self._once, handler)  # (the reactor thread calls it at once)
         return self._once(handler)
 
     def _once(self, handler: Any) -> Deferred[bool]:
         self.attach(handler)
+        query = self.query
         try:
-            result = self.query(handler)
+            if getattr(query, "__func__", None) is type(self)._sendQuery is not None:
+                sent = self._send(handler)
+                if isinstance(sent, Deferred):
+                    # a stock probe: its send's Deferred, judged and accepted by one callback
+                    return sent.addCallbacks(
+                        self._answered,
+                        self._failed,
+                        callbackArgs=(handler,),
+                        errbackArgs=(handler,),
+                    )
+                result = sent.addCallback(self._judge, handler)  # what its query does with it
+            else:
+                result = query(handler)
         except Exception:
             d: Deferred[bool] = fail()
         else:
@@ -122,6 +145,22 @@ class Probe:
         return d.addCallbacks(
             self._judged, self._failed, callbackArgs=(handler,), errbackArgs=(handler,)
         )
+
+    def _answered(self, response: Any, handler: Any) -> bool:
+        """L{_judge} then L{_judged} in one callback (what C{query}'s chain does in two)."""
+        try:
+            good = self._judge(response, handler)
+        except Exception:
+            return self._failed(Failure(), handler)
+        return self._judged(good, handler)
+
+    def _send(self, handler: Any) -> Deferred[Any]:
+        """A stock probe's query without its judge: a Deferred of the answer (L{_judge}'s)."""
+        raise NotImplementedError
+
+    def _judge(self, response: Any, handler: Any) -> bool:
+        """Whether a stock probe's answer (what L{_send} gave) is good."""
+        raise NotImplementedError
 
     def _judged(self, good: bool, handler: Any) -> bool:
         if good:
@@ -214,8 +253,13 @@ class SISProbe(Probe):
         )
 
     def query(self, handler: Any) -> Deferred[bool]:
+        return self._send(handler).addCallback(self._judge, handler)
+
+    _sendQuery = query
+
+    def _send(self, handler: Any) -> Deferred[bytes]:
         d: Deferred[bytes] = handler.SendAndWait(self.request, self.timeout, deliRex=self.answer)
-        return d.addCallback(self._judge, handler)
+        return d
 
     def _judge(self, response: bytes, handler: Any) -> bool:
         if not response:
@@ -284,8 +328,13 @@ class SendExpectProbe(Probe):
         return f"<SendExpectProbe send={shown}>"
 
     def query(self, handler: Any) -> Deferred[bool]:
+        return self._send(handler).addCallback(self._judge, handler)
+
+    _sendQuery = query
+
+    def _send(self, handler: Any) -> Deferred[bytes]:
         d: Deferred[bytes] = handler.SendAndWait(self.send, self.timeout, deliRex=self.expect)
-        return d.addCallback(self._judge, handler)
+        return d
 
     def _judge(self, response: bytes, handler: Any) -> bool:
         if not response:
@@ -405,7 +454,9 @@ class PJLinkProbe(Probe):
         self._session(handler)
 
     def _session(self, handler: Any) -> _PJLinkSession:
-        link = _requireLink(handler, "pjlink")
+        link = getattr(getattr(handler, "Interface", handler), "link", None)  # (_linkOf)
+        if not isinstance(link, DeviceLink):
+            link = _requireLink(handler, "pjlink")
         session = self._sessions.get(id(link))
         if session is None or session.link is not link:
             session = _PJLinkSession(link)
@@ -437,9 +488,9 @@ class PJLinkProbe(Probe):
         d: Deferred[bytes] = handler.SendAndWait(
             prefix + b"%1POWR ?\r", self.timeout, deliRex=_PJLINK_ANSWER
         )
-        return d.addCallback(self._judge, handler, session)
+        return d.addCallback(self._judgePower, handler, session)
 
-    def _judge(self, response: bytes, handler: Any, session: _PJLinkSession) -> bool:
+    def _judgePower(self, response: bytes, handler: Any, session: _PJLinkSession) -> bool:
         m = _PJLINK_ANSWER.search(response) if response else None
         if m is None:
             self.problem(handler, f"no answer to the power query within {self.timeout:g} s")
@@ -531,6 +582,23 @@ class _SNMPSession:
 
     def linkData(self, data: bytes) -> None:
         probe = self.probe
+        pending = self.pending
+        message = None
+        if pending and len(data) <= MAX_SNMP_DATAGRAM:
+            # the usual answer, read without pyasn1 (decodeUptime); it passes the cheap checks
+            # when _reject would pass it (the same fields), else _reject below says why not
+            message = decodeUptime(data)
+            if (
+                message is not None
+                and message.requestId in pending
+                and message.version == SNMP_VERSIONS[probe.version]
+                and hmac.compare_digest(message.community, probe.community)
+            ):
+                if not self._withinBudget():
+                    probe.dropped += 1
+                    return
+                pending[message.requestId].callback(message)
+                return
         why = self._reject(data)
         if why is not None:
             probe.ignored += 1
@@ -540,13 +608,14 @@ class _SNMPSession:
         if not self._withinBudget():
             probe.dropped += 1
             return
+        # any other shape than the usual answer is pyasn1's to judge
         try:
             message = decodeMessage(data)
         except ValueError as e:
             probe.ignored += 1
             log.debug("{link}: ignored a datagram: {why}", link=self.link.description, why=e)
             return
-        waiter = self.pending.get(message.requestId)
+        waiter = pending.get(message.requestId)
         if message.pduKind != "response" or waiter is None:  # pragma: no cover - peeked above
             probe.ignored += 1
             return
@@ -591,6 +660,8 @@ class SNMPProbe(Probe):
         self.community = community.encode("utf-8")
         self.version = version
         self._sessions: dict[int, _SNMPSession] = {}
+        #: the GetRequest encoded once, patched with each request's id
+        self._template = GetRequestTemplate(SNMP_VERSIONS[version], self.community)
         self._nextId = secrets.randbelow(2**30) + 1
         #: datagrams that answered no outstanding request; dropped unread over the budget
         self.ignored = 0
@@ -604,7 +675,9 @@ class SNMPProbe(Probe):
         self._session(handler)
 
     def _session(self, handler: Any) -> _SNMPSession:
-        link = _requireLink(handler, "snmp")
+        link = getattr(getattr(handler, "Interface", handler), "link", None)  # (_linkOf)
+        if not isinstance(link, DeviceLink):
+            link = _requireLink(handler, "snmp")
         session = self._sessions.get(id(link))
         if session is None or session.link is not link:
             session = _SNMPSession(link, self)
@@ -618,16 +691,23 @@ class SNMPProbe(Probe):
         self._nextId = rid % (2**31 - 1) + 1
         return rid
 
-    async def query(self, handler: Any) -> bool:
+    def query(self, handler: Any) -> Deferred[bool]:
+        return self._send(handler).addCallback(self._judge, handler)
+
+    _sendQuery = query
+
+    def _request(self, requestId: int) -> bytes:
+        """The GetRequest of sysUpTime.0 carrying C{requestId} (L{encodeMessage}'s bytes)."""
+        template = self._template
+        version = SNMP_VERSIONS[self.version]
+        if template.community is not self.community or template.version != version:
+            template = self._template = GetRequestTemplate(version, self.community)
+        return template.encode(requestId)
+
+    def _send(self, handler: Any) -> Deferred[SNMPMessage | None]:
         session = self._session(handler)
         rid = self.requestId()
-        request = encodeMessage(
-            SNMP_VERSIONS[self.version],
-            self.community,
-            "get-request",
-            rid,
-            [(SYS_UPTIME, _asn1().NULL)],
-        )
+        request = self._request(rid)
         answer = session.expect(rid, self.timeout)
         try:
             handler.Send(request)
@@ -635,13 +715,18 @@ class SNMPProbe(Probe):
             answer.addErrback(lambda f: None)
             answer.cancel()
             raise
-        message = await answer
+        return answer
+
+    def _judge(self, message: SNMPMessage | None, handler: Any) -> bool:
         if message is None:
             self.problem(handler, f"no response within {self.timeout:g} s")
             return False
         if message.errorStatus != 0:
             self.problem(handler, f"agent answered with error-status {message.errorStatus}")
             return False
+        if message.uptimeTicks is not None:  # decodeUptime read it (the usual answer)
+            self.uptime = message.uptimeTicks / 100
+            return True
         for oid, value in message.binds:
             if oid == SYS_UPTIME:
                 try:

@@ -6,6 +6,7 @@ authentication) and an SNMP agent answering sysUpTime.  Re-exported by L{twisted
 from __future__ import annotations
 
 import secrets
+import socket
 from typing import Any
 
 from twisted.internet import error
@@ -170,6 +171,11 @@ class SNMPAgent(DatagramProtocol):
     def start(self) -> int:
         """Listen on 127.0.0.1 (the same port again after a stop); returns the port."""
         self.listening = self.reactor.listenUDP(self.port, self, interface="127.0.0.1")
+        sock = getattr(self.listening, "socket", None)
+        if sock is not None:
+            # room for a burst of GETs from a thousand pollers at once (the default queue
+            # drops all but ~300); the kernel caps it at net.core.rmem_max
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         address: Any = self.listening.getHost()
         self.port = int(address.port)
         return self.port
