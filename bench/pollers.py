@@ -429,19 +429,18 @@ def startLoop(reactor: Any, loop: Any) -> None:
 def setupTwistedSNMP(
     reactor: Any, ports: list[int], n: int, c: Counters, args: argparse.Namespace
 ) -> Callable[[int], None]:
-    """Raw Twisted SNMP: a LoopingCall per device sending a GET over connected UDP."""
+    """
+    Raw Twisted SNMP: a LoopingCall per device sending a GET over connected UDP, with the codec
+    the SNMP probe uses (the GET patched from a template, the usual answer read without pyasn1,
+    anything else decoded by pyasn1).
+    """
     from twisted.internet.protocol import DatagramProtocol
     from twisted.internet.task import LoopingCall
 
-    from twisted_ch.service.probes import (
-        SYS_UPTIME,
-        _asn1,
-        decodeMessage,
-        decodeTimeTicks,
-        encodeMessage,
-    )
+    from twisted_ch.protocols._probecodec import GetRequestTemplate, decodeUptime
+    from twisted_ch.service.probes import SYS_UPTIME, decodeMessage, decodeTimeTicks
 
-    null = _asn1().NULL
+    template = GetRequestTemplate(1, b"public")
     port = args.sim["snmp"]
     ids = iter(range(1, 2**31))
 
@@ -460,14 +459,15 @@ def setupTwistedSNMP(
         def poll(self) -> None:
             c.sent += 1
             self.rid = next(ids)
-            request = encodeMessage(1, b"public", "get-request", self.rid, [(SYS_UPTIME, null)])
-            self.transport.write(request)  # type: ignore[union-attr]
+            self.transport.write(template.encode(self.rid))  # type: ignore[union-attr]
 
         def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-            try:
-                message = decodeMessage(datagram)
-            except ValueError:
-                return
+            message = decodeUptime(datagram)
+            if message is None:
+                try:
+                    message = decodeMessage(datagram)
+                except ValueError:
+                    return
             if message.pduKind == "response" and message.requestId == self.rid:
                 for oid, value in message.binds:
                     if oid == SYS_UPTIME:
