@@ -329,7 +329,7 @@ class ConnectionHandler(FallThrough):
         self._keepAliveRun += 1
         run = self._keepAliveRun
         dispatcher = self._rt.dispatcher
-        done = dispatcher.call(query, *args)
+        done = dispatcher.callTimer(query, *args)  # (a program thread's timers' lane)
         if done is None:  # finished synchronously (the usual case)
             self._keepAliveBusy = False
             return
