@@ -4,7 +4,9 @@ a program thread's ReceiveData callback while that thread polls N handlers (thei
 blocks it in SendAndWait, at 1 Hz, against the simulator on ports P).
 
 A device in this process writes its CLOCK_MONOTONIC time every 5-20 ms (random); the program's
-callback subtracts it from its own clock.  Prints one JSON line: n, median, p99, max (ms).
+callback subtracts it from its own clock.  Prints one JSON line: n, median, p99, max (ms), and
+queuedMedian, queuedP99: from the reactor's receipt of the data to the callback (the wait on the
+program thread's queue, without the wait for the reactor to read it).
 
 The program connects its handlers one blocking C{Connect()} after another, which spreads their
 PollTimers over a few milliseconds; with C{--shape together} (the default) every PollTimer is
@@ -62,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     pushers = Pushers()
     port = listenStable(reactor, pushers).getHost().port  # type: ignore[attr-defined]
     delays: list[float] = []
+    #: from the reactor's receipt of the data to the callback: the program thread's queue
+    queued: list[float] = []
+    received: dict[bytes, float] = {}
     measuring = [False]
     rng = random.Random(7)
 
@@ -83,13 +88,23 @@ def main(argv: list[str] | None = None) -> None:
 
         def onData(interface: Any, data: bytes) -> None:
             now = time.monotonic()
+            at = received.pop(data, None)
             if measuring[0]:
                 for line in data.split(b"\n"):
                     if line:
                         delays.append(now - float(line))
+                if at is not None:
+                    queued.append(now - at)
 
         events = EthernetClientInterface("127.0.0.1", port)
         events.ReceiveData = onData
+        reactorSide = events.linkData  # (reactor thread) when the data reached the reactor
+
+        def linkData(data: bytes) -> None:
+            received[data] = time.monotonic()
+            reactorSide(data)
+
+        events.linkData = linkData
         events.Connect()
         return handlers
 
@@ -119,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
             "median": round(percentile(ms, 0.5), 3),
             "p99": round(percentile(ms, 0.99), 3),
             "max": round(max(ms), 3) if ms else None,
+            "queuedMedian": round(percentile([q * 1e3 for q in queued], 0.5), 3),
+            "queuedP99": round(percentile([q * 1e3 for q in queued], 0.99), 3),
         }
         sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()
