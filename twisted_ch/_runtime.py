@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import os
 import queue
 import sys
 import threading
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from threading import get_ident
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+from twisted.internet._signals import _UnixWaker
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred, succeed
 from twisted.logger import Logger, LogLevel
 from twisted.python import threadable
@@ -242,7 +244,9 @@ def _dataSize(args: tuple[object, ...]) -> int:
     return size
 
 
-_Entry = tuple[Callable[..., object], tuple[object, ...], Deferred[Any], int]
+#: a queued callback: its function, arguments, the Deferred fired once it ran, the data bytes it
+#: holds, and whether its failure is logged (its Deferred then fires None) rather than returned
+_Entry = tuple[Callable[..., object], tuple[object, ...], Deferred[Any], int, bool]
 
 #: While timer firings wait on a program thread, at most this many events run between two of
 #: them (so a flood of events delays timers, it cannot starve them).
@@ -358,13 +362,13 @@ class ProgramThread:
                 )
                 d.callback(None)
                 return d
-        self._put(self._events, self._logged(f), args, d, size)
+        self._put(self._events, f, args, d, True, size)
         return d
 
     def callTimer(self, f: Callable[..., object], *args: object) -> Deferred[None]:
         """Queue a timer's function (never dropped; see the class docstring)."""
         d: Deferred[None] = Deferred()
-        self._put(self._timers, self._logged(f), args, d)
+        self._put(self._timers, f, args, d, True)
         return d
 
     @property
@@ -382,7 +386,7 @@ class ProgramThread:
         def call() -> T:
             return f(*args, **kwargs)
 
-        self._put(self._events, call, (), d)
+        self._put(self._events, call, (), d, False)
         return d
 
     def _put(
@@ -391,28 +395,15 @@ class ProgramThread:
         f: Callable[..., object],
         args: tuple[object, ...],
         d: Deferred[Any],
+        logged: bool,
         size: int = 0,
     ) -> None:
         if self._stopping:
             d.callback(None)
             return
         self._bytesIn += size
-        lane.append((f, args, d, size))
+        lane.append((f, args, d, size, logged))
         self._queue.put_nowait(None)  # after the append: a token always finds its entry
-
-    @staticmethod
-    def _logged(f: Callable[..., object]) -> Callable[..., None]:
-        def call(*args: object) -> None:
-            try:
-                f(*args)
-            except Exception:
-                logCallbackFailure(Failure(), f)
-            except SystemExit as e:
-                logCallbackExit(e, f)
-            except MemoryLimitExceeded:
-                pass  # the program is being stopped: its watchdog logged why
-
-        return call
 
     def _run(self) -> None:
         _local.runtime = self.runtime
@@ -425,33 +416,28 @@ class ProgramThread:
                 # Deferred unfired), the thread goes on to the queue (its stop, soon)
                 continue
 
-    def _next(self) -> _Entry | None:
-        """The entry to run next (None: abort() took it): the lanes' rule."""
-        events, timers = self._events, self._timers
-        try:
-            # (only this thread takes entries, abort() aside: a lane seen non-empty stays so)
-            if timers and (not events or self._ahead >= EVENTS_AHEAD):
-                self._ahead = 0
-                return timers.popleft()
-            if events:
-                if timers:
-                    self._ahead += 1
-                return events.popleft()
-        except IndexError:
-            pass
-        return None
-
     def _loop(self) -> None:
         toReactor = bridgeTo(self.reactor).post
         get = self._queue.get
-        take = self._next
+        events, timers = self._events, self._timers
         lock = self._abortLock
         while True:
             get()
-            entry = take()
-            if entry is None:
+            # the lanes' rule (only this thread takes entries, abort() aside: a lane seen
+            # non-empty stays so)
+            try:
+                if timers and (not events or self._ahead >= EVENTS_AHEAD):
+                    self._ahead = 0
+                    entry = timers.popleft()
+                elif events:
+                    if timers:
+                        self._ahead += 1
+                    entry = events.popleft()
+                else:
+                    continue  # abort() took it
+            except IndexError:
                 continue
-            f, args, d, size = entry
+            f, args, d, size, logged = entry
             if f is _STOP:
                 toReactor(d.callback, None)
                 return
@@ -459,10 +445,15 @@ class ProgramThread:
             self._inCall = True
             try:
                 result = f(*args)
-            except BaseException:
+            except BaseException as e:
                 fire, result = d.errback, Failure()
+                if logged and isinstance(e, Exception | SystemExit | MemoryLimitExceeded):
+                    _logFailure(result, f)
+                    fire, result = d.callback, None
             else:
                 fire = d.callback
+                if logged:
+                    result = None
             finally:
                 self._bytesOut += size  # (before the Deferred fires: its data is no longer held)
                 # abort() sets aborted, then reads _inCall; this clears _inCall, then reads
@@ -513,7 +504,7 @@ class ProgramThread:
             return succeed(None)
         d: Deferred[None] = Deferred()
         # last in the timers' lane: after every event and timer firing queued before it
-        self._timers.append((_STOP, (), d, 0))
+        self._timers.append((_STOP, (), d, 0, False))
         self._queue.put_nowait(None)
 
         def stuck(failure: Failure) -> None:
@@ -521,6 +512,15 @@ class ProgramThread:
             log.warn("program thread {name} did not finish within {t} s", name=self.name, t=timeout)
 
         return d.addTimeout(timeout, self.reactor).addErrback(stuck)
+
+
+def _logFailure(failure: Failure, f: object) -> None:
+    """Log a queued callback's failure (not the stop's L{MemoryLimitExceeded}: its watchdog did)."""
+    value = failure.value
+    if isinstance(value, SystemExit):
+        logCallbackExit(value, f)
+    elif not isinstance(value, MemoryLimitExceeded):
+        logCallbackFailure(failure, f)
 
 
 def _STOP() -> None:  # noqa: N802 - sentinel
@@ -536,6 +536,8 @@ class Runtime:
     #: the handlers GetConnectionHandler made with this runtime (a program's, for its clean
     #: stop); changed and read on the reactor thread only
     handlers: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet, repr=False)
+    #: the reactor's L{Bridge}, once a call from another thread needed it
+    _bridge: Bridge | None = field(default=None, init=False, repr=False, compare=False)
 
     def call(
         self, f: Callable[..., object], *args: object, droppable: bool = False
@@ -563,7 +565,10 @@ class Runtime:
         if ioThread is not None and ioThread == get_ident():  # the reactor thread: most calls
             return f(*args, **kwargs)
         if ioThread is not None or onProgramThread():
-            return bridgeTo(self.reactor).call(f, *args, **kwargs)
+            bridge = self._bridge
+            if bridge is None:
+                bridge = self._bridge = bridgeTo(self.reactor)
+            return bridge.call(f, *args, **kwargs)
         return f(*args, **kwargs)  # before any reactor ran
 
 
@@ -637,7 +642,7 @@ class Bridge:
             self._wakePending = True
             calls.append((self._woken, (), _NO_KEYWORDS))
             self.wakeUps += 1
-            self.reactor.wakeUp()
+            _wakeUp(self.reactor)
 
     def _woken(self) -> None:
         """The marker (reactor thread): calls posted from now on wake the reactor again."""
@@ -662,6 +667,29 @@ class Bridge:
         if failure is not None:
             failure.raiseException()
         return result
+
+
+def _wakeUp(reactor: Any) -> None:
+    """
+    C{reactor.wakeUp()} (C{ReactorBase}'s, see L{_threadCalls}), writing to the pipe of a
+    Twisted C{_UnixWaker} directly: its own write goes through C{util.untilConcludes}, whose
+    module is wrapped for a deprecation (an attribute look-up costing a few microseconds).
+    """
+    waker = reactor.waker
+    if type(waker) is not _UnixWaker:
+        reactor.wakeUp()
+        return
+    fd = getattr(waker, "o", None)  # (None, or gone: the reactor stopped)
+    if fd is None:
+        return
+    while True:
+        try:
+            os.write(fd, b"x")
+        except InterruptedError:
+            continue
+        except BlockingIOError:
+            pass  # the pipe is full: the reactor has a wake-up to read already
+        return
 
 
 def _threadCalls(reactor: Any) -> _ThreadCalls | None:
