@@ -4,7 +4,11 @@ a program thread's ReceiveData callback while that thread polls N handlers (thei
 blocks it in SendAndWait, at 1 Hz, against the simulator on ports P).
 
 A device in this process writes its CLOCK_MONOTONIC time every 5-20 ms (random); the program's
-callback subtracts it from its own clock.  Prints one JSON line: n, median, p99, max (ms).
+callback subtracts it from its own clock.  Prints one JSON line: n, median, p99, max (ms), and
+queuedMedian, queuedP99: from the reactor's receipt of the data to the callback (the wait on the
+program thread's queue, without the wait for the reactor to read it); keepAlivesAheadP99 and
+keepAlivesAheadMax: how many keep-alives started between that receipt and the callback;
+over1ms: the events delivered more than 1 ms after they were written.
 
 The program connects its handlers one blocking C{Connect()} after another, which spreads their
 PollTimers over a few milliseconds; with C{--shape together} (the default) every PollTimer is
@@ -62,6 +66,13 @@ def main(argv: list[str] | None = None) -> None:
     pushers = Pushers()
     port = listenStable(reactor, pushers).getHost().port  # type: ignore[attr-defined]
     delays: list[float] = []
+    #: from the reactor's receipt of the data to the callback: the program thread's queue
+    queued: list[float] = []
+    received: dict[bytes, tuple[float, int]] = {}
+    #: keep-alives started on the program thread (so far), and per event, how many started
+    #: between the reactor's receipt of its data and its callback (the lane: at most one)
+    started = [0]
+    ahead: list[int] = []
     measuring = [False]
     rng = random.Random(7)
 
@@ -71,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         from twisted_ch.extronlib.interface import EthernetClientInterface
 
         def keepAlive(h: Any) -> None:
+            started[0] += 1
             if h.SendAndWait("P", 2, deliTag=b"\r\n").startswith(b"Pwr"):
                 h.ResponseAccepted()
 
@@ -83,13 +95,24 @@ def main(argv: list[str] | None = None) -> None:
 
         def onData(interface: Any, data: bytes) -> None:
             now = time.monotonic()
+            got = received.pop(data, None)
             if measuring[0]:
                 for line in data.split(b"\n"):
                     if line:
                         delays.append(now - float(line))
+                if got is not None:
+                    queued.append(now - got[0])
+                    ahead.append(started[0] - got[1])
 
         events = EthernetClientInterface("127.0.0.1", port)
         events.ReceiveData = onData
+        reactorSide = events.linkData  # (reactor thread) when the data reached the reactor
+
+        def linkData(data: bytes) -> None:
+            received[data] = (time.monotonic(), started[0])
+            reactorSide(data)
+
+        events.linkData = linkData
         events.Connect()
         return handlers
 
@@ -119,6 +142,11 @@ def main(argv: list[str] | None = None) -> None:
             "median": round(percentile(ms, 0.5), 3),
             "p99": round(percentile(ms, 0.99), 3),
             "max": round(max(ms), 3) if ms else None,
+            "queuedMedian": round(percentile([q * 1e3 for q in queued], 0.5), 3),
+            "queuedP99": round(percentile([q * 1e3 for q in queued], 0.99), 3),
+            "over1ms": sum(1 for x in ms if x > 1.0),
+            "keepAlivesAheadP99": percentile(ahead, 0.99) if ahead else None,
+            "keepAlivesAheadMax": max(ahead) if ahead else None,
         }
         sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()

@@ -7,11 +7,13 @@ every other C{callFromThread} call.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet._signals import _UnixWaker
 from twisted.internet.base import ReactorBase
 from twisted.internet.defer import Deferred
 
@@ -163,3 +165,40 @@ async def test_real_threads_every_post_and_call_runs_in_order() -> None:
         assert results[name] == list(range(2, count, 3))
     posts = 2 * (2 * count // 3 + 1)
     assert bridge.wakeUps - writes0 <= posts
+
+
+class PipeReactor(ReactorBase):
+    """A reactor that never polls, with Twisted's own pipe waker."""
+
+    def installWaker(self) -> None:
+        self.waker = _UnixWaker()
+
+
+def test_a_unix_waker_is_written_directly() -> None:
+    r = PipeReactor()
+    try:
+        own: list[int] = []
+        r.waker.wakeUp = lambda: own.append(1)  # Twisted's path (untilConcludes) is not taken
+        bridge = Bridge(r)
+        ran: list[int] = []
+        bridge.post(ran.append, 1)
+        bridge.post(ran.append, 2)
+        assert os.read(r.waker.i, 100) == b"x"  # one wake-up for both
+        assert own == []
+        r.runUntilCurrent()
+        assert ran == [1, 2]
+        # a full pipe: the reactor has a wake-up to read already; the post is not lost
+        while True:
+            try:
+                os.write(r.waker.o, b"y" * 65536)
+            except BlockingIOError:
+                break
+        bridge.post(ran.append, 3)
+        r.runUntilCurrent()
+        assert ran == [1, 2, 3]
+    finally:
+        r.waker.connectionLost(None)
+    # its pipe closed (the reactor stopped): a post still queues, nothing is written
+    bridge.post(ran.append, 4)
+    r.runUntilCurrent()
+    assert ran == [1, 2, 3, 4]

@@ -386,8 +386,8 @@ class ConnectionHandler(FallThrough):
         self, dispatcher: Any, query: KeepAlive, args: tuple[object, ...], run: int
     ) -> None:
         """Call the keep-alive through a dispatcher of its own (a program thread's)."""
-        done = dispatcher.call(query, *args)
-        if done is None:  # finished synchronously
+        done = dispatcher.callTimer(query, *args)  # (a program thread's timers' lane)
+        if done is None:  # finished synchronously (the usual case)
             self._keepAliveBusy = False
             return
         # (not done.called: a Deferred has its result before a callback's Deferred, which its

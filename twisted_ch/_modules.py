@@ -133,6 +133,9 @@ class _InlineDispatcher:
         with useRuntime(self.runtime):
             return _REACTOR.call(f, *args)
 
+    def callTimer(self, f: Callable[..., object], *args: object) -> Deferred[None] | None:
+        return self.call(f, *args)
+
 
 def _placeModule(module: Any, reactor: Any) -> tuple[Runtime, ProgramThread | None]:
     """Choose where C{module}'s code runs (see the module docstring); route its events there."""

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import os
 import queue
 import sys
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from threading import get_ident
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+from twisted.internet._signals import _UnixWaker
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred, succeed
 from twisted.logger import Logger, LogLevel
 from twisted.python import threadable
@@ -108,6 +111,12 @@ class Dispatcher(Protocol):
         Run C{f(*args)}.  Returns None when it has already finished, else a Deferred that fires
         (with None) once it has (see L{afterCall}).  A C{droppable} call (received data) may be
         dropped when the dispatcher is too far behind.
+        """
+
+    def callTimer(self, f: Callable[..., object], *args: object) -> Deferred[None] | None:
+        """
+        Run a timer's function (a PollTimer's keep-alive, a C{Timer}, C{Wait} or C{Clock}
+        firing) as L{call} does; a program thread may run events queued after it first.
         """
 
 
@@ -208,6 +217,9 @@ class ReactorDispatcher:
         # a coroutine (an async keep-alive): its Deferred is ours alone
         return ensureDeferred(result).addBoth(_ended, f)  # type: ignore[arg-type]
 
+    #: on the reactor, a timer's function runs at once like any callback
+    callTimer = call
+
 
 def _ended(result: object, f: Callable[..., object]) -> None:
     """A dispatched callback's Deferred fired: log its failure, if any (the result is dropped)."""
@@ -232,19 +244,35 @@ def _dataSize(args: tuple[object, ...]) -> int:
     return size
 
 
-_Entry = tuple[Callable[..., object], tuple[object, ...], Deferred[Any], int]
+#: a queued callback: its function, arguments, the Deferred fired once it ran, the data bytes it
+#: holds, and whether its failure is logged (its Deferred then fires None) rather than returned
+_Entry = tuple[Callable[..., object], tuple[object, ...], Deferred[Any], int, bool]
+
+#: While timer firings wait on a program thread, at most this many events run between two of
+#: them (so a flood of events delays timers, it cannot starve them).
+EVENTS_AHEAD = 10
 
 
 class ProgramThread:
     """
     A thread that runs ControlScript-style program code and, in order, the callbacks it registered.
 
-    Callbacks are queued from the reactor thread.  When C{maxQueue} are waiting, or the data
-    they carry (their bytes and str arguments) comes to C{maxQueueBytes}, further received data
-    callbacks are dropped with an error logged, once, then counted once a period (a device
-    flooding data can neither exhaust memory nor flood the log); state events (Connected,
-    Disconnected, ...) are never dropped.  One chunk larger than C{maxQueueBytes} is queued when
-    nothing else is, so the queue holds at most C{maxQueueBytes} plus one chunk.
+    Callbacks are queued from the reactor thread, in two lanes.  I{Events} (L{call}: received
+    data, Connected and Disconnected, button presses, every callback but a timer's, and L{run})
+    run in the order they were queued.  I{Timer firings} (L{callTimer}: a handler's keep-alive,
+    a C{Timer}, C{Wait} or C{Clock} function) run in the order they fell due, but an event queued
+    while timer firings wait runs ahead of them: handlers polling together queue their blocking
+    keep-alives at once, and an event then waits for the keep-alive running, not for all of
+    them.  While timer firings wait, at most L{EVENTS_AHEAD} events run between two of them.
+    One callback runs at a time, to its end (a keep-alive blocked in C{SendAndWait} included):
+    nothing runs inside another.
+
+    When C{maxQueue} callbacks are waiting, or the data they carry (their bytes and str
+    arguments) comes to C{maxQueueBytes}, further received data callbacks are dropped with an
+    error logged, once, then counted once a period (a device flooding data can neither exhaust
+    memory nor flood the log); state events (Connected, Disconnected, ...) and timer firings are
+    never dropped.  One chunk larger than C{maxQueueBytes} is queued when nothing else is, so the
+    queue holds at most C{maxQueueBytes} plus one chunk.
     """
 
     _ids = itertools.count(1)
@@ -258,8 +286,13 @@ class ProgramThread:
     ) -> None:
         self.reactor = reactor
         self.name = name or f"twisted_ch-program-{next(self._ids)}"
-        self._queue: queue.SimpleQueue[_Entry]
-        self._queue = queue.SimpleQueue()  # bounded by call(), so the reactor never blocks on it
+        # the two lanes; the thread waits on _queue, one token per entry appended to a lane
+        # (bounded by call(), so the reactor never blocks on it)
+        self._events: deque[_Entry] = deque()
+        self._timers: deque[_Entry] = deque()
+        self._queue: queue.SimpleQueue[None] = queue.SimpleQueue()
+        #: events run since the oldest waiting timer firing was queued (see EVENTS_AHEAD)
+        self._ahead = 0
         self.maxQueue = maxQueue
         self.maxQueueBytes = maxQueueBytes
         # data bytes queued: added by the reactor thread, taken by the program thread (one writer
@@ -296,14 +329,21 @@ class ProgramThread:
         """Whether the calling thread is this program thread."""
         return threading.current_thread() is self._thread
 
+    @property
+    def queued(self) -> int:
+        """Callbacks waiting to run (both lanes)."""
+        return len(self._events) + len(self._timers)
+
     def call(
         self, f: Callable[..., object], *args: object, droppable: bool = False
     ) -> Deferred[None]:
+        """Queue an event's callback (see the class docstring)."""
         d: Deferred[None] = Deferred()
         size = _dataSize(args) if droppable else 0
         if droppable:
             held = self.queuedBytes
-            if self._queue.qsize() >= self.maxQueue or (held and held + size > self.maxQueueBytes):
+            n = self.queued
+            if n >= self.maxQueue or (held and held + size > self.maxQueueBytes):
                 self.dropped += 1
                 self.droppedBytes += size
                 self._summary.emit(
@@ -314,7 +354,7 @@ class ProgramThread:
                     "({held} bytes of data queued; the limits are {maxQueue} callbacks and "
                     "{maxQueueBytes} bytes)",
                     name=self.name,
-                    n=self._queue.qsize(),
+                    n=n,
                     callback=describe(f),
                     held=held,
                     maxQueue=self.maxQueue,
@@ -322,7 +362,13 @@ class ProgramThread:
                 )
                 d.callback(None)
                 return d
-        self._put(f, args, d, lambda r: None, size)
+        self._put(self._events, f, args, d, True, size)
+        return d
+
+    def callTimer(self, f: Callable[..., object], *args: object) -> Deferred[None]:
+        """Queue a timer's function (never dropped; see the class docstring)."""
+        d: Deferred[None] = Deferred()
+        self._put(self._timers, f, args, d, True)
         return d
 
     @property
@@ -331,43 +377,33 @@ class ProgramThread:
         return self._bytesIn - self._bytesOut
 
     def run(self, f: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Deferred[T]:
-        """Run C{f} on the program thread; the Deferred fires with its result or failure."""
+        """
+        Run C{f} on the program thread (in the events' lane); the Deferred fires with its
+        result or failure.
+        """
         d: Deferred[T] = Deferred()
 
         def call() -> T:
             return f(*args, **kwargs)
 
-        self._put(call, (), d, None)
+        self._put(self._events, call, (), d, False)
         return d
 
     def _put(
         self,
+        lane: deque[_Entry],
         f: Callable[..., object],
         args: tuple[object, ...],
         d: Deferred[Any],
-        onError: Callable[[object], None] | None,
+        logged: bool,
         size: int = 0,
     ) -> None:
         if self._stopping:
             d.callback(None)
             return
         self._bytesIn += size
-        entry = (f, args, d, size) if onError is None else (self._logged(f), args, d, size)
-        self._queue.put_nowait(entry)
-
-    @staticmethod
-    def _logged(f: Callable[..., object]) -> Callable[..., None]:
-        def call(*args: object) -> None:
-            try:
-                f(*args)
-            except Exception:
-                logCallbackFailure(Failure(), f)
-            except SystemExit as e:
-                logCallbackExit(e, f)
-            except MemoryLimitExceeded:
-                pass  # the program is being stopped: its watchdog logged why
-
-        return call
+        lane.append((f, args, d, size, logged))
+        self._queue.put_nowait(None)  # after the append: a token always finds its entry
 
     def _run(self) -> None:
         _local.runtime = self.runtime
@@ -383,9 +419,25 @@ class ProgramThread:
     def _loop(self) -> None:
         toReactor = bridgeTo(self.reactor).post
         get = self._queue.get
+        events, timers = self._events, self._timers
         lock = self._abortLock
         while True:
-            f, args, d, size = get()
+            get()
+            # the lanes' rule (only this thread takes entries, abort() aside: a lane seen
+            # non-empty stays so)
+            try:
+                if timers and (not events or self._ahead >= EVENTS_AHEAD):
+                    self._ahead = 0
+                    entry = timers.popleft()
+                elif events:
+                    if timers:
+                        self._ahead += 1
+                    entry = events.popleft()
+                else:
+                    continue  # abort() took it
+            except IndexError:
+                continue
+            f, args, d, size, logged = entry
             if f is _STOP:
                 toReactor(d.callback, None)
                 return
@@ -393,10 +445,15 @@ class ProgramThread:
             self._inCall = True
             try:
                 result = f(*args)
-            except BaseException:
+            except BaseException as e:
                 fire, result = d.errback, Failure()
+                if logged and isinstance(e, Exception | SystemExit | MemoryLimitExceeded):
+                    _logFailure(result, f)
+                    fire, result = d.callback, None
             else:
                 fire = d.callback
+                if logged:
+                    result = None
             finally:
                 self._bytesOut += size  # (before the Deferred fires: its data is no longer held)
                 # abort() sets aborted, then reads _inCall; this clears _inCall, then reads
@@ -417,17 +474,19 @@ class ProgramThread:
         self.aborted = True
         self._stopping = True  # (its summary's timer is the reactor's: stop() cancels it)
         kept = []
-        while True:
-            try:
-                entry = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if entry[0] is _STOP:
-                kept.append(entry)
-            else:
-                self.reactor.callFromThread(entry[2].callback, None)
+        for lane in (self._events, self._timers):
+            while True:
+                try:
+                    entry = lane.popleft()
+                except IndexError:
+                    break
+                if entry[0] is _STOP:
+                    kept.append(entry)
+                else:
+                    self.reactor.callFromThread(entry[2].callback, None)
         for entry in kept:
-            self._queue.put_nowait(entry)
+            self._timers.append(entry)
+            self._queue.put_nowait(None)
         with self._abortLock:
             ident = self._thread.ident
             if self._inCall and ident is not None and self._thread.is_alive():
@@ -444,13 +503,24 @@ class ProgramThread:
         if not self._thread.is_alive():
             return succeed(None)
         d: Deferred[None] = Deferred()
-        self._queue.put_nowait((_STOP, (), d, 0))
+        # last in the timers' lane: after every event and timer firing queued before it
+        self._timers.append((_STOP, (), d, 0, False))
+        self._queue.put_nowait(None)
 
         def stuck(failure: Failure) -> None:
             failure.trap(TimeoutError, CancelledError)
             log.warn("program thread {name} did not finish within {t} s", name=self.name, t=timeout)
 
         return d.addTimeout(timeout, self.reactor).addErrback(stuck)
+
+
+def _logFailure(failure: Failure, f: object) -> None:
+    """Log a queued callback's failure (not the stop's L{MemoryLimitExceeded}: its watchdog did)."""
+    value = failure.value
+    if isinstance(value, SystemExit):
+        logCallbackExit(value, f)
+    elif not isinstance(value, MemoryLimitExceeded):
+        logCallbackFailure(failure, f)
 
 
 def _STOP() -> None:  # noqa: N802 - sentinel
@@ -466,6 +536,8 @@ class Runtime:
     #: the handlers GetConnectionHandler made with this runtime (a program's, for its clean
     #: stop); changed and read on the reactor thread only
     handlers: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet, repr=False)
+    #: the reactor's L{Bridge}, once a call from another thread needed it
+    _bridge: Bridge | None = field(default=None, init=False, repr=False, compare=False)
 
     def call(
         self, f: Callable[..., object], *args: object, droppable: bool = False
@@ -475,6 +547,11 @@ class Runtime:
         finished.  (Hot paths call C{dispatcher.call}, which returns None for that instead.)
         """
         done = self.dispatcher.call(f, *args, droppable=droppable)
+        return succeed(None) if done is None else done
+
+    def callTimer(self, f: Callable[..., object], *args: object) -> Deferred[None]:
+        """L{call} for a timer's function (see L{Dispatcher.callTimer})."""
+        done = self.dispatcher.callTimer(f, *args)
         return succeed(None) if done is None else done
 
     def twoFaced(self, f: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
@@ -488,7 +565,10 @@ class Runtime:
         if ioThread is not None and ioThread == get_ident():  # the reactor thread: most calls
             return f(*args, **kwargs)
         if ioThread is not None or onProgramThread():
-            return bridgeTo(self.reactor).call(f, *args, **kwargs)
+            bridge = self._bridge
+            if bridge is None:
+                bridge = self._bridge = bridgeTo(self.reactor)
+            return bridge.call(f, *args, **kwargs)
         return f(*args, **kwargs)  # before any reactor ran
 
 
@@ -562,7 +642,7 @@ class Bridge:
             self._wakePending = True
             calls.append((self._woken, (), _NO_KEYWORDS))
             self.wakeUps += 1
-            self.reactor.wakeUp()
+            _wakeUp(self.reactor)
 
     def _woken(self) -> None:
         """The marker (reactor thread): calls posted from now on wake the reactor again."""
@@ -587,6 +667,29 @@ class Bridge:
         if failure is not None:
             failure.raiseException()
         return result
+
+
+def _wakeUp(reactor: Any) -> None:
+    """
+    C{reactor.wakeUp()} (C{ReactorBase}'s, see L{_threadCalls}), writing to the pipe of a
+    Twisted C{_UnixWaker} directly: its own write goes through C{util.untilConcludes}, whose
+    module is wrapped for a deprecation (an attribute look-up costing a few microseconds).
+    """
+    waker = reactor.waker
+    if type(waker) is not _UnixWaker:
+        reactor.wakeUp()
+        return
+    fd = getattr(waker, "o", None)  # (None, or gone: the reactor stopped)
+    if fd is None:
+        return
+    while True:
+        try:
+            os.write(fd, b"x")
+        except InterruptedError:
+            continue
+        except BlockingIOError:
+            pass  # the pipe is full: the reactor has a wake-up to read already
+        return
 
 
 def _threadCalls(reactor: Any) -> _ThreadCalls | None:

@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from twisted_ch import extronlib
+from twisted_ch._gctune import ProgramFreezer, raiseThreshold
 from twisted_ch._memory import SAMPLE_PERIOD, MemoryWatchdog
 from twisted_ch._runtime import ProgramThread
 from twisted_ch._stopping import stopHandler
@@ -147,6 +148,11 @@ class Program:
     C{memory.sample()}); past the limit, the program's code is interrupted
     (L{ProgramThread.abort}), one line is logged, and the program is stopped as by L{stop},
     its global variables then cleared (so that what they hold can be freed).
+
+    With C{tuneGC} (a process of its own: C{twistd chandler --program}), the garbage collector
+    is tuned as the fleet's: generation 0 collected every 20,000 allocations, and the heap
+    frozen once the program's top level (its file, or the first L{runCallable}) has run and
+    again once its links' first connects are over (L{twisted_ch._gctune}).
     """
 
     def __init__(
@@ -155,6 +161,7 @@ class Program:
         name: str = "program",
         memoryLimit: int | None = None,
         samplePeriod: float | None = SAMPLE_PERIOD,
+        tuneGC: bool = False,
     ) -> None:
         self.reactor = reactor
         self.name = name
@@ -172,6 +179,23 @@ class Program:
         self.stoppedForMemory: Deferred[None] | None = None
         self._file: str | None = None
         self._globals: list[dict[str, Any]] = []
+        #: freezes the heap after the top level (with tuneGC), once it started
+        self.freezer: ProgramFreezer | None = None
+        self._tuneGC = tuneGC
+
+    def _topLevel(self, ran: Deferred[Any]) -> Deferred[Any]:
+        """C{ran} is the program's top level (the first run): with tuneGC, freeze after it."""
+        if not self._tuneGC or self.freezer is not None:
+            return ran
+        raiseThreshold()
+        runtime = self.thread.runtime
+        freezer = self.freezer = ProgramFreezer(self.reactor, lambda: list(runtime.handlers))
+
+        def frozen(result: object) -> object:
+            freezer.topLevelRan()
+            return result
+
+        return ran.addBoth(frozen)
 
     def _watchMemory(self) -> None:
         """Start the memory bound (reactor thread), once."""
@@ -268,7 +292,7 @@ class Program:
             self.namespace = runpy.run_path(str(target), run_name="__main__")
             return self.namespace
 
-        return self.thread.run(run)
+        return self._topLevel(self.thread.run(run))
 
     def runCallable(self, f: Any, *args: Any) -> Deferred[Any]:
         """Run C{f(*args)} on the program thread (starting it if needed)."""
@@ -276,7 +300,7 @@ class Program:
         installConnectionHandler()
         self._watchMemory()
         self.thread.ensureStarted()
-        return self.thread.run(f, *args)
+        return self._topLevel(self.thread.run(f, *args))
 
     def stop(self, timeout: float = 5.0) -> Deferred[None]:
         """
@@ -284,6 +308,8 @@ class Program:
         (queued callbacks finish; a top level still running gets C{timeout} seconds), then
         everything it created is released.  Fires once links and ports are closed.
         """
+        if self.freezer is not None:
+            self.freezer.stop()
         return _stopHandlers(self.thread).addCallback(lambda _: self.thread.stop(timeout))
 
 

@@ -236,7 +236,7 @@ class Timer:
             )
             return
         self._busy = True
-        done = self._dispatcher.call(function, self, self._count)
+        done = self._dispatcher.callTimer(function, self, self._count)
         if done is None:  # finished already (every tick of a handler's PollTimer)
             self._busy = False
         else:
@@ -336,7 +336,7 @@ class Wait:
     def _fire(self) -> None:
         self._call = None
         if self._function is not None:
-            self._rt.call(self._function)
+            self._rt.callTimer(self._function)
 
     def _release(self) -> None:
         """The program stopped: the function is not called."""
@@ -483,7 +483,7 @@ class Clock:
     def _fire(self, at: _dt.datetime) -> None:
         self._call = None
         if self._function is not None:
-            self._rt.call(self._function, self, at)
+            self._rt.callTimer(self._function, self, at)
         self._reschedule()
 
 

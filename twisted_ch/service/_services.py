@@ -1119,7 +1119,12 @@ class ProgramService(Service):
             if self.site.codeFolder is not None and self.site.codeFolder not in sys.path:
                 sys.path.insert(0, self.site.codeFolder)
         limit = memoryLimitOf(self.config)
-        self.program = Program(self.reactor, name=Path(self.path).stem, memoryLimit=limit)
+        self.program = Program(
+            self.reactor,
+            name=Path(self.path).stem,
+            memoryLimit=limit,
+            tuneGC=bool(getattr(self.parent, "tuneGC", False)),  # (the chandler service's)
+        )
         self.links = ProgramLinks(self.program.objects, self.reactor)
         self.registry.addSource(self, self._entries)
         from twisted.internet.task import LoopingCall
