@@ -223,7 +223,7 @@ def setupTwistedChProgram(reactor: Any, ports: list[int], n: int, c: Counters) -
             c.answered += 1
             h.ResponseAccepted()
 
-    program = Program(reactor, name="bench")
+    program = Program(reactor, name="bench", tuneGC=True)  # as twistd chandler --program runs it
     setupTwistedChProgram.program = program  # type: ignore[attr-defined]
 
     def ready(handlers: list[Any]) -> Callable[[int], None]:
