@@ -121,6 +121,9 @@ def freePorts(n: int) -> int:
     """A loopback port P with P .. P+n-1 free now (for the shards' status pages)."""
     for _ in range(100):
         with socket.socket() as s:
+            # (SO_REUSEADDR, as the status page's listenTCP: a port whose connections of the last
+            # run are in TIME_WAIT is free for it)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", 0))
             base: int = s.getsockname()[1]
         if base + n > 65535:
@@ -130,6 +133,7 @@ def freePorts(n: int) -> int:
             for p in range(base, base + n):
                 s = socket.socket()
                 socks.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind(("127.0.0.1", p))
             return base
         except OSError:

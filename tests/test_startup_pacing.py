@@ -139,3 +139,31 @@ def test_a_reload_during_the_build_drops_removed_devices_and_builds_changed_ones
     entry = service.registry.find(changed.name)
     assert entry is not None and entry.endpoint == moved.endpoint
     service.stopService()
+
+
+def test_a_look_at_the_start_examines_at_most_a_slice_and_not_the_connected_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from twisted_ch.service import _services
+
+    monkeypatch.setattr(_services, "START_WATCH_SLICE", 10)
+    reactor = MemoryReactorClock()
+    service = DevicesService(reactor, Registry(), _devices(25))
+    service.sliceClock = lambda: 0.0
+    service.startService()
+    for name in ("d0", "d1"):
+        service.handlers[name]._status = "Connected"
+    for _ in range(3):  # one pass over the 25, 10 at a time
+        reactor.advance(_services.START_WATCH)
+    assert service._seen == 2
+    assert {name for name, _ in service._unseen} == {f"d{i}" for i in range(2, 25)}
+    for handler in service.handlers.values():
+        handler._status = "Connected"
+    reactor.advance(_services.START_WATCH)
+    assert service._seen == 12  # a look examines 10 at most
+    assert service._watching is not None
+    reactor.advance(_services.START_WATCH)
+    reactor.advance(_services.START_WATCH)
+    assert service._seen == 25
+    assert service._watching is None and not service._unseen  # the start-up line came
+    service.stopService()
