@@ -177,15 +177,20 @@ def test_stopping_while_building_builds_no_more() -> None:
     assert not [c for c in reactor.getDelayedCalls() if c.active()]
 
 
-def test_a_reload_while_building_builds_the_rest_first() -> None:
+def test_a_reload_while_building_goes_on_building_in_slices() -> None:
     reactor = MemoryReactorClock()
     devices = _devices(2 * BUILD_SLICE)
     service = DevicesService(reactor, Registry(), devices)
     service.sliceClock = lambda: 0.0
+    built: list[str] = []
+    service.deviceAdded.append(built.append)
     service.startService()
     diff, _ = service.reload([*devices, DeviceConfig("new", "tcp:host=127.0.0.1:port=9")], [])
     assert diff.added == ("new",) and len(diff.unchanged) == 2 * BUILD_SLICE
+    assert len(service.handlers) == BUILD_SLICE  # the rest is not built in this turn
+    reactor.advance(0)
     assert len(service.handlers) == 2 * BUILD_SLICE + 1
+    assert built == [d.name for d in devices] + ["new"]  # after the ones queued before it
     service.stopService()
 
 

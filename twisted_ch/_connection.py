@@ -94,7 +94,7 @@ TRANSITIONS: dict[tuple[StateName, Input], tuple[StateName, StateName]] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Idle:
     """Not wanted, no transport: never started, or one attempt (not kept) ended."""
 
@@ -102,7 +102,7 @@ class Idle:
     wanted = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Connecting:
     """
     An attempt runs: C{attempt} is its Deferred (cancelled when the state is left early; None
@@ -114,7 +114,7 @@ class Connecting:
     name: StateName = field(default="Connecting", init=False)
 
 
-@dataclass
+@dataclass(slots=True)
 class Up:
     """A transport is connected: C{protocol}."""
 
@@ -123,7 +123,7 @@ class Up:
     name: StateName = field(default="Up", init=False)
 
 
-@dataclass
+@dataclass(slots=True)
 class Dropping:
     """
     The transport is closing gracefully; C{timer} aborts it if the close takes too long.
@@ -146,7 +146,7 @@ class Dropping:
         return self.protocol is None
 
 
-@dataclass
+@dataclass(slots=True)
 class Waiting:
     """Wanted and down: C{call} is the pending retry (None: waiting for a C{connect})."""
 
@@ -155,7 +155,7 @@ class Waiting:
     wanted = True
 
 
-@dataclass
+@dataclass(slots=True)
 class Stopped:
     """Not wanted (C{stop}), no transport, nothing pending."""
 
@@ -183,6 +183,11 @@ class Connection:
     @ivar resetOnUp: the retrier's count restarts when a transport connects (else its owner
         resets it, for example on an answer).
     """
+
+    __slots__ = (
+        "clock", "retrier", "reconnecting", "timeout", "resetOnUp", "closeGrace", "state",
+        "_attempt", "_close", "_abort", "retry", "_changed", "reason",
+    )  # fmt: skip
 
     def __init__(
         self,

@@ -124,6 +124,8 @@ class Retrier:
     @ivar why: why the pending attempt waits longer than C{interval} (a backoff), else None.
     """
 
+    __slots__ = ("interval", "policy", "failures", "why")
+
     def __init__(self, interval: float = 0.0, policy: RetryPolicy = FIXED) -> None:
         self.interval = interval
         self.policy = policy

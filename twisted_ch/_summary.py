@@ -41,16 +41,23 @@ class _Kind:
         self.fields: dict[str, Any] = {}
 
 
+#: What a Summarizer that has seen no event holds (read only: the first event makes its own).
+_NO_KINDS: OrderedDict[Hashable, _Kind] = OrderedDict()
+
+
 class Summarizer:
     """
     Logs the first event of each kind, then, at the end of each C{period} seconds in which more
     came, one line with their number (and the fields of the last of them).
     """
 
+    __slots__ = ("_clock", "period", "_kinds")
+
     def __init__(self, clock: IReactorTime | None = None, period: float = DEFAULT_PERIOD) -> None:
         self._clock = clock
         self.period = period
-        self._kinds: OrderedDict[Hashable, _Kind] = OrderedDict()
+        # made at the first event: a fleet has a Summarizer per device, most never used
+        self._kinds: OrderedDict[Hashable, _Kind] = _NO_KINDS
 
     def _reactor(self) -> IReactorTime:
         clock = self._clock
@@ -89,6 +96,8 @@ class Summarizer:
             return False
         if state is not None:  # a period ended with nothing counted (or its count was logged)
             self._report(state, now)
+        if self._kinds is _NO_KINDS:
+            self._kinds = OrderedDict()
         self._kinds[kind] = _Kind(now)
         self._kinds.move_to_end(kind)
         while len(self._kinds) > MAX_KINDS:

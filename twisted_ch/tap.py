@@ -401,6 +401,7 @@ def makeService(options: Options) -> MultiService:
     if config is not None:
         registry.showPaths = config.status.showPaths
         top.devices = DevicesService(reactor, registry, config.devices, config.servers)
+        top.devices.cpuClock = time.thread_time  # start-up keeps to START_CPU of a core
         top.devices.deviceAdded.append(trace.deviceAdded)
         top.devices.setServiceParent(top)
         top.reloadConfig = _reloader(options["config"], shard, reactor)

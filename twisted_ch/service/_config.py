@@ -113,7 +113,7 @@ class ConfigError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProbeConfig:
     """A stock keep-alive probe (see L{twisted_ch.service.probes}) and its constructor's options."""
 
@@ -139,7 +139,7 @@ class HealthConfig:
     outageSummary: float = 60.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceConfig:
     """One device link kept alive by a connection handler."""
 
@@ -752,10 +752,11 @@ def _device(
     retry = _retryKeys(r, table, key, retryTime)
     # a device's own thresholds, over the [health] table's; None: the [health] table's
     health = _health(r, table["health"], f"{key}.health", health) if "health" in table else None
+    share = r.share
     return DeviceConfig(
         name=name,
         endpoint=endpoint,
-        connection=connection,
+        connection=share(connection),
         probe=probe,
         DisconnectLimit=r.optional(
             table,
@@ -765,15 +766,15 @@ def _device(
             f"a whole number of polls (1 to {_checks.MAX_DISCONNECT_LIMIT})",
             15,
         ),
-        pollFrequency=pollFrequency,
-        connectRetryTime=retryTime,
+        pollFrequency=share(pollFrequency),
+        connectRetryTime=share(retryTime),
         AutoReconnect=r.optional(table, key, "AutoReconnect", r.boolean, "true or false", True),
-        connectTimeout=timeout,
-        retryJitter=retry[0],
-        maxRetryTime=retry[1],
+        connectTimeout=share(timeout),
+        retryJitter=share(retry[0]),
+        maxRetryTime=share(retry[1]),
         health=health,
-        room=_room(r, table, key),
-        tags=_tags(r, table, key),
+        room=share(_room(r, table, key)),
+        tags=share(_tags(r, table, key)),
     )
 
 
@@ -832,7 +833,7 @@ def _probe(r: _Reader, value: Any, key: str, pollFrequency: float) -> ProbeConfi
         options["expect"] = r.regex(table["expect"], f"{key}.expect")
         if "secret" in table:
             options["secret"] = r.boolean(table["secret"], f"{key}.secret", "true or false")
-    return ProbeConfig(kind, options)
+    return r.share(ProbeConfig(kind, options), ProbeConfig, kind, *sorted(options.items()))
 
 
 def _server(r: _Reader, table: Mapping[str, Any], key: str, index: int) -> ServerConfig:
@@ -1180,6 +1181,20 @@ class _Reader:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        #: one object for every equal immutable value of the file (see L{share})
+        self._shared: dict[Any, Any] = {}
+
+    def share(self, value: T, *key: object) -> T:
+        """
+        The first value equal to C{value} (by C{key}, else by its type and itself) that this
+        file gave: a fleet's devices share their probe configs, numbers and strings instead of
+        holding a copy each (a device of a 50,000-device file holds its own decoded copy).
+        Values that cannot be hashed are returned as they are.
+        """
+        try:
+            return self._shared.setdefault(key or (type(value), value), value)  # type: ignore[no-any-return]
+        except TypeError:
+            return value
 
     def fail(self, key: str | None, expected: str) -> NoReturn:
         raise ConfigError(self.source, key, f"expected {expected}")

@@ -92,12 +92,27 @@ START_PATIENCE = 1.0
 #: connects in between (a device takes about 0.2 ms to build).
 BUILD_SLICE = 100
 BUILD_SLICE_SECONDS = 0.005
+#: The share of one core that start-up work (build slices, first connects: everything the
+#: reactor's thread runs meanwhile counts) may take, when the service is given a CPU clock
+#: (L{DevicesService.cpuClock}, as twistd's is): past it, the next slice or batch waits until
+#: the thread has been idle long enough.  A shard that never lets go of its core (a slice per
+#: reactor turn) is one more runnable process for the scheduler, and with three shards and their
+#: simulators on two cores each of them waits tens of milliseconds for a core between turns:
+#: those were the start-up's longest stalls (71-99 ms, of which 9-16 ms the reactor's own CPU).
+START_CPU = 0.5
+#: The longest a start-up step waits for its CPU share (so that a busy reactor still builds and
+#: connects at least BUILD_SLICE devices and a batch every START_PAUSE_MAX seconds).
+START_PAUSE_MAX = 0.05
 #: A config of more devices than this starts with one line, not one per device.
 WATCH_LINES = 100
 #: Seconds between two looks whether every device is Connected at start, and how many looks
 #: at most (then the start-up line says how many are).
 START_WATCH = 0.5
 START_WATCH_CHECKS = 240
+#: Handlers a look examines at most (each look goes on where the last stopped, and a device
+#: once seen Connected is not looked at again): a look at every handler of a 17,000-device shard
+#: held the reactor for about 5 ms every START_WATCH seconds.
+START_WATCH_SLICE = 2000
 #: The cyclic garbage collector's first threshold while chandler runs (CPython's default: 700).
 #: Every device has a keep-alive in flight at times, and at the default a fleet collects so often
 #: that those short-lived objects reach the oldest generation and force full collections of the
@@ -468,6 +483,12 @@ class DevicesService(Service):
         self.buildSlice = buildSlice
         #: the clock a build slice's time is measured by (a slice ends after BUILD_SLICE_SECONDS)
         self.sliceClock: Callable[[], float] = time.perf_counter
+        #: the reactor thread's CPU clock (C{time.thread_time}): with it, start-up work keeps to
+        #: L{START_CPU} of a core (see L{_Pacer}); None: slices and batches as fast as they go
+        self.cpuClock: Callable[[], float] | None = None
+        self._pacer: _Pacer | None = None
+        #: whether the devices being built log at debug level (a big start, or reload)
+        self._quiet = False
         #: called with a device's name as soon as it is built, before its first connect
         self.deviceAdded: list[Callable[[str], object]] = []
         #: devices still to be built at start (L{BUILD_SLICE} per reactor turn)
@@ -482,6 +503,9 @@ class DevicesService(Service):
         self._connecting: Any = None
         #: first connects not answered yet: when each started, by handler id
         self._outstanding: dict[int, float] = {}
+        #: the start's devices not seen Connected yet (L{_watchStart}), and how many were
+        self._unseen: deque[tuple[str, Any]] = deque()
+        self._seen = 0
         self._devices: list[DeviceConfig] = []
         self._servers: list[ServerConfig] = []
         self._names: dict[str, str] = {}
@@ -556,16 +580,27 @@ class DevicesService(Service):
         # so that a big config does not hold the reactor; first connects go out at startRate
         # as soon as the first are built
         self._toBuild = deque(self._devices)
-        if len(self._devices) > WATCH_LINES:
+        self._quiet = len(self._devices) > WATCH_LINES
+        if self._quiet:
             log.info(
                 "watching {devices} devices (each one's line is at debug level)",
                 devices=len(self._devices),
             )
         self._startedAt = self.reactor.seconds()
         self._builtAt = self._connectsMadeAt = None
+        self._unseen, self._seen = deque(), 0
+        self._pause()  # the pace is measured from here
         self._buildSlice()
         self._connectBatch()
         self._watchStart(0)
+
+    def _pause(self) -> float:
+        """Seconds the next start-up step waits (0 without a CPU clock: see L{START_CPU})."""
+        if self.cpuClock is None:
+            return 0.0
+        if self._pacer is None:
+            self._pacer = _Pacer(START_CPU, self.cpuClock, self.reactor.seconds)
+        return min(self._pacer.pause(), START_PAUSE_MAX)
 
     def _watchStart(self, checks: int) -> None:
         """
@@ -573,15 +608,25 @@ class DevicesService(Service):
         times): when all are, one line says how long the start took.
         """
         self._watching = None
-        devices = [h for name, h in self.handlers.items() if self._names.get(name) == "device"]
-        connected = sum(1 for h in devices if h.ConnectionStatus == "Connected")
+        unseen, handlers = self._unseen, self.handlers
+        for _ in range(min(START_WATCH_SLICE, len(unseen))):
+            name, watched = unseen.popleft()
+            current = handlers.get(name)
+            if current is None or current is not watched:
+                continue  # removed or replaced by a reload
+            if current.ConnectionStatus == "Connected":
+                self._seen += 1
+            else:
+                unseen.append((name, watched))
+        connected = self._seen
         now = self.reactor.seconds()
         if self._builtAt is None and not self._toBuild:
             self._builtAt = now
         if self._connectsMadeAt is None and not self.starting:
             self._connectsMadeAt = now
         total = len(self._devices)
-        if connected >= total or checks >= START_WATCH_CHECKS:
+        if (not unseen and self._builtAt is not None) or checks >= START_WATCH_CHECKS:
+            self._unseen = deque()
             built, made = self._builtAt, self._connectsMadeAt
             log.info(
                 "start-up: {connected} of {devices} devices Connected {seconds:.1f} s after the "
@@ -606,20 +651,17 @@ class DevicesService(Service):
             if clock() - started >= BUILD_SLICE_SECONDS:
                 break
         if toBuild:
-            self._building = self.reactor.callLater(0, self._buildSlice)
+            self._building = self.reactor.callLater(self._pause(), self._buildSlice)
         elif self._builtAt is None:
             self._builtAt = self.reactor.seconds()
 
-    def _finishBuilding(self) -> None:
-        """Build every device still to be built, now (before a reload changes the list)."""
-        if self._building is not None:
-            if self._building.active():
-                self._building.cancel()
-            self._building = None
-        toBuild, self._toBuild = self._toBuild, deque()
-        for device in toBuild:
-            self._startDevice(device, spread=True)
-        if self._connecting is None and self._toConnect:
+    def _toStart(self, devices: Iterable[DeviceConfig]) -> None:
+        """Build and first connect C{devices} (while running) as at start: in slices, paced."""
+        self._toBuild.extend(devices)
+        if self._toBuild and self._building is None:
+            self._pause()
+            self._buildSlice()
+        if self._connecting is None and (self._toConnect or self._toBuild):
             self._connectBatch()
 
     def _connectBatch(self) -> None:
@@ -644,7 +686,8 @@ class DevicesService(Service):
                     result.addBoth(self._answered, key)
         if queue or self._toBuild:
             self._connecting = self.reactor.callLater(
-                max(1, round(self.startRate * START_TICK)) / self.startRate, self._connectBatch
+                max(max(1, round(self.startRate * START_TICK)) / self.startRate, self._pause()),
+                self._connectBatch,
             )
 
     def _isPaused(self, name: str) -> bool:
@@ -671,6 +714,7 @@ class DevicesService(Service):
                 self._building.cancel()
             self._building = None
         self._toBuild.clear()
+        self._unseen.clear()
         self._toConnect.clear()
         self._outstanding.clear()
         if self._connecting is not None:
@@ -706,7 +750,7 @@ class DevicesService(Service):
             except Exception:
                 log.failure("{device}: a device-added observer failed", device=cfg.name)
         # a big config's start is one line (see startService); each device's at debug level
-        quiet = spread and len(self._devices) > WATCH_LINES
+        quiet = spread and self._quiet
         (log.debug if quiet else log.info)(
             "{device}: watching {endpoint} ({connection}; probe {probe}; poll every {poll} s; "
             "disconnected after {limit} misses)",
@@ -717,6 +761,8 @@ class DevicesService(Service):
             poll=cfg.pollFrequency,
             limit=cfg.DisconnectLimit,
         )
+        if self._watching is not None or self._builtAt is None:
+            self._unseen.append((cfg.name, handler))  # the start's (see _watchStart)
         if spread:
             self._toConnect.append((cfg, handler))
         else:
@@ -779,8 +825,6 @@ class DevicesService(Service):
         unchanged keep their handler, link and history.  The difference, and a Deferred that
         fires once the stopped ones are stopped (and the changed ones started again).
         """
-        if self.running:
-            self._finishBuilding()
         newDevices, newServers = list(devices), list(servers)
         every: list[DeviceConfig | ServerConfig] = [*newDevices, *newServers]
         diff = diffConfigs([*self._devices, *self._servers], every)
@@ -790,6 +834,10 @@ class DevicesService(Service):
         wanted = {c.name: c for c in every}
         if not self.running:
             return diff, succeed(None)
+        # devices still to be built (a reload during start-up) are built as the new config has
+        # them, or not at all: unchanged ones stay queued, the others start as added or changed
+        keep = set(diff.unchanged)
+        self._toBuild = deque(c for c in self._toBuild if c.name in keep)
         stops: list[Deferred[Any]] = []
         for name in diff.removed:
             stops.append(self._stopNamed(name))
@@ -798,8 +846,15 @@ class DevicesService(Service):
             stopped = self._stopNamed(name)
             stopped.addBoth(self._startAgain, cfg)
             stops.append(stopped)
-        for name in diff.added:
-            self._startConfig(wanted[name])
+        added = [wanted[name] for name in diff.added]
+        for cfg in added:
+            if not isinstance(cfg, DeviceConfig):
+                self._startServer(cfg)
+        # added devices are built in slices and first connected at the start-up's pace: a
+        # reload that adds thousands does not hold the reactor for one long turn
+        addedDevices = [cfg for cfg in added if isinstance(cfg, DeviceConfig)]
+        self._quiet = len(addedDevices) + len(self._toBuild) > WATCH_LINES
+        self._toStart(addedDevices)
         return diff, _gather(stops, "devices removed or changed")
 
     def _stopNamed(self, name: str) -> Deferred[Any]:
@@ -818,7 +873,7 @@ class DevicesService(Service):
 
     def _startConfig(self, cfg: DeviceConfig | ServerConfig) -> None:
         if isinstance(cfg, DeviceConfig):
-            self._startDevice(cfg)
+            self._toStart([cfg])  # a changed device: in the build slices, like an added one
         else:
             self._startServer(cfg)
 
@@ -831,6 +886,30 @@ class DevicesService(Service):
             self.registry.remove(name)
             stops.append(stopHandler(handler, self.reactor, self.clientCloseGrace))
         return _gather(stops, "devices")
+
+
+class _Pacer:
+    """
+    Keeps work to C{share} of a core by the thread's CPU clock C{cpu} against the wall clock
+    C{wall}: L{pause} is how long to wait before the next step so that the CPU used so far (the
+    debt over the share, never a credit for idle time) is paid back.
+    """
+
+    __slots__ = ("share", "cpu", "wall", "_cpu", "_wall", "_debt")
+
+    def __init__(self, share: float, cpu: Callable[[], float], wall: Callable[[], float]) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share!r}")
+        self.share, self.cpu, self.wall = share, cpu, wall
+        self._cpu, self._wall, self._debt = cpu(), wall(), 0.0
+
+    def pause(self) -> float:
+        """Seconds to wait before the next step (0: go on)."""
+        cpu, wall = self.cpu(), self.wall()
+        used, elapsed = cpu - self._cpu, wall - self._wall
+        self._cpu, self._wall = cpu, wall
+        self._debt = max(0.0, self._debt + used - self.share * elapsed)
+        return self._debt / self.share
 
 
 class _Redacted:
