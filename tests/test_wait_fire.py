@@ -145,3 +145,60 @@ def test_a_handler_keepalive_is_answered_through_the_shortcut(
     (w,) = endpoint.protocol._waits  # type: ignore[attr-defined]
     endpoint.protocol.dataReceived(b"Pwr1\r\n")
     assert h.ConnectionStatus == "Connected" and w not in countedLoops
+
+
+def test_awaited_it_is_its_own_iterator_as_twisted_awaits_it() -> None:
+    # through Twisted's own driver (ensureDeferred): the answer, a failure, a wait fired already
+    w = wait()
+
+    async def answer(x: _Wait) -> object:
+        return await x
+
+    d = defer.ensureDeferred(answer(w))
+    assert not d.called
+    w.callback(b"ok\r\n")
+    assert d.result == b"ok\r\n"
+    fired = wait()
+    fired.callback(b"now\r\n")
+    assert defer.ensureDeferred(answer(fired)).result == b"now\r\n"  # type: ignore[attr-defined]
+    failed = wait()
+    d = defer.ensureDeferred(answer(failed))
+    failed.errback(Failure(KeyError("k")))
+    assert isinstance(d.result, Failure) and d.result.check(KeyError)
+    d.addErrback(lambda f: None)
+
+
+def test_awaiting_it_makes_no_generator() -> None:
+    import gc
+
+    w = wait()
+
+    async def answer() -> object:
+        return await w
+
+    coro = answer()
+    gc.collect()
+    assert coro.send(None) is w  # suspended on the wait itself
+    assert not [o for o in gc.get_referrers(w) if type(o).__name__ == "generator"]
+    assert coro.cr_await is w
+    w.callback(b"ok\r\n")
+    with pytest.raises(StopIteration) as stopped:
+        coro.send(None)
+    assert stopped.value.value == b"ok\r\n"
+
+
+def test_a_paused_wait_keeps_its_coroutine_waiting() -> None:
+    w, seen = wait(), []
+    w.pause()
+    awaiting(w, seen, Owner())
+    w.callback(b"ok\r\n")
+    assert seen == []
+    w.unpause()
+    assert seen == [b"ok\r\n"]
+
+
+def test_an_async_poll_in_flight_holds_no_generator_for_its_await() -> None:
+    from bench.micro import inFlight
+
+    # coroutine, its run, its context, the wait, its callback list and pair, the matcher: 8
+    assert inFlight("async") <= 8
