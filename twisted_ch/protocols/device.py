@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import weakref
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 from typing import Protocol as TypingProtocol
 
@@ -122,29 +122,6 @@ class _Wait(Deferred[bytes]):
         self.data = data
         self.timeout = timeout
         self.matcher = matcher
-
-    def __await__(self) -> Generator[Any, Any, bytes]:
-        """
-        Awaited, this wait is its own iterator: what C{Deferred.__iter__}'s generator does, with
-        no generator (one object less per poll in flight for the cyclic collector).
-        """
-        return self  # type: ignore[return-value]
-
-    def __next__(self) -> _Wait:
-        # Deferred.__iter__'s body: yield this wait until it has a result, then return it (or
-        # raise its failure, cleared from the debug info as Twisted does)
-        if not self.called or self.paused:
-            return self
-        result = self.result
-        if isinstance(result, Failure):
-            assert self._debugInfo is not None
-            self._debugInfo.failResult = None
-            result.raiseException()
-        raise StopIteration(result)
-
-    def send(self, value: object) -> _Wait:
-        """The awaiting coroutine resumed: the value sent is not used (as Twisted's)."""
-        return self.__next__()
 
     def callback(self, result: bytes | Failure) -> None:
         """
