@@ -43,10 +43,6 @@ class CoroutineRun:
 
     __slots__ = ("_coro", "_context", "_f", "_owner", "_token", "_stepping", "_got", "_result")
 
-    #: a step returns None and raises nothing: a Deferred whose one callback it is may call it
-    #: without Twisted's generic callback loop (see L{twisted_ch.protocols.device._Wait})
-    stepsAwait = True
-
     def __init__(
         self,
         coro: Coroutine[Any, Any, object],

@@ -104,13 +104,6 @@ class DeviceSink(TypingProtocol):
         """The transport of C{protocol} is gone (called once per protocol)."""
 
 
-#: the Deferred internals L{_Wait.callback} relies on (Twisted 25.5+); without them it does not
-#: take its shortcut
-_FAST_FIRE = all(
-    hasattr(Deferred(), name) for name in ("_callbacks", "_runningCallbacks", "_canceller")
-) and hasattr(Deferred, "_runCallbacks")
-
-
 class _Wait(Deferred[bytes]):
     """
     One queued or active SendAndWait: the Deferred its caller holds, with the data it sends and
@@ -122,36 +115,6 @@ class _Wait(Deferred[bytes]):
         self.data = data
         self.timeout = timeout
         self.matcher = matcher
-
-    def callback(self, result: bytes | Failure) -> None:
-        """
-        Fire with C{result}.  When the one callback is a coroutine's step (an C{async def}
-        keep-alive awaiting this wait, see L{twisted_ch._coroutines}), it is called here, as
-        C{Deferred._runCallbacks} would call it (the result held while it runs, callbacks added
-        meanwhile run after it with its result, None), without that loop's generic work.
-        """
-        callbacks = self._callbacks
-        if len(callbacks) == 1 and not (self.called or self.paused or self.debug) and _FAST_FIRE:
-            (step, args, kwargs), _ = callbacks[0]
-            if getattr(step, "stepsAwait", False) and not args and not kwargs:
-                if isinstance(result, Failure):
-                    Deferred.callback(self, result)
-                    return
-                del callbacks[0]
-                self.called = True
-                self._canceller = None
-                self.result = result
-                self._runningCallbacks = True
-                try:
-                    self.result = step(result)  # type: ignore[operator]
-                except BaseException:
-                    self.result = Failure()
-                finally:
-                    self._runningCallbacks = False
-                if callbacks or self.result is not None:
-                    self._runCallbacks()  # the rest of the chain, as Twisted runs it
-                return
-        Deferred.callback(self, result)
 
 
 class DeadlineOwner(TypingProtocol):
