@@ -9,18 +9,68 @@ import argparse
 import time
 from typing import Any
 
-from twisted.internet.task import Clock
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock, LoopingCall
 from twisted.python import threadable
 
 from twisted_ch import GetConnectionHandler
 from twisted_ch.extronlib.interface import EndpointInterface
 from twisted_ch.testing import FakeEndpoint
 
-ANSWERS = {"send": b"Pwr1\r\n", "async": b"Pwr1\r\n", "sis": b"1.23\r\n", "pjlink": b"%1POWR=1\r"}
+ANSWERS = {
+    "raw": b"Pwr1\r\n",
+    "send": b"Pwr1\r\n",
+    "async": b"Pwr1\r\n",
+    "sis": b"1.23\r\n",
+    "pjlink": b"%1POWR=1\r",
+}
+
+
+class _RawPoller(Protocol):
+    """The floor: bench.pollers' raw Twisted poller (a LoopingCall writing, CRLF lines parsed)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.loop = LoopingCall(self.poll)
+        self.loop.clock = clock
+        self.buffer = b""
+        self.answered = 0
+
+    def connectionMade(self) -> None:
+        self.loop.start(1, now=False)
+
+    def poll(self) -> None:
+        self.transport.write(b"P")  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        buffer = self.buffer + data
+        while True:
+            end = buffer.find(b"\r\n")
+            if end < 0:
+                break
+            if buffer.startswith(b"Pwr"):
+                self.answered += 1
+            buffer = buffer[end + 2 :]
+        self.buffer = buffer
+
+
+class _RawHandler:
+    """What L{run} checks of a handler, for the raw poller."""
+
+    def __init__(self, poller: _RawPoller) -> None:
+        self.poller = poller
+        self.missedPolls = 0
+
+    @property
+    def ConnectionStatus(self) -> str:
+        return "Connected" if self.poller.answered else "Disconnected"
 
 
 def build(path: str, clock: Clock) -> tuple[Any, FakeEndpoint]:
     endpoint = FakeEndpoint(clock)
+    if path == "raw":
+        poller = _RawPoller(clock)
+        endpoint.connect(Factory.forProtocol(lambda: poller))
+        return _RawHandler(poller), endpoint
     keepAlive: Any
     if path == "send":
 
@@ -117,7 +167,7 @@ def main() -> None:
         action="store_true",
         help="also count the GC-tracked objects alive per poll in flight (200 polling together)",
     )
-    parser.add_argument("paths", nargs="*", default=["send", "async", "sis", "send-expect"])
+    parser.add_argument("paths", nargs="*", default=["raw", "send", "async", "sis", "send-expect"])
     args = parser.parse_args()
     for path in args.paths:
         name = "send" if path == "send-expect" else path
