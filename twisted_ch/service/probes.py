@@ -112,11 +112,11 @@ class Probe:
         """Start watching C{handler}'s link (before it connects); idempotent."""
 
     def __call__(self, handler: Any) -> Any:
-        rt = getattr(handler, "_rt", None)
-        if isinstance(rt, Runtime):
-            ioThread = threadable.ioThread
-            if ioThread is None or ioThread != get_ident():
-                return rt.twoFaced(self._once, handler)  # (the reactor thread calls it at once)
+        ioThread = threadable.ioThread
+        if ioThread is None or ioThread != get_ident():  # (on the reactor thread: at once)
+            rt = getattr(handler, "_rt", None)
+            if isinstance(rt, Runtime):
+                return rt.twoFaced(self._once, handler)
         return self._once(handler)
 
     def _once(self, handler: Any) -> Deferred[bool]:
@@ -126,13 +126,9 @@ class Probe:
             if getattr(query, "__func__", None) is type(self)._sendQuery is not None:
                 sent = self._send(handler)
                 if isinstance(sent, Deferred):
-                    # a stock probe: its send's Deferred, judged and accepted by one callback
-                    return sent.addCallbacks(
-                        self._answered,
-                        self._failed,
-                        callbackArgs=(handler,),
-                        errbackArgs=(handler,),
-                    )
+                    # a stock probe: its send's Deferred, judged and accepted (or its failure
+                    # reported) by one callback
+                    return sent.addBoth(self._answered, handler)
                 result = sent.addCallback(self._judge, handler)  # what its query does with it
             else:
                 result = query(handler)
@@ -147,7 +143,12 @@ class Probe:
         )
 
     def _answered(self, response: Any, handler: Any) -> bool:
-        """L{_judge} then L{_judged} in one callback (what C{query}'s chain does in two)."""
+        """
+        L{_judge} then L{_judged}, or L{_failed}, in one callback (what C{query}'s chain does
+        in two, and its errback).
+        """
+        if isinstance(response, Failure):
+            return self._failed(response, handler)
         try:
             good = self._judge(response, handler)
         except Exception:
