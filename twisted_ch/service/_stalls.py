@@ -7,6 +7,12 @@ garbage collection that holds the reactor for 80 ms makes the timer run about 80
 longest lateness of each period and since start are logged (C{--stall-report}, with the
 period's longest garbage collection, a usual cause), and a stall of
 L{STALL_WARN} or more is a warning (summarised: the first, then a count per minute).
+
+An idle reactor is not woken for it: once a check finds that the reactor's thread used less than
+L{STALL_IDLE} of the tick's time, the timer is not re-armed; the reactor's next iteration (of
+C{ReactorBase}'s main loop, whatever wakes it) measures the CPU its dispatch used and re-arms the
+timer.  A fleet whose polls fall due together sleeps most of each second: the timer's 100
+wake-ups a second were the service's largest fixed cost (issue 21).
 """
 
 from __future__ import annotations
@@ -16,12 +22,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.base import ReactorBase
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger, LogLevel
 
 from twisted_ch._summary import Summarizer
 
-__all__ = ["STALL_OVER", "STALL_REPORT", "STALL_TICK", "STALL_WARN", "StallMonitor"]
+__all__ = [
+    "STALL_IDLE",
+    "STALL_OVER",
+    "STALL_REPORT",
+    "STALL_TICK",
+    "STALL_WARN",
+    "StallMonitor",
+    "sleepsWithReactor",
+]
 
 log = Logger(namespace="twisted_ch.tap")
 
@@ -33,6 +48,24 @@ STALL_OVER = 0.05
 STALL_WARN = 0.25
 #: Seconds between two report lines by default (0: none).
 STALL_REPORT = 60.0
+#: The share of a tick's time below which the reactor's thread counts as idle (the timer sleeps).
+STALL_IDLE = 0.1
+
+_MISSING = object()
+
+
+def sleepsWithReactor(reactor: object) -> bool:
+    """
+    Whether C{reactor} runs C{ReactorBase}'s own main loop, which calls C{self.doIteration} once
+    per iteration: the call L{StallMonitor} hooks while its timer sleeps.  Other reactors (the
+    asyncio reactor's loop, L{twisted.internet.task.Clock}) keep the timer running.
+    """
+    cls = type(reactor)
+    return (
+        isinstance(reactor, ReactorBase)
+        and getattr(cls, "run", None) is ReactorBase.run
+        and getattr(cls, "mainLoop", None) is ReactorBase.mainLoop
+    )
 
 
 class StallMonitor:
@@ -44,6 +77,10 @@ class StallMonitor:
     L{longest} is the longest stall since L{start}, L{periodLongest} that of the current report
     period; L{over} counts the stalls of C{over} seconds or more.  Every C{report} seconds (0:
     never) one line says both.
+
+    With C{cpu} given and C{sleeps} true (by default: when L{sleepsWithReactor}), the timer sleeps
+    while the reactor is idle (see the module's docstring); L{checks} counts the timer's runs and
+    L{wakes} the iterations that ended a sleep.
     """
 
     def __init__(
@@ -55,6 +92,7 @@ class StallMonitor:
         warn: float = STALL_WARN,
         report: float = STALL_REPORT,
         cpu: Callable[[], float] | None = None,
+        sleeps: bool | None = None,
     ) -> None:
         if not tick > 0:
             raise ValueError(f"tick must be positive, got {tick!r}")
@@ -88,16 +126,24 @@ class StallMonitor:
         self.gcLongest = 0.0
         self.gcGeneration = -1
         self._gcStarted = 0.0
+        self.sleeps = cpu is not None and (sleepsWithReactor(reactor) if sleeps is None else sleeps)
+        #: whether the timer sleeps now (the reactor's next iteration wakes it)
+        self.asleep = False
+        self.checks = 0
+        self.wakes = 0
+        self._replaced: Any = _MISSING
+        self._started = False
 
     @property
     def running(self) -> bool:
         """Whether the monitor is measuring."""
-        return self._timer is not None
+        return self._timer is not None or self.asleep
 
     def start(self) -> None:
         """Start measuring (from now: what came before is not counted)."""
-        if self._timer is not None:
+        if self.running:
             return
+        self._started = True
         self._last = self._periodStart = self.now()
         self._lastCPU = self.cpu() if self.cpu is not None else 0.0
         self._timer = self.reactor.callLater(self.tick, self._check)
@@ -105,6 +151,8 @@ class StallMonitor:
 
     def stop(self) -> None:
         """Stop measuring; logs a pending warning count and leaves no timer."""
+        self._started = False
+        self._unhook()
         timer, self._timer = self._timer, None
         if timer is not None and timer.active():
             timer.cancel()
@@ -123,16 +171,29 @@ class StallMonitor:
             self.gcGeneration = info.get("generation", -1)
 
     def _check(self) -> None:
+        self.checks += 1
         now = self.now()
-        stall = now - self._last - self.tick
+        elapsed = now - self._last
+        stall = elapsed - self.tick
         self._last = now
         used = 0.0
+        idle = False
         if self.cpu is not None:
             cpu = self.cpu()
-            used, self._lastCPU = max(0.0, cpu - self._lastCPU - self.tick), cpu
-            if used > self.periodBusiest:
-                self.periodBusiest = used
-                self.busiest = max(self.busiest, used)
+            spent = cpu - self._lastCPU
+            used, self._lastCPU = max(0.0, spent - self.tick), cpu
+            idle = self.sleeps and spent < STALL_IDLE * max(elapsed, self.tick)
+        self._record(now, stall, used)
+        if idle:
+            self._sleep(now)
+        else:
+            self._timer = self.reactor.callLater(self.tick, self._check)
+
+    def _record(self, now: float, stall: float, used: float) -> None:
+        """Count a stall of C{stall} seconds during which the thread used C{used} s of CPU."""
+        if used > self.periodBusiest:
+            self.periodBusiest = used
+            self.busiest = max(self.busiest, used)
         if stall > self.periodLongest:
             self.periodLongest = stall
             self.periodLongestCPU = used
@@ -152,7 +213,65 @@ class StallMonitor:
                 )
         if self.report and now - self._periodStart >= self.report:
             self._reportPeriod(now)
-        self._timer = self.reactor.callLater(self.tick, self._check)
+
+    def _sleep(self, now: float) -> None:
+        """
+        Leave the timer off until the reactor's next iteration (L{_wake}); a report line due
+        meanwhile still comes on time.
+        """
+        self.asleep = True
+        reactor: Any = self.reactor
+        self._replaced = reactor.__dict__.get("doIteration", _MISSING)
+        reactor.doIteration = self._wake
+        self._timer = (
+            self.reactor.callLater(
+                max(self.tick, self._periodStart + self.report - now), self._reportAsleep
+            )
+            if self.report
+            else None
+        )
+
+    def _unhook(self) -> None:
+        """Give the reactor back its own C{doIteration}."""
+        if not self.asleep:
+            return
+        self.asleep = False
+        reactor: Any = self.reactor
+        if reactor.__dict__.get("doIteration") == self._wake:
+            if self._replaced is _MISSING:
+                del reactor.doIteration
+            else:
+                reactor.doIteration = self._replaced
+        self._replaced = _MISSING
+
+    def _wake(self, timeout: float | None) -> None:
+        """
+        The reactor's first iteration since the timer slept: wait and dispatch as usual, count
+        the CPU the dispatch used as a stall (the wait uses none), and re-arm the timer.
+        """
+        self._unhook()
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+        assert self.cpu is not None  # only a monitor with a CPU clock sleeps
+        try:
+            self.reactor.doIteration(timeout)  # type: ignore[attr-defined]
+        finally:
+            if self._started:  # not stopped by what the iteration ran
+                cpu = self.cpu()
+                now = self._last = self.now()
+                used, self._lastCPU = max(0.0, cpu - self._lastCPU), cpu
+                self.wakes += 1
+                self._record(now, used, used)
+                self._timer = self.reactor.callLater(self.tick, self._check)
+
+    def _reportAsleep(self) -> None:
+        """A report line is due while the timer sleeps (nothing ran: no stall to count)."""
+        self._timer = None
+        now = self.now()
+        if now - self._periodStart >= self.report:
+            self._reportPeriod(now)
+        self._timer = self.reactor.callLater(self.report, self._reportAsleep)
 
     def _reportPeriod(self, now: float) -> None:
         log.info(
