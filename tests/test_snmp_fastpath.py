@@ -283,3 +283,50 @@ def test_the_session_counts_and_answers_alike_with_or_without_the_shortcut(
     monkeypatch.setattr(probes, "decodeUptime", lambda datagram: None)
     assert run() == fast
     assert fast[0] > 0 and fast[1] > 0 and [s[0] for s in fast[2]][:2] == [1, 2]
+
+
+def test_probes_of_one_community_share_one_template_and_others_get_their_own() -> None:
+    from twisted_ch.service.probes import SNMPProbe
+
+    a, b = SNMPProbe(community="site"), SNMPProbe(community="site")
+    other, v1 = SNMPProbe(community="other"), SNMPProbe(community="site", version="1")
+    assert a._template is b._template
+    assert other._template is not a._template and v1._template is not a._template
+    assert (
+        a._request(77)
+        == b._request(77)
+        == encodeMessage(1, b"site", "get-request", 77, [(SYS_UPTIME, _asn1().NULL)])
+    )
+    assert other._request(77) == encodeMessage(
+        1, b"other", "get-request", 77, [(SYS_UPTIME, _asn1().NULL)]
+    )
+    a.community = b"changed"  # a probe whose community changes gets the template of the new one
+    assert a._request(5) == encodeMessage(
+        1, b"changed", "get-request", 5, [(SYS_UPTIME, _asn1().NULL)]
+    )
+    assert b._request(5)[7:11] == b"site"
+
+
+def test_a_probe_keeps_one_session_per_link_however_many_it_serves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from twisted_ch.service import probes
+
+    class Link:
+        def __init__(self) -> None:
+            self.clock = Clock()
+            self.description = "ups"
+            self.observers: list[Any] = []
+
+    class Handler:
+        def __init__(self, link: Link) -> None:
+            self.link = link
+
+    monkeypatch.setattr(probes, "DeviceLink", Link)
+    probe = probes.SNMPProbe()
+    first, second, third = Link(), Link(), Link()
+    sessions = [probe._session(Handler(link)) for link in (first, second, third, second, first)]
+    assert [s.link for s in sessions] == [first, second, third, second, first]
+    assert sessions[0] is sessions[4] and sessions[1] is sessions[3]
+    assert len({id(s) for s in sessions}) == 3
+    assert [len(link.observers) for link in (first, second, third)] == [1, 1, 1]

@@ -8,6 +8,7 @@ simulators of L{twisted_ch.testing}.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from dataclasses import dataclass
 from functools import cache
 from types import SimpleNamespace
@@ -25,6 +26,7 @@ __all__ = [
     "encodeMessage",
     "peekResponse",
     "pjlinkDigest",
+    "sharedTemplate",
 ]
 
 #: sysUpTime.0, the SNMP object the SNMP probe reads.
@@ -248,7 +250,7 @@ class GetRequestTemplate:
     L{encodeMessage}'s for the same arguments.
     """
 
-    __slots__ = ("version", "community", "oid", "_parts")
+    __slots__ = ("version", "community", "oid", "_parts", "__weakref__")
 
     def __init__(self, version: int, community: bytes, oid: str = SYS_UPTIME) -> None:
         self.version = version
@@ -280,6 +282,24 @@ class GetRequestTemplate:
         if rid is None or rid[0] != 0x02 or whole[rid[1] : rid[2]] != content:
             raise ValueError(f"pyasn1 encoded request-id {requestId} unexpectedly")
         return whole[: rid[1]], whole[rid[2] :]
+
+
+_templates: weakref.WeakValueDictionary[tuple[int, bytes, str], GetRequestTemplate] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def sharedTemplate(version: int, community: bytes, oid: str = SYS_UPTIME) -> GetRequestTemplate:
+    """
+    The one L{GetRequestTemplate} of C{version}, C{community} and C{oid} while any probe holds
+    it: a fleet's SNMP devices mostly share a community, and each template holds its encoded
+    parts (about 0.4 KiB).
+    """
+    key = (version, community, oid)
+    template = _templates.get(key)
+    if template is None:
+        template = _templates[key] = GetRequestTemplate(version, community, oid)
+    return template
 
 
 #: sysUpTime.0's OBJECT IDENTIFIER contents, as BER writes them

@@ -37,7 +37,6 @@ from twisted_ch._runtime import Runtime
 from twisted_ch.protocols._probecodec import (
     SNMP_VERSIONS,
     SYS_UPTIME,
-    GetRequestTemplate,
     ProbeUnavailable,
     SNMPMessage,
     _asn1,
@@ -47,6 +46,7 @@ from twisted_ch.protocols._probecodec import (
     encodeMessage,
     peekResponse,
     pjlinkDigest,
+    sharedTemplate,
 )
 from twisted_ch.protocols.device import LinkDown, deadlinesOf
 from twisted_ch.service._trace import printable
@@ -532,6 +532,8 @@ class _SNMPSession:
     peek per datagram and never crowds out the device's real answer; the others pay nothing.
     """
 
+    __slots__ = ("link", "probe", "pending", "_window", "_inWindow", "_deadlines", "__weakref__")
+
     def __init__(self, link: DeviceLink, probe: SNMPProbe) -> None:
         self.link = link
         self.probe = probe
@@ -660,9 +662,12 @@ class SNMPProbe(Probe):
             raise ValueError(f"version must be '1' or '2c', not {version!r}")
         self.community = community.encode("utf-8")
         self.version = version
-        self._sessions: dict[int, _SNMPSession] = {}
+        #: the session of the first link the probe serves (a device's probe serves one), and
+        #: those of any other links by C{id(link)}, made only when there are others
+        self._first: _SNMPSession | None = None
+        self._sessions: dict[int, _SNMPSession] | None = None
         #: the GetRequest encoded once, patched with each request's id
-        self._template = GetRequestTemplate(SNMP_VERSIONS[version], self.community)
+        self._template = sharedTemplate(SNMP_VERSIONS[version], self.community)
         self._nextId = secrets.randbelow(2**30) + 1
         #: datagrams that answered no outstanding request; dropped unread over the budget
         self.ignored = 0
@@ -679,10 +684,21 @@ class SNMPProbe(Probe):
         link = getattr(getattr(handler, "Interface", handler), "link", None)  # (_linkOf)
         if not isinstance(link, DeviceLink):
             link = _requireLink(handler, "snmp")
-        session = self._sessions.get(id(link))
+        session = self._first
+        if session is not None and session.link is link:
+            return session
+        if session is not None:
+            others = self._sessions
+            if others is None:
+                others = self._sessions = {}
+            session = others.get(id(link))
         if session is None or session.link is not link:
             session = _SNMPSession(link, self)
-            self._sessions[id(link)] = session
+            if self._first is None:
+                self._first = session
+            else:
+                assert self._sessions is not None
+                self._sessions[id(link)] = session
             link.observers.append(session)
         return session
 
@@ -701,8 +717,8 @@ class SNMPProbe(Probe):
         """The GetRequest of sysUpTime.0 carrying C{requestId} (L{encodeMessage}'s bytes)."""
         template = self._template
         version = SNMP_VERSIONS[self.version]
-        if template.community is not self.community or template.version != version:
-            template = self._template = GetRequestTemplate(version, self.community)
+        if template.community != self.community or template.version != version:
+            template = self._template = sharedTemplate(version, self.community)
         return template.encode(requestId)
 
     def _send(self, handler: Any) -> Deferred[SNMPMessage | None]:
