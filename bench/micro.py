@@ -13,6 +13,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, LoopingCall
 from twisted.python import threadable
 
+from bench.pollers import Counters, Lines
 from twisted_ch import GetConnectionHandler
 from twisted_ch.extronlib.interface import EndpointInterface
 from twisted_ch.testing import FakeEndpoint
@@ -27,13 +28,16 @@ ANSWERS = {
 
 
 class _RawPoller(Protocol):
-    """The floor: bench.pollers' raw Twisted poller (a LoopingCall writing, CRLF lines parsed)."""
+    """The floor: bench.pollers' raw Twisted poller (a LoopingCall writing, its CRLF lines)."""
 
     def __init__(self, clock: Clock) -> None:
         self.loop = LoopingCall(self.poll)
         self.loop.clock = clock
-        self.buffer = b""
-        self.answered = 0
+        self.lines = Lines(Counters())
+
+    @property
+    def answered(self) -> int:
+        return self.lines.counters.answered
 
     def connectionMade(self) -> None:
         self.loop.start(1, now=False)
@@ -42,15 +46,7 @@ class _RawPoller(Protocol):
         self.transport.write(b"P")  # type: ignore[union-attr]
 
     def dataReceived(self, data: bytes) -> None:
-        buffer = self.buffer + data
-        while True:
-            end = buffer.find(b"\r\n")
-            if end < 0:
-                break
-            if buffer.startswith(b"Pwr"):
-                self.answered += 1
-            buffer = buffer[end + 2 :]
-        self.buffer = buffer
+        self.lines.feed(data)
 
 
 class _RawHandler:
