@@ -10,9 +10,9 @@ L{STALL_WARN} or more is a warning (summarised: the first, then a count per minu
 
 An idle reactor is not woken for it: once a check finds that the reactor's thread used less than
 L{STALL_IDLE} of the tick's time, the timer is not re-armed; the reactor's next iteration (of
-C{ReactorBase}'s main loop, whatever wakes it) measures the CPU its dispatch used and re-arms the
-timer.  A fleet whose polls fall due together sleeps most of each second: the timer's 100
-wake-ups a second were the service's largest fixed cost (issue 21).
+C{ReactorBase}'s main loop, whatever wakes it) measures how long its dispatch held the reactor
+and re-arms the timer.  A fleet whose polls fall due together sleeps most of each second: the
+timer's 100 wake-ups a second were the service's largest fixed cost (issue 21).
 """
 
 from __future__ import annotations
@@ -247,22 +247,51 @@ class StallMonitor:
     def _wake(self, timeout: float | None) -> None:
         """
         The reactor's first iteration since the timer slept: wait and dispatch as usual, count
-        the CPU the dispatch used as a stall (the wait uses none), and re-arm the timer.
+        what held the reactor around the wait as a stall, and re-arm the timer.
+
+        The stall is the time from the check that slept to this iteration (the rest of that
+        pass over the timed calls) plus the dispatch: from the first descriptor dispatched,
+        seen through the reactor's C{_doReadOrWrite} (which every posix reactor's poll calls
+        for each ready descriptor), to the iteration's end.  A reactor without one is measured
+        by the CPU its thread used meanwhile (the wait uses none).
         """
         self._unhook()
         timer, self._timer = self._timer, None
         if timer is not None and timer.active():
             timer.cancel()
-        assert self.cpu is not None  # only a monitor with a CPU clock sleeps
+        reactor: Any = self.reactor
+        entered = self.now()
+        first: list[float] = []
+        dispatch = getattr(reactor, "_doReadOrWrite", None)
+        if dispatch is not None:
+            replaced = reactor.__dict__.get("_doReadOrWrite", _MISSING)
+            now = self.now
+
+            def firstDispatch(selectable: object, fd: int, event: int) -> None:
+                if not first:
+                    first.append(now())
+                dispatch(selectable, fd, event)
+
+            reactor._doReadOrWrite = firstDispatch
         try:
-            self.reactor.doIteration(timeout)  # type: ignore[attr-defined]
+            reactor.doIteration(timeout)
         finally:
+            if dispatch is not None and reactor.__dict__.get("_doReadOrWrite") is firstDispatch:
+                if replaced is _MISSING:
+                    del reactor._doReadOrWrite
+                else:
+                    reactor._doReadOrWrite = replaced
             if self._started:  # not stopped by what the iteration ran
-                cpu = self.cpu()
-                now = self._last = self.now()
+                cpu = self.cpu() if self.cpu is not None else 0.0
+                ended = self.now()
                 used, self._lastCPU = max(0.0, cpu - self._lastCPU), cpu
+                if dispatch is None:
+                    stall = used
+                else:
+                    stall = max(0.0, entered - self._last) + (ended - first[0] if first else 0.0)
+                self._last = ended
                 self.wakes += 1
-                self._record(now, used, used)
+                self._record(ended, stall, used)
                 self._timer = self.reactor.callLater(self.tick, self._check)
 
     def _reportAsleep(self) -> None:
