@@ -532,7 +532,7 @@ class _SNMPSession:
     peek per datagram and never crowds out the device's real answer; the others pay nothing.
     """
 
-    __slots__ = ("link", "probe", "pending", "_window", "_inWindow", "_deadlines", "__weakref__")
+    __slots__ = ("link", "probe", "pending", "_window", "_inWindow", "_deadlines")
 
     def __init__(self, link: DeviceLink, probe: SNMPProbe) -> None:
         self.link = link
@@ -684,22 +684,19 @@ class SNMPProbe(Probe):
         link = getattr(getattr(handler, "Interface", handler), "link", None)  # (_linkOf)
         if not isinstance(link, DeviceLink):
             link = _requireLink(handler, "snmp")
-        session = self._first
-        if session is not None and session.link is link:
-            return session
-        if session is not None:
-            others = self._sessions
-            if others is None:
-                others = self._sessions = {}
-            session = others.get(id(link))
-        if session is None or session.link is not link:
-            session = _SNMPSession(link, self)
-            if self._first is None:
-                self._first = session
-            else:
-                assert self._sessions is not None
-                self._sessions[id(link)] = session
-            link.observers.append(session)
+        first = self._first
+        if first is not None and first.link is link:
+            return first
+        if first is None:
+            session = self._first = _SNMPSession(link, self)
+        else:
+            if self._sessions is None:
+                self._sessions = {}
+            known = self._sessions.get(id(link))
+            if known is not None and known.link is link:
+                return known
+            session = self._sessions[id(link)] = _SNMPSession(link, self)
+        link.observers.append(session)
         return session
 
     def requestId(self) -> int:
