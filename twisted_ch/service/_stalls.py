@@ -68,6 +68,18 @@ def sleepsWithReactor(reactor: object) -> bool:
     )
 
 
+def _putBack(reactor: Any, name: str, hook: object, replaced: object) -> None:
+    """
+    Undo C{reactor.<name> = hook}: the attribute it replaced (L{_MISSING}: the class's own) is
+    back, unless something else has replaced the hook since.
+    """
+    if reactor.__dict__.get(name) == hook:
+        if replaced is _MISSING:
+            delattr(reactor, name)
+        else:
+            setattr(reactor, name, replaced)
+
+
 class StallMonitor:
     """
     Measures how late a timer due every C{tick} seconds runs on C{reactor}, by C{now} (a
@@ -153,12 +165,15 @@ class StallMonitor:
         """Stop measuring; logs a pending warning count and leaves no timer."""
         self._started = False
         self._unhook()
-        timer, self._timer = self._timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        self._cancelTimer()
         if self._collecting in gc.callbacks:
             gc.callbacks.remove(self._collecting)
         self._summary.stop()
+
+    def _cancelTimer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
 
     def _collecting(self, phase: str, info: dict[str, int]) -> None:
         """The garbage collector starts or ends a collection (it may be what stalls)."""
@@ -236,12 +251,7 @@ class StallMonitor:
         if not self.asleep:
             return
         self.asleep = False
-        reactor: Any = self.reactor
-        if reactor.__dict__.get("doIteration") == self._wake:
-            if self._replaced is _MISSING:
-                del reactor.doIteration
-            else:
-                reactor.doIteration = self._replaced
+        _putBack(self.reactor, "doIteration", self._wake, self._replaced)
         self._replaced = _MISSING
 
     def _wake(self, timeout: float | None) -> None:
@@ -256,9 +266,7 @@ class StallMonitor:
         by the CPU its thread used meanwhile (the wait uses none).
         """
         self._unhook()
-        timer, self._timer = self._timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+        self._cancelTimer()
         reactor: Any = self.reactor
         entered = self.now()
         first: list[float] = []
@@ -276,11 +284,8 @@ class StallMonitor:
         try:
             reactor.doIteration(timeout)
         finally:
-            if dispatch is not None and reactor.__dict__.get("_doReadOrWrite") is firstDispatch:
-                if replaced is _MISSING:
-                    del reactor._doReadOrWrite
-                else:
-                    reactor._doReadOrWrite = replaced
+            if dispatch is not None:
+                _putBack(reactor, "_doReadOrWrite", firstDispatch, replaced)
             if self._started:  # not stopped by what the iteration ran
                 cpu = self.cpu() if self.cpu is not None else 0.0
                 ended = self.now()
