@@ -19,6 +19,7 @@ from twisted_ch._connection import (
     Dropping,
     Input,
     Refused,
+    State,
     StateName,
     Waiting,
 )
@@ -35,26 +36,28 @@ class Owner:
         self.clock = Clock()
         self.calls: list[str] = []
         self.attempts: list[Deferred[object]] = []
-        self.machine = Connection(
-            self.clock,
-            self.attempt,
-            lambda p: self.calls.append(f"close {p}"),
-            lambda p: self.calls.append(f"abort {p}"),
-            self.retry,
-            closeGrace=2.0,
-        )
+        self.machine = Connection(self.clock, self, closeGrace=2.0)
         self.machine.retrier.interval = 5.0
 
-    def attempt(self, timeout: float | None) -> None:
+    def connectionAttempt(self, timeout: float | None) -> None:
         self.calls.append(f"attempt {timeout}")
         d: Deferred[object] = Deferred()
         self.attempts.append(d)
         self.machine.attempting(d)
         d.addErrback(lambda f: f.trap(CancelledError))
 
-    def retry(self) -> None:
+    def connectionClose(self, transport: object) -> None:
+        self.calls.append(f"close {transport}")
+
+    def connectionAbort(self, transport: object) -> None:
+        self.calls.append(f"abort {transport}")
+
+    def connectionRetry(self) -> None:
         self.calls.append("retry")
         self.machine.connect(self.machine.timeout)
+
+    def connectionEntered(self, state: State) -> None:
+        pass
 
 
 def keep(o: Owner) -> None:

@@ -1,17 +1,35 @@
 """
 What a configured device holds: equal immutable config values shared across a fleet's devices,
-no per-instance dict on the per-device classes of the config and the connection lifecycle, and
-no container made before it is needed.
+no per-instance dict on the per-device classes of the config and the connection lifecycle, no
+instance C{__dict__} built on the others, and no container made before it is needed.
 """
 
 from __future__ import annotations
 
-from twisted.internet.task import Clock
+import gc
+from collections.abc import Generator
+from typing import Any
 
-from twisted_ch._connection import Connecting, Connection, Dropping, Idle, Stopped, Up, Waiting
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import Clock, deferLater
+
+from twisted_ch._connection import (
+    Connecting,
+    Connection,
+    Dropping,
+    Idle,
+    State,
+    Stopped,
+    Up,
+    Waiting,
+)
 from twisted_ch._retry import Retrier
 from twisted_ch._summary import Summarizer
 from twisted_ch.service._config import DeviceConfig, ProbeConfig, parseConfig
+from twisted_ch.service._registry import Registry
+from twisted_ch.service._services import DevicesService
+from twisted_ch.testing import SIS_RESPONSES, DeviceServer
 
 
 def _fleet(n: int) -> list[DeviceConfig]:
@@ -59,9 +77,26 @@ def test_unequal_probes_are_not_shared() -> None:
     assert a.probe is not b.probe and a.probe != b.probe
 
 
+class _Owner:
+    def connectionAttempt(self, timeout: float | None) -> None:
+        pass
+
+    def connectionClose(self, transport: object) -> None:
+        pass
+
+    def connectionAbort(self, transport: object) -> None:
+        pass
+
+    def connectionRetry(self) -> None:
+        pass
+
+    def connectionEntered(self, state: State) -> None:
+        pass
+
+
 def test_per_device_classes_have_no_instance_dict() -> None:
     clock = Clock()
-    machine = Connection(clock, lambda t: None, lambda p: None, lambda p: None, lambda: None, 1.0)
+    machine = Connection(clock, _Owner(), 1.0)
     objects = [
         DeviceConfig("a", "tcp:host=127.0.0.1:port=1"),
         ProbeConfig("sis", {}),
@@ -89,3 +124,71 @@ def test_a_summarizer_makes_its_table_at_its_first_event() -> None:
     assert not quiet._kinds and quiet.pending == 0
     used.stop()
     quiet.stop()
+
+
+def _dictBuilt(obj: object, attribute: str) -> bool:
+    """
+    Whether C{obj}'s instance C{__dict__} was built (asked for), without asking for it: until
+    then CPython keeps the attributes inline, and the garbage collector sees them one by one;
+    after, it sees the dict that holds C{attribute}.
+    """
+    return any(type(r) is dict and attribute in r for r in gc.get_referents(obj))
+
+
+def _until(check: Any) -> Generator[Any, Any, None]:
+    for _ in range(250):  # a bounded wait on real sockets
+        if check():
+            return
+        yield deferLater(reactor, 0.02, lambda: None)
+    raise AssertionError("the condition was never met")
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_polled_fleet_device_builds_no_dicts_and_no_spare_containers() -> Any:
+    """
+    A configured SIS device on real loopback, after polls answered and its status rows: its
+    handler, interface, link and protocol keep their attributes inline (a built dict is 64
+    bytes more each, for every device); the link's lifecycle holds the link, not five bound
+    methods of it; what a link needs only when something goes wrong is not made.
+    """
+    server = DeviceServer(reactor, SIS_RESPONSES)
+    server.start()
+    config = parseConfig(
+        {
+            "device": [
+                {
+                    "name": "sis-1",
+                    "endpoint": f"tcp:host=127.0.0.1:port={server.port}",
+                    "probe": "sis",
+                    "pollFrequency": 0.05,
+                }
+            ]
+        }
+    )
+    registry = Registry(clock=reactor)
+    devices = DevicesService(reactor, registry, config.devices, startRate=1000)
+    devices.startService()
+    try:
+        handler = devices.handlers["sis-1"]
+        yield from _until(lambda: handler.ConnectionStatus == "Connected" and handler.polls >= 3)
+        registry.rows()
+        registry.snapshot()
+        interface = handler.Interface
+        link = interface.link
+        protocol = link.protocol
+        assert protocol is not None and link.connected
+        built = {
+            name: _dictBuilt(obj, attribute)
+            for name, obj, attribute in [
+                ("handler", handler, "_WrappedInterface"),
+                ("interface", interface, "_link"),
+                ("link", link, "connection"),
+                ("protocol", protocol, "link"),
+            ]
+        }
+        assert built == dict.fromkeys(built, False)
+        assert link.connection.owner is link
+        assert (link._droppedSites, link._failures, link._attemptWaiters) == (None, None, None)
+    finally:
+        yield devices.stopService()
+        yield server.shutdown()

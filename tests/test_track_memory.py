@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_track_memory -*-
-"""A device's track is small: slotted; tracks made in the same millisecond share its text."""
+"""A device's track is small: slotted; its transitions keep their time, not its text."""
 
 from __future__ import annotations
 
@@ -13,15 +13,18 @@ class Handler:
     ConnectionStatus = "Unknown"
 
 
-def test_a_track_has_no_dict_and_tracks_of_one_instant_share_its_text() -> None:
+def test_a_track_has_no_dict_and_keeps_times_not_their_text() -> None:
     clock = Clock()
     clock.advance(1_700_000_000.0004)
-    one = DeviceTrack("a", Handler(), clock, HealthConfig())
-    two = DeviceTrack("b", Handler(), clock, HealthConfig())
-    assert not hasattr(one, "__dict__")
-    assert one.history == [(clock.seconds(), isoTime(clock.seconds()), "Unknown", None)]
-    assert one.history[0][1] is two.history[0][1]
-    clock.advance(0.002)
-    three = DeviceTrack("c", Handler(), clock, HealthConfig())
-    assert three.history[0][1] == isoTime(clock.seconds()) != one.history[0][1]
-    assert three.recent()[0] == [isoTime(clock.seconds()), "Unknown", None]
+    start = clock.seconds()
+    track = DeviceTrack("a", Handler(), clock, HealthConfig())
+    assert not hasattr(track, "__dict__")
+    assert track.history == [(start, "Unknown", None)]
+    clock.advance(2.5)
+    track.statusChanged("Connected")
+    assert track.history == [(start, "Unknown", None), (start + 2.5, "Connected", None)]
+    # the text is made when shown, the same as it was kept before
+    assert track.recent() == [
+        ["2023-11-14T22:13:20.000+00:00", "Unknown", None],
+        [isoTime(start + 2.5), "Connected", None],
+    ]

@@ -21,6 +21,10 @@ class Event(property, Generic[Owner]):
     """
     A class attribute naming an event: instances hold one callback (or None) under it.
 
+    The callback is an ordinary instance attribute (C{_event_<name>}, None on the class), set
+    and read without building the instance's C{__dict__}, which Python otherwise keeps
+    compact (a fleet of 50,000 handlers would carry one dict each).
+
     Assigning anything but a callable or None raises L{TypeError} at once.  An event is a
     C{property} with a getter, setter and deleter, as on a processor, so code that looks for one
     (Extron's C{ModuleSupport.eventEx} calls C{type(obj).<name>.fset}) finds it.
@@ -35,9 +39,10 @@ class Event(property, Generic[Owner]):
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
         self._slot = f"_event_{name}"
+        setattr(owner, self._slot, None)  # no callback: read without a failed lookup
 
     def _fget(self, obj: Owner) -> Callback | None:
-        value: Callback | None = obj.__dict__.get(self._slot)
+        value: Callback | None = getattr(obj, self._slot, None)
         return value
 
     def _fset(self, obj: Owner, value: Callback | None) -> None:
@@ -46,10 +51,13 @@ class Event(property, Generic[Owner]):
                 f"the {self.name} event handler must be callable or None, "
                 f"not {type(value).__name__}"
             )
-        obj.__dict__[self._slot] = value
+        setattr(obj, self._slot, value)
 
     def _fdel(self, obj: Owner) -> None:
-        obj.__dict__.pop(self._slot, None)
+        try:
+            delattr(obj, self._slot)
+        except AttributeError:  # none set on the instance
+            pass
 
     @overload
     def __get__(self, obj: None, objtype: type | None = None) -> Event[Owner]: ...
@@ -81,7 +89,7 @@ def emit(runtime: Runtime, obj: Any, name: str, *args: object) -> None:
     Call C{obj}'s callback for event C{name}, if any, through the runtime's dispatcher.
     ReceiveData calls may be dropped by a program thread that is far behind.
     """
-    callback = obj.__dict__.get("_event_" + name)
+    callback = getattr(obj, "_event_" + name, None)
     if callback is not None:
         if name == "ReceiveData":
             runtime.dispatcher.call(callback, *args, droppable=True)
@@ -95,7 +103,7 @@ def emitHere(obj: Any, name: str, *args: object) -> None:
     run on), its failure logged: for an event the reference delivers inside the call that
     causes it.
     """
-    callback = obj.__dict__.get("_event_" + name)
+    callback = getattr(obj, "_event_" + name, None)
     if callback is not None:
         try:
             callback(*args)

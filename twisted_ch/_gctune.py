@@ -20,6 +20,8 @@ from typing import Any
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
+from twisted_ch._objects import ownAttribute
+
 __all__ = ["SETTLE_CHECK", "SETTLE_CHECKS", "THRESHOLD", "ProgramFreezer", "raiseThreshold"]
 
 log = Logger(namespace="twisted_ch.program")
@@ -40,7 +42,7 @@ def raiseThreshold() -> None:
 
 
 def _connecting(handler: Any) -> bool:
-    link = getattr(handler, "__dict__", {}).get("_link")
+    link = ownAttribute(handler, "_link")
     return getattr(link, "state", None) == "connecting"
 
 

@@ -61,6 +61,7 @@ from twisted_ch._coroutines import CoroutineRun
 from twisted_ch._events import Event, callOnReactor, emit, emitHere
 from twisted_ch._framing import toBytes
 from twisted_ch._link import DeviceLink, callerSite
+from twisted_ch._objects import ownAttribute
 from twisted_ch._retry import FIXED, RetryPolicy
 from twisted_ch._runtime import (
     ProgramThread,
@@ -171,6 +172,10 @@ class ConnectionHandler(FallThrough):
 
     log = Logger()
 
+    #: the send counter's lock (sends come from program threads and the reactor alike): one
+    #: for every handler, held only to count
+    _counterLock = threading.Lock()
+
     Connected = Event["ConnectionHandler"]("Called as C{(handler, 'Connected')}.")
     Disconnected = Event["ConnectionHandler"]("Called as C{(handler, 'Disconnected')}.")
 
@@ -185,8 +190,6 @@ class ConnectionHandler(FallThrough):
         self._WrappedInterface = Interface
         self._status: Status = "Unknown"
         self._DisconnectLimit = 15
-        # the send counter: sends come from program threads and the reactor alike
-        self._counterLock = threading.Lock()
         self._sends = 0
         self._keepAliveBusy = False
         #: keep-alives started (the end of an earlier one no longer counts)
@@ -451,7 +454,7 @@ class ConnectionHandler(FallThrough):
     @property
     def logName(self) -> str:
         """How log lines name the device: its link's description, else the interface's repr."""
-        link = self._WrappedInterface.__dict__.get("_link")
+        link = ownAttribute(self._WrappedInterface, "_link")
         description = getattr(link, "description", None)
         return description if isinstance(description, str) else repr(self._WrappedInterface)
 
@@ -540,8 +543,7 @@ class _LinkHandler(ConnectionHandler):
             ioThread is not None
             and ioThread == get_ident()
             and link.protocol is not None
-            and type(iface).Send is LinkInterface.Send
-            and "Send" not in iface.__dict__
+            and getattr(iface.Send, "__func__", None) is LinkInterface.Send
         ):
             # the Twisted face of the interface's own Send, inline: the link is connected
             link.protocol.send(payload)
@@ -561,9 +563,7 @@ class _LinkHandler(ConnectionHandler):
         iface = self._WrappedInterface
         # ours, not replaced on the class or the instance (a tracing or test wrapper): the
         # condition is checked here, before the send counts, and not again there
-        ours = type(iface).SendAndWait is LinkInterface.SendAndWait and "SendAndWait" not in (
-            getattr(iface, "__dict__", ())
-        )
+        ours = getattr(iface.SendAndWait, "__func__", None) is LinkInterface.SendAndWait
         matcher = iface._matcher(delimiter) if ours else None
         link = self._link
         if link.state != "connected":

@@ -191,34 +191,27 @@ class DeviceLink:
         self.description = description
         self.maxResponse = maxResponse
         #: the lifecycle: every attempt, close timer and retry of this link
-        self.connection = Connection(
-            clock,
-            self._startAttempt,
-            self._closeTransport,
-            self._abortTransport,
-            self._retryNow,
-            CLOSE_GRACE,
-            self._entered,
-        )
+        self.connection = Connection(clock, self, CLOSE_GRACE)
         self.connection.retrier.interval = reopenDelay or 0.0
         self.connection.reconnecting = reopenDelay is not None
         #: whether the link keeps itself open (a pipe): then L{close} stops it for good
         self._reopens = reopenDelay is not None
         #: called when a retry is due, instead of connecting (a handler's own attempt)
         self.retryHook: Callable[[], object] | None = None
-        #: the transport's side of the lifecycle (what sends check): see L{_entered}
+        #: the transport's side of the lifecycle (what sends check): see L{connectionEntered}
         self.state: LinkState = "closed"
         self.protocol: DeviceProtocol | None = None
         self.observers: list[LinkObserver] = []
         self.lastError: str | None = None
+        # (the three below are made when first needed: a fleet of 50,000 keeps them empty)
         #: callers of L{connect} waiting for the current attempt's outcome
-        self._attemptWaiters: list[Deferred[str]] = []
+        self._attemptWaiters: list[Deferred[str]] | None = None
         self._droppedSendWarned = False
         #: the call sites whose sends while down were reported in this outage
-        self._droppedSites: set[object] = set()
+        self._droppedSites: set[object] | None = None
         # a device down for a day fails every connectRetryTime: one line per run of identical
         # failures, then a count per period (issue 11 item 6)
-        self._failures = Summarizer(clock)
+        self._failures: Summarizer | None = None
         self._failing: str | None = None
 
     @property
@@ -249,7 +242,7 @@ class DeviceLink:
         """Whether a transport is connected now."""
         return self.state == "connected"
 
-    def _entered(self, state: State) -> None:
+    def connectionEntered(self, state: State) -> None:
         """The lifecycle's state, as the transport's (closed, connecting, connected, closing)."""
         if isinstance(state, Dropping) and not state.closing:
             self.state = "connected"  # (its owner drops it its own way, which may still send)
@@ -281,12 +274,14 @@ class DeviceLink:
             state.closes.append(closed)
             return closed.addCallback(lambda _: self.connect(timeout))
         result: Deferred[str] = Deferred()
+        if self._attemptWaiters is None:
+            self._attemptWaiters = []
         self._attemptWaiters.append(result)
         if not isinstance(state, Connecting):
             connection.connect(timeout)
         return result
 
-    def _startAttempt(self, timeout: float | None) -> None:
+    def connectionAttempt(self, timeout: float | None) -> None:
         """The lifecycle's attempt: connect the endpoint (its outcome comes back as an input)."""
         global _attempts
         _attempts += 1
@@ -301,8 +296,8 @@ class DeviceLink:
 
     def _takeWaiters(self) -> list[Deferred[str]]:
         """Detach the current attempt's waiters, before observers may start anew."""
-        attempts, self._attemptWaiters = self._attemptWaiters, []
-        return attempts
+        attempts, self._attemptWaiters = self._attemptWaiters, None
+        return attempts or []
 
     @staticmethod
     def _fire(attempts: list[Deferred[str]], outcome: str, closes: list[Deferred[None]]) -> None:
@@ -330,10 +325,13 @@ class DeviceLink:
             self._fire(attempts, "Cancelled", [])  # stopped or dropped meanwhile
             return
         self.lastError = reason
-        if self._failing is not None and self._failing != reason:
-            self._failures.end((self.description, self._failing))  # a new reason: told at once
+        failures = self._failures
+        if failures is None:
+            failures = self._failures = Summarizer(self.clock)
+        elif self._failing is not None and self._failing != reason:
+            failures.end((self.description, self._failing))  # a new reason: told at once
         self._failing = reason
-        self._failures.emit(
+        failures.emit(
             self.log,
             (self.description, reason),
             LogLevel.info,
@@ -347,7 +345,7 @@ class DeviceLink:
 
     def _failuresOver(self) -> None:
         """The run of failed attempts ended (connected, or closed): its count is logged now."""
-        if self._failing is not None:
+        if self._failing is not None and self._failures is not None:
             self._failures.end((self.description, self._failing))
             self._failing = None
 
@@ -360,7 +358,7 @@ class DeviceLink:
         self.protocol = protocol
         self.lastError = None
         self._droppedSendWarned = False
-        self._droppedSites.clear()
+        self._droppedSites = None
         self._failuresOver()
         self.log.info("{link}: connected", link=self.description)
         observers = list(self.observers)
@@ -416,7 +414,7 @@ class DeviceLink:
         if isinstance(connection.state, Waiting):
             connection.connect(None)
 
-    def _retryNow(self) -> None:
+    def connectionRetry(self) -> None:
         """A wanted link's retry is due: the handler's attempt, else one more connect."""
         hook = self.retryHook
         if hook is not None:
@@ -464,12 +462,12 @@ class DeviceLink:
         self.lastError = why
         self.connection.drop(why)
 
-    def _closeTransport(self, protocol: object) -> None:
+    def connectionClose(self, protocol: object) -> None:
         transport = getattr(protocol, "transport", None)
         if transport is not None:
             transport.loseConnection()
 
-    def _abortTransport(self, protocol: object) -> None:
+    def connectionAbort(self, protocol: object) -> None:
         if isinstance(protocol, DeviceProtocol):
             protocol.abort()
 
@@ -491,13 +489,16 @@ class DeviceLink:
         Note that C{where} sent while the link was down (nothing was sent): a warning the first
         time per outage, and per call site C{site} when one is given; debug after that.
         """
-        if self._droppedSendWarned or (site is not None and site in self._droppedSites):
+        sites = self._droppedSites
+        if self._droppedSendWarned or (site is not None and sites is not None and site in sites):
             self.log.debug("{link}: {where} sent while down", link=self.description, where=where)
             return
         if site is None:
             self._droppedSendWarned = True
-        elif len(self._droppedSites) < 1000:  # bounded: call sites are few, but code may vary
-            self._droppedSites.add(site)
+        elif sites is None:
+            self._droppedSites = {site}
+        elif len(sites) < 1000:  # bounded: call sites are few, but code may vary
+            sites.add(site)
         else:
             self._droppedSendWarned = True
         self.log.warn(

@@ -76,6 +76,7 @@ from twisted_ch._connection import Dropping, Up
 from twisted_ch._events import emit, emitHere
 from twisted_ch._handlers import ConnectionHandler, RawTcpHandler
 from twisted_ch._link import DeviceLink
+from twisted_ch._objects import ownAttribute
 from twisted_ch._retry import RetryPolicy
 from twisted_ch._runtime import (
     ProgramThread,
@@ -328,7 +329,7 @@ class _ModuleDriver:
         return True
 
     def _bytesSent(self) -> int:
-        link = getattr(self.module, "__dict__", {}).get("_link")
+        link = ownAttribute(self.module, "_link")
         protocol = link.protocol if isinstance(link, DeviceLink) else None
         return protocol.bytesSent if protocol is not None else 0
 

@@ -20,7 +20,7 @@ from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin, WrappingFa
 from twisted.python.failure import Failure
 
 from twisted_ch import _checks
-from twisted_ch._connection import Connecting, Connection, Dropping, Up, Waiting
+from twisted_ch._connection import Connecting, Connection, Dropping, State, Up, Waiting
 from twisted_ch._events import Event, emit
 from twisted_ch._handlers import FallThrough
 from twisted_ch._link import CLOSE_GRACE
@@ -158,14 +158,7 @@ class ServerExHandler(FallThrough):
         Interface.observers.append(self)
         #: listening's lifecycle, as a link's: a listen attempt is Connecting, a port Up, a
         #: failure Waiting for its retry; its timeout is the listening window
-        self._connection = Connection(
-            self._rt.reactor,
-            self._listenAttempt,
-            self._closePort,
-            lambda port: None,  # (closing a port aborts its idle clients itself)
-            self._retryNow,
-            CLOSE_GRACE,
-        )
+        self._connection = Connection(self._rt.reactor, self, CLOSE_GRACE)
         self._connection.retrier.interval = self._retryTime
         self._connection.reconnecting = True
         #: StartListen()s waiting for the current attempt's result
@@ -227,7 +220,9 @@ class ServerExHandler(FallThrough):
             self._connection.connect(self._connection.timeout)
         return d
 
-    def _listenAttempt(self, window: float | None) -> None:
+    # the lifecycle's owner (L{twisted_ch._connection.ConnectionOwner})
+
+    def connectionAttempt(self, window: float | None) -> None:
         """The lifecycle's attempt: listen (its result comes back as an input)."""
         # the lifecycle holds a handle: a StopListen cancels it, the interface's own attempt
         # then ends 'Cancelled'
@@ -275,9 +270,15 @@ class ServerExHandler(FallThrough):
         """Whether listening is wanted: from C{StartListen()} to C{StopListen()}."""
         return self._connection.wanted
 
-    def _retryNow(self) -> None:
+    def connectionRetry(self) -> None:
         if not self._WrappedInterface.listening:
             self._attempt()
+
+    def connectionAbort(self, port: object) -> None:
+        pass  # (closing a port aborts its idle clients itself)
+
+    def connectionEntered(self, state: State) -> None:
+        pass
 
     def StopListen(self) -> Any:
         """
@@ -291,10 +292,10 @@ class ServerExHandler(FallThrough):
             waiters, self._listenWaiters = self._listenWaiters, []
             for d in waiters:
                 d.callback("Cancelled")
-        done = self._connection.stop()  # listening: the port closes (L{_closePort})
+        done = self._connection.stop()  # listening: the port closes (L{connectionClose})
         return done if done is not None else self._WrappedInterface.stopListening()
 
-    def _closePort(self, server: object) -> None:
+    def connectionClose(self, server: object) -> None:
         def closed(_: None) -> None:
             closes, again = self._connection.lost(None)
             for d in closes:

@@ -35,9 +35,6 @@ class OutageLinesOnly:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        #: names found tracked: their link's lines stay out also after the registry let them
-        #: go (a stopping link reports the count of its last failed attempts)
-        self._watched: set[str] = set()
 
     def __call__(self, event: dict[str, Any]) -> Any:  # a PredicateResult constant
         namespace = event.get("log_namespace") or ""
@@ -50,10 +47,9 @@ class OutageLinesOnly:
             name = event.get("link")
         else:
             return PredicateResult.maybe
-        if isinstance(name, str) and (
-            name in self._watched or name in self.registry.trackedNames()
-        ):
-            self._watched.add(name)
+        # also once the registry let it go: a stopping link reports the count of its last
+        # failed attempts
+        if isinstance(name, str) and self.registry.wasTracked(name):
             return PredicateResult.no
         return PredicateResult.maybe
 

@@ -46,23 +46,6 @@ def isoTime(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
-#: the text L{_sharedIsoTime} wrote last
-_lastIso: list[str] = [""]
-
-
-def _sharedIsoTime(seconds: float) -> str | None:
-    """
-    L{isoTime}, the same text object for the same millisecond: the devices of a start-up slice,
-    built in the same reactor turn, keep one string for their first transition, not one each.
-    """
-    iso = isoTime(seconds)
-    if iso == _lastIso[0]:
-        return _lastIso[0]
-    if iso is not None:
-        _lastIso[0] = iso
-    return iso
-
-
 def _noLink() -> None:
     """The link of a track that watches none (shared: no function object per track)."""
     return None
@@ -144,14 +127,12 @@ class DeviceTrack:
             self._handler = lambda: handler
         self.clock = clock
         self.thresholds = thresholds
-        #: (time, the time as ISO 8601, state, reason) of each transition, oldest first
+        #: (time, state, reason) of each transition, oldest first (its ISO 8601 text is made
+        #: when shown: kept, it was 100 bytes a transition and device)
         # a list, not a deque(maxlen=): an empty deque holds a 64-slot block (half a KiB a device)
         # (made with its one item: no room kept for three more)
         state = getattr(handler, "ConnectionStatus", "Unknown")
-        now = clock.seconds()
-        self.history: list[tuple[float, str | None, str, str | None]] = [
-            (now, _sharedIsoTime(now), str(state), None)
-        ]
+        self.history: list[tuple[float, str, str | None]] = [(clock.seconds(), str(state), None)]
         #: the time of the newest transition dropped to keep L{HISTORY_LIMIT} (None: none)
         self.forgotten: float | None = None
         #: when the current outage started (None: no outage)
@@ -207,12 +188,12 @@ class DeviceTrack:
 
     def statusChanged(self, status: str) -> None:
         now = self.clock.seconds()
-        previous = self.history[-1][2] if self.history else "Unknown"
+        previous = self.history[-1][1] if self.history else "Unknown"
         reason = self._reasonFor(status)
         if len(self.history) >= HISTORY_LIMIT:
             self.forgotten = self.history[0][0]  # transitions until then are not kept
             del self.history[0]
-        self.history.append((now, isoTime(now), status, reason))
+        self.history.append((now, status, reason))
         if status == "Connected":
             self._endOutage(previous)
         elif status == "Disconnected" and self.downSince is None:
@@ -231,7 +212,7 @@ class DeviceTrack:
         if self.downSince is None:
             if getattr(self.handler, "ConnectionStatus", None) == "Connected":
                 return
-            previous = self.history[-1][2] if self.history else "Unknown"
+            previous = self.history[-1][1] if self.history else "Unknown"
             self._beginOutage(previous, reason)
         self.attempts += 1
 
@@ -370,7 +351,7 @@ class DeviceTrack:
         first = 0
         while first + 1 < len(history) and history[first + 1][0] <= since:
             first += 1  # the transition in force when the window starts is kept
-        found: list[list[object]] = [[iso, state, why] for _, iso, state, why in history[first:]]
+        found: list[list[object]] = [[isoTime(t), state, why] for t, state, why in history[first:]]
         if self.forgotten is not None and self.forgotten > since:
             found.insert(0, [isoTime(since), "Flapping", f"more than {HISTORY_LIMIT} transitions"])
         return found

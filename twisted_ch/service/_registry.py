@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from twisted.logger import Logger
@@ -37,7 +38,11 @@ _Piece = TypeVar("_Piece", str, bytes)
 STATUS_ROWS_PER_STEP = 100
 
 
-@dataclass
+#: the extra fields of an entry that has none (shared: an entry's are only read)
+_NO_EXTRA: Mapping[str, object] = MappingProxyType({})
+
+
+@dataclass(slots=True)
 class Entry:
     """One watched handler: its name, what kind of thing it is, where it connects."""
 
@@ -47,7 +52,7 @@ class Entry:
     kind: str = "device"
     probe: Any = None
     #: more fields for its status row (JSON scalars)
-    extra: dict[str, object] = field(default_factory=dict)
+    extra: Mapping[str, object] = field(default_factory=lambda: _NO_EXTRA)
     #: its health thresholds (None: the registry's)
     health: HealthConfig | None = None
     #: the room it is in ("": none) and its tags (the config's C{room} and C{tags})
@@ -55,9 +60,9 @@ class Entry:
     tags: tuple[str, ...] = ()
     #: the device's config (a configured device: actions such as pause apply), else None
     config: Any = None
-    _shown: tuple[tuple[str, bool], str] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
+    #: the endpoint as shown (L{shownEndpoint}), for C{showPaths} L{_shownPaths}
+    _shown: str | None = field(default=None, init=False, repr=False, compare=False)
+    _shownPaths: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def trackName(self) -> str:
@@ -71,12 +76,12 @@ class Entry:
         of the cost of a status row.  Kept by the entry, so it goes when the device goes.
         """
         shown = self._shown
-        if shown is None or shown[0] != (self.endpoint, showPaths):
-            shown = self._shown = (
-                (self.endpoint, showPaths),
-                redactEndpoint(self.endpoint, showPaths),
-            )
-        return shown[1]
+        if shown is None or self._shownPaths != showPaths:
+            shown = redactEndpoint(self.endpoint, showPaths)
+            if shown == self.endpoint:  # nothing hidden (most endpoints): no copy of its text
+                shown = self.endpoint
+            self._shown, self._shownPaths = shown, showPaths
+        return shown
 
     def row(self, showPaths: bool = False) -> dict[str, object]:
         """The status JSON object for this entry (local paths in its endpoint hidden unless
@@ -193,6 +198,8 @@ class Registry:
         self._sourceHandlers: dict[object, set[int]] = {}
         #: how many tracks have each name (read by the log filter at every log event)
         self._trackedNames: dict[str, int] = {}
+        #: the names no track has any more (their links' last lines are still the tracks')
+        self._formerNames: set[str] = set()
         #: per entry whose handler tells no C{since} (a server): its state, and since when
         self._stateSince: dict[str, tuple[object, float]] = {}
         #: devices paused for maintenance: name -> (the handler paused, since when)
@@ -268,6 +275,7 @@ class Registry:
             self._trackedNames[track.logName] = n
         else:
             self._trackedNames.pop(track.logName, None)
+            self._formerNames.add(track.logName)
 
     def _track(self, entry: Entry) -> DeviceTrack | None:
         if entry.kind != "device":
@@ -300,6 +308,10 @@ class Registry:
     def trackedNames(self) -> Collection[str]:
         """The names (as their own log lines give them) of the devices tracked now."""
         return self._trackedNames.keys()
+
+    def wasTracked(self, name: str) -> bool:
+        """Whether a device named C{name} (as its log lines name it) is or was tracked."""
+        return name in self._trackedNames or name in self._formerNames
 
     def stopTracking(self) -> None:
         """Stop every track (the service stops)."""

@@ -34,6 +34,7 @@ from twisted_ch import _site
 from twisted_ch._confusables import lookAlikesAmong
 from twisted_ch._link import attemptsMade
 from twisted_ch._memory import MemoryLimitExceeded
+from twisted_ch._objects import ownAttribute
 from twisted_ch._retry import RetryPolicy
 from twisted_ch._stopping import CLIENT_CLOSE_GRACE, stopHandler
 from twisted_ch.service._config import (
@@ -1226,7 +1227,7 @@ class ProgramService(Service):
         wrapped = []
         for handler in self.handlers:
             # a handler being built is its interface's already: that is no row of its own
-            interface = getattr(handler, "__dict__", {}).get("_WrappedInterface")
+            interface = ownAttribute(handler, "_WrappedInterface")
             if interface is not None:
                 wrapped.append(interface)
             if not _isBuilt(handler):
