@@ -360,6 +360,46 @@ def test_a_compact_status_is_served_again_for_ten_times_what_it_took_to_render()
     assert b'"hall"' in get("/status?compact=1") and len(built) == 4
 
 
+def test_a_compact_status_is_let_go_when_it_is_no_longer_served() -> None:
+    """Not kept until the next request of its query, which may never come (8 MB at 16,000)."""
+    clock = Clock()
+    now = [100.0]
+    registry = fleet(clock, 3)
+    root = statusResource(registry)
+    status: Any = root.children[b"status"]
+    status._timer = lambda: now[0]
+    site = StatusSite(root, reactor=clock)
+    real = registry.statusPieces
+
+    def slow(*a: Any, **kw: Any) -> Any:
+        now[0] += 0.2  # this render takes 0.2 s: served again for 2 s
+        return real(*a, **kw)
+
+    registry.statusPieces = slow  # type: ignore[method-assign]
+
+    def get(path: str) -> bytes:
+        channel, transport = connect(site)
+        ask(channel, path)
+        return body(transport.value())[1]
+
+    get("/status?compact=1")
+    assert list(status._kept) == [b"/status?compact=1"]
+    clock.advance(0.2 * STATUS_REUSE - 0.05)
+    assert list(status._kept) == [b"/status?compact=1"]
+    clock.advance(0.1)
+    assert list(status._kept) == []
+    # a body rendered again after one expired is not let go by the older one's timer
+    get("/status?compact=1")
+    now[0] += 3.0
+    clock.advance(1.0)
+    get("/status?compact=1")
+    kept = status._kept[b"/status?compact=1"]
+    clock.advance(1.5)  # the first's time is up, not the second's
+    assert status._kept[b"/status?compact=1"] is kept
+    clock.advance(1.0)
+    assert status._kept == {}
+
+
 def test_refused_trace_posts_are_one_line_then_a_count() -> None:
     from twisted_ch._summary import DEFAULT_PERIOD
     from twisted_ch.service._trace import WireTrace, linkFinder

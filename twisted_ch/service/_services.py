@@ -46,6 +46,7 @@ from twisted_ch.service._config import (
     memoryLimitOf,
     redactEndpoint,
 )
+from twisted_ch.service._heap import returnBigBuffers
 from twisted_ch.service._limits import (
     STATUS_MAX_HELD,
     DescriptorBudgetError,
@@ -206,7 +207,8 @@ class ChandlerService(MultiService):
         self.exitProcess = True
         #: the exit status asked for by L{exitWith} (None: none)
         self.exitStatus: int | None = None
-        #: set the garbage collector for a long-running fleet (see L{GC_THRESHOLD}); twistd only
+        #: set the garbage collector (see L{GC_THRESHOLD}) and the heap (L{returnBigBuffers}) for a
+        #: long-running fleet; twistd only
         self.tuneGC = False
         self._gcTimer: IDelayedCall | None = None
         self._gcDisabled = False
@@ -237,6 +239,8 @@ class ChandlerService(MultiService):
         threshold = gc.get_threshold()
         if self.tuneGC and threshold[0] == 700:  # CPython's default: nobody chose another
             gc.set_threshold(GC_THRESHOLD, *threshold[1:])
+        if self.tuneGC:
+            returnBigBuffers()  # (service._heap: a scrape's buffers are not kept for good)
         super().startService()
         if self.tuneGC:
             # what exists now (the configured devices, the modules) lives as long as the service:

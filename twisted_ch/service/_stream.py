@@ -20,6 +20,8 @@ from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
+from twisted_ch.service._heap import HeapTrimmer
+
 __all__ = [
     "STATUS_RENDER_SHARE",
     "STATUS_RENDER_TURN",
@@ -126,8 +128,11 @@ class RenderQueue:
         timer: Callable[[], float] = time.perf_counter,
         share: float = STATUS_RENDER_SHARE,
         turn: float = STATUS_RENDER_TURN,
+        heap: HeapTrimmer | None = None,
     ) -> None:
         self.clock = clock
+        #: told the bytes rendered (the heap's free pages are given back after big pages)
+        self.heap = heap
         self.timer = timer
         self.share = share
         self.turn = turn
@@ -218,6 +223,8 @@ class RenderQueue:
             if render.kept is not None:
                 render.kept.append(piece)
             render.request.write(piece)
+            if self.heap is not None:
+                self.heap.used(len(piece))
         spent = self.timer() - started
         self.steps += 1
         self.longest = max(self.longest, spent)

@@ -48,6 +48,7 @@ from twisted_ch._version import __version__
 from twisted_ch.service._actions import mountActions
 from twisted_ch.service._config import isWildcardAddress
 from twisted_ch.service._dashboard import DashboardPage, addDashboard
+from twisted_ch.service._heap import HeapTrimmer
 from twisted_ch.service._limits import (
     STATUS_HEADER_DEADLINE,
     STATUS_MAX_BUFFERED,
@@ -138,16 +139,23 @@ class _JSONStatus(Resource):
 
         def keep(written: list[bytes], seconds: float) -> None:
             spent = seconds + first[0] if first else seconds
-            self._kept[key] = (self._timer() + STATUS_REUSE * spent, b"".join(written))
+            kept = self._kept[key] = (self._timer() + STATUS_REUSE * spent, b"".join(written))
             self._kept.move_to_end(key)
             while len(self._kept) > STATUS_REUSE_KEPT:
                 self._kept.popitem(last=False)
+            # let it go once it is no longer served (8 MB at 16,000 devices): not kept until
+            # the next request of that query, which may never come
+            self.registry.clock.callLater(STATUS_REUSE * spent, self._expire, key, kept)
 
         body = streamBody(request, pieces, onDone=keep)
         first.append(self._timer() - started)
         if isinstance(body, bytes):  # one step: done already
             keep([body], 0.0)
         return body
+
+    def _expire(self, key: bytes, kept: tuple[float, bytes]) -> None:
+        if self._kept.get(key) is kept:
+            del self._kept[key]
 
 
 def _notFound(request: Request) -> bytes:
@@ -481,8 +489,10 @@ class StatusSite(Site):
         self.hosts = tuple(hosts)
         self.timer = timer
         self.budget = ClientBudget(self.reactor)
+        #: gives the heap's free pages back after big pages (see L{twisted_ch.service._heap})
+        self.heap = HeapTrimmer(self.reactor)
         #: streamed renders (C{/status}, C{/metrics}, the text index), a step per turn
-        self.renders = RenderQueue(self.reactor, timer)
+        self.renders = RenderQueue(self.reactor, timer, heap=self.heap)
         self.refused = 0
         self.drops = 0
         self._summary = Summarizer(reactor)
@@ -551,6 +561,7 @@ class StatusSite(Site):
     def stopFactory(self) -> None:
         """Not listening any more: log the refusals not yet told, and leave no timer."""
         self._summary.stop()
+        self.heap.stop()
         super().stopFactory()
 
 
