@@ -23,7 +23,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol, Protocol
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, ResponseDone
 
@@ -243,6 +243,47 @@ async def test_default_shows_every_transport_a_transition_and_stops_on_sigterm(
     assert "received SIGTERM; stopping" in process.text
     assert "chandler stopped" in process.text
     assert "Traceback" not in process.text, process.text
+
+
+def test_a_second_sigterm_while_stopping_is_no_traceback() -> None:
+    """
+    SIGTERM twice (an impatient operator, systemd's stop and a kill): the second, while the
+    reactor is stopping, is no ReactorNotRunning traceback.
+    """
+    import signal
+
+    from twisted.internet.error import ReactorNotRunning
+
+    from twisted_ch.service._services import ChandlerService
+
+    class StoppingReactor:
+        def __init__(self) -> None:
+            self.stops = 0
+
+        def callFromThread(self, f: Any, *args: Any) -> None:
+            f(*args)
+
+        def stop(self) -> None:
+            self.stops += 1
+            if self.stops > 1:
+                raise ReactorNotRunning("Can't stop reactor that isn't running.")
+
+    from twisted_ch.service._registry import Registry
+
+    fake = StoppingReactor()
+    service = ChandlerService(fake, Registry(clock=Clock()))
+    service.running = True
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        service._takeSIGTERM()
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler) and handler is not before
+        handler(signal.SIGTERM, None)
+        handler(signal.SIGTERM, None)  # raised before: the reactor was stopping already
+        assert fake.stops == 2
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGHUP, service._previousSIGHUP or signal.SIG_DFL)
 
 
 @pytest_twisted.ensureDeferred

@@ -26,6 +26,7 @@ from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import ILogObserver, Logger
 from twisted.python.failure import Failure
@@ -321,7 +322,7 @@ class ChandlerService(MultiService):
 
         def onSIGTERM(number: int, frame: Any) -> None:
             log.info("received SIGTERM; stopping")
-            self.reactor.callFromThread(self.reactor.stop)
+            self.reactor.callFromThread(_stopReactor, self.reactor)
 
         self._previousSIGTERM = signal.signal(signal.SIGTERM, onSIGTERM)
 
@@ -410,6 +411,14 @@ class TraceService(Service):
         super().stopService()
         self.trace.stopAll()
         return succeed(None)
+
+
+def _stopReactor(reactor: Any) -> None:
+    """Stop C{reactor}, unless it is stopping already (a second SIGTERM during shutdown)."""
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass
 
 
 def _exitStatus(status: int) -> None:
