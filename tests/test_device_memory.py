@@ -7,12 +7,10 @@ instance C{__dict__} built on the others, and no container made before it is nee
 from __future__ import annotations
 
 import gc
-from collections.abc import Generator
-from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.task import Clock, deferLater
+from twisted.internet.task import Clock
 
 from twisted_ch._connection import (
     Connecting,
@@ -29,7 +27,7 @@ from twisted_ch._summary import Summarizer
 from twisted_ch.service._config import DeviceConfig, ProbeConfig, parseConfig
 from twisted_ch.service._registry import Registry
 from twisted_ch.service._services import DevicesService
-from twisted_ch.testing import SIS_RESPONSES, DeviceServer
+from twisted_ch.testing import SIS_RESPONSES, DeviceServer, waitUntil
 
 
 def _fleet(n: int) -> list[DeviceConfig]:
@@ -135,16 +133,8 @@ def _dictBuilt(obj: object, attribute: str) -> bool:
     return any(type(r) is dict and attribute in r for r in gc.get_referents(obj))
 
 
-def _until(check: Any) -> Generator[Any, Any, None]:
-    for _ in range(250):  # a bounded wait on real sockets
-        if check():
-            return
-        yield deferLater(reactor, 0.02, lambda: None)
-    raise AssertionError("the condition was never met")
-
-
-@pytest_twisted.inlineCallbacks
-def test_a_polled_fleet_device_builds_no_dicts_and_no_spare_containers() -> Any:
+@pytest_twisted.ensureDeferred
+async def test_a_polled_fleet_device_builds_no_dicts_and_no_spare_containers() -> None:
     """
     A configured SIS device on real loopback, after polls answered and its status rows: its
     handler, interface, link and protocol keep their attributes inline (a built dict is 64
@@ -170,7 +160,9 @@ def test_a_polled_fleet_device_builds_no_dicts_and_no_spare_containers() -> Any:
     devices.startService()
     try:
         handler = devices.handlers["sis-1"]
-        yield from _until(lambda: handler.ConnectionStatus == "Connected" and handler.polls >= 3)
+        await waitUntil(
+            reactor, lambda: handler.ConnectionStatus == "Connected" and handler.polls >= 3
+        )
         registry.rows()
         registry.snapshot()
         interface = handler.Interface
@@ -190,5 +182,5 @@ def test_a_polled_fleet_device_builds_no_dicts_and_no_spare_containers() -> Any:
         assert link.connection.owner is link
         assert (link._droppedSites, link._failures, link._attemptWaiters) == (None, None, None)
     finally:
-        yield devices.stopService()
-        yield server.shutdown()
+        await devices.stopService()
+        await server.shutdown()

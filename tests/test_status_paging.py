@@ -325,74 +325,62 @@ def test_a_client_that_does_not_read_pauses_its_render() -> None:
     assert len(site.renders) == 0
 
 
-def test_a_compact_status_is_served_again_for_ten_times_what_it_took_to_render() -> None:
-    clock = Clock()
-    now = [100.0]
-    registry = fleet(clock, 3)
-    root = statusResource(registry)
-    status = root.children[b"status"]
-    status._timer = lambda: now[0]  # type: ignore[attr-defined]
-    site = StatusSite(root, reactor=clock)
-    built: list[int] = []
-    real = registry.statusPieces
+class CompactRig:
+    """A status site on a Clock whose renders each take 0.2 s of the resource's timer."""
 
-    def slow(*a: Any, **kw: Any) -> Any:
-        built.append(1)
-        now[0] += 0.2  # this render takes 0.2 s
-        return real(*a, **kw)
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.now = [100.0]
+        self.registry = fleet(self.clock, 3)
+        root = statusResource(self.registry)
+        self.status: Any = root.children[b"status"]
+        self.status._timer = lambda: self.now[0]
+        self.site = StatusSite(root, reactor=self.clock)
+        self.built: list[int] = []
+        real = self.registry.statusPieces
 
-    registry.statusPieces = slow  # type: ignore[method-assign]
+        def slow(*a: Any, **kw: Any) -> Any:
+            self.built.append(1)
+            self.now[0] += 0.2  # this render takes 0.2 s
+            return real(*a, **kw)
 
-    def get(path: str) -> bytes:
-        channel, transport = connect(site)
+        self.registry.statusPieces = slow  # type: ignore[method-assign]
+
+    def get(self, path: str) -> bytes:
+        channel, transport = connect(self.site)
         ask(channel, path)
         return body(transport.value())[1]
 
-    first = get("/status?compact=1")
-    now[0] += 0.2 * STATUS_REUSE - 0.05
-    assert get("/status?compact=1") == first and len(built) == 1
-    get("/status")  # the readable document: always rendered
-    assert len(built) == 2
-    get("/status?compact=1&state=Connected")  # another query: its own
-    assert len(built) == 3
-    now[0] += 0.1
-    registry.add(Entry("hall", Device("Disconnected")))
-    assert b'"hall"' in get("/status?compact=1") and len(built) == 4
+
+def test_a_compact_status_is_served_again_for_ten_times_what_it_took_to_render() -> None:
+    rig = CompactRig()
+    first = rig.get("/status?compact=1")
+    rig.now[0] += 0.2 * STATUS_REUSE - 0.05
+    assert rig.get("/status?compact=1") == first and len(rig.built) == 1
+    rig.get("/status")  # the readable document: always rendered
+    assert len(rig.built) == 2
+    rig.get("/status?compact=1&state=Connected")  # another query: its own
+    assert len(rig.built) == 3
+    rig.now[0] += 0.1
+    rig.registry.add(Entry("hall", Device("Disconnected")))
+    assert b'"hall"' in rig.get("/status?compact=1") and len(rig.built) == 4
 
 
 def test_a_compact_status_is_let_go_when_it_is_no_longer_served() -> None:
     """Not kept until the next request of its query, which may never come (8 MB at 16,000)."""
-    clock = Clock()
-    now = [100.0]
-    registry = fleet(clock, 3)
-    root = statusResource(registry)
-    status: Any = root.children[b"status"]
-    status._timer = lambda: now[0]
-    site = StatusSite(root, reactor=clock)
-    real = registry.statusPieces
-
-    def slow(*a: Any, **kw: Any) -> Any:
-        now[0] += 0.2  # this render takes 0.2 s: served again for 2 s
-        return real(*a, **kw)
-
-    registry.statusPieces = slow  # type: ignore[method-assign]
-
-    def get(path: str) -> bytes:
-        channel, transport = connect(site)
-        ask(channel, path)
-        return body(transport.value())[1]
-
-    get("/status?compact=1")
+    rig = CompactRig()
+    clock, status = rig.clock, rig.status
+    rig.get("/status?compact=1")  # served again for 10 x 0.2 s
     assert list(status._kept) == [b"/status?compact=1"]
     clock.advance(0.2 * STATUS_REUSE - 0.05)
     assert list(status._kept) == [b"/status?compact=1"]
     clock.advance(0.1)
     assert list(status._kept) == []
     # a body rendered again after one expired is not let go by the older one's timer
-    get("/status?compact=1")
-    now[0] += 3.0
+    rig.get("/status?compact=1")
+    rig.now[0] += 3.0
     clock.advance(1.0)
-    get("/status?compact=1")
+    rig.get("/status?compact=1")
     kept = status._kept[b"/status?compact=1"]
     clock.advance(1.5)  # the first's time is up, not the second's
     assert status._kept[b"/status?compact=1"] is kept
