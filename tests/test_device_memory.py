@@ -169,6 +169,8 @@ async def test_a_polled_fleet_device_builds_no_dicts_and_no_spare_containers() -
         link = interface.link
         protocol = link.protocol
         assert protocol is not None and link.connected
+        # bytes no wait claims (a banner, an unsolicited line) go to both ReceiveData events
+        protocol.dataReceived(b"(c) Copyright 2026, Extron Electronics\r\n")
         built = {
             name: _dictBuilt(obj, attribute)
             for name, obj, attribute in [

@@ -5,7 +5,10 @@ C{twistd chandler}, and the free pages trimmed a while after big pages were rend
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -19,7 +22,6 @@ from twisted_ch.service._heap import (
     TRIM_DELAY,
     TRIM_WAIT_MAX,
     HeapTrimmer,
-    returnBigBuffers,
 )
 from twisted_ch.service._stream import RenderQueue
 
@@ -94,14 +96,35 @@ def test_a_render_tells_its_bytes() -> None:
     assert written == [b"a" * 10, b"b" * 20, b"c" * 5] and told == [10, 20, 5]
 
 
-def test_the_threshold_is_set_on_glibc_unless_the_environment_chose(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=262144")
-    assert returnBigBuffers() is False
-    monkeypatch.setenv("GLIBC_TUNABLES", "")
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "262144")
-    assert returnBigBuffers() is False
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
-    assert returnBigBuffers() is (platform.libc_ver()[0] == "glibc")
+def _returnBigBuffers(env: dict[str, str]) -> str:
+    """What L{returnBigBuffers} answers in a process of its own (mallopt is for good)."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_",)}
+    clean.pop("GLIBC_TUNABLES", None)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from twisted_ch.service._heap import returnBigBuffers as r; print(r())",
+        ],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_the_threshold_is_set_on_glibc_unless_the_environment_chose() -> None:
+    assert _returnBigBuffers({"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=262144"}) == "False"
+    assert _returnBigBuffers({"MALLOC_MMAP_THRESHOLD_": "262144"}) == "False"
+    onGlibc = platform.libc_ver()[0] == "glibc"
+    assert _returnBigBuffers({"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2"}) == str(onGlibc)
+    assert _returnBigBuffers({}) == str(onGlibc)
+
+
+def test_no_trim_after_stop() -> None:
+    clock = Clock()
+    heap = HeapTrimmer(clock, trim=lambda: None)
+    heap.stop()
+    heap.used(10 * TRIM_AFTER)  # a render still streaming to a connection of the stopped site
+    assert clock.getDelayedCalls() == [] and heap.trims == 0

@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from twisted_ch.service._metrics import metricsText
 from twisted_ch.service._query import QueryError, StatusQuery
 from twisted_ch.service._registry import STATUS_ROWS_PER_STEP, Entry, Registry
-from twisted_ch.service._web import STATUS_REUSE, StatusSite, statusResource
+from twisted_ch.service._web import STATUS_REUSE, STATUS_REUSE_KEPT, StatusSite, statusResource
 
 
 class Device:
@@ -386,6 +386,19 @@ def test_a_compact_status_is_let_go_when_it_is_no_longer_served() -> None:
     assert status._kept[b"/status?compact=1"] is kept
     clock.advance(1.0)
     assert status._kept == {}
+
+
+def test_evicted_compact_documents_leave_no_timer_and_a_stopped_site_none() -> None:
+    rig = CompactRig()
+    status = rig.status
+    for i in range(STATUS_REUSE_KEPT + 2):  # distinct queries (a client's cache-busting ?_=)
+        rig.get(f"/status?compact=1&_={i}")
+    assert list(status._expiries) == list(status._kept) and len(status._kept) == STATUS_REUSE_KEPT
+    pending = [c for c in rig.clock.getDelayedCalls() if c.func == status._expire]
+    assert len(pending) == STATUS_REUSE_KEPT  # the evicted ones' timers were cancelled
+    rig.site.stopFactory()
+    assert status._kept == {} and status._expiries == {}
+    assert [c for c in rig.clock.getDelayedCalls() if c.func == status._expire] == []
 
 
 def test_refused_trace_posts_are_one_line_then_a_count() -> None:

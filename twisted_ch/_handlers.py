@@ -162,6 +162,15 @@ class FallThrough:
             ) from None
 
 
+def _ownMethod(obj: object, bound: object, function: object) -> bool:
+    """
+    Whether C{bound} (C{obj}'s attribute) is C{function} bound to C{obj}: not replaced on the
+    class nor on the instance (a tracing or test wrapper), asked without building C{obj}'s
+    C{__dict__}.
+    """
+    return getattr(bound, "__func__", None) is function and getattr(bound, "__self__", None) is obj
+
+
 class ConnectionHandler(FallThrough):
     """
     Base class for all client-type connection handlers (use L{GetConnectionHandler}).
@@ -510,7 +519,8 @@ class _LinkHandler(ConnectionHandler):
         self._on("lost", reason)
 
     def linkData(self, data: bytes) -> None:
-        callback = self.__dict__.get("_event_ReceiveData")  # emit(), inlined: every answer
+        # emit(), inlined: every answer (an attribute, None on the class: no __dict__ is built)
+        callback = getattr(self, "_event_ReceiveData", None)
         if callback is not None:
             dispatcher = self._rt.dispatcher
             if type(dispatcher) is ReactorDispatcher:
@@ -543,7 +553,7 @@ class _LinkHandler(ConnectionHandler):
             ioThread is not None
             and ioThread == get_ident()
             and link.protocol is not None
-            and getattr(iface.Send, "__func__", None) is LinkInterface.Send
+            and _ownMethod(iface, iface.Send, LinkInterface.Send)
         ):
             # the Twisted face of the interface's own Send, inline: the link is connected
             link.protocol.send(payload)
@@ -563,7 +573,7 @@ class _LinkHandler(ConnectionHandler):
         iface = self._WrappedInterface
         # ours, not replaced on the class or the instance (a tracing or test wrapper): the
         # condition is checked here, before the send counts, and not again there
-        ours = getattr(iface.SendAndWait, "__func__", None) is LinkInterface.SendAndWait
+        ours = _ownMethod(iface, iface.SendAndWait, LinkInterface.SendAndWait)
         matcher = iface._matcher(delimiter) if ours else None
         link = self._link
         if link.state != "connected":

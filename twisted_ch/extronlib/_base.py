@@ -136,7 +136,8 @@ class LinkInterface:
             emit(self._rt, self, "Disconnected", self, "Disconnected")
 
     def linkData(self, data: bytes) -> None:
-        if "_event_ReceiveData" in self.__dict__:  # (usually not set when a handler wraps it)
+        # (usually not set when a handler wraps it; None on the class: no __dict__ is built)
+        if getattr(self, "_event_ReceiveData", None) is not None:
             emit(self._rt, self, "ReceiveData", self, data)
 
     def linkFailed(self, reason: str) -> None:

@@ -92,11 +92,12 @@ class HeapTrimmer:
         self._bytes = 0
         self._call: IDelayedCall | None = None
         self._first = 0.0
+        self._stopped = False
         self.trims = 0
 
     def used(self, nbytes: int) -> None:
-        """C{nbytes} were rendered, or a body of that size let go."""
-        if self._trim is None:
+        """C{nbytes} were rendered, or a body of that size let go (after L{stop}: no trim)."""
+        if self._trim is None or self._stopped:
             return
         self._bytes += nbytes
         if self._bytes < TRIM_AFTER:
@@ -116,7 +117,8 @@ class HeapTrimmer:
             self.trims += 1
 
     def stop(self) -> None:
-        """Cancel a trim pending."""
+        """Cancel a trim pending; none is made from now on."""
+        self._stopped = True
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None

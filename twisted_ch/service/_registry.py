@@ -275,6 +275,7 @@ class Registry:
             self._trackedNames[track.logName] = n
         else:
             self._trackedNames.pop(track.logName, None)
+            # (also an object's repr: its handler's last lines come after it let go)
             self._formerNames.add(track.logName)
 
     def _track(self, entry: Entry) -> DeviceTrack | None:
@@ -292,6 +293,7 @@ class Registry:
             )
             self._tracks[id(entry.handler)] = track
             self._trackedNames[logName] = self._trackedNames.get(logName, 0) + 1
+            self._formerNames.discard(logName)
             track.start()
         return track
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IDelayedCall, IListeningPort
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
@@ -115,6 +115,8 @@ class _JSONStatus(Resource):
         self._timer = timer
         #: per query (the request's URI): a compact document and until when it is served again
         self._kept: OrderedDict[bytes, tuple[float, bytes]] = OrderedDict()
+        #: per kept document, the timer that lets it go
+        self._expiries: dict[bytes, IDelayedCall] = {}
 
     def render_GET(self, request: Request) -> bytes | int:
         if request.postpath and request.postpath != [b""]:  # /status/anything: no such page
@@ -139,13 +141,16 @@ class _JSONStatus(Resource):
 
         def keep(written: list[bytes], seconds: float) -> None:
             spent = seconds + first[0] if first else seconds
-            kept = self._kept[key] = (self._timer() + STATUS_REUSE * spent, b"".join(written))
+            self._kept[key] = (self._timer() + STATUS_REUSE * spent, b"".join(written))
             self._kept.move_to_end(key)
             while len(self._kept) > STATUS_REUSE_KEPT:
-                self._kept.popitem(last=False)
+                self._cancelExpiry(self._kept.popitem(last=False)[0])
             # let it go once it is no longer served (8 MB at 16,000 devices): not kept until
             # the next request of that query, which may never come
-            self.registry.clock.callLater(STATUS_REUSE * spent, self._expire, key, kept)
+            self._cancelExpiry(key)
+            self._expiries[key] = self.registry.clock.callLater(
+                STATUS_REUSE * spent, self._expire, key
+            )
 
         body = streamBody(request, pieces, onDone=keep)
         first.append(self._timer() - started)
@@ -153,9 +158,20 @@ class _JSONStatus(Resource):
             keep([body], 0.0)
         return body
 
-    def _expire(self, key: bytes, kept: tuple[float, bytes]) -> None:
-        if self._kept.get(key) is kept:
-            del self._kept[key]
+    def _expire(self, key: bytes) -> None:
+        self._expiries.pop(key, None)
+        self._kept.pop(key, None)
+
+    def _cancelExpiry(self, key: bytes) -> None:
+        call = self._expiries.pop(key, None)
+        if call is not None and call.active():
+            call.cancel()
+
+    def stop(self) -> None:
+        """Let every kept document go, and leave no timer (the site stopped)."""
+        for key in list(self._expiries):
+            self._cancelExpiry(key)
+        self._kept.clear()
 
 
 def _notFound(request: Request) -> bytes:
@@ -562,6 +578,9 @@ class StatusSite(Site):
         """Not listening any more: log the refusals not yet told, and leave no timer."""
         self._summary.stop()
         self.heap.stop()
+        status = getattr(self.resource, "children", {}).get(b"status")
+        if isinstance(status, _JSONStatus):
+            status.stop()
         super().stopFactory()
 
 
