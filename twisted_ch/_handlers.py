@@ -61,7 +61,7 @@ from twisted_ch._coroutines import CoroutineRun
 from twisted_ch._events import Event, callOnReactor, emit, emitHere
 from twisted_ch._framing import toBytes
 from twisted_ch._link import DeviceLink, callerSite
-from twisted_ch._objects import ownAttribute
+from twisted_ch._objects import ownAttribute, ownMethod
 from twisted_ch._retry import FIXED, RetryPolicy
 from twisted_ch._runtime import (
     ProgramThread,
@@ -160,15 +160,6 @@ class FallThrough:
                 f"{type(self).__name__!r} object has no attribute {name!r}, nor has the "
                 f"wrapped {type(self._WrappedInterface).__name__!r}"
             ) from None
-
-
-def _ownMethod(obj: object, bound: object, function: object) -> bool:
-    """
-    Whether C{bound} (C{obj}'s attribute) is C{function} bound to C{obj}: not replaced on the
-    class nor on the instance (a tracing or test wrapper), asked without building C{obj}'s
-    C{__dict__}.
-    """
-    return getattr(bound, "__func__", None) is function and getattr(bound, "__self__", None) is obj
 
 
 class ConnectionHandler(FallThrough):
@@ -553,7 +544,7 @@ class _LinkHandler(ConnectionHandler):
             ioThread is not None
             and ioThread == get_ident()
             and link.protocol is not None
-            and _ownMethod(iface, iface.Send, LinkInterface.Send)
+            and ownMethod(iface, iface.Send, LinkInterface.Send)
         ):
             # the Twisted face of the interface's own Send, inline: the link is connected
             link.protocol.send(payload)
@@ -573,7 +564,7 @@ class _LinkHandler(ConnectionHandler):
         iface = self._WrappedInterface
         # ours, not replaced on the class or the instance (a tracing or test wrapper): the
         # condition is checked here, before the send counts, and not again there
-        ours = _ownMethod(iface, iface.SendAndWait, LinkInterface.SendAndWait)
+        ours = ownMethod(iface, iface.SendAndWait, LinkInterface.SendAndWait)
         matcher = iface._matcher(delimiter) if ours else None
         link = self._link
         if link.state != "connected":

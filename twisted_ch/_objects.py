@@ -18,3 +18,12 @@ def ownAttribute(obj: object, name: str, default: Any = None) -> Any:
         return object.__getattribute__(obj, name)
     except AttributeError:
         return default
+
+
+def ownMethod(obj: object, bound: object, function: object) -> bool:
+    """
+    Whether C{bound} (C{obj}'s attribute) is C{function} bound to C{obj}: not replaced on the
+    class nor on the instance (a tracing or test wrapper), asked without building C{obj}'s
+    C{__dict__}.
+    """
+    return getattr(bound, "__func__", None) is function and getattr(bound, "__self__", None) is obj

@@ -58,23 +58,24 @@ def returnBigBuffers(threshold: int = MMAP_THRESHOLD) -> bool:
     chosen = os.environ.get("GLIBC_TUNABLES", "")
     if "MALLOC_MMAP_THRESHOLD_" in os.environ or "glibc.malloc.mmap_threshold" in chosen:
         return False
+    mallopt = _libcFunction("mallopt", ctypes.c_int, ctypes.c_int)
+    return mallopt is not None and bool(mallopt(_M_MMAP_THRESHOLD, threshold))
+
+
+def _libcFunction(name: str, *argtypes: Any) -> Any:
+    """The C library's function C{name} returning an C{int}, else None (not glibc)."""
     try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (or no C library to ask)
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
+        function: Any = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):  # no such function (or no C library to ask)
+        return None
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return function
 
 
 def _libcTrim() -> Callable[[], object] | None:
-    try:
-        trim: Any = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-    trim.argtypes = (ctypes.c_size_t,)
-    trim.restype = ctypes.c_int
-    return lambda: trim(0)
+    trim = _libcFunction("malloc_trim", ctypes.c_size_t)
+    return None if trim is None else lambda: trim(0)
 
 
 class HeapTrimmer:

@@ -238,9 +238,9 @@ class ChandlerService(MultiService):
         log.info("chandler starting")
         raiseDescriptorLimit()  # before anything opens a descriptor (see service._limits)
         threshold = gc.get_threshold()
-        if self.tuneGC and threshold[0] == 700:  # CPython's default: nobody chose another
-            gc.set_threshold(GC_THRESHOLD, *threshold[1:])
         if self.tuneGC:
+            if threshold[0] == 700:  # CPython's default: nobody chose another
+                gc.set_threshold(GC_THRESHOLD, *threshold[1:])
             returnBigBuffers()  # (service._heap: a scrape's buffers are not kept for good)
         super().startService()
         if self.tuneGC:
