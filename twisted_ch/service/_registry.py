@@ -35,7 +35,7 @@ __all__ = [
 log = Logger(namespace="twisted_ch.status")
 _Piece = TypeVar("_Piece", str, bytes)
 #: Entries a status document reads per step (L{Registry.statusPieces}): a few ms of the reactor.
-STATUS_ROWS_PER_STEP = 100
+STATUS_ROWS_PER_STEP = 50
 
 
 #: the extra fields of an entry that has none (shared: an entry's are only read)
@@ -328,6 +328,8 @@ class Registry:
         C{name #2} (#3, ...), so that no row hides another.
         """
         found = list(self._entries.values())
+        if not self._sources:
+            return found
         taken = set(self._entries)
         for key, source in list(self._sources.items()):
             try:
@@ -444,7 +446,7 @@ class Registry:
         the C{summary} (every device C{query} covers, listed or not) and C{page}.
         """
         query = query or StatusQuery()
-        entries = [e for e in self.entries() if query.covers(e)]
+        entries = filter(query.covers, self.entries())  # (filtered a step at a time)
         encode = (_COMPACT if compact else _READABLE).encode
         heading = self._heading()
         if compact:

@@ -87,6 +87,8 @@ class _Render:
         self.onDone = onDone
         self.kept: list[bytes] | None = [] if onDone is not None else None
         self.spent = 0.0
+        #: seconds its last step took (what its next step is expected to take)
+        self.last = 0.0
         self.paused = False
         self.over = False
 
@@ -188,7 +190,10 @@ class RenderQueue:
         return best
 
     def _step(self) -> None:
-        """Steps of the renders (least used first) until C{turn} seconds were spent, then rest."""
+        """
+        Steps of the renders (least used first) until C{turn} seconds were spent, or the next
+        step (expected to take as long as its render's last) would overrun it; then rest.
+        """
         self._call = None
         spent = 0.0
         while True:
@@ -196,6 +201,8 @@ class RenderQueue:
             if render is None:
                 self._rest = 0.0
                 return
+            if spent and spent + render.last > self.turn:
+                break
             spent += self._stepOf(render)
             if spent >= self.turn or not any(not r.paused for r in self._renders):
                 break
@@ -229,6 +236,7 @@ class RenderQueue:
         self.steps += 1
         self.longest = max(self.longest, spent)
         render.spent += spent
+        render.last = spent
         render.usage.add(spent, self.clock.seconds())
         for hook in (render.onStep, getattr(render.request, "onStep", None)):
             if callable(hook):
