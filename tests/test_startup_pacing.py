@@ -18,9 +18,12 @@ from twisted_ch.service._registry import Registry
 from twisted_ch.service._services import (
     BUILD_SLICE,
     START_CPU,
+    START_MACHINE,
     START_PAUSE_MAX,
     DevicesService,
     _Pacer,
+    availableCores,
+    startShare,
 )
 
 
@@ -75,6 +78,84 @@ def test_with_a_cpu_clock_a_busy_slice_is_followed_by_a_pause() -> None:
     assert len(service.handlers) == 3 * BUILD_SLICE
     service.stopService()
     assert not [c for c in reactor.getDelayedCalls() if c.active()]
+
+
+@pytest.mark.parametrize("share", [0.5, 0.25])
+def test_a_smaller_start_share_makes_the_same_slice_wait_longer(share: float) -> None:
+    reactor = MemoryReactorClock()
+    service = DevicesService(reactor, Registry(), _devices(2 * BUILD_SLICE))
+    service.sliceClock = lambda: 0.0
+    cpu = [0.0]
+    service.cpuClock = lambda: cpu[0]
+    service.startShare = share
+
+    def costly(name: str) -> None:
+        cpu[0] += 0.0001  # 10 ms a slice
+
+    service.deviceAdded.append(costly)
+    service.startService()
+    [due] = _pending(reactor, "_buildSlice")
+    assert due == pytest.approx(0.0001 * BUILD_SLICE / share)  # 20 ms at 0.5, 40 at 0.25
+    service.stopService()
+
+
+def test_shards_of_one_machine_share_half_its_cores_at_start() -> None:
+    assert START_MACHINE == 0.5
+    assert startShare(2, 1) == START_CPU  # one process: half a core
+    assert startShare(2, 2) == START_CPU
+    assert startShare(2, 3) == pytest.approx(1 / 3)  # bench scale: 50,000 devices, 3 shards
+    assert startShare(8, 3) == START_CPU  # never more than START_CPU
+    assert startShare(1, 4) == pytest.approx(0.125)
+    assert startShare(1.5, 0) == START_CPU  # no shards given: one process
+
+
+def test_available_cores_are_the_affinity_or_the_control_groups_quota(tmp_path: Path) -> None:
+    import os
+
+    affinity = float(len(os.sched_getaffinity(0)))
+    cpuMax = tmp_path / "cpu.max"
+    assert availableCores(tmp_path / "absent") == affinity
+    cpuMax.write_text("max 100000\n")
+    assert availableCores(cpuMax) == affinity
+    cpuMax.write_text("50000 100000\n")  # half a CPU
+    assert availableCores(cpuMax) == min(affinity, 0.5)
+    cpuMax.write_text("garbage\n")
+    assert availableCores(cpuMax) == affinity
+
+
+def _fleet(tmp_path: Path) -> str:
+    path = tmp_path / "fleet.toml"
+    path.write_text('[[device]]\nname = "a"\nendpoint = "tcp:host=127.0.0.1:port=9"\n')
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("args", "share"),
+    [
+        ([], START_CPU),
+        (["--shard", "1/3"], 1 / 3),
+        (["--shard", "2/2"], START_CPU),
+        (["--shard", "1/3", "--start-cpu", "0.5"], 0.5),
+        (["--start-cpu", "0.2"], 0.2),
+    ],
+)
+def test_twistd_paces_start_up_by_shards_per_core(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], share: float
+) -> None:
+    monkeypatch.setattr(tap, "availableCores", lambda: 2.0)
+    options = tap.Options()
+    options.parseOptions(["--config", _fleet(tmp_path), *args])
+    top = tap.makeService(options)
+    assert top.devices is not None and top.devices.startShare == pytest.approx(share)
+
+
+@pytest.mark.parametrize("value", ["0", "-0.5", "1.5", "half", "nan"])
+def test_a_start_share_out_of_range_is_refused(tmp_path: Path, value: str) -> None:
+    from twisted.python import usage
+
+    options = tap.Options()
+    with pytest.raises(usage.UsageError, match="--start-cpu must be above 0 and at most 1"):
+        options.parseOptions(["--config", _fleet(tmp_path), "--start-cpu", value])
 
 
 def test_without_a_cpu_clock_slices_follow_each_other_at_once() -> None:

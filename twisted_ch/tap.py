@@ -62,6 +62,8 @@ from twisted_ch.service._services import (
     ProgramService,
     Shard,
     TraceService,
+    availableCores,
+    startShare,
 )
 from twisted_ch.service._stalls import STALL_REPORT, StallMonitor
 from twisted_ch.service._trace import (
@@ -136,6 +138,15 @@ class Options(usage.Options):
             "I/N: watch only shard I of N of the config's devices and servers (by a stable hash "
             "of each name); its status port is the configured one + I - 1 unless --status-port "
             'is given, and its /metrics carry shard="I/N".',
+        ],
+        [
+            "start-cpu",
+            None,
+            None,
+            "Share of a core (above 0, at most 1) that start-up work (building the devices, their "
+            "first connects) keeps to [default: 0.5; with --shard I/N, less when N shards on "
+            "this machine's cores would take more than half of them: 0.33 for 3 shards on 2 "
+            "cores]. Shards on machines of their own can take 0.5.",
         ],
         [
             "stall-report",
@@ -232,6 +243,16 @@ class Options(usage.Options):
                 f"--stall-report must be 0 or more seconds, not {self['stall-report']!r}"
             )
         self["stallReport"] = stallReport
+        if self["start-cpu"] is not None:
+            try:
+                share = float(self["start-cpu"])
+            except ValueError:
+                share = -1.0
+            if not 0 < share <= 1:
+                raise usage.UsageError(
+                    f"--start-cpu must be above 0 and at most 1, not {self['start-cpu']!r}"
+                )
+            self["startShare"] = share
         try:
             minutes = float(self["trace-minutes"])
         except ValueError:
@@ -401,7 +422,10 @@ def makeService(options: Options) -> MultiService:
     if config is not None:
         registry.showPaths = config.status.showPaths
         top.devices = DevicesService(reactor, registry, config.devices, config.servers)
-        top.devices.cpuClock = time.thread_time  # start-up keeps to START_CPU of a core
+        top.devices.cpuClock = time.thread_time  # start-up keeps to a share of a core
+        top.devices.startShare = options.get("startShare") or startShare(
+            availableCores(), shard.count if shard is not None else 1
+        )
         top.devices.deviceAdded.append(trace.deviceAdded)
         top.devices.setServiceParent(top)
         top.reloadConfig = _reloader(options["config"], shard, reactor)

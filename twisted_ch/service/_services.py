@@ -72,6 +72,8 @@ __all__ = [
     "buildServer",
     "diffConfigs",
     "retryPolicyFor",
+    "availableCores",
+    "startShare",
 ]
 
 log = Logger(namespace="twisted_ch.tap")
@@ -103,6 +105,13 @@ BUILD_SLICE_SECONDS = 0.005
 #: simulators on two cores each of them waits tens of milliseconds for a core between turns:
 #: those were the start-up's longest stalls (71-99 ms, of which 9-16 ms the reactor's own CPU).
 START_CPU = 0.5
+#: The share of the machine's cores that the start-ups of one config's shards take between them
+#: (C{--shard I/N}: the N processes are taken to share this machine, as C{deploy/}'s systemd unit
+#: and C{bench scale} run them): each shard keeps to L{startShare}, less than L{START_CPU} when
+#: N shards at L{START_CPU} would take more.  Three shards at half a core each on two cores kept
+#: the machine's run queue full for the whole start: each of them then waited 50-100 ms for a
+#: core between turns (issue 21); at a third of a core each, 28-50 ms.
+START_MACHINE = 0.5
 #: The longest a start-up step waits for its CPU share (so that a busy reactor still builds and
 #: connects at least BUILD_SLICE devices and a batch every START_PAUSE_MAX seconds).
 START_PAUSE_MAX = 0.05
@@ -498,8 +507,10 @@ class DevicesService(Service):
         #: the clock a build slice's time is measured by (a slice ends after BUILD_SLICE_SECONDS)
         self.sliceClock: Callable[[], float] = time.perf_counter
         #: the reactor thread's CPU clock (C{time.thread_time}): with it, start-up work keeps to
-        #: L{START_CPU} of a core (see L{_Pacer}); None: slices and batches as fast as they go
+        #: L{startShare} of a core (see L{_Pacer}); None: slices and batches as fast as they go
         self.cpuClock: Callable[[], float] | None = None
+        #: the share of a core start-up work keeps to, with a CPU clock (see L{startShare})
+        self.startShare = START_CPU
         self._pacer: _Pacer | None = None
         #: whether the devices being built log at debug level (a big start, or reload)
         self._quiet = False
@@ -597,8 +608,14 @@ class DevicesService(Service):
         self._quiet = len(self._devices) > WATCH_LINES
         if self._quiet:
             log.info(
-                "watching {devices} devices (each one's line is at debug level)",
+                "watching {devices} devices (each one's line is at debug level){pace}",
                 devices=len(self._devices),
+                startShare=self.startShare if self.cpuClock is not None else None,
+                pace=(
+                    f"; building and first connects keep to {self.startShare:.2f} of a core"
+                    if self.cpuClock is not None
+                    else ""
+                ),
             )
         self._startedAt = self.reactor.seconds()
         self._builtAt = self._connectsMadeAt = None
@@ -613,7 +630,7 @@ class DevicesService(Service):
         if self.cpuClock is None:
             return 0.0
         if self._pacer is None:
-            self._pacer = _Pacer(START_CPU, self.cpuClock, self.reactor.seconds)
+            self._pacer = _Pacer(self.startShare, self.cpuClock, self.reactor.seconds)
         return min(self._pacer.pause(), START_PAUSE_MAX)
 
     def _watchStart(self, checks: int) -> None:
@@ -900,6 +917,33 @@ class DevicesService(Service):
             self.registry.remove(name)
             stops.append(stopHandler(handler, self.reactor, self.clientCloseGrace))
         return _gather(stops, "devices")
+
+
+def availableCores(cpuMax: Path = Path("/sys/fs/cgroup/cpu.max")) -> float:
+    """
+    The cores this process may use: the CPUs it may run on, or fewer when its control group
+    has a CPU quota (cgroup v2's C{cpuMax} file, as a container's limit is).
+    """
+    try:
+        cores = float(len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        cores = float(os.cpu_count() or 1)
+    try:
+        quota, period = cpuMax.read_text().split()[:2]
+        if quota != "max" and float(period) > 0:
+            cores = min(cores, float(quota) / float(period))
+    except (OSError, ValueError):
+        pass
+    return max(cores, 0.01)
+
+
+def startShare(cores: float, shards: int = 1) -> float:
+    """
+    The share of a core one process's start-up keeps to: L{START_CPU}, or less when C{shards}
+    processes starting together on C{cores} cores would take more than L{START_MACHINE} of
+    them (3 shards on 2 cores: a third of a core each).
+    """
+    return min(START_CPU, START_MACHINE * cores / max(1, shards))
 
 
 class _Pacer:
