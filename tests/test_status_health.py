@@ -157,6 +157,47 @@ def test_an_outage_is_logged_once_with_periodic_summaries() -> None:
     assert [c for c in clock.getDelayedCalls() if c.active()] == []
 
 
+def test_a_big_starts_first_connects_are_debug_lines_and_later_outages_are_not() -> None:
+    clock = Clock()
+    registry = Registry(clock=clock)
+    quick, quickEndpoint = device(clock, "quick")
+    slow, slowEndpoint = device(clock, "slow")
+    usual, _ = device(clock, "usual")
+    slowEndpoint.refuse = True
+    registry.add(Entry("quick", quick, ""), quietFirstConnect=True)
+    registry.add(Entry("slow", slow, ""), quietFirstConnect=True)
+    registry.add(Entry("usual", usual, ""))
+    with Events() as events:
+        for handler in (quick, slow, usual):
+            handler.Connect()
+        clock.advance(0.5)
+        quick.ResponseAccepted()
+        usual.ResponseAccepted()
+        clock.advance(2)  # slow: refused, and refused again
+        slowEndpoint.refuse = False
+        clock.advance(1)
+        slow.ResponseAccepted()
+        assert quickEndpoint.transport is not None
+        quickEndpoint.transport.deviceResets()  # quick: down, then back
+        clock.advance(0)
+        clock.advance(1.5)
+        quick.ResponseAccepted()
+    outage = [e for e in events if e["log_namespace"] == "twisted_ch.outage"]
+    levels = [(formatEvent(e), e["log_level"]) for e in outage]
+    connects = [(t, level) for t, level in levels if "-> Connected" in t]
+    assert connects[0] == ("quick: Unknown -> Connected", LogLevel.debug)  # at once: the start's
+    assert connects[1] == ("usual: Unknown -> Connected", LogLevel.info)  # a small start's
+    assert connects[2][0].startswith("slow: Unknown -> Connected after")
+    assert connects[2][1] == LogLevel.info  # reached after failed attempts: an outage's end
+    assert connects[3][0].startswith("quick: Disconnected -> Connected after")
+    assert connects[3][1] == LogLevel.info  # its next connect: an outage's end
+    assert len(connects) == 4, levels
+    for handler in (quick, slow, usual):
+        handler.Disconnect()
+    for name in ("quick", "slow", "usual"):
+        registry.remove(name)
+
+
 def test_a_device_never_reached_is_logged_once() -> None:
     clock = Clock()
     registry = Registry(clock=clock, health=HealthConfig(outageSummary=30))

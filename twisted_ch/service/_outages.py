@@ -105,6 +105,7 @@ class DeviceTrack:
         "_summary",
         "_linkRef",
         "_watching",
+        "quietFirstConnect",
     )
 
     def __init__(
@@ -142,6 +143,9 @@ class DeviceTrack:
         self._summary: Any = None
         self._linkRef: Callable[[], Any] = _noLink
         self._watching = False
+        #: its first connect, if made at the first attempt, is a debug line (a big start's
+        #: devices: the start-up line counts them)
+        self.quietFirstConnect = False
 
     @property
     def handler(self) -> Any:
@@ -304,8 +308,9 @@ class DeviceTrack:
         return self.attempts
 
     def _endOutage(self, previous: str) -> None:
+        quiet, self.quietFirstConnect = self.quietFirstConnect, False
         if self.downSince is None:
-            outageLog.info(
+            (outageLog.debug if quiet else outageLog.info)(
                 "{device}: {previous} -> {chStatus}",
                 device=self.name,
                 previous=previous,
@@ -316,7 +321,7 @@ class DeviceTrack:
         attempts = self._attemptCount()
         self.downSince = None
         self._cancelSummary()
-        outageLog.info(
+        (outageLog.debug if quiet and attempts == 0 else outageLog.info)(
             "{device}: {previous} -> {chStatus} after {duration} down ({attemptsText})",
             device=self.name,
             previous=previous,

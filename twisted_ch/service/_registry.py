@@ -214,14 +214,19 @@ class Registry:
             self._clock = reactor
         return self._clock
 
-    def add(self, entry: Entry) -> None:
-        """Show an entry (replacing one of the same name)."""
+    def add(self, entry: Entry, quietFirstConnect: bool = False) -> None:
+        """
+        Show an entry (replacing one of the same name).  With C{quietFirstConnect}, its
+        device's outage line for a first connect made at the first attempt is at debug level.
+        """
         old = self._entries.get(entry.name)
         if old is not None and old.handler is not entry.handler:
             self._untrack(old.handler)
         self._entries[entry.name] = entry
         self._stateSince.pop(entry.name, None)
-        self._track(entry)
+        track = self._track(entry)
+        if track is not None and quietFirstConnect:
+            track.quietFirstConnect = True
 
     def remove(self, name: str) -> None:
         """Stop showing an entry (and tracking its handler)."""

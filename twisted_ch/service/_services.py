@@ -608,7 +608,8 @@ class DevicesService(Service):
         self._quiet = len(self._devices) > WATCH_LINES
         if self._quiet:
             log.info(
-                "watching {devices} devices (each one's line is at debug level){pace}",
+                "watching {devices} devices (each one's line, and its first connect if made at "
+                "once, at debug level){pace}",
                 devices=len(self._devices),
                 startShare=self.startShare if self.cpuClock is not None else None,
                 pace=(
@@ -762,6 +763,8 @@ class DevicesService(Service):
             log.failure("{device}: cannot start", device=cfg.name)
             return
         self.handlers[cfg.name] = handler
+        # a big config's start is one line (see startService); each device's at debug level
+        quiet = spread and self._quiet
         self.registry.add(
             Entry(
                 cfg.name,
@@ -773,15 +776,14 @@ class DevicesService(Service):
                 room=cfg.room,
                 tags=cfg.tags,
                 config=cfg,
-            )
+            ),
+            quietFirstConnect=quiet,
         )
         for added in self.deviceAdded:
             try:
                 added(cfg.name)
             except Exception:
                 log.failure("{device}: a device-added observer failed", device=cfg.name)
-        # a big config's start is one line (see startService); each device's at debug level
-        quiet = spread and self._quiet
         (log.debug if quiet else log.info)(
             "{device}: watching {endpoint} ({connection}; probe {probe}; poll every {poll} s; "
             "disconnected after {limit} misses)",
