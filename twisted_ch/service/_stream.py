@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable, Generator
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
@@ -26,6 +27,7 @@ __all__ = [
     "STATUS_RENDER_SHARE",
     "STATUS_RENDER_TURN",
     "STATUS_USAGE_MEMORY",
+    "Keeper",
     "RenderQueue",
     "Usage",
     "streamBody",
@@ -66,6 +68,13 @@ class Usage:
         self._then = now
 
 
+class Keeper(TypingProtocol):
+    """What a render's pieces are kept in for its C{onDone} (a list is one)."""
+
+    def append(self, piece: bytes, /) -> None:
+        """The body's next piece."""
+
+
 @implementer(IPushProducer)
 class _Render:
     """One streamed body: its pieces, its request, and whether its client reads."""
@@ -77,7 +86,8 @@ class _Render:
         pieces: Generator[bytes, None, bytes],
         usage: Usage,
         onStep: Callable[[float], None] | None,
-        onDone: Callable[[list[bytes], float], None] | None,
+        onDone: Callable[[Any, float], None] | None,
+        kept: Keeper | None = None,
     ) -> None:
         self.queue = queue
         self.request = request
@@ -85,7 +95,10 @@ class _Render:
         self.usage = usage
         self.onStep = onStep
         self.onDone = onDone
-        self.kept: list[bytes] | None = [] if onDone is not None else None
+        #: what the pieces are kept in for C{onDone} (a list unless the caller gave a keeper)
+        self.kept: Keeper | None = (
+            kept if kept is not None else ([] if onDone is not None else None)
+        )
         self.spent = 0.0
         #: seconds its last step took (what its next step is expected to take)
         self.last = 0.0
@@ -153,15 +166,17 @@ class RenderQueue:
         pieces: Generator[bytes, None, bytes],
         usage: Usage | None = None,
         onStep: Callable[[float], None] | None = None,
-        onDone: Callable[[list[bytes], float], None] | None = None,
+        onDone: Callable[[Any, float], None] | None = None,
         written: bytes = b"",
+        kept: Keeper | None = None,
     ) -> None:
         """
         Write C{pieces} to C{request} (which was written C{written} already), a step at a time,
-        then finish it.  C{onStep(seconds)}
-        after each step; C{onDone(pieces, seconds)} when the whole body was written.
+        then finish it.  C{onStep(seconds)} after each step; C{onDone(kept, seconds)} when the
+        whole body was written, C{kept} holding every piece: C{kept} if given (appended to as
+        each piece is written), else a list.
         """
-        render = _Render(self, request, pieces, usage or Usage(), onStep, onDone)
+        render = _Render(self, request, pieces, usage or Usage(), onStep, onDone, kept)
         if render.kept is not None and written:
             render.kept.append(written)
         request.registerProducer(render, True)

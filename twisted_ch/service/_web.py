@@ -48,6 +48,7 @@ from twisted_ch._version import __version__
 from twisted_ch.service._actions import mountActions
 from twisted_ch.service._config import isWildcardAddress
 from twisted_ch.service._dashboard import DashboardPage, addDashboard
+from twisted_ch.service._gzip import GzipKeeper, acceptsGzip, gunzipped
 from twisted_ch.service._heap import HeapTrimmer
 from twisted_ch.service._limits import (
     STATUS_HEADER_DEADLINE,
@@ -113,7 +114,8 @@ class _JSONStatus(Resource):
         super().__init__()
         self.registry = registry
         self._timer = timer
-        #: per query (the request's URI): a compact document and until when it is served again
+        #: per query (the request's URI): a compact document (gzipped) and until when it is
+        #: served again
         self._kept: OrderedDict[bytes, tuple[float, bytes]] = OrderedDict()
         #: per kept document, the timer that lets it go
         self._expiries: dict[bytes, IDelayedCall] = {}
@@ -131,17 +133,23 @@ class _JSONStatus(Resource):
         compact = (request.args or {}).get(b"compact", [b"0"])[-1] not in (b"", b"0")
         if not compact:
             return streamBody(request, _encoded(self.registry.statusPieces(query, compact)))
+        request.setHeader(b"vary", b"accept-encoding")
         key = bytes(request.uri)
         kept = self._kept.get(key)
         started = self._timer()
         if kept is not None and started < kept[0]:
-            return kept[1]
+            if acceptsGzip(request.getHeader(b"accept-encoding")):
+                request.setHeader(b"content-encoding", b"gzip")
+                return kept[1]
+            return streamBody(request, gunzipped(kept[1]))
         pieces = _encoded(self.registry.statusPieces(query, compact))
         first: list[float] = []
+        keeper = GzipKeeper()
 
-        def keep(written: list[bytes], seconds: float) -> None:
+        def keep(written: GzipKeeper, seconds: float) -> None:
             spent = seconds + first[0] if first else seconds
-            self._kept[key] = (self._timer() + STATUS_REUSE * spent, b"".join(written))
+            # kept gzipped (a tenth of the 8 MB at 16,000 devices), compressed piece by piece
+            self._kept[key] = (self._timer() + STATUS_REUSE * spent, written.finish())
             self._kept.move_to_end(key)
             while len(self._kept) > STATUS_REUSE_KEPT:
                 self._cancelExpiry(self._kept.popitem(last=False)[0])
@@ -152,10 +160,11 @@ class _JSONStatus(Resource):
                 STATUS_REUSE * spent, self._expire, key
             )
 
-        body = streamBody(request, pieces, onDone=keep)
+        body = streamBody(request, pieces, onDone=keep, kept=keeper)
         first.append(self._timer() - started)
         if isinstance(body, bytes):  # one step: done already
-            keep([body], 0.0)
+            keeper.append(body)
+            keep(keeper, 0.0)
         return body
 
     def _expire(self, key: bytes) -> None:
