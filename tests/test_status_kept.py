@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import gzip
 import json
-from typing import Any
 
 import pytest
-from test_status_paging import Device, body, connect, fleet, turn
-from twisted.internet.task import Clock
+from test_status_paging import CompactRig, Device, body, connect, turn
 
 from twisted_ch.service._gzip import GzipKeeper, acceptsGzip, gunzipped
 from twisted_ch.service._registry import STATUS_ROWS_PER_STEP, Entry
-from twisted_ch.service._web import StatusSite, statusResource
 
 PATH = "/status?compact=1"
 
@@ -64,28 +61,15 @@ def test_which_clients_take_gzip(header: bytes | None, takes: bool) -> None:
     assert acceptsGzip(header) is takes
 
 
-class Rig:
-    """A status site on a Clock, a fleet of devices, renders taking 0.2 s of the timer."""
+class Rig(CompactRig):
+    """L{CompactRig} of C{devices} devices, a step a turn, asked with an C{Accept-Encoding}."""
 
     def __init__(self, devices: int) -> None:
-        self.clock = Clock()
-        self.now = [100.0]
-        self.registry = fleet(self.clock, devices)
-        root = statusResource(self.registry)
-        self.status: Any = root.children[b"status"]
-        self.status._timer = lambda: self.now[0]
-        self.site = StatusSite(root, reactor=self.clock)
+        super().__init__(devices)
         self.site.renders.share = 1.0
         self.site.renders.turn = 0.0  # a step a turn
-        real = self.registry.statusPieces
 
-        def slow(*a: Any, **kw: Any) -> Any:
-            self.now[0] += 0.2
-            return real(*a, **kw)
-
-        self.registry.statusPieces = slow  # type: ignore[method-assign]
-
-    def get(self, encoding: str | None = None) -> tuple[bytes, bytes, int]:
+    def fetch(self, encoding: str | None = None) -> tuple[bytes, bytes, int]:
         """The head and body of C{/status?compact=1}, and the turns it took."""
         channel, transport = connect(self.site)
         extra = f"Accept-Encoding: {encoding}\r\n" if encoding is not None else ""
@@ -107,30 +91,30 @@ def test_a_kept_document_is_gzip_to_a_client_that_takes_it_and_inflated_in_steps
     from twisted_ch.service import _gzip
 
     rig = Rig(STATUS_ROWS_PER_STEP * 20)
-    head, first, turns = rig.get("gzip")  # rendered now: streamed as it is made
+    head, first, turns = rig.fetch("gzip")  # rendered now: streamed as it is made
     assert b"content-encoding" not in head and b"vary: accept-encoding" in head and turns >= 19
     document = json.loads(first)
     assert len(document["devices"]) == STATUS_ROWS_PER_STEP * 20
     [(key, (until, kept))] = rig.status._kept.items()
     assert key == PATH.encode() and gzip.decompress(kept) == first
     assert len(kept) < len(first) / 5  # what stays in memory meanwhile
-    head, again, turns = rig.get("gzip, deflate")  # served again: gzip as kept
+    head, again, turns = rig.fetch("gzip, deflate")  # served again: gzip as kept
     assert b"content-encoding: gzip" in head and b"vary: accept-encoding" in head
     assert again == kept and turns == 0
     monkeypatch.setattr(_gzip, "INFLATE_STEP", 4096)
-    head, plain, turns = rig.get()  # no gzip: inflated a step per turn
+    head, plain, turns = rig.fetch()  # no gzip: inflated a step per turn
     assert b"content-encoding" not in head and plain == first
     assert turns >= len(first) // 4096 - 1
-    head, plain, _ = rig.get("gzip;q=0")
+    head, plain, _ = rig.fetch("gzip;q=0")
     assert b"content-encoding" not in head and plain == first
 
 
 def test_a_document_of_one_step_is_kept_and_served_again_too() -> None:
     rig = Rig(3)
-    _, first, _ = rig.get()
-    head, again, _ = rig.get("gzip")
+    _, first, _ = rig.fetch()
+    head, again, _ = rig.fetch("gzip")
     assert b"content-encoding: gzip" in head and gzip.decompress(again) == first
     rig.now[0] += 10.0  # its time is up: rendered again, with the new device
     rig.registry.add(Entry("hall", Device("Disconnected")))
-    _, fresh, _ = rig.get("gzip")
+    _, fresh, _ = rig.fetch("gzip")
     assert b'"hall"' in fresh

@@ -328,10 +328,10 @@ def test_a_client_that_does_not_read_pauses_its_render() -> None:
 class CompactRig:
     """A status site on a Clock whose renders each take 0.2 s of the resource's timer."""
 
-    def __init__(self) -> None:
+    def __init__(self, devices: int = 3) -> None:
         self.clock = Clock()
         self.now = [100.0]
-        self.registry = fleet(self.clock, 3)
+        self.registry = fleet(self.clock, devices)
         root = statusResource(self.registry)
         self.status: Any = root.children[b"status"]
         self.status._timer = lambda: self.now[0]

@@ -208,6 +208,16 @@ class Options(usage.Options):
             )
             raise SystemExit(0)
 
+    def _number(self, option: str, fits: Callable[[float], bool], expected: str) -> float:
+        """The number given as C{--option}; a UsageError saying C{expected} if it does not fit."""
+        try:
+            value = float(self[option])
+        except ValueError:
+            value = float("nan")  # fits no range
+        if not fits(value):
+            raise usage.UsageError(f"--{option} must be {expected}, not {self[option]!r}")
+        return value
+
     def postOptions(self) -> None:
         check = self["check-config"]
         if check is not None:
@@ -234,35 +244,18 @@ class Options(usage.Options):
             )
         self["demoSchedule"] = (float(m.group(1)), float(m.group(2)))
         self["traceNames"] = _traceNames(self["trace"])
-        try:
-            stallReport = float(self["stall-report"])
-        except ValueError:
-            stallReport = -1.0
-        if not 0 <= stallReport < float("inf"):
-            raise usage.UsageError(
-                f"--stall-report must be 0 or more seconds, not {self['stall-report']!r}"
-            )
-        self["stallReport"] = stallReport
+        self["stallReport"] = self._number(
+            "stall-report", lambda v: 0 <= v < float("inf"), "0 or more seconds"
+        )
         if self["start-cpu"] is not None:
-            try:
-                share = float(self["start-cpu"])
-            except ValueError:
-                share = -1.0
-            if not 0 < share <= 1:
-                raise usage.UsageError(
-                    f"--start-cpu must be above 0 and at most 1, not {self['start-cpu']!r}"
-                )
-            self["startShare"] = share
-        try:
-            minutes = float(self["trace-minutes"])
-        except ValueError:
-            minutes = -1.0
-        if not 0 < minutes <= MAX_TRACE_MINUTES:
-            raise usage.UsageError(
-                f"--trace-minutes must be above 0 and at most {MAX_TRACE_MINUTES:g}, "
-                f"not {self['trace-minutes']!r}"
+            self["startShare"] = self._number(
+                "start-cpu", lambda v: 0 < v <= 1, "above 0 and at most 1"
             )
-        self["traceMinutes"] = minutes
+        self["traceMinutes"] = self._number(
+            "trace-minutes",
+            lambda v: 0 < v <= MAX_TRACE_MINUTES,
+            f"above 0 and at most {MAX_TRACE_MINUTES:g}",
+        )
         if self["program"] is not None and self["project"] is not None:
             raise usage.UsageError(
                 "--program and --project: give one (a project runs its own entry file)"

@@ -607,16 +607,15 @@ class DevicesService(Service):
         self._toBuild = deque(self._devices)
         self._quiet = len(self._devices) > WATCH_LINES
         if self._quiet:
+            paced = self.cpuClock is not None
             log.info(
                 "watching {devices} devices (each one's line, and its first connect if made at "
                 "once, at debug level){pace}",
                 devices=len(self._devices),
-                startShare=self.startShare if self.cpuClock is not None else None,
-                pace=(
-                    f"; building and first connects keep to {self.startShare:.2f} of a core"
-                    if self.cpuClock is not None
-                    else ""
-                ),
+                startShare=self.startShare if paced else None,
+                pace=f"; building and first connects keep to {self.startShare:.2f} of a core"
+                if paced
+                else "",
             )
         self._startedAt = self.reactor.seconds()
         self._builtAt = self._connectsMadeAt = None
