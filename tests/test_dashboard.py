@@ -545,3 +545,40 @@ def test_dashboard_pages_through_more_devices_than_a_page(browser: Any) -> Any:
     finally:
         yield service.stopService()
         registry.stopTracking()
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_browser_reads_a_kept_compact_status_sent_gzipped(
+    browser: Any, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """What the dashboard polls, asked again while it is kept: gzip, which Chromium inflates."""
+    from twisted.internet import reactor
+
+    from twisted_ch.service import _web
+    from twisted_ch.service._registry import STATUS_ROWS_PER_STEP, Entry, Registry
+    from twisted_ch.service._web import StatusService
+
+    monkeypatch.setattr(_web, "STATUS_REUSE", 10_000.0)  # kept for the whole test
+    registry = Registry(clock=reactor)
+    devices = 3 * STATUS_ROWS_PER_STEP  # streamed in steps: kept for STATUS_REUSE x its time
+    for i in range(devices):
+        registry.add(Entry(f"calm-{i}", Calm(), "tcp:host=127.0.0.1:port=2"))
+    service = StatusService(reactor, "tcp:0:interface=127.0.0.1", registry)
+    service.startService()
+    try:
+        assert service.url is not None
+        yield threads.deferToThread(browser.get, service.url)
+        asked = """
+        const done = arguments[arguments.length - 1];
+        const one = () => fetch('/status?compact=1').then(
+            (r) => r.json().then((doc) => [r.headers.get('content-encoding'),
+                                           doc.devices.map((d) => d.name)]));
+        one().then((first) => one().then((again) => done([first, again])),
+                   (e) => done(String(e)));
+        """
+        first, again = yield threads.deferToThread(browser.execute_async_script, asked)
+        assert first[0] is None and len(first[1]) == devices  # rendered: sent as it was made
+        assert again[0] == "gzip" and again[1] == first[1]  # kept: sent gzipped, read whole
+    finally:
+        yield service.stopService()
+        registry.stopTracking()
