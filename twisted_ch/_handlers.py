@@ -379,9 +379,11 @@ class ConnectionHandler(FallThrough):
             return
         self._setGiveUp()
         if isinstance(result, Deferred):
-            result.addBoth(self._keepAliveDone, run, query)
+            # a function and the handler, not a bound method: one object fewer per poll in
+            # flight for the collector to walk (see L{_keepAliveEnded})
+            result.addBoth(_keepAliveEnded, self, run, query)
         elif inspect.isawaitable(result):
-            ensureDeferred(result).addBoth(self._keepAliveDone, run, query)  # type: ignore[arg-type]
+            ensureDeferred(result).addBoth(_keepAliveEnded, self, run, query)  # type: ignore[arg-type]
         else:
             self._keepAliveBusy = False
 
@@ -400,7 +402,7 @@ class ConnectionHandler(FallThrough):
             self._keepAliveGiveUp = math.inf
         else:
             self._setGiveUp()
-        done.addBoth(self._keepAliveDone, run)
+        done.addBoth(_keepAliveEnded, self, run)
 
     def _setGiveUp(self) -> None:
         # one that waits for answers is running, not stuck: the bound allows for every miss
@@ -411,12 +413,6 @@ class ConnectionHandler(FallThrough):
     def _coroutineEnded(self, token: int) -> None:
         """An C{async def} keep-alive's L{CoroutineRun} ended (its failure was logged)."""
         if token == self._keepAliveRun:
-            self._keepAliveBusy = False
-
-    def _keepAliveDone(self, result: object, run: int, query: object = "keep-alive") -> None:
-        if isinstance(result, Failure):
-            logCallbackFailure(result, query)
-        if run == self._keepAliveRun:
             self._keepAliveBusy = False
 
     def _newLink(self) -> None:
@@ -460,6 +456,20 @@ class ConnectionHandler(FallThrough):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._WrappedInterface!r} {self._status}>"
+
+
+def _keepAliveEnded(
+    result: object, handler: ConnectionHandler, run: int, query: object = "keep-alive"
+) -> None:
+    """
+    A keep-alive's Deferred fired: its failure is logged, and the handler's next tick may run
+    one again (unless a newer run has started since: C{run} is this one's token).  A function
+    given the handler, not a bound method: each poll in flight holds one object fewer.
+    """
+    if isinstance(result, Failure):
+        logCallbackFailure(result, query)
+    if run == handler._keepAliveRun:
+        handler._keepAliveBusy = False
 
 
 class _LinkHandler(ConnectionHandler):

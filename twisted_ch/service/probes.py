@@ -128,7 +128,7 @@ class Probe:
                 if isinstance(sent, Deferred):
                     # a stock probe: its send's Deferred, judged and accepted (or its failure
                     # reported) by one callback
-                    return sent.addBoth(self._answered, handler)
+                    return sent.addBoth(_answered, self, handler)
                 result = sent.addCallback(self._judge, handler)  # what its query does with it
             else:
                 result = query(handler)
@@ -213,6 +213,14 @@ class Probe:
     def describe(self) -> dict[str, object]:
         """Settings worth showing operators (never secrets)."""
         return {"type": self.kind, "timeout": self.timeout}
+
+
+def _answered(response: Any, probe: Probe, handler: Any) -> bool:
+    """
+    L{Probe._answered}, as a stock probe's one callback per poll: a function given the probe,
+    not a bound method, so each poll in flight holds one object fewer for the collector.
+    """
+    return probe._answered(response, handler)
 
 
 # Extron SIS
