@@ -86,3 +86,45 @@ def test_status_and_metrics_are_the_same_either_way(monkeypatch: pytest.MonkeyPa
     slow = [registry.rowOf(e, True) for e in registry.entries()], metricsText(registry)
     assert json.dumps(fast[0]) == json.dumps(slow[0]) and fast[1] == slow[1]
     assert len({(r["state"], r["misses"], r["lastError"]) for r in fast[0]}) >= 3
+
+
+class _Untracked:
+    """A handler the registry does not track (no status observers): its health from its row."""
+
+    ConnectionStatus = "Disconnected"
+
+    def stats(self) -> LinkStats:
+        return LinkStats("Disconnected", 0.0, 5, 5, 1, "refused")
+
+
+class _Listening:
+    """A server handler's stats."""
+
+    def stats(self) -> ServerStats:
+        return ServerStats(True, 1, 0, 0, 0, 0, None)
+
+
+def test_a_brief_row_says_what_the_full_row_says_of_each_field_it_has() -> None:
+    """
+    /metrics reads brief rows: the same names, states, counters, health and pauses as the full
+    rows (of connected, missing, never-connected, paused, untracked devices and a server), and
+    C{since} as the time the full row writes as text.
+    """
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    registry, _ = _fleet(clock)
+    registry.setPaused(registry.entries()[2], True)
+    registry.add(Entry("u", _Untracked(), "tcp:127.0.0.1:24"))
+    server = Entry("s", _Listening(), "tcp:2300", kind="server")
+    registry.add(server)
+    seen = set()
+    for entry in registry.entries():
+        full, brief = registry.rowOf(entry), registry.rowOf(entry, brief=True)
+        assert set(brief) - {"paused"} <= set(full) and brief.get("paused") == full.get("paused")
+        for key, value in brief.items():
+            if key == "since":
+                assert isinstance(value, float) and _registry.isoTime(value) == full["since"]
+            else:
+                assert value == full[key], (entry.name, key)
+        seen.add((full["state"], full.get("health")))
+    assert len(seen) >= 5, seen  # the states and healths above, not one of each

@@ -46,7 +46,6 @@ import inspect
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from threading import get_ident
 from types import CoroutineType
 from typing import Any, Literal
@@ -311,6 +310,10 @@ class ConnectionHandler(FallThrough):
 
     def stats(self) -> LinkStats:
         """Counters for operators: status, since, polls, misses, transitions, last error."""
+        return self._linkStats()
+
+    def _linkStats(self, **more: Any) -> LinkStats:
+        """L{stats} with a subclass's C{more} fields, made once (a status row per device)."""
         link: DeviceLink | None = getattr(self._WrappedInterface, "link", None)
         return LinkStats(
             status=self._status,
@@ -319,6 +322,7 @@ class ConnectionHandler(FallThrough):
             misses=self.missedPolls,
             transitions=self.transitions,
             lastError=link.lastError if link is not None else None,
+            **more,
         )
 
     # the send counter (any thread)
@@ -758,8 +762,7 @@ class RawTcpHandler(_LinkHandler):
             self._link.retrier.reset()
 
     def stats(self) -> LinkStats:
-        return replace(
-            super().stats(),
+        return self._linkStats(
             reconnects=self.reconnects,
             nextAttempt=self._link.connection.nextAttempt,
             backoff=self._link.retrier.why,

@@ -72,7 +72,7 @@ def metricsPieces(
             yield b""
         if entry.kind != "device":
             continue
-        row = registry.rowOf(entry)
+        row = registry.rowOf(entry, brief=True)  # (the counters: no times as text)
         # a room label only where a room is given (an absent label is an empty one)
         room = row.get("room")
         inRoom = f',room="{_labelValue(room)}"' if isinstance(room, str) and room else ""
