@@ -107,12 +107,7 @@ class Entry:
                 "room": self.room,
             }
             if self.kind == "device":
-                short.update(
-                    polls=stats.get("polls", 0),
-                    misses=stats.get("misses", 0),
-                    transitions=stats.get("transitions", 0),
-                    reconnects=stats.get("reconnects", 0),
-                )
+                short.update(_takeCounters(stats))
             return short
         lastError = stats.pop("lastError", None)
         row: dict[str, object] = {
@@ -126,12 +121,7 @@ class Entry:
             "tags": list(self.tags),
         }
         if self.kind == "device":
-            row.update(
-                polls=stats.pop("polls", 0),
-                misses=stats.pop("misses", 0),
-                transitions=stats.pop("transitions", 0),
-                reconnects=stats.pop("reconnects", 0),
-            )
+            row.update(_takeCounters(stats))
         probe = self.probe
         probeProblem = getattr(probe, "lastProblem", None)
         row["lastError"] = lastError if lastError is not None else probeProblem
@@ -150,6 +140,15 @@ class Entry:
         row.update({k: v for k, v in stats.items() if _isJSONScalar(v)})
         row.update({k: v for k, v in self.extra.items() if _isJSONScalar(v) and k not in row})
         return row
+
+
+#: a device row's counters, in the order its row lists them
+_COUNTERS = ("polls", "misses", "transitions", "reconnects")
+
+
+def _takeCounters(stats: dict[str, Any]) -> dict[str, object]:
+    """A device's counters taken out of its C{stats} (0 where the handler has none)."""
+    return {name: stats.pop(name, 0) for name in _COUNTERS}
 
 
 _OBJECT_REPR = re.compile(r"<.* (?:object )?at 0x[0-9a-fA-F]+>", re.S)
