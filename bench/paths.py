@@ -118,7 +118,14 @@ def rows(
         out += _paired(n, ports, ROW_IMPLS, "twisted", "ratioToRawTwisted", *args)
         out += _paired(n, ports, SNMP_IMPLS, "twisted-snmp", "ratioToRawSNMP", *args)
         if big:
-            large = ("twisted", "twisted_ch", "twisted_ch-async", "twisted_ch-program", "fleet-sis")
+            large = (
+                "twisted",
+                "twisted_ch",
+                "twisted_ch-async",
+                "twisted_ch-async-tuned",
+                "twisted_ch-program",
+                "fleet-sis",
+            )
             out += _paired(big, ports, large, "twisted", "ratioToRawTwisted", *args)
     return {"rows": out, "seconds": seconds, "repeats": repeats, "shapes": list(shapes)}
 
@@ -290,6 +297,7 @@ LABELS = {
     "twisted": "raw Twisted poller (`transport.write`, lines split in `dataReceived`)",
     "twisted_ch": "twisted_ch, Send + ReceiveData → ResponseAccepted",
     "twisted_ch-async": "twisted_ch, `async def` keep-alive awaiting `SendAndWait(deliTag=)`",
+    "twisted_ch-async-tuned": "the same, `twisted_ch.tuneGC()` at start (README: many handlers)",
     "twisted_ch-program": "twisted_ch, blocking `SendAndWait` on one program thread",
     "fleet-sis": "`twistd chandler --config` fleet, SIS probe",
     "fleet-pjlink": "`twistd chandler --config` fleet, PJLink probe",
@@ -379,6 +387,7 @@ def table(result: dict[str, Any]) -> str:
 LIMITS = {
     "twisted_ch": (1.1, "ratioToRawTwisted"),
     "twisted_ch-async": (1.3, "ratioToRawTwisted"),
+    "twisted_ch-async-tuned": (1.3, "ratioToRawTwisted"),
     "twisted_ch-program": (2.5, "ratioToRawTwisted"),
     "fleet-sis": (1.3, "ratioToRawTwisted"),
     "fleet-pjlink": (1.3, "ratioToRawTwisted"),

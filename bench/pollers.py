@@ -33,6 +33,7 @@ import sys
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from bench._util import cpuSeconds, now, openFds, raiseFileLimit, rssBytes
@@ -41,6 +42,7 @@ IMPLS = ("twisted_ch", "twisted", "twisted-direct", "asyncio")
 #: the paths users run (issue 12), each compared with raw Twisted in the same rounds
 PATHS = (
     "twisted_ch-async",
+    "twisted_ch-async-tuned",
     "twisted_ch-program",
     "fleet-sis",
     "fleet-pjlink",
@@ -189,9 +191,12 @@ def _handlers(
 
 
 def setupTwistedChAsync(
-    reactor: Any, ports: list[int], n: int, c: Counters
+    reactor: Any, ports: list[int], n: int, c: Counters, tuned: bool = False
 ) -> Callable[[int], None]:
-    """The README's quick start: an C{async def} keep-alive awaiting SendAndWait on the reactor."""
+    """
+    The README's quick start: an C{async def} keep-alive awaiting SendAndWait on the reactor;
+    C{tuned}, with C{tuneGC()} called first (the process's collector otherwise left alone).
+    """
 
     async def keepAlive(h: Any) -> None:
         c.sent += 1
@@ -200,6 +205,10 @@ def setupTwistedChAsync(
             c.answered += 1
             h.ResponseAccepted()
 
+    if tuned:  # README, "Many handlers in one process": once at start
+        from twisted_ch import tuneGC
+
+        tuneGC()
     handlers = _handlers(ports, n, c, keepAlive)
     setupTwistedChAsync.handlers = handlers  # type: ignore[attr-defined]
 
@@ -584,6 +593,7 @@ def runTwisted(impl: str, args: argparse.Namespace) -> Result:
             "twisted": setupTwisted,
             "twisted-direct": setupTwistedDirect,
             "twisted_ch-async": setupTwistedChAsync,
+            "twisted_ch-async-tuned": partial(setupTwistedChAsync, tuned=True),
             "twisted_ch-program": setupTwistedChProgram,
         }[impl]
     out: list[Result] = []

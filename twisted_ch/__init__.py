@@ -7,6 +7,7 @@ automatic reconnection.  Start with L{GetConnectionHandler}.
 
 from twisted_ch._factory import GetConnectionHandler, ModuleVersion
 from twisted_ch._framing import ResponseMatcher
+from twisted_ch._gctune import GCTuner, tuneGC
 from twisted_ch._handlers import ConnectionHandler, RawSimplePipeHandler, RawTcpHandler
 from twisted_ch._retry import RetryPolicy
 from twisted_ch._runtime import ProgramThread, Runtime, currentRuntime, useRuntime
@@ -18,6 +19,7 @@ __all__ = [
     "ConnectionHandler",
     "DeviceProtocol",
     "EndpointInterface",
+    "GCTuner",
     "GetConnectionHandler",
     "LinkDown",
     "ModuleVersion",
@@ -31,6 +33,7 @@ __all__ = [
     "WriteBufferFull",
     "__version__",
     "currentRuntime",
+    "tuneGC",
     "useRuntime",
 ]
 

@@ -7,6 +7,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from twisted_ch import _checks
+from twisted_ch._gctune import handlerMade
 from twisted_ch._handlers import RawSimplePipeHandler, RawTcpHandler
 from twisted_ch._version import __version__
 
@@ -92,7 +93,7 @@ def GetConnectionHandler(
     )
     # recorded once complete, on the reactor thread (a program's clean stop finds it there)
     runtime = handler._rt
-    runtime.twoFaced(runtime.handlers.add, handler)
+    runtime.twoFaced(handlerMade, runtime.handlers, handler)
     return handler
 
 

@@ -9,20 +9,35 @@ generation-0 collection comes every L{THRESHOLD} allocations, not CPython's 700.
 Without it, at 10,000 handlers polling, full collections of a heap holding every handler took
 hundreds of milliseconds of every second: objects alive while polls are in flight get promoted
 to the oldest generation, and each full collection walks every handler again.
+
+A Twisted application of its own asks for the same with L{tuneGC} (the library leaves the
+process's collector alone otherwise, and says once, at L{HINT_AT} handlers, that it could).
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from twisted_ch._objects import ownAttribute
+from twisted_ch._runtime import currentRuntime
 
-__all__ = ["SETTLE_CHECK", "SETTLE_CHECKS", "THRESHOLD", "ProgramFreezer", "raiseThreshold"]
+__all__ = [
+    "HINT_AT",
+    "SETTLE_CHECK",
+    "SETTLE_CHECKS",
+    "THRESHOLD",
+    "GCTuner",
+    "ProgramFreezer",
+    "handlerMade",
+    "raiseThreshold",
+    "tuneGC",
+]
 
 log = Logger(namespace="twisted_ch.program")
 
@@ -32,6 +47,8 @@ THRESHOLD = 20_000
 #: at most how many times (the fleet's C{GC_SETTLE_CHECK} and C{GC_SETTLE_CHECKS}).
 SETTLE_CHECK = 1.0
 SETTLE_CHECKS = 300
+#: Handlers in one runtime at which an untuned process is told, once, that L{tuneGC} exists.
+HINT_AT = 1000
 
 
 def raiseThreshold() -> None:
@@ -88,3 +105,113 @@ class ProgramFreezer:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+
+
+class GCTuner:
+    """
+    What L{tuneGC} runs: the heap frozen at once, and again whenever the handlers have grown
+    since the last freeze and none of them is making a first connect, looked at every
+    L{SETTLE_CHECK} seconds (a look goes through the handlers only when their number changed;
+    after L{SETTLE_CHECKS} looks with links still connecting, the new ones are frozen anyway).
+
+    Frozen objects are never collected: a garbage cycle made before a freeze stays.  What a
+    handler's polls make is freed by reference counting, frozen or not.
+    """
+
+    def __init__(self, clock: Any, handlers: Callable[[], Collection[Any]]) -> None:
+        self.clock = clock
+        self.handlers = handlers
+        #: freezes made (a count, for tests)
+        self.freezes = 0
+        #: handlers there were at the last freeze
+        self.frozenAt = -1
+        self._waited = 0
+        self._looks: LoopingCall | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether it still watches the handlers."""
+        return self._looks is not None
+
+    def start(self) -> None:
+        """Raise the threshold (unless someone chose one), freeze now, then watch."""
+        if self._looks is not None:
+            return
+        raiseThreshold()
+        self._freeze(len(self.handlers()))
+        looks = self._looks = LoopingCall(self._look)
+        looks.clock = self.clock
+        looks.start(SETTLE_CHECK, now=False)
+
+    def _look(self) -> None:
+        handlers = self.handlers()
+        count = len(handlers)
+        if count == self.frozenAt:
+            return
+        self._waited += 1
+        if self._waited < SETTLE_CHECKS and any(_connecting(h) for h in list(handlers)):
+            return
+        self._freeze(count)
+
+    def _freeze(self, count: int) -> None:
+        gc.freeze()
+        self.freezes += 1
+        self.frozenAt, self._waited = count, 0
+        log.debug(
+            "heap frozen with {count} handlers: {n} objects", count=count, n=gc.get_freeze_count()
+        )
+
+    def stop(self) -> None:
+        """No more freezing (the threshold stays as it was set)."""
+        looks, self._looks = self._looks, None
+        if looks is not None and looks.running:
+            looks.stop()
+
+
+#: the tuners started, with their runtimes (one running per runtime)
+_tuners: list[tuple[Any, GCTuner]] = []
+#: whether an untuned process was told about L{tuneGC}
+_hinted: list[bool] = []
+
+
+def tuneGC() -> GCTuner:
+    """
+    Tune this process's garbage collector for many handlers, as C{twistd chandler} does: a
+    generation-0 collection every L{THRESHOLD} allocations (unless a threshold was chosen), the
+    heap frozen now and again each time the handlers of the calling thread's runtime (the
+    installed reactor's, or a program's) have grown and are done with their first connects.
+
+    Call it once at start, before or after making the handlers.  At 10,000 C{async def}
+    keep-alives polling, Python's defaults spent 100-330 ms of every second in collections that
+    walk every handler (C{bench/README.md}, issue 21, seventh round).  Calling it again in the
+    same runtime returns the same tuner; L{GCTuner.stop} ends it.
+    """
+    runtime = currentRuntime()
+    for tuned, tuner in _tuners:
+        if tuned is runtime and tuner.running:
+            return tuner
+    handlers = runtime.handlers
+    tuner = GCTuner(runtime.reactor, lambda: handlers)
+    _tuners[:] = [(r, t) for r, t in _tuners if t.running] + [(runtime, tuner)]
+    runtime.twoFaced(tuner.start)  # its timer is the reactor's: started on the reactor thread
+    return tuner
+
+
+def _untuned() -> bool:
+    return gc.isenabled() and gc.get_threshold()[0] == 700 and gc.get_freeze_count() == 0
+
+
+def handlerMade(handlers: Any, handler: Any) -> None:
+    """
+    Record a handler in its runtime's set (on the reactor thread); at L{HINT_AT} of them in a
+    process whose collector is CPython's default, say once that L{tuneGC} exists.
+    """
+    handlers.add(handler)
+    if len(handlers) == HINT_AT and not _hinted and _untuned():
+        _hinted.append(True)
+        log.info(
+            "{n} connection handlers in this process, and Python's default garbage collector: "
+            "its full collections walk every handler while their polls are in flight; call "
+            "twisted_ch.tuneGC() once at start (README, 'Many handlers in one process')",
+            n=HINT_AT,
+        )
