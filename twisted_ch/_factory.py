@@ -93,7 +93,7 @@ def GetConnectionHandler(
     )
     # recorded once complete, on the reactor thread (a program's clean stop finds it there)
     runtime = handler._rt
-    runtime.twoFaced(handlerMade, runtime.handlers, handler)
+    runtime.twoFaced(handlerMade, runtime, handler)
     return handler
 
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_program_gc -*-
+# -*- test-case-name: tests.test_program_gc,tests.test_tune_gc -*-
 """
 The garbage collector of a process running a ControlScript program, tuned as the fleet's is
 (C{twistd chandler}'s service, L{twisted_ch.service._services}): what a program builds at its
@@ -17,7 +17,7 @@ process's collector alone otherwise, and says once, at L{HINT_AT} handlers, that
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall
@@ -25,7 +25,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from twisted_ch._objects import ownAttribute
-from twisted_ch._runtime import currentRuntime
+from twisted_ch._runtime import ProgramThread, Runtime, currentRuntime
 
 __all__ = [
     "HINT_AT",
@@ -109,21 +109,23 @@ class ProgramFreezer:
 
 class GCTuner:
     """
-    What L{tuneGC} runs: the heap frozen at once, and again whenever the handlers have grown
-    since the last freeze and none of them is making a first connect, looked at every
-    L{SETTLE_CHECK} seconds (a look goes through the handlers only when their number changed;
-    after L{SETTLE_CHECKS} looks with links still connecting, the new ones are frozen anyway).
+    What L{tuneGC} runs for one runtime: the heap frozen at once, and again whenever its
+    handlers have grown since the last freeze and none of them is making a first connect, looked
+    at every L{SETTLE_CHECK} seconds (a look goes through the handlers only when there are more
+    than at the last freeze; after L{SETTLE_CHECKS} looks with links still connecting, the new
+    ones are frozen anyway).  Started and stopped on the reactor thread (L{Runtime.twoFaced}).
 
     Frozen objects are never collected: a garbage cycle made before a freeze stays.  What a
     handler's polls make is freed by reference counting, frozen or not.
+
+    @ivar freezes: freezes made (read only).
+    @ivar frozenAt: the handlers there were at the last freeze, or -1 when the handlers frozen
+        then still had first connects to make (read only).
     """
 
-    def __init__(self, clock: Any, handlers: Callable[[], Collection[Any]]) -> None:
-        self.clock = clock
-        self.handlers = handlers
-        #: freezes made (a count, for tests)
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
         self.freezes = 0
-        #: handlers there were at the last freeze
         self.frozenAt = -1
         self._waited = 0
         self._looks: LoopingCall | None = None
@@ -135,18 +137,25 @@ class GCTuner:
 
     def start(self) -> None:
         """Raise the threshold (unless someone chose one), freeze now, then watch."""
+        self.runtime.twoFaced(self._start)
+
+    def _start(self) -> None:
         if self._looks is not None:
             return
         raiseThreshold()
-        self._freeze(len(self.handlers()))
+        handlers = self.runtime.handlers
+        self._freeze(len(handlers))
+        if any(_connecting(h) for h in list(handlers)):
+            self.frozenAt = -1  # their connections are frozen once made
         looks = self._looks = LoopingCall(self._look)
-        looks.clock = self.clock
+        looks.clock = self.runtime.reactor
         looks.start(SETTLE_CHECK, now=False)
 
     def _look(self) -> None:
-        handlers = self.handlers()
+        handlers = self.runtime.handlers
         count = len(handlers)
-        if count == self.frozenAt:
+        if 0 <= count <= self.frozenAt:
+            self.frozenAt = count  # (some went: nothing new to freeze)
             return
         self._waited += 1
         if self._waited < SETTLE_CHECKS and any(_connecting(h) for h in list(handlers)):
@@ -162,16 +171,21 @@ class GCTuner:
         )
 
     def stop(self) -> None:
-        """No more freezing (the threshold stays as it was set)."""
+        """No more freezing; the threshold and what was frozen stay as they are."""
+        self.runtime.twoFaced(self._stop)
+
+    def _stop(self) -> None:
         looks, self._looks = self._looks, None
         if looks is not None and looks.running:
             looks.stop()
+        if self.runtime.gcTuner is self:
+            self.runtime.gcTuner = None
 
 
-#: the tuners started, with their runtimes (one running per runtime)
-_tuners: list[tuple[Any, GCTuner]] = []
 #: whether an untuned process was told about L{tuneGC}
 _hinted: list[bool] = []
+#: the hint's logger (it is about the handlers, on the reactor thread)
+_hintLog = Logger(namespace="twisted_ch.handlers")
 
 
 def tuneGC() -> GCTuner:
@@ -184,33 +198,41 @@ def tuneGC() -> GCTuner:
     Call it once at start, before or after making the handlers.  At 10,000 C{async def}
     keep-alives polling, Python's defaults spent 100-330 ms of every second in collections that
     walk every handler (C{bench/README.md}, issue 21, seventh round).  Calling it again in the
-    same runtime returns the same tuner; L{GCTuner.stop} ends it.
+    same runtime returns the same tuner while it runs; L{GCTuner.stop} ends it (a program's
+    ends when the program stops).
     """
     runtime = currentRuntime()
-    for tuned, tuner in _tuners:
-        if tuned is runtime and tuner.running:
-            return tuner
-    handlers = runtime.handlers
-    tuner = GCTuner(runtime.reactor, lambda: handlers)
-    _tuners[:] = [(r, t) for r, t in _tuners if t.running] + [(runtime, tuner)]
-    runtime.twoFaced(tuner.start)  # its timer is the reactor's: started on the reactor thread
-    return tuner
+    found: list[GCTuner] = []
+
+    def startOnce() -> None:  # on the reactor thread: one tuner per runtime
+        tuner = runtime.gcTuner
+        if not isinstance(tuner, GCTuner) or not tuner.running:
+            tuner = runtime.gcTuner = GCTuner(runtime)
+            tuner._start()
+        found.append(tuner)
+
+    runtime.twoFaced(startOnce)
+    return found[0]
 
 
 def _untuned() -> bool:
     return gc.isenabled() and gc.get_threshold()[0] == 700 and gc.get_freeze_count() == 0
 
 
-def handlerMade(handlers: Any, handler: Any) -> None:
+def handlerMade(runtime: Runtime, handler: Any) -> None:
     """
     Record a handler in its runtime's set (on the reactor thread); at L{HINT_AT} of them in a
-    process whose collector is CPython's default, say once that L{tuneGC} exists.
+    process whose collector is CPython's default, say once that L{tuneGC} exists (not for a
+    program thread's handlers: a L{twisted_ch.program.Program} is tuned by its own C{tuneGC}).
     """
+    handlers = runtime.handlers
     handlers.add(handler)
-    if len(handlers) == HINT_AT and not _hinted and _untuned():
+    if len(handlers) != HINT_AT or _hinted or isinstance(runtime.dispatcher, ProgramThread):
+        return
+    if _untuned() and runtime.gcTuner is None:
         _hinted.append(True)
-        log.info(
-            "{n} connection handlers in this process, and Python's default garbage collector: "
+        _hintLog.info(
+            "{n} connection handlers in one runtime, and Python's default garbage collector: "
             "its full collections walk every handler while their polls are in flight; call "
             "twisted_ch.tuneGC() once at start (README, 'Many handlers in one process')",
             n=HINT_AT,

@@ -538,6 +538,8 @@ class Runtime:
     handlers: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet, repr=False)
     #: the reactor's L{Bridge}, once a call from another thread needed it
     _bridge: Bridge | None = field(default=None, init=False, repr=False, compare=False)
+    #: the L{twisted_ch._gctune.GCTuner} that twisted_ch.tuneGC() started for this runtime
+    gcTuner: Any = field(default=None, init=False, repr=False, compare=False)
 
     def call(
         self, f: Callable[..., object], *args: object, droppable: bool = False

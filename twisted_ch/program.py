@@ -310,6 +310,9 @@ class Program:
         """
         if self.freezer is not None:
             self.freezer.stop()
+        tuner = self.thread.runtime.gcTuner  # twisted_ch.tuneGC() called by the program
+        if tuner is not None:
+            tuner.stop()
         return _stopHandlers(self.thread).addCallback(lambda _: self.thread.stop(timeout))
 
 
