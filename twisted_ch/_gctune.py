@@ -43,6 +43,8 @@ log = Logger(namespace="twisted_ch.program")
 
 #: Allocations between generation-0 collections (the fleet's C{GC_THRESHOLD}).
 THRESHOLD = 20_000
+#: CPython's own generation-0 threshold: a process still at it has chosen none.
+CPYTHON_THRESHOLD = 700
 #: How often (seconds) to look whether the program's links are still making first connects, and
 #: at most how many times (the fleet's C{GC_SETTLE_CHECK} and C{GC_SETTLE_CHECKS}).
 SETTLE_CHECK = 1.0
@@ -54,7 +56,7 @@ HINT_AT = 1000
 def raiseThreshold() -> None:
     """Collect generation 0 every L{THRESHOLD} allocations, unless someone chose a threshold."""
     threshold = gc.get_threshold()
-    if threshold[0] == 700:  # CPython's default: nobody chose another
+    if threshold[0] == CPYTHON_THRESHOLD:  # nobody chose another
         gc.set_threshold(THRESHOLD, *threshold[1:])
 
 
@@ -154,7 +156,7 @@ class GCTuner:
     def _look(self) -> None:
         handlers = self.runtime.handlers
         count = len(handlers)
-        if 0 <= count <= self.frozenAt:
+        if count <= self.frozenAt:
             self.frozenAt = count  # (some went: nothing new to freeze)
             return
         self._waited += 1
@@ -202,21 +204,22 @@ def tuneGC() -> GCTuner:
     ends when the program stops).
     """
     runtime = currentRuntime()
-    found: list[GCTuner] = []
 
-    def startOnce() -> None:  # on the reactor thread: one tuner per runtime
-        tuner = runtime.gcTuner
-        if not isinstance(tuner, GCTuner) or not tuner.running:
+    def startOnce() -> GCTuner:  # on the reactor thread: one tuner per runtime
+        tuner: GCTuner | None = runtime.gcTuner
+        if tuner is None or not tuner.running:
             tuner = runtime.gcTuner = GCTuner(runtime)
             tuner._start()
-        found.append(tuner)
+        return tuner
 
-    runtime.twoFaced(startOnce)
-    return found[0]
+    tuner: GCTuner = runtime.twoFaced(startOnce)
+    return tuner
 
 
 def _untuned() -> bool:
-    return gc.isenabled() and gc.get_threshold()[0] == 700 and gc.get_freeze_count() == 0
+    return (
+        gc.isenabled() and gc.get_threshold()[0] == CPYTHON_THRESHOLD and gc.get_freeze_count() == 0
+    )
 
 
 def handlerMade(runtime: Runtime, handler: Any) -> None:
