@@ -7,6 +7,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from twisted.internet.defer import Deferred
@@ -111,6 +112,28 @@ def test_a_tick_is_skipped_while_the_previous_call_runs() -> None:
     running[0].callback(None)
     clock.advance(1)
     assert calls == [1, 4]
+    running[1].callback(None)
+    t.Stop()
+
+
+def test_a_running_calls_skipped_ticks_are_logged_once(loggedEvents: Any) -> None:
+    running: list[Deferred[None]] = []
+
+    def slow(timer: Timer, count: int) -> Deferred[None]:
+        running.append(Deferred())
+        return running[-1]
+
+    clock = TaskClock()
+    t = Timer(1, slow, reactor=clock)
+    clock.pump([1, 1, 1, 1])  # called at 1; 2, 3 and 4 skipped
+    running[0].callback(None)
+    clock.pump([1, 1, 1])  # called at 5; 6 and 7 skipped
+    skipped = [e for e in loggedEvents.texts() if "still running" in e]
+    assert [e.split("; ")[1] for e in skipped] == [
+        "tick 2 skipped (and those after it until it ends)",
+        "tick 6 skipped (and those after it until it ends)",
+    ]
+    assert t.Count == 7
     running[1].callback(None)
     t.Stop()
 

@@ -289,6 +289,26 @@ def test_a_keepalive_deferred_that_never_fires_does_not_stall_polling() -> None:
     assert rec.names() == []
 
 
+def test_the_ticks_a_running_keepalive_skips_are_logged_once_per_run(loggedEvents: Any) -> None:
+    # a program thread behind its polls skips most ticks of many handlers: one debug line per
+    # keep-alive run, not one per tick (each costs the reactor its log observers)
+    runs: list[Deferred[None]] = []
+
+    def slow(handler: Any) -> Deferred[None]:
+        runs.append(Deferred())
+        return runs[-1]
+
+    clock, ep, h, rec = tcpHandler(slow, DisconnectLimit=10)
+    h.Connect()
+    clock.pump([1] * 4)  # the run starts at 1 s; ticks 2-4 are skipped
+    runs[0].callback(None)
+    clock.pump([1] * 3)  # a second run at 5 s; ticks 6-7 skipped
+    skipped = [t for t in loggedEvents.texts() if "ticks skipped" in t]
+    assert len(runs) == 2
+    assert len(skipped) == 2 and "keep-alive still running" in skipped[0]
+    runs[1].callback(None)
+
+
 def test_coroutine_keepalive_on_the_reactor() -> None:
     async def keepAlive(handler: Any) -> None:
         response = await handler.SendAndWait("P", 1, deliTag=b"\r\n")

@@ -195,6 +195,8 @@ class ConnectionHandler(FallThrough):
         self._keepAliveRun = 0
         #: when a keep-alive still running is given up on (reactor time)
         self._keepAliveGiveUp = math.inf
+        #: the keep-alive run whose skipped ticks were logged (once per run)
+        self._skipSaid = 0
         #: the longest SendAndWait timeout through the handler (a keep-alive may wait that long)
         self._longestWait = 0.0
         self.polls = 0
@@ -353,7 +355,14 @@ class ConnectionHandler(FallThrough):
         # a keep-alive Deferred that never fires must not silence polling for good: past its
         # bound, this tick runs a new one (a new run: the old one's end no longer counts)
         if self._keepAliveBusy and self._rt.reactor.seconds() < self._keepAliveGiveUp:
-            self.log.debug("{handler}: keep-alive still running; tick skipped", handler=self)
+            # said once per run: a program thread behind its polls skips most ticks of many
+            # handlers, and a debug event costs the reactor its observers' filtering each time
+            if self._skipSaid != self._keepAliveRun:
+                self._skipSaid = self._keepAliveRun
+                self.log.debug(
+                    "{handler}: keep-alive still running; ticks skipped until it ends",
+                    handler=self,
+                )
             return
         self._keepAliveBusy = True
         self.polls += 1

@@ -101,6 +101,8 @@ class Timer:
         self._state: TimerState = "Stopped"
         self._loop: LoopingCall | None = None
         self._busy = False
+        #: a skipped tick of the call running was logged
+        self._skipSaid = False
         adopt(self._rt, self)
         self._rt.twoFaced(self._start)
 
@@ -229,12 +231,16 @@ class Timer:
         if function is None:
             return
         if self._busy:
-            _programLog.debug(
-                "timer function {f} still running; tick {n} skipped",
-                f=describe(function),
-                n=self._count,
-            )
+            if not self._skipSaid:  # once per call: its ticks meanwhile are only counted
+                self._skipSaid = True
+                _programLog.debug(
+                    "timer function {f} still running; tick {n} skipped (and those after it "
+                    "until it ends)",
+                    f=describe(function),
+                    n=self._count,
+                )
             return
+        self._skipSaid = False
         self._busy = True
         done = self._dispatcher.callTimer(function, self, self._count)
         if done is None:  # finished already (every tick of a handler's PollTimer)
