@@ -27,9 +27,11 @@ from statistics import median
 from typing import Any
 
 from bench import poll
-from bench.pollers import PATHS, SHAPES, SNMP_IMPLS
+from bench.pollers import PATHS, SHAPES, SNMP_IMPLS, THREAD_IMPLS
 
-ROW_IMPLS = ("twisted", "twisted_ch", *PATHS)
+#: the rows; the thread row, the program row's floor (no target of its own), right below it
+_AT = PATHS.index("twisted_ch-program") + 1
+ROW_IMPLS = ("twisted", "twisted_ch", *PATHS[:_AT], *THREAD_IMPLS, *PATHS[_AT:])
 
 
 def listenOverflows() -> int:
@@ -124,6 +126,7 @@ def rows(
                 "twisted_ch-async",
                 "twisted_ch-async-tuned",
                 "twisted_ch-program",
+                "twisted-thread",
                 "fleet-sis",
             )
             out += _paired(big, ports, large, "twisted", "ratioToRawTwisted", *args)
@@ -299,6 +302,7 @@ LABELS = {
     "twisted_ch-async": "twisted_ch, `async def` keep-alive awaiting `SendAndWait(deliTag=)`",
     "twisted_ch-async-tuned": "the same, `twisted_ch.tuneGC()` at start (README: many handlers)",
     "twisted_ch-program": "twisted_ch, blocking `SendAndWait` on one program thread",
+    "twisted-thread": "raw Twisted, one thread blocking on each round trip (the row above's floor)",
     "fleet-sis": "`twistd chandler --config` fleet, SIS probe",
     "fleet-pjlink": "`twistd chandler --config` fleet, PJLink probe",
     "fleet-send": "`twistd chandler --config` fleet, send/expect probe",

@@ -39,6 +39,8 @@ from typing import Any
 from bench._util import cpuSeconds, now, openFds, raiseFileLimit, rssBytes
 
 IMPLS = ("twisted_ch", "twisted", "twisted-direct", "asyncio")
+#: raw Twisted with one thread blocking on each round trip: the program row's floor
+THREAD_IMPLS = ("twisted-thread",)
 #: the paths users run (issue 12), each compared with raw Twisted in the same rounds
 PATHS = (
     "twisted_ch-async",
@@ -50,7 +52,7 @@ PATHS = (
 )
 #: SNMP over UDP is compared with a raw Twisted UDP poller using the same codec
 SNMP_IMPLS = ("fleet-snmp", "twisted-snmp")
-ALL_IMPLS = IMPLS + PATHS + SNMP_IMPLS
+ALL_IMPLS = IMPLS + PATHS + SNMP_IMPLS + THREAD_IMPLS
 #: how often the fleet rows scrape /status and /metrics (from another process)
 SCRAPE_EVERY = 15.0
 INTERVAL = 1.0
@@ -556,6 +558,73 @@ def setupTwisted(
     return start
 
 
+def setupTwistedThread(
+    reactor: Any, ports: list[int], n: int, c: Counters
+) -> Callable[[int], None]:
+    """
+    The least one thread's blocking round trips cost on Twisted (the program row's floor): each
+    poll's LoopingCall, on the reactor, queues the poll for one thread (C{queue.SimpleQueue}),
+    which asks the reactor to write (C{callFromThread}) and blocks on a lock that the answer's
+    C{dataReceived} releases; one poll at a time, and no tick queued while the last one waits
+    (as a handler's PollTimer); no timer, no matching beyond the line.
+    """
+    import queue
+    import threading
+
+    from twisted.internet.protocol import ClientFactory, Protocol
+    from twisted.internet.task import LoopingCall
+
+    jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    class Poller(Protocol):
+        def connectionMade(self) -> None:
+            c.connected += 1
+            self.buffer = b""
+            self.answered = threading.Lock()
+            self.answered.acquire()
+            self.busy = False
+            self.loop = LoopingCall(self.tick)
+            self.loop.clock = reactor
+            startLoop(reactor, self.loop)
+
+        def tick(self) -> None:
+            if not self.busy:  # as a handler's PollTimer: no tick queued while one waits
+                self.busy = True
+                jobs.put(self)
+
+        def dataReceived(self, data: bytes) -> None:
+            buffer = self.buffer + data
+            while (end := buffer.find(b"\r\n")) >= 0:
+                if buffer.startswith(b"Pwr"):
+                    c.answered += 1
+                buffer = buffer[end + 2 :]
+                if self.answered.locked():  # not after the thread gave up waiting
+                    self.answered.release()
+            self.buffer = buffer
+
+        def connectionLost(self, reason: object = None) -> None:
+            c.lost += 1
+            if self.loop.running:
+                self.loop.stop()
+
+    def program() -> None:
+        callFromThread = reactor.callFromThread
+        while (p := jobs.get()) is not None:
+            c.sent += 1
+            callFromThread(p.transport.write, REQUEST)
+            p.answered.acquire(timeout=2)
+            p.busy = False
+
+    threading.Thread(target=program, daemon=True, name="program").start()
+    reactor.addSystemEventTrigger("before", "shutdown", jobs.put, None)
+    factory = ClientFactory.forProtocol(Poller)
+
+    def start(i: int) -> None:
+        reactor.connectTCP("127.0.0.1", ports[i % len(ports)], factory)
+
+    return start
+
+
 def runTwisted(impl: str, args: argparse.Namespace) -> Result:
     import twisted.internet.endpoints  # noqa: F401 - loaded before the memory baseline
     from twisted.internet import reactor
@@ -592,6 +661,7 @@ def runTwisted(impl: str, args: argparse.Namespace) -> Result:
             "twisted_ch": setupTwistedCh,
             "twisted": setupTwisted,
             "twisted-direct": setupTwistedDirect,
+            "twisted-thread": setupTwistedThread,
             "twisted_ch-async": setupTwistedChAsync,
             "twisted_ch-async-tuned": partial(setupTwistedChAsync, tuned=True),
             "twisted_ch-program": setupTwistedChProgram,
