@@ -7,6 +7,7 @@ events keep their order, timer firings keep theirs, and a flood of events cannot
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +18,7 @@ from twisted.internet import reactor
 from twisted.internet.base import ReactorBase
 
 from twisted_ch import GetConnectionHandler
-from twisted_ch._runtime import EVENTS_AHEAD, ProgramThread
+from twisted_ch._runtime import EVENTS_AHEAD, ProgramThread, useRuntime
 from twisted_ch.extronlib.interface import EthernetClientInterface
 from twisted_ch.testing import listenDevice, waitUntil
 
@@ -145,6 +146,87 @@ def test_abort_drops_both_lanes_and_keeps_the_stop(blocked: Blocked) -> None:
     reactorOf: Any = thread.reactor
     reactorOf.runUntilCurrent()  # what the threads posted back
     assert all(d.called for d in ends) and stopped.called
+
+
+def test_a_timer_firing_told_by_a_function_keeps_its_place_and_its_end(blocked: Blocked) -> None:
+    ends: list[tuple[object, ...]] = []
+
+    def boom() -> None:
+        raise ValueError("a keep-alive's bug")
+
+    thread = blocked.thread
+    thread.callTimerThen(lambda *end: ends.append(end), ("k1",), blocked.order.append, "t1")
+    blocked.timer("t2")
+    thread.callTimerThen(lambda *end: ends.append(end), ("k2",), boom)
+    blocked.event("e1")
+    assert blocked.release() == ["e1", "t1", "t2"]
+    reactorOf: Any = thread.reactor
+    reactorOf.runUntilCurrent()  # what the thread posted back, in order
+    # a raising timer function is logged (as callTimer's) and its end is still told
+    assert ends == [(None, "k1"), (None, "k2")]
+
+
+def test_abort_and_a_stopped_thread_tell_a_function_s_end_too(blocked: Blocked) -> None:
+    ends: list[tuple[object, ...]] = []
+    thread = blocked.thread
+    thread.callTimerThen(lambda *end: ends.append(end), ("queued",), blocked.order.append, "t")
+    thread.stop()
+    thread.abort()
+    thread.callTimerThen(lambda *end: ends.append(end), ("after",), blocked.order.append, "u")
+    assert ends == [(None, "after")]  # a stopping thread queues nothing: told at once
+    blocked.gate.set()
+    thread._thread.join(10)
+    reactorOf: Any = thread.reactor
+    reactorOf.runUntilCurrent()
+    assert blocked.order == [] and ends == [(None, "after"), (None, "queued")]
+
+
+def test_a_timer_firing_told_by_a_function_holds_three_objects_while_queued() -> None:
+    """
+    What a handler's keep-alive queued behind a busy program thread holds (10,000 handlers
+    behind one thread: the young generation each collection walks): the entry, its arguments
+    and the end's arguments; callTimer's Deferred and its callback add five more.
+    """
+    thread = ProgramThread(PassReactor())  # never started: what is queued stays queued
+    handler, n = object(), 200
+
+    def end(result: object, h: object, run: int) -> None:
+        pass
+
+    def tracked(queue: Callable[[int], None]) -> float:
+        gc.collect()
+        gc.disable()
+        try:
+            before = len(gc.get_objects())
+            for run in range(n):
+                queue(run)
+            return (len(gc.get_objects()) - before) / n
+        finally:
+            gc.enable()
+
+    told = tracked(lambda run: thread.callTimerThen(end, (handler, run), print, handler))
+    fired = tracked(lambda run: thread.callTimer(print, handler).addBoth(end, handler, run))
+    assert told <= 3 and fired >= told + 4, (told, fired)
+
+
+def test_a_handler_s_keep_alive_queued_behind_its_program_thread_holds_three_objects() -> None:
+    thread = ProgramThread(PassReactor())  # never started: the keep-alives stay queued
+    with useRuntime(thread.runtime):
+        handlers = [
+            GetConnectionHandler(EthernetClientInterface("127.0.0.1", 9), lambda h: None)
+            for _ in range(100)
+        ]
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        for h in handlers:
+            h._runKeepAlive(h._keepAliveQuery, h)  # its tick, the link aside
+        held = (len(gc.get_objects()) - before) / len(handlers)
+    finally:
+        gc.enable()
+    assert thread.queued == len(handlers)
+    assert held <= 3, held  # with callTimer's Deferred and its callback: 7
 
 
 # a real program thread polling handlers over loopback

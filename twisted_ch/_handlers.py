@@ -404,17 +404,20 @@ class ConnectionHandler(FallThrough):
         self, dispatcher: Any, query: KeepAlive, args: tuple[object, ...], run: int
     ) -> None:
         """Call the keep-alive through a dispatcher of its own (a program thread's)."""
-        done = dispatcher.callTimer(query, *args)  # (a program thread's timers' lane)
+        if isinstance(dispatcher, ProgramThread):
+            # a program thread cannot be interrupted: as in ControlScript, its ticks wait for
+            # it (set first: a stopping thread tells the end at once); the end is told without
+            # a Deferred, so a keep-alive queued behind the thread holds fewer objects
+            self._keepAliveGiveUp = math.inf
+            dispatcher.callTimerThen(_keepAliveEnded, (self, run), query, *args)
+            return
+        done = dispatcher.callTimer(query, *args)
         if done is None:  # finished synchronously (the usual case)
             self._keepAliveBusy = False
             return
         # (not done.called: a Deferred has its result before a callback's Deferred, which its
         # chain then waits for, has fired; addBoth below runs at once if it has truly ended)
-        if isinstance(dispatcher, ProgramThread):
-            # a program thread cannot be interrupted: as in ControlScript, its ticks wait for it
-            self._keepAliveGiveUp = math.inf
-        else:
-            self._setGiveUp()
+        self._setGiveUp()
         done.addBoth(_keepAliveEnded, self, run)
 
     def _setGiveUp(self) -> None:

@@ -244,9 +244,11 @@ def _dataSize(args: tuple[object, ...]) -> int:
     return size
 
 
-#: a queued callback: its function, arguments, the Deferred fired once it ran, the data bytes it
-#: holds, and whether its failure is logged (its Deferred then fires None) rather than returned
-_Entry = tuple[Callable[..., object], tuple[object, ...], Deferred[Any], int, bool]
+#: a queued callback: its function, arguments, what the reactor is told once it ran, the data
+#: bytes it holds, whether its failure is logged (its end is then None) rather than returned, and
+#: how it is told: None, the third item is a Deferred fired with the end; else the third item is
+#: a function called as C{(end, *these)} (L{ProgramThread.callTimerThen})
+_Entry = tuple[Callable[..., object], tuple[object, ...], Any, int, bool, tuple[object, ...] | None]
 
 #: While timer firings wait on a program thread, at most this many events run between two of
 #: them (so a flood of events delays timers, it cannot starve them).
@@ -371,6 +373,22 @@ class ProgramThread:
         self._put(self._timers, f, args, d, True)
         return d
 
+    def callTimerThen(
+        self,
+        then: Callable[..., object],
+        thenArgs: tuple[object, ...],
+        f: Callable[..., object],
+        *args: object,
+    ) -> None:
+        """
+        L{callTimer}, told differently: once C{f} has run, the reactor calls C{then(end,
+        *thenArgs)} (C{end} is None, or the L{Failure} of an exception that is not logged) where
+        L{callTimer}'s Deferred would fire.  A handler's keep-alive queued behind a busy thread
+        then holds three objects, not a Deferred, its callback list and their tuples (at 10,000
+        handlers, half of what each young-generation collection walked).
+        """
+        self._put(self._timers, f, args, then, True, 0, thenArgs)
+
     @property
     def queuedBytes(self) -> int:
         """The bytes of data the queued callbacks carry (an estimate while both threads run)."""
@@ -394,15 +412,16 @@ class ProgramThread:
         lane: deque[_Entry],
         f: Callable[..., object],
         args: tuple[object, ...],
-        d: Deferred[Any],
+        d: Any,
         logged: bool,
         size: int = 0,
+        thenArgs: tuple[object, ...] | None = None,
     ) -> None:
         if self._stopping:
-            d.callback(None)
+            _tell(d, thenArgs, None)
             return
         self._bytesIn += size
-        lane.append((f, args, d, size, logged))
+        lane.append((f, args, d, size, logged, thenArgs))
         self._queue.put_nowait(None)  # after the append: a token always finds its entry
 
     def _run(self) -> None:
@@ -437,21 +456,20 @@ class ProgramThread:
                     continue  # abort() took it
             except IndexError:
                 continue
-            f, args, d, size, logged = entry
+            f, args, d, size, logged, thenArgs = entry
             if f is _STOP:
                 toReactor(d.callback, None)
                 return
-            fire: Callable[[Any], object]
+            failed = False
             self._inCall = True
             try:
                 result = f(*args)
             except BaseException as e:
-                fire, result = d.errback, Failure()
+                failed, result = True, Failure()
                 if logged and isinstance(e, Exception | SystemExit | MemoryLimitExceeded):
                     _logFailure(result, f)
-                    fire, result = d.callback, None
+                    failed, result = False, None
             else:
-                fire = d.callback
                 if logged:
                     result = None
             finally:
@@ -462,7 +480,10 @@ class ProgramThread:
                 if self.aborted:
                     with lock:
                         raiseInThread(get_ident(), None)
-            toReactor(fire, result)
+            if thenArgs is not None:
+                toReactor(d, result, *thenArgs)
+            else:
+                toReactor(d.errback if failed else d.callback, result)
 
     def abort(self) -> bool:
         """
@@ -483,7 +504,7 @@ class ProgramThread:
                 if entry[0] is _STOP:
                     kept.append(entry)
                 else:
-                    self.reactor.callFromThread(entry[2].callback, None)
+                    self.reactor.callFromThread(_tell, entry[2], entry[5], None)
         for entry in kept:
             self._timers.append(entry)
             self._queue.put_nowait(None)
@@ -504,7 +525,7 @@ class ProgramThread:
             return succeed(None)
         d: Deferred[None] = Deferred()
         # last in the timers' lane: after every event and timer firing queued before it
-        self._timers.append((_STOP, (), d, 0, False))
+        self._timers.append((_STOP, (), d, 0, False, None))
         self._queue.put_nowait(None)
 
         def stuck(failure: Failure) -> None:
@@ -512,6 +533,14 @@ class ProgramThread:
             log.warn("program thread {name} did not finish within {t} s", name=self.name, t=timeout)
 
         return d.addTimeout(timeout, self.reactor).addErrback(stuck)
+
+
+def _tell(d: Any, thenArgs: tuple[object, ...] | None, end: object) -> None:
+    """Tell a queued callback's end: fire its Deferred, or call its function (L{_Entry})."""
+    if thenArgs is None:
+        d.callback(end)
+    else:
+        d(end, *thenArgs)
 
 
 def _logFailure(failure: Failure, f: object) -> None:
