@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 import pytest_twisted
-from helpers import Recorder
+from helpers import LoggedEvents, Recorder
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock, deferLater
@@ -187,6 +187,23 @@ def test_udp_serial_sp_and_http_modules_get_ModuleSimplePipeHandler() -> None:
         assert type(handler) is ModuleSimplePipeHandler, module
     http = GetConnectionHandler(HttpModule(), "Power", reactor=clock)
     assert type(http) is ModuleSimplePipeHandler
+
+
+def test_a_pipe_module_handler_logs_its_skipped_polls_once_per_running_Update() -> None:
+    # a module thread behind its polls skips most ticks: one debug line per Update running, not
+    # one per tick (each costs the reactor its log observers)
+    r = connected("serial")
+    driver = r.handler._driver
+    with LoggedEvents(text=True) as logged:
+        for _ in range(2):
+            driver._polling = True  # an Update still runs (as on a busy module thread)
+            for _ in range(5):
+                r.handler._pollTick(r.handler.PollTimer, 0)
+            driver._polling = False
+            r.handler._pollTick(r.handler.PollTimer, 0)  # the next Update runs
+            r.pump.pump()
+    skipped = [line for line in logged if "still running" in line]
+    assert len(skipped) == 2 and "polls skipped until it ends" in skipped[0]
 
 
 def test_connectionCounter_is_set_from_DisconnectLimit() -> None:

@@ -298,6 +298,8 @@ class _ModuleDriver:
         self.raisedUnsent: Callable[[], None] | None = None
         #: the keep-alive Update runs (where module code runs)
         self._updating = False
+        #: a skipped poll was logged since a poll last ran
+        self._skipSaid = False
         #: called where module code runs for a Disconnected the keep-alive Update reported; True:
         #: it was delivered there, inside the Update (a pipe module's, as the reference does)
         self.reportHere: Callable[[], bool] | None = None
@@ -317,12 +319,15 @@ class _ModuleDriver:
         still runs; whether it was called.
         """
         if self.busy:
-            log.debug(
-                "{module}: Update{query} or Connect still running; poll skipped",
-                module=self.module,
-                query=self.query,
-            )
+            if not self._skipSaid:  # once until a poll runs again (see _runKeepAlive's)
+                self._skipSaid = True
+                log.debug(
+                    "{module}: Update{query} or Connect still running; polls skipped until it ends",
+                    module=self.module,
+                    query=self.query,
+                )
             return False
+        self._skipSaid = False
         self._polling = True
         self._order.started()
         afterCall(self.runtime.dispatcher.call(self._update), self._polled)

@@ -432,7 +432,7 @@ class ProgramThread:
                 return
             except MemoryLimitExceeded:
                 # raised by abort() just as a callback ended: that callback is over (its
-                # Deferred unfired), the thread goes on to the queue (its stop, soon)
+                # end untold), the thread goes on to the queue (its stop, soon)
                 continue
 
     def _loop(self) -> None:
