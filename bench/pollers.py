@@ -598,7 +598,7 @@ def setupTwistedThread(
                 if buffer.startswith(b"Pwr"):
                     c.answered += 1
                 buffer = buffer[end + 2 :]
-                if self.answered.locked():  # not after the thread gave up waiting
+                if self.answered.locked():  # (a line beyond the one awaited: no second release)
                     self.answered.release()
             self.buffer = buffer
 
@@ -612,7 +612,11 @@ def setupTwistedThread(
         while (p := jobs.get()) is not None:
             c.sent += 1
             callFromThread(p.transport.write, REQUEST)
-            p.answered.acquire(timeout=2)
+            if not p.answered.acquire(timeout=2):
+                # no answer in 2 s: the device is dropped (counted lost), so that a late answer
+                # cannot stand for the next poll's
+                callFromThread(p.transport.loseConnection)
+                continue
             p.busy = False
 
     threading.Thread(target=program, daemon=True, name="program").start()
