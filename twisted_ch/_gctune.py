@@ -60,9 +60,13 @@ def raiseThreshold() -> None:
         gc.set_threshold(THRESHOLD, *threshold[1:])
 
 
-def _connecting(handler: Any) -> bool:
-    link = ownAttribute(handler, "_link")
-    return getattr(link, "state", None) == "connecting"
+def _anyConnecting(handlers: Iterable[Any]) -> bool:
+    """Whether any of C{handlers} (a copy is walked) has a link still making its connect."""
+    for handler in list(handlers):
+        link = ownAttribute(handler, "_link")
+        if getattr(link, "state", None) == "connecting":
+            return True
+    return False
 
 
 class ProgramFreezer:
@@ -91,7 +95,7 @@ class ProgramFreezer:
         self._timer = None
         if self._stopped:
             return
-        if checks < SETTLE_CHECKS and any(_connecting(h) for h in list(self.handlers())):
+        if checks < SETTLE_CHECKS and _anyConnecting(self.handlers()):
             self._timer = self.clock.callLater(SETTLE_CHECK, self._check, checks + 1)
             return
         self._freeze()
@@ -147,7 +151,7 @@ class GCTuner:
         raiseThreshold()
         handlers = self.runtime.handlers
         self._freeze(len(handlers))
-        if any(_connecting(h) for h in list(handlers)):
+        if _anyConnecting(handlers):
             self.frozenAt = -1  # their connections are frozen once made
         looks = self._looks = LoopingCall(self._look)
         looks.clock = self.runtime.reactor
@@ -160,7 +164,7 @@ class GCTuner:
             self.frozenAt = count  # (some went: nothing new to freeze)
             return
         self._waited += 1
-        if self._waited < SETTLE_CHECKS and any(_connecting(h) for h in list(handlers)):
+        if self._waited < SETTLE_CHECKS and _anyConnecting(handlers):
             return
         self._freeze(count)
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from threading import get_ident
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from twisted.internet._signals import _UnixWaker
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, ensureDeferred, succeed
@@ -35,6 +35,9 @@ from twisted.python.failure import Failure
 
 from twisted_ch._memory import MemoryLimitExceeded, raiseInThread
 from twisted_ch._summary import Summarizer
+
+if TYPE_CHECKING:
+    from twisted_ch._gctune import GCTuner
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -460,15 +463,14 @@ class ProgramThread:
             if f is _STOP:
                 toReactor(d.callback, None)
                 return
-            failed = False
             self._inCall = True
             try:
                 result = f(*args)
             except BaseException as e:
-                failed, result = True, Failure()
+                result = Failure()
                 if logged and isinstance(e, Exception | SystemExit | MemoryLimitExceeded):
                     _logFailure(result, f)
-                    failed, result = False, None
+                    result = None
             else:
                 if logged:
                     result = None
@@ -480,10 +482,7 @@ class ProgramThread:
                 if self.aborted:
                     with lock:
                         raiseInThread(get_ident(), None)
-            if thenArgs is not None:
-                toReactor(d, result, *thenArgs)
-            else:
-                toReactor(d.errback if failed else d.callback, result)
+            toReactor(_tell, d, thenArgs, result)
 
     def abort(self) -> bool:
         """
@@ -536,11 +535,16 @@ class ProgramThread:
 
 
 def _tell(d: Any, thenArgs: tuple[object, ...] | None, end: object) -> None:
-    """Tell a queued callback's end: fire its Deferred, or call its function (L{_Entry})."""
-    if thenArgs is None:
-        d.callback(end)
-    else:
+    """
+    Tell a queued callback's end (reactor thread): fire its Deferred (its errback for a
+    L{Failure}), or call its function (L{_Entry}).
+    """
+    if thenArgs is not None:
         d(end, *thenArgs)
+    elif isinstance(end, Failure):
+        d.errback(end)
+    else:
+        d.callback(end)
 
 
 def _logFailure(failure: Failure, f: object) -> None:
@@ -568,7 +572,7 @@ class Runtime:
     #: the reactor's L{Bridge}, once a call from another thread needed it
     _bridge: Bridge | None = field(default=None, init=False, repr=False, compare=False)
     #: the L{twisted_ch._gctune.GCTuner} that twisted_ch.tuneGC() started for this runtime
-    gcTuner: Any = field(default=None, init=False, repr=False, compare=False)
+    gcTuner: GCTuner | None = field(default=None, init=False, repr=False, compare=False)
 
     def call(
         self, f: Callable[..., object], *args: object, droppable: bool = False
