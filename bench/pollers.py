@@ -565,8 +565,8 @@ def setupTwistedThread(
     The least one thread's blocking round trips cost on Twisted (the program row's floor): each
     poll's LoopingCall, on the reactor, queues the poll for one thread (C{queue.SimpleQueue}),
     which asks the reactor to write (C{callFromThread}) and blocks on a lock that the answer's
-    C{dataReceived} releases; one poll at a time, and no tick queued while the last one waits
-    (as a handler's PollTimer); no timer, no matching beyond the line.
+    C{dataReceived} releases (a C{Pwr} line, split and counted by L{Lines}); one poll at a
+    time, and no tick queued while the last one waits (as a handler's PollTimer); no timer.
     """
     import queue
     import threading
@@ -579,7 +579,7 @@ def setupTwistedThread(
     class Poller(Protocol):
         def connectionMade(self) -> None:
             c.connected += 1
-            self.buffer = b""
+            self.lines = Lines(c)
             self.answered = threading.Lock()
             self.answered.acquire()
             self.busy = False
@@ -593,14 +593,11 @@ def setupTwistedThread(
                 jobs.put(self)
 
         def dataReceived(self, data: bytes) -> None:
-            buffer = self.buffer + data
-            while (end := buffer.find(b"\r\n")) >= 0:
-                if buffer.startswith(b"Pwr"):
-                    c.answered += 1
-                buffer = buffer[end + 2 :]
-                if self.answered.locked():  # (a line beyond the one awaited: no second release)
-                    self.answered.release()
-            self.buffer = buffer
+            answered = c.answered
+            self.lines.feed(data)
+            # the answer awaited (one more beyond it: no second release)
+            if c.answered != answered and self.answered.locked():
+                self.answered.release()
 
         def connectionLost(self, reason: object = None) -> None:
             c.lost += 1

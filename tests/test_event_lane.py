@@ -178,6 +178,19 @@ def test_abort_and_a_stopped_thread_tell_a_function_s_end_too(blocked: Blocked) 
     assert blocked.order == [] and ends == [(None, "after"), (None, "queued")]
 
 
+def trackedPerCall(n: int, call: Callable[[int], object]) -> float:
+    """GC-tracked objects that stay alive per C{call(i)}, i in range(n) (the collector off)."""
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(gc.get_objects())
+        for i in range(n):
+            call(i)
+        return (len(gc.get_objects()) - before) / n
+    finally:
+        gc.enable()
+
+
 def test_a_timer_firing_told_by_a_function_holds_three_objects_while_queued() -> None:
     """
     What a handler's keep-alive queued behind a busy program thread holds (10,000 handlers
@@ -185,24 +198,17 @@ def test_a_timer_firing_told_by_a_function_holds_three_objects_while_queued() ->
     and the end's arguments; callTimer's Deferred and its callback add four more.
     """
     thread = ProgramThread(PassReactor())  # never started: what is queued stays queued
-    handler, n = object(), 200
+    handler = object()
 
     def end(result: object, h: object, run: int) -> None:
         pass
 
-    def tracked(queue: Callable[[int], None]) -> float:
-        gc.collect()
-        gc.disable()
-        try:
-            before = len(gc.get_objects())
-            for run in range(n):
-                queue(run)
-            return (len(gc.get_objects()) - before) / n
-        finally:
-            gc.enable()
-
-    told = tracked(lambda run: thread.callTimerThen(end, (handler, run), print, handler))
-    fired = tracked(lambda run: thread.callTimer(print, handler).addBoth(end, handler, run))
+    told = trackedPerCall(
+        200, lambda run: thread.callTimerThen(end, (handler, run), print, handler)
+    )
+    fired = trackedPerCall(
+        200, lambda run: thread.callTimer(print, handler).addBoth(end, handler, run)
+    )
     assert told <= 3 and fired >= told + 4, (told, fired)
 
 
@@ -213,15 +219,10 @@ def test_a_handler_s_keep_alive_queued_behind_its_program_thread_holds_three_obj
             GetConnectionHandler(EthernetClientInterface("127.0.0.1", 9), lambda h: None)
             for _ in range(100)
         ]
-    gc.collect()
-    gc.disable()
-    try:
-        before = len(gc.get_objects())
-        for h in handlers:
-            h._runKeepAlive(h._keepAliveQuery, h)  # its tick, the link aside
-        held = (len(gc.get_objects()) - before) / len(handlers)
-    finally:
-        gc.enable()
+    # each handler's tick, the link aside
+    held = trackedPerCall(
+        len(handlers), lambda i: handlers[i]._runKeepAlive(handlers[i]._keepAliveQuery, handlers[i])
+    )
     assert thread.queued == len(handlers)
     assert held <= 3, held  # with callTimer's Deferred and its callback: 7
 
