@@ -189,11 +189,13 @@ def test_udp_serial_sp_and_http_modules_get_ModuleSimplePipeHandler() -> None:
     assert type(http) is ModuleSimplePipeHandler
 
 
-def test_a_pipe_module_handler_logs_its_skipped_polls_once_per_running_Update() -> None:
+@pytest.mark.parametrize("kind", ["serial", "tcp"])
+def test_a_module_handler_logs_its_skipped_polls_once_per_running_Update(kind: str) -> None:
     # a module thread behind its polls skips most ticks: one debug line per Update running, not
-    # one per tick (each costs the reactor its log observers)
-    r = connected("serial")
+    # one per tick (each costs the reactor its log observers), and none counted
+    r = connected(kind)
     driver = r.handler._driver
+    before = r.handler.polls
     with LoggedEvents(text=True) as logged:
         for _ in range(2):
             driver._polling = True  # an Update still runs (as on a busy module thread)
@@ -204,6 +206,7 @@ def test_a_pipe_module_handler_logs_its_skipped_polls_once_per_running_Update() 
             r.pump.pump()
     skipped = [line for line in logged if "still running" in line]
     assert len(skipped) == 2 and "polls skipped until it ends" in skipped[0]
+    assert r.handler.polls - before == 2  # the two that ran
 
 
 def test_connectionCounter_is_set_from_DisconnectLimit() -> None:

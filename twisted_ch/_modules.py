@@ -313,19 +313,28 @@ class _ModuleDriver:
         """Whether the last keep-alive Update or a Connect still runs (a tick now is skipped)."""
         return self._polling or self._order.held
 
+    def skipping(self) -> bool:
+        """
+        Whether a tick now is skipped (L{busy}); said once until a poll runs again (see
+        L{_runKeepAlive<twisted_ch._handlers._LinkHandler._runKeepAlive>}'s).
+        """
+        if not self.busy:
+            return False
+        if not self._skipSaid:
+            self._skipSaid = True
+            log.debug(
+                "{module}: Update{query} or Connect still running; polls skipped until it ends",
+                module=self.module,
+                query=self.query,
+            )
+        return True
+
     def poll(self) -> bool:
         """
         Call the keep-alive Update on the module's thread unless the last one (or a Connect)
         still runs; whether it was called.
         """
-        if self.busy:
-            if not self._skipSaid:  # once until a poll runs again (see _runKeepAlive's)
-                self._skipSaid = True
-                log.debug(
-                    "{module}: Update{query} or Connect still running; polls skipped until it ends",
-                    module=self.module,
-                    query=self.query,
-                )
+        if self.skipping():
             return False
         self._skipSaid = False
         self._polling = True
@@ -810,7 +819,7 @@ class ModuleTcpHandler(_ModuleHandler, RawTcpHandler):
         emit(self._rt, self, "ConnectFailed", self, reason)
 
     def _pollTick(self, timer: Timer, count: int) -> None:
-        if not self._linkLive() or self._driver.busy:
+        if not self._linkLive() or self._driver.skipping():
             return  # a tick while the last Update still runs is skipped: nothing counted
         self._pollCounted = self._status != "Connected"
         if self._pollCounted and self._countSend():
