@@ -53,13 +53,14 @@ def test_answered_polls_leave_no_cyclic_garbage(path: str) -> None:
     assert garbageAfter(path, 2000) <= 5
 
 
-def test_a_stock_probe_s_poll_in_flight_holds_no_bound_method() -> None:
+def test_a_stock_probe_s_poll_in_flight_holds_no_callback() -> None:
     """
-    A stock probe's poll in flight: the wait, its matcher, its callback list and two callbacks
-    (the probe's and the handler's end of keep-alive), each a function with its arguments, not
-    a bound method (11 objects before, 9 now, 0 for a Send keep-alive).
+    A stock probe's poll in flight: the wait, its matcher, its (empty) callback list and the
+    arguments of the function its end calls instead of firing (L{tellInstead}: the probe's
+    judge and the handler's end of keep-alive in one, no callback); 11 objects in the sixth
+    round, 9 with two callbacks as functions, 4 now; 0 for a Send keep-alive.
     """
     from bench.micro import inFlight
 
-    assert inFlight("sis") <= 9
+    assert inFlight("sis") <= 4
     assert inFlight("send") == 0

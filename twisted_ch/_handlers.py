@@ -78,6 +78,13 @@ Status = Literal["Connected", "Disconnected", "Unknown"]
 Input = Literal["answered", "silent", "lost", "forced"]
 KeepAlive = Callable[[Any], object]
 
+#: What a keep-alive's C{_pollTellingEnd(handler, run)} returns when it will itself call
+#: L{_keepAliveEnded}C{(None, handler, run)} as it ends.  A keep-alive's class may define that
+#: method; the handler then calls it on the reactor thread instead of the keep-alive, and
+#: anything else it returns is taken as the keep-alive's result (the stock probes: their
+#: wait's end tells the handler's, see L{twisted_ch.protocols.device.tellInstead}).
+TELLS_END: Any = object()
+
 #: How each lifecycle input moves ConnectionStatus (see the module docstring).
 TRANSITIONS: dict[tuple[Input, Status], Status] = {
     ("answered", "Unknown"): "Connected",
@@ -174,6 +181,9 @@ class ConnectionHandler(FallThrough):
     #: the send counter's lock (sends come from program threads and the reactor alike): one
     #: for every handler, held only to count
     _counterLock = threading.Lock()
+    #: the keep-alive and its class's _pollTellingEnd (L{TELLS_END}); set by link handlers
+    _keepAliveQuery: KeepAlive | None = None
+    _tellsEnd: Callable[..., object] | None = None
 
     Connected = Event["ConnectionHandler"]("Called as C{(handler, 'Connected')}.")
     Disconnected = Event["ConnectionHandler"]("Called as C{(handler, 'Disconnected')}.")
@@ -374,8 +384,12 @@ class ConnectionHandler(FallThrough):
         # ReactorDispatcher.call, inline: an async def keep-alive runs as a CoroutineRun and a
         # Deferred carries its own end, so no Deferred or callback is added per poll (polls in
         # flight hold fewer objects for the collector to walk)
+        tellsEnd = self._tellsEnd
         try:
-            result = query(*args)
+            if tellsEnd is None or query is not self._keepAliveQuery:
+                result = query(*args)
+            else:  # it may tell its end itself (_keepAliveEnded): no Deferred to wait on
+                result = tellsEnd(query, self, run)
         except Exception:
             logCallbackFailure(Failure(), query)
             result = None
@@ -384,6 +398,10 @@ class ConnectionHandler(FallThrough):
             result = None
         if result is None:  # finished synchronously (the usual case)
             self._keepAliveBusy = False
+            return
+        if result is TELLS_END:
+            if self._keepAliveBusy and run == self._keepAliveRun:
+                self._setGiveUp()
             return
         if type(result) is CoroutineType:
             CoroutineRun(result, query, self, run)(None)  # its first step (it may end there)
@@ -513,6 +531,10 @@ class _LinkHandler(ConnectionHandler):
         if keepAliveQuery is not None and not callable(keepAliveQuery):
             raise TypeError(f"keepAliveQuery must be callable, not {type(keepAliveQuery).__name__}")
         self._keepAliveQuery = keepAliveQuery
+        #: its class's _pollTellingEnd, if any (see L{TELLS_END})
+        self._tellsEnd: Callable[..., object] | None = getattr(
+            type(keepAliveQuery), "_pollTellingEnd", None
+        )
         link = getattr(Interface, "link", None)
         if not isinstance(link, DeviceLink):
             raise TypeError(f"{type(Interface).__name__} is not a twisted_ch device interface")

@@ -110,11 +110,47 @@ class _Wait(Deferred[bytes]):
     the matcher it waits with (one object per call, not a record and a Deferred).
     """
 
+    #: called as C{_then(result, *_thenArgs)} instead of firing (see L{tellInstead})
+    _then: Callable[..., object] | None = None
+    _thenArgs: tuple[object, ...] = ()
+
     def __init__(self, data: bytes, timeout: float, matcher: ResponseMatcher) -> None:
         Deferred.__init__(self)
         self.data = data
         self.timeout = timeout
         self.matcher = matcher
+
+
+def tellInstead(d: Deferred[Any], then: Callable[..., object], *args: object) -> bool:
+    """
+    Have C{d}, a wait L{DeviceProtocol.sendAndWait} returned, call C{then(result, *args)} on the
+    reactor thread when it ends (the response, or the L{Failure} it would errback with) instead
+    of firing; whether it will (not for another Deferred, nor a wait fired or with callbacks).
+    Its holder then drops it: it never fires.  A keep-alive's poll in flight so holds no
+    callback list entries, and its end costs no callback chain.
+    """
+    # (a Twisted without _callbacks: never; one with callbacks must fire)
+    if type(d) is not _Wait or d.called or getattr(d, "_callbacks", True) or d._then is not None:
+        return False
+    d._then = then
+    d._thenArgs = args
+    return True
+
+
+def _end(wait: _Wait, result: object) -> None:
+    """A wait ended with C{result}: fire it, or tell its L{tellInstead} function."""
+    then = wait._then
+    if then is None:
+        if isinstance(result, Failure):
+            wait.errback(result)
+        else:
+            wait.callback(result)  # type: ignore[arg-type]
+        return
+    wait._then = None
+    try:
+        then(result, *wait._thenArgs)
+    except Exception:
+        DeviceProtocol.log.failure("a SendAndWait's end raised")
 
 
 class DeadlineOwner(TypingProtocol):
@@ -337,7 +373,7 @@ class DeviceProtocol(Protocol):
         self._queuedWaitBytes = 0
         while self._waits:
             wait = self._waits.pop(0)
-            wait.callback(wait.matcher.timedOut()[0])
+            _end(wait, wait.matcher.timedOut()[0])
         self.sink.linkLost(self, reason)
 
     def send(self, data: bytes) -> None:
@@ -464,7 +500,7 @@ class DeviceProtocol(Protocol):
                 failure = Failure()
                 if waits and waits[0] is wait:
                     del waits[0]
-                wait.errback(failure)
+                _end(wait, failure)
 
     def _deadlinePassed(self, serial: int) -> None:
         """The deadline of the wait sent as C{serial} has come (L{Deadlines})."""
@@ -496,7 +532,7 @@ class DeviceProtocol(Protocol):
         # fire this wait before sending the next: whatever that send does, this caller has its
         # answer (a callback that calls sendAndWait with nothing queued sends at once; queued
         # waits are sent after it, in order)
-        wait.callback(response)
+        _end(wait, response)
         if self._waits:
             self._beginNext()
 

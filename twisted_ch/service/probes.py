@@ -32,6 +32,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from twisted_ch._framing import toBytes
+from twisted_ch._handlers import TELLS_END, _keepAliveEnded
 from twisted_ch._link import DeviceLink
 from twisted_ch._runtime import Runtime
 from twisted_ch.protocols._probecodec import (
@@ -48,7 +49,7 @@ from twisted_ch.protocols._probecodec import (
     pjlinkDigest,
     sharedTemplate,
 )
-from twisted_ch.protocols.device import LinkDown, deadlinesOf
+from twisted_ch.protocols.device import LinkDown, deadlinesOf, tellInstead
 from twisted_ch.service._trace import printable
 
 __all__ = [
@@ -119,15 +120,28 @@ class Probe:
                 return rt.twoFaced(self._once, handler)
         return self._once(handler)
 
-    def _once(self, handler: Any) -> Deferred[bool]:
+    def _pollTellingEnd(self, handler: Any, run: int) -> Any:
+        """
+        A handler's keep-alive tick (reactor thread, see L{TELLS_END}): L{_once}, where a stock
+        probe's wait judges its answer and tells the handler's end itself, with no callback.
+        """
+        ioThread = threadable.ioThread
+        if ioThread is not None and ioThread != get_ident():  # (not a tick's thread: as called)
+            return self(handler)
+        return self._once(handler, run)
+
+    def _once(self, handler: Any, run: int | None = None) -> Any:
         self.attach(handler)
         query = self.query
         try:
             if getattr(query, "__func__", None) is type(self)._sendQuery is not None:
                 sent = self._send(handler)
                 if isinstance(sent, Deferred):
-                    # a stock probe: its send's Deferred, judged and accepted (or its failure
-                    # reported) by one callback
+                    # a stock probe: its send's wait judges and accepts the answer (or reports
+                    # its failure) and ends the handler's keep-alive, or its Deferred does in
+                    # one callback
+                    if run is not None and tellInstead(sent, _answeredEnded, self, handler, run):
+                        return TELLS_END
                     return sent.addBoth(_answered, self, handler)
                 result = sent.addCallback(self._judge, handler)  # what its query does with it
             else:
@@ -221,6 +235,16 @@ def _answered(response: Any, probe: Probe, handler: Any) -> bool:
     not a bound method, so each poll in flight holds one object fewer for the collector.
     """
     return probe._answered(response, handler)
+
+
+def _answeredEnded(response: Any, probe: Probe, handler: Any, run: int) -> None:
+    """L{_answered}, then the handler's keep-alive ended (a stock probe's wait's end)."""
+    try:
+        probe._answered(response, handler)
+    except Exception:
+        _keepAliveEnded(Failure(), handler, run, probe)
+    else:
+        _keepAliveEnded(None, handler, run)
 
 
 # Extron SIS
