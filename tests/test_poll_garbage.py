@@ -63,4 +63,5 @@ def test_a_stock_probe_s_poll_in_flight_holds_no_callback() -> None:
     from bench.micro import inFlight
 
     assert inFlight("sis") <= 4
+    assert inFlight("pjlink") <= 4  # greeted: its usual poll is a stock probe's (18 before)
     assert inFlight("send") == 0

@@ -11,21 +11,27 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import LoggedEvents
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from bench.micro import build
-from tests.helpers import LoggedEvents
 from twisted_ch._framing import ResponseMatcher
 from twisted_ch.protocols.device import DeviceProtocol, WriteBufferFull, tellInstead
 from twisted_ch.service.probes import SISProbe, _answeredEnded
 from twisted_ch.testing import FakeEndpoint
 
+#: per probe: what it sends, a good answer, an error answer
+PROBES = {
+    "sis": (b"Q", b"1.23\r\n", b"E10\r\n"),
+    "pjlink": (b"%1POWR ?\r", b"%1POWR=1\r", b"PJLINK ERRA\r"),
+}
+
 
 class Rig:
-    def __init__(self, slow: bool = False) -> None:
+    def __init__(self, slow: bool = False, path: str = "sis") -> None:
         self.clock = Clock()
-        self.handler, self.endpoint = build("sis", self.clock)
+        self.handler, self.endpoint = build(path, self.clock)
         self.probe: SISProbe = self.handler._keepAliveQuery
         if slow:  # the Deferred path: no _pollTellingEnd for the handler to find
             self.handler._tellsEnd = None
@@ -58,22 +64,25 @@ def test_a_stock_probes_wait_tells_the_handlers_end_with_no_callback() -> None:
     assert not wait.called  # told instead of fired: nobody holds it
 
 
+@pytest.mark.parametrize("path", sorted(PROBES))
 @pytest.mark.parametrize(
     "outcome",
     ["answered", "error", "silent", "lost", "accepted raises"],
 )
 def test_every_outcome_ends_the_keep_alive_as_the_deferred_path_does(
-    outcome: str, monkeypatch: pytest.MonkeyPatch
+    path: str, outcome: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    query, good, bad = PROBES[path]
+
     def play(r: Rig) -> list[object]:
         seen: list[object] = []
         with LoggedEvents(text=True) as logged:
             for _ in range(3):
                 sent = r.tick()
                 if outcome == "answered":
-                    r.endpoint.respond(b"1.23\r\n")
+                    r.endpoint.respond(good)
                 elif outcome == "error":
-                    r.endpoint.respond(b"E10\r\n")
+                    r.endpoint.respond(bad)
                 elif outcome == "silent":
                     r.clock.advance(2.5)  # past the probe's 2 s timeout
                 elif outcome == "lost":
@@ -81,9 +90,11 @@ def test_every_outcome_ends_the_keep_alive_as_the_deferred_path_does(
                     r.endpoint.transport.deviceResets()
                     r.clock.advance(0)
                     r.clock.advance(5)  # reconnected
+                    if path == "pjlink":
+                        r.endpoint.respond(b"PJLINK 0\r")
                     r.endpoint.written()
                 else:
-                    r.endpoint.respond(b"1.23\r\n")
+                    r.endpoint.respond(good)
                 seen.append((sent, *r.outcome()))
         seen.append(sorted(line.split(": ", 1)[-1][:60] for line in logged))
         return seen
@@ -96,10 +107,29 @@ def test_every_outcome_ends_the_keep_alive_as_the_deferred_path_does(
             raise RuntimeError("accepted")
 
         monkeypatch.setattr(type(Rig().handler), "ResponseAccepted", accepted)
-    fast, slow = Rig(), Rig(slow=True)
-    assert play(fast) == play(slow)
-    # the next tick polls again (a keep-alive left busy would skip it)
-    assert fast.tick() == b"Q" and fast.wait._then is _answeredEnded
+    fast, slow = Rig(path=path), Rig(slow=True, path=path)
+    played = play(fast)
+    assert played == play(slow)
+    assert [step[0] for step in played[:3]] == [query] * 3  # every tick polled
+    # the next tick polls again (a keep-alive left busy would skip it), telling its end
+    assert fast.tick() == query and fast.wait._then is _answeredEnded
+
+
+def test_a_pjlink_probe_not_yet_greeted_takes_its_query_and_then_tells_its_end() -> None:
+    clock = Clock()
+    handler, endpoint = build("pjlink", clock)
+    endpoint.written()
+    assert endpoint.transport is not None
+    endpoint.transport.deviceResets()
+    clock.advance(0)
+    clock.advance(5)  # reconnected, no greeting yet: the tick waits for it
+    endpoint.written()
+    clock.advance(1)
+    assert endpoint.written() == b""
+    endpoint.respond(b"PJLINK 1 498e4a67\r")  # it asks for authentication: no password set
+    probe = handler._keepAliveQuery
+    assert "no password is configured" in str(probe.lastProblem)
+    assert not handler._keepAliveBusy
 
 
 def test_a_queued_wait_that_cannot_be_sent_tells_its_failure() -> None:

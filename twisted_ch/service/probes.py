@@ -101,6 +101,9 @@ class Probe:
     #: the class's own L{query}, when it is L{_send} judged by L{_judge} (the stock probes):
     #: L{_once} then chains the two itself, one callback per poll instead of two
     _sendQuery: Any = None
+    #: when not None, whether this poll of a stock probe is just L{_send} judged by L{_judge}
+    #: (called as C{(probe, handler)}; otherwise its L{query} runs)
+    _asksNow: Any = None
 
     def __init__(self, timeout: float = 2.0) -> None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
@@ -134,7 +137,10 @@ class Probe:
         self.attach(handler)
         query = self.query
         try:
-            if getattr(query, "__func__", None) is type(self)._sendQuery is not None:
+            cls = type(self)
+            if getattr(query, "__func__", None) is cls._sendQuery is not None and (
+                cls._asksNow is None or cls._asksNow(self, handler)
+            ):
                 sent = self._send(handler)
                 if isinstance(sent, Deferred):
                     # a stock probe: its send's wait judges and accepts the answer (or reports
@@ -499,11 +505,28 @@ class PJLinkProbe(Probe):
 
     def query(self, handler: Any) -> Deferred[bool] | Coroutine[Any, Any, bool]:
         session = self._session(handler)
-        greeting = session.greeting
-        if greeting is not None and (greeting.random is None or session.authenticated):
-            # the usual poll: greeted (and authenticated) already, so just ask
+        if self._greeted(handler):
             return self._ask(handler, session, b"")
         return self._greetedQuery(handler, session)
+
+    _sendQuery = query
+
+    def _greeted(self, handler: Any) -> bool:
+        """The usual poll: greeted (and authenticated) already, so it just asks."""
+        session = self._session(handler)
+        greeting = session.greeting
+        return greeting is not None and (greeting.random is None or session.authenticated)
+
+    _asksNow = _greeted
+
+    def _send(self, handler: Any) -> Deferred[bytes]:
+        d: Deferred[bytes] = handler.SendAndWait(
+            b"%1POWR ?\r", self.timeout, deliRex=_PJLINK_ANSWER
+        )
+        return d
+
+    def _judge(self, response: bytes, handler: Any) -> bool:
+        return self._judgePower(response, handler, self._session(handler))
 
     async def _greetedQuery(self, handler: Any, session: _PJLinkSession) -> bool:
         greeting = await session.waitGreeting(self.timeout)
