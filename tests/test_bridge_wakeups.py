@@ -202,3 +202,81 @@ def test_a_unix_waker_is_written_directly() -> None:
     bridge.post(ran.append, 4)
     r.runUntilCurrent()
     assert ran == [1, 2, 3, 4]
+
+
+class SignallingWaker(CountingWaker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.woken = threading.Event()
+
+    def wakeUp(self) -> None:
+        super().wakeUp()
+        self.woken.set()
+
+
+class SignallingReactor(ReactorBase):
+    def installWaker(self) -> None:
+        self.waker = SignallingWaker()
+
+
+def test_a_blocking_SendAndWait_is_released_by_its_wait_with_no_callback() -> None:
+    # the wait tells the blocked thread its end itself (tellInstead): its response, or the
+    # failure of a queued wait that could not be sent, raised in the thread
+    from twisted.internet.task import Clock
+
+    from twisted_ch._framing import ResponseMatcher
+    from twisted_ch._runtime import _release
+    from twisted_ch.protocols.device import DeviceProtocol, WriteBufferFull
+    from twisted_ch.testing import FakeEndpoint
+
+    class Sink:
+        def linkMade(self, protocol: object) -> None: ...
+        def linkData(self, data: bytes) -> None: ...
+        def linkLost(self, protocol: object, reason: object) -> None: ...
+
+    class Once:
+        def buildProtocol(self, addr: object) -> DeviceProtocol:
+            return protocol
+
+    clock = Clock()
+    protocol = DeviceProtocol(Sink(), clock)
+    endpoint = FakeEndpoint(clock)
+    endpoint.connect(Once())  # type: ignore[arg-type]
+    r = SignallingReactor()
+    bridge = Bridge(r)
+    first = protocol.sendAndWait(b"A", 5, ResponseMatcher.fromKeywords({"deliLen": 1}))
+    got: list[object] = []
+
+    def blocked() -> None:
+        for data in (b"B", b"C"):
+            matcher = ResponseMatcher.fromKeywords({"deliLen": 1})
+            try:
+                got.append(bridge.call(protocol.sendAndWait, data, 5, matcher))
+            except WriteBufferFull as e:
+                got.append(e)
+
+    thread = threading.Thread(target=blocked)
+    thread.start()
+    assert r.waker.woken.wait(10)
+    r.waker.woken.clear()
+    r.runUntilCurrent()  # B queued behind A, its wait releasing the thread
+    queued = protocol._waits[1]
+    assert queued._then is _release and not queued._callbacks
+    endpoint.respond(b"a")  # A answered: B sent
+    assert endpoint.written() == b"AB"
+    endpoint.respond(b"b")
+    assert r.waker.woken.wait(10)
+    r.waker.woken.clear()
+
+    def full(data: bytes) -> None:
+        raise WriteBufferFull("full")
+
+    # C: queued behind a wait of the reactor's own, then not sendable when its turn comes
+    blocker = protocol.sendAndWait(b"X", 5, ResponseMatcher.fromKeywords({"deliLen": 1}))
+    r.runUntilCurrent()
+    protocol.send = full  # type: ignore[method-assign]
+    endpoint.respond(b"x")
+    thread.join(10)
+    assert not thread.is_alive()
+    assert got[0] == b"b" and isinstance(got[1], WriteBufferFull)
+    assert first.result == b"a" and blocker.result == b"x"

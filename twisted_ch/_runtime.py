@@ -35,6 +35,7 @@ from twisted.python.failure import Failure
 
 from twisted_ch._memory import MemoryLimitExceeded, raiseInThread
 from twisted_ch._summary import Summarizer
+from twisted_ch.protocols.device import tellInstead
 
 if TYPE_CHECKING:
     from twisted_ch._gctune import GCTuner
@@ -764,11 +765,18 @@ def _runFor(
         waiter.fire(Failure())
         return
     if isinstance(result, Deferred):
-        result.addBoth(waiter.fire)
+        # a SendAndWait's wait releases the thread itself: no callback (see tellInstead)
+        if not tellInstead(result, _release, waiter):
+            result.addBoth(waiter.fire)
     elif inspect.iscoroutine(result):
         ensureDeferred(result).addBoth(waiter.fire)
     else:
         waiter.fire(result)
+
+
+def _release(result: object, waiter: _Waiter) -> None:
+    """A wait's end releases the thread blocked on it (L{tellInstead})."""
+    waiter.fire(result)
 
 
 _bridges: weakref.WeakKeyDictionary[Any, Bridge] = weakref.WeakKeyDictionary()
