@@ -255,7 +255,7 @@ def test_a_blocking_SendAndWait_is_released_by_its_wait_with_no_callback() -> No
             except WriteBufferFull as e:
                 got.append(e)
 
-    thread = threading.Thread(target=blocked)
+    thread = threading.Thread(target=blocked, daemon=True)  # (a broken release: no hang)
     thread.start()
     assert r.waker.woken.wait(10)
     r.waker.woken.clear()

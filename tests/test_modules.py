@@ -192,7 +192,7 @@ def test_udp_serial_sp_and_http_modules_get_ModuleSimplePipeHandler() -> None:
 @pytest.mark.parametrize("kind", ["serial", "tcp"])
 def test_a_module_handler_logs_its_skipped_polls_once_per_running_Update(kind: str) -> None:
     # a module thread behind its polls skips most ticks: one debug line per Update running, not
-    # one per tick (each costs the reactor its log observers), and none counted
+    # one per tick (each costs the reactor its log observers); a skipped tick is not a poll
     r = connected(kind)
     driver = r.handler._driver
     before = r.handler.polls

@@ -16,9 +16,11 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from bench.micro import build
+from twisted_ch import GetConnectionHandler
 from twisted_ch._framing import ResponseMatcher
+from twisted_ch.extronlib.interface import EndpointInterface
 from twisted_ch.protocols.device import DeviceProtocol, WriteBufferFull, tellInstead
-from twisted_ch.service.probes import SISProbe, _answeredEnded
+from twisted_ch.service.probes import PJLinkProbe, SISProbe, _answeredEnded
 from twisted_ch.testing import FakeEndpoint
 
 #: per probe: what it sends, a good answer, an error answer
@@ -188,8 +190,58 @@ def test_tellInstead_refuses_what_must_fire() -> None:
     endpoint.respond(b"a")
     assert not tellInstead(withCallback, print)  # fired
     again = protocol.sendAndWait(b"B", 1, ResponseMatcher.fromKeywords({"deliLen": 1}))
-    assert tellInstead(again, print)
+    told: list[object] = []
+    assert tellInstead(again, told.append)
     assert not tellInstead(again, print)  # told once
+    endpoint.respond(b"b")
+    assert told == [b"b"] and not again.called
+    assert not tellInstead(again, print)  # ended: never told again
+
+
+def _handlerWith(probe: Any, clock: Clock) -> tuple[Any, FakeEndpoint]:
+    endpoint = FakeEndpoint(clock)
+    h = GetConnectionHandler(
+        EndpointInterface(endpoint, reactor=clock), probe, pollFrequency=1, reactor=clock
+    )
+    probe.attach(h)
+    h.Connect()
+    endpoint.written()
+    return h, endpoint
+
+
+def test_a_probe_with_a_call_of_its_own_is_called_on_every_tick() -> None:
+    calls: list[object] = []
+
+    class Counted(SISProbe):
+        def __call__(self, handler: Any) -> Any:
+            calls.append(handler)
+            return super().__call__(handler)
+
+    clock = Clock()
+    h, endpoint = _handlerWith(Counted(), clock)
+    for _ in range(3):
+        clock.advance(1)
+        assert endpoint.written() == b"Q"
+        endpoint.respond(b"1.23\r\n")
+    assert calls == [h] * 3 and h.ConnectionStatus == "Connected"
+
+
+def test_a_pjlink_probe_asking_its_own_way_takes_its_query() -> None:
+    asked: list[bytes] = []
+
+    class Mine(PJLinkProbe):
+        def _ask(self, handler: Any, session: Any, prefix: bytes) -> Any:
+            asked.append(prefix)
+            return super()._ask(handler, session, prefix)
+
+    clock = Clock()
+    h, endpoint = _handlerWith(Mine(), clock)
+    endpoint.respond(b"PJLINK 0\r")
+    for _ in range(2):
+        clock.advance(1)
+        assert endpoint.written() == b"%1POWR ?\r"
+        endpoint.respond(b"%1POWR=1\r")
+    assert asked == [b"", b""] and h.ConnectionStatus == "Connected"
 
 
 class _Sink:

@@ -79,10 +79,11 @@ Input = Literal["answered", "silent", "lost", "forced"]
 KeepAlive = Callable[[Any], object]
 
 #: What a keep-alive's C{_pollTellingEnd(handler, run)} returns when it will itself call
-#: L{_keepAliveEnded}C{(None, handler, run)} as it ends.  A keep-alive's class may define that
-#: method; the handler then calls it on the reactor thread instead of the keep-alive, and
-#: anything else it returns is taken as the keep-alive's result (the stock probes: their
-#: wait's end tells the handler's, see L{twisted_ch.protocols.device.tellInstead}).
+#: L{_keepAliveEnded}C{(None, handler, run)} as it ends (with a L{Failure} and itself, to log,
+#: when it failed).  A keep-alive's class may define that method; a handler whose callbacks
+#: run on the reactor then calls it there on each tick instead of the keep-alive, and anything
+#: else it returns is taken as the keep-alive's result (the stock probes: their wait's end
+#: tells the handler's, see L{twisted_ch.protocols.device.tellInstead}).
 TELLS_END: Any = object()
 
 #: How each lifecycle input moves ConnectionStatus (see the module docstring).

@@ -316,7 +316,7 @@ class _ModuleDriver:
     def skipping(self) -> bool:
         """
         Whether a tick now is skipped (L{busy}); said once until a poll runs again (see
-        L{_runKeepAlive<twisted_ch._handlers._LinkHandler._runKeepAlive>}'s).
+        L{_runKeepAlive<twisted_ch._handlers.ConnectionHandler._runKeepAlive>}'s).
         """
         if not self.busy:
             return False

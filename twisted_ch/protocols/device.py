@@ -121,13 +121,18 @@ class _Wait(Deferred[bytes]):
         self.matcher = matcher
 
 
+def _ENDED(result: object) -> None:  # noqa: N802 - sentinel
+    """What a told wait's L{_Wait._then} becomes once told: it is never told again."""
+
+
 def tellInstead(d: Deferred[Any], then: Callable[..., object], *args: object) -> bool:
     """
-    Have C{d}, a wait L{DeviceProtocol.sendAndWait} returned, call C{then(result, *args)} on the
-    reactor thread when it ends (the response, or the L{Failure} it would errback with) instead
-    of firing; whether it will (not for another Deferred, nor a wait fired or with callbacks).
-    Its holder then drops it: it never fires.  A keep-alive's poll in flight so holds no
-    callback list entries, and its end costs no callback chain.
+    Have C{d}, a wait L{DeviceProtocol.sendAndWait} returned, call C{then(result, *args)} when
+    it ends (the response, or the L{Failure} it would errback with) instead of firing; whether
+    it will: not for another Deferred, nor a wait fired, with callbacks or told already.  Its
+    holder then drops it: it never fires.  Reactor thread only, as the wait's end; an exception
+    C{then} raises is logged, not raised.  A keep-alive's poll in flight so holds no callback
+    list entries, and its end costs no callback chain.
     """
     # (a Twisted without _callbacks: never; one with callbacks must fire)
     if type(d) is not _Wait or d.called or getattr(d, "_callbacks", True) or d._then is not None:
@@ -138,7 +143,7 @@ def tellInstead(d: Deferred[Any], then: Callable[..., object], *args: object) ->
 
 
 def _end(wait: _Wait, result: object) -> None:
-    """A wait ended with C{result}: fire it, or tell its L{tellInstead} function."""
+    """A wait ended with C{result}: fire it, or tell its L{tellInstead} function (once)."""
     then = wait._then
     if then is None:
         if isinstance(result, Failure):
@@ -146,10 +151,12 @@ def _end(wait: _Wait, result: object) -> None:
         else:
             wait.callback(result)  # type: ignore[arg-type]
         return
-    wait._then = None
+    if then is _ENDED:
+        return
+    wait._then = _ENDED
     try:
         then(result, *wait._thenArgs)
-    except Exception:
+    except BaseException:
         DeviceProtocol.log.failure("a SendAndWait's end raised")
 
 
@@ -498,9 +505,9 @@ class DeviceProtocol(Protocol):
                 self._begin(wait)
             except Exception:
                 failure = Failure()
-                if waits and waits[0] is wait:
+                if waits and waits[0] is wait:  # (not ended meanwhile: a send losing the link)
                     del waits[0]
-                _end(wait, failure)
+                    _end(wait, failure)
 
     def _deadlinePassed(self, serial: int) -> None:
         """The deadline of the wait sent as C{serial} has come (L{Deadlines})."""

@@ -99,11 +99,12 @@ class Probe:
 
     kind = "probe"
     #: the class's own L{query}, when it is L{_send} judged by L{_judge} (the stock probes):
-    #: L{_once} then chains the two itself, one callback per poll instead of two
+    #: L{_once} then chains the two itself, with one callback per poll, or none on a handler's
+    #: tick (L{_pollTellingEnd})
     _sendQuery: Any = None
-    #: when not None, whether this poll of a stock probe is just L{_send} judged by L{_judge}
-    #: (called as C{(probe, handler)}; otherwise its L{query} runs)
-    _asksNow: Any = None
+    #: a stock probe whose polls are not all L{_send} judged by L{_judge} sets this True and
+    #: says per poll, by L{_asksNow}, whether this one is (otherwise its L{query} runs)
+    _sometimesAsks = False
 
     def __init__(self, timeout: float = 2.0) -> None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
@@ -129,9 +130,14 @@ class Probe:
         probe's wait judges its answer and tells the handler's end itself, with no callback.
         """
         ioThread = threadable.ioThread
-        if ioThread is not None and ioThread != get_ident():  # (not a tick's thread: as called)
-            return self(handler)
+        onReactor = ioThread is None or ioThread == get_ident()
+        if not onReactor or type(self).__call__ is not Probe.__call__:
+            return self(handler)  # (another thread's tick, or a probe called its own way)
         return self._once(handler, run)
+
+    def _asksNow(self, handler: Any) -> bool:
+        """Whether this poll is L{_send} judged by L{_judge} (see L{_sometimesAsks})."""
+        return True
 
     def _once(self, handler: Any, run: int | None = None) -> Any:
         self.attach(handler)
@@ -139,7 +145,7 @@ class Probe:
         try:
             cls = type(self)
             if getattr(query, "__func__", None) is cls._sendQuery is not None and (
-                cls._asksNow is None or cls._asksNow(self, handler)
+                not cls._sometimesAsks or self._asksNow(handler)
             ):
                 sent = self._send(handler)
                 if isinstance(sent, Deferred):
@@ -247,7 +253,7 @@ def _answeredEnded(response: Any, probe: Probe, handler: Any, run: int) -> None:
     """L{_answered}, then the handler's keep-alive ended (a stock probe's wait's end)."""
     try:
         probe._answered(response, handler)
-    except Exception:
+    except BaseException:  # (as a Deferred's callback: logged, the keep-alive ended)
         _keepAliveEnded(Failure(), handler, run, probe)
     else:
         _keepAliveEnded(None, handler, run)
@@ -402,6 +408,8 @@ class SendExpectProbe(Probe):
 _PJLINK_GREETING = re.compile(
     rb"PJLINK (?:(?P<none>0)|1 (?P<random>[^\r\s]{1,32}+)|(?P<erra>ERRA))\r"
 )
+#: the power query (class 1), after an authentication prefix when there is one
+_POWER_QUERY = b"%1POWR ?\r"
 _PJLINK_ANSWER = re.compile(rb"(?:%1POWR=(?P<power>[^\r%]{0,16}+)|PJLINK (?P<erra>ERRA))\r")
 _PJLINK_POWER = {"0": "off", "1": "on", "2": "cooling", "3": "warming"}
 
@@ -517,12 +525,14 @@ class PJLinkProbe(Probe):
         greeting = session.greeting
         return greeting is not None and (greeting.random is None or session.authenticated)
 
-    _asksNow = _greeted
+    _sometimesAsks = True
+
+    def _asksNow(self, handler: Any) -> bool:
+        # (a subclass asking its own way takes its query)
+        return type(self)._ask is PJLinkProbe._ask and self._greeted(handler)
 
     def _send(self, handler: Any) -> Deferred[bytes]:
-        d: Deferred[bytes] = handler.SendAndWait(
-            b"%1POWR ?\r", self.timeout, deliRex=_PJLINK_ANSWER
-        )
+        d: Deferred[bytes] = handler.SendAndWait(_POWER_QUERY, self.timeout, deliRex=_PJLINK_ANSWER)
         return d
 
     def _judge(self, response: bytes, handler: Any) -> bool:
@@ -542,7 +552,7 @@ class PJLinkProbe(Probe):
 
     def _ask(self, handler: Any, session: _PJLinkSession, prefix: bytes) -> Deferred[bool]:
         d: Deferred[bytes] = handler.SendAndWait(
-            prefix + b"%1POWR ?\r", self.timeout, deliRex=_PJLINK_ANSWER
+            prefix + _POWER_QUERY, self.timeout, deliRex=_PJLINK_ANSWER
         )
         return d.addCallback(self._judgePower, handler, session)
 
