@@ -102,9 +102,6 @@ class Probe:
     #: L{_once} then chains the two itself, with one callback per poll, or none on a handler's
     #: tick (L{_pollTellingEnd})
     _sendQuery: Any = None
-    #: a stock probe whose polls are not all L{_send} judged by L{_judge} sets this True and
-    #: says per poll, by L{_asksNow}, whether this one is (otherwise its L{query} runs)
-    _sometimesAsks = False
 
     def __init__(self, timeout: float = 2.0) -> None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
@@ -136,7 +133,10 @@ class Probe:
         return self._once(handler, run)
 
     def _asksNow(self, handler: Any) -> bool:
-        """Whether this poll is L{_send} judged by L{_judge} (see L{_sometimesAsks})."""
+        """
+        Whether this poll of a stock probe is L{_send} judged by L{_judge} (otherwise its
+        L{query} runs): always, unless a class whose polls are not all that says per poll.
+        """
         return True
 
     def _once(self, handler: Any, run: int | None = None) -> Any:
@@ -145,7 +145,7 @@ class Probe:
         try:
             cls = type(self)
             if getattr(query, "__func__", None) is cls._sendQuery is not None and (
-                not cls._sometimesAsks or self._asksNow(handler)
+                cls._asksNow is Probe._asksNow or self._asksNow(handler)
             ):
                 sent = self._send(handler)
                 if isinstance(sent, Deferred):
@@ -513,23 +513,21 @@ class PJLinkProbe(Probe):
 
     def query(self, handler: Any) -> Deferred[bool] | Coroutine[Any, Any, bool]:
         session = self._session(handler)
-        if self._greeted(handler):
+        if self._greeted(session):
             return self._ask(handler, session, b"")
         return self._greetedQuery(handler, session)
 
     _sendQuery = query
 
-    def _greeted(self, handler: Any) -> bool:
+    @staticmethod
+    def _greeted(session: _PJLinkSession) -> bool:
         """The usual poll: greeted (and authenticated) already, so it just asks."""
-        session = self._session(handler)
         greeting = session.greeting
         return greeting is not None and (greeting.random is None or session.authenticated)
 
-    _sometimesAsks = True
-
     def _asksNow(self, handler: Any) -> bool:
         # (a subclass asking its own way takes its query)
-        return type(self)._ask is PJLinkProbe._ask and self._greeted(handler)
+        return type(self)._ask is PJLinkProbe._ask and self._greeted(self._session(handler))
 
     def _send(self, handler: Any) -> Deferred[bytes]:
         d: Deferred[bytes] = handler.SendAndWait(_POWER_QUERY, self.timeout, deliRex=_PJLINK_ANSWER)
