@@ -6,6 +6,7 @@ Clock-driven handlers:
   rig              Clock + FakeEndpoint + interface + handler, as a L{Rig} (the one builder)
   tcpHandler       rig's parts as a tuple (clock, endpoint, handler, events)
   Recorder         records the event calls of a handler
+  deviceProtocol   a DeviceProtocol connected over a FakeEndpoint, with a sink that drops all
 
 Deferreds (trial's, for pytest functions):
   successResultOf  the result a Deferred has now (fails the test if it has none or failed)
@@ -34,12 +35,14 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_ch import GetConnectionHandler
 from twisted_ch.extronlib.interface import EthernetClientInterface
+from twisted_ch.protocols.device import DeviceProtocol
 from twisted_ch.testing import FakeEndpoint
 
 
@@ -127,6 +130,26 @@ def rig(
         made = GetConnectionHandler(iface, keepAlive, **options)
         events.hook(made, *record)
     return Rig(clock, endpoint, iface, made, events)
+
+
+class _DroppingSink:
+    def linkMade(self, protocol: object) -> None:
+        pass
+
+    def linkData(self, data: bytes) -> None:
+        pass
+
+    def linkLost(self, protocol: object, reason: object) -> None:
+        pass
+
+
+def deviceProtocol(clock: Clock | None = None) -> tuple[DeviceProtocol, FakeEndpoint]:
+    """A L{DeviceProtocol} on C{clock} (a new Clock without it), connected over a FakeEndpoint."""
+    clock = Clock() if clock is None else clock
+    protocol = DeviceProtocol(_DroppingSink(), clock)
+    endpoint = FakeEndpoint(clock)
+    endpoint.connect(Factory.forProtocol(lambda: protocol))
+    return protocol, endpoint
 
 
 def tcpHandler(keepAlive: Any = None, **kw: Any) -> tuple[Clock, FakeEndpoint, Any, Recorder]:

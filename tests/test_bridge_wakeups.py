@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 import pytest_twisted
+from helpers import deviceProtocol
 from twisted.internet import reactor
 from twisted.internet._signals import _UnixWaker
 from twisted.internet.base import ReactorBase
@@ -222,26 +223,11 @@ class SignallingReactor(ReactorBase):
 def test_a_blocking_SendAndWait_is_released_by_its_wait_with_no_callback() -> None:
     # the wait tells the blocked thread its end itself (tellInstead): its response, or the
     # failure of a queued wait that could not be sent, raised in the thread
-    from twisted.internet.task import Clock
-
     from twisted_ch._framing import ResponseMatcher
     from twisted_ch._runtime import _release
-    from twisted_ch.protocols.device import DeviceProtocol, WriteBufferFull
-    from twisted_ch.testing import FakeEndpoint
+    from twisted_ch.protocols.device import WriteBufferFull
 
-    class Sink:
-        def linkMade(self, protocol: object) -> None: ...
-        def linkData(self, data: bytes) -> None: ...
-        def linkLost(self, protocol: object, reason: object) -> None: ...
-
-    class Once:
-        def buildProtocol(self, addr: object) -> DeviceProtocol:
-            return protocol
-
-    clock = Clock()
-    protocol = DeviceProtocol(Sink(), clock)
-    endpoint = FakeEndpoint(clock)
-    endpoint.connect(Once())  # type: ignore[arg-type]
+    protocol, endpoint = deviceProtocol()
     r = SignallingReactor()
     bridge = Bridge(r)
     first = protocol.sendAndWait(b"A", 5, ResponseMatcher.fromKeywords({"deliLen": 1}))

@@ -11,14 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import LoggedEvents
+from helpers import LoggedEvents, deviceProtocol, rig
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from bench.micro import build
-from twisted_ch import GetConnectionHandler
 from twisted_ch._framing import ResponseMatcher
-from twisted_ch.extronlib.interface import EndpointInterface
 from twisted_ch.protocols.device import DeviceProtocol, WriteBufferFull, tellInstead
 from twisted_ch.service.probes import PJLinkProbe, SISProbe, _answeredEnded
 from twisted_ch.testing import FakeEndpoint
@@ -135,10 +133,7 @@ def test_a_pjlink_probe_not_yet_greeted_takes_its_query_and_then_tells_its_end()
 
 
 def test_a_queued_wait_that_cannot_be_sent_tells_its_failure() -> None:
-    clock = Clock()
-    endpoint = FakeEndpoint(clock)
-    protocol = DeviceProtocol(_Sink(), clock)
-    endpoint.connect(_Once(protocol))
+    protocol, endpoint = deviceProtocol()
     first = protocol.sendAndWait(b"A", 1, ResponseMatcher.fromKeywords({"deliLen": 1}))
     queued = protocol.sendAndWait(b"B", 1, ResponseMatcher.fromKeywords({"deliLen": 1}))
     told: list[object] = []
@@ -156,10 +151,7 @@ def test_a_queued_wait_that_cannot_be_sent_tells_its_failure() -> None:
 
 
 def test_an_end_that_raises_is_logged_and_the_next_wait_is_sent() -> None:
-    clock = Clock()
-    endpoint = FakeEndpoint(clock)
-    protocol = DeviceProtocol(_Sink(), clock)
-    endpoint.connect(_Once(protocol))
+    protocol, endpoint = deviceProtocol()
     first = protocol.sendAndWait(b"A", 1, ResponseMatcher.fromKeywords({"deliLen": 1}))
     second = protocol.sendAndWait(b"B", 1, ResponseMatcher.fromKeywords({"deliLen": 1}))
 
@@ -177,10 +169,7 @@ def test_an_end_that_raises_is_logged_and_the_next_wait_is_sent() -> None:
 
 
 def test_tellInstead_refuses_what_must_fire() -> None:
-    clock = Clock()
-    endpoint = FakeEndpoint(clock)
-    protocol = DeviceProtocol(_Sink(), clock)
-    endpoint.connect(_Once(protocol))
+    protocol, endpoint = deviceProtocol()
     matcher = ResponseMatcher.fromKeywords({"deliLen": 1})
     withCallback = protocol.sendAndWait(b"A", 1, matcher)
     withCallback.addCallback(lambda _: None)
@@ -199,14 +188,11 @@ def test_tellInstead_refuses_what_must_fire() -> None:
 
 
 def _handlerWith(probe: Any, clock: Clock) -> tuple[Any, FakeEndpoint]:
-    endpoint = FakeEndpoint(clock)
-    h = GetConnectionHandler(
-        EndpointInterface(endpoint, reactor=clock), probe, pollFrequency=1, reactor=clock
-    )
-    probe.attach(h)
-    h.Connect()
-    endpoint.written()
-    return h, endpoint
+    r = rig(probe, clock=clock, pollFrequency=1, record=())
+    probe.attach(r.handler)
+    r.handler.Connect()
+    r.endpoint.written()
+    return r.handler, r.endpoint
 
 
 def test_a_probe_with_a_call_of_its_own_is_called_on_every_tick() -> None:
@@ -242,22 +228,3 @@ def test_a_pjlink_probe_asking_its_own_way_takes_its_query() -> None:
         assert endpoint.written() == b"%1POWR ?\r"
         endpoint.respond(b"%1POWR=1\r")
     assert asked == [b"", b""] and h.ConnectionStatus == "Connected"
-
-
-class _Sink:
-    def linkMade(self, protocol: object) -> None:
-        pass
-
-    def linkData(self, data: bytes) -> None:
-        pass
-
-    def linkLost(self, protocol: object, reason: object) -> None:
-        pass
-
-
-class _Once:
-    def __init__(self, protocol: DeviceProtocol) -> None:
-        self.protocol = protocol
-
-    def buildProtocol(self, addr: object) -> DeviceProtocol:
-        return self.protocol
